@@ -1,0 +1,4 @@
+#![doc = "e2e-ref protocol crate"]
+#![forbid(unsafe_code)]
+
+pub mod suite;

@@ -1,0 +1,52 @@
+//! The primitive suite: the only module that touches cryptographic primitives.
+//!
+//! Everything above this layer (wire, channel, hop, e2e, roles) calls these functions and types and
+//! never a primitive crate directly. The suite is fixed — there is no negotiation:
+//!
+//! | role              | primitive                    | crate                 |
+//! |-------------------|------------------------------|-----------------------|
+//! | key agreement     | X25519 (RFC 7748)            | `x25519-dalek`        |
+//! | AEAD              | ChaCha20-Poly1305 (RFC 8439) | `chacha20poly1305`    |
+//! | hash              | SHA-256, SHA-512 (FIPS 180-4)| `sha2`                |
+//! | MAC / KDF         | HMAC-SHA-256, HKDF-SHA-256   | `hmac`, `hkdf`        |
+//!
+//! Secret values are [`Secret`] newtypes: fixed-size arrays that zeroize on drop, print as
+//! `[redacted]`, compare in constant time and are never serialized.
+
+mod aead;
+mod dh;
+mod hash;
+mod secret;
+
+pub use aead::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadKey};
+pub use dh::{DH_LEN, PublicKey, PrivateKey, SharedSecret};
+pub use hash::{HASH_LEN, hkdf_sha256, hmac_sha256, sha256, sha512};
+pub use secret::Secret;
+
+/// Errors raised by the suite. Each is a distinct, matchable condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// X25519 produced the all-zero shared secret: the peer's public key has small order (or is a
+    /// non-canonical encoding of such a point), so the result is predictable and must not be used.
+    NonContributory,
+    /// AEAD authentication failed: wrong key, nonce, associated data, or a modified ciphertext or tag.
+    AeadOpen,
+    /// An AEAD ciphertext shorter than its 16-byte tag.
+    AeadTruncated,
+    /// HKDF was asked for more than 255 × 32 bytes of output.
+    KdfOutputTooLong,
+}
+
+impl core::fmt::Display for CryptoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::NonContributory => "X25519 result is all zero (low-order public key)",
+            Self::AeadOpen => "AEAD authentication failed",
+            Self::AeadTruncated => "AEAD ciphertext shorter than its tag",
+            Self::KdfOutputTooLong => "HKDF output longer than 255 hash lengths",
+        })
+    }
+}
+
+impl std::error::Error for CryptoError {}
