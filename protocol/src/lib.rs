@@ -1,4 +1,5 @@
 #![doc = "e2e-ref protocol crate"]
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod suite;
