@@ -1,0 +1,208 @@
+//! The transport phase (Noise spec rev 34, §5, after `Split()`): one [`CipherState`] per direction.
+
+use crate::suite::HASH_LEN;
+
+use super::cipher_state::CipherState;
+use super::{ChannelError, MAX_NOISE_MESSAGE_LEN, TRANSPORT_OVERHEAD};
+
+/// An established channel: a sending and a receiving `CipherState` (§5.2 `Split()`: the initiator
+/// sends with the first key, the responder with the second) and the handshake hash.
+///
+/// Transport messages carry no associated data (§5: zero-length `ad`) and no explicit
+/// nonce: both sides count, so messages in each direction must arrive in order, each once.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Transport {
+    send: CipherState,
+    recv: CipherState,
+    handshake_hash: [u8; HASH_LEN],
+}
+
+impl Transport {
+    /// Builds the transport from the `Split()` outputs, already assigned to directions.
+    pub(super) const fn new(
+        send: CipherState,
+        recv: CipherState,
+        handshake_hash: [u8; HASH_LEN],
+    ) -> Self {
+        Self { send, recv, handshake_hash }
+    }
+
+    /// Encrypts one transport message: `EncryptWithAd(zerolen, plaintext)` (§5.1) under the sending
+    /// key. The result is `plaintext.len() + 16` bytes.
+    ///
+    /// # Errors
+    /// [`ChannelError::MessageTooLong`] if the message would exceed [`MAX_NOISE_MESSAGE_LEN`]
+    /// (plaintext over 65519 bytes); [`ChannelError::NonceExhausted`] after `2^64 − 1` messages.
+    /// Either way nothing changes.
+    pub fn write(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        if plaintext.len() > MAX_NOISE_MESSAGE_LEN - TRANSPORT_OVERHEAD {
+            return Err(ChannelError::MessageTooLong);
+        }
+        self.send.encrypt_with_ad(&[], plaintext)
+    }
+
+    /// Decrypts the next transport message: `DecryptWithAd(zerolen, ciphertext)` (§5.1) under the
+    /// receiving key.
+    ///
+    /// Transactional: the receive counter advances only on success, so a replayed, reordered,
+    /// forged or truncated message is an error that leaves the transport exactly as it was, and the
+    /// genuine next message still decrypts.
+    ///
+    /// # Errors
+    /// [`ChannelError::MessageTooLong`] over [`MAX_NOISE_MESSAGE_LEN`] bytes;
+    /// [`ChannelError::MessageTooShort`] under [`TRANSPORT_OVERHEAD`] bytes;
+    /// [`ChannelError::NonceExhausted`] after `2^64 − 1` messages; `Crypto(AeadOpen)` if the tag
+    /// does not verify.
+    pub fn read(&mut self, ciphertext: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        if ciphertext.len() > MAX_NOISE_MESSAGE_LEN {
+            return Err(ChannelError::MessageTooLong);
+        }
+        if ciphertext.len() < TRANSPORT_OVERHEAD {
+            return Err(ChannelError::MessageTooShort);
+        }
+        self.recv.decrypt_with_ad(&[], ciphertext)
+    }
+
+    /// The handshake hash `h` at `Split()` (§5.2 `GetHandshakeHash()`, §11.2): equal on both sides,
+    /// unique to this handshake; usable for channel binding. Not secret.
+    #[must_use]
+    pub const fn handshake_hash(&self) -> &[u8; HASH_LEN] {
+        &self.handshake_hash
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::testing::handshake;
+    use crate::suite::CryptoError;
+
+    const AEAD_OPEN: ChannelError = ChannelError::Crypto(CryptoError::AeadOpen);
+
+    /// `bad` must fail with `expected` and leave `t` equal to what it was; then `good` decrypts.
+    fn rejects_then_accepts(
+        t: &mut Transport,
+        bad: &[u8],
+        expected: ChannelError,
+        good: &[u8],
+        want: &[u8],
+    ) {
+        let before = t.clone();
+        assert_eq!(t.read(bad), Err(expected));
+        assert_eq!(*t, before);
+        assert_eq!(t.read(good).unwrap(), want);
+    }
+
+    #[test]
+    fn both_directions_in_order() {
+        let (mut i, mut r) = handshake(100);
+        for n in 0..20u8 {
+            let m = vec![n; usize::from(n) * 7];
+            assert_eq!(r.read(&i.write(&m).unwrap()).unwrap(), m);
+            assert_eq!(i.read(&r.write(&m).unwrap()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn directions_use_different_keys() {
+        let (mut i, mut r) = handshake(101);
+        let from_i = i.write(b"same").unwrap();
+        let from_r = r.write(b"same").unwrap();
+        assert_ne!(from_i, from_r);
+        // A message reflected back to its sender does not decrypt.
+        assert_eq!(i.read(&from_i), Err(AEAD_OPEN));
+    }
+
+    #[test]
+    fn replayed_frame() {
+        let (mut i, mut r) = handshake(102);
+        let first = i.write(b"first").unwrap();
+        let second = i.write(b"second").unwrap();
+        assert_eq!(r.read(&first).unwrap(), b"first");
+        rejects_then_accepts(&mut r, &first, AEAD_OPEN, &second, b"second");
+    }
+
+    #[test]
+    fn forged_frame() {
+        let (mut i, mut r) = handshake(103);
+        let genuine = i.write(b"genuine").unwrap();
+        for pos in [0, 3, genuine.len() - 16, genuine.len() - 1] {
+            let mut forged = genuine.clone();
+            forged[pos] ^= 0x40;
+            let before = r.clone();
+            assert_eq!(r.read(&forged), Err(AEAD_OPEN));
+            assert_eq!(r, before);
+        }
+        let mut appended = genuine.clone();
+        appended.push(0);
+        rejects_then_accepts(&mut r, &appended, AEAD_OPEN, &genuine, b"genuine");
+    }
+
+    #[test]
+    fn truncated_frame() {
+        let (mut i, mut r) = handshake(104);
+        let genuine = i.write(b"genuine").unwrap();
+        for len in [0, 1, 15] {
+            let before = r.clone();
+            assert_eq!(r.read(&genuine[..len]), Err(ChannelError::MessageTooShort));
+            assert_eq!(r, before);
+        }
+        // At least a tag long, but cut: the tag does not verify.
+        rejects_then_accepts(
+            &mut r,
+            &genuine[..genuine.len() - 1],
+            AEAD_OPEN,
+            &genuine,
+            b"genuine",
+        );
+    }
+
+    #[test]
+    fn reordered_frame() {
+        let (mut i, mut r) = handshake(105);
+        let first = i.write(b"1").unwrap();
+        let second = i.write(b"2").unwrap();
+        rejects_then_accepts(&mut r, &second, AEAD_OPEN, &first, b"1");
+        assert_eq!(r.read(&second).unwrap(), b"2");
+    }
+
+    #[test]
+    fn empty_plaintext_is_a_bare_tag() {
+        let (mut i, mut r) = handshake(106);
+        let ct = i.write(b"").unwrap();
+        assert_eq!(ct.len(), TRANSPORT_OVERHEAD);
+        assert_eq!(r.read(&ct).unwrap(), b"");
+    }
+
+    #[test]
+    fn size_limits() {
+        let (mut i, mut r) = handshake(107);
+        let max = MAX_NOISE_MESSAGE_LEN - TRANSPORT_OVERHEAD;
+        let before = i.clone();
+        assert_eq!(i.write(&vec![0; max + 1]), Err(ChannelError::MessageTooLong));
+        assert_eq!(i, before);
+        let ct = i.write(&vec![1; max]).unwrap();
+        assert_eq!(ct.len(), MAX_NOISE_MESSAGE_LEN);
+        let mut too_long = ct.clone();
+        too_long.push(0);
+        rejects_then_accepts(&mut r, &too_long, ChannelError::MessageTooLong, &ct, &vec![1; max]);
+    }
+
+    #[test]
+    fn nonce_exhaustion() {
+        let (mut i, mut r) = handshake(108);
+        i.send.set_nonce(u64::MAX - 1);
+        r.recv.set_nonce(u64::MAX - 1);
+
+        let last = i.write(b"last").unwrap();
+        assert_eq!(r.read(&last).unwrap(), b"last");
+
+        let (i_before, r_before) = (i.clone(), r.clone());
+        assert_eq!(i.write(b"one more"), Err(ChannelError::NonceExhausted));
+        assert_eq!(r.read(&last), Err(ChannelError::NonceExhausted));
+        assert_eq!((&i, &r), (&i_before, &r_before));
+
+        // The other direction is independent and still works.
+        assert_eq!(i.read(&r.write(b"reverse").unwrap()).unwrap(), b"reverse");
+    }
+}
