@@ -1,0 +1,132 @@
+//! Field types shared by several frames, each with its named bounds.
+
+use core::fmt;
+
+use super::{Reader, WireError};
+
+/// Longest user name, in bytes. Names are identifiers, not display names: 32 bytes is room for any
+/// handle while keeping the per-recipient tables and every frame small.
+pub const MAX_NAME_LEN: usize = 32;
+
+/// Longest message content, in bytes (16 KiB). It keeps every frame — including an e2e envelope with
+/// its ratchet header and the first message's handshake fields — far below the Noise message limit of
+/// 65 535 bytes, so one message is always one channel frame.
+pub const MAX_BODY_LEN: usize = 16 * 1024;
+
+/// A user name: 1 to [`MAX_NAME_LEN`] bytes, each one of `a-z`, `0-9`, `-`, `_`, `.`.
+///
+/// The alphabet has no upper case and no Unicode, so two names are equal exactly when their bytes
+/// are equal: no normalisation question can arise at the server. Encoded as `len: u8 || bytes`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(String);
+
+impl Name {
+    /// Validates `name`.
+    ///
+    /// # Errors
+    /// [`WireError::BadLength`] if empty or longer than [`MAX_NAME_LEN`];
+    /// [`WireError::InvalidValue`] if a byte is outside the alphabet.
+    pub fn new(name: &str) -> Result<Self, WireError> {
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return Err(WireError::BadLength { field: "name", len: name.len() });
+        }
+        if !name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        }) {
+            return Err(WireError::InvalidValue { field: "name" });
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        // `new` bounds the length by MAX_NAME_LEN (32), so it fits in a byte.
+        out.push(u8::try_from(self.0.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(self.0.as_bytes());
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let len = usize::from(r.u8()?);
+        if len == 0 || len > MAX_NAME_LEN {
+            return Err(WireError::BadLength { field: "name", len });
+        }
+        let bytes = r.take(len)?;
+        let text =
+            core::str::from_utf8(bytes).map_err(|_| WireError::InvalidValue { field: "name" })?;
+        Self::new(text)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Message content: 0 to [`MAX_BODY_LEN`] opaque bytes, encoded as `len: u16 BE || bytes`.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Body(Vec<u8>);
+
+impl Body {
+    /// Bounds `bytes`.
+    ///
+    /// # Errors
+    /// [`WireError::BadLength`] (field `body`) if longer than [`MAX_BODY_LEN`] — the same error a
+    /// decoder reports for such a length prefix.
+    pub fn new(bytes: Vec<u8>) -> Result<Self, WireError> {
+        if bytes.len() > MAX_BODY_LEN {
+            return Err(WireError::BadLength { field: "body", len: bytes.len() });
+        }
+        Ok(Self(bytes))
+    }
+
+    /// The content.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        // `new` bounds the length by MAX_BODY_LEN (16 KiB), so it fits in a u16.
+        out.extend_from_slice(&u16::try_from(self.0.len()).unwrap_or(u16::MAX).to_be_bytes());
+        out.extend_from_slice(&self.0);
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let len = usize::from(r.u16()?);
+        if len > MAX_BODY_LEN {
+            return Err(WireError::BadLength { field: "body", len });
+        }
+        Ok(Self(r.take(len)?.to_vec()))
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match core::str::from_utf8(&self.0) {
+            Ok(text) => write!(f, "{text:?}"),
+            Err(_) => write!(f, "0x{}", hex::encode(&self.0)),
+        }
+    }
+}
+
+/// A message id chosen by the sender: a counter starting at 1, unique per sender. Encoded as u64 BE.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct MessageId(pub u64);
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
