@@ -19,25 +19,16 @@ use serde_json::Value;
 
 /// Every test case of a Wycheproof file, across all its groups.
 fn cases(doc: &Value) -> Vec<&Value> {
-    let groups = doc["testGroups"]
-        .as_array()
-        .expect("testGroups is an array");
+    let groups = doc["testGroups"].as_array().expect("testGroups is an array");
     assert!(!groups.is_empty(), "no test groups");
-    groups
-        .iter()
-        .flat_map(|g| g["tests"].as_array().expect("tests is an array"))
-        .collect()
+    groups.iter().flat_map(|g| g["tests"].as_array().expect("tests is an array")).collect()
 }
 
 /// The file's declared `numberOfTests`, checked against the cases actually present.
 fn declared_total(doc: &Value, cases: &[&Value]) -> usize {
     let n = usize::try_from(doc["numberOfTests"].as_u64().expect("numberOfTests"))
         .expect("numberOfTests fits usize");
-    assert_eq!(
-        n,
-        cases.len(),
-        "numberOfTests disagrees with the cases in the file"
-    );
+    assert_eq!(n, cases.len(), "numberOfTests disagrees with the cases in the file");
     n
 }
 
@@ -50,20 +41,12 @@ fn result(case: &Value) -> &str {
 }
 
 fn has_flag(case: &Value, flag: &str) -> bool {
-    case["flags"]
-        .as_array()
-        .expect("flags is an array")
-        .iter()
-        .any(|f| f.as_str() == Some(flag))
+    case["flags"].as_array().expect("flags is an array").iter().any(|f| f.as_str() == Some(flag))
 }
 
 /// `tcId N (comment)`, for failure messages.
 fn label(case: &Value) -> String {
-    format!(
-        "tcId {} ({})",
-        tc_id(case),
-        case["comment"].as_str().unwrap_or("")
-    )
+    format!("tcId {} ({})", tc_id(case), case["comment"].as_str().unwrap_or(""))
 }
 
 #[test]
@@ -89,22 +72,12 @@ fn wycheproof_x25519() {
         } else if expected == [0u8; DH_LEN] {
             // The suite's policy (RFC 7748 §6.1): an all-zero result is refused. Wycheproof marks
             // these `acceptable`, never `valid`; a `valid` one would contradict the policy.
-            assert_eq!(
-                result(case),
-                "acceptable",
-                "{id}: all-zero shared secret marked valid"
-            );
-            assert!(
-                has_flag(case, "ZeroSharedSecret"),
-                "{id}: zero secret without its flag"
-            );
+            assert_eq!(result(case), "acceptable", "{id}: all-zero shared secret marked valid");
+            assert!(has_flag(case, "ZeroSharedSecret"), "{id}: zero secret without its flag");
             assert_eq!(got, Err(CryptoError::NonContributory), "{id}");
             zero_shared += 1;
         } else {
-            assert!(
-                !has_flag(case, "ZeroSharedSecret"),
-                "{id}: flag on a non-zero secret"
-            );
+            assert!(!has_flag(case, "ZeroSharedSecret"), "{id}: flag on a non-zero secret");
             assert_eq!(got, Ok(expected), "{id}: wrong shared secret");
             match result(case) {
                 "valid" => valid += 1,
@@ -118,15 +91,8 @@ fn wycheproof_x25519() {
         "x25519: {total} cases = {valid} valid + {zero_shared} acceptable all-zero (rejected as \
          NonContributory) + {acceptable} other acceptable + {invalid} invalid"
     );
-    assert!(
-        valid > 0 && zero_shared > 0 && acceptable > 0,
-        "an expected category is empty"
-    );
-    assert_eq!(
-        valid + zero_shared + acceptable + invalid,
-        total,
-        "some case was not classified"
-    );
+    assert!(valid > 0 && zero_shared > 0 && acceptable > 0, "an expected category is empty");
+    assert_eq!(valid + zero_shared + acceptable + invalid, total, "some case was not classified");
 }
 
 #[test]
@@ -144,17 +110,8 @@ fn wycheproof_chacha20_poly1305() {
         let iv = unhex(&case["iv"]);
         let Ok(nonce) = <[u8; AEAD_NONCE_LEN]>::try_from(iv.as_slice()) else {
             // `seal`/`open` take `&[u8; 12]`: a nonce of another length cannot even be passed.
-            assert_eq!(
-                result(case),
-                "invalid",
-                "{id}: {}-byte nonce marked as usable",
-                iv.len()
-            );
-            assert!(
-                has_flag(case, "InvalidNonceSize"),
-                "{id}: {}-byte nonce",
-                iv.len()
-            );
+            assert_eq!(result(case), "invalid", "{id}: {}-byte nonce marked as usable", iv.len());
+            assert!(has_flag(case, "InvalidNonceSize"), "{id}: {}-byte nonce", iv.len());
             rejected_by_type += 1;
             continue;
         };
@@ -230,10 +187,7 @@ fn aead_open_shorter_than_tag_is_truncated() {
     }
     let mut wrong_tag = sealed;
     wrong_tag[0] ^= 0x80;
-    assert_eq!(
-        key.open(&nonce, b"ad", &wrong_tag),
-        Err(CryptoError::AeadOpen)
-    );
+    assert_eq!(key.open(&nonce, b"ad", &wrong_tag), Err(CryptoError::AeadOpen));
 }
 
 #[test]
@@ -258,25 +212,15 @@ fn wycheproof_hkdf_sha256() {
                 let expected = unhex(&case["okm"]);
                 assert_eq!(expected.len(), size, "{id}: okm length disagrees with size");
                 let mut okm = vec![0xa5u8; size];
-                assert_eq!(
-                    hkdf_sha256(Some(&salt), &ikm, &info, &mut okm),
-                    Ok(()),
-                    "{id}"
-                );
+                assert_eq!(hkdf_sha256(Some(&salt), &ikm, &info, &mut okm), Ok(()), "{id}");
                 assert_eq!(okm, expected, "{id}: okm with the file's salt");
                 if salt.is_empty() {
                     // RFC 5869 §2.2: an absent salt is HashLen zero bytes; HMAC pads an empty key
                     // to the same block, so all three spellings must agree.
-                    for (what, s) in [
-                        ("None", None),
-                        ("32 zero bytes", Some(&[0u8; HASH_LEN][..])),
-                    ] {
+                    for (what, s) in [("None", None), ("32 zero bytes", Some(&[0u8; HASH_LEN][..]))]
+                    {
                         let mut okm = vec![0x5au8; size];
-                        assert_eq!(
-                            hkdf_sha256(s, &ikm, &info, &mut okm),
-                            Ok(()),
-                            "{id}: {what}"
-                        );
+                        assert_eq!(hkdf_sha256(s, &ikm, &info, &mut okm), Ok(()), "{id}: {what}");
                         assert_eq!(okm, expected, "{id}: okm with salt {what}");
                     }
                     valid_empty_salt += 1;
@@ -284,19 +228,9 @@ fn wycheproof_hkdf_sha256() {
                 valid += 1;
             }
             "invalid" => {
-                assert!(
-                    has_flag(case, "SizeTooLarge"),
-                    "{id}: unexpected invalid case"
-                );
-                assert!(
-                    size > 255 * HASH_LEN,
-                    "{id}: size {size} is within the limit"
-                );
-                let salt_arg = if salt.is_empty() {
-                    None
-                } else {
-                    Some(salt.as_slice())
-                };
+                assert!(has_flag(case, "SizeTooLarge"), "{id}: unexpected invalid case");
+                assert!(size > 255 * HASH_LEN, "{id}: size {size} is within the limit");
+                let salt_arg = if salt.is_empty() { None } else { Some(salt.as_slice()) };
                 for s in [Some(salt.as_slice()), salt_arg] {
                     let sentinel: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
                     let mut okm = sentinel.clone();
@@ -317,9 +251,6 @@ fn wycheproof_hkdf_sha256() {
         "hkdf_sha256: {total} cases = {valid} valid (of which {valid_empty_salt} with empty salt, \
          also checked as None and as 32 zero bytes) + {too_long} invalid SizeTooLarge"
     );
-    assert!(
-        valid > 0 && valid_empty_salt > 0 && too_long > 0,
-        "an expected category is empty"
-    );
+    assert!(valid > 0 && valid_empty_salt > 0 && too_long > 0, "an expected category is empty");
     assert_eq!(valid + too_long, total, "some case was not classified");
 }

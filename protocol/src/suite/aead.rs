@@ -25,9 +25,11 @@ impl AeadKey {
     pub fn seal(&self, nonce: &[u8; AEAD_NONCE_LEN], ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(plaintext.len() + AEAD_TAG_LEN);
         out.extend_from_slice(plaintext);
-        let tag = self
-            .cipher()
-            .encrypt_inout_detached(&Nonce::from(*nonce), ad, out.as_mut_slice().into());
+        let tag = self.cipher().encrypt_inout_detached(
+            &Nonce::from(*nonce),
+            ad,
+            out.as_mut_slice().into(),
+        );
         match tag {
             Ok(tag) => out.extend_from_slice(&tag),
             // ChaCha20-Poly1305 refuses only inputs over 2^38 bytes, which no frame can reach
@@ -49,10 +51,7 @@ impl AeadKey {
         ad: &[u8],
         sealed: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        let body_len = sealed
-            .len()
-            .checked_sub(AEAD_TAG_LEN)
-            .ok_or(CryptoError::AeadTruncated)?;
+        let body_len = sealed.len().checked_sub(AEAD_TAG_LEN).ok_or(CryptoError::AeadTruncated)?;
         let (body, tag) = sealed.split_at(body_len);
         let tag = Tag::try_from(tag).map_err(|_| CryptoError::AeadTruncated)?;
         let mut out = body.to_vec();

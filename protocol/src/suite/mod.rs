@@ -19,7 +19,7 @@ mod hash;
 mod secret;
 
 pub use aead::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadKey};
-pub use dh::{DH_LEN, PublicKey, PrivateKey, SharedSecret};
+pub use dh::{DH_LEN, PrivateKey, PublicKey, SharedSecret};
 pub use hash::{HASH_LEN, hkdf_sha256, hmac_sha256, sha256, sha512};
 pub use secret::Secret;
 

@@ -10,11 +10,7 @@ use std::path::PathBuf;
 /// `CI=true` a missing file fails the test, because a vector test that silently skips proves nothing.
 pub fn shared_vectors(relative: &str) -> Option<serde_json::Value> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let path = root
-        .join("..")
-        .join("shared")
-        .join("vectors")
-        .join(relative);
+    let path = root.join("..").join("shared").join("vectors").join(relative);
     match std::fs::read_to_string(&path) {
         Ok(text) => Some(
             serde_json::from_str(&text)
@@ -22,15 +18,9 @@ pub fn shared_vectors(relative: &str) -> Option<serde_json::Value> {
         ),
         Err(e) => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "CI=true and the shared vector file {} is missing: {e}",
-                    path.display()
-                );
+                panic!("CI=true and the shared vector file {} is missing: {e}", path.display());
             }
-            eprintln!(
-                "SKIPPED: shared vector file {} not found ({e})",
-                path.display()
-            );
+            eprintln!("SKIPPED: shared vector file {} not found ({e})", path.display());
             None
         }
     }
@@ -38,16 +28,11 @@ pub fn shared_vectors(relative: &str) -> Option<serde_json::Value> {
 
 /// Decodes a hex string from a vector file.
 pub fn unhex(s: &serde_json::Value) -> Vec<u8> {
-    hex::decode(
-        s.as_str()
-            .unwrap_or_else(|| panic!("expected a hex string, got {s}")),
-    )
-    .unwrap_or_else(|e| panic!("bad hex {s}: {e}"))
+    hex::decode(s.as_str().unwrap_or_else(|| panic!("expected a hex string, got {s}")))
+        .unwrap_or_else(|e| panic!("bad hex {s}: {e}"))
 }
 
 /// Decodes a hex string that must be exactly `N` bytes.
 pub fn unhex_n<const N: usize>(s: &serde_json::Value) -> [u8; N] {
-    unhex(s)
-        .try_into()
-        .unwrap_or_else(|v: Vec<u8>| panic!("expected {N} bytes, got {}", v.len()))
+    unhex(s).try_into().unwrap_or_else(|v: Vec<u8>| panic!("expected {N} bytes, got {}", v.len()))
 }
