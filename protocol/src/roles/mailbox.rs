@@ -1,0 +1,49 @@
+//! The server's bounded per-recipient queue for recipients that are offline.
+
+use std::collections::VecDeque;
+
+use crate::wire::Message;
+
+/// Most messages the server holds for one offline recipient.
+///
+/// With [`crate::wire::MAX_BODY_LEN`] = 16 KiB this bounds the server's memory per account at about
+/// 1 MiB. A message that would exceed it is refused to its sender (`Reject { MailboxFull }`),
+/// never dropped silently.
+pub const MAILBOX_CAPACITY: usize = 64;
+
+/// Messages waiting for one recipient, oldest first, each exactly as it will be delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Mailbox {
+    queue: VecDeque<Message>,
+}
+
+impl Mailbox {
+    /// Queues `message`, or gives it back if the mailbox is full.
+    ///
+    /// # Errors
+    /// The message itself, untouched, when [`MAILBOX_CAPACITY`] messages are already queued.
+    pub fn push(&mut self, message: Message) -> Result<(), Message> {
+        if self.queue.len() >= MAILBOX_CAPACITY {
+            return Err(message);
+        }
+        self.queue.push_back(message);
+        Ok(())
+    }
+
+    /// Empties the mailbox, oldest first.
+    pub fn drain(&mut self) -> impl Iterator<Item = Message> + '_ {
+        self.queue.drain(..)
+    }
+
+    /// How many messages are waiting.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether nothing is waiting.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}

@@ -1,0 +1,16 @@
+//! The roles — [`Client`] (Alice, Bob) and [`Server`] — as sans-IO state machines (SPEC.md §6).
+//!
+//! Roles take frames (and, where a key must be drawn, the caller's RNG) in and hand frames and
+//! events out. They own no socket, clock or global RNG, so the in-process runner, a TCP relay, the
+//! fuzzers and the model checker all drive the very same code, and a seeded run is reproducible
+//! byte for byte. On any error a role is exactly as it was before the call.
+
+mod client;
+mod mailbox;
+mod replay;
+mod server;
+
+pub use client::{Client, ClientEvent};
+pub use mailbox::{MAILBOX_CAPACITY, Mailbox};
+pub use replay::{REPLAY_WINDOW, ReplayWindow};
+pub use server::{LinkId, Server, ServerEvent, ServerOutputs};
