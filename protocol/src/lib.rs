@@ -1,7 +1,8 @@
-#![doc = "e2e-ref protocol crate"]
+#![doc = include_str!("../../README.md")]
 #![forbid(unsafe_code)]
 
 pub mod channel;
+pub mod drivers;
 pub mod error;
 pub mod hop;
 pub mod roles;
