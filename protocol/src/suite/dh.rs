@@ -32,6 +32,16 @@ impl PublicKey {
     pub const fn as_bytes(&self) -> &[u8; DH_LEN] {
         &self.0
     }
+
+    /// Whether this key has small order (including non-canonical encodings of such points): then
+    /// every X25519 with it yields the all-zero output, since clamped scalars are multiples of the
+    /// cofactor 8. Tested as `X25519(1^32, key) == 0` (any clamped scalar gives the same answer);
+    /// the comparison is constant time.
+    #[must_use]
+    pub fn is_low_order(&self) -> bool {
+        let probe = x25519_dalek::StaticSecret::from([1u8; DH_LEN]);
+        !probe.diffie_hellman(&x25519_dalek::PublicKey::from(self.0)).was_contributory()
+    }
 }
 
 impl fmt::Debug for PublicKey {
@@ -133,6 +143,19 @@ mod tests {
             a.diffie_hellman(&PublicKey::from_bytes([0u8; 32])),
             Err(CryptoError::NonContributory)
         );
+    }
+
+    #[test]
+    fn low_order_points_are_detected() {
+        // u = 0 and u = 1 have small order; u = 9 (the base point) does not.
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let mut nine = [0u8; 32];
+        nine[0] = 9;
+        assert!(PublicKey::from_bytes([0u8; 32]).is_low_order());
+        assert!(PublicKey::from_bytes(one).is_low_order());
+        assert!(!PublicKey::from_bytes(nine).is_low_order());
+        assert!(!PrivateKey::from_bytes([7u8; 32]).public_key().is_low_order());
     }
 
     #[test]

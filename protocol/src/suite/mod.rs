@@ -9,6 +9,7 @@
 //! | AEAD              | ChaCha20-Poly1305 (RFC 8439) | `chacha20poly1305`    |
 //! | hash              | SHA-256, SHA-512 (FIPS 180-4)| `sha2`                |
 //! | MAC / KDF         | HMAC-SHA-256, HKDF-SHA-256   | `hmac`, `hkdf`        |
+//! | prekey signatures | Ed25519 (RFC 8032), strict   | `ed25519-dalek`       |
 //!
 //! Secret values are [`Secret`] newtypes: fixed-size arrays that zeroize on drop, print as
 //! `[redacted]`, compare in constant time and are never serialized.
@@ -17,11 +18,13 @@ mod aead;
 mod dh;
 mod hash;
 mod secret;
+mod sign;
 
 pub use aead::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadKey};
 pub use dh::{DH_LEN, PrivateKey, PublicKey, SharedSecret};
 pub use hash::{HASH_LEN, hkdf_sha256, hmac_sha256, sha256, sha512};
 pub use secret::Secret;
+pub use sign::{SIGNATURE_LEN, SIGNING_KEY_LEN, Signature, SigningKey, VerifyingKey};
 
 /// Errors raised by the suite. Each is a distinct, matchable condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,6 +39,10 @@ pub enum CryptoError {
     AeadTruncated,
     /// HKDF was asked for more than 255 × 32 bytes of output.
     KdfOutputTooLong,
+    /// An Ed25519 signature did not verify (strict RFC 8032 verification).
+    BadSignature,
+    /// An Ed25519 public key is not a valid point encoding, or is of small order.
+    BadSigningKey,
 }
 
 impl core::fmt::Display for CryptoError {
@@ -45,6 +52,8 @@ impl core::fmt::Display for CryptoError {
             Self::AeadOpen => "AEAD authentication failed",
             Self::AeadTruncated => "AEAD ciphertext shorter than its tag",
             Self::KdfOutputTooLong => "HKDF output longer than 255 hash lengths",
+            Self::BadSignature => "Ed25519 signature does not verify",
+            Self::BadSigningKey => "Ed25519 public key invalid or of small order",
         })
     }
 }

@@ -1,0 +1,215 @@
+//! Ed25519 (RFC 8032), used only to sign prekeys, with strict verification.
+
+use core::fmt;
+
+use ed25519_dalek::{Signer, Verifier as _};
+use rand_core::CryptoRng;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::{CryptoError, Secret};
+
+/// Length of an Ed25519 public key and of a private seed.
+pub const SIGNING_KEY_LEN: usize = 32;
+/// Length of an Ed25519 signature.
+pub const SIGNATURE_LEN: usize = 64;
+
+/// An Ed25519 private key: the 32-byte seed of RFC 8032 §5.1.5, with its public key cached.
+#[derive(Clone, PartialEq, Eq, Hash, Zeroize, ZeroizeOnDrop)]
+pub struct SigningKey {
+    seed: Secret<SIGNING_KEY_LEN>,
+    #[zeroize(skip)]
+    public: VerifyingKey,
+}
+
+impl SigningKey {
+    /// Draws a new key: the seed is 32 bytes from `rng`, in the order the RNG yields them.
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut seed = [0u8; SIGNING_KEY_LEN];
+        rng.fill_bytes(&mut seed);
+        let key = Self::from_seed(seed);
+        seed.zeroize();
+        key
+    }
+
+    /// Builds a key from its 32-byte seed.
+    #[must_use]
+    pub fn from_seed(seed: [u8; SIGNING_KEY_LEN]) -> Self {
+        let dalek = ed25519_dalek::SigningKey::from_bytes(&seed);
+        Self { seed: Secret::new(seed), public: VerifyingKey(dalek.verifying_key().to_bytes()) }
+    }
+
+    /// The public key.
+    #[must_use]
+    pub const fn verifying_key(&self) -> VerifyingKey {
+        self.public
+    }
+
+    /// The seed, for test-vector generation only.
+    #[must_use]
+    pub const fn expose(&self) -> &[u8; SIGNING_KEY_LEN] {
+        self.seed.expose()
+    }
+
+    /// `Ed25519-Sign(seed, message)` (RFC 8032 §5.1.6, pure Ed25519, deterministic).
+    #[must_use]
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        let dalek = ed25519_dalek::SigningKey::from_bytes(self.seed.expose());
+        Signature(dalek.sign(message).to_bytes())
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("seed", &self.seed)
+            .field("public", &self.public)
+            .finish()
+    }
+}
+
+/// An Ed25519 public key, as the 32 bytes received. Validity is checked when it is used
+/// ([`VerifyingKey::verify`]) or explicitly ([`VerifyingKey::check`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VerifyingKey([u8; SIGNING_KEY_LEN]);
+
+impl VerifyingKey {
+    /// Wraps 32 bytes.
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; SIGNING_KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 bytes.
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8; SIGNING_KEY_LEN] {
+        &self.0
+    }
+
+    /// Checks that the key is usable: a canonical point encoding (RFC 8032 §5.1.3: `y < p`) that
+    /// decodes, and is not of small order. Canonical matters: otherwise one key would have two
+    /// encodings, and so two safety numbers.
+    ///
+    /// # Errors
+    /// [`CryptoError::BadSigningKey`] otherwise.
+    pub fn check(&self) -> Result<(), CryptoError> {
+        if !is_canonical_y(&self.0) {
+            return Err(CryptoError::BadSigningKey);
+        }
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
+            .map_err(|_| CryptoError::BadSigningKey)?;
+        if key.is_weak() {
+            return Err(CryptoError::BadSigningKey);
+        }
+        Ok(())
+    }
+
+    /// Strict RFC 8032 verification: the key must pass [`VerifyingKey::check`]; `S` must be
+    /// canonical (< ℓ); `R` must not be of small order; and `[S]B = R + [k]A` must hold exactly
+    /// (ed25519-dalek's `verify_strict`).
+    ///
+    /// # Errors
+    /// [`CryptoError::BadSigningKey`] for an unusable key, [`CryptoError::BadSignature`] otherwise.
+    pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), CryptoError> {
+        self.check()?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
+            .map_err(|_| CryptoError::BadSigningKey)?;
+        let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
+        key.verify_strict(message, &signature).map_err(|_| CryptoError::BadSignature)?;
+        // `verify_strict` subsumes `verify`; calling the trait method too documents that both agree.
+        key.verify(message, &signature).map_err(|_| CryptoError::BadSignature)
+    }
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VerifyingKey({})", hex::encode(self.0))
+    }
+}
+
+/// Whether the 255-bit little-endian `y` of an encoded point (the sign bit cleared) is below
+/// `p = 2^255 − 19`. The only non-canonical values are `p ..= 2^255 − 1`: bytes 1..=30 all `0xff`,
+/// byte 31 `0x7f` after clearing the sign bit, and byte 0 at least `0xed`.
+fn is_canonical_y(encoded: &[u8; SIGNING_KEY_LEN]) -> bool {
+    let top = encoded[31] & 0x7f;
+    !(top == 0x7f && encoded[1..31].iter().all(|&b| b == 0xff) && encoded[0] >= 0xed)
+}
+
+/// An Ed25519 signature `R || S`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature([u8; SIGNATURE_LEN]);
+
+impl Signature {
+    /// Wraps 64 bytes.
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; SIGNATURE_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 64 bytes.
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8; SIGNATURE_LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({})", hex::encode(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc8032_test_1() {
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+            &mut seed,
+        )
+        .unwrap();
+        let key = SigningKey::from_seed(seed);
+        assert_eq!(
+            hex::encode(key.verifying_key().as_bytes()),
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        );
+        let sig = key.sign(b"");
+        assert_eq!(
+            hex::encode(sig.as_bytes()),
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+        );
+        assert_eq!(key.verifying_key().verify(b"", &sig), Ok(()));
+        assert_eq!(key.verifying_key().verify(b"x", &sig), Err(CryptoError::BadSignature));
+    }
+
+    #[test]
+    fn non_canonical_encoding_is_refused() {
+        // y = p + 3 (f0 ff … ff 7f) decodes in some libraries; RFC 8032 §5.1.3 says it must not.
+        let mut y = [0xffu8; 32];
+        y[0] = 0xf0;
+        y[31] = 0x7f;
+        assert_eq!(VerifyingKey::from_bytes(y).check(), Err(CryptoError::BadSigningKey));
+        for low in [0xed, 0xee, 0xff] {
+            let mut y = [0xffu8; 32];
+            y[0] = low;
+            y[31] = 0x7f;
+            assert!(!is_canonical_y(&y));
+            y[31] = 0xff; // the sign bit does not change y
+            assert!(!is_canonical_y(&y));
+        }
+        let mut below = [0xffu8; 32];
+        below[0] = 0xec; // p − 1
+        below[31] = 0x7f;
+        assert!(is_canonical_y(&below));
+    }
+
+    #[test]
+    fn small_order_key_is_refused() {
+        // The identity point (0, 1) encodes as 01 00 … 00: a valid encoding of small order.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(VerifyingKey::from_bytes(identity).check(), Err(CryptoError::BadSigningKey));
+    }
+}
