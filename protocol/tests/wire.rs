@@ -5,22 +5,29 @@
 //!   canonical encoding of what it decodes to; decoding never panics; [`frame_len`] agrees with
 //!   [`Codec::decode`].
 //! * One named test per malformed-frame class ([`WireError`] variant), per family where the class
-//!   applies, asserting the exact variant and its fields.
-//! * Byte-exact known answers, written by hand from the format in the module docs, never by calling
-//!   `encode`.
+//!   applies, asserting the exact variant and its fields; and one per bounded or coded field of the
+//!   e2e messages (`one_time_prekeys`, `has_opk`, `bundle_refusal`, `envelope`).
+//! * Byte-exact known answers, written by hand from the format in SPEC.md §3.3 and §15.1, never by
+//!   calling `encode`.
 //!
-//! Type codes and layouts appear here as literals taken from SPEC.md §3 and the doc comments, not
-//! from the crate, so that a change of code in the crate is caught here. (`0x30`–`0x3f` are reserved
-//! for the e2e protocol; until it lands they are unknown message types like any other.)
+//! Type codes and layouts appear here as literals taken from SPEC.md §3 and §15.1 and the doc
+//! comments, not from the crate, so that a change of code in the crate is caught here. The message
+//! family is the hop messages `0x10`–`0x23` and the e2e messages `0x30`–`0x37`; `0x38`–`0x3f` are
+//! reserved, hence unknown message types like any other unassigned code. The wire layer does not
+//! parse an envelope's inner format (SPEC.md §13) nor validate keys or signatures (§10.3), so keys,
+//! signatures and envelopes are arbitrary bytes here.
 
 #![cfg(test)]
 
 use std::fmt::Debug;
 
+use e2e_protocol::suite::{PublicKey, Signature, VerifyingKey};
 use e2e_protocol::wire::{
-    AckStatus, Body, Codec, HANDSHAKE_INIT_MIN_LEN, HANDSHAKE_RESP_MIN_LEN, HEADER_LEN, LinkFrame,
-    MAX_BODY_LEN, MAX_FRAME_LEN, MAX_LINK_BODY_LEN, MAX_MESSAGE_LEN, MAX_NAME_LEN, Message,
-    MessageId, Name, RefusalReason, RejectReason, TRANSPORT_MIN_LEN, VERSION, WireError, frame_len,
+    AckStatus, Body, BundleRefusal, Codec, Envelope, FetchedBundle, HANDSHAKE_INIT_MIN_LEN,
+    HANDSHAKE_RESP_MIN_LEN, HEADER_LEN, IdentityPublic, LinkFrame, MAX_BODY_LEN,
+    MAX_ENCODED_PREKEYS, MAX_ENVELOPE_LEN, MAX_FRAME_LEN, MAX_LINK_BODY_LEN, MAX_MESSAGE_LEN,
+    MAX_NAME_LEN, Message, MessageId, Name, OneTimePrekeyPublic, RefusalReason, RejectReason,
+    SignedPrekeyPublic, TRANSPORT_MIN_LEN, UploadedBundle, VERSION, WireError, frame_len,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -28,17 +35,66 @@ use proptest::sample::{Index, select};
 use proptest::test_runner::TestCaseError;
 
 // ---------------------------------------------------------------------------------------------
-// The format, restated from the doc comments
+// The format, restated from SPEC.md and the doc comments
 // ---------------------------------------------------------------------------------------------
 
-/// `Register`, `Welcome`, `Refused`, `Send`, `Deliver`, `Ack`, `Reject`.
-const MESSAGE_TYPES: [u8; 7] = [0x10, 0x11, 0x12, 0x20, 0x21, 0x22, 0x23];
+/// The message family, SPEC.md §3.3 and §15.1: every assigned code with its name. The single source
+/// of the message codes in this file.
+const MESSAGES: [(u8, &str); 16] = [
+    (0x10, "Register"),
+    (0x11, "Welcome"),
+    (0x12, "Refused"),
+    (0x13, "Ready"),
+    (0x20, "Send"),
+    (0x21, "Deliver"),
+    (0x22, "Ack"),
+    (0x23, "Reject"),
+    (0x30, "UploadBundle"),
+    (0x31, "BundleStored"),
+    (0x32, "BundleRefused"),
+    (0x33, "FetchBundle"),
+    (0x34, "Bundle"),
+    (0x35, "NoBundle"),
+    (0x36, "E2eSend"),
+    (0x37, "E2eDeliver"),
+];
+/// The codes of [`MESSAGES`].
+const MESSAGE_TYPES: [u8; MESSAGES.len()] = {
+    let mut codes = [0; MESSAGES.len()];
+    let mut i = 0;
+    while i < MESSAGES.len() {
+        codes[i] = MESSAGES[i].0;
+        i += 1;
+    }
+    codes
+};
 /// `HandshakeInit`, `HandshakeResp`, `Transport`.
 const LINK_TYPES: [u8; 3] = [0x01, 0x02, 0x03];
-/// Every assigned code of either family.
-const ALL_TYPES: [u8; 10] = [0x01, 0x02, 0x03, 0x10, 0x11, 0x12, 0x20, 0x21, 0x22, 0x23];
+/// Every assigned code of either family: [`LINK_TYPES`] then [`MESSAGE_TYPES`].
+const ALL_TYPES: [u8; LINK_TYPES.len() + MESSAGE_TYPES.len()] = {
+    let mut all = [0; LINK_TYPES.len() + MESSAGE_TYPES.len()];
+    let mut i = 0;
+    while i < LINK_TYPES.len() {
+        all[i] = LINK_TYPES[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < MESSAGE_TYPES.len() {
+        all[i + j] = MESSAGE_TYPES[j];
+        j += 1;
+    }
+    all
+};
 /// The name alphabet: `a-z`, `0-9`, `-`, `_`, `.`.
 const NAME_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789-_.";
+/// An encoded identity `IK = IK_dh || IK_sig` (SPEC.md §10.1).
+const IK_LEN: usize = 32 + 32;
+/// An encoded signed prekey: `spk_id: u32`, `SPK`, `spk_sig` (SPEC.md §15.1).
+const SPK_LEN: usize = 4 + 32 + 64;
+/// An encoded one-time prekey: `opk_id: u32`, `OPK` (SPEC.md §15.1).
+const OPK_LEN: usize = 4 + 32;
+/// An `UploadBundle` body without one-time prekeys: `IK`, signed prekey, `count`.
+const UPLOAD_FIXED_LEN: usize = IK_LEN + SPK_LEN + 2;
 
 /// A frame family, with the type codes this file expects it to know.
 trait Family: Codec + Clone + PartialEq + Debug {
@@ -102,6 +158,90 @@ fn body(b: &[u8]) -> Body {
     Body::new(b.to_vec()).expect("valid test body")
 }
 
+fn envelope(b: &[u8]) -> Envelope {
+    Envelope::new(b.to_vec()).expect("valid test envelope")
+}
+
+/// `N` consecutive byte values from `start` (wrapping): keys whose byte order shows in a dump.
+fn seq<const N: usize>(start: u8) -> [u8; N] {
+    std::array::from_fn(|i| start.wrapping_add(u8::try_from(i % 256).expect("below 256")))
+}
+
+fn identity(dh: [u8; 32], sign: [u8; 32]) -> IdentityPublic {
+    IdentityPublic { dh: PublicKey::from_bytes(dh), sign: VerifyingKey::from_bytes(sign) }
+}
+
+fn signed_prekey(id: u32, key: [u8; 32], signature: [u8; 64]) -> SignedPrekeyPublic {
+    SignedPrekeyPublic {
+        id,
+        key: PublicKey::from_bytes(key),
+        signature: Signature::from_bytes(signature),
+    }
+}
+
+fn one_time_prekey(id: u32, key: [u8; 32]) -> OneTimePrekeyPublic {
+    OneTimePrekeyPublic { id, key: PublicKey::from_bytes(key) }
+}
+
+/// `n` one-time prekeys with consecutive ids from `first` (wrapping) and pseudo-random keys.
+fn one_time_prekeys(first: u32, n: usize, seed: u64) -> Vec<OneTimePrekeyPublic> {
+    filled(n * 32, seed)
+        .chunks_exact(32)
+        .enumerate()
+        .map(|(i, key)| {
+            let id = first.wrapping_add(u32::try_from(i).expect("small batch"));
+            one_time_prekey(id, key.try_into().expect("32-byte chunk"))
+        })
+        .collect()
+}
+
+/// An identity and a signed prekey, for the tests that need any valid ones.
+fn sample_identity() -> IdentityPublic {
+    identity([0x11; 32], [0x22; 32])
+}
+
+fn sample_signed_prekey() -> SignedPrekeyPublic {
+    signed_prekey(1, [0x33; 32], [0x44; 64])
+}
+
+fn uploaded(opks: Vec<OneTimePrekeyPublic>) -> UploadedBundle {
+    UploadedBundle::new(sample_identity(), sample_signed_prekey(), opks).expect("within bounds")
+}
+
+// Raw e2e fields, built by hand from SPEC.md §15.1, for the tests that corrupt one of them.
+
+/// A `Name` field.
+fn name_field(name: &[u8]) -> Vec<u8> {
+    [&[u8::try_from(name.len()).expect("short")][..], name].concat()
+}
+
+/// `IK`, then the signed prekey `(spk_id = 1, SPK, spk_sig)`: the start of an `UploadBundle` body,
+/// and of a `Bundle` body after its name. (The bytes of [`sample_identity`] and
+/// [`sample_signed_prekey`].)
+fn ik_and_spk_fields() -> Vec<u8> {
+    [&[0x11; 32][..], &[0x22; 32], &[0, 0, 0, 1], &[0x33; 32], &[0x44; 64]].concat()
+}
+
+/// One-time prekey `(id, 0x55 × 32)`.
+fn opk_field(id: u32) -> Vec<u8> {
+    [&id.to_be_bytes()[..], &[0x55; 32]].concat()
+}
+
+/// An `UploadBundle` body declaring `count` one-time prekeys and holding `held` of them (ids from 2).
+fn upload_fields(count: u16, held: usize) -> Vec<u8> {
+    let mut out = ik_and_spk_fields();
+    out.extend_from_slice(&count.to_be_bytes());
+    for id in (2..).take(held) {
+        out.extend_from_slice(&opk_field(id));
+    }
+    out
+}
+
+/// An envelope field: `len: u16` then `held` bytes.
+fn envelope_field(len: u16, held: usize) -> Vec<u8> {
+    [&len.to_be_bytes()[..], &vec![0xe7; held]].concat()
+}
+
 /// Proptest settings: `cases` cases, and no regression files written into the source tree (a
 /// failure prints its minimal input and seed instead).
 fn config(cases: u32) -> ProptestConfig {
@@ -157,12 +297,97 @@ fn arb_reject_reason() -> impl Strategy<Value = RejectReason> {
     ]
 }
 
+fn arb_bundle_refusal() -> impl Strategy<Value = BundleRefusal> {
+    prop_oneof![
+        Just(BundleRefusal::BadSigningKey),
+        Just(BundleRefusal::LowOrderKey),
+        Just(BundleRefusal::BadSignature),
+        Just(BundleRefusal::TooManyPrekeys),
+        Just(BundleRefusal::DuplicatePrekeyId),
+    ]
+}
+
+/// 32 arbitrary bytes, sometimes all zero or all ones: the codec does not validate keys.
+fn arb_bytes32() -> impl Strategy<Value = [u8; 32]> {
+    prop_oneof![1 => Just([0; 32]), 1 => Just([0xff; 32]), 8 => any::<[u8; 32]>()]
+}
+
+/// 64 arbitrary bytes (a signature), sometimes all zero or all ones.
+fn arb_bytes64() -> impl Strategy<Value = [u8; 64]> {
+    prop_oneof![1 => Just([0; 64]), 1 => Just([0xff; 64]), 8 => any::<[u8; 64]>()]
+}
+
+/// A prekey id: any `u32`, with the edges.
+fn arb_prekey_id() -> impl Strategy<Value = u32> {
+    prop_oneof![1 => Just(0), 1 => Just(1), 1 => Just(u32::MAX), 6 => any::<u32>()]
+}
+
+fn arb_identity() -> impl Strategy<Value = IdentityPublic> {
+    (arb_bytes32(), arb_bytes32()).prop_map(|(dh, sign)| identity(dh, sign))
+}
+
+fn arb_signed_prekey() -> impl Strategy<Value = SignedPrekeyPublic> {
+    (arb_prekey_id(), arb_bytes32(), arb_bytes64())
+        .prop_map(|(id, key, signature)| signed_prekey(id, key, signature))
+}
+
+fn arb_one_time_prekey() -> impl Strategy<Value = OneTimePrekeyPublic> {
+    (arb_prekey_id(), arb_bytes32()).prop_map(|(id, key)| one_time_prekey(id, key))
+}
+
+/// 0 to `MAX_ENCODED_PREKEYS` one-time prekeys: mostly a handful, sometimes up to 20, sometimes
+/// anywhere in the range (ids then consecutive from a random start), sometimes the maximum.
+fn arb_one_time_prekeys() -> impl Strategy<Value = Vec<OneTimePrekeyPublic>> {
+    prop_oneof![
+        8 => vec(arb_one_time_prekey(), 0..=3),
+        4 => vec(arb_one_time_prekey(), 0..=20),
+        2 => (0..=MAX_ENCODED_PREKEYS, any::<u32>(), any::<u64>())
+            .prop_map(|(n, first, seed)| one_time_prekeys(first, n, seed)),
+        1 => any::<u64>().prop_map(|seed| one_time_prekeys(2, MAX_ENCODED_PREKEYS, seed)),
+    ]
+}
+
+fn arb_uploaded_bundle() -> impl Strategy<Value = UploadedBundle> {
+    (arb_identity(), arb_signed_prekey(), arb_one_time_prekeys()).prop_map(
+        |(identity, signed_prekey, opks)| {
+            UploadedBundle::new(identity, signed_prekey, opks)
+                .expect("generated within MAX_ENCODED_PREKEYS")
+        },
+    )
+}
+
+fn arb_fetched_bundle() -> impl Strategy<Value = FetchedBundle> {
+    (arb_identity(), arb_signed_prekey(), proptest::option::of(arb_one_time_prekey())).prop_map(
+        |(identity, signed_prekey, one_time_prekey)| FetchedBundle {
+            identity,
+            signed_prekey,
+            one_time_prekey,
+        },
+    )
+}
+
+/// 1 to `MAX_ENVELOPE_LEN` bytes, mostly small, sometimes anywhere in the range, sometimes the
+/// maximum.
+fn arb_envelope() -> impl Strategy<Value = Envelope> {
+    prop_oneof![
+        12 => vec(any::<u8>(), 1..=64),
+        3 => (1..=MAX_ENVELOPE_LEN, any::<u64>()).prop_map(|(n, seed)| filled(n, seed)),
+        1 => any::<u64>().prop_map(|seed| filled(MAX_ENVELOPE_LEN, seed)),
+    ]
+    .prop_map(|b| Envelope::new(b).expect("generated within 1..=MAX_ENVELOPE_LEN"))
+}
+
+fn arb_prekey_count() -> impl Strategy<Value = u16> {
+    prop_oneof![1 => Just(0), 1 => Just(u16::MAX), 2 => 0u16..=100, 4 => any::<u16>()]
+}
+
 /// Every `Message` variant with arbitrary valid fields.
 fn arb_message() -> impl Strategy<Value = Message> {
     prop_oneof![
         arb_name().prop_map(|name| Message::Register { name }),
         arb_name().prop_map(|name| Message::Welcome { name }),
         arb_refusal().prop_map(|reason| Message::Refused { reason }),
+        Just(Message::Ready),
         (arb_id(), arb_name(), arb_body()).prop_map(|(id, to, body)| Message::Send {
             id,
             to,
@@ -175,6 +400,20 @@ fn arb_message() -> impl Strategy<Value = Message> {
         }),
         (arb_id(), arb_ack_status()).prop_map(|(id, status)| Message::Ack { id, status }),
         (arb_id(), arb_reject_reason()).prop_map(|(id, reason)| Message::Reject { id, reason }),
+        arb_uploaded_bundle().prop_map(|bundle| Message::UploadBundle { bundle }),
+        arb_prekey_count().prop_map(|one_time_prekeys| Message::BundleStored { one_time_prekeys }),
+        arb_bundle_refusal().prop_map(|reason| Message::BundleRefused { reason }),
+        arb_name().prop_map(|name| Message::FetchBundle { name }),
+        (arb_name(), arb_fetched_bundle())
+            .prop_map(|(name, bundle)| Message::Bundle { name, bundle }),
+        arb_name().prop_map(|name| Message::NoBundle { name }),
+        (arb_id(), arb_name(), arb_envelope()).prop_map(|(id, to, envelope)| Message::E2eSend {
+            id,
+            to,
+            envelope
+        }),
+        (arb_id(), arb_name(), arb_envelope())
+            .prop_map(|(id, from, envelope)| Message::E2eDeliver { id, from, envelope }),
     ]
 }
 
@@ -227,9 +466,60 @@ fn body_piece() -> BoxedStrategy<Vec<u8>> {
         .boxed()
 }
 
-/// An enum code, valid or not.
+/// An enum code, valid or not (the largest valid code is `0x05`, a `BundleRefusal`).
 fn code_piece() -> BoxedStrategy<Vec<u8>> {
-    (0u8..=4).prop_map(|code| vec![code]).boxed()
+    (0u8..=6).prop_map(|code| vec![code]).boxed()
+}
+
+/// Exactly `n` arbitrary bytes: a `u16` or `u32` field, a key, a signature.
+fn fixed_piece(n: usize) -> BoxedStrategy<Vec<u8>> {
+    vec(any::<u8>(), n).boxed()
+}
+
+/// `IK` and a signed prekey: 164 arbitrary bytes.
+fn ik_and_spk_piece() -> BoxedStrategy<Vec<u8>> {
+    fixed_piece(IK_LEN + SPK_LEN)
+}
+
+/// A one-time prekey count and the prekeys: the count usually right, otherwise any, near the bound,
+/// or one off.
+fn prekeys_piece() -> BoxedStrategy<Vec<u8>> {
+    let count = prop_oneof![
+        6 => Just(None),
+        1 => any::<u16>().prop_map(Some),
+        1 => (995u16..=1005).prop_map(Some),
+        1 => (0u16..=5).prop_map(Some),
+    ];
+    (count, vec(fixed_piece(OPK_LEN), 0..=4))
+        .prop_map(|(count, opks)| {
+            let true_count = u16::try_from(opks.len()).expect("short");
+            [&count.unwrap_or(true_count).to_be_bytes()[..], &opks.concat()].concat()
+        })
+        .boxed()
+}
+
+/// `has_opk` and what follows it: usually `0x00` alone or `0x01` and a prekey, sometimes any flag
+/// followed by anything up to a prekey's length.
+fn has_opk_piece() -> BoxedStrategy<Vec<u8>> {
+    prop_oneof![
+        3 => Just(vec![0x00]),
+        3 => fixed_piece(OPK_LEN).prop_map(|opk| [&[0x01][..], &opk].concat()),
+        2 => (any::<u8>(), prop_oneof![Just(0), Just(OPK_LEN), 0..=OPK_LEN])
+            .prop_map(|(flag, n)| [&[flag][..], &vec![0x55; n]].concat()),
+    ]
+    .boxed()
+}
+
+/// An envelope field: its length prefix usually right (so an empty one is the bad length 0),
+/// sometimes any.
+fn envelope_piece() -> BoxedStrategy<Vec<u8>> {
+    let len = prop_oneof![3 => Just(None), 1 => any::<u16>().prop_map(Some)];
+    (len, vec(any::<u8>(), 0..=8))
+        .prop_map(|(len, content)| {
+            let true_len = u16::try_from(content.len()).expect("short");
+            [&len.unwrap_or(true_len).to_be_bytes()[..], &content].concat()
+        })
+        .boxed()
 }
 
 /// Opaque bytes, long enough to pass a link frame's minimum now and then.
@@ -243,11 +533,28 @@ fn arb_body_for(t: u8) -> BoxedStrategy<Vec<u8>> {
     let template: Vec<BoxedStrategy<Vec<u8>>> = match t {
         0x10 | 0x11 => vec![name_piece()],
         0x12 => vec![code_piece()],
+        0x13 => vec![],
         0x20 | 0x21 => vec![id_piece(), name_piece(), body_piece()],
         0x22 | 0x23 => vec![id_piece(), code_piece()],
+        0x30 => vec![ik_and_spk_piece(), prekeys_piece()],
+        0x31 => vec![fixed_piece(2)],
+        0x32 => vec![code_piece()],
+        0x33 | 0x35 => vec![name_piece()],
+        0x34 => vec![name_piece(), ik_and_spk_piece(), has_opk_piece()],
+        0x36 | 0x37 => vec![id_piece(), name_piece(), envelope_piece()],
         _ => vec![noise_piece()],
     };
-    let piece = prop_oneof![id_piece(), name_piece(), body_piece(), code_piece(), noise_piece()];
+    let piece = prop_oneof![
+        id_piece(),
+        name_piece(),
+        body_piece(),
+        code_piece(),
+        noise_piece(),
+        fixed_piece(OPK_LEN),
+        prekeys_piece(),
+        has_opk_piece(),
+        envelope_piece(),
+    ];
     prop_oneof![
         3 => template.prop_map(|pieces| pieces.concat()),
         1 => vec(piece, 0..=4).prop_map(|pieces| pieces.concat()),
@@ -731,6 +1038,178 @@ fn kat_message_reject() {
 }
 
 #[test]
+fn kat_message_ready() {
+    // No fields: the header alone, declaring an empty body.
+    known_answer(&Message::Ready, "01 13 00000000");
+}
+
+// The keys of the e2e known answers are consecutive byte values, so that a field written in the
+// wrong place or order shows: IK_dh = 00..1f, IK_sig = 20..3f, SPK = 40..5f, spk_sig = 60..9f,
+// OPK = a0..bf, a second OPK = c0..df.
+const HEX_IK: &str = "
+    000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+    202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+const HEX_SPK: &str = "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
+const HEX_SPK_SIG: &str = "
+    606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f
+    808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f";
+const HEX_OPK: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
+const HEX_OPK2: &str = "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf";
+
+fn kat_identity() -> IdentityPublic {
+    identity(seq(0x00), seq(0x20))
+}
+
+fn kat_signed_prekey(id: u32) -> SignedPrekeyPublic {
+    signed_prekey(id, seq(0x40), seq(0x60))
+}
+
+#[test]
+fn kat_identity_encoding() {
+    // IK = IK_dh || IK_sig (SPEC.md §10.1).
+    assert_eq!(IdentityPublic::LEN, 64);
+    assert_eq!(hex::encode(kat_identity().to_bytes()), hex::encode(unhex(HEX_IK)));
+}
+
+#[test]
+fn kat_message_upload_bundle() {
+    // Body: IK (64) + spk_id (4) + SPK (32) + spk_sig (64) + count (2) = 166 = 0xa6.
+    let empty = UploadedBundle::new(kat_identity(), kat_signed_prekey(1), Vec::new())
+        .expect("no one-time prekeys");
+    known_answer(
+        &Message::UploadBundle { bundle: empty },
+        &format!("01 30 000000a6  {HEX_IK}  00000001 {HEX_SPK} {HEX_SPK_SIG}  0000"),
+    );
+    // Two one-time prekeys: 166 + 2 × (opk_id (4) + OPK (32)) = 238 = 0xee, in upload order.
+    let opks = vec![one_time_prekey(0x0a0b_0c0d, seq(0xc0)), one_time_prekey(2, seq(0xa0))];
+    let two = UploadedBundle::new(kat_identity(), kat_signed_prekey(0xffff_fffe), opks)
+        .expect("two one-time prekeys");
+    known_answer(
+        &Message::UploadBundle { bundle: two },
+        &format!(
+            "01 30 000000ee  {HEX_IK}  fffffffe {HEX_SPK} {HEX_SPK_SIG}  0002
+             0a0b0c0d {HEX_OPK2}  00000002 {HEX_OPK}"
+        ),
+    );
+}
+
+#[test]
+fn kat_message_upload_bundle_at_the_prekey_bound() {
+    // MAX_ENCODED_PREKEYS = 1000 = 0x03e8 one-time prekeys: body 166 + 36 000 = 36 166 = 0x8d46.
+    let opks = (1..=1000).map(|id| one_time_prekey(id, [0x5a; 32])).collect();
+    let bundle =
+        UploadedBundle::new(kat_identity(), kat_signed_prekey(1), opks).expect("the maximum");
+    let prekeys: String = (1..=1000u32).map(|id| format!("{id:08x}{}", "5a".repeat(32))).collect();
+    known_answer(
+        &Message::UploadBundle { bundle },
+        &format!("01 30 00008d46  {HEX_IK}  00000001 {HEX_SPK} {HEX_SPK_SIG}  03e8 {prekeys}"),
+    );
+}
+
+#[test]
+fn kat_message_bundle_stored() {
+    // Body: one_time_prekeys (u16) = 2.
+    known_answer(&Message::BundleStored { one_time_prekeys: 10 }, "01 31 00000002 000a");
+    known_answer(&Message::BundleStored { one_time_prekeys: 0 }, "01 31 00000002 0000");
+    known_answer(&Message::BundleStored { one_time_prekeys: 0x0102 }, "01 31 00000002 0102");
+    known_answer(&Message::BundleStored { one_time_prekeys: u16::MAX }, "01 31 00000002 ffff");
+}
+
+#[test]
+fn kat_message_bundle_refused() {
+    let cases = [
+        (BundleRefusal::BadSigningKey, "01 32 00000001 01"),
+        (BundleRefusal::LowOrderKey, "01 32 00000001 02"),
+        (BundleRefusal::BadSignature, "01 32 00000001 03"),
+        (BundleRefusal::TooManyPrekeys, "01 32 00000001 04"),
+        (BundleRefusal::DuplicatePrekeyId, "01 32 00000001 05"),
+    ];
+    for (reason, hex) in cases {
+        known_answer(&Message::BundleRefused { reason }, hex);
+    }
+}
+
+#[test]
+fn kat_message_fetch_bundle_and_no_bundle() {
+    // Body: name length (1) + "bob" (3) = 4; name length (1) + "alice" (5) = 6.
+    known_answer(&Message::FetchBundle { name: name("bob") }, "01 33 00000004  03 626f62");
+    known_answer(&Message::NoBundle { name: name("alice") }, "01 35 00000006  05 616c696365");
+}
+
+#[test]
+fn kat_message_bundle_without_one_time_prekey() {
+    // Body: name (1 + 3) + IK (64) + spk_id (4) + SPK (32) + spk_sig (64) + has_opk (1) = 169 = 0xa9.
+    let msg = Message::Bundle {
+        name: name("bob"),
+        bundle: FetchedBundle {
+            identity: kat_identity(),
+            signed_prekey: kat_signed_prekey(1),
+            one_time_prekey: None,
+        },
+    };
+    known_answer(
+        &msg,
+        &format!("01 34 000000a9  03 626f62  {HEX_IK}  00000001 {HEX_SPK} {HEX_SPK_SIG}  00"),
+    );
+}
+
+#[test]
+fn kat_message_bundle_with_one_time_prekey() {
+    // Body: name (1 + 5) + 64 + 4 + 32 + 64 + has_opk (1) + opk_id (4) + OPK (32) = 207 = 0xcf.
+    let msg = Message::Bundle {
+        name: name("alice"),
+        bundle: FetchedBundle {
+            identity: kat_identity(),
+            signed_prekey: kat_signed_prekey(0x0102_0304),
+            one_time_prekey: Some(one_time_prekey(12, seq(0xa0))),
+        },
+    };
+    known_answer(
+        &msg,
+        &format!(
+            "01 34 000000cf  05 616c696365  {HEX_IK}  01020304 {HEX_SPK} {HEX_SPK_SIG}
+             01  0000000c {HEX_OPK}"
+        ),
+    );
+}
+
+#[test]
+fn kat_message_e2e_send() {
+    // Body: id (8) + name (1 + 3) + envelope length (2) + envelope (5) = 19 = 0x13.
+    let msg = Message::E2eSend {
+        id: MessageId(1),
+        to: name("bob"),
+        envelope: envelope(&[1, 2, 3, 4, 5]),
+    };
+    known_answer(&msg, "01 36 00000013  0000000000000001  03 626f62  0005 0102030405");
+}
+
+#[test]
+fn kat_message_e2e_deliver() {
+    // The shortest envelope, one byte. Body: 8 + (1 + 5) + 2 + 1 = 17 = 0x11.
+    let msg = Message::E2eDeliver {
+        id: MessageId(0x0102_0304_0506_0708),
+        from: name("alice"),
+        envelope: envelope(&[0xff]),
+    };
+    known_answer(&msg, "01 37 00000011  0102030405060708  05 616c696365  0001 ff");
+}
+
+#[test]
+fn kat_message_e2e_send_longest_envelope() {
+    // MAX_ENVELOPE_LEN = 16640 = 0x4100 bytes. Body: 8 + (1 + 1) + 2 + 16640 = 16652 = 0x410c.
+    let msg = Message::E2eSend {
+        id: MessageId(7),
+        to: name("a"),
+        envelope: envelope(&[0xee; MAX_ENVELOPE_LEN]),
+    };
+    known_answer(
+        &msg,
+        &format!("01 36 0000410c  0000000000000007  01 61  4100 {}", "ee".repeat(16_640)),
+    );
+}
+
+#[test]
 fn kat_link_transport() {
     // The shortest transport frame: a bare 16-byte tag. No inner length prefix.
     let noise: Vec<u8> = (0x00..0x10).collect();
@@ -766,6 +1245,11 @@ fn limits_are_the_documented_values_and_consistent() {
     assert_eq!(HEADER_LEN + MAX_MESSAGE_LEN + 16, MAX_LINK_BODY_LEN);
     assert_eq!(<Message as Codec>::MAX_FRAME_BODY_LEN, MAX_MESSAGE_LEN);
     assert_eq!(<LinkFrame as Codec>::MAX_FRAME_BODY_LEN, MAX_LINK_BODY_LEN);
+    // The e2e field bounds (SPEC.md §13, and the codec's own prekey bound).
+    assert_eq!(MAX_ENVELOPE_LEN, 16_640);
+    assert_eq!(MAX_ENVELOPE_LEN, MAX_BODY_LEN + 256);
+    assert_eq!(MAX_ENCODED_PREKEYS, 1000);
+    assert_eq!(IdentityPublic::LEN, IK_LEN);
 }
 
 #[test]
@@ -787,6 +1271,36 @@ fn largest_message_round_trips_and_fits_one_transport_frame() {
         assert!(bytes.len() <= HEADER_LEN + MAX_MESSAGE_LEN);
         assert_eq!(Message::decode(&bytes), Ok(msg));
         // Sealed (+16 tag), it is a valid transport frame.
+        assert!(LinkFrame::transport(vec![0; bytes.len() + 16]).is_ok());
+    }
+}
+
+#[test]
+fn largest_e2e_messages_round_trip_and_fit_one_transport_frame() {
+    let upload = Message::UploadBundle {
+        bundle: uploaded(one_time_prekeys(u32::MAX - 999, MAX_ENCODED_PREKEYS, 11)),
+    };
+    let longest = name(&"x".repeat(MAX_NAME_LEN));
+    let send = Message::E2eSend {
+        id: MessageId(u64::MAX),
+        to: longest.clone(),
+        envelope: envelope(&filled(MAX_ENVELOPE_LEN, 1)),
+    };
+    let deliver = Message::E2eDeliver {
+        id: MessageId(u64::MAX),
+        from: longest,
+        envelope: envelope(&[0; MAX_ENVELOPE_LEN]),
+    };
+    let cases = [
+        (upload, UPLOAD_FIXED_LEN + MAX_ENCODED_PREKEYS * OPK_LEN),
+        (send, 8 + 1 + MAX_NAME_LEN + 2 + MAX_ENVELOPE_LEN),
+        (deliver, 8 + 1 + MAX_NAME_LEN + 2 + MAX_ENVELOPE_LEN),
+    ];
+    for (msg, body_len) in cases {
+        let bytes = msg.encode();
+        assert_eq!(bytes.len(), HEADER_LEN + body_len, "{}", msg.type_name());
+        assert!(bytes.len() <= HEADER_LEN + MAX_MESSAGE_LEN);
+        assert_eq!(Message::decode(&bytes), Ok(msg));
         assert!(LinkFrame::transport(vec![0; bytes.len() + 16]).is_ok());
     }
 }
@@ -846,6 +1360,45 @@ fn body_new_refuses_out_of_bounds() {
 }
 
 #[test]
+fn uploaded_bundle_new_refuses_out_of_bounds() {
+    for n in [0, 1, 20, MAX_ENCODED_PREKEYS] {
+        let opks = one_time_prekeys(2, n, 3);
+        let bundle = UploadedBundle::new(sample_identity(), sample_signed_prekey(), opks.clone())
+            .expect("within MAX_ENCODED_PREKEYS");
+        assert_eq!(bundle.identity(), &sample_identity());
+        assert_eq!(bundle.signed_prekey(), &sample_signed_prekey());
+        assert_eq!(bundle.one_time_prekeys(), &opks[..], "{n} prekeys, in upload order");
+    }
+    for n in [MAX_ENCODED_PREKEYS + 1, usize::from(u16::MAX) + 1] {
+        assert_eq!(
+            UploadedBundle::new(
+                sample_identity(),
+                sample_signed_prekey(),
+                one_time_prekeys(2, n, 3)
+            ),
+            Err(WireError::BadLength { field: "one_time_prekeys", len: n }),
+            "{n} prekeys"
+        );
+    }
+}
+
+#[test]
+fn envelope_new_refuses_out_of_bounds() {
+    assert_eq!(Envelope::new(Vec::new()), Err(WireError::BadLength { field: "envelope", len: 0 }));
+    for len in [1, 2, MAX_ENVELOPE_LEN - 1, MAX_ENVELOPE_LEN] {
+        let bytes = filled(len, 5);
+        assert_eq!(Envelope::new(bytes.clone()).map(|e| e.as_bytes().to_vec()), Ok(bytes));
+    }
+    for len in [MAX_ENVELOPE_LEN + 1, usize::from(u16::MAX), usize::from(u16::MAX) + 1] {
+        assert_eq!(
+            Envelope::new(vec![7; len]),
+            Err(WireError::BadLength { field: "envelope", len }),
+            "{len} bytes"
+        );
+    }
+}
+
+#[test]
 fn link_constructors_refuse_out_of_bounds() {
     let ctors: [(&str, usize, LinkCtor); 3] = [
         ("handshake_init", HANDSHAKE_INIT_MIN_LEN, LinkFrame::handshake_init),
@@ -874,10 +1427,26 @@ fn sample_messages() -> Vec<Message> {
         Message::Register { name: name("alice") },
         Message::Welcome { name: name("alice") },
         Message::Refused { reason: RefusalReason::NameTaken },
+        Message::Ready,
         Message::Send { id: MessageId(1), to: name("bob"), body: body(b"hi") },
         Message::Deliver { id: MessageId(2), from: name("alice"), body: body(b"") },
         Message::Ack { id: MessageId(3), status: AckStatus::Queued },
         Message::Reject { id: MessageId(4), reason: RejectReason::UnknownRecipient },
+        Message::UploadBundle { bundle: uploaded(one_time_prekeys(2, 2, 7)) },
+        Message::BundleStored { one_time_prekeys: 10 },
+        Message::BundleRefused { reason: BundleRefusal::BadSignature },
+        Message::FetchBundle { name: name("bob") },
+        Message::Bundle {
+            name: name("bob"),
+            bundle: FetchedBundle {
+                identity: sample_identity(),
+                signed_prekey: sample_signed_prekey(),
+                one_time_prekey: Some(one_time_prekey(2, [0x55; 32])),
+            },
+        },
+        Message::NoBundle { name: name("carol") },
+        Message::E2eSend { id: MessageId(5), to: name("bob"), envelope: envelope(&[2; 60]) },
+        Message::E2eDeliver { id: MessageId(6), from: name("alice"), envelope: envelope(&[1]) },
     ]
 }
 
@@ -923,9 +1492,82 @@ fn malformed_truncated_message() {
             "deliver name promising 32 bytes, holding 3",
             frame(0x21, &[&id[..], &[32], b"bob"].concat()),
         ),
+        ("upload bundle cut inside IK", frame(0x30, &[0x11; IK_LEN - 1])),
+        ("upload bundle cut inside spk_sig", frame(0x30, &ik_and_spk_fields()[..IK_LEN + 99])),
+        ("upload bundle without its count", frame(0x30, &ik_and_spk_fields())),
+        (
+            "upload bundle with half a count",
+            frame(0x30, &[&ik_and_spk_fields()[..], &[0]].concat()),
+        ),
+        ("upload bundle with its last prekey cut", {
+            let mut fields = upload_fields(2, 2);
+            fields.pop();
+            frame(0x30, &fields)
+        }),
+        ("bundle stored without its count", frame(0x31, &[])),
+        ("bundle stored with half a count", frame(0x31, &[0])),
+        ("bundle refused without its reason", frame(0x32, &[])),
+        ("fetch bundle without its name", frame(0x33, &[])),
+        ("no bundle name promising 5 bytes, holding 4", frame(0x35, &[5, b'a', b'l', b'i', b'c'])),
+        (
+            "bundle without its has_opk",
+            frame(0x34, &[&name_field(b"bob")[..], &ik_and_spk_fields()].concat()),
+        ),
+        (
+            "bundle with has_opk 1 and no prekey",
+            frame(0x34, &[&name_field(b"bob")[..], &ik_and_spk_fields(), &[1]].concat()),
+        ),
+        (
+            "bundle with has_opk 1 and a prekey cut to 35 bytes",
+            frame(
+                0x34,
+                &[
+                    &name_field(b"bob")[..],
+                    &ik_and_spk_fields(),
+                    &[1],
+                    &opk_field(2)[..OPK_LEN - 1],
+                ]
+                .concat(),
+            ),
+        ),
+        ("bundle without its IK", frame(0x34, &name_field(b"bob"))),
+        ("e2e send without its envelope", frame(0x36, &[&id[..], &name_field(b"bob")].concat())),
+        (
+            "e2e send with half an envelope length",
+            frame(0x36, &[&id[..], &name_field(b"bob"), &[0]].concat()),
+        ),
+        (
+            "e2e deliver envelope promising 5 bytes, holding 4",
+            frame(0x37, &[&id[..], &name_field(b"bob"), &envelope_field(5, 4)].concat()),
+        ),
+        (
+            "e2e deliver envelope promising MAX_ENVELOPE_LEN bytes, holding none",
+            frame(0x37, &[&id[..], &name_field(b"bob"), &envelope_field(0x4100, 0)].concat()),
+        ),
     ];
     for (what, bytes) in cases {
         assert_eq!(Message::decode(&bytes), Err(WireError::Truncated), "{what}");
+    }
+}
+
+/// A count that promises more one-time prekeys than the body holds runs past its end.
+#[test]
+fn malformed_truncated_one_time_prekeys() {
+    for (count, held) in [(1, 0), (2, 1), (3, 2), (20, 19), (1000, 0), (1000, 999)] {
+        assert_eq!(
+            Message::decode(&frame(0x30, &upload_fields(count, held))),
+            Err(WireError::Truncated),
+            "count {count}, {held} prekeys"
+        );
+    }
+    // A whole number of bytes, but not of prekeys: the count is right, the last one is short.
+    for cut in 1..OPK_LEN {
+        let fields = upload_fields(3, 3);
+        assert_eq!(
+            Message::decode(&frame(0x30, &fields[..fields.len() - cut])),
+            Err(WireError::Truncated),
+            "last prekey cut by {cut} bytes"
+        );
     }
 }
 
@@ -1062,10 +1704,33 @@ fn check_unknown_type<C: Family>() {
 #[test]
 fn malformed_unknown_type_message() {
     check_unknown_type::<Message>();
+    // The reserved e2e codes 0x38..=0x3f are unknown, even over a body another e2e message would
+    // accept.
+    let e2e_send_body = [&[0; 8][..], &name_field(b"bob"), &envelope_field(1, 1)].concat();
+    assert!(Message::decode(&frame(0x36, &e2e_send_body)).is_ok());
+    for t in 0x38..=0x3f {
+        assert_eq!(Message::decode(&frame(t, &e2e_send_body)), Err(WireError::UnknownType(t)));
+    }
     // A valid link frame fed to the message decoder.
     for frame in sample_link_frames() {
         let code = frame.encode()[1];
         assert_eq!(Message::decode(&frame.encode()), Err(WireError::UnknownType(code)));
+    }
+}
+
+/// The crate's codes and names are SPEC.md's table ([`MESSAGES`]), and [`sample_messages`] holds
+/// every message type.
+#[test]
+fn message_codes_and_names_are_the_spec_table() {
+    let samples = sample_messages();
+    let mut codes: Vec<u8> = samples.iter().map(Codec::frame_type).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    assert_eq!(codes, MESSAGE_TYPES, "sample_messages holds every message type once or more");
+    for msg in &samples {
+        let spec_name = MESSAGES.iter().find(|(code, _)| *code == msg.frame_type()).map(|e| e.1);
+        assert_eq!(spec_name, Some(msg.type_name()), "{msg:?}");
+        assert_eq!(msg.encode()[1], msg.frame_type());
     }
 }
 
@@ -1092,6 +1757,15 @@ fn malformed_bad_length_message() {
         assert_eq!(Message::decode(&frame(0x11, &field)), expected, "welcome, name length {len}");
         for t in [0x20, 0x21] {
             let bytes = frame(t, &[&id[..], &field, &[0, 0]].concat());
+            assert_eq!(Message::decode(&bytes), expected, "type {t:#04x}, name length {len}");
+        }
+        for t in [0x33, 0x35] {
+            assert_eq!(Message::decode(&frame(t, &field)), expected, "type {t:#04x}, length {len}");
+        }
+        let bundle = frame(0x34, &[&field[..], &ik_and_spk_fields(), &[0]].concat());
+        assert_eq!(Message::decode(&bundle), expected, "bundle, name length {len}");
+        for t in [0x36, 0x37] {
+            let bytes = frame(t, &[&id[..], &field, &envelope_field(1, 1)].concat());
             assert_eq!(Message::decode(&bytes), expected, "type {t:#04x}, name length {len}");
         }
     }
@@ -1125,6 +1799,67 @@ fn malformed_bad_length_message() {
     let at_max =
         frame(0x20, &[&id[..], &name_of(32), &max_prefix, &vec![0; MAX_BODY_LEN]].concat());
     assert!(Message::decode(&at_max).is_ok());
+}
+
+/// An envelope length prefix of 0 or above `MAX_ENVELOPE_LEN` is `BadLength`, checked as soon as it
+/// is read: with the bytes it announces behind it (as many as fit in a message), or with none.
+#[test]
+fn malformed_bad_length_envelope() {
+    let id = [0, 0, 0, 0, 0, 0, 0, 9];
+    let head = [&id[..], &name_field(b"bob")].concat();
+    for t in [0x36, 0x37] {
+        for len in [0, MAX_ENVELOPE_LEN + 1, usize::from(u16::MAX)] {
+            let expected = Err(WireError::BadLength { field: "envelope", len });
+            let prefix = u16::try_from(len).expect("fits u16");
+            let fits = len.min(MAX_MESSAGE_LEN - head.len() - 2);
+            for held in [fits, 1, 0] {
+                let bytes = frame(t, &[&head[..], &envelope_field(prefix, held)].concat());
+                assert_eq!(Message::decode(&bytes), expected, "type {t:#04x}, {len}, {held} held");
+            }
+        }
+        // The boundaries themselves are accepted.
+        for len in [1, MAX_ENVELOPE_LEN] {
+            let prefix = u16::try_from(len).expect("fits u16");
+            let decoded =
+                Message::decode(&frame(t, &[&head[..], &envelope_field(prefix, len)].concat()));
+            let envelope = match decoded {
+                Ok(Message::E2eSend { envelope, .. } | Message::E2eDeliver { envelope, .. }) => {
+                    envelope
+                }
+                other => panic!("type {t:#04x}, envelope of {len} bytes: {other:?}"),
+            };
+            assert_eq!(envelope.as_bytes(), &vec![0xe7; len][..]);
+        }
+    }
+}
+
+/// A one-time prekey count above `MAX_ENCODED_PREKEYS` is `BadLength`, checked as soon as it is
+/// read (SPEC.md §3.4 step 6), before the prekeys it announces: with all of them behind it (as many
+/// as fit in a message), with one, or with none.
+///
+/// Note: SPEC.md §15.1 says `count` "is bounded by the frame only", which would accept counts up to
+/// 1815 whose prekeys fit; the codec bounds it by `MAX_ENCODED_PREKEYS` (1000), as its documentation
+/// says. This test follows the codec; the SPEC sentence needs the bound.
+#[test]
+fn malformed_bad_length_one_time_prekeys() {
+    let fit_in_a_message = (MAX_MESSAGE_LEN - UPLOAD_FIXED_LEN) / OPK_LEN;
+    assert_eq!(fit_in_a_message, 1815);
+    for count in [1001u16, 1815, 1816, u16::MAX] {
+        let expected =
+            Err(WireError::BadLength { field: "one_time_prekeys", len: usize::from(count) });
+        for held in [usize::from(count).min(fit_in_a_message), 1, 0] {
+            let bytes = frame(0x30, &upload_fields(count, held));
+            assert_eq!(Message::decode(&bytes), expected, "count {count}, {held} prekeys");
+        }
+    }
+    // The boundary: MAX_ENCODED_PREKEYS with their bytes is accepted.
+    match Message::decode(&frame(0x30, &upload_fields(1000, 1000))) {
+        Ok(Message::UploadBundle { bundle }) => {
+            assert_eq!(bundle.one_time_prekeys().len(), MAX_ENCODED_PREKEYS);
+            assert_eq!(bundle.one_time_prekeys()[999], one_time_prekey(1001, [0x55; 32]));
+        }
+        other => panic!("1000 prekeys: {other:?}"),
+    }
 }
 
 #[test]
@@ -1179,6 +1914,40 @@ fn malformed_trailing_bytes_message() {
         ("deliver", frame(0x21, &[&id[..], &[3], b"bob", &[0, 0], &[0]].concat()), 1),
         ("ack", frame(0x22, &[&id[..], &[1, 0, 0, 0]].concat()), 3),
         ("reject", frame(0x23, &[&id[..], &[3, 3]].concat()), 1),
+        ("ready", frame(0x13, &[0]), 1),
+        ("upload bundle: count 0, one prekey", frame(0x30, &upload_fields(0, 1)), OPK_LEN),
+        ("upload bundle: count 1, three prekeys", frame(0x30, &upload_fields(1, 3)), 2 * OPK_LEN),
+        ("bundle stored", frame(0x31, &[0, 1, 0]), 1),
+        ("bundle refused", frame(0x32, &[5, 5]), 1),
+        ("fetch bundle", frame(0x33, &[3, b'b', b'o', b'b', b'!', b'!']), 2),
+        (
+            "bundle: has_opk 0 followed by a prekey",
+            frame(
+                0x34,
+                &[&name_field(b"bob")[..], &ik_and_spk_fields(), &[0], &opk_field(2)].concat(),
+            ),
+            OPK_LEN,
+        ),
+        (
+            "bundle: has_opk 1, a prekey and a byte",
+            frame(
+                0x34,
+                &[&name_field(b"bob")[..], &ik_and_spk_fields(), &[1], &opk_field(2), &[1]]
+                    .concat(),
+            ),
+            1,
+        ),
+        ("no bundle", frame(0x35, &[1, b'a', 0, 0]), 2),
+        (
+            "e2e send",
+            frame(0x36, &[&id[..], &name_field(b"bob"), &envelope_field(2, 3)].concat()),
+            1,
+        ),
+        (
+            "e2e deliver",
+            frame(0x37, &[&id[..], &name_field(b"bob"), &envelope_field(1, 5)].concat()),
+            4,
+        ),
     ];
     for (what, bytes, extra) in cases {
         assert_eq!(Message::decode(&bytes), Err(WireError::TrailingBytes { extra }), "{what}");
@@ -1237,6 +2006,18 @@ fn malformed_invalid_value_name() {
             expected,
             "deliver {bad:?}"
         );
+        for t in [0x33, 0x35] {
+            assert_eq!(Message::decode(&frame(t, &field)), expected, "type {t:#04x} {bad:?}");
+        }
+        assert_eq!(
+            Message::decode(&frame(0x34, &[&field[..], &ik_and_spk_fields(), &[0]].concat())),
+            expected,
+            "bundle {bad:?}"
+        );
+        for t in [0x36, 0x37] {
+            let bytes = frame(t, &[&id[..], &field, &envelope_field(1, 1)].concat());
+            assert_eq!(Message::decode(&bytes), expected, "type {t:#04x} {bad:?}");
+        }
     }
     // Every single byte: accepted exactly when it is in the alphabet.
     for b in 0..=u8::MAX {
@@ -1277,6 +2058,69 @@ fn malformed_invalid_value_codes() {
         assert_eq!(refused, refusal_reason, "refusal reason {code:#04x}");
         assert_eq!(ack, ack_status, "ack status {code:#04x}");
         assert_eq!(reject, reject_reason, "reject reason {code:#04x}");
+    }
+}
+
+#[test]
+fn malformed_invalid_value_bundle_refusal() {
+    for code in 0..=u8::MAX {
+        let expected = match code {
+            0x01 => Ok(BundleRefusal::BadSigningKey),
+            0x02 => Ok(BundleRefusal::LowOrderKey),
+            0x03 => Ok(BundleRefusal::BadSignature),
+            0x04 => Ok(BundleRefusal::TooManyPrekeys),
+            0x05 => Ok(BundleRefusal::DuplicatePrekeyId),
+            _ => Err(WireError::InvalidValue { field: "bundle_refusal" }),
+        };
+        assert_eq!(
+            Message::decode(&frame(0x32, &[code])),
+            expected.map(|reason| Message::BundleRefused { reason }),
+            "bundle refusal {code:#04x}"
+        );
+        if let Ok(reason) = expected {
+            assert_eq!(reason.code(), code);
+        }
+    }
+    // The code is checked before what follows it.
+    assert_eq!(
+        Message::decode(&frame(0x32, &[0x06, 0x01])),
+        Err(WireError::InvalidValue { field: "bundle_refusal" })
+    );
+}
+
+/// `has_opk` is `0x00` (no one-time prekey follows) or `0x01` (one follows); any other value is
+/// `InvalidValue`, whether a prekey's bytes follow or not.
+#[test]
+fn malformed_invalid_value_has_opk() {
+    let head = [&name_field(b"bob")[..], &ik_and_spk_fields()].concat();
+    let bundle = |one_time_prekey| {
+        Ok(Message::Bundle {
+            name: name("bob"),
+            bundle: FetchedBundle {
+                identity: sample_identity(),
+                signed_prekey: sample_signed_prekey(),
+                one_time_prekey,
+            },
+        })
+    };
+    for flag in 0..=u8::MAX {
+        let bare = Message::decode(&frame(0x34, &[&head[..], &[flag]].concat()));
+        let with_opk = Message::decode(&frame(0x34, &[&head[..], &[flag], &opk_field(9)].concat()));
+        match flag {
+            0x00 => {
+                assert_eq!(bare, bundle(None));
+                assert_eq!(with_opk, Err(WireError::TrailingBytes { extra: OPK_LEN }));
+            }
+            0x01 => {
+                assert_eq!(bare, Err(WireError::Truncated));
+                assert_eq!(with_opk, bundle(Some(one_time_prekey(9, [0x55; 32]))));
+            }
+            _ => {
+                let expected = Err(WireError::InvalidValue { field: "has_opk" });
+                assert_eq!(bare, expected, "has_opk {flag:#04x}");
+                assert_eq!(with_opk, expected, "has_opk {flag:#04x} and a prekey");
+            }
+        }
     }
 }
 
@@ -1328,6 +2172,29 @@ fn decode_reports_the_first_failing_check() {
     assert_eq!(
         Message::decode(&frame(0x12, &[9, 9])),
         Err(WireError::InvalidValue { field: "refusal_reason" })
+    );
+    // e2e fields in order: the name before has_opk, the name before the envelope length, the prekey
+    // count before the prekeys (it is refused with none of them present).
+    let bad_name_bad_flag = [&name_field(b"Bob")[..], &ik_and_spk_fields(), &[2]].concat();
+    assert_eq!(
+        Message::decode(&frame(0x34, &bad_name_bad_flag)),
+        Err(WireError::InvalidValue { field: "name" })
+    );
+    let bad_name_bad_envelope = [&[0; 8][..], &[0], &envelope_field(0, 0)].concat();
+    assert_eq!(
+        Message::decode(&frame(0x36, &bad_name_bad_envelope)),
+        Err(WireError::BadLength { field: "name", len: 0 })
+    );
+    assert_eq!(
+        Message::decode(&frame(0x30, &upload_fields(1001, 0))),
+        Err(WireError::BadLength { field: "one_time_prekeys", len: 1001 })
+    );
+    // A bad envelope length before leftover bytes in the body.
+    let bad_envelope_then_extra =
+        [&[0; 8][..], &name_field(b"bob"), &envelope_field(0, 5)].concat();
+    assert_eq!(
+        Message::decode(&frame(0x37, &bad_envelope_then_extra)),
+        Err(WireError::BadLength { field: "envelope", len: 0 })
     );
 }
 

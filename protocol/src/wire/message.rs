@@ -1,6 +1,9 @@
 //! Messages: the plaintexts carried in the handshake payloads and inside the channel.
 
-use super::{Body, Codec, HEADER_LEN, MAX_LINK_BODY_LEN, MessageId, Name, Reader, WireError};
+use super::{
+    Body, Codec, Envelope, FetchedBundle, HEADER_LEN, MAX_LINK_BODY_LEN, MessageId, Name, Reader,
+    UploadedBundle, WireError,
+};
 
 /// Largest message body: a whole message (header + body) must fit in one channel transport
 /// message, whose plaintext is at most 65 535 − 16 (tag) bytes.
@@ -9,10 +12,19 @@ pub const MAX_MESSAGE_LEN: usize = MAX_LINK_BODY_LEN - 16 - HEADER_LEN;
 const TYPE_REGISTER: u8 = 0x10;
 const TYPE_WELCOME: u8 = 0x11;
 const TYPE_REFUSED: u8 = 0x12;
+const TYPE_READY: u8 = 0x13;
 const TYPE_SEND: u8 = 0x20;
 const TYPE_DELIVER: u8 = 0x21;
 const TYPE_ACK: u8 = 0x22;
 const TYPE_REJECT: u8 = 0x23;
+const TYPE_UPLOAD_BUNDLE: u8 = 0x30;
+const TYPE_BUNDLE_STORED: u8 = 0x31;
+const TYPE_BUNDLE_REFUSED: u8 = 0x32;
+const TYPE_FETCH_BUNDLE: u8 = 0x33;
+const TYPE_BUNDLE: u8 = 0x34;
+const TYPE_NO_BUNDLE: u8 = 0x35;
+const TYPE_E2E_SEND: u8 = 0x36;
+const TYPE_E2E_DELIVER: u8 = 0x37;
 
 /// Why the server refused a registration (the payload of handshake message 2).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -43,6 +55,21 @@ pub enum RejectReason {
     UnknownRecipient,
 }
 
+/// Why the server refused an uploaded bundle (SPEC.md §10.3, §15.1).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum BundleRefusal {
+    /// `0x01`: `IK_sig` is not a valid Ed25519 point, or has small order.
+    BadSigningKey,
+    /// `0x02`: an X25519 key of the bundle has small order.
+    LowOrderKey,
+    /// `0x03`: the signed prekey's signature does not verify.
+    BadSignature,
+    /// `0x04`: more one-time prekeys than the protocol allows.
+    TooManyPrekeys,
+    /// `0x05`: a prekey id is used twice.
+    DuplicatePrekeyId,
+}
+
 macro_rules! byte_enum {
     ($ty:ident, $field:literal, { $($variant:ident = $code:literal),+ $(,)? }) => {
         impl $ty {
@@ -65,6 +92,10 @@ macro_rules! byte_enum {
 byte_enum!(RefusalReason, "refusal_reason", { NameTaken = 0x01, NotARegistration = 0x02 });
 byte_enum!(AckStatus, "ack_status", { Relayed = 0x01, Queued = 0x02 });
 byte_enum!(RejectReason, "reject_reason", { Policy = 0x01, MailboxFull = 0x02, UnknownRecipient = 0x03 });
+byte_enum!(BundleRefusal, "bundle_refusal", {
+    BadSigningKey = 0x01, LowOrderKey = 0x02, BadSignature = 0x03, TooManyPrekeys = 0x04,
+    DuplicatePrekeyId = 0x05,
+});
 
 /// A plaintext message (SPEC.md §3.3).
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -86,6 +117,10 @@ pub enum Message {
         /// Why.
         reason: RefusalReason,
     },
+    /// `0x13`, client → server, the client's first transport message: proves the client holds the
+    /// handshake's ephemeral key (a replayed handshake message 1 cannot produce it), so the server
+    /// may now make this the name's active link (SPEC.md §5.1). No fields.
+    Ready,
     /// `0x20`, client → server: relay `body` to `to`.
     Send {
         /// The sender's id for this message.
@@ -118,6 +153,56 @@ pub enum Message {
         /// Why.
         reason: RejectReason,
     },
+    /// `0x30`, client → server: publish (or replenish, or rotate) the client's prekey bundle.
+    UploadBundle {
+        /// The bundle.
+        bundle: UploadedBundle,
+    },
+    /// `0x31`, server → client: the upload was stored.
+    BundleStored {
+        /// How many one-time prekeys the server now holds for the client.
+        one_time_prekeys: u16,
+    },
+    /// `0x32`, server → client: the upload was refused; nothing changed.
+    BundleRefused {
+        /// Why.
+        reason: BundleRefusal,
+    },
+    /// `0x33`, client → server: ask for `name`'s bundle.
+    FetchBundle {
+        /// Whose bundle.
+        name: Name,
+    },
+    /// `0x34`, server → client: `name`'s bundle, with at most one one-time prekey.
+    Bundle {
+        /// Whose bundle.
+        name: Name,
+        /// The bundle.
+        bundle: FetchedBundle,
+    },
+    /// `0x35`, server → client: `name` has published no bundle.
+    NoBundle {
+        /// Whose bundle was asked for.
+        name: Name,
+    },
+    /// `0x36`, client → server: relay an e2e envelope to `to`.
+    E2eSend {
+        /// The sender's id for this message.
+        id: MessageId,
+        /// The recipient.
+        to: Name,
+        /// What the server relays and cannot open.
+        envelope: Envelope,
+    },
+    /// `0x37`, server → client: an e2e envelope from `from`.
+    E2eDeliver {
+        /// The sender's id for this message.
+        id: MessageId,
+        /// The sender, as authenticated by the server.
+        from: Name,
+        /// The envelope.
+        envelope: Envelope,
+    },
 }
 
 impl Message {
@@ -128,10 +213,19 @@ impl Message {
             Self::Register { .. } => "Register",
             Self::Welcome { .. } => "Welcome",
             Self::Refused { .. } => "Refused",
+            Self::Ready => "Ready",
             Self::Send { .. } => "Send",
             Self::Deliver { .. } => "Deliver",
             Self::Ack { .. } => "Ack",
             Self::Reject { .. } => "Reject",
+            Self::UploadBundle { .. } => "UploadBundle",
+            Self::BundleStored { .. } => "BundleStored",
+            Self::BundleRefused { .. } => "BundleRefused",
+            Self::FetchBundle { .. } => "FetchBundle",
+            Self::Bundle { .. } => "Bundle",
+            Self::NoBundle { .. } => "NoBundle",
+            Self::E2eSend { .. } => "E2eSend",
+            Self::E2eDeliver { .. } => "E2eDeliver",
         }
     }
 }
@@ -144,10 +238,19 @@ impl Codec for Message {
             Self::Register { .. } => TYPE_REGISTER,
             Self::Welcome { .. } => TYPE_WELCOME,
             Self::Refused { .. } => TYPE_REFUSED,
+            Self::Ready => TYPE_READY,
             Self::Send { .. } => TYPE_SEND,
             Self::Deliver { .. } => TYPE_DELIVER,
             Self::Ack { .. } => TYPE_ACK,
             Self::Reject { .. } => TYPE_REJECT,
+            Self::UploadBundle { .. } => TYPE_UPLOAD_BUNDLE,
+            Self::BundleStored { .. } => TYPE_BUNDLE_STORED,
+            Self::BundleRefused { .. } => TYPE_BUNDLE_REFUSED,
+            Self::FetchBundle { .. } => TYPE_FETCH_BUNDLE,
+            Self::Bundle { .. } => TYPE_BUNDLE,
+            Self::NoBundle { .. } => TYPE_NO_BUNDLE,
+            Self::E2eSend { .. } => TYPE_E2E_SEND,
+            Self::E2eDeliver { .. } => TYPE_E2E_DELIVER,
         }
     }
 
@@ -157,10 +260,19 @@ impl Codec for Message {
             TYPE_REGISTER
                 | TYPE_WELCOME
                 | TYPE_REFUSED
+                | TYPE_READY
                 | TYPE_SEND
                 | TYPE_DELIVER
                 | TYPE_ACK
                 | TYPE_REJECT
+                | TYPE_UPLOAD_BUNDLE
+                | TYPE_BUNDLE_STORED
+                | TYPE_BUNDLE_REFUSED
+                | TYPE_FETCH_BUNDLE
+                | TYPE_BUNDLE
+                | TYPE_NO_BUNDLE
+                | TYPE_E2E_SEND
+                | TYPE_E2E_DELIVER
         )
     }
 
@@ -168,6 +280,7 @@ impl Codec for Message {
         match self {
             Self::Register { name } | Self::Welcome { name } => name.encode(out),
             Self::Refused { reason } => out.push(reason.code()),
+            Self::Ready => {}
             Self::Send { id, to: name, body } | Self::Deliver { id, from: name, body } => {
                 out.extend_from_slice(&id.0.to_be_bytes());
                 name.encode(out);
@@ -181,6 +294,22 @@ impl Codec for Message {
                 out.extend_from_slice(&id.0.to_be_bytes());
                 out.push(reason.code());
             }
+            Self::UploadBundle { bundle } => bundle.encode(out),
+            Self::BundleStored { one_time_prekeys } => {
+                out.extend_from_slice(&one_time_prekeys.to_be_bytes());
+            }
+            Self::BundleRefused { reason } => out.push(reason.code()),
+            Self::FetchBundle { name } | Self::NoBundle { name } => name.encode(out),
+            Self::Bundle { name, bundle } => {
+                name.encode(out);
+                bundle.encode(out);
+            }
+            Self::E2eSend { id, to: name, envelope }
+            | Self::E2eDeliver { id, from: name, envelope } => {
+                out.extend_from_slice(&id.0.to_be_bytes());
+                name.encode(out);
+                envelope.encode(out);
+            }
         }
     }
 
@@ -189,6 +318,7 @@ impl Codec for Message {
             TYPE_REGISTER => Self::Register { name: Name::read(r)? },
             TYPE_WELCOME => Self::Welcome { name: Name::read(r)? },
             TYPE_REFUSED => Self::Refused { reason: RefusalReason::read(r)? },
+            TYPE_READY => Self::Ready,
             TYPE_SEND => {
                 Self::Send { id: MessageId(r.u64()?), to: Name::read(r)?, body: Body::read(r)? }
             }
@@ -199,6 +329,22 @@ impl Codec for Message {
             },
             TYPE_ACK => Self::Ack { id: MessageId(r.u64()?), status: AckStatus::read(r)? },
             TYPE_REJECT => Self::Reject { id: MessageId(r.u64()?), reason: RejectReason::read(r)? },
+            TYPE_UPLOAD_BUNDLE => Self::UploadBundle { bundle: UploadedBundle::read(r)? },
+            TYPE_BUNDLE_STORED => Self::BundleStored { one_time_prekeys: r.u16()? },
+            TYPE_BUNDLE_REFUSED => Self::BundleRefused { reason: BundleRefusal::read(r)? },
+            TYPE_FETCH_BUNDLE => Self::FetchBundle { name: Name::read(r)? },
+            TYPE_BUNDLE => Self::Bundle { name: Name::read(r)?, bundle: FetchedBundle::read(r)? },
+            TYPE_NO_BUNDLE => Self::NoBundle { name: Name::read(r)? },
+            TYPE_E2E_SEND => Self::E2eSend {
+                id: MessageId(r.u64()?),
+                to: Name::read(r)?,
+                envelope: Envelope::read(r)?,
+            },
+            TYPE_E2E_DELIVER => Self::E2eDeliver {
+                id: MessageId(r.u64()?),
+                from: Name::read(r)?,
+                envelope: Envelope::read(r)?,
+            },
             other => return Err(WireError::UnknownType(other)),
         })
     }

@@ -19,18 +19,25 @@
 //! is left over. Each failure is a distinct [`WireError`]. Every encoding is canonical — each value
 //! has exactly one encoding — so `encode(decode(b)) == b` for every `b` that decodes.
 
+mod bundle;
 mod codec;
 mod link;
 mod message;
 mod reader;
 mod types;
 
+pub use bundle::{
+    Envelope, FetchedBundle, IdentityPublic, MAX_ENCODED_PREKEYS, MAX_ENVELOPE_LEN,
+    OneTimePrekeyPublic, SignedPrekeyPublic, UploadedBundle,
+};
 pub use codec::{Codec, HEADER_LEN, VERSION, frame_len};
 pub use link::{
     HANDSHAKE_INIT_MIN_LEN, HANDSHAKE_RESP_MIN_LEN, LinkFrame, LinkKind, MAX_FRAME_LEN,
     MAX_LINK_BODY_LEN, TRANSPORT_MIN_LEN,
 };
-pub use message::{AckStatus, MAX_MESSAGE_LEN, Message, RefusalReason, RejectReason};
+pub use message::{
+    AckStatus, BundleRefusal, MAX_MESSAGE_LEN, Message, RefusalReason, RejectReason,
+};
 pub use reader::Reader;
 pub use types::{Body, MAX_BODY_LEN, MAX_NAME_LEN, MessageId, Name};
 
