@@ -4,11 +4,13 @@
 //! * [`Error::Channel`] — the channel's cryptography refused the bytes (forged, replayed, truncated,
 //!   low-order key, nonce exhausted).
 //! * [`Error::Protocol`] — the bytes were authentic but the peer broke the protocol.
+//! * [`Error::E2e`] — the e2e layer refused a bundle or an envelope.
 //! * [`Error::Misuse`] — the caller asked for something the role's state does not allow.
 //!
 //! Every role method that returns an error leaves the role exactly as it was before the call.
 
 use crate::channel::ChannelError;
+use crate::e2e::E2eError;
 use crate::suite::CryptoError;
 use crate::wire::{MessageId, Name, WireError};
 
@@ -22,6 +24,8 @@ pub enum Error {
     Channel(ChannelError),
     /// An authenticated peer broke the protocol.
     Protocol(ProtocolError),
+    /// The e2e layer refused a bundle or an envelope (or its handshake or ratchet failed).
+    E2e(E2eError),
     /// The caller used the API in a way the current state does not allow.
     Misuse(MisuseError),
 }
@@ -67,6 +71,10 @@ pub enum MisuseError {
     UnknownLink,
     /// The sender has used every message id (2^64 − 1 messages).
     IdsExhausted,
+    /// The client has no e2e identity (it was created for hop only).
+    NoE2eIdentity,
+    /// Too many messages already wait for this peer's bundle (`e2e::MAX_PENDING`).
+    PendingFull,
 }
 
 impl From<WireError> for Error {
@@ -84,6 +92,12 @@ impl From<ChannelError> for Error {
 impl From<CryptoError> for Error {
     fn from(e: CryptoError) -> Self {
         Self::Channel(ChannelError::from(e))
+    }
+}
+
+impl From<E2eError> for Error {
+    fn from(e: E2eError) -> Self {
+        Self::E2e(e)
     }
 }
 
@@ -105,6 +119,7 @@ impl core::fmt::Display for Error {
             Self::Wire(e) => write!(f, "malformed input: {e}"),
             Self::Channel(e) => write!(f, "channel: {e}"),
             Self::Protocol(e) => write!(f, "protocol violation: {e:?}"),
+            Self::E2e(e) => write!(f, "e2e: {e}"),
             Self::Misuse(e) => write!(f, "API misuse: {e:?}"),
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod channel;
 pub mod drivers;
+pub mod e2e;
 pub mod error;
 pub mod hop;
 pub mod roles;

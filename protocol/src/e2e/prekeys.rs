@@ -1,0 +1,435 @@
+//! The client's private prekey store (SPEC.md §10.2).
+//!
+//! A client holds, besides its identity ([`super::identity`]):
+//!
+//! * its **current signed prekey** `(spk_id, spk, spk_sig)`, and at most one **previous** one, kept
+//!   after a rotation so that a prekey message built on it still opens (§11.2);
+//! * its **one-time prekeys** `opk_id → opk`, each deleted after the first message that used it has
+//!   decrypted ([`PrekeyStore::remove_one_time`]; the handshake itself never mutates the store).
+//!
+//! Ids come from **one counter starting at 1, shared by both kinds**, so no two prekeys of a client
+//! ever share an id. Each key pair is drawn from the caller's RNG in id order (§2.4). An **upload
+//! watermark** remembers which one-time prekeys the server has already been sent, so that
+//! [`PrekeyStore::prepare_upload`] sends each one once.
+//!
+//! The signed prekey's signature covers (§10.2)
+//!
+//! ```text
+//! "e2e-ref/signed-prekey/v1" (24) || IK_dh (32) || BE32(spk_id) (4) || SPK (32)       92 bytes
+//! ```
+//!
+//! built in one place, [`signed_prekey_message`], for the signer ([`IdentityKeyPair::sign_prekey`])
+//! and the verifier (`super::bundle`) alike.
+
+use core::fmt;
+use core::ops::Bound;
+use std::collections::BTreeMap;
+
+use rand_core::CryptoRng;
+
+use crate::suite::{DH_LEN, PrivateKey, PublicKey, Signature};
+use crate::wire::{
+    BundleRefusal, MAX_ENCODED_PREKEYS, OneTimePrekeyPublic, SignedPrekeyPublic, UploadedBundle,
+};
+
+use super::identity::IdentityKeyPair;
+use super::{E2eError, MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEYS_PER_UPLOAD};
+
+/// The domain-separation label of a signed prekey's signature: the 24 ASCII bytes shown, no
+/// terminator (SPEC.md §10.2).
+pub const SIGNED_PREKEY_LABEL: &[u8; 24] = b"e2e-ref/signed-prekey/v1";
+
+/// Length of the message a signed prekey's signature covers: label, `IK_dh`, `BE32(id)`, `SPK`.
+pub const SIGNED_PREKEY_MESSAGE_LEN: usize = SIGNED_PREKEY_LABEL.len() + DH_LEN + 4 + DH_LEN;
+
+/// The id of the signed prekey a new store makes; its one-time prekeys follow from `2`.
+pub const FIRST_PREKEY_ID: u32 = 1;
+
+// An upload carries at most MAX_ONE_TIME_PREKEYS one-time prekeys, which the codec can always encode.
+const _: () = assert!(MAX_ONE_TIME_PREKEYS <= MAX_ENCODED_PREKEYS);
+
+/// The message a signed prekey's signature covers (SPEC.md §10.2):
+/// `"e2e-ref/signed-prekey/v1" || IK_dh || BE32(id) || key`.
+///
+/// Binding `IK_dh` ties the X25519 half of the identity to the Ed25519 half that signs. This is the
+/// only place the message is built; signing and verification both call it.
+#[must_use]
+pub fn signed_prekey_message(
+    identity_dh: &PublicKey,
+    id: u32,
+    key: &PublicKey,
+) -> [u8; SIGNED_PREKEY_MESSAGE_LEN] {
+    let mut message = [0u8; SIGNED_PREKEY_MESSAGE_LEN];
+    let (label, rest) = message.split_at_mut(SIGNED_PREKEY_LABEL.len());
+    let (ik, rest) = rest.split_at_mut(DH_LEN);
+    let (id_bytes, spk) = rest.split_at_mut(4);
+    label.copy_from_slice(SIGNED_PREKEY_LABEL);
+    ik.copy_from_slice(identity_dh.as_bytes());
+    id_bytes.copy_from_slice(&id.to_be_bytes());
+    spk.copy_from_slice(key.as_bytes());
+    message
+}
+
+/// The id counter has passed `u32::MAX`: the client has made 2^32 − 1 prekeys and cannot make
+/// another without reusing an id, which SPEC.md §10.2 forbids. (Unreachable in practice — it takes
+/// four billion rotations or replenishments — but the store stays total rather than wrap.)
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct PrekeyIdsExhausted;
+
+impl fmt::Display for PrekeyIdsExhausted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("every prekey id has been used")
+    }
+}
+
+impl std::error::Error for PrekeyIdsExhausted {}
+
+/// A signed prekey the client holds: id, private key, and the identity's signature over the public
+/// key (kept so that every upload carries the same bytes).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+struct SignedPrekey {
+    id: u32,
+    key: PrivateKey,
+    signature: Signature,
+}
+
+impl SignedPrekey {
+    /// Draws a key pair and signs it.
+    fn generate<R: CryptoRng + ?Sized>(identity: &IdentityKeyPair, id: u32, rng: &mut R) -> Self {
+        let key = PrivateKey::generate(rng);
+        let signature = identity.sign_prekey(id, key.public_key()).signature;
+        Self { id, key, signature }
+    }
+
+    const fn public(&self) -> SignedPrekeyPublic {
+        SignedPrekeyPublic { id: self.id, key: self.key.public_key(), signature: self.signature }
+    }
+}
+
+/// The client's private prekeys (SPEC.md §10.2). Private keys print as `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct PrekeyStore {
+    /// The signed prekey uploads carry and fetched bundles name.
+    current: SignedPrekey,
+    /// The signed prekey before the last rotation, if any; exactly one is kept.
+    previous: Option<SignedPrekey>,
+    /// One-time prekeys not yet consumed, by id.
+    one_time: BTreeMap<u32, PrivateKey>,
+    /// The next id to assign, in `1..=2^32`; `2^32` means the ids are exhausted. Held as `u64` so
+    /// that the counter itself never overflows.
+    next_id: u64,
+    /// The highest one-time prekey id already put into an upload (`0`: none). Every one-time prekey
+    /// with a higher id is still to be uploaded.
+    uploaded_through: u32,
+}
+
+impl PrekeyStore {
+    /// A new store (SPEC.md §10.2): the signed prekey with id [`FIRST_PREKEY_ID`] (`1`), then
+    /// [`ONE_TIME_PREKEYS_PER_UPLOAD`] one-time prekeys with ids `2..=11`, each key drawn from `rng`
+    /// in id order. Nothing is uploaded yet.
+    pub fn generate<R: CryptoRng + ?Sized>(identity: &IdentityKeyPair, rng: &mut R) -> Self {
+        let current = SignedPrekey::generate(identity, FIRST_PREKEY_ID, rng);
+        let mut one_time = BTreeMap::new();
+        let mut id = FIRST_PREKEY_ID;
+        for _ in 0..ONE_TIME_PREKEYS_PER_UPLOAD {
+            id += 1; // ids 2..=11, far from the end of the id space
+            one_time.insert(id, PrivateKey::generate(rng));
+        }
+        Self { current, previous: None, one_time, next_id: u64::from(id) + 1, uploaded_through: 0 }
+    }
+
+    /// What `upload_bundle` sends (SPEC.md §15.3): the identity, the current signed prekey, and the
+    /// one-time prekeys not yet uploaded, lowest id first — at most
+    /// [`MAX_ONE_TIME_PREKEYS`] of them, the most the server accepts in one upload (§10.3 step 4);
+    /// any beyond that stay pending for the next upload. Advances the upload watermark past the
+    /// one-time prekeys included, so the next call does not send them again.
+    ///
+    /// The watermark advances when the upload is *prepared*: if the server refuses it, the caller
+    /// that wants to retry the same keys keeps a clone of the store from before this call.
+    ///
+    /// `identity` must be the identity that made this store (its signature is on the signed prekey).
+    ///
+    /// # Errors
+    /// None in practice: [`E2eError::Bundle`]`(`[`BundleRefusal::TooManyPrekeys`]`)` only if the
+    /// batch could not be encoded, which the cap at `MAX_ONE_TIME_PREKEYS ≤ MAX_ENCODED_PREKEYS`
+    /// (checked at compile time) rules out. The store is unchanged on error.
+    pub fn prepare_upload(
+        &mut self,
+        identity: &IdentityKeyPair,
+    ) -> Result<UploadedBundle, E2eError> {
+        let batch: Vec<OneTimePrekeyPublic> = self
+            .one_time
+            .range((Bound::Excluded(self.uploaded_through), Bound::Unbounded))
+            .take(MAX_ONE_TIME_PREKEYS)
+            .map(|(&id, key)| OneTimePrekeyPublic { id, key: key.public_key() })
+            .collect();
+        let last = batch.last().map(|opk| opk.id);
+        let upload = UploadedBundle::new(identity.public(), self.current.public(), batch)
+            .map_err(|_| E2eError::Bundle(BundleRefusal::TooManyPrekeys))?;
+        if let Some(last) = last {
+            self.uploaded_through = last;
+        }
+        Ok(upload)
+    }
+
+    /// Rotation (SPEC.md §10.2): makes a new signed prekey with the next id, drawn from `rng` and
+    /// signed by `identity`; the current one becomes the previous one, and the one before that is
+    /// deleted (exactly one previous signed prekey is kept). Returns the new id.
+    ///
+    /// The next [`PrekeyStore::prepare_upload`] carries the new signed prekey; the server then hands
+    /// it out instead of the old one (§15.2).
+    ///
+    /// # Errors
+    /// [`PrekeyIdsExhausted`] if no id is left; the store is unchanged.
+    pub fn rotate_signed<R: CryptoRng + ?Sized>(
+        &mut self,
+        identity: &IdentityKeyPair,
+        rng: &mut R,
+    ) -> Result<u32, PrekeyIdsExhausted> {
+        let id = self.reserve_ids(1)?;
+        let new = SignedPrekey::generate(identity, id, rng);
+        self.previous = Some(core::mem::replace(&mut self.current, new));
+        Ok(id)
+    }
+
+    /// Replenishment (SPEC.md §10.2): makes `count` one-time prekeys with the next ids, drawn from
+    /// `rng` in id order. They go out with the next [`PrekeyStore::prepare_upload`].
+    ///
+    /// The server stores at most [`MAX_ONE_TIME_PREKEYS`] per client and refuses an upload that
+    /// would exceed that (§10.3 step 4); the caller sizes `count` by the server's `BundleStored`
+    /// count (SPEC.md §15.1). [`ONE_TIME_PREKEYS_PER_UPLOAD`] is the usual batch.
+    ///
+    /// # Errors
+    /// [`PrekeyIdsExhausted`] if fewer than `count` ids are left; then no key is made and the store
+    /// is unchanged.
+    pub fn replenish<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        count: usize,
+    ) -> Result<(), PrekeyIdsExhausted> {
+        let count = u32::try_from(count).map_err(|_| PrekeyIdsExhausted)?;
+        if count == 0 {
+            return Ok(());
+        }
+        let first = self.reserve_ids(count)?;
+        for id in (0..count).map(|i| first + i) {
+            self.one_time.insert(id, PrivateKey::generate(rng));
+        }
+        Ok(())
+    }
+
+    /// Assigns `count ≥ 1` consecutive ids and returns the first, or fails without assigning any.
+    /// `first + count - 1 ≤ u32::MAX` holds on success, so `first + i` for `i < count` cannot overflow.
+    fn reserve_ids(&mut self, count: u32) -> Result<u32, PrekeyIdsExhausted> {
+        let first = u32::try_from(self.next_id).map_err(|_| PrekeyIdsExhausted)?;
+        let end = self.next_id + u64::from(count); // ≤ 2^32 + 2^32: no overflow in u64
+        if end > u64::from(u32::MAX) + 1 {
+            return Err(PrekeyIdsExhausted);
+        }
+        self.next_id = end;
+        Ok(first)
+    }
+
+    /// The private key of the signed prekey `id`, if it is the current or the previous one
+    /// (SPEC.md §11.2).
+    #[must_use]
+    pub fn signed_prekey(&self, id: u32) -> Option<&PrivateKey> {
+        core::iter::once(&self.current)
+            .chain(self.previous.as_ref())
+            .find(|spk| spk.id == id)
+            .map(|spk| &spk.key)
+    }
+
+    /// The current signed prekey as published: id, public key, signature.
+    #[must_use]
+    pub const fn current_signed_prekey(&self) -> SignedPrekeyPublic {
+        self.current.public()
+    }
+
+    /// The private key of the one-time prekey `id`, if it is still held.
+    #[must_use]
+    pub fn one_time_prekey(&self, id: u32) -> Option<&PrivateKey> {
+        self.one_time.get(&id)
+    }
+
+    /// Deletes the one-time prekey `id` (a no-op if it is not held). The client calls this only
+    /// after the first message of the session built on it has decrypted (SPEC.md §11.2), so that a
+    /// forged prekey message cannot burn a one-time prekey.
+    pub fn remove_one_time(&mut self, id: u32) {
+        self.one_time.remove(&id);
+    }
+
+    /// How many one-time prekeys the client holds (uploaded or not).
+    #[must_use]
+    pub fn one_time_count(&self) -> usize {
+        self.one_time.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::e2e::bundle::validate_upload;
+
+    fn setup(seed: u64) -> (IdentityKeyPair, PrekeyStore, ChaCha20Rng) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let identity = IdentityKeyPair::generate(&mut rng);
+        let store = PrekeyStore::generate(&identity, &mut rng);
+        (identity, store, rng)
+    }
+
+    fn ids(upload: &UploadedBundle) -> Vec<u32> {
+        upload.one_time_prekeys().iter().map(|o| o.id).collect()
+    }
+
+    #[test]
+    fn signed_prekey_message_layout() {
+        let ik = PublicKey::from_bytes([0xAA; 32]);
+        let spk = PublicKey::from_bytes([0xBB; 32]);
+        let m = signed_prekey_message(&ik, 0x0102_0304, &spk);
+        assert_eq!(m.len(), 92);
+        assert_eq!(&m[..24], b"e2e-ref/signed-prekey/v1");
+        assert_eq!(&m[24..56], &[0xAA; 32]);
+        assert_eq!(&m[56..60], &[1, 2, 3, 4]);
+        assert_eq!(&m[60..], &[0xBB; 32]);
+    }
+
+    #[test]
+    fn generate_draws_spk_1_then_opks_2_to_11_in_id_order() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let identity = IdentityKeyPair::generate(&mut rng);
+        let store = PrekeyStore::generate(&identity, &mut rng.clone());
+
+        // Replay the RNG: the next 11 draws are spk (id 1), then opk 2, …, opk 11.
+        let mut replay = rng;
+        let spk = PrivateKey::generate(&mut replay);
+        assert_eq!(store.signed_prekey(1), Some(&spk));
+        for id in 2..=11 {
+            assert_eq!(store.one_time_prekey(id), Some(&PrivateKey::generate(&mut replay)));
+        }
+        assert_eq!(store.one_time_count(), ONE_TIME_PREKEYS_PER_UPLOAD);
+        assert_eq!(store.one_time_prekey(1), None);
+        assert_eq!(store.one_time_prekey(12), None);
+        assert_eq!(store.signed_prekey(2), None);
+        assert_eq!(store.current_signed_prekey().id, 1);
+        assert_eq!(store.current_signed_prekey(), identity.sign_prekey(1, spk.public_key()));
+    }
+
+    #[test]
+    fn upload_carries_identity_spk_and_each_one_time_prekey_once() {
+        let (identity, mut store, mut rng) = setup(4);
+        let first = store.prepare_upload(&identity).unwrap();
+        assert_eq!(first.identity(), &identity.public());
+        assert_eq!(first.signed_prekey(), &store.current_signed_prekey());
+        assert_eq!(ids(&first), (2..=11).collect::<Vec<_>>());
+        for opk in first.one_time_prekeys() {
+            assert_eq!(Some(opk.key), store.one_time_prekey(opk.id).map(PrivateKey::public_key));
+        }
+        assert_eq!(validate_upload(&first, [], 0), Ok(()));
+
+        // Nothing new: the next upload repeats the signed prekey only.
+        let again = store.prepare_upload(&identity).unwrap();
+        assert!(again.one_time_prekeys().is_empty());
+        assert_eq!(again.signed_prekey(), first.signed_prekey());
+
+        // Replenish: only the new ones go out, and the server (holding 2..=11 and spk 1) takes them.
+        store.replenish(&mut rng, 3).unwrap();
+        assert_eq!(store.one_time_count(), 13);
+        let more = store.prepare_upload(&identity).unwrap();
+        assert_eq!(ids(&more), vec![12, 13, 14]);
+        let stored: Vec<u32> = (1..=11).collect();
+        assert_eq!(validate_upload(&more, stored.iter().copied(), 10), Ok(()));
+    }
+
+    #[test]
+    fn watermark_survives_consumed_prekeys() {
+        let (identity, mut store, mut rng) = setup(5);
+        store.prepare_upload(&identity).unwrap();
+        store.remove_one_time(11); // the highest uploaded one is used and deleted
+        store.remove_one_time(11); // removing twice is a no-op
+        assert_eq!(store.one_time_count(), 9);
+        store.replenish(&mut rng, 1).unwrap();
+        assert_eq!(ids(&store.prepare_upload(&identity).unwrap()), vec![12]);
+    }
+
+    #[test]
+    fn one_upload_carries_at_most_max_one_time_prekeys() {
+        let (identity, mut store, mut rng) = setup(6);
+        store.replenish(&mut rng, 95).unwrap(); // 105 pending: ids 2..=106
+        let first = store.prepare_upload(&identity).unwrap();
+        assert_eq!(ids(&first), (2..=101).collect::<Vec<_>>());
+        assert_eq!(validate_upload(&first, [], 0), Ok(()));
+        assert_eq!(ids(&store.prepare_upload(&identity).unwrap()), (102..=106).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn ids_are_shared_between_signed_and_one_time_prekeys() {
+        let (identity, mut store, mut rng) = setup(7);
+        assert_eq!(store.rotate_signed(&identity, &mut rng), Ok(12));
+        store.replenish(&mut rng, 2).unwrap(); // 13, 14
+        assert_eq!(store.rotate_signed(&identity, &mut rng), Ok(15));
+        store.replenish(&mut rng, 1).unwrap(); // 16
+        let all: Vec<u32> = store.one_time.keys().copied().collect();
+        assert_eq!(all, [(2..=11).collect::<Vec<_>>(), vec![13, 14, 16]].concat());
+    }
+
+    #[test]
+    fn rotation_keeps_exactly_one_previous_signed_prekey() {
+        let (identity, mut store, mut rng) = setup(8);
+        let first = store.signed_prekey(1).cloned().unwrap();
+        let id2 = store.rotate_signed(&identity, &mut rng).unwrap();
+        assert_eq!(store.current_signed_prekey().id, id2);
+        assert_eq!(store.signed_prekey(1), Some(&first), "previous is kept");
+        assert!(store.signed_prekey(id2).is_some());
+        let spk = store.current_signed_prekey();
+        assert_eq!(
+            identity.public().sign.verify(
+                &signed_prekey_message(&identity.public().dh, spk.id, &spk.key),
+                &spk.signature
+            ),
+            Ok(())
+        );
+        // The rotated key goes out in the next upload.
+        assert_eq!(store.prepare_upload(&identity).unwrap().signed_prekey(), &spk);
+
+        let id3 = store.rotate_signed(&identity, &mut rng).unwrap();
+        assert_eq!(store.signed_prekey(1), None, "the one before the previous is deleted");
+        assert!(store.signed_prekey(id2).is_some() && store.signed_prekey(id3).is_some());
+        assert_eq!(store.one_time_count(), ONE_TIME_PREKEYS_PER_UPLOAD, "one-time keys untouched");
+    }
+
+    #[test]
+    fn id_space_exhaustion_is_an_error_that_changes_nothing() {
+        let (identity, mut store, mut rng) = setup(9);
+        store.next_id = u64::from(u32::MAX) - 1; // ids u32::MAX - 1 and u32::MAX are left
+        let before = store.clone();
+        assert_eq!(store.replenish(&mut rng, 3), Err(PrekeyIdsExhausted));
+        assert_eq!(store, before);
+        assert_eq!(store.replenish(&mut rng, 0), Ok(()));
+        assert_eq!(store.replenish(&mut rng, 1), Ok(()));
+        assert!(store.one_time_prekey(u32::MAX - 1).is_some());
+        assert_eq!(store.rotate_signed(&identity, &mut rng), Ok(u32::MAX));
+        let before = store.clone();
+        assert_eq!(store.rotate_signed(&identity, &mut rng), Err(PrekeyIdsExhausted));
+        assert_eq!(store.replenish(&mut rng, 1), Err(PrekeyIdsExhausted));
+        assert_eq!(store, before);
+        assert_eq!(store.replenish(&mut rng, usize::MAX), Err(PrekeyIdsExhausted));
+
+        // The watermark works at the top of the id space too.
+        let upload = store.prepare_upload(&identity).unwrap();
+        assert_eq!(ids(&upload), [(2..=11).collect::<Vec<_>>(), vec![u32::MAX - 1]].concat());
+        assert!(store.prepare_upload(&identity).unwrap().one_time_prekeys().is_empty());
+    }
+
+    #[test]
+    fn debug_hides_private_keys() {
+        let (_, store, _) = setup(10);
+        let shown = format!("{store:?}");
+        let secret = hex::encode(store.signed_prekey(1).unwrap().expose());
+        assert!(!shown.contains(&secret), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,448 @@
+//! A Double Ratchet session (SPEC §12.2–§12.4).
+
+use rand_core::CryptoRng;
+
+use crate::suite::{HASH_LEN, PrivateKey, PublicKey, Secret};
+
+use super::chain_key::ChainKey;
+use super::header::{HEADER_LEN, Header};
+use super::root_key::RootKey;
+use super::skipped::SkippedKeys;
+use super::{MAX_SKIP, RatchetError};
+
+/// One end of a Double Ratchet conversation: the state of §12.2.
+///
+/// | §12.2             | field                                |
+/// |------------------|--------------------------------------|
+/// | `RK`             | `root_key`                           |
+/// | `DHs`, `DHr`     | `sending_ratchet_key`, `receiving_ratchet_key` |
+/// | `CKs`, `CKr`     | `sending_chain`, `receiving_chain`   |
+/// | `Ns`, `Nr`, `PN` | `ns`, `nr`, `pn`                     |
+/// | skipped keys     | `skipped`                            |
+/// | `AD`             | `ad`                                 |
+///
+/// (`DHs` is always set when `CKs` is.) Every secret is a [`Secret`]: the `Debug` output shows no
+/// key bytes and `==` is constant time per key. `Clone`, `Eq` and `Hash` let a caller snapshot a
+/// session and a model checker deduplicate states.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Session {
+    root_key: RootKey,
+    sending_ratchet_key: Option<PrivateKey>,
+    receiving_ratchet_key: Option<PublicKey>,
+    sending_chain: Option<ChainKey>,
+    receiving_chain: Option<ChainKey>,
+    ns: u32,
+    nr: u32,
+    pn: u32,
+    skipped: SkippedKeys,
+    ad: Vec<u8>,
+}
+
+impl Session {
+    /// The initiator's (Alice's) session (§12.2): `RK = SK`, `DHr = their_ratchet_key` (Bob's
+    /// signed prekey `SPK_B`), no sending key or chains yet, counters 0. Her first
+    /// [`Self::encrypt`] draws her first ratchet key.
+    #[must_use]
+    pub fn initiator(sk: Secret<HASH_LEN>, ad: Vec<u8>, their_ratchet_key: PublicKey) -> Self {
+        Self::new(sk, ad, None, Some(their_ratchet_key))
+    }
+
+    /// The responder's (Bob's) session (§12.2): `RK = SK`, `DHs = our_ratchet_key` (his signed
+    /// prekey pair `spk_B`), no peer key or chains yet, counters 0. It must [`Self::decrypt`] a
+    /// message before it can send.
+    #[must_use]
+    pub fn responder(sk: Secret<HASH_LEN>, ad: Vec<u8>, our_ratchet_key: PrivateKey) -> Self {
+        Self::new(sk, ad, Some(our_ratchet_key), None)
+    }
+
+    fn new(
+        sk: Secret<HASH_LEN>,
+        ad: Vec<u8>,
+        sending_ratchet_key: Option<PrivateKey>,
+        receiving_ratchet_key: Option<PublicKey>,
+    ) -> Self {
+        Self {
+            root_key: RootKey::new(sk),
+            sending_ratchet_key,
+            receiving_ratchet_key,
+            sending_chain: None,
+            receiving_chain: None,
+            ns: 0,
+            nr: 0,
+            pn: 0,
+            skipped: SkippedKeys::new(),
+            ad,
+        }
+    }
+
+    /// Encrypts `plaintext` as the next message (§12.3), returning its header and `ct`
+    /// (`plaintext.len() + 16` bytes). The AEAD's associated data is `AD || header.encode()`.
+    ///
+    /// If there is no sending chain (the first message, or the first after a new peer ratchet key
+    /// arrived), this turns the DH ratchet: draws a new ratchet key pair (32 bytes from `rng`,
+    /// §2.4) and derives `RK, CKs = KDF_RK(RK, DH(DHs, DHr))`. Otherwise `rng` is not used.
+    ///
+    /// # Errors
+    /// [`RatchetError::NoSession`] on a responder that has not yet decrypted a message;
+    /// [`RatchetError::Crypto`] if the peer's ratchet key has small order (possible only for an
+    /// initiator given an unvalidated key: a received key that small has failed its own DH);
+    /// [`RatchetError::ChainExhausted`] after `2^32 − 1` messages in one sending chain. On every
+    /// error the session is unchanged (the RNG may have advanced).
+    pub fn encrypt<R: CryptoRng + ?Sized>(
+        &mut self,
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<(Header, Vec<u8>), RatchetError> {
+        let mut next = self.clone();
+        let sealed = next.encrypt_in_place(plaintext, rng)?;
+        *self = next;
+        Ok(sealed)
+    }
+
+    /// §12.3 on `self`, which the caller discards on error.
+    fn encrypt_in_place<R: CryptoRng + ?Sized>(
+        &mut self,
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<(Header, Vec<u8>), RatchetError> {
+        let (ours, chain) = match (&self.sending_ratchet_key, self.sending_chain.take()) {
+            (Some(ours), Some(chain)) => (ours.public_key(), chain),
+            // CKs is none: turn the DH ratchet.
+            _ => {
+                let theirs = self.receiving_ratchet_key.ok_or(RatchetError::NoSession)?;
+                let key_pair = PrivateKey::generate(rng);
+                let (root_key, chain) = self.root_key.kdf_rk(&key_pair.diffie_hellman(&theirs)?);
+                let ours = key_pair.public_key();
+                self.root_key = root_key;
+                self.sending_ratchet_key = Some(key_pair);
+                (ours, chain)
+            }
+        };
+        if self.ns == u32::MAX {
+            return Err(RatchetError::ChainExhausted);
+        }
+        let (message_key, chain) = chain.step();
+        self.sending_chain = Some(chain);
+        let header = Header { dh: ours, pn: self.pn, n: self.ns };
+        let ciphertext = message_key.seal(&self.associated_data(&header), plaintext);
+        self.ns += 1; // < 2^32 − 1 before, checked above
+        Ok((header, ciphertext))
+    }
+
+    /// Decrypts a message (§12.4). **Transactional**: the steps run on a copy of the session, which
+    /// replaces it only if the AEAD opens. Takes no randomness.
+    ///
+    /// In order: a key from the skipped store for `(dh, n)` if there is one (and it is deleted);
+    /// otherwise, if `dh` is a new peer ratchet key, the rest of the current receiving chain up to
+    /// `pn` is stored and the DH ratchet turns (`RK, CKr = KDF_RK(RK, DH(DHs, dh))`, and the next
+    /// send will draw a new key); then the keys of the receiving chain before `n` are stored and
+    /// the key for `n` is used and deleted.
+    ///
+    /// # Errors
+    /// [`RatchetError::TooFarAhead`] if `pn` or `n` lies more than [`MAX_SKIP`] beyond the chain's
+    /// next index; [`RatchetError::Replayed`] if `n` names an already used (or evicted) key of the
+    /// current receiving chain; [`RatchetError::Crypto`] if `dh` has small order;
+    /// [`RatchetError::DecryptFailed`] if the AEAD does not open (a modified or truncated message,
+    /// wrong `AD`, an old chain's key no longer stored) or no state could have sent the message;
+    /// [`RatchetError::ChainExhausted`] if `n = 2^32 − 1`. On every error the session is unchanged.
+    pub fn decrypt(&mut self, header: &Header, ciphertext: &[u8]) -> Result<Vec<u8>, RatchetError> {
+        let mut next = self.clone();
+        let plaintext = next.decrypt_in_place(header, ciphertext)?;
+        *self = next;
+        Ok(plaintext)
+    }
+
+    /// §12.4 on `self`, which the caller discards on error.
+    fn decrypt_in_place(
+        &mut self,
+        header: &Header,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, RatchetError> {
+        let ad = self.associated_data(header);
+        if let Some(message_key) = self.skipped.take(&header.dh, header.n) {
+            return message_key.open(&ad, ciphertext).map_err(|_| RatchetError::DecryptFailed);
+        }
+        if self.receiving_ratchet_key != Some(header.dh) {
+            // The peer has turned the DH ratchet.
+            if self.receiving_chain.is_some() {
+                self.skip(header.pn)?;
+            }
+            // An initiator that has not sent has no key a genuine new peer key could answer.
+            let ours = self.sending_ratchet_key.as_ref().ok_or(RatchetError::DecryptFailed)?;
+            let dh_out = ours.diffie_hellman(&header.dh)?;
+            self.pn = self.ns;
+            self.ns = 0;
+            self.nr = 0;
+            self.receiving_ratchet_key = Some(header.dh);
+            let (root_key, chain) = self.root_key.kdf_rk(&dh_out);
+            self.root_key = root_key;
+            self.receiving_chain = Some(chain);
+            self.sending_chain = None;
+        }
+        if header.n < self.nr {
+            return Err(RatchetError::Replayed);
+        }
+        self.skip(header.n)?;
+        // `dh = DHr` with no receiving chain: the initiator's initial DHr (the responder's signed
+        // prekey), which the responder never sends under. No key exists for such a message.
+        let chain = self.receiving_chain.take().ok_or(RatchetError::DecryptFailed)?;
+        let (message_key, chain) = chain.step();
+        self.receiving_chain = Some(chain);
+        self.nr = self.nr.checked_add(1).ok_or(RatchetError::ChainExhausted)?;
+        message_key.open(&ad, ciphertext).map_err(|_| RatchetError::DecryptFailed)
+    }
+
+    /// `SKIP(until)` (§12.4): refuses a gap `until − Nr` over [`MAX_SKIP`], then derives and stores
+    /// the receiving chain's keys for `Nr .. until`. Nothing to do if `until ≤ Nr`.
+    ///
+    /// # Errors
+    /// [`RatchetError::TooFarAhead`]; [`RatchetError::DecryptFailed`] if keys are needed but there
+    /// is no receiving chain (see [`Self::decrypt_in_place`]).
+    fn skip(&mut self, until: u32) -> Result<(), RatchetError> {
+        let gap = u64::from(until).saturating_sub(u64::from(self.nr));
+        if gap > u64::from(MAX_SKIP) {
+            return Err(RatchetError::TooFarAhead { gap });
+        }
+        if gap == 0 {
+            return Ok(());
+        }
+        let (Some(dh), Some(chain)) = (self.receiving_ratchet_key, self.receiving_chain.as_mut())
+        else {
+            return Err(RatchetError::DecryptFailed);
+        };
+        while self.nr < until {
+            let (message_key, next) = chain.step();
+            self.skipped.insert(dh, self.nr, message_key);
+            *chain = next;
+            self.nr += 1; // < until ≤ 2^32 − 1
+        }
+        Ok(())
+    }
+
+    /// The AEAD's associated data for `header`: `AD || header` (§12.3).
+    fn associated_data(&self, header: &Header) -> Vec<u8> {
+        let mut ad = Vec::with_capacity(self.ad.len() + HEADER_LEN);
+        ad.extend_from_slice(&self.ad);
+        ad.extend_from_slice(&header.encode());
+        ad
+    }
+
+    /// The session's associated data `AD` (§11.1: `IK_A || IK_B`).
+    #[must_use]
+    pub fn ad(&self) -> &[u8] {
+        &self.ad
+    }
+
+    /// Our current ratchet public key `DHs`, if we have one: none for an initiator before its first
+    /// message. After a new peer key arrives, this is still the old key until the next send.
+    #[must_use]
+    pub fn sending_ratchet_key(&self) -> Option<PublicKey> {
+        self.sending_ratchet_key.as_ref().map(PrivateKey::public_key)
+    }
+
+    /// The peer's current ratchet public key `DHr`, if any: the responder's signed prekey for a
+    /// fresh initiator, none for a fresh responder.
+    #[must_use]
+    pub const fn receiving_ratchet_key(&self) -> Option<PublicKey> {
+        self.receiving_ratchet_key
+    }
+
+    /// Whether this session has decrypted a message. Only a successful decrypt creates a receiving
+    /// chain, and none is ever removed, so this is "a receiving chain exists". An initiator sends
+    /// prekey messages until it is true (§11.3); a responder can send only once it is.
+    #[must_use]
+    pub const fn has_received(&self) -> bool {
+        self.receiving_chain.is_some()
+    }
+
+    /// `Ns`: the index the next message of the current sending chain will carry.
+    #[must_use]
+    pub const fn sending_index(&self) -> u32 {
+        self.ns
+    }
+
+    /// `Nr`: the index of the next in-order message of the current receiving chain.
+    #[must_use]
+    pub const fn receiving_index(&self) -> u32 {
+        self.nr
+    }
+
+    /// `PN`: the length of the previous sending chain, carried in every header of the current one.
+    #[must_use]
+    pub const fn previous_sending_chain_len(&self) -> u32 {
+        self.pn
+    }
+
+    /// How many skipped message keys are stored (at most [`super::MAX_SKIPPED_KEYS`]).
+    #[must_use]
+    pub fn skipped_key_count(&self) -> usize {
+        self.skipped.len()
+    }
+
+    /// Sets `Ns`, to test the sending-chain bound without `2^32` messages.
+    #[cfg(test)]
+    pub(crate) const fn set_sending_index(&mut self, ns: u32) {
+        self.ns = ns;
+    }
+
+    /// Sets `Nr`, to test the receiving-chain bound without `2^32` messages.
+    #[cfg(test)]
+    pub(crate) const fn set_receiving_index(&mut self, nr: u32) {
+        self.nr = nr;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::CryptoError;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    const SK: [u8; 32] = [0x5c; 32];
+
+    struct Pair {
+        alice: Session,
+        bob: Session,
+        rng: ChaCha20Rng,
+    }
+
+    fn pair(seed: u64) -> Pair {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let spk = PrivateKey::generate(&mut rng);
+        let alice = Session::initiator(Secret::new(SK), b"AD".to_vec(), spk.public_key());
+        let bob = Session::responder(Secret::new(SK), b"AD".to_vec(), spk);
+        Pair { alice, bob, rng }
+    }
+
+    #[test]
+    fn first_message_turns_the_initiators_ratchet_and_the_responders() {
+        let Pair { mut alice, mut bob, mut rng } = pair(1);
+        let spk_pub = alice.receiving_ratchet_key().unwrap();
+        assert_eq!(alice.sending_ratchet_key(), None);
+        assert_eq!(bob.sending_ratchet_key(), Some(spk_pub));
+
+        let (h, ct) = alice.encrypt(b"hi", &mut rng).unwrap();
+        assert_eq!((h.pn, h.n), (0, 0));
+        assert_eq!(Some(h.dh), alice.sending_ratchet_key());
+        assert!(!alice.has_received());
+
+        assert_eq!(bob.decrypt(&h, &ct).unwrap(), b"hi");
+        assert!(bob.has_received());
+        assert_eq!(bob.receiving_ratchet_key(), Some(h.dh));
+        // Bob's DHs is still his signed prekey until he sends.
+        assert_eq!(bob.sending_ratchet_key(), Some(spk_pub));
+        let (r, ct) = bob.encrypt(b"yo", &mut rng).unwrap();
+        assert_ne!(r.dh, spk_pub);
+        assert_eq!(alice.decrypt(&r, &ct).unwrap(), b"yo");
+        assert!(alice.has_received());
+    }
+
+    #[test]
+    fn sending_chain_exhausts_at_the_last_index() {
+        let Pair { mut alice, mut bob, mut rng } = pair(2);
+        let (h, ct) = alice.encrypt(b"0", &mut rng).unwrap();
+        bob.decrypt(&h, &ct).unwrap();
+
+        // 2^32 − 2 is the last index a message can carry.
+        alice.set_sending_index(u32::MAX - 1);
+        bob.set_receiving_index(u32::MAX - 1);
+        let (h, ct) = alice.encrypt(b"last", &mut rng).unwrap();
+        assert_eq!(h.n, u32::MAX - 1);
+        assert_eq!(bob.decrypt(&h, &ct).unwrap(), b"last");
+
+        let before = alice.clone();
+        assert_eq!(alice.encrypt(b"more", &mut rng), Err(RatchetError::ChainExhausted));
+        assert_eq!(alice, before);
+
+        // A new chain starts again at 0: after Bob replies, Alice can send.
+        let (r, ct) = bob.encrypt(b"reply", &mut rng).unwrap();
+        alice.decrypt(&r, &ct).unwrap();
+        let (h, ct) = alice.encrypt(b"again", &mut rng).unwrap();
+        assert_eq!((h.pn, h.n), (u32::MAX, 0));
+        assert_eq!(bob.decrypt(&h, &ct).unwrap(), b"again");
+    }
+
+    #[test]
+    fn receiving_index_cannot_pass_the_last_index() {
+        let Pair { mut alice, mut bob, mut rng } = pair(3);
+        let (h, ct) = alice.encrypt(b"0", &mut rng).unwrap();
+        bob.decrypt(&h, &ct).unwrap();
+        bob.set_receiving_index(u32::MAX);
+        let forged = Header { n: u32::MAX, ..h };
+        let before = bob.clone();
+        assert_eq!(bob.decrypt(&forged, &ct), Err(RatchetError::ChainExhausted));
+        assert_eq!(bob, before);
+    }
+
+    #[test]
+    fn low_order_peer_key_is_refused_on_send_and_receive() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let mut alice =
+            Session::initiator(Secret::new(SK), vec![], PublicKey::from_bytes([0u8; 32]));
+        let before = alice.clone();
+        assert_eq!(
+            alice.encrypt(b"x", &mut rng),
+            Err(RatchetError::Crypto(CryptoError::NonContributory))
+        );
+        assert_eq!(alice, before);
+
+        let Pair { mut alice, mut bob, mut rng } = pair(5);
+        let (h, ct) = alice.encrypt(b"x", &mut rng).unwrap();
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        for low in [[0u8; 32], one] {
+            let forged = Header { dh: PublicKey::from_bytes(low), ..h };
+            let before = bob.clone();
+            assert_eq!(
+                bob.decrypt(&forged, &ct),
+                Err(RatchetError::Crypto(CryptoError::NonContributory))
+            );
+            assert_eq!(bob, before);
+        }
+        assert_eq!(bob.decrypt(&h, &ct).unwrap(), b"x");
+    }
+
+    #[test]
+    fn messages_no_state_could_have_sent_fail_to_decrypt() {
+        let Pair { mut alice, bob: _, rng: _ } = pair(6);
+        let spk_pub = alice.receiving_ratchet_key().unwrap();
+        let before = alice.clone();
+        // To an initiator that has not sent: a new ratchet key (no DHs to agree with) …
+        let other = PublicKey::from_bytes([9u8; 32]);
+        let h = Header { dh: other, pn: 0, n: 0 };
+        assert_eq!(alice.decrypt(&h, &[0u8; 16]), Err(RatchetError::DecryptFailed));
+        // … or the responder's signed prekey (no receiving chain), at index 0 or beyond.
+        for n in [0, 1, MAX_SKIP] {
+            let h = Header { dh: spk_pub, pn: 0, n };
+            assert_eq!(alice.decrypt(&h, &[0u8; 16]), Err(RatchetError::DecryptFailed));
+        }
+        assert_eq!(alice, before);
+    }
+
+    #[test]
+    fn skipped_keys_are_stored_under_the_chain_they_belong_to() {
+        let Pair { mut alice, mut bob, mut rng } = pair(7);
+        let msgs: Vec<_> = (0..4).map(|_| alice.encrypt(b"m", &mut rng).unwrap()).collect();
+        let a1 = msgs[0].0.dh;
+        bob.decrypt(&msgs[3].0, &msgs[3].1).unwrap();
+        assert!((0..3).all(|n| bob.skipped.contains(&a1, n)));
+        assert_eq!(bob.skipped_key_count(), 3);
+        assert!(bob.skipped.is_consistent());
+
+        // A ratchet turn stores the rest of the old chain up to pn.
+        let more: Vec<_> = (0..2).map(|_| alice.encrypt(b"m", &mut rng).unwrap()).collect();
+        let (r, ct) = bob.encrypt(b"r", &mut rng).unwrap();
+        alice.decrypt(&r, &ct).unwrap();
+        let (h, ct) = alice.encrypt(b"new", &mut rng).unwrap();
+        assert_eq!(h.pn, 6);
+        bob.decrypt(&h, &ct).unwrap();
+        assert!(bob.skipped.contains(&a1, 4) && bob.skipped.contains(&a1, 5));
+        assert_eq!(bob.skipped_key_count(), 5);
+        assert_eq!(bob.previous_sending_chain_len(), 1);
+        for (h, ct) in msgs[..3].iter().chain(&more) {
+            bob.decrypt(h, ct).unwrap();
+        }
+        assert_eq!(bob.skipped_key_count(), 0);
+    }
+}

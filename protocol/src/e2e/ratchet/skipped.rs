@@ -1,0 +1,161 @@
+//! The skipped-message-key store (SPEC §12.4 `SKIP`, §12.5): `(DHr, n) → MK`, bounded, evicting the
+//! oldest entry first.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::suite::PublicKey;
+
+use super::MAX_SKIPPED_KEYS;
+use super::message_key::MessageKey;
+
+/// Where a skipped key belongs: the peer ratchet key of its chain and its index in that chain.
+type Slot = (PublicKey, u32);
+
+/// Message keys derived ahead of their message, to decrypt messages that arrive out of order.
+///
+/// Invariant: `order` holds exactly the slots of `keys`, each once, oldest insertion first; there
+/// are at most [`MAX_SKIPPED_KEYS`]. Both collections are ordered, not hashed, so two stores with
+/// the same history are equal and hash alike (a model checker deduplicates sessions by hash).
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
+pub(crate) struct SkippedKeys {
+    keys: BTreeMap<Slot, MessageKey>,
+    order: VecDeque<Slot>,
+}
+
+impl SkippedKeys {
+    /// An empty store.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many keys are stored.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Stores `key` for message `n` of the chain of `dh`, as the newest entry. If the store is
+    /// full, the oldest entry is evicted first (§12.5), so it never holds more than
+    /// [`MAX_SKIPPED_KEYS`].
+    ///
+    /// `SKIP` only stores indices at or beyond `Nr`, which are not in the store for the current
+    /// `DHr`; a slot can be stored twice only by a header naming an old `DHr` again, whose ratchet
+    /// step yields a chain that cannot open the message, so the transaction is discarded. Such a
+    /// second insert replaces the key and makes the slot the newest, keeping the invariant.
+    pub(crate) fn insert(&mut self, dh: PublicKey, n: u32, key: MessageKey) {
+        let slot = (dh, n);
+        if self.keys.insert(slot, key).is_some() {
+            self.order.retain(|s| *s != slot);
+        } else if self.keys.len() > MAX_SKIPPED_KEYS
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.keys.remove(&oldest);
+        }
+        self.order.push_back(slot);
+    }
+
+    /// Removes and returns the key for message `n` of the chain of `dh`: each key is used once
+    /// (§12.5).
+    pub(crate) fn take(&mut self, dh: &PublicKey, n: u32) -> Option<MessageKey> {
+        let slot = (*dh, n);
+        let key = self.keys.remove(&slot)?;
+        self.order.retain(|s| *s != slot);
+        Some(key)
+    }
+
+    /// Whether the key for message `n` of the chain of `dh` is stored.
+    #[cfg(test)]
+    pub(crate) fn contains(&self, dh: &PublicKey, n: u32) -> bool {
+        self.keys.contains_key(&(*dh, n))
+    }
+
+    /// Whether the invariant holds: `order` lists exactly the stored slots, each once, and the
+    /// store is within its bound.
+    #[cfg(test)]
+    pub(crate) fn is_consistent(&self) -> bool {
+        let listed: std::collections::BTreeSet<_> = self.order.iter().collect();
+        listed.len() == self.order.len()
+            && self.order.len() == self.keys.len()
+            && self.keys.keys().all(|slot| listed.contains(slot))
+            && self.keys.len() <= MAX_SKIPPED_KEYS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::Secret;
+
+    fn dh(byte: u8) -> PublicKey {
+        PublicKey::from_bytes([byte; 32])
+    }
+
+    fn mk(n: u32) -> MessageKey {
+        let mut bytes = [0u8; 32];
+        bytes[..4].copy_from_slice(&n.to_be_bytes());
+        MessageKey::new(Secret::new(bytes))
+    }
+
+    /// A store holding `(dh(1), 0..MAX)`, full to the boundary.
+    fn full() -> SkippedKeys {
+        let mut store = SkippedKeys::new();
+        for n in 0..MAX_SKIPPED_KEYS as u32 {
+            store.insert(dh(1), n, mk(n));
+        }
+        assert_eq!(store.len(), MAX_SKIPPED_KEYS);
+        assert!(store.is_consistent());
+        store
+    }
+
+    #[test]
+    fn take_returns_each_key_once() {
+        let mut store = SkippedKeys::new();
+        store.insert(dh(1), 5, mk(5));
+        store.insert(dh(2), 5, mk(6));
+        assert_eq!(store.take(&dh(1), 5), Some(mk(5)));
+        assert_eq!(store.take(&dh(1), 5), None);
+        assert_eq!(store.take(&dh(3), 5), None);
+        assert_eq!(store.take(&dh(2), 5), Some(mk(6)));
+        assert_eq!(store, SkippedKeys::new());
+    }
+
+    #[test]
+    fn at_the_boundary_one_more_evicts_exactly_the_oldest() {
+        let mut store = full();
+        store.insert(dh(2), 0, mk(9999));
+        assert_eq!(store.len(), MAX_SKIPPED_KEYS);
+        assert!(!store.contains(&dh(1), 0));
+        assert!(store.contains(&dh(1), 1));
+        assert!(store.contains(&dh(2), 0));
+        assert!(store.is_consistent());
+
+        // And the next one evicts the next oldest.
+        store.insert(dh(2), 1, mk(9998));
+        assert!(!store.contains(&dh(1), 1));
+        assert!(store.contains(&dh(1), 2));
+        assert!(store.is_consistent());
+    }
+
+    #[test]
+    fn eviction_follows_insertion_order_not_key_order() {
+        let mut store = full();
+        // Use a key from the middle: the order of the rest is unchanged, and there is room for one.
+        assert_eq!(store.take(&dh(1), 1000), Some(mk(1000)));
+        store.insert(dh(0), 7, mk(7)); // sorts first by slot, but is the newest
+        assert!(store.contains(&dh(1), 0));
+        store.insert(dh(2), 0, mk(0));
+        assert!(!store.contains(&dh(1), 0));
+        assert!(store.contains(&dh(0), 7));
+        assert!(store.is_consistent());
+    }
+
+    #[test]
+    fn a_second_insert_of_a_slot_replaces_it_and_makes_it_newest() {
+        let mut store = full();
+        store.insert(dh(1), 0, mk(42));
+        assert_eq!(store.len(), MAX_SKIPPED_KEYS);
+        assert!(store.is_consistent());
+        store.insert(dh(2), 0, mk(0));
+        assert!(!store.contains(&dh(1), 1), "slot 1 is now the oldest");
+        assert_eq!(store.take(&dh(1), 0), Some(mk(42)));
+    }
+}
