@@ -75,7 +75,7 @@ fn bob_prefix_sends_from_bob() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["to"] == "server" && e["frame_type"] == "Transport")
+        .find(|e| e["read"].as_str().is_some_and(|r| r.starts_with("Send ")))
         .expect("a send");
     assert_eq!(send["from"], "bob");
 }
@@ -123,4 +123,121 @@ fn over_long_message_is_a_clean_error_not_a_panic() {
     assert!(stdout.is_empty());
     assert!(stderr.contains("bad length 16385 for body"), "{stderr}");
     assert!(!stderr.contains("panicked"));
+}
+
+fn assert_not_on_any_link(t: &serde_json::Value, text: &str) {
+    let needle = hex::encode(text);
+    for e in t["events"].as_array().expect("events") {
+        assert!(!e["frame_hex"].as_str().unwrap().contains(&needle), "{text:?} on a link: {e}");
+    }
+}
+
+#[test]
+fn e2e_meet_at_noon_is_delivered_and_the_server_reads_nothing() {
+    let t = json(&["run", "e2e", "--message", "meet at noon", "--json"]);
+    assert_eq!(t["protocol"], "e2e");
+    assert_eq!(strings(&t["summary"]["delivered"]), ["meet at noon"]);
+    assert!(strings(&t["summary"]["server_read"]).is_empty());
+    assert_not_on_any_link(&t, "meet at noon");
+    let numbers = &t["summary"]["safety_numbers"];
+    assert_eq!(numbers["equal"], true);
+    assert_eq!(numbers["alice"], numbers["bob"]);
+    assert_eq!(numbers["alice"].as_str().unwrap().replace(' ', "").len(), 60);
+}
+
+#[test]
+fn e2e_default_conversation_turns_the_ratchet_and_delivers_out_of_order() {
+    let t = json(&["run", "e2e", "--json"]);
+    let delivered = strings(&t["summary"]["delivered"]);
+    assert!(strings(&t["summary"]["server_read"]).is_empty());
+    // Replies both ways.
+    let events = t["events"].as_array().unwrap();
+    let e2e_senders: Vec<&str> = events
+        .iter()
+        .filter(|e| e["read"].as_str().is_some_and(|r| r.starts_with("E2eSend")))
+        .map(|e| e["from"].as_str().unwrap())
+        .collect();
+    assert!(e2e_senders.contains(&"alice") && e2e_senders.contains(&"bob"), "{e2e_senders:?}");
+    // "meet at noon…" was encrypted before "bring an umbrella" but arrives after it.
+    let pos = |m: &str| delivered.iter().position(|d| d == m).expect(m);
+    assert!(pos("bring an umbrella") < pos("meet at noon by the fountain"), "{delivered:?}");
+    assert_eq!(delivered.len(), 6, "{delivered:?}");
+    for text in &delivered {
+        assert_not_on_any_link(&t, text);
+    }
+    assert_eq!(t["summary"]["safety_numbers"]["equal"], true);
+}
+
+#[test]
+fn e2e_mitm_reads_everything_and_the_safety_numbers_differ() {
+    let t = json(&["run", "e2e", "--mitm", "--message", "meet at noon", "--json"]);
+    assert_eq!(strings(&t["summary"]["delivered"]), ["meet at noon"]);
+    assert_eq!(strings(&t["summary"]["server_read"]), ["meet at noon"]);
+    let numbers = &t["summary"]["safety_numbers"];
+    assert_eq!(numbers["equal"], false);
+    assert!(numbers["alice"].is_string() && numbers["bob"].is_string());
+    assert_ne!(numbers["alice"], numbers["bob"]);
+}
+
+#[test]
+fn e2e_mitm_against_verified_identities_is_refused_and_nothing_leaks() {
+    let t = json(&["run", "e2e", "--mitm", "--verified", "--message", "meet at noon", "--json"]);
+    assert!(strings(&t["summary"]["delivered"]).is_empty());
+    assert!(strings(&t["summary"]["server_read"]).is_empty());
+    let rejected = strings(&t["summary"]["rejected"]);
+    assert_eq!(rejected.len(), 1);
+    assert!(rejected[0].starts_with("meet at noon: refused by alice"), "{rejected:?}");
+    assert!(rejected[0].contains("not the one verified"), "{rejected:?}");
+    // Nothing e2e left Alice: no E2eSend reached the server.
+    assert!(
+        !t["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["read"].as_str().is_some_and(|r| r.contains("E2eSend")))
+    );
+}
+
+#[test]
+fn e2e_verified_without_mitm_still_works() {
+    let t = json(&["run", "e2e", "--verified", "--message", "meet at noon", "--json"]);
+    assert_eq!(strings(&t["summary"]["delivered"]), ["meet at noon"]);
+    assert_eq!(t["summary"]["safety_numbers"]["equal"], true);
+}
+
+#[test]
+fn run_without_a_protocol_compares_both_on_the_same_messages() {
+    let t = json(&["run", "--message", "meet at noon", "--message", "bob: ok", "--json"]);
+    assert_eq!(t["protocol"], "both");
+    let runs = t["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        (runs[0]["protocol"].as_str(), runs[1]["protocol"].as_str()),
+        (Some("hop"), Some("e2e"))
+    );
+    let rows = t["comparison"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert_eq!(row["hop_on_links"], false);
+        assert_eq!(row["e2e_on_links"], false);
+        assert_eq!(row["hop_server_read"], true);
+        assert_eq!(row["e2e_server_read"], false);
+        assert_eq!(row["hop_delivered"], true);
+        assert_eq!(row["e2e_delivered"], true);
+    }
+    let (ok, text, _) = e2e_ref(&["run"]);
+    assert!(ok);
+    assert!(text.contains("side by side"), "{text}");
+}
+
+#[test]
+fn meaningless_option_combinations_are_refused() {
+    for args in
+        [&["run", "hop", "--mitm"][..], &["run", "e2e", "--deny-word", "x"], &["run", "--mitm"]]
+    {
+        let (ok, stdout, stderr) = e2e_ref(args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(stdout.is_empty());
+        assert!(stderr.starts_with("e2e-ref: "), "{stderr}");
+    }
 }

@@ -58,7 +58,8 @@ impl<P: e2e_protocol::hop::ContentPolicy> World<P> {
         if link == ALICE { &mut self.alice } else { &mut self.bob }
     }
 
-    /// Connects the client on `link` and delivers the server's answers to it.
+    /// Connects the client on `link` and runs the exchange to the end (handshake, `Ready`, any
+    /// queued messages); returns the clients' events.
     fn connect(&mut self, link: LinkId) -> Vec<ClientEvent> {
         let mut rng = self.rng.clone();
         let init = self.client(link).connect(&mut rng).unwrap();
@@ -67,11 +68,19 @@ impl<P: e2e_protocol::hop::ContentPolicy> World<P> {
         self.deliver(out)
     }
 
-    /// Hands every server frame to its client; returns the clients' events in order.
+    /// Hands every server frame to its client and every client frame back to the server, until
+    /// nothing is in flight; returns the clients' events in order.
     fn deliver(&mut self, out: ServerOutputs) -> Vec<ClientEvent> {
         let mut events = Vec::new();
-        for (link, frame) in out.transmit {
-            events.extend(self.client(link).handle(&frame).unwrap());
+        let mut in_flight: std::collections::VecDeque<_> = out.transmit.into();
+        while let Some((link, frame)) = in_flight.pop_front() {
+            let mut rng = self.rng.clone();
+            let client_out = self.client(link).handle(&frame, &mut rng).unwrap();
+            self.rng = rng;
+            events.extend(client_out.events);
+            for reply in client_out.transmit {
+                in_flight.extend(self.server.handle(link, &reply, &mut self.rng).unwrap().transmit);
+            }
         }
         events
     }
@@ -82,6 +91,11 @@ impl<P: e2e_protocol::hop::ContentPolicy> World<P> {
         let out = self.server.handle(ALICE, &frame, &mut self.rng).unwrap();
         (id, out)
     }
+}
+
+/// The events `client` reports for `frame` (it must accept the frame).
+fn events(client: &mut Client, frame: &[u8]) -> Vec<ClientEvent> {
+    client.handle(frame, &mut ChaCha20Rng::seed_from_u64(0)).unwrap().events
 }
 
 fn received(from: &str, id: u64, text: &str) -> ClientEvent {
@@ -213,22 +227,105 @@ fn a_name_stays_bound_to_the_first_static_key() {
     assert_eq!(out.close, vec![LinkId(9)]);
     assert!(w.server.is_online(&name("bob")), "the real Bob keeps his channel");
     let (_, frame) = &out.transmit[0];
-    assert_eq!(
-        impostor.handle(frame).unwrap(),
-        vec![ClientEvent::Refused(RefusalReason::NameTaken)]
-    );
+    assert_eq!(events(&mut impostor, frame), vec![ClientEvent::Refused(RefusalReason::NameTaken)]);
     assert!(!impostor.is_connected());
 }
 
 #[test]
-fn reconnecting_replaces_the_old_link() {
+fn reconnecting_replaces_the_old_link_once_the_new_one_is_confirmed() {
     let mut w = world();
     w.connect(ALICE);
+    w.connect(BOB);
+    // Alice reconnects on link 5 while the server still has her old link open.
     let mut rng = w.rng.clone();
     w.alice.disconnect();
     let init = w.alice.connect(&mut rng).unwrap();
     let out = w.server.handle(LinkId(5), &init, &mut rng).unwrap();
-    assert_eq!(out.close, vec![ALICE]);
+    assert!(out.close.is_empty(), "nothing is displaced before the new link is confirmed");
+    assert_eq!(w.server.link_of(&name("alice")), Some(ALICE));
+    let (_, resp) = &out.transmit[0];
+    let client_out = w.alice.handle(resp, &mut rng).unwrap();
+    let ready = &client_out.transmit[0];
+    let out = w.server.handle(LinkId(5), ready, &mut rng).unwrap();
+    assert_eq!(out.close, vec![ALICE], "the confirmed new link closes the old one");
+    assert_eq!(w.server.link_of(&name("alice")), Some(LinkId(5)));
+    // Traffic for Alice now goes to link 5, and the old link is gone.
+    let (_, frame) = w.bob.send(&name("alice"), body("on the new link")).unwrap();
+    let out = w.server.handle(BOB, &frame, &mut rng).unwrap();
+    assert_eq!(out.transmit[0].0, LinkId(5));
+    let (_, frame) = w.alice.send(&name("bob"), body("x")).unwrap();
+    server_refuses(
+        &mut w,
+        ALICE,
+        &frame,
+        Error::Protocol(ProtocolError::Unexpected { state: "no channel", got: "Transport" }),
+    );
+}
+
+#[test]
+fn a_replayed_handshake_neither_steals_the_mailbox_nor_kicks_the_client() {
+    // A network attacker recorded Alice's HandshakeInit and replays it later on a link of its own.
+    let mut w = world();
+    let mut rng = w.rng.clone();
+    let recorded = w.alice.connect(&mut rng).unwrap();
+    w.rng = rng;
+    let out = w.server.handle(ALICE, &recorded, &mut w.rng).unwrap();
+    w.deliver(out);
+    w.connect(BOB);
+    // Alice goes offline; Bob's messages queue for her.
+    w.alice.disconnect();
+    w.server.close_link(ALICE);
+    for text in ["one", "two"] {
+        let (_, frame) = w.bob.send(&name("alice"), body(text)).unwrap();
+        let out = w.server.handle(BOB, &frame, &mut w.rng).unwrap();
+        assert!(matches!(
+            w.deliver(out)[..],
+            [ClientEvent::Acked { status: AckStatus::Queued, .. }]
+        ));
+    }
+    // The replay: the server answers (it cannot tell), but delivers nothing to the replayer.
+    let out = w.server.handle(LinkId(66), &recorded, &mut w.rng).unwrap();
+    assert_eq!(
+        out.transmit.len(),
+        1,
+        "only the handshake response, which the attacker cannot read"
+    );
+    assert!(out.close.is_empty());
+    assert_eq!(w.server.queued(&name("alice")), 2, "the mailbox is untouched");
+    // Alice comes back, while the replayed link still dangles, and gets everything.
+    let events = w.connect(ALICE);
+    assert_eq!(
+        events,
+        vec![ClientEvent::Connected, received("bob", 1, "one"), received("bob", 2, "two")]
+    );
+    // A second replay while Alice is online does not displace her confirmed link.
+    let out = w.server.handle(LinkId(67), &recorded, &mut w.rng).unwrap();
+    assert!(out.close.is_empty());
+    assert_eq!(w.server.link_of(&name("alice")), Some(ALICE));
+    let (_, frame) = w.bob.send(&name("alice"), body("three")).unwrap();
+    let out = w.server.handle(BOB, &frame, &mut w.rng).unwrap();
+    assert_eq!(w.deliver(out)[0], received("bob", 3, "three"));
+}
+
+#[test]
+fn a_message_to_oneself_advances_one_channel_twice() {
+    // Deliver and Ack go out on the same channel: two nonces, in order, and the link stays in step.
+    let mut w = world();
+    w.connect(ALICE);
+    let (id, frame) = w.alice.send(&name("alice"), body("note to self")).unwrap();
+    let out = w.server.handle(ALICE, &frame, &mut w.rng).unwrap();
+    assert_eq!(out.transmit.len(), 2);
+    assert_ne!(out.transmit[0].1[6..], out.transmit[1].1[6..]);
+    assert_eq!(
+        w.deliver(out),
+        vec![
+            received("alice", 1, "note to self"),
+            ClientEvent::Acked { id, status: AckStatus::Relayed }
+        ]
+    );
+    let (_, frame) = w.alice.send(&name("alice"), body("again")).unwrap();
+    let out = w.server.handle(ALICE, &frame, &mut w.rng).unwrap();
+    assert_eq!(w.deliver(out)[0], received("alice", 2, "again"));
 }
 
 #[test]
@@ -262,8 +359,14 @@ fn server_refuses<P: e2e_protocol::hop::ContentPolicy>(
 
 fn client_refuses(client: &mut Client, frame: &[u8], expected: Error) {
     let before = client.clone();
-    assert_eq!(client.handle(frame), Err(expected));
+    assert_eq!(client.handle(frame, &mut ChaCha20Rng::seed_from_u64(0)), Err(expected));
     assert_eq!(*client, before, "client state changed on error");
+}
+
+/// `frame` authenticates but its content is refused: the client reports `Dropped` with `expected`
+/// (and nothing else), and only its channel moves on — shown by the caller's next genuine frame.
+fn client_drops(client: &mut Client, frame: &[u8], expected: Error) {
+    assert_eq!(events(client, frame), vec![ClientEvent::Dropped { error: expected }]);
 }
 
 /// Both connected; returns a genuine Alice→server frame (not yet delivered).
@@ -401,8 +504,8 @@ fn server_refuses_low_order_ephemeral_and_garbage_handshakes() {
 }
 
 #[test]
-fn server_refuses_an_authentic_but_unexpected_message() {
-    // A client that speaks the channel correctly but sends a server-only message (Deliver).
+fn server_drops_an_authentic_but_unexpected_message_and_stays_in_step() {
+    // A client that speaks the channel correctly but sends messages the server does not expect.
     let mut w = world();
     w.connect(BOB);
     let mut rng = ChaCha20Rng::seed_from_u64(1);
@@ -417,14 +520,37 @@ fn server_refuses_an_authentic_but_unexpected_message() {
         .unwrap();
     let resp = LinkFrame::decode(&out.transmit[0].1).unwrap();
     let (mut transport, _) = awaiting.read_message_2(resp.noise()).unwrap();
-    let deliver = Message::Deliver { id: MessageId(1), from: name("bob"), body: body("spoof") };
-    let frame = LinkFrame::transport(transport.write(&deliver.encode()).unwrap()).unwrap().encode();
-    server_refuses(
-        &mut w,
-        LinkId(3),
-        &frame,
-        Error::Protocol(ProtocolError::Unexpected { state: "open", got: "Deliver" }),
-    );
+    let mut frame =
+        |m: &Message| LinkFrame::transport(transport.write(&m.encode()).unwrap()).unwrap().encode();
+    let spoof = Message::Deliver { id: MessageId(1), from: name("bob"), body: body("spoof") };
+    let dropped = |state, got| ServerEvent::Dropped {
+        link: LinkId(3),
+        error: Error::Protocol(ProtocolError::Unexpected { state, got }),
+    };
+    // Before confirming: only Ready is acceptable.
+    let out = w.server.handle(LinkId(3), &frame(&spoof), &mut rng).unwrap();
+    assert_eq!(out.events, vec![dropped("unconfirmed", "Deliver")]);
+    assert!(out.transmit.is_empty());
+    assert!(!w.server.is_online(&name("mallory")));
+    // The channel stayed in step: Ready now confirms the link.
+    let out = w.server.handle(LinkId(3), &frame(&Message::Ready), &mut rng).unwrap();
+    assert!(matches!(out.events[..], [ServerEvent::Online { .. }]));
+    // After confirming: a server-only message is dropped, and nothing reaches Bob.
+    let out = w.server.handle(LinkId(3), &frame(&spoof), &mut rng).unwrap();
+    assert_eq!(out.events, vec![dropped("open", "Deliver")]);
+    assert!(out.transmit.is_empty());
+    // Authentic garbage: dropped as malformed.
+    let garbage =
+        LinkFrame::transport(transport.write(&[1, 0x20, 0, 0, 0, 1]).unwrap()).unwrap().encode();
+    let out = w.server.handle(LinkId(3), &garbage, &mut rng).unwrap();
+    assert!(matches!(out.events[..], [ServerEvent::Dropped { error: Error::Wire(_), .. }]));
+    // And the channel is still in step: a real message goes through.
+    let send = Message::Send { id: MessageId(1), to: name("bob"), body: body("hello") };
+    let frame = LinkFrame::transport(transport.write(&send.encode()).unwrap()).unwrap().encode();
+    let out = w.server.handle(LinkId(3), &frame, &mut rng).unwrap();
+    let (to_bob, deliver) = &out.transmit[0];
+    assert_eq!(*to_bob, BOB);
+    assert_eq!(events(&mut w.bob, deliver), vec![received("mallory", 1, "hello")]);
 }
 
 // ---- a malicious server: a test-built responder holding the server's static key ----------
@@ -440,10 +566,14 @@ fn bob_with_evil_server() -> (Client, Transport) {
     let (transport, m2) =
         received.write_message_2(PrivateKey::generate(&mut w.rng), &welcome).unwrap();
     let mut bob = w.bob;
-    assert_eq!(
-        bob.handle(&LinkFrame::handshake_resp(m2).unwrap().encode()).unwrap(),
-        vec![ClientEvent::Connected]
-    );
+    let out = bob
+        .handle(
+            &LinkFrame::handshake_resp(m2).unwrap().encode(),
+            &mut ChaCha20Rng::seed_from_u64(0),
+        )
+        .unwrap();
+    assert_eq!(out.events, vec![ClientEvent::Connected]);
+    assert_eq!(out.transmit.len(), 1, "Bob confirms the channel with Ready");
     (bob, transport)
 }
 
@@ -457,31 +587,37 @@ fn client_accepts_each_message_id_at_most_once() {
     let deliver =
         |id| Message::Deliver { id: MessageId(id), from: name("alice"), body: body("hi") };
     assert_eq!(
-        bob.handle(&sealed(&mut server, &deliver(5))).unwrap(),
+        events(&mut bob, &sealed(&mut server, &deliver(5))),
         vec![received("alice", 5, "hi")]
     );
-    // The server re-seals the same id: authentic channel frame, replayed message id.
-    let replay = sealed(&mut server, &deliver(5));
-    client_refuses(
+    // The server re-seals the same id: an authentic channel frame carrying a replayed message id.
+    let before = bob.clone();
+    client_drops(
         &mut bob,
-        &replay,
+        &sealed(&mut server, &deliver(5)),
         Error::Protocol(ProtocolError::Replayed { from: name("alice"), id: MessageId(5) }),
     );
+    assert_ne!(bob, before, "the channel moved past the authentic frame");
     // An id older than the window.
-    let (mut bob, mut server) = bob_with_evil_server();
-    bob.handle(&sealed(&mut server, &deliver(100))).unwrap();
-    let stale = sealed(&mut server, &deliver(36));
-    client_refuses(
+    assert_eq!(
+        events(&mut bob, &sealed(&mut server, &deliver(100))),
+        vec![received("alice", 100, "hi")]
+    );
+    client_drops(
         &mut bob,
-        &stale,
+        &sealed(&mut server, &deliver(36)),
         Error::Protocol(ProtocolError::OutOfWindow { from: name("alice"), id: MessageId(36) }),
     );
-    // Within the window and unseen: accepted (the refused frames consumed no nonce).
-    let (mut bob, mut server) = bob_with_evil_server();
-    bob.handle(&sealed(&mut server, &deliver(100))).unwrap();
+    // On the same channel, after both refusals: the oldest id still in the window, never seen, is
+    // accepted — the refusals advanced the channel and recorded nothing.
     assert_eq!(
-        bob.handle(&sealed(&mut server, &deliver(37))).unwrap(),
+        events(&mut bob, &sealed(&mut server, &deliver(37))),
         vec![received("alice", 37, "hi")]
+    );
+    client_drops(
+        &mut bob,
+        &sealed(&mut server, &deliver(37)),
+        Error::Protocol(ProtocolError::Replayed { from: name("alice"), id: MessageId(37) }),
     );
 }
 
@@ -518,15 +654,24 @@ fn client_malformed_and_unauthentic_frames() {
     }
     // The genuine frame still opens: every refusal above left the channel where it was.
     assert_eq!(
-        bob.handle(&genuine).unwrap(),
+        events(&mut bob, &genuine),
         vec![ClientEvent::Acked { id: MessageId(1), status: AckStatus::Relayed }]
     );
-    // An authentic message of a kind only clients send.
+    // An authentic message of a kind only clients send: dropped, and the channel stays in step.
     let wrong = sealed(&mut server, &Message::Register { name: name("bob") });
-    client_refuses(
+    client_drops(
         &mut bob,
         &wrong,
         Error::Protocol(ProtocolError::Unexpected { state: "online", got: "Register" }),
+    );
+    // Authentic garbage inside the channel: dropped as malformed, channel in step.
+    let garbage =
+        LinkFrame::transport(server.write(&[0x01, 0x22, 0, 0]).unwrap()).unwrap().encode();
+    client_drops(&mut bob, &garbage, Error::Wire(WireError::Truncated));
+    let next = sealed(&mut server, &Message::Ack { id: MessageId(2), status: AckStatus::Queued });
+    assert_eq!(
+        events(&mut bob, &next),
+        vec![ClientEvent::Acked { id: MessageId(2), status: AckStatus::Queued }]
     );
 }
 
@@ -550,5 +695,5 @@ fn client_refuses_a_bad_handshake_response_and_keeps_waiting() {
         &low_order,
         Error::Channel(ChannelError::Crypto(CryptoError::NonContributory)),
     );
-    assert_eq!(w.alice.handle(&genuine).unwrap(), vec![ClientEvent::Connected]);
+    assert_eq!(events(&mut w.alice, &genuine), vec![ClientEvent::Connected]);
 }

@@ -2,10 +2,15 @@
 //!
 //! * [`runner`] — runs Alice, the Server and Bob in one process from a seed, delivering every frame
 //!   in order, and records a [`Transcript`].
+//! * [`mitm`] — a malicious server that substitutes prekey bundles (for `run e2e --mitm`).
+//! * [`compare`] — hop and e2e on the same messages and seed, side by side.
 //! * [`transcript`] — the record of a run, rendered as text, JSON or a Mermaid sequence diagram.
 
+pub mod compare;
+pub mod mitm;
 pub mod runner;
 pub mod transcript;
 
-pub use runner::{Party, Step, default_hop_script, run_hop, script_from_messages};
-pub use transcript::{Event, Summary, Transcript};
+pub use compare::{Comparison, Row, compare};
+pub use runner::{Party, Protocol, RunConfig, Step, default_script, run, script_from_messages};
+pub use transcript::{Event, SafetyNumbers, Summary, Transcript};

@@ -1,21 +1,25 @@
 //! The in-process runner: Alice, the Server and Bob in one process, driven from a seed.
 //!
 //! Frames are delivered in the order they are produced (first in, first out); each delivery is one
-//! transcript [`Event`]. The runner never decodes a frame to see inside it: what a party "reads" is
-//! what that party's own state machine reported, so the transcript shows exactly what each role could
-//! and could not open.
+//! transcript [`Event`]. The runner never decodes a frame to look inside it: what a party "reads" is
+//! what that party's own state machine reported, so the transcript shows exactly what each role
+//! could and could not open.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use super::transcript::{Event, Summary, Transcript};
+use super::mitm::{Intercepted, Mitm};
+use super::transcript::{Event, SafetyNumbers, Summary, Transcript};
+use crate::e2e::peers::Peers;
 use crate::error::{Error, MisuseError};
 use crate::hop::ContentPolicy;
-use crate::roles::{Client, ClientEvent, LinkId, Server, ServerEvent};
+use crate::roles::{
+    Client, ClientEvent, ClientOutputs, LinkId, Server, ServerEvent, ServerOutputs,
+};
 use crate::suite::PrivateKey;
-use crate::wire::{AckStatus, Body, Codec, LinkFrame, MessageId, Name};
+use crate::wire::{AckStatus, Body, Codec, Envelope, LinkFrame, MessageId, Name};
 
 /// A participant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,6 +53,26 @@ impl Party {
     }
 }
 
+/// Which protocol a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// Hop-by-hop: the server opens, checks and re-seals every message (SPEC.md §5).
+    Hop,
+    /// End-to-end: X3DH-style handshake and Double Ratchet through the server (SPEC.md §10–§15).
+    E2e,
+}
+
+impl Protocol {
+    /// `"hop"` or `"e2e"`.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Hop => "hop",
+            Self::E2e => "e2e",
+        }
+    }
+}
+
 /// One action of a script.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -56,6 +80,8 @@ pub enum Step {
     Connect(Party),
     /// The client's connection drops; the server forgets the link.
     Disconnect(Party),
+    /// e2e: the client publishes its prekey bundle.
+    Upload(Party),
     /// The client sends `text` to the other client.
     Send {
         /// The sending client.
@@ -63,31 +89,65 @@ pub enum Step {
         /// The content.
         text: String,
     },
+    /// e2e: the client encrypts `text` now but hands it to the server only after its next `Send`
+    /// (think of a photo whose upload finishes late), so the recipient gets it out of order.
+    SendLate {
+        /// The sending client.
+        from: Party,
+        /// The content.
+        text: String,
+    },
 }
 
-/// The default hop conversation: both connect, talk both ways, then Bob goes offline and a message
-/// waits in his mailbox until he reconnects.
-#[must_use]
-pub fn default_hop_script() -> Vec<Step> {
-    let send = |from, text: &str| Step::Send { from, text: text.to_owned() };
-    vec![
-        Step::Connect(Party::Alice),
-        Step::Connect(Party::Bob),
-        send(Party::Alice, "hi bob, lunch today?"),
-        send(Party::Bob, "sure, where?"),
-        send(Party::Alice, "meet at noon by the fountain"),
-        Step::Disconnect(Party::Bob),
-        send(Party::Alice, "running five minutes late"),
-        Step::Connect(Party::Bob),
-    ]
+fn send(from: Party, text: &str) -> Step {
+    Step::Send { from, text: text.to_owned() }
 }
 
-/// A script from `--message` arguments: both clients connect, then each text is sent in order, by
-/// Alice to Bob — or by Bob to Alice when it starts with `bob:` (`alice:` is accepted too; the prefix
-/// and one following space are removed).
+/// The default conversation for `protocol`.
+///
+/// Both: both connect, talk both ways, then Bob goes offline and a message waits in his mailbox until
+/// he reconnects. e2e adds the bundle uploads, a message delivered out of order, and enough replies
+/// that the DH ratchet turns several times.
 #[must_use]
-pub fn script_from_messages(messages: &[String]) -> Vec<Step> {
+pub fn default_script(protocol: Protocol) -> Vec<Step> {
+    let (a, b) = (Party::Alice, Party::Bob);
+    match protocol {
+        Protocol::Hop => vec![
+            Step::Connect(a),
+            Step::Connect(b),
+            send(a, "hi bob, lunch today?"),
+            send(b, "sure, where?"),
+            send(a, "meet at noon by the fountain"),
+            Step::Disconnect(b),
+            send(a, "running five minutes late"),
+            Step::Connect(b),
+        ],
+        Protocol::E2e => vec![
+            Step::Connect(a),
+            Step::Connect(b),
+            Step::Upload(a),
+            Step::Upload(b),
+            send(a, "hi bob, lunch today?"),
+            send(b, "sure, where?"),
+            Step::SendLate { from: a, text: "meet at noon by the fountain".to_owned() },
+            send(a, "bring an umbrella"),
+            send(b, "see you there"),
+            Step::Disconnect(b),
+            send(a, "running five minutes late"),
+            Step::Connect(b),
+        ],
+    }
+}
+
+/// A script from `--message` arguments: both clients connect (and, in e2e, publish their bundles),
+/// then each text is sent in order, by Alice to Bob — or by Bob to Alice when it starts with `bob:`
+/// (`alice:` is accepted too; the prefix and one following space are removed).
+#[must_use]
+pub fn script_from_messages(protocol: Protocol, messages: &[String]) -> Vec<Step> {
     let mut script = vec![Step::Connect(Party::Alice), Step::Connect(Party::Bob)];
+    if protocol == Protocol::E2e {
+        script.extend([Step::Upload(Party::Alice), Step::Upload(Party::Bob)]);
+    }
     for m in messages {
         let (from, text) = if let Some(rest) = m.strip_prefix("bob:") {
             (Party::Bob, rest)
@@ -102,63 +162,136 @@ pub fn script_from_messages(messages: &[String]) -> Vec<Step> {
     script
 }
 
-/// Runs the hop protocol over `script`, with keys and ephemerals drawn from `seed`.
+/// Everything a run depends on.
+#[derive(Debug, Clone)]
+pub struct RunConfig<P: ContentPolicy> {
+    /// Which protocol.
+    pub protocol: Protocol,
+    /// The RNG seed.
+    pub seed: u64,
+    /// What happens, in order.
+    pub script: Vec<Step>,
+    /// The server's hop content policy.
+    pub policy: P,
+    /// e2e: the server substitutes bundles and relays between two sessions of its own.
+    pub mitm: bool,
+    /// e2e: Alice and Bob compared safety numbers out of band before the run and marked each other's
+    /// real identity as verified.
+    pub verified: bool,
+}
+
+/// Runs `config`.
 ///
-/// Keys are drawn in this order: server static, Alice's static, Bob's static; then one ephemeral per
-/// handshake message, in the order the handshakes happen.
+/// Keys are drawn from `ChaCha20Rng::seed_from_u64(seed)` in this order: server static key; Alice's
+/// static key; Bob's static key; in e2e, Alice's then Bob's identity and prekeys (SPEC.md §10.2); with
+/// `mitm`, the server's two forged identities; then ephemerals and ratchet keys as the run needs them.
 ///
 /// # Errors
 /// A script step that is impossible (for example sending while offline), or a role error on a frame
-/// the script itself produced — which would be a bug. A *refused* frame is not an error of the run;
-/// it is recorded in the transcript.
-pub fn run_hop<P: ContentPolicy>(
-    seed: u64,
-    script: &[Step],
-    policy: P,
-) -> Result<Transcript, Error> {
-    let mut world = World::new(seed, policy)?;
-    for step in script {
+/// the run itself produced — which would be a bug. A *refused* frame is not an error of the run; it is
+/// recorded in the transcript.
+pub fn run<P: ContentPolicy>(config: &RunConfig<P>) -> Result<Transcript, Error> {
+    let mut world = World::new(config)?;
+    for step in &config.script {
         world.step(step)?;
     }
+    world.flush_late()?;
+    let safety_numbers = (config.protocol == Protocol::E2e).then(|| world.safety_numbers());
+    world.summary.safety_numbers = safety_numbers;
     Ok(Transcript {
-        protocol: "hop".to_owned(),
-        seed,
+        protocol: config.protocol.label().to_owned(),
+        seed: config.seed,
         events: world.events,
         summary: world.summary,
     })
 }
 
 struct World<P: ContentPolicy> {
+    protocol: Protocol,
     rng: ChaCha20Rng,
     server: Server<P>,
     alice: Client,
     bob: Client,
+    mitm: Option<Mitm>,
     links: BTreeMap<Party, LinkId>,
     next_link: u64,
     in_flight: VecDeque<(Party, Party, Vec<u8>)>,
+    /// Texts by sender and id, for the summary of rejections.
     texts: BTreeMap<(Party, MessageId), String>,
+    /// e2e texts waiting for a bundle, per sender, in order (their ids come later).
+    waiting: BTreeMap<Party, VecDeque<String>>,
+    /// e2e envelopes sealed now and submitted after the sender's next `Send`.
+    late: Vec<(Party, Envelope, String)>,
     note: Option<String>,
     events: Vec<Event>,
     summary: Summary,
 }
 
+fn name(p: Party) -> Result<Name, Error> {
+    Ok(Name::new(p.label())?)
+}
+
 impl<P: ContentPolicy> World<P> {
-    fn new(seed: u64, policy: P) -> Result<Self, Error> {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let server = Server::with_policy(PrivateKey::generate(&mut rng), policy);
+    fn new(config: &RunConfig<P>) -> Result<Self, Error> {
+        if config.mitm && config.protocol == Protocol::Hop {
+            return Err(MisuseError::NoE2eIdentity.into());
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
+        let server = Server::with_policy(PrivateKey::generate(&mut rng), config.policy.clone());
         let alice_key = PrivateKey::generate(&mut rng);
         let bob_key = PrivateKey::generate(&mut rng);
-        let name = |p: Party| Name::new(p.label());
+        let (mut alice, mut bob) = match config.protocol {
+            Protocol::Hop => (
+                Client::new(name(Party::Alice)?, alice_key, server.public_key()),
+                Client::new(name(Party::Bob)?, bob_key, server.public_key()),
+            ),
+            Protocol::E2e => {
+                let alice_peers = Peers::generate(&mut rng);
+                let bob_peers = Peers::generate(&mut rng);
+                (
+                    Client::with_e2e(
+                        name(Party::Alice)?,
+                        alice_key,
+                        server.public_key(),
+                        alice_peers,
+                    ),
+                    Client::with_e2e(name(Party::Bob)?, bob_key, server.public_key(), bob_peers),
+                )
+            }
+        };
+        let mitm = if config.mitm {
+            Some(Mitm::new(&name(Party::Alice)?, &name(Party::Bob)?, &mut rng)?)
+        } else {
+            None
+        };
+        let mut notes = Vec::new();
+        if config.verified {
+            let (Some(alice_id), Some(bob_id)) = (alice.identity(), bob.identity()) else {
+                return Err(MisuseError::NoE2eIdentity.into());
+            };
+            alice.verify_peer(name(Party::Bob)?, bob_id)?;
+            bob.verify_peer(name(Party::Alice)?, alice_id)?;
+            notes.push(
+                "alice and bob compared safety numbers in person and marked each other verified",
+            );
+        }
+        if config.mitm {
+            notes.push("the server is malicious: it will substitute bundles and relay between two sessions");
+        }
         Ok(Self {
-            alice: Client::new(name(Party::Alice)?, alice_key, server.public_key()),
-            bob: Client::new(name(Party::Bob)?, bob_key, server.public_key()),
-            server,
+            protocol: config.protocol,
             rng,
+            server,
+            alice,
+            bob,
+            mitm,
             links: BTreeMap::new(),
             next_link: 1,
             in_flight: VecDeque::new(),
             texts: BTreeMap::new(),
-            note: None,
+            waiting: BTreeMap::new(),
+            late: Vec::new(),
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
             events: Vec::new(),
             summary: Summary::default(),
         })
@@ -170,6 +303,14 @@ impl<P: ContentPolicy> World<P> {
             Party::Bob => Ok(&mut self.bob),
             Party::Server => Err(MisuseError::NotConnected.into()),
         }
+    }
+
+    /// Notes accumulate until the next frame, which carries them.
+    fn add_note(&mut self, line: String) {
+        self.note = Some(match self.note.take() {
+            Some(earlier) => format!("{earlier}; {line}"),
+            None => line,
+        });
     }
 
     fn step(&mut self, step: &Step) -> Result<(), Error> {
@@ -191,24 +332,77 @@ impl<P: ContentPolicy> World<P> {
                 self.add_note(format!("{} goes offline", party.label()));
                 return Ok(());
             }
+            Step::Upload(party) => {
+                let frame = self.client(*party)?.upload_bundle()?;
+                self.add_note(format!("{} publishes its prekey bundle", party.label()));
+                self.in_flight.push_back((*party, Party::Server, frame));
+            }
             Step::Send { from, text } => {
-                let body = Body::new(text.as_bytes().to_vec())?;
-                let to = Name::new(from.peer().label())?;
-                let (id, frame) = self.client(*from)?.send(&to, body)?;
-                self.texts.insert((*from, id), text.clone());
+                let to = name(from.peer())?;
                 self.add_note(format!("{} sends {text:?} to {to}", from.label()));
-                self.in_flight.push_back((*from, Party::Server, frame));
+                let body = Body::new(text.as_bytes().to_vec())?;
+                match self.protocol {
+                    Protocol::Hop => {
+                        let (id, frame) = self.client(*from)?.send(&to, body)?;
+                        self.texts.insert((*from, id), text.clone());
+                        self.in_flight.push_back((*from, Party::Server, frame));
+                    }
+                    Protocol::E2e => {
+                        let mut rng = self.rng.clone();
+                        let out = self.client(*from)?.send_e2e(&to, body, &mut rng)?;
+                        self.rng = rng;
+                        self.waiting.entry(*from).or_default().push_back(text.clone());
+                        self.client_outputs(*from, out);
+                    }
+                }
+                self.pump()?;
+                return self.flush_late();
+            }
+            Step::SendLate { from, text } => {
+                let to = name(from.peer())?;
+                let body = Body::new(text.as_bytes().to_vec())?;
+                let mut rng = self.rng.clone();
+                let envelope = self.client(*from)?.seal_e2e(&to, &body, &mut rng)?;
+                self.rng = rng;
+                self.add_note(format!(
+                    "{} encrypts {text:?} for {to} now, but it reaches the server only after the next message",
+                    from.label()
+                ));
+                self.late.push((*from, envelope, text.clone()));
+                return Ok(());
             }
         }
         self.pump()
     }
 
-    /// Notes accumulate until the next frame, which carries them.
-    fn add_note(&mut self, line: String) {
-        self.note = Some(match self.note.take() {
-            Some(earlier) => format!("{earlier}; {line}"),
-            None => line,
-        });
+    /// Submits every late envelope (after the `Send` that overtook it).
+    fn flush_late(&mut self) -> Result<(), Error> {
+        for (from, envelope, text) in std::mem::take(&mut self.late) {
+            let to = name(from.peer())?;
+            let (id, frame) = self.client(from)?.submit_e2e(&to, envelope)?;
+            self.texts.insert((from, id), text.clone());
+            self.add_note(format!(
+                "the late message {text:?} from {} finally goes out",
+                from.label()
+            ));
+            self.in_flight.push_back((from, Party::Server, frame));
+        }
+        self.pump()
+    }
+
+    /// Queues a client's frames and notes the ids of e2e messages it sent.
+    fn client_outputs(&mut self, party: Party, out: ClientOutputs) -> Vec<ClientEvent> {
+        for frame in out.transmit {
+            self.in_flight.push_back((party, Party::Server, frame));
+        }
+        for event in &out.events {
+            if let ClientEvent::Sent { id, .. } = event
+                && let Some(text) = self.waiting.entry(party).or_default().pop_front()
+            {
+                self.texts.insert((party, *id), text);
+            }
+        }
+        out.events
     }
 
     /// Delivers every frame in flight, and every frame that produces, in order.
@@ -241,7 +435,33 @@ impl<P: ContentPolicy> World<P> {
 
     fn deliver_to_server(&mut self, from: Party, frame: &[u8]) -> Result<String, Error> {
         let link = *self.links.get(&from).ok_or(MisuseError::UnknownLink)?;
-        let out = self.server.handle(link, frame, &mut self.rng)?;
+        let mut reads = Vec::new();
+        let out = match (&mut self.mitm, LinkFrame::decode(frame).map(|f| f.kind())) {
+            (Some(mitm), Ok(crate::wire::LinkKind::Transport)) => {
+                let (sender, plaintext) = self.server.open_transport(link, frame)?;
+                match mitm.intercept(&mut self.server, &sender, &plaintext, &mut self.rng)? {
+                    Intercepted::PassThrough => self.server.process(link, &plaintext),
+                    Intercepted::Rewritten { plaintext, read, content } => {
+                        reads.push(read);
+                        self.summary
+                            .server_read
+                            .push(String::from_utf8_lossy(&content).into_owned());
+                        self.server.process(link, &plaintext)
+                    }
+                    Intercepted::Reply { message, note } => {
+                        reads.push(format!("{} -> {note}", message.type_name()));
+                        let frame = Mitm::reply(&mut self.server, link, &message)?;
+                        ServerOutputs { transmit: vec![(link, frame)], ..Default::default() }
+                    }
+                }
+            }
+            _ => self.server.handle(link, frame, &mut self.rng)?,
+        };
+        self.server_outputs(out, &mut reads);
+        Ok(reads.join(" "))
+    }
+
+    fn server_outputs(&mut self, out: ServerOutputs, reads: &mut Vec<String>) {
         for (link, frame) in out.transmit {
             if let Some((&party, _)) = self.links.iter().find(|(_, l)| **l == link) {
                 self.in_flight.push_back((Party::Server, party, frame));
@@ -250,59 +470,101 @@ impl<P: ContentPolicy> World<P> {
         for link in out.close {
             self.links.retain(|_, l| *l != link);
         }
-        let mut reads = Vec::new();
         for event in out.events {
             reads.push(match event {
                 ServerEvent::Registered { name, .. } => {
                     format!("Register {name}: name bound to the channel's static key")
                 }
-                ServerEvent::Refused { reason, .. } => {
-                    format!("a registration it refuses ({reason:?})")
-                }
+                ServerEvent::Online { name, delivered, .. } => match delivered {
+                    0 => format!("Ready: {name}'s channel confirmed"),
+                    n => format!("Ready: {name}'s channel confirmed; delivers {n} queued message(s)"),
+                },
+                ServerEvent::Refused { reason, .. } => format!("a registration it refuses ({reason:?})"),
                 ServerEvent::Read { from, to, id, body } => {
-                    self.summary
-                        .server_read
-                        .push(String::from_utf8_lossy(body.as_bytes()).into_owned());
+                    self.summary.server_read.push(String::from_utf8_lossy(body.as_bytes()).into_owned());
                     format!("Send {id} from {from} to {to}: {body:?}")
                 }
-                ServerEvent::Accepted { to, status: AckStatus::Relayed, .. } => {
-                    format!("-> re-seals it for {to}")
+                ServerEvent::Envelope { from, to, id, len } => {
+                    format!("E2eSend {id} from {from} to {to}: a {len}-byte envelope it cannot open")
                 }
+                ServerEvent::Accepted { to, status: AckStatus::Relayed, .. } => match self.protocol {
+                    Protocol::Hop => format!("-> re-seals it for {to}"),
+                    Protocol::E2e => format!("-> relays it to {to}"),
+                },
                 ServerEvent::Accepted { to, status: AckStatus::Queued, .. } => {
                     format!("-> {to} is offline: queued in {to}'s mailbox")
                 }
                 ServerEvent::Rejected { from, id, reason } => {
-                    let party = if from.as_str() == Party::Alice.label() {
-                        Party::Alice
-                    } else {
-                        Party::Bob
-                    };
+                    let party = if from.as_str() == Party::Alice.label() { Party::Alice } else { Party::Bob };
                     let text = self.texts.get(&(party, id)).cloned().unwrap_or_default();
                     self.summary.rejected.push(format!("{text}: {reason:?}"));
                     format!("-> refuses it ({reason:?})")
                 }
+                ServerEvent::BundleStored { name, one_time_prekeys } => format!(
+                    "UploadBundle: stores {name}'s identity, signed prekey and one-time prekeys ({one_time_prekeys} held)"
+                ),
+                ServerEvent::BundleRefused { name, reason } => {
+                    format!("UploadBundle from {name}: refused ({reason:?})")
+                }
+                ServerEvent::BundleFetched { by, name, one_time_prekey } => match one_time_prekey {
+                    Some(id) => format!(
+                        "FetchBundle {name} from {by}: hands out {name}'s bundle with one-time prekey {id} (now deleted)"
+                    ),
+                    None => format!("FetchBundle {name} from {by}: hands out {name}'s bundle, no one-time prekey left"),
+                },
+                ServerEvent::NoBundle { by, name } => format!("FetchBundle {name} from {by}: none published"),
+                ServerEvent::Dropped { error, .. } => format!("drops the content: {error}"),
+            });
+        }
+    }
+
+    fn deliver_to_client(&mut self, to: Party, frame: &[u8]) -> Result<String, Error> {
+        let mut rng = self.rng.clone();
+        let out = self.client(to)?.handle(frame, &mut rng)?;
+        self.rng = rng;
+        let events = self.client_outputs(to, out);
+        let mut reads = Vec::new();
+        for event in events {
+            reads.push(match event {
+                ClientEvent::Connected => "Welcome: channel open; answers Ready".to_owned(),
+                ClientEvent::Refused(reason) => format!("Refused ({reason:?})"),
+                ClientEvent::Received { from, id, body } => {
+                    self.summary.delivered.push(String::from_utf8_lossy(body.as_bytes()).into_owned());
+                    match self.protocol {
+                        Protocol::Hop => format!("Deliver {id} from {from}: {body:?}"),
+                        Protocol::E2e => format!("E2eDeliver {id} from {from}, decrypts to {body:?}"),
+                    }
+                }
+                ClientEvent::Sent { to, id } => format!("-> encrypts the waiting message as {id} for {to}"),
+                ClientEvent::Acked { id, status } => format!("Ack {id} ({status:?})"),
+                ClientEvent::Rejected { id, reason } => format!("Reject {id} ({reason:?})"),
+                ClientEvent::BundleStored { one_time_prekeys } => {
+                    format!("BundleStored ({one_time_prekeys} one-time prekeys on the server)")
+                }
+                ClientEvent::BundleRefused(reason) => format!("BundleRefused ({reason:?})"),
+                ClientEvent::SessionStarted { peer, safety_number } => {
+                    format!("session with {peer} started; safety number {safety_number}")
+                }
+                ClientEvent::SendFailed { peer, error, discarded } => {
+                    let texts: Vec<String> = self.waiting.entry(to).or_default().drain(..).collect();
+                    for text in &texts {
+                        self.summary.rejected.push(format!("{text}: refused by {}: {error}", to.label()));
+                    }
+                    format!("REFUSES to start a session with {peer}: {error}; {discarded} message(s) not sent")
+                }
+                ClientEvent::Dropped { error } => format!("drops the content: {error}"),
             });
         }
         Ok(reads.join(" "))
     }
 
-    fn deliver_to_client(&mut self, to: Party, frame: &[u8]) -> Result<String, Error> {
-        let events = self.client(to)?.handle(frame)?;
-        let mut reads = Vec::new();
-        for event in events {
-            reads.push(match event {
-                ClientEvent::Connected => "Welcome: channel open".to_owned(),
-                ClientEvent::Refused(reason) => format!("Refused ({reason:?})"),
-                ClientEvent::Received { from, id, body } => {
-                    self.summary
-                        .delivered
-                        .push(String::from_utf8_lossy(body.as_bytes()).into_owned());
-                    format!("Deliver {id} from {from}: {body:?}")
-                }
-                ClientEvent::Acked { id, status } => format!("Ack {id} ({status:?})"),
-                ClientEvent::Rejected { id, reason } => format!("Reject {id} ({reason:?})"),
-            });
-        }
-        Ok(reads.join(" "))
+    fn safety_numbers(&self) -> SafetyNumbers {
+        let (Ok(alice), Ok(bob)) = (name(Party::Alice), name(Party::Bob)) else {
+            return SafetyNumbers::default();
+        };
+        let alice_view = self.alice.safety_number(&bob).map(|s| s.to_string());
+        let bob_view = self.bob.safety_number(&alice).map(|s| s.to_string());
+        let equal = alice_view.is_some() && alice_view == bob_view;
+        SafetyNumbers { alice: alice_view, bob: bob_view, equal }
     }
 }

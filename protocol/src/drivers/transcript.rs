@@ -28,6 +28,17 @@ pub struct Event {
     pub note: Option<String>,
 }
 
+/// The safety number each client shows for its session with the other (e2e only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SafetyNumbers {
+    /// What Alice's client shows for its session with Bob (none if it has no session).
+    pub alice: Option<String>,
+    /// What Bob's client shows for its session with Alice.
+    pub bob: Option<String>,
+    /// Whether both exist and are equal: when they differ, someone substituted a key.
+    pub equal: bool,
+}
+
 /// What the run established.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -35,8 +46,11 @@ pub struct Summary {
     pub delivered: Vec<String>,
     /// Plaintexts the server could read, in the order it read them.
     pub server_read: Vec<String>,
-    /// Messages refused by the server (`"<text>: <reason>"`).
+    /// Messages refused, by the server or by the sending client (`"<text>: <reason>"`).
     pub rejected: Vec<String>,
+    /// e2e: the two safety numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety_numbers: Option<SafetyNumbers>,
 }
 
 /// A whole run.
@@ -93,6 +107,17 @@ impl Transcript {
         let _ = writeln!(s, "  server read: {:?}", self.summary.server_read);
         if !self.summary.rejected.is_empty() {
             let _ = writeln!(s, "  rejected:    {:?}", self.summary.rejected);
+        }
+        if let Some(numbers) = &self.summary.safety_numbers {
+            let show = |n: &Option<String>| n.clone().unwrap_or_else(|| "(no session)".to_owned());
+            let _ = writeln!(s, "  safety number, alice's view: {}", show(&numbers.alice));
+            let _ = writeln!(s, "  safety number, bob's view:   {}", show(&numbers.bob));
+            let verdict = if numbers.equal {
+                "equal: nobody substituted a key"
+            } else {
+                "DIFFERENT: a key was substituted (or a session is missing)"
+            };
+            let _ = writeln!(s, "  safety numbers {verdict}");
         }
         s
     }

@@ -1,11 +1,19 @@
-//! The client role (Alice, Bob): a sans-IO state machine.
+//! The client role (Alice, Bob): a sans-IO state machine for both protocols.
 //!
 //! The caller owns the I/O. It passes in the frames that arrive from the server and an RNG when one
-//! is needed, and sends the frames the client hands back, in order. The client has no clock, no
+//! may be needed, and sends the frames the client hands back, in order. The client has no clock, no
 //! socket and no RNG of its own, so a run is a pure function of its inputs.
 //!
-//! Every method is transactional: it either succeeds and commits its whole effect, or returns an
-//! error and leaves the client exactly as it was (`==` to a clone taken before the call).
+//! # Errors and state
+//!
+//! * A method that returns `Err` leaves the client exactly as it was (`==` to a clone taken before
+//!   the call). This covers everything that fails *before* a frame authenticates: malformed bytes,
+//!   a forged, replayed or reordered channel frame, a bad handshake response, API misuse.
+//! * A frame that *authenticates* on the channel but whose content is refused — a replayed message
+//!   id, a message the client does not expect, an e2e envelope that fails — cannot be un-received:
+//!   the server did send it, and the channel's receive counter must move past it or the channel
+//!   would be dead. So the channel advances, **nothing else changes**, and the refusal is reported as
+//!   [`ClientEvent::Dropped`] carrying the typed [`Error`] (SPEC.md §7.2).
 
 use std::collections::BTreeMap;
 
@@ -13,11 +21,14 @@ use rand_core::CryptoRng;
 
 use super::replay::{Refusal, ReplayWindow};
 use crate::channel::{Initiator, InitiatorAwaitingResponse, PROLOGUE, Transport};
+use crate::e2e::E2eError;
+use crate::e2e::peers::Peers;
+use crate::e2e::safety_number::SafetyNumber;
 use crate::error::{Error, MisuseError, ProtocolError};
 use crate::suite::{PrivateKey, PublicKey};
 use crate::wire::{
-    AckStatus, Body, Codec, LinkFrame, LinkKind, Message, MessageId, Name, RefusalReason,
-    RejectReason,
+    AckStatus, Body, BundleRefusal, Codec, Envelope, IdentityPublic, LinkFrame, LinkKind, Message,
+    MessageId, Name, RefusalReason, RejectReason,
 };
 
 /// What the client tells its user.
@@ -28,29 +39,77 @@ pub enum ClientEvent {
     Connected,
     /// The server refused the registration; the client is offline again.
     Refused(RefusalReason),
-    /// A message arrived and was accepted (first time this id was seen from this sender).
+    /// A message arrived and was accepted (the first time this id was seen from this sender). In
+    /// e2e, the body is what the envelope decrypted to.
     Received {
-        /// The sender, as the server vouches.
+        /// The sender, as the server vouches (and, in e2e, as the session authenticates).
         from: Name,
         /// The sender's id.
         id: MessageId,
         /// The content.
         body: Body,
     },
+    /// An e2e message was sealed and handed to the server (reported for messages that waited for a
+    /// bundle, whose ids are assigned only then).
+    Sent {
+        /// The recipient.
+        to: Name,
+        /// The id the message travels under.
+        id: MessageId,
+    },
     /// The server accepted message `id`.
     Acked {
-        /// The id from [`Client::send`].
+        /// The message's id.
         id: MessageId,
         /// Relayed at once, or queued for an offline recipient.
         status: AckStatus,
     },
     /// The server refused message `id`.
     Rejected {
-        /// The id from [`Client::send`].
+        /// The message's id.
         id: MessageId,
         /// Why.
         reason: RejectReason,
     },
+    /// The server stored this client's bundle.
+    BundleStored {
+        /// One-time prekeys the server now holds.
+        one_time_prekeys: u16,
+    },
+    /// The server refused this client's bundle.
+    BundleRefused(BundleRefusal),
+    /// An e2e session with `peer` started (this client initiated it from a bundle, or `peer`'s first
+    /// prekey message arrived).
+    SessionStarted {
+        /// The peer.
+        peer: Name,
+        /// The safety number of the two identities this session uses.
+        safety_number: SafetyNumber,
+    },
+    /// Messages waiting for `peer`'s bundle were discarded, unencrypted, because no session could be
+    /// started: no bundle, an invalid one, or one whose identity differs from the verified one.
+    SendFailed {
+        /// The peer.
+        peer: Name,
+        /// Why.
+        error: E2eError,
+        /// How many waiting messages were discarded.
+        discarded: usize,
+    },
+    /// An authenticated frame whose content was refused; only the channel advanced.
+    Dropped {
+        /// Why it was refused.
+        error: Error,
+    },
+}
+
+/// What one call produced: frames to send to the server, in order, and events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientOutputs {
+    /// Frames for the server, in order.
+    pub transmit: Vec<Vec<u8>>,
+    /// What happened.
+    pub events: Vec<ClientEvent>,
 }
 
 /// The channel to the server.
@@ -71,7 +130,8 @@ impl Link {
     }
 }
 
-/// A client: its name and static key, the server's public key, the channel, and what it accepted.
+/// A client: its name and static key, the server's public key, the channel, what it accepted, and
+/// (for e2e) its identity, prekeys and sessions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Client {
     name: Name,
@@ -80,11 +140,12 @@ pub struct Client {
     link: Link,
     last_id: u64,
     accepted: BTreeMap<Name, ReplayWindow>,
+    e2e: Option<Peers>,
 }
 
 impl Client {
-    /// A client that will register as `name` with `static_key`, at the server whose static public
-    /// key is `server_key` (known in advance: that is what the IK pattern requires).
+    /// A hop-only client that will register as `name` with `static_key`, at the server whose static
+    /// public key is `server_key` (known in advance: that is what the IK pattern requires).
     #[must_use]
     pub const fn new(name: Name, static_key: PrivateKey, server_key: PublicKey) -> Self {
         Self {
@@ -94,7 +155,21 @@ impl Client {
             link: Link::Offline,
             last_id: 0,
             accepted: BTreeMap::new(),
+            e2e: None,
         }
+    }
+
+    /// A client that speaks both protocols, with the e2e identity and prekeys in `peers`.
+    #[must_use]
+    pub fn with_e2e(
+        name: Name,
+        static_key: PrivateKey,
+        server_key: PublicKey,
+        peers: Peers,
+    ) -> Self {
+        let mut client = Self::new(name, static_key, server_key);
+        client.e2e = Some(peers);
+        client
     }
 
     /// The client's name.
@@ -115,6 +190,28 @@ impl Client {
         matches!(self.link, Link::Online(_))
     }
 
+    /// The e2e identity, if this client has one.
+    #[must_use]
+    pub fn identity(&self) -> Option<IdentityPublic> {
+        self.e2e.as_ref().map(Peers::identity)
+    }
+
+    /// The safety number of this client's session with `peer`, if there is one.
+    #[must_use]
+    pub fn safety_number(&self, peer: &Name) -> Option<SafetyNumber> {
+        self.e2e.as_ref()?.safety_number(&self.name, peer)
+    }
+
+    /// Marks `identity` as verified for `peer` (after comparing safety numbers out of band): a
+    /// bundle or prekey message for `peer` with another identity will be refused.
+    ///
+    /// # Errors
+    /// [`MisuseError::NoE2eIdentity`] for a hop-only client.
+    pub fn verify_peer(&mut self, peer: Name, identity: IdentityPublic) -> Result<(), Error> {
+        self.e2e.as_mut().ok_or(MisuseError::NoE2eIdentity)?.pin(peer, identity);
+        Ok(())
+    }
+
     /// Starts the handshake: returns the `HandshakeInit` frame to send. Draws one ephemeral key.
     ///
     /// # Errors
@@ -131,77 +228,258 @@ impl Client {
         Ok(frame)
     }
 
-    /// Forgets the channel (the connection is gone). Accepted ids and the id counter are kept.
+    /// Forgets the channel (the connection is gone). Everything else is kept.
     pub fn disconnect(&mut self) {
         self.link = Link::Offline;
     }
 
-    /// Seals a message for `to` and returns its id and the `Transport` frame to send.
+    /// Hop: seals a plaintext message for `to`; returns its id and the frame to send.
     ///
     /// # Errors
     /// [`MisuseError::NotConnected`], [`MisuseError::IdsExhausted`], or a channel error.
     pub fn send(&mut self, to: &Name, body: Body) -> Result<(MessageId, Vec<u8>), Error> {
-        let id = MessageId(self.last_id.checked_add(1).ok_or(MisuseError::IdsExhausted)?);
-        let Link::Online(transport) = &self.link else {
-            return Err(MisuseError::NotConnected.into());
-        };
-        let mut transport = transport.clone();
-        let frame = seal(&mut transport, &Message::Send { id, to: to.clone(), body })?;
-        self.link = Link::Online(transport);
-        self.last_id = id.0;
+        let mut next = self.clone();
+        let id = next.next_id()?;
+        let frame = next.seal(&Message::Send { id, to: to.clone(), body })?;
+        *self = next;
+        Ok((id, frame))
+    }
+
+    /// e2e: publishes this client's bundle (or the one-time prekeys made since the last upload).
+    ///
+    /// # Errors
+    /// [`MisuseError::NoE2eIdentity`], [`MisuseError::NotConnected`], or a channel error.
+    pub fn upload_bundle(&mut self) -> Result<Vec<u8>, Error> {
+        let mut next = self.clone();
+        let bundle = next.peers()?.prepare_upload()?;
+        let frame = next.seal(&Message::UploadBundle { bundle })?;
+        *self = next;
+        Ok(frame)
+    }
+
+    /// e2e: sends `body` to `to`. With a session, the message is encrypted and sent at once. Without
+    /// one, it waits while the client asks the server for `to`'s bundle; when the bundle arrives
+    /// ([`Client::handle`]), the session starts and every waiting message is sent.
+    ///
+    /// # Errors
+    /// [`MisuseError::NoE2eIdentity`], [`MisuseError::NotConnected`],
+    /// [`MisuseError::PendingFull`], or a ratchet or channel error.
+    pub fn send_e2e<R: CryptoRng + ?Sized>(
+        &mut self,
+        to: &Name,
+        body: Body,
+        rng: &mut R,
+    ) -> Result<ClientOutputs, Error> {
+        let mut next = self.clone();
+        let mut out = ClientOutputs::default();
+        if next.peers()?.has_session(to) {
+            let envelope = next.peers()?.encrypt(to, &body, rng)?;
+            let (id, frame) = next.submit_e2e(to, envelope)?;
+            out.transmit.push(frame);
+            out.events.push(ClientEvent::Sent { to: to.clone(), id });
+        } else if next.peers()?.queue(to, body)? {
+            out.transmit.push(next.seal(&Message::FetchBundle { name: to.clone() })?);
+        }
+        *self = next;
+        Ok(out)
+    }
+
+    /// e2e, in two steps: encrypts `body` for `to` now (it takes the next ratchet key) without
+    /// sending it. Hand the envelope to [`Client::submit_e2e`] later — for example after a slow
+    /// attachment upload — which is how a recipient comes to receive messages out of order.
+    ///
+    /// # Errors
+    /// [`MisuseError::NoE2eIdentity`], [`E2eError::NoSession`], or a ratchet error.
+    pub fn seal_e2e<R: CryptoRng + ?Sized>(
+        &mut self,
+        to: &Name,
+        body: &Body,
+        rng: &mut R,
+    ) -> Result<Envelope, Error> {
+        let mut peers = self.peers()?.clone();
+        let envelope = peers.encrypt(to, body, rng)?;
+        self.e2e = Some(peers);
+        Ok(envelope)
+    }
+
+    /// e2e: sends an envelope from [`Client::seal_e2e`]; returns its id and the frame.
+    ///
+    /// # Errors
+    /// [`MisuseError::NotConnected`], [`MisuseError::IdsExhausted`], or a channel error.
+    pub fn submit_e2e(
+        &mut self,
+        to: &Name,
+        envelope: Envelope,
+    ) -> Result<(MessageId, Vec<u8>), Error> {
+        let mut next = self.clone();
+        let id = next.next_id()?;
+        let frame = next.seal(&Message::E2eSend { id, to: to.clone(), envelope })?;
+        *self = next;
         Ok((id, frame))
     }
 
     /// Handles one frame from the server.
     ///
     /// # Errors
-    /// Malformed, unauthentic or unexpected input; the client is then unchanged.
-    pub fn handle(&mut self, frame: &[u8]) -> Result<Vec<ClientEvent>, Error> {
+    /// A frame that fails before it authenticates (malformed, forged, replayed, out of order, in the
+    /// wrong state): the client is then unchanged. Refused content of an authenticated frame is not
+    /// an error but a [`ClientEvent::Dropped`] (see the module docs).
+    pub fn handle<R: CryptoRng + ?Sized>(
+        &mut self,
+        frame: &[u8],
+        rng: &mut R,
+    ) -> Result<ClientOutputs, Error> {
         let frame = LinkFrame::decode(frame)?;
-        let unexpected = |got| ProtocolError::Unexpected { state: self.link.state_name(), got };
+        let state = self.link.state_name();
         match (&self.link, frame.kind()) {
             (Link::Handshaking(awaiting), LinkKind::HandshakeResp) => {
-                let (transport, payload) = awaiting.read_message_2(frame.noise())?;
+                let (mut transport, payload) = awaiting.read_message_2(frame.noise())?;
                 match Message::decode(&payload)? {
                     Message::Welcome { name } if name == self.name => {
+                        // Key confirmation: the server activates the link only once this first
+                        // transport frame proves we hold the ephemeral key (SPEC.md §5.1).
+                        let ready = seal(&mut transport, &Message::Ready)?;
                         self.link = Link::Online(transport);
-                        Ok(vec![ClientEvent::Connected])
+                        Ok(ClientOutputs {
+                            transmit: vec![ready],
+                            events: vec![ClientEvent::Connected],
+                        })
                     }
                     Message::Welcome { .. } => Err(ProtocolError::WrongName.into()),
                     Message::Refused { reason } => {
                         self.link = Link::Offline;
-                        Ok(vec![ClientEvent::Refused(reason)])
+                        Ok(ClientOutputs {
+                            transmit: vec![],
+                            events: vec![ClientEvent::Refused(reason)],
+                        })
                     }
-                    other => Err(unexpected(other.type_name()).into()),
+                    other => {
+                        Err(ProtocolError::Unexpected { state, got: other.type_name() }.into())
+                    }
                 }
             }
             (Link::Online(transport), LinkKind::Transport) => {
                 let mut transport = transport.clone();
-                let message = Message::decode(&transport.read(frame.noise())?)?;
-                let event = match message {
-                    Message::Deliver { id, from, body } => {
-                        let mut window = self.accepted.get(&from).copied().unwrap_or_default();
-                        match window.check(id) {
-                            Ok(()) => window.record(id),
-                            Err(Refusal::Replayed) => {
-                                return Err(ProtocolError::Replayed { from, id }.into());
-                            }
-                            Err(Refusal::OutOfWindow) => {
-                                return Err(ProtocolError::OutOfWindow { from, id }.into());
-                            }
-                        }
-                        self.accepted.insert(from.clone(), window);
-                        ClientEvent::Received { from, id, body }
-                    }
-                    Message::Ack { id, status } => ClientEvent::Acked { id, status },
-                    Message::Reject { id, reason } => ClientEvent::Rejected { id, reason },
-                    other => return Err(unexpected(other.type_name()).into()),
+                let message = Message::decode(&transport.read(frame.noise())?);
+                // The frame authenticated: from here on the channel advances whatever the content.
+                let mut next = self.clone();
+                next.link = Link::Online(transport);
+                let result = match message {
+                    Ok(message) => next.on_message(message, rng),
+                    Err(e) => Err(e.into()),
                 };
-                self.link = Link::Online(transport);
-                Ok(vec![event])
+                match result {
+                    Ok(out) => {
+                        *self = next;
+                        Ok(out)
+                    }
+                    Err(error) => {
+                        self.link = next.link;
+                        Ok(ClientOutputs {
+                            transmit: vec![],
+                            events: vec![ClientEvent::Dropped { error }],
+                        })
+                    }
+                }
             }
-            (_, kind) => Err(unexpected(kind.name()).into()),
+            (_, kind) => Err(ProtocolError::Unexpected { state, got: kind.name() }.into()),
         }
+    }
+
+    /// Acts on an authenticated message. Called on a copy; an error discards the copy.
+    fn on_message<R: CryptoRng + ?Sized>(
+        &mut self,
+        message: Message,
+        rng: &mut R,
+    ) -> Result<ClientOutputs, Error> {
+        let mut out = ClientOutputs::default();
+        match message {
+            Message::Deliver { id, from, body } => {
+                self.accept_id(&from, id)?;
+                out.events.push(ClientEvent::Received { from, id, body });
+            }
+            Message::E2eDeliver { id, from, envelope } => {
+                self.accept_id(&from, id)?;
+                let decrypted = self.peers()?.decrypt(&from, &envelope)?;
+                if decrypted.new_session
+                    && let Some(safety_number) = self.safety_number(&from)
+                {
+                    out.events
+                        .push(ClientEvent::SessionStarted { peer: from.clone(), safety_number });
+                }
+                out.events.push(ClientEvent::Received { from, id, body: decrypted.body });
+            }
+            Message::Ack { id, status } => out.events.push(ClientEvent::Acked { id, status }),
+            Message::Reject { id, reason } => out.events.push(ClientEvent::Rejected { id, reason }),
+            Message::BundleStored { one_time_prekeys } => {
+                out.events.push(ClientEvent::BundleStored { one_time_prekeys });
+            }
+            Message::BundleRefused { reason } => {
+                out.events.push(ClientEvent::BundleRefused(reason))
+            }
+            Message::Bundle { name, bundle } => {
+                let waiting = self.peers()?.take_pending(&name);
+                match self.peers()?.start_session(&name, &bundle, rng) {
+                    Ok(()) => {
+                        if let Some(safety_number) = self.safety_number(&name) {
+                            out.events.push(ClientEvent::SessionStarted {
+                                peer: name.clone(),
+                                safety_number,
+                            });
+                        }
+                        for body in waiting {
+                            let envelope = self.peers()?.encrypt(&name, &body, rng)?;
+                            let (id, frame) = self.submit_e2e(&name, envelope)?;
+                            out.transmit.push(frame);
+                            out.events.push(ClientEvent::Sent { to: name.clone(), id });
+                        }
+                    }
+                    Err(error) => out.events.push(ClientEvent::SendFailed {
+                        peer: name,
+                        error,
+                        discarded: waiting.len(),
+                    }),
+                }
+            }
+            Message::NoBundle { name } => {
+                let discarded = self.peers()?.take_pending(&name).len();
+                let error = E2eError::NoBundle { name: name.clone() };
+                out.events.push(ClientEvent::SendFailed { peer: name, error, discarded });
+            }
+            other => {
+                return Err(
+                    ProtocolError::Unexpected { state: "online", got: other.type_name() }.into()
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks and records a message id from `from` (SPEC.md §5.3).
+    fn accept_id(&mut self, from: &Name, id: MessageId) -> Result<(), Error> {
+        let window = self.accepted.entry(from.clone()).or_default();
+        window.accept(id).map_err(|refusal| match refusal {
+            Refusal::Replayed => ProtocolError::Replayed { from: from.clone(), id },
+            Refusal::OutOfWindow => ProtocolError::OutOfWindow { from: from.clone(), id },
+        })?;
+        Ok(())
+    }
+
+    fn next_id(&mut self) -> Result<MessageId, Error> {
+        self.last_id = self.last_id.checked_add(1).ok_or(MisuseError::IdsExhausted)?;
+        Ok(MessageId(self.last_id))
+    }
+
+    fn peers(&mut self) -> Result<&mut Peers, Error> {
+        self.e2e.as_mut().ok_or_else(|| MisuseError::NoE2eIdentity.into())
+    }
+
+    /// Seals `message` on the open channel.
+    fn seal(&mut self, message: &Message) -> Result<Vec<u8>, Error> {
+        let Link::Online(transport) = &mut self.link else {
+            return Err(MisuseError::NotConnected.into());
+        };
+        seal(transport, message)
     }
 }
 

@@ -11,6 +11,10 @@ use crate::wire::Message;
 /// never dropped silently.
 pub const MAILBOX_CAPACITY: usize = 64;
 
+/// The mailbox already holds [`MAILBOX_CAPACITY`] messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxFull;
+
 /// Messages waiting for one recipient, oldest first, each exactly as it will be delivered.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Mailbox {
@@ -18,13 +22,13 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
-    /// Queues `message`, or gives it back if the mailbox is full.
+    /// Queues `message`.
     ///
     /// # Errors
-    /// The message itself, untouched, when [`MAILBOX_CAPACITY`] messages are already queued.
-    pub fn push(&mut self, message: Message) -> Result<(), Message> {
+    /// [`MailboxFull`] when [`MAILBOX_CAPACITY`] messages are already queued; nothing changes.
+    pub fn push(&mut self, message: Message) -> Result<(), MailboxFull> {
         if self.queue.len() >= MAILBOX_CAPACITY {
-            return Err(message);
+            return Err(MailboxFull);
         }
         self.queue.push_back(message);
         Ok(())

@@ -6,11 +6,13 @@
 //! byte for byte. On any error a role is exactly as it was before the call.
 
 mod client;
+mod directory;
 mod mailbox;
 mod replay;
 mod server;
 
-pub use client::{Client, ClientEvent};
+pub use client::{Client, ClientEvent, ClientOutputs};
+pub use directory::Directory;
 pub use mailbox::{MAILBOX_CAPACITY, Mailbox};
-pub use replay::{REPLAY_WINDOW, ReplayWindow};
+pub use replay::{REPLAY_WINDOW, Refusal, ReplayWindow};
 pub use server::{LinkId, Server, ServerEvent, ServerOutputs};

@@ -18,7 +18,7 @@ pub struct ReplayWindow {
 }
 
 /// Why an id was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Refusal {
     /// Already accepted.
     Replayed,
@@ -43,20 +43,29 @@ impl ReplayWindow {
         if back >= REPLAY_WINDOW {
             return Err(Refusal::OutOfWindow);
         }
-        if self.seen & (1 << back) != 0 { Err(Refusal::Replayed) } else { Ok(()) }
+        // back < REPLAY_WINDOW = 64, so the shift is in range.
+        if self.seen & (1u64 << back) != 0 { Err(Refusal::Replayed) } else { Ok(()) }
     }
 
-    /// Records `id` as accepted. Call only after [`ReplayWindow::check`] succeeded.
-    pub const fn record(&mut self, id: MessageId) {
+    /// Accepts `id` if [`ReplayWindow::check`] allows it, recording it.
+    ///
+    /// # Errors
+    /// The [`Refusal`]; the window is then unchanged.
+    pub fn accept(&mut self, id: MessageId) -> Result<(), Refusal> {
+        self.check(id)?;
         let id = id.0;
         if id > self.highest {
             let shift = id - self.highest;
-            self.seen = if shift >= REPLAY_WINDOW { 0 } else { self.seen << shift };
+            self.seen =
+                self.seen.checked_shl(u32::try_from(shift).unwrap_or(u32::MAX)).unwrap_or(0);
             self.seen |= 1;
             self.highest = id;
         } else {
-            self.seen |= 1 << (self.highest - id);
+            // `check` guarantees 0 ≤ highest − id < REPLAY_WINDOW = 64.
+            self.seen |=
+                1u64.checked_shl(u32::try_from(self.highest - id).unwrap_or(u32::MAX)).unwrap_or(0);
         }
+        Ok(())
     }
 }
 
@@ -65,9 +74,12 @@ mod tests {
     use super::*;
 
     fn accept(w: &mut ReplayWindow, id: u64) -> Result<(), Refusal> {
-        w.check(MessageId(id))?;
-        w.record(MessageId(id));
-        Ok(())
+        let before = *w;
+        let result = w.accept(MessageId(id));
+        if result.is_err() {
+            assert_eq!(*w, before, "a refusal must not change the window");
+        }
+        result
     }
 
     #[test]

@@ -11,14 +11,16 @@ use std::collections::BTreeMap;
 use rand_core::CryptoRng;
 
 use super::client::seal;
+use super::directory::Directory;
 use super::mailbox::Mailbox;
 use crate::channel::{PROLOGUE, Responder, Transport};
-use crate::error::{Error, ProtocolError};
+use crate::e2e::E2eError;
+use crate::error::{Error, MisuseError, ProtocolError};
 use crate::hop::{AllowAll, ContentPolicy, Verdict};
 use crate::suite::{PrivateKey, PublicKey};
 use crate::wire::{
-    AckStatus, Body, Codec, LinkFrame, LinkKind, Message, MessageId, Name, RefusalReason,
-    RejectReason,
+    AckStatus, Body, BundleRefusal, Codec, Envelope, FetchedBundle, LinkFrame, LinkKind, Message,
+    MessageId, Name, RefusalReason, RejectReason, UploadedBundle,
 };
 
 /// The driver's number for one client connection.
@@ -29,12 +31,30 @@ pub struct LinkId(pub u64);
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ServerEvent {
-    /// `name` registered on `link` (and its queued messages, if any, were sent).
+    /// `name` completed a handshake on `link` (its name is bound to the client's static key); the link
+    /// becomes active when the client confirms it ([`ServerEvent::Online`]).
     Registered {
         /// The link.
         link: LinkId,
         /// The name, now bound to the client's static key.
         name: Name,
+    },
+    /// The client on `link` confirmed its channel: `link` is now `name`'s active link, any older link
+    /// of `name` is closed, and its queued messages were sent.
+    Online {
+        /// The link.
+        link: LinkId,
+        /// The client's name.
+        name: Name,
+        /// How many queued messages were delivered.
+        delivered: usize,
+    },
+    /// An authenticated frame on `link` whose content was refused; only the channel advanced.
+    Dropped {
+        /// The link.
+        link: LinkId,
+        /// Why.
+        error: Error,
     },
     /// A registration on `link` was refused; the link is closed.
     Refused {
@@ -65,6 +85,47 @@ pub enum ServerEvent {
         /// Relayed or queued.
         status: AckStatus,
     },
+    /// An e2e envelope arrived: the server sees who sends to whom and the size, not the content.
+    Envelope {
+        /// Sender.
+        from: Name,
+        /// Recipient.
+        to: Name,
+        /// Sender's id.
+        id: MessageId,
+        /// The envelope's length in bytes.
+        len: usize,
+    },
+    /// `name` published a bundle (or replenished or rotated it).
+    BundleStored {
+        /// The owner.
+        name: Name,
+        /// One-time prekeys now held for it.
+        one_time_prekeys: usize,
+    },
+    /// An upload from `name` was refused; nothing changed.
+    BundleRefused {
+        /// The uploader.
+        name: Name,
+        /// Why.
+        reason: BundleRefusal,
+    },
+    /// `by` fetched `name`'s bundle; the one-time prekey handed out (if any) is now deleted.
+    BundleFetched {
+        /// Who asked.
+        by: Name,
+        /// Whose bundle.
+        name: Name,
+        /// The id of the one-time prekey handed out, if any was left.
+        one_time_prekey: Option<u32>,
+    },
+    /// `by` asked for `name`'s bundle and there is none.
+    NoBundle {
+        /// Who asked.
+        by: Name,
+        /// Whose bundle.
+        name: Name,
+    },
     /// Message `id` from `from` was refused.
     Rejected {
         /// Sender.
@@ -87,11 +148,15 @@ pub struct ServerOutputs {
     pub events: Vec<ServerEvent>,
 }
 
-/// An open channel with a registered client.
+/// A channel with a registered client.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct OpenLink {
     name: Name,
     transport: Transport,
+    /// Whether the client has proved, with its first transport frame (`Ready`), that it holds the
+    /// handshake's ephemeral key. Until then the link receives nothing and displaces nothing: a
+    /// replayed handshake message 1 never gets this far (SPEC.md §5.1).
+    confirmed: bool,
 }
 
 /// The relay server, generic over its hop [`ContentPolicy`].
@@ -102,12 +167,13 @@ pub struct Server<P: ContentPolicy = AllowAll> {
     links: BTreeMap<LinkId, OpenLink>,
     accounts: BTreeMap<Name, PublicKey>,
     mailboxes: BTreeMap<Name, Mailbox>,
+    directory: Directory,
 }
 
 impl Server<AllowAll> {
     /// A server with the default policy (relay everything).
     #[must_use]
-    pub const fn new(static_key: PrivateKey) -> Self {
+    pub fn new(static_key: PrivateKey) -> Self {
         Self::with_policy(static_key, AllowAll)
     }
 }
@@ -115,13 +181,14 @@ impl Server<AllowAll> {
 impl<P: ContentPolicy> Server<P> {
     /// A server that applies `policy` to every hop plaintext.
     #[must_use]
-    pub const fn with_policy(static_key: PrivateKey, policy: P) -> Self {
+    pub fn with_policy(static_key: PrivateKey, policy: P) -> Self {
         Self {
             static_key,
             policy,
             links: BTreeMap::new(),
             accounts: BTreeMap::new(),
             mailboxes: BTreeMap::new(),
+            directory: Directory::default(),
         }
     }
 
@@ -149,13 +216,21 @@ impl<P: ContentPolicy> Server<P> {
         self.mailboxes.get(name).map_or(0, Mailbox::len)
     }
 
+    /// How many one-time prekeys the directory holds for `name`.
+    #[must_use]
+    pub fn one_time_prekeys(&self, name: &Name) -> usize {
+        self.directory.one_time_count(name)
+    }
+
+    /// The confirmed link on which `name` is connected, if any.
+    #[must_use]
+    pub fn link_of(&self, name: &Name) -> Option<LinkId> {
+        self.links.iter().find(|(_, open)| open.confirmed && &open.name == name).map(|(id, _)| *id)
+    }
+
     /// Forgets `link` (the connection is gone). Messages for its client queue from now on.
     pub fn close_link(&mut self, link: LinkId) {
         self.links.remove(&link);
-    }
-
-    fn link_of(&self, name: &Name) -> Option<LinkId> {
-        self.links.iter().find(|(_, open)| &open.name == name).map(|(id, _)| *id)
     }
 
     /// Handles one frame received on `link`.
@@ -169,23 +244,212 @@ impl<P: ContentPolicy> Server<P> {
         rng: &mut R,
     ) -> Result<ServerOutputs, Error> {
         let frame = LinkFrame::decode(frame)?;
-        let state = if self.links.contains_key(&link) { "open" } else { "no channel" };
         match (frame.kind(), self.links.get(&link)) {
             (LinkKind::HandshakeInit, None) => self.accept(link, frame.noise(), rng),
-            (LinkKind::Transport, Some(open)) => {
-                let mut transport = open.transport.clone();
-                let message = Message::decode(&transport.read(frame.noise())?)?;
-                match message {
-                    Message::Send { id, to, body } => {
-                        let from = open.name.clone();
-                        self.relay(link, transport, from, id, to, body)
-                    }
-                    other => {
-                        Err(ProtocolError::Unexpected { state, got: other.type_name() }.into())
-                    }
-                }
+            (LinkKind::Transport, Some(_)) => {
+                let (_, plaintext) = self.open_link_frame(link, &frame)?;
+                Ok(self.process(link, &plaintext))
             }
-            (kind, _) => Err(ProtocolError::Unexpected { state, got: kind.name() }.into()),
+            (kind, open) => {
+                let state = if open.is_some() { "open" } else { "no channel" };
+                Err(ProtocolError::Unexpected { state, got: kind.name() }.into())
+            }
+        }
+    }
+
+    /// Acts on an authenticated message from `from` on `link`. `sender` is the link's transport
+    /// after reading it. Commits only on success.
+    fn on_message(
+        &mut self,
+        link: LinkId,
+        sender: Transport,
+        from: Name,
+        confirmed: bool,
+        plaintext: &[u8],
+    ) -> Result<ServerOutputs, Error> {
+        let message = Message::decode(plaintext)?;
+        if !confirmed {
+            return match message {
+                Message::Ready => self.confirm(link, sender, from),
+                other => {
+                    Err(ProtocolError::Unexpected { state: "unconfirmed", got: other.type_name() }
+                        .into())
+                }
+            };
+        }
+        match message {
+            Message::Send { id, to, body } => {
+                self.relay(link, sender, from, id, to, Payload::Hop(body))
+            }
+            Message::E2eSend { id, to, envelope } => {
+                self.relay(link, sender, from, id, to, Payload::E2e(envelope))
+            }
+            Message::UploadBundle { bundle } => self.store_bundle(link, sender, from, &bundle),
+            Message::FetchBundle { name } => self.fetch_bundle(link, sender, from, name),
+            other => {
+                Err(ProtocolError::Unexpected { state: "open", got: other.type_name() }.into())
+            }
+        }
+    }
+
+    /// The client proved it holds the channel's keys: make `link` the name's active link, close any
+    /// older one, and deliver its mailbox (SPEC.md §5.1).
+    fn confirm(
+        &mut self,
+        link: LinkId,
+        mut sender: Transport,
+        name: Name,
+    ) -> Result<ServerOutputs, Error> {
+        let mut out = ServerOutputs::default();
+        let mut waiting = self.mailboxes.get(&name).cloned().unwrap_or_default();
+        let delivered = waiting.len();
+        for message in waiting.drain() {
+            out.transmit.push((link, seal(&mut sender, &message)?));
+        }
+        // Everything fallible is done: commit.
+        if let Some(old) = self.link_of(&name) {
+            self.links.remove(&old);
+            out.close.push(old);
+        }
+        self.mailboxes.remove(&name);
+        if let Some(open) = self.links.get_mut(&link) {
+            open.transport = sender;
+            open.confirmed = true;
+        }
+        out.events.push(ServerEvent::Online { link, name, delivered });
+        Ok(out)
+    }
+
+    /// Opens one transport frame from `link` and commits the channel step, without acting on the
+    /// content; returns the sender's name and the plaintext.
+    ///
+    /// [`Server::handle`] is exactly `open_transport` followed by [`Server::process`]. The two halves
+    /// are public for drivers that play a *malicious* server (the `--mitm` runner, the model
+    /// checker's attacker): they hold exactly the keys the server holds and may do with a plaintext
+    /// whatever they like before (or instead of) processing it honestly.
+    ///
+    /// # Errors
+    /// A frame that does not parse or authenticate, or a link without a channel; the server is then
+    /// unchanged.
+    pub fn open_transport(&mut self, link: LinkId, frame: &[u8]) -> Result<(Name, Vec<u8>), Error> {
+        self.open_link_frame(link, &LinkFrame::decode(frame)?)
+    }
+
+    fn open_link_frame(
+        &mut self,
+        link: LinkId,
+        frame: &LinkFrame,
+    ) -> Result<(Name, Vec<u8>), Error> {
+        let Some(open) = self.links.get_mut(&link) else {
+            return Err(
+                ProtocolError::Unexpected { state: "no channel", got: frame.type_name() }.into()
+            );
+        };
+        if frame.kind() != LinkKind::Transport {
+            return Err(ProtocolError::Unexpected { state: "open", got: frame.type_name() }.into());
+        }
+        let mut transport = open.transport.clone();
+        let plaintext = transport.read(frame.noise())?;
+        open.transport = transport;
+        Ok((open.name.clone(), plaintext))
+    }
+
+    /// Acts on a plaintext opened from `link` by [`Server::open_transport`]. Every step commits only
+    /// on success; content that is refused (malformed, unexpected) changes nothing and is reported as
+    /// [`ServerEvent::Dropped`] (SPEC.md §7.2).
+    pub fn process(&mut self, link: LinkId, plaintext: &[u8]) -> ServerOutputs {
+        let Some(open) = self.links.get(&link) else {
+            let error = MisuseError::UnknownLink.into();
+            return ServerOutputs {
+                events: vec![ServerEvent::Dropped { link, error }],
+                ..Default::default()
+            };
+        };
+        let (sender, from, confirmed) = (open.transport.clone(), open.name.clone(), open.confirmed);
+        match self.on_message(link, sender, from, confirmed, plaintext) {
+            Ok(out) => out,
+            Err(error) => ServerOutputs {
+                events: vec![ServerEvent::Dropped { link, error }],
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Seals `message` in `link`'s channel and returns the frame; see [`Server::open_transport`].
+    ///
+    /// # Errors
+    /// [`MisuseError::UnknownLink`], or a channel error; the server is then unchanged.
+    pub fn seal_transport(&mut self, link: LinkId, message: &Message) -> Result<Vec<u8>, Error> {
+        let open = self.links.get_mut(&link).ok_or(MisuseError::UnknownLink)?;
+        let mut transport = open.transport.clone();
+        let frame = seal(&mut transport, message)?;
+        open.transport = transport;
+        Ok(frame)
+    }
+
+    /// What answering `FetchBundle { name }` hands out — the bundle with its oldest one-time prekey,
+    /// which is deleted — without sending it anywhere. For drivers playing a malicious server (see
+    /// [`Server::open_transport`]): a man in the middle fetches the real bundle this way.
+    pub fn take_bundle(&mut self, name: &Name) -> Option<FetchedBundle> {
+        self.directory.fetch(name)
+    }
+
+    /// Stores an uploaded bundle and answers `BundleStored` or `BundleRefused` (SPEC.md §15.2).
+    fn store_bundle(
+        &mut self,
+        link: LinkId,
+        mut sender: Transport,
+        from: Name,
+        bundle: &UploadedBundle,
+    ) -> Result<ServerOutputs, Error> {
+        // `Directory::upload` changes nothing when it refuses, so the copy is committed either way.
+        let mut directory = self.directory.clone();
+        let (reply, event) = match directory.upload(&from, bundle) {
+            Ok(count) => (
+                // The directory holds at most MAX_ONE_TIME_PREKEYS (100), which fits a u16.
+                Message::BundleStored {
+                    one_time_prekeys: u16::try_from(count).unwrap_or(u16::MAX),
+                },
+                ServerEvent::BundleStored { name: from, one_time_prekeys: count },
+            ),
+            Err(E2eError::Bundle(reason)) => (
+                Message::BundleRefused { reason },
+                ServerEvent::BundleRefused { name: from, reason },
+            ),
+            Err(other) => return Err(other.into()),
+        };
+        let frame = seal(&mut sender, &reply)?;
+        self.commit_link(link, sender);
+        self.directory = directory;
+        Ok(ServerOutputs { transmit: vec![(link, frame)], close: vec![], events: vec![event] })
+    }
+
+    /// Answers `FetchBundle` with the bundle and its oldest one-time prekey, deleted on the way out.
+    fn fetch_bundle(
+        &mut self,
+        link: LinkId,
+        mut sender: Transport,
+        by: Name,
+        name: Name,
+    ) -> Result<ServerOutputs, Error> {
+        let mut directory = self.directory.clone();
+        let (reply, event) = match directory.fetch(&name) {
+            Some(bundle) => {
+                let one_time_prekey = bundle.one_time_prekey.map(|k| k.id);
+                let event = ServerEvent::BundleFetched { by, name: name.clone(), one_time_prekey };
+                (Message::Bundle { name, bundle }, event)
+            }
+            None => (Message::NoBundle { name: name.clone() }, ServerEvent::NoBundle { by, name }),
+        };
+        let frame = seal(&mut sender, &reply)?;
+        self.commit_link(link, sender);
+        self.directory = directory;
+        Ok(ServerOutputs { transmit: vec![(link, frame)], close: vec![], events: vec![event] })
+    }
+
+    fn commit_link(&mut self, link: LinkId, transport: Transport) {
+        if let Some(open) = self.links.get_mut(&link) {
+            open.transport = transport;
         }
     }
 
@@ -218,57 +482,73 @@ impl<P: ContentPolicy> Server<P> {
             }
         };
         let reply = Message::Welcome { name: name.clone() }.encode();
-        let (mut transport, noise) = received.write_message_2(PrivateKey::generate(rng), &reply)?;
+        let (transport, noise) = received.write_message_2(PrivateKey::generate(rng), &reply)?;
         out.transmit.push((link, LinkFrame::handshake_resp(noise)?.encode()));
-        let mut waiting = self.mailboxes.get(&name).cloned().unwrap_or_default();
-        for message in waiting.drain() {
-            out.transmit.push((link, seal(&mut transport, &message)?));
-        }
-        // Everything fallible is done: commit.
-        if let Some(old) = self.link_of(&name) {
-            self.links.remove(&old);
-            out.close.push(old);
-        }
-        self.mailboxes.remove(&name);
+        // Everything fallible is done: commit. The link stays unconfirmed until `Ready`: a replayed
+        // message 1 binds nothing new (the key in it is the name's own) and displaces nothing.
         self.accounts.insert(name.clone(), client_key);
-        self.links.insert(link, OpenLink { name: name.clone(), transport });
+        self.links.insert(link, OpenLink { name: name.clone(), transport, confirmed: false });
         out.events.push(ServerEvent::Registered { link, name });
         Ok(out)
     }
 
-    /// Opens, checks and re-seals a hop message. `sender` is the sender's transport after reading
-    /// the `Send`; every channel is advanced on a copy, and nothing is committed until every frame
-    /// is sealed.
+    /// Relays a message: hop content is read and checked by the policy; an e2e envelope is passed
+    /// on unopened (SPEC.md §5.2, §15.2). `sender` is the sender's transport after reading the
+    /// request; every channel is advanced on a copy, and nothing is committed until every frame is
+    /// sealed.
     fn relay(
         &mut self,
         link: LinkId,
-        mut sender: Transport,
+        sender: Transport,
         from: Name,
         id: MessageId,
         to: Name,
-        body: Body,
+        payload: Payload,
     ) -> Result<ServerOutputs, Error> {
         let mut out = ServerOutputs::default();
+        let (denied, deliver) = match payload {
+            Payload::Hop(body) => {
+                out.events.push(ServerEvent::Read {
+                    from: from.clone(),
+                    to: to.clone(),
+                    id,
+                    body: body.clone(),
+                });
+                let denied = self.policy.check(&from, &to, body.as_bytes()) == Verdict::Deny;
+                (denied, Message::Deliver { id, from: from.clone(), body })
+            }
+            Payload::E2e(envelope) => {
+                out.events.push(ServerEvent::Envelope {
+                    from: from.clone(),
+                    to: to.clone(),
+                    id,
+                    len: envelope.as_bytes().len(),
+                });
+                (false, Message::E2eDeliver { id, from: from.clone(), envelope })
+            }
+        };
         let refusal = if !self.accounts.contains_key(&to) {
             Some(RejectReason::UnknownRecipient)
-        } else if self.policy.check(&from, &to, body.as_bytes()) == Verdict::Deny {
+        } else if denied {
             Some(RejectReason::Policy)
         } else {
             None
         };
-        out.events.push(ServerEvent::Read {
-            from: from.clone(),
-            to: to.clone(),
-            id,
-            body: body.clone(),
-        });
-        let deliver = Message::Deliver { id, from: from.clone(), body };
-        let outcome = match (refusal, self.links.iter().find(|(_, open)| open.name == to)) {
+        // Every frame is sealed on a working copy of its link's transport, one copy per link, so a
+        // message to oneself advances the one channel twice instead of sealing twice under one nonce.
+        let mut working: BTreeMap<LinkId, Transport> = BTreeMap::from([(link, sender)]);
+        let outcome = match (refusal, self.link_of(&to)) {
             (Some(reason), _) => Outcome::Rejected(reason),
-            (None, Some((&to_link, open))) => {
-                let mut transport = open.transport.clone();
-                out.transmit.push((to_link, seal(&mut transport, &deliver)?));
-                Outcome::Relayed(to_link, transport)
+            (None, Some(to_link)) => {
+                let transport = match working.get_mut(&to_link) {
+                    Some(transport) => transport,
+                    None => {
+                        let stored = self.links.get(&to_link).map(|l| l.transport.clone());
+                        working.entry(to_link).or_insert(stored.ok_or(MisuseError::UnknownLink)?)
+                    }
+                };
+                out.transmit.push((to_link, seal(transport, &deliver)?));
+                Outcome::Relayed
             }
             (None, None) => {
                 let mut mailbox = self.mailboxes.get(&to).cloned().unwrap_or_default();
@@ -283,7 +563,7 @@ impl<P: ContentPolicy> Server<P> {
                 Message::Reject { id, reason: *reason },
                 ServerEvent::Rejected { from, id, reason: *reason },
             ),
-            Outcome::Relayed(..) | Outcome::Queued(_) => {
+            Outcome::Relayed | Outcome::Queued(_) => {
                 let status = if matches!(outcome, Outcome::Queued(_)) {
                     AckStatus::Queued
                 } else {
@@ -295,30 +575,31 @@ impl<P: ContentPolicy> Server<P> {
                 )
             }
         };
-        out.transmit.push((link, seal(&mut sender, &reply)?));
+        let sender = working.get_mut(&link).ok_or(MisuseError::UnknownLink)?;
+        out.transmit.push((link, seal(sender, &reply)?));
         out.events.push(event);
         // Everything fallible is done: commit.
-        if let Some(open) = self.links.get_mut(&link) {
-            open.transport = sender;
+        for (link, transport) in working {
+            self.commit_link(link, transport);
         }
-        match outcome {
-            Outcome::Relayed(to_link, transport) => {
-                if let Some(open) = self.links.get_mut(&to_link) {
-                    open.transport = transport;
-                }
-            }
-            Outcome::Queued(mailbox) => {
-                self.mailboxes.insert(to, mailbox);
-            }
-            Outcome::Rejected(_) => {}
+        if let Outcome::Queued(mailbox) = outcome {
+            self.mailboxes.insert(to, mailbox);
         }
         Ok(out)
     }
 }
 
-/// Where a relayed message went, with the state to commit.
+/// What a relay request carries.
+enum Payload {
+    /// Hop: the plaintext, which the server reads and checks.
+    Hop(Body),
+    /// e2e: an envelope the server cannot open.
+    E2e(Envelope),
+}
+
+/// Where a relayed message went, with the mailbox to commit if it was queued.
 enum Outcome {
-    Relayed(LinkId, Transport),
+    Relayed,
     Queued(Mailbox),
     Rejected(RejectReason),
 }

@@ -3,8 +3,11 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use e2e_protocol::drivers::{Transcript, default_hop_script, run_hop, script_from_messages};
-use e2e_protocol::hop::{AllowAll, DenyWord};
+use e2e_protocol::drivers::{
+    Protocol as RunProtocol, RunConfig, Transcript, compare, default_script, run as run_protocol,
+    script_from_messages,
+};
+use e2e_protocol::hop::{AllowAll, ContentPolicy, DenyWord};
 
 /// Reference hop-by-hop and end-to-end messaging between Alice and Bob through a relay server.
 #[derive(Parser, Debug)]
@@ -25,6 +28,10 @@ enum Command {
 enum Protocol {
     /// Hop-by-hop: the server opens, checks and re-seals every message.
     Hop,
+    /// End-to-end: keys agreed through the server (X3DH-style), a Double Ratchet, safety numbers.
+    E2e,
+    /// Hop, then e2e, on the same messages and seed, with a side-by-side summary.
+    Both,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +47,7 @@ enum Format {
 #[derive(clap::Args, Debug)]
 struct RunArgs {
     /// Which protocol to run.
-    #[arg(value_enum, default_value_t = Protocol::Hop)]
+    #[arg(value_enum, default_value_t = Protocol::Both)]
     protocol: Protocol,
     /// Seed for every key and ephemeral; the same seed gives byte-identical output.
     #[arg(long, default_value_t = 1)]
@@ -58,6 +65,14 @@ struct RunArgs {
     /// Hop only: the server refuses any message containing WORD (a demonstration content policy).
     #[arg(long, value_name = "WORD")]
     deny_word: Option<String>,
+    /// e2e only: the server is malicious. It hands each client a bundle of its own keys in place of
+    /// the other's and relays between two sessions of its own, reading everything.
+    #[arg(long)]
+    mitm: bool,
+    /// e2e only: Alice and Bob compared safety numbers out of band beforehand and marked each other's
+    /// identity as verified, so a substituted bundle is refused.
+    #[arg(long)]
+    verified: bool,
 }
 
 fn main() -> ExitCode {
@@ -77,20 +92,63 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &RunArgs) -> Result<String, String> {
-    let script = if args.messages.is_empty() {
-        default_hop_script()
-    } else {
-        script_from_messages(&args.messages)
-    };
-    let transcript: Transcript = match (args.protocol, &args.deny_word) {
-        (Protocol::Hop, None) => run_hop(args.seed, &script, AllowAll),
-        (Protocol::Hop, Some(word)) => run_hop(args.seed, &script, DenyWord::new(word)),
-    }
-    .map_err(|e| e.to_string())?;
     let format = if args.json { Format::Json } else { args.format };
+    let script = |protocol| {
+        if args.messages.is_empty() {
+            default_script(protocol)
+        } else {
+            script_from_messages(protocol, &args.messages)
+        }
+    };
+    let protocol = match args.protocol {
+        Protocol::Hop => RunProtocol::Hop,
+        Protocol::E2e => RunProtocol::E2e,
+        Protocol::Both => {
+            if args.mitm || args.verified || args.deny_word.is_some() {
+                return Err(
+                    "--mitm, --verified and --deny-word need a protocol: `run e2e --mitm`, \
+                            `run hop --deny-word W`"
+                        .to_owned(),
+                );
+            }
+            let both = compare(args.seed, script).map_err(|e| e.to_string())?;
+            return match format {
+                Format::Text => Ok(both.to_text()),
+                Format::Json => Ok(both.to_json().map_err(|e| e.to_string())? + "\n"),
+                Format::Mermaid => Ok(both.runs.iter().map(Transcript::to_mermaid).collect()),
+            };
+        }
+    };
+    if protocol == RunProtocol::Hop && (args.mitm || args.verified) {
+        return Err("--mitm and --verified are about e2e key agreement: use `run e2e`".to_owned());
+    }
+    if protocol == RunProtocol::E2e && args.deny_word.is_some() {
+        return Err("--deny-word needs a server that reads content: use `run hop`".to_owned());
+    }
+    let transcript = match &args.deny_word {
+        None => run_with(args, protocol, script(protocol), AllowAll),
+        Some(word) => run_with(args, protocol, script(protocol), DenyWord::new(word)),
+    }?;
     Ok(match format {
         Format::Text => transcript.to_text(),
         Format::Json => transcript.to_json().map_err(|e| e.to_string())? + "\n",
         Format::Mermaid => transcript.to_mermaid(),
     })
+}
+
+fn run_with<P: ContentPolicy>(
+    args: &RunArgs,
+    protocol: RunProtocol,
+    script: Vec<e2e_protocol::drivers::Step>,
+    policy: P,
+) -> Result<Transcript, String> {
+    let config = RunConfig {
+        protocol,
+        seed: args.seed,
+        script,
+        policy,
+        mitm: args.mitm,
+        verified: args.verified,
+    };
+    run_protocol(&config).map_err(|e| e.to_string())
 }
