@@ -130,7 +130,7 @@ impl Mitm {
                     return Ok(Intercepted::PassThrough);
                 };
                 let mut facing_sender_peers = facing_sender.peers.clone();
-                let Ok(decrypted) = facing_sender_peers.decrypt(from, &envelope) else {
+                let Ok(decrypted) = facing_sender_peers.decrypt(&to, from, &envelope) else {
                     return Ok(Intercepted::PassThrough);
                 };
                 facing_sender.peers = facing_sender_peers;
@@ -143,7 +143,7 @@ impl Mitm {
                     let Some(bundle) = server.take_bundle(&to) else {
                         return Ok(Intercepted::PassThrough);
                     };
-                    peers.start_session(&to, &bundle, rng)?;
+                    peers.start_session(from, &to, &bundle, rng)?;
                 }
                 let forwarded = peers.encrypt(&to, &decrypted.body, rng)?;
                 facing_recipient.peers = peers;

@@ -42,6 +42,16 @@ pub const RETIRED_BASE_KEYS: usize = 16;
 /// Messages a client queues per peer while it waits for that peer's bundle (SPEC.md §15.3).
 pub const MAX_PENDING: usize = 16;
 
+/// Replaced sessions a client keeps per peer and tries when the current one cannot open a message
+/// (SPEC.md §11.3): two clients that start sessions with each other at the same time converge, and
+/// messages in flight across a replacement still open. Each costs at most one failed decryption.
+pub const MAX_ARCHIVED_SESSIONS: usize = 4;
+
+/// Peers a client keeps sessions with. The names come from the server, so without a bound a server
+/// could make a client's state (and each receive) grow without limit; beyond it, a prekey message or
+/// bundle from a new peer is refused with [`E2eError::TooManyPeers`].
+pub const MAX_PEERS: usize = 256;
+
 /// Why an e2e operation failed. On every error the state it was called on is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -74,6 +84,10 @@ pub enum E2eError {
     Ratchet(RatchetError),
     /// A handshake Diffie-Hellman was not contributory (SPEC.md §2.1).
     Crypto(CryptoError),
+    /// A session with one more peer would exceed [`MAX_PEERS`].
+    TooManyPeers,
+    /// The prekey id counter is at `2^32 − 1`: no more prekeys can be made (SPEC.md §10.2).
+    PrekeyIdsExhausted,
 }
 
 impl From<RatchetError> for E2eError {
@@ -101,6 +115,8 @@ impl core::fmt::Display for E2eError {
             Self::NoBundle { name } => write!(f, "{name} has published no bundle"),
             Self::Ratchet(e) => write!(f, "{e}"),
             Self::Crypto(e) => write!(f, "{e}"),
+            Self::TooManyPeers => write!(f, "sessions with more than {MAX_PEERS} peers"),
+            Self::PrekeyIdsExhausted => f.write_str("prekey ids exhausted"),
         }
     }
 }

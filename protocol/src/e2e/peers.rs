@@ -1,8 +1,9 @@
-//! A client's e2e state: its identity and prekeys, one session per peer, the identities the user
-//! verified, and the messages waiting for a peer's bundle (SPEC.md §11.3, §15.3).
+//! A client's e2e state: its identity and prekeys, its sessions with each peer, the identities the
+//! user verified, and the messages waiting for a peer's bundle (SPEC.md §11.3, §14.2, §15.3).
 //!
-//! Every method that can fail works on copies and commits only on success: a forged, replayed,
-//! truncated or out-of-window envelope leaves [`Peers`] exactly as it was.
+//! Every method that can fail commits only on success: a forged, replayed, relabelled, truncated or
+//! out-of-window envelope leaves [`Peers`] exactly as it was. The ratchet is transactional itself,
+//! so a session is advanced in place and nothing larger than one session is ever copied.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -14,10 +15,12 @@ use super::prekeys::PrekeyStore;
 use super::ratchet::Session;
 use super::safety_number::SafetyNumber;
 use super::x3dh::{self, PrekeyHeader};
-use super::{E2eError, MAX_PENDING, RETIRED_BASE_KEYS, bundle};
+use super::{E2eError, MAX_ARCHIVED_SESSIONS, MAX_PEERS, MAX_PENDING, RETIRED_BASE_KEYS, bundle};
 use crate::error::{Error, MisuseError};
-use crate::suite::{PrivateKey, PublicKey};
-use crate::wire::{Body, Envelope, FetchedBundle, IdentityPublic, Name, UploadedBundle};
+use crate::suite::{AEAD_TAG_LEN, PrivateKey, PublicKey};
+use crate::wire::{
+    Body, Envelope, FetchedBundle, IdentityPublic, MAX_BODY_LEN, Name, UploadedBundle, WireError,
+};
 
 /// A session with one peer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -31,12 +34,47 @@ struct PeerSession {
     prekey: Option<PrekeyHeader>,
 }
 
-/// Which session an envelope is decrypted in.
-enum Origin {
-    /// The current session with the sender.
-    Existing,
-    /// A new session from a prekey message, and the one-time prekey it consumes.
-    New(Option<u32>),
+/// A peer's current session and the sessions it replaced, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+struct PeerSessions {
+    current: Option<PeerSession>,
+    /// Up to [`MAX_ARCHIVED_SESSIONS`] replaced sessions, newest first. A message that fails in the
+    /// current session is tried in these, and the one that opens it becomes current again: that is
+    /// how two clients that started sessions with each other at the same time converge, and how
+    /// messages still in flight when a session was replaced are not lost.
+    archived: VecDeque<PeerSession>,
+    /// Base keys of sessions that left the archive (SPEC.md §11.3 rule 2).
+    retired: VecDeque<PublicKey>,
+}
+
+impl PeerSessions {
+    /// Makes `session` current; the current one is archived, the oldest archived one retired.
+    fn install(&mut self, session: PeerSession) {
+        if let Some(old) = self.current.replace(session) {
+            self.archived.push_front(old);
+            if self.archived.len() > MAX_ARCHIVED_SESSIONS
+                && let Some(gone) = self.archived.pop_back()
+            {
+                if self.retired.len() >= RETIRED_BASE_KEYS {
+                    self.retired.pop_front();
+                }
+                self.retired.push_back(gone.base_key);
+            }
+        }
+    }
+
+    /// Makes archived session `index` current again, archiving the current one in its place.
+    fn promote(&mut self, index: usize) {
+        if let Some(session) = self.archived.remove(index)
+            && let Some(old) = self.current.replace(session)
+        {
+            self.archived.push_front(old);
+        }
+    }
+
+    fn knows_base_key(&self, base_key: &PublicKey) -> bool {
+        self.retired.contains(base_key)
+    }
 }
 
 /// What decrypting an envelope produced.
@@ -53,8 +91,7 @@ pub struct Decrypted {
 pub struct Peers {
     identity: IdentityKeyPair,
     prekeys: PrekeyStore,
-    sessions: BTreeMap<Name, PeerSession>,
-    retired: BTreeMap<Name, VecDeque<PublicKey>>,
+    peers: BTreeMap<Name, PeerSessions>,
     pinned: BTreeMap<Name, IdentityPublic>,
     pending: BTreeMap<Name, Vec<Body>>,
 }
@@ -74,8 +111,7 @@ impl Peers {
         Self {
             identity,
             prekeys,
-            sessions: BTreeMap::new(),
-            retired: BTreeMap::new(),
+            peers: BTreeMap::new(),
             pinned: BTreeMap::new(),
             pending: BTreeMap::new(),
         }
@@ -95,21 +131,58 @@ impl Peers {
         self.prekeys.prepare_upload(&self.identity)
     }
 
-    /// Marks `identity` as verified for `name` (SPEC.md §14.2).
+    /// Makes a new signed prekey, keeping the previous one (SPEC.md §10.2).
+    ///
+    /// # Errors
+    /// [`E2eError::PrekeyIdsExhausted`]; nothing changes.
+    pub fn rotate_signed_prekey<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<(), E2eError> {
+        self.prekeys
+            .rotate_signed(&self.identity, rng)
+            .map_err(|_| E2eError::PrekeyIdsExhausted)?;
+        Ok(())
+    }
+
+    /// Makes `count` more one-time prekeys (SPEC.md §10.2).
+    ///
+    /// # Errors
+    /// [`E2eError::PrekeyIdsExhausted`]; nothing changes.
+    pub fn replenish<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        count: usize,
+    ) -> Result<(), E2eError> {
+        self.prekeys.replenish(rng, count).map_err(|_| E2eError::PrekeyIdsExhausted)
+    }
+
+    /// Marks `identity` as verified for `name` (SPEC.md §14.2). Every session with `name` that uses
+    /// another identity is deleted: nothing is encrypted to, or accepted from, another identity.
     pub fn pin(&mut self, name: Name, identity: IdentityPublic) {
+        if let Some(sessions) = self.peers.get_mut(&name) {
+            if sessions.current.as_ref().is_some_and(|s| s.peer != identity) {
+                sessions.current = None;
+            }
+            sessions.archived.retain(|s| s.peer == identity);
+        }
         self.pinned.insert(name, identity);
     }
 
     /// The identity the current session with `name` uses, if there is one.
     #[must_use]
     pub fn session_identity(&self, name: &Name) -> Option<IdentityPublic> {
-        self.sessions.get(name).map(|s| s.peer)
+        self.current(name).map(|s| s.peer)
     }
 
-    /// Whether a session with `name` exists.
+    /// Whether a current session with `name` exists.
     #[must_use]
     pub fn has_session(&self, name: &Name) -> bool {
-        self.sessions.contains_key(name)
+        self.current(name).is_some()
+    }
+
+    fn current(&self, name: &Name) -> Option<&PeerSession> {
+        self.peers.get(name)?.current.as_ref()
     }
 
     /// The safety number of this client (`own_name`) and the identity its session with `peer` uses.
@@ -123,14 +196,25 @@ impl Peers {
     /// (so the caller asks for the bundle once).
     ///
     /// # Errors
-    /// [`MisuseError::PendingFull`] beyond [`MAX_PENDING`] messages for one peer.
+    /// [`MisuseError::PendingFull`] beyond [`MAX_PENDING`] messages for one peer; nothing changes.
     pub fn queue(&mut self, to: &Name, body: Body) -> Result<bool, Error> {
-        let queue = self.pending.entry(to.clone()).or_default();
-        if queue.len() >= MAX_PENDING {
+        let queued = self.pending.get(to).map_or(0, Vec::len);
+        if queued >= MAX_PENDING {
             return Err(MisuseError::PendingFull.into());
         }
-        queue.push(body);
-        Ok(queue.len() == 1)
+        self.pending.entry(to.clone()).or_default().push(body);
+        Ok(queued == 0)
+    }
+
+    /// Whether messages wait for `name`'s bundle — that is, whether a `FetchBundle` is outstanding.
+    #[must_use]
+    pub fn awaiting_bundle(&self, name: &Name) -> bool {
+        self.pending.contains_key(name)
+    }
+
+    /// The peers whose bundles are awaited (to ask again after a reconnection).
+    pub fn awaited(&self) -> impl Iterator<Item = &Name> {
+        self.pending.keys()
     }
 
     /// Removes and returns the messages waiting for `to`.
@@ -140,21 +224,23 @@ impl Peers {
 
     /// Starts a session with `name` from a fetched bundle (SPEC.md §11.1): validates it, compares it
     /// with the verified identity if there is one, and runs the initiator's handshake with a fresh
-    /// ephemeral key. Replaces any existing session with `name`.
+    /// ephemeral key. An existing session with `name` is archived.
     ///
     /// # Errors
     /// [`E2eError::Bundle`] or [`E2eError::IdentityMismatch`] (nothing is encrypted, and nothing
-    /// changes), or a non-contributory DH.
+    /// changes), [`E2eError::TooManyPeers`], or a non-contributory DH.
     pub fn start_session<R: CryptoRng + ?Sized>(
         &mut self,
+        own_name: &Name,
         name: &Name,
         bundle: &FetchedBundle,
         rng: &mut R,
     ) -> Result<(), E2eError> {
         let verified = bundle::verify_fetched(name, bundle, self.pinned.get(name))?;
+        self.check_capacity(name)?;
         let ephemeral = PrivateKey::generate(rng);
         let base_key = ephemeral.public_key();
-        let initiated = x3dh::initiate(&self.identity, &verified, ephemeral)?;
+        let initiated = x3dh::initiate(&self.identity, own_name, &verified, ephemeral)?;
         let session = PeerSession {
             ratchet: Session::initiator(
                 initiated.shared_secret().clone(),
@@ -165,26 +251,33 @@ impl Peers {
             base_key,
             prekey: Some(initiated.header()),
         };
-        self.replace_session(name, session);
+        self.peers.entry(name.clone()).or_default().install(session);
         Ok(())
     }
 
-    /// Encrypts `body` for `to` (SPEC.md §12.3): a prekey message while the session is unanswered,
-    /// a ratchet message after.
+    /// Encrypts `body` for `to` (SPEC.md §12.3) in the current session: a prekey message while the
+    /// session is unanswered, a ratchet message after.
     ///
     /// # Errors
-    /// [`E2eError::NoSession`], or the ratchet's error; nothing changes.
+    /// [`E2eError::NoSession`], [`E2eError::IdentityMismatch`] (the session's identity is not the
+    /// verified one), or the ratchet's error; nothing changes.
     pub fn encrypt<R: CryptoRng + ?Sized>(
         &mut self,
         to: &Name,
         body: &Body,
         rng: &mut R,
     ) -> Result<Envelope, Error> {
-        let mut session = self
-            .sessions
-            .get(to)
-            .cloned()
+        let pinned = self.pinned.get(to).copied();
+        let session = self
+            .peers
+            .get_mut(to)
+            .and_then(|p| p.current.as_mut())
             .ok_or_else(|| E2eError::NoSession { name: to.clone() })?;
+        if pinned.is_some_and(|p| p != session.peer) {
+            return Err(E2eError::IdentityMismatch { name: to.clone() }.into());
+        }
+        // A body is at most MAX_BODY_LEN, so the envelope is at most MAX_BODY_LEN + 162 bytes, within
+        // MAX_ENVELOPE_LEN: `Envelope::new` cannot fail after the ratchet has advanced.
         let (header, ciphertext) =
             session.ratchet.encrypt(body.as_bytes(), rng).map_err(E2eError::from)?;
         let message = RatchetMessage { header, ciphertext };
@@ -192,84 +285,132 @@ impl Peers {
             Some(prekey) => EnvelopeBody::Prekey { prekey, message },
             None => EnvelopeBody::Ratchet(message),
         };
-        let envelope = Envelope::new(envelope.encode())?;
-        self.sessions.insert(to.clone(), session);
-        Ok(envelope)
+        Ok(Envelope::new(envelope.encode())?)
     }
 
-    /// Decrypts an envelope from `from` (SPEC.md §11.2, §11.3, §12.4). Transactional.
+    /// Decrypts an envelope that the server says `from` sent to `own_name` (SPEC.md §11.2, §11.3,
+    /// §12.4). Transactional.
     ///
     /// # Errors
     /// Malformed envelope ([`Error::Wire`]), or [`Error::E2e`]: identity mismatch with a verified
-    /// identity, unknown prekey, replayed prekey message, no session, or the ratchet's refusal.
-    pub fn decrypt(&mut self, from: &Name, envelope: &Envelope) -> Result<Decrypted, Error> {
-        let (mut session, message, origin) = match EnvelopeBody::decode(envelope.as_bytes())? {
+    /// identity, unknown prekey, replayed prekey message, no session, too many peers, or the
+    /// ratchet's refusal.
+    pub fn decrypt(
+        &mut self,
+        own_name: &Name,
+        from: &Name,
+        envelope: &Envelope,
+    ) -> Result<Decrypted, Error> {
+        let body = EnvelopeBody::decode(envelope.as_bytes())?;
+        let message = match &body {
+            EnvelopeBody::Prekey { message, .. } | EnvelopeBody::Ratchet(message) => message,
+        };
+        // Refuse before decrypting anything a body could not hold, so that nothing can fail after the
+        // ratchet has advanced.
+        let plaintext_len = message.ciphertext.len().saturating_sub(AEAD_TAG_LEN);
+        if plaintext_len > MAX_BODY_LEN {
+            return Err(WireError::BadLength {
+                field: "ciphertext",
+                len: message.ciphertext.len(),
+            }
+            .into());
+        }
+        let pinned = self.pinned.get(from).copied();
+        match body {
             EnvelopeBody::Ratchet(message) => {
-                let session = self
-                    .sessions
-                    .get(from)
-                    .cloned()
+                let sessions = self
+                    .peers
+                    .get_mut(from)
                     .ok_or_else(|| E2eError::NoSession { name: from.clone() })?;
-                (session, message, Origin::Existing)
+                let plaintext = open_in_any(sessions, pinned, |_| true, &message)
+                    .ok_or_else(|| E2eError::NoSession { name: from.clone() })??;
+                Ok(Decrypted { body: Body::new(plaintext)?, new_session: false })
             }
             EnvelopeBody::Prekey { prekey, message } => {
-                if self.pinned.get(from).is_some_and(|pinned| *pinned != prekey.identity) {
+                if pinned.is_some_and(|p| p != prekey.identity) {
                     return Err(E2eError::IdentityMismatch { name: from.clone() }.into());
                 }
-                match self.sessions.get(from) {
-                    Some(s) if s.base_key == prekey.base_key && s.peer == prekey.identity => {
-                        (s.clone(), message, Origin::Existing)
-                    }
-                    _ => {
-                        if self.retired.get(from).is_some_and(|r| r.contains(&prekey.base_key)) {
-                            return Err(E2eError::ReplayedPrekeyMessage.into());
-                        }
-                        let responded = x3dh::respond(&self.identity, &self.prekeys, &prekey)?;
-                        let session = PeerSession {
-                            ratchet: Session::responder(
-                                responded.shared_secret().clone(),
-                                responded.ad().to_vec(),
-                                responded.ratchet_key().clone(),
-                            ),
-                            peer: prekey.identity,
-                            base_key: prekey.base_key,
-                            prekey: None,
-                        };
-                        (session, message, Origin::New(prekey.one_time_prekey_id))
-                    }
+                let belongs =
+                    |s: &PeerSession| s.base_key == prekey.base_key && s.peer == prekey.identity;
+                if let Some(sessions) = self.peers.get_mut(from)
+                    && let Some(result) = open_in_any(sessions, pinned, belongs, &message)
+                {
+                    return Ok(Decrypted { body: Body::new(result?)?, new_session: false });
                 }
-            }
-        };
-        let plaintext = session
-            .ratchet
-            .decrypt(&message.header, &message.ciphertext)
-            .map_err(E2eError::from)?;
-        let body = Body::new(plaintext)?;
-        // Everything fallible is done: commit.
-        session.prekey = None;
-        match origin {
-            Origin::Existing => {
-                self.sessions.insert(from.clone(), session);
-                Ok(Decrypted { body, new_session: false })
-            }
-            Origin::New(one_time_prekey) => {
-                if let Some(id) = one_time_prekey {
+                if self.peers.get(from).is_some_and(|p| p.knows_base_key(&prekey.base_key)) {
+                    return Err(E2eError::ReplayedPrekeyMessage.into());
+                }
+                self.check_capacity(from)?;
+                let responded =
+                    x3dh::respond(&self.identity, own_name, from, &self.prekeys, &prekey)?;
+                let mut session = PeerSession {
+                    ratchet: Session::responder(
+                        responded.shared_secret().clone(),
+                        responded.ad().to_vec(),
+                        responded.ratchet_key().clone(),
+                    ),
+                    peer: prekey.identity,
+                    base_key: prekey.base_key,
+                    prekey: None,
+                };
+                let plaintext = session
+                    .ratchet
+                    .decrypt(&message.header, &message.ciphertext)
+                    .map_err(E2eError::from)?;
+                // Everything fallible is done: commit.
+                if let Some(id) = prekey.one_time_prekey_id {
                     self.prekeys.remove_one_time(id);
                 }
-                self.replace_session(from, session);
-                Ok(Decrypted { body, new_session: true })
+                self.peers.entry(from.clone()).or_default().install(session);
+                Ok(Decrypted { body: Body::new(plaintext)?, new_session: true })
             }
         }
     }
 
-    /// Installs `session` for `name`, retiring the base key of the session it replaces.
-    fn replace_session(&mut self, name: &Name, session: PeerSession) {
-        if let Some(old) = self.sessions.insert(name.clone(), session) {
-            let retired = self.retired.entry(name.clone()).or_default();
-            if retired.len() >= RETIRED_BASE_KEYS {
-                retired.pop_front();
+    /// Refuses a session with a new peer beyond [`MAX_PEERS`].
+    fn check_capacity(&self, name: &Name) -> Result<(), E2eError> {
+        if !self.peers.contains_key(name) && self.peers.len() >= MAX_PEERS {
+            return Err(E2eError::TooManyPeers);
+        }
+        Ok(())
+    }
+}
+
+/// Opens `message` in the first of `sessions` (current, then archived newest first) that `accepts`
+/// and that opens it, promoting an archived session that does. `None` if no session qualifies;
+/// otherwise the plaintext, or the current (else first tried) session's error. Transactional: only
+/// the session that opens the message changes.
+fn open_in_any(
+    sessions: &mut PeerSessions,
+    pinned: Option<IdentityPublic>,
+    accepts: impl Fn(&PeerSession) -> bool,
+    message: &RatchetMessage,
+) -> Option<Result<Vec<u8>, E2eError>> {
+    let allowed = |s: &PeerSession| accepts(s) && pinned.is_none_or(|p| p == s.peer);
+    let mut first_error = None;
+    if let Some(current) = sessions.current.as_mut().filter(|s| allowed(s)) {
+        match current.ratchet.decrypt(&message.header, &message.ciphertext) {
+            Ok(plaintext) => {
+                current.prekey = None;
+                return Some(Ok(plaintext));
             }
-            retired.push_back(old.base_key);
+            Err(e) => first_error = Some(E2eError::from(e)),
         }
     }
+    for index in 0..sessions.archived.len() {
+        let Some(archived) = sessions.archived.get_mut(index).filter(|s| allowed(s)) else {
+            continue;
+        };
+        match archived.ratchet.decrypt(&message.header, &message.ciphertext) {
+            Ok(plaintext) => {
+                archived.prekey = None;
+                sessions.promote(index);
+                return Some(Ok(plaintext));
+            }
+            Err(e) => {
+                first_error.get_or_insert(E2eError::from(e));
+            }
+        }
+    }
+    first_error.map(Err)
 }

@@ -24,7 +24,7 @@
 use zeroize::Zeroizing;
 
 use crate::suite::{DH_LEN, PrivateKey, PublicKey, Secret, SharedSecret, hkdf_sha256};
-use crate::wire::IdentityPublic;
+use crate::wire::{IdentityPublic, Name};
 
 use super::E2eError;
 use super::bundle::VerifiedBundle;
@@ -44,8 +44,8 @@ pub const X3DH_PREFIX: [u8; DH_LEN] = [0xFF; DH_LEN];
 /// Length of the shared secret `SK` (the `L` of SPEC.md §11.1).
 pub const SK_LEN: usize = 32;
 
-/// Length of the associated data `AD = IK_A || IK_B`.
-pub const AD_LEN: usize = 2 * IdentityPublic::LEN;
+/// Length of the identity part of the associated data, `IK_A || IK_B`; the names follow it.
+pub const AD_IDENTITIES_LEN: usize = 2 * IdentityPublic::LEN;
 
 /// Longest HKDF input: the prefix and four DH outputs.
 const MAX_IKM_LEN: usize = DH_LEN * 5;
@@ -68,7 +68,7 @@ pub struct PrekeyHeader {
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Initiated {
     shared_secret: Secret<SK_LEN>,
-    ad: [u8; AD_LEN],
+    ad: Vec<u8>,
     their_ratchet_key: PublicKey,
     header: PrekeyHeader,
 }
@@ -80,9 +80,9 @@ impl Initiated {
         &self.shared_secret
     }
 
-    /// `AD = IK_A || IK_B` (ours first).
+    /// `AD = IK_A || IK_B || Name(A) || Name(B)` (ours first).
     #[must_use]
-    pub const fn ad(&self) -> &[u8; AD_LEN] {
+    pub fn ad(&self) -> &[u8] {
         &self.ad
     }
 
@@ -103,7 +103,7 @@ impl Initiated {
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Responded {
     shared_secret: Secret<SK_LEN>,
-    ad: [u8; AD_LEN],
+    ad: Vec<u8>,
     ratchet_key: PrivateKey,
 }
 
@@ -114,9 +114,9 @@ impl Responded {
         &self.shared_secret
     }
 
-    /// `AD = IK_A || IK_B` (the initiator's first).
+    /// `AD = IK_A || IK_B || Name(A) || Name(B)` (the initiator's first).
     #[must_use]
-    pub const fn ad(&self) -> &[u8; AD_LEN] {
+    pub fn ad(&self) -> &[u8] {
         &self.ad
     }
 
@@ -128,12 +128,19 @@ impl Responded {
     }
 }
 
-/// `AD = IK_initiator || IK_responder`.
-fn associated_data(initiator: &IdentityPublic, responder: &IdentityPublic) -> [u8; AD_LEN] {
-    let mut ad = [0u8; AD_LEN];
-    let (first, second) = ad.split_at_mut(IdentityPublic::LEN);
-    first.copy_from_slice(&initiator.to_bytes());
-    second.copy_from_slice(&responder.to_bytes());
+/// `AD = IK_A || IK_B || Name(A) || Name(B)`, each name encoded as on the wire (`len: u8 || bytes`,
+/// SPEC.md §3.3), the initiator's first. The names are the ones the server vouches for; binding them
+/// means a server that relabels an envelope's sender (or recipient) makes it fail to open.
+#[must_use]
+pub fn associated_data(
+    (initiator, initiator_name): (&IdentityPublic, &Name),
+    (responder, responder_name): (&IdentityPublic, &Name),
+) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(AD_IDENTITIES_LEN + 2 + 2 * crate::wire::MAX_NAME_LEN);
+    ad.extend_from_slice(&initiator.to_bytes());
+    ad.extend_from_slice(&responder.to_bytes());
+    initiator_name.encode(&mut ad);
+    responder_name.encode(&mut ad);
     ad
 }
 
@@ -169,6 +176,7 @@ fn derive_sk(
 /// requires it of every DH.
 pub fn initiate(
     ours: &IdentityKeyPair,
+    our_name: &Name,
     bundle: &VerifiedBundle,
     ephemeral: PrivateKey,
 ) -> Result<Initiated, E2eError> {
@@ -184,7 +192,7 @@ pub fn initiate(
     let identity = ours.public();
     Ok(Initiated {
         shared_secret,
-        ad: associated_data(&identity, bundle.identity()),
+        ad: associated_data((&identity, our_name), (bundle.identity(), bundle.name())),
         their_ratchet_key: spk.key,
         header: PrekeyHeader {
             identity,
@@ -205,6 +213,8 @@ pub fn initiate(
 /// small order).
 pub fn respond(
     ours: &IdentityKeyPair,
+    our_name: &Name,
+    from: &Name,
     store: &PrekeyStore,
     header: &PrekeyHeader,
 ) -> Result<Responded, E2eError> {
@@ -224,7 +234,7 @@ pub fn respond(
 
     Ok(Responded {
         shared_secret,
-        ad: associated_data(&header.identity, &ours.public()),
+        ad: associated_data((&header.identity, from), (&ours.public(), our_name)),
         ratchet_key: spk.clone(),
     })
 }
@@ -238,6 +248,10 @@ mod tests {
     use crate::e2e::bundle::verify_fetched;
     use crate::suite::{CryptoError, hmac_sha256};
     use crate::wire::{FetchedBundle, Name};
+
+    fn name(s: &str) -> Name {
+        Name::new(s).unwrap()
+    }
 
     struct Bob {
         identity: IdentityKeyPair,
@@ -278,7 +292,7 @@ mod tests {
     fn both_sides_agree_with_and_without_a_one_time_prekey() {
         let (a, b) = (alice(1), bob(2));
         for bundle in with_and_without_opk(&b) {
-            let init = initiate(&a, &verified(&bundle), ephemeral(3)).unwrap();
+            let init = initiate(&a, &name("alice"), &verified(&bundle), ephemeral(3)).unwrap();
             let header = init.header();
             assert_eq!(header.identity, a.public());
             assert_eq!(header.base_key, ephemeral(3).public_key());
@@ -286,11 +300,13 @@ mod tests {
             assert_eq!(header.one_time_prekey_id, bundle.one_time_prekey.map(|o| o.id));
             assert_eq!(init.their_ratchet_key(), bundle.signed_prekey.key);
 
-            let resp = respond(&b.identity, &b.store, &header).unwrap();
+            let resp =
+                respond(&b.identity, &name("bob"), &name("alice"), &b.store, &header).unwrap();
             assert_eq!(resp.shared_secret(), init.shared_secret());
             assert_eq!(resp.ad(), init.ad());
             assert_eq!(&init.ad()[..64], &a.public().to_bytes(), "initiator first");
-            assert_eq!(&init.ad()[64..], &b.identity.public().to_bytes());
+            assert_eq!(&init.ad()[64..128], &b.identity.public().to_bytes());
+            assert_eq!(&init.ad()[128..], b"\x05alice\x03bob", "then both names, initiator first");
             assert_eq!(resp.ratchet_key(), b.store.signed_prekey(1).unwrap());
             assert_eq!(resp.ratchet_key().public_key(), init.their_ratchet_key());
         }
@@ -300,8 +316,8 @@ mod tests {
     fn one_time_prekey_changes_sk() {
         let (a, b) = (alice(1), bob(2));
         let [with, without] = with_and_without_opk(&b);
-        let sk_with = initiate(&a, &verified(&with), ephemeral(3)).unwrap();
-        let sk_without = initiate(&a, &verified(&without), ephemeral(3)).unwrap();
+        let sk_with = initiate(&a, &name("alice"), &verified(&with), ephemeral(3)).unwrap();
+        let sk_without = initiate(&a, &name("alice"), &verified(&without), ephemeral(3)).unwrap();
         assert_ne!(sk_with.shared_secret(), sk_without.shared_secret());
         assert_eq!(sk_with.ad(), sk_without.ad());
     }
@@ -312,7 +328,7 @@ mod tests {
         let (a, b) = (alice(1), bob(2));
         let ek = ephemeral(3);
         let bundle = b.bundle;
-        let init = initiate(&a, &verified(&bundle), ek.clone()).unwrap();
+        let init = initiate(&a, &name("alice"), &verified(&bundle), ek.clone()).unwrap();
 
         let mut ikm = vec![0xFF; 32];
         ikm.extend_from_slice(a.dh().diffie_hellman(&bundle.signed_prekey.key).unwrap().expose());
@@ -330,20 +346,23 @@ mod tests {
     #[test]
     fn any_different_key_gives_a_different_sk() {
         let (a, b) = (alice(1), bob(2));
-        let base = initiate(&a, &verified(&b.bundle), ephemeral(3)).unwrap();
-        let resp = respond(&b.identity, &b.store, &base.header()).unwrap();
+        let base = initiate(&a, &name("alice"), &verified(&b.bundle), ephemeral(3)).unwrap();
+        let resp =
+            respond(&b.identity, &name("bob"), &name("alice"), &b.store, &base.header()).unwrap();
         assert_eq!(resp.shared_secret(), base.shared_secret());
 
         // Another initiator identity, another ephemeral.
-        let other_a = initiate(&alice(9), &verified(&b.bundle), ephemeral(3)).unwrap();
+        let other_a =
+            initiate(&alice(9), &name("alice"), &verified(&b.bundle), ephemeral(3)).unwrap();
         assert_ne!(other_a.shared_secret(), base.shared_secret());
         assert_ne!(other_a.ad(), base.ad());
-        let other_ek = initiate(&a, &verified(&b.bundle), ephemeral(4)).unwrap();
+        let other_ek = initiate(&a, &name("alice"), &verified(&b.bundle), ephemeral(4)).unwrap();
         assert_ne!(other_ek.shared_secret(), base.shared_secret());
 
         // Another responder (other IK, SPK, OPK), the same ids.
         let other_b = bob(10);
-        let to_other = initiate(&a, &verified(&other_b.bundle), ephemeral(3)).unwrap();
+        let to_other =
+            initiate(&a, &name("alice"), &verified(&other_b.bundle), ephemeral(3)).unwrap();
         assert_ne!(to_other.shared_secret(), base.shared_secret());
         assert_ne!(to_other.ad(), base.ad());
 
@@ -352,14 +371,17 @@ mod tests {
         let header = base.header();
         let other_opk = PrekeyHeader { one_time_prekey_id: Some(3), ..header };
         assert_ne!(
-            respond(&b.identity, &b.store, &other_opk).unwrap().shared_secret(),
+            respond(&b.identity, &name("bob"), &name("alice"), &b.store, &other_opk)
+                .unwrap()
+                .shared_secret(),
             base.shared_secret()
         );
-        let wrong_bob = respond(&other_b.identity, &b.store, &header).unwrap();
+        let wrong_bob =
+            respond(&other_b.identity, &name("bob"), &name("alice"), &b.store, &header).unwrap();
         assert_ne!(wrong_bob.shared_secret(), base.shared_secret());
         assert_ne!(wrong_bob.ad(), base.ad());
         let claimed = PrekeyHeader { identity: alice(9).public(), ..header };
-        let r = respond(&b.identity, &b.store, &claimed).unwrap();
+        let r = respond(&b.identity, &name("bob"), &name("alice"), &b.store, &claimed).unwrap();
         assert_ne!(r.shared_secret(), base.shared_secret());
         assert_ne!(r.ad(), base.ad());
         // Only the Ed25519 half of IK_A changed: SK is the same, AD is not (so the first message
@@ -368,12 +390,14 @@ mod tests {
             identity: IdentityPublic { sign: alice(9).public().sign, ..header.identity },
             ..header
         };
-        let r = respond(&b.identity, &b.store, &sign_only).unwrap();
+        let r = respond(&b.identity, &name("bob"), &name("alice"), &b.store, &sign_only).unwrap();
         assert_eq!(r.shared_secret(), base.shared_secret());
         assert_ne!(r.ad(), base.ad());
         let base_key = PrekeyHeader { base_key: ephemeral(5).public_key(), ..header };
         assert_ne!(
-            respond(&b.identity, &b.store, &base_key).unwrap().shared_secret(),
+            respond(&b.identity, &name("bob"), &name("alice"), &b.store, &base_key)
+                .unwrap()
+                .shared_secret(),
             base.shared_secret()
         );
     }
@@ -381,20 +405,21 @@ mod tests {
     #[test]
     fn unknown_signed_or_one_time_prekey() {
         let (a, b) = (alice(1), bob(2));
-        let header = initiate(&a, &verified(&b.bundle), ephemeral(3)).unwrap().header();
+        let header =
+            initiate(&a, &name("alice"), &verified(&b.bundle), ephemeral(3)).unwrap().header();
         let bad_spk = PrekeyHeader { signed_prekey_id: 2, ..header }; // 2 is a one-time prekey
         assert_eq!(
-            respond(&b.identity, &b.store, &bad_spk),
+            respond(&b.identity, &name("bob"), &name("alice"), &b.store, &bad_spk),
             Err(E2eError::UnknownPrekey { id: 2 })
         );
         let bad_opk = PrekeyHeader { one_time_prekey_id: Some(1), ..header }; // 1 is the spk
         assert_eq!(
-            respond(&b.identity, &b.store, &bad_opk),
+            respond(&b.identity, &name("bob"), &name("alice"), &b.store, &bad_opk),
             Err(E2eError::UnknownPrekey { id: 1 })
         );
         let both = PrekeyHeader { signed_prekey_id: 77, one_time_prekey_id: Some(78), ..header };
         assert_eq!(
-            respond(&b.identity, &b.store, &both),
+            respond(&b.identity, &name("bob"), &name("alice"), &b.store, &both),
             Err(E2eError::UnknownPrekey { id: 77 }),
             "the signed prekey is looked up first"
         );
@@ -403,7 +428,7 @@ mod tests {
         let mut store = b.store.clone();
         store.remove_one_time(header.one_time_prekey_id.unwrap());
         assert_eq!(
-            respond(&b.identity, &store, &header),
+            respond(&b.identity, &name("bob"), &name("alice"), &store, &header),
             Err(E2eError::UnknownPrekey { id: header.one_time_prekey_id.unwrap() })
         );
     }
@@ -411,9 +436,10 @@ mod tests {
     #[test]
     fn respond_does_not_touch_the_store() {
         let (a, b) = (alice(1), bob(2));
-        let header = initiate(&a, &verified(&b.bundle), ephemeral(3)).unwrap().header();
+        let header =
+            initiate(&a, &name("alice"), &verified(&b.bundle), ephemeral(3)).unwrap().header();
         let before = b.store.clone();
-        respond(&b.identity, &b.store, &header).unwrap();
+        respond(&b.identity, &name("bob"), &name("alice"), &b.store, &header).unwrap();
         assert_eq!(b.store, before);
         assert!(b.store.one_time_prekey(header.one_time_prekey_id.unwrap()).is_some());
     }
@@ -421,7 +447,8 @@ mod tests {
     #[test]
     fn non_contributory_dh_is_refused() {
         let (a, b) = (alice(1), bob(2));
-        let header = initiate(&a, &verified(&b.bundle), ephemeral(3)).unwrap().header();
+        let header =
+            initiate(&a, &name("alice"), &verified(&b.bundle), ephemeral(3)).unwrap().header();
         let mut one = [0u8; 32];
         one[0] = 1;
         for low in [[0u8; 32], one].map(PublicKey::from_bytes) {
@@ -431,25 +458,26 @@ mod tests {
                 PrekeyHeader { identity: IdentityPublic { dh: low, ..header.identity }, ..header },
             ] {
                 assert_eq!(
-                    respond(&b.identity, &b.store, &h),
+                    respond(&b.identity, &name("bob"), &name("alice"), &b.store, &h),
                     Err(E2eError::Crypto(CryptoError::NonContributory))
                 );
             }
         }
         // On the initiator's side a verified bundle has no low-order key, and no private key makes
         // the output zero (clamping sets bit 254): even the all-zero "ephemeral" works.
-        assert!(initiate(&a, &verified(&b.bundle), ephemeral(0)).is_ok());
+        assert!(initiate(&a, &name("alice"), &verified(&b.bundle), ephemeral(0)).is_ok());
     }
 
     #[test]
     fn previous_signed_prekey_still_answers_after_rotation() {
         let (a, mut b) = (alice(1), bob(2));
         let mut rng = ChaCha20Rng::seed_from_u64(99);
-        let init = initiate(&a, &verified(&b.bundle), ephemeral(3)).unwrap();
+        let init = initiate(&a, &name("alice"), &verified(&b.bundle), ephemeral(3)).unwrap();
         assert_eq!(init.header().signed_prekey_id, 1);
 
         let new_id = b.store.rotate_signed(&b.identity, &mut rng).unwrap();
-        let resp = respond(&b.identity, &b.store, &init.header()).unwrap();
+        let resp =
+            respond(&b.identity, &name("bob"), &name("alice"), &b.store, &init.header()).unwrap();
         assert_eq!(resp.shared_secret(), init.shared_secret());
         assert_eq!(resp.ratchet_key().public_key(), init.their_ratchet_key());
 
@@ -458,14 +486,15 @@ mod tests {
         let upload = store.prepare_upload(&b.identity).unwrap();
         assert_eq!(upload.signed_prekey().id, new_id);
         let fresh = FetchedBundle { signed_prekey: *upload.signed_prekey(), ..b.bundle };
-        let init2 = initiate(&a, &verified(&fresh), ephemeral(4)).unwrap();
-        let resp2 = respond(&b.identity, &b.store, &init2.header()).unwrap();
+        let init2 = initiate(&a, &name("alice"), &verified(&fresh), ephemeral(4)).unwrap();
+        let resp2 =
+            respond(&b.identity, &name("bob"), &name("alice"), &b.store, &init2.header()).unwrap();
         assert_eq!(resp2.shared_secret(), init2.shared_secret());
 
         // A second rotation deletes signed prekey 1.
         b.store.rotate_signed(&b.identity, &mut rng).unwrap();
         assert_eq!(
-            respond(&b.identity, &b.store, &init.header()),
+            respond(&b.identity, &name("bob"), &name("alice"), &b.store, &init.header()),
             Err(E2eError::UnknownPrekey { id: 1 })
         );
     }
@@ -473,8 +502,9 @@ mod tests {
     #[test]
     fn results_do_not_print_secrets() {
         let (a, b) = (alice(1), bob(2));
-        let init = initiate(&a, &verified(&b.bundle), ephemeral(3)).unwrap();
-        let resp = respond(&b.identity, &b.store, &init.header()).unwrap();
+        let init = initiate(&a, &name("alice"), &verified(&b.bundle), ephemeral(3)).unwrap();
+        let resp =
+            respond(&b.identity, &name("bob"), &name("alice"), &b.store, &init.header()).unwrap();
         let sk = hex::encode(init.shared_secret().expose());
         let spk = hex::encode(resp.ratchet_key().expose());
         for shown in [format!("{init:?}"), format!("{resp:?}")] {

@@ -21,14 +21,14 @@ use rand_core::CryptoRng;
 
 use super::replay::{Refusal, ReplayWindow};
 use crate::channel::{Initiator, InitiatorAwaitingResponse, PROLOGUE, Transport};
-use crate::e2e::E2eError;
 use crate::e2e::peers::Peers;
 use crate::e2e::safety_number::SafetyNumber;
+use crate::e2e::{E2eError, MAX_PEERS};
 use crate::error::{Error, MisuseError, ProtocolError};
 use crate::suite::{PrivateKey, PublicKey};
 use crate::wire::{
-    AckStatus, Body, BundleRefusal, Codec, Envelope, IdentityPublic, LinkFrame, LinkKind, Message,
-    MessageId, Name, RefusalReason, RejectReason,
+    AckStatus, Body, BundleRefusal, Codec, Envelope, FetchedBundle, IdentityPublic, LinkFrame,
+    LinkKind, Message, MessageId, Name, RefusalReason, RejectReason,
 };
 
 /// What the client tells its user.
@@ -203,7 +203,8 @@ impl Client {
     }
 
     /// Marks `identity` as verified for `peer` (after comparing safety numbers out of band): a
-    /// bundle or prekey message for `peer` with another identity will be refused.
+    /// bundle or prekey message for `peer` with another identity will be refused, and any existing
+    /// session with `peer` that uses another identity is deleted (SPEC.md §14.2).
     ///
     /// # Errors
     /// [`MisuseError::NoE2eIdentity`] for a hop-only client.
@@ -253,6 +254,38 @@ impl Client {
         let mut next = self.clone();
         let bundle = next.peers()?.prepare_upload()?;
         let frame = next.seal(&Message::UploadBundle { bundle })?;
+        *self = next;
+        Ok(frame)
+    }
+
+    /// e2e: makes a new signed prekey (keeping the previous one, SPEC.md §10.2) and returns the
+    /// upload that publishes it.
+    ///
+    /// # Errors
+    /// As [`Client::upload_bundle`], or [`E2eError::PrekeyIdsExhausted`].
+    pub fn rotate_signed_prekey<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, Error> {
+        let mut next = self.clone();
+        next.peers()?.rotate_signed_prekey(rng)?;
+        let frame = next.upload_bundle()?;
+        *self = next;
+        Ok(frame)
+    }
+
+    /// e2e: makes `count` more one-time prekeys and returns the upload that publishes them.
+    ///
+    /// # Errors
+    /// As [`Client::upload_bundle`], or [`E2eError::PrekeyIdsExhausted`].
+    pub fn replenish_prekeys<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        count: usize,
+    ) -> Result<Vec<u8>, Error> {
+        let mut next = self.clone();
+        next.peers()?.replenish(rng, count)?;
+        let frame = next.upload_bundle()?;
         *self = next;
         Ok(frame)
     }
@@ -360,33 +393,24 @@ impl Client {
             }
             (Link::Online(transport), LinkKind::Transport) => {
                 let mut transport = transport.clone();
-                let message = Message::decode(&transport.read(frame.noise())?);
-                // The frame authenticated: from here on the channel advances whatever the content.
-                let mut next = self.clone();
-                next.link = Link::Online(transport);
-                let result = match message {
-                    Ok(message) => next.on_message(message, rng),
-                    Err(e) => Err(e.into()),
-                };
-                match result {
-                    Ok(out) => {
-                        *self = next;
-                        Ok(out)
-                    }
-                    Err(error) => {
-                        self.link = next.link;
-                        Ok(ClientOutputs {
-                            transmit: vec![],
-                            events: vec![ClientEvent::Dropped { error }],
-                        })
-                    }
-                }
+                let plaintext = transport.read(frame.noise())?;
+                // The frame authenticated: the channel advances whatever the content. `on_message`
+                // commits nothing unless it succeeds, so a refusal changes nothing else.
+                self.link = Link::Online(transport);
+                let result = Message::decode(&plaintext)
+                    .map_err(Error::from)
+                    .and_then(|message| self.on_message(message, rng));
+                Ok(result.unwrap_or_else(|error| ClientOutputs {
+                    transmit: vec![],
+                    events: vec![ClientEvent::Dropped { error }],
+                }))
             }
             (_, kind) => Err(ProtocolError::Unexpected { state, got: kind.name() }.into()),
         }
     }
 
-    /// Acts on an authenticated message. Called on a copy; an error discards the copy.
+    /// Acts on an authenticated message. Each branch is transactional: it changes nothing unless it
+    /// succeeds.
     fn on_message<R: CryptoRng + ?Sized>(
         &mut self,
         message: Message,
@@ -399,8 +423,10 @@ impl Client {
                 out.events.push(ClientEvent::Received { from, id, body });
             }
             Message::E2eDeliver { id, from, envelope } => {
+                self.check_id(&from, id)?;
+                let own = self.name.clone();
+                let decrypted = self.peers()?.decrypt(&own, &from, &envelope)?;
                 self.accept_id(&from, id)?;
-                let decrypted = self.peers()?.decrypt(&from, &envelope)?;
                 if decrypted.new_session
                     && let Some(safety_number) = self.safety_number(&from)
                 {
@@ -418,30 +444,17 @@ impl Client {
                 out.events.push(ClientEvent::BundleRefused(reason))
             }
             Message::Bundle { name, bundle } => {
-                let waiting = self.peers()?.take_pending(&name);
-                match self.peers()?.start_session(&name, &bundle, rng) {
-                    Ok(()) => {
-                        if let Some(safety_number) = self.safety_number(&name) {
-                            out.events.push(ClientEvent::SessionStarted {
-                                peer: name.clone(),
-                                safety_number,
-                            });
-                        }
-                        for body in waiting {
-                            let envelope = self.peers()?.encrypt(&name, &body, rng)?;
-                            let (id, frame) = self.submit_e2e(&name, envelope)?;
-                            out.transmit.push(frame);
-                            out.events.push(ClientEvent::Sent { to: name.clone(), id });
-                        }
-                    }
-                    Err(error) => out.events.push(ClientEvent::SendFailed {
-                        peer: name,
-                        error,
-                        discarded: waiting.len(),
-                    }),
-                }
+                // Several steps (handshake, then every waiting message): run them on a copy.
+                let mut next = self.clone();
+                next.on_bundle(name, &bundle, rng, &mut out)?;
+                *self = next;
             }
             Message::NoBundle { name } => {
+                if !self.peers()?.awaiting_bundle(&name) {
+                    return Err(
+                        ProtocolError::Unexpected { state: "online", got: "NoBundle" }.into()
+                    );
+                }
                 let discarded = self.peers()?.take_pending(&name).len();
                 let error = E2eError::NoBundle { name: name.clone() };
                 out.events.push(ClientEvent::SendFailed { peer: name, error, discarded });
@@ -455,13 +468,57 @@ impl Client {
         Ok(out)
     }
 
+    /// A bundle arrived for `name` (SPEC.md §15.3): start a session (unless one was started by the
+    /// peer meanwhile) and send every waiting message. A bundle nobody asked for is refused: it
+    /// would let the server replace a working session at will.
+    fn on_bundle<R: CryptoRng + ?Sized>(
+        &mut self,
+        name: Name,
+        bundle: &FetchedBundle,
+        rng: &mut R,
+        out: &mut ClientOutputs,
+    ) -> Result<(), Error> {
+        if !self.peers()?.awaiting_bundle(&name) {
+            return Err(ProtocolError::Unexpected { state: "online", got: "Bundle" }.into());
+        }
+        let waiting = self.peers()?.take_pending(&name);
+        if !self.peers()?.has_session(&name) {
+            let own = self.name.clone();
+            if let Err(error) = self.peers()?.start_session(&own, &name, bundle, rng) {
+                let discarded = waiting.len();
+                out.events.push(ClientEvent::SendFailed { peer: name, error, discarded });
+                return Ok(());
+            }
+            if let Some(safety_number) = self.safety_number(&name) {
+                out.events.push(ClientEvent::SessionStarted { peer: name.clone(), safety_number });
+            }
+        }
+        for body in waiting {
+            let envelope = self.peers()?.encrypt(&name, &body, rng)?;
+            let (id, frame) = self.submit_e2e(&name, envelope)?;
+            out.transmit.push(frame);
+            out.events.push(ClientEvent::Sent { to: name.clone(), id });
+        }
+        Ok(())
+    }
+
+    /// Checks a message id from `from` without recording it (SPEC.md §5.3). Replay windows are kept
+    /// for at most [`MAX_PEERS`] senders: the names come from the server.
+    fn check_id(&self, from: &Name, id: MessageId) -> Result<(), Error> {
+        if !self.accepted.contains_key(from) && self.accepted.len() >= MAX_PEERS {
+            return Err(E2eError::TooManyPeers.into());
+        }
+        let window = self.accepted.get(from).copied().unwrap_or_default();
+        window.check(id).map_err(|refusal| id_refusal(from, id, refusal))?;
+        Ok(())
+    }
+
     /// Checks and records a message id from `from` (SPEC.md §5.3).
     fn accept_id(&mut self, from: &Name, id: MessageId) -> Result<(), Error> {
-        let window = self.accepted.entry(from.clone()).or_default();
-        window.accept(id).map_err(|refusal| match refusal {
-            Refusal::Replayed => ProtocolError::Replayed { from: from.clone(), id },
-            Refusal::OutOfWindow => ProtocolError::OutOfWindow { from: from.clone(), id },
-        })?;
+        self.check_id(from, id)?;
+        let mut window = self.accepted.get(from).copied().unwrap_or_default();
+        window.accept(id).map_err(|refusal| id_refusal(from, id, refusal))?;
+        self.accepted.insert(from.clone(), window);
         Ok(())
     }
 
@@ -481,6 +538,14 @@ impl Client {
         };
         seal(transport, message)
     }
+}
+
+fn id_refusal(from: &Name, id: MessageId, refusal: Refusal) -> Error {
+    match refusal {
+        Refusal::Replayed => ProtocolError::Replayed { from: from.clone(), id },
+        Refusal::OutOfWindow => ProtocolError::OutOfWindow { from: from.clone(), id },
+    }
+    .into()
 }
 
 /// Encodes `message`, seals it in `transport` and frames the ciphertext.
