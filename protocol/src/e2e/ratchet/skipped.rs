@@ -1,7 +1,7 @@
 //! The skipped-message-key store (SPEC §12.4 `SKIP`, §12.5): `(DHr, n) → MK`, bounded, evicting the
 //! oldest entry first.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use crate::suite::PublicKey;
 
@@ -13,13 +13,42 @@ type Slot = (PublicKey, u32);
 
 /// Message keys derived ahead of their message, to decrypt messages that arrive out of order.
 ///
-/// Invariant: `order` holds exactly the slots of `keys`, each once, oldest insertion first; there
-/// are at most [`MAX_SKIPPED_KEYS`]. Both collections are ordered, not hashed, so two stores with
-/// the same history are equal and hash alike (a model checker deduplicates sessions by hash).
-#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
+/// Invariant: every stored key carries a distinct insertion number, and `order` maps exactly those
+/// numbers back to their slots, so the oldest entry is `order`'s first and every operation is
+/// `O(log n)`; there are at most [`MAX_SKIPPED_KEYS`] entries.
+///
+/// Equality and hashing look at the content only — the keys and their order of insertion — not at
+/// the insertion numbers, so two stores holding the same keys in the same order are equal and hash
+/// alike whatever their history (a model checker deduplicates sessions by hash).
+#[derive(Clone, Debug, Default)]
 pub(crate) struct SkippedKeys {
-    keys: BTreeMap<Slot, MessageKey>,
-    order: VecDeque<Slot>,
+    keys: BTreeMap<Slot, (u64, MessageKey)>,
+    order: BTreeMap<u64, Slot>,
+    next: u64,
+}
+
+impl SkippedKeys {
+    /// The entries, oldest first.
+    fn entries(&self) -> impl Iterator<Item = (&Slot, &MessageKey)> {
+        self.order.values().filter_map(|slot| self.keys.get(slot).map(|(_, key)| (slot, key)))
+    }
+}
+
+impl PartialEq for SkippedKeys {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys.len() == other.keys.len() && self.entries().eq(other.entries())
+    }
+}
+
+impl Eq for SkippedKeys {}
+
+impl core::hash::Hash for SkippedKeys {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.keys.len().hash(state);
+        for entry in self.entries() {
+            entry.hash(state);
+        }
+    }
 }
 
 impl SkippedKeys {
@@ -43,22 +72,24 @@ impl SkippedKeys {
     /// second insert replaces the key and makes the slot the newest, keeping the invariant.
     pub(crate) fn insert(&mut self, dh: PublicKey, n: u32, key: MessageKey) {
         let slot = (dh, n);
-        if self.keys.insert(slot, key).is_some() {
-            self.order.retain(|s| *s != slot);
+        let seq = self.next;
+        // At most one insertion per derived key: 2^64 of them cannot happen.
+        self.next = self.next.wrapping_add(1);
+        if let Some((old_seq, _)) = self.keys.insert(slot, (seq, key)) {
+            self.order.remove(&old_seq);
         } else if self.keys.len() > MAX_SKIPPED_KEYS
-            && let Some(oldest) = self.order.pop_front()
+            && let Some((_, oldest)) = self.order.pop_first()
         {
             self.keys.remove(&oldest);
         }
-        self.order.push_back(slot);
+        self.order.insert(seq, slot);
     }
 
     /// Removes and returns the key for message `n` of the chain of `dh`: each key is used once
     /// (§12.5).
     pub(crate) fn take(&mut self, dh: &PublicKey, n: u32) -> Option<MessageKey> {
-        let slot = (*dh, n);
-        let key = self.keys.remove(&slot)?;
-        self.order.retain(|s| *s != slot);
+        let (seq, key) = self.keys.remove(&(*dh, n))?;
+        self.order.remove(&seq);
         Some(key)
     }
 
@@ -72,10 +103,8 @@ impl SkippedKeys {
     /// store is within its bound.
     #[cfg(test)]
     pub(crate) fn is_consistent(&self) -> bool {
-        let listed: std::collections::BTreeSet<_> = self.order.iter().collect();
-        listed.len() == self.order.len()
-            && self.order.len() == self.keys.len()
-            && self.keys.keys().all(|slot| listed.contains(slot))
+        self.order.len() == self.keys.len()
+            && self.keys.iter().all(|(slot, (seq, _))| self.order.get(seq) == Some(slot))
             && self.keys.len() <= MAX_SKIPPED_KEYS
     }
 }
