@@ -292,8 +292,14 @@ fn a_replayed_handshake_neither_steals_the_mailbox_nor_kicks_the_client() {
     );
     assert!(out.close.is_empty());
     assert_eq!(w.server.queued(&name("alice")), 2, "the mailbox is untouched");
-    // Alice comes back, while the replayed link still dangles, and gets everything.
-    let events = w.connect(ALICE);
+    // Alice comes back and gets everything; her handshake closes the replayed link, which was never
+    // confirmed (at most one unconfirmed link per name).
+    let mut rng = w.rng.clone();
+    let init = w.alice.connect(&mut rng).unwrap();
+    w.rng = rng;
+    let out = w.server.handle(ALICE, &init, &mut w.rng).unwrap();
+    assert_eq!(out.close, vec![LinkId(66)]);
+    let events = w.deliver(out);
     assert_eq!(
         events,
         vec![ClientEvent::Connected, received("bob", 1, "one"), received("bob", 2, "two")]

@@ -485,7 +485,19 @@ impl<P: ContentPolicy> Server<P> {
         let (transport, noise) = received.write_message_2(PrivateKey::generate(rng), &reply)?;
         out.transmit.push((link, LinkFrame::handshake_resp(noise)?.encode()));
         // Everything fallible is done: commit. The link stays unconfirmed until `Ready`: a replayed
-        // message 1 binds nothing new (the key in it is the name's own) and displaces nothing.
+        // message 1 binds nothing new (the key in it is the name's own) and displaces no confirmed
+        // link. An older *unconfirmed* link of the same name is closed, so replays cannot pile up
+        // dangling links: there is at most one unconfirmed link per name.
+        let stale: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(id, open)| !open.confirmed && open.name == name && **id != link)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.links.remove(&id);
+            out.close.push(id);
+        }
         self.accounts.insert(name.clone(), client_key);
         self.links.insert(link, OpenLink { name: name.clone(), transport, confirmed: false });
         out.events.push(ServerEvent::Registered { link, name });
