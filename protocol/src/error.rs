@@ -75,6 +75,8 @@ pub enum MisuseError {
     NoE2eIdentity,
     /// Too many messages already wait for this peer's bundle (`e2e::MAX_PENDING`).
     PendingFull,
+    /// e2e to oneself: with one device per name there is no second party to agree keys with.
+    SendToSelf,
 }
 
 impl From<WireError> for Error {

@@ -278,3 +278,15 @@ fn a_client_keeps_state_for_at_most_max_peers_senders() {
         w.inject(BOB, &Message::Deliver { id: MessageId(2), from: name("n0"), body: body("y") });
     assert!(matches!(&events[..], [ClientEvent::Received { .. }]));
 }
+
+#[test]
+fn e2e_to_oneself_is_refused_and_changes_nothing() {
+    let mut w = World::new(6);
+    let before = w.alice.clone();
+    let mut rng = w.rng.clone();
+    assert_eq!(
+        w.alice.send_e2e(&name("alice"), body("note to self"), &mut rng),
+        Err(Error::Misuse(e2e_protocol::MisuseError::SendToSelf))
+    );
+    assert_eq!(w.alice, before);
+}

@@ -296,13 +296,16 @@ impl Client {
     ///
     /// # Errors
     /// [`MisuseError::NoE2eIdentity`], [`MisuseError::NotConnected`],
-    /// [`MisuseError::PendingFull`], or a ratchet or channel error.
+    /// [`MisuseError::PendingFull`], [`MisuseError::SendToSelf`], or a ratchet or channel error.
     pub fn send_e2e<R: CryptoRng + ?Sized>(
         &mut self,
         to: &Name,
         body: Body,
         rng: &mut R,
     ) -> Result<ClientOutputs, Error> {
+        if *to == self.name {
+            return Err(MisuseError::SendToSelf.into());
+        }
         let mut next = self.clone();
         let mut out = ClientOutputs::default();
         if next.peers()?.has_session(to) {
@@ -371,12 +374,16 @@ impl Client {
                     Message::Welcome { name } if name == self.name => {
                         // Key confirmation: the server activates the link only once this first
                         // transport frame proves we hold the ephemeral key (SPEC.md §5.1).
-                        let ready = seal(&mut transport, &Message::Ready)?;
+                        let mut transmit = vec![seal(&mut transport, &Message::Ready)?];
+                        // A bundle asked for on an earlier connection may never have been answered:
+                        // ask again for every peer that messages are waiting for (SPEC.md §15.3).
+                        let awaited: Vec<Name> =
+                            self.e2e.iter().flat_map(|p| p.awaited().cloned()).collect();
+                        for name in awaited {
+                            transmit.push(seal(&mut transport, &Message::FetchBundle { name })?);
+                        }
                         self.link = Link::Online(transport);
-                        Ok(ClientOutputs {
-                            transmit: vec![ready],
-                            events: vec![ClientEvent::Connected],
-                        })
+                        Ok(ClientOutputs { transmit, events: vec![ClientEvent::Connected] })
                     }
                     Message::Welcome { .. } => Err(ProtocolError::WrongName.into()),
                     Message::Refused { reason } => {
