@@ -5,6 +5,9 @@ pub mod channel;
 pub mod drivers;
 pub mod e2e;
 pub mod error;
+pub mod flaws;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hop;
 pub mod roles;
 pub mod suite;

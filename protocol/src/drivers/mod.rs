@@ -5,11 +5,13 @@
 //! * [`mitm`] — a malicious server that substitutes prekey bundles (for `run e2e --mitm`).
 //! * [`compare`] — hop and e2e on the same messages and seed, side by side.
 //! * [`transcript`] — the record of a run, rendered as text, JSON or a Mermaid sequence diagram.
+//! * [`vectors`] — the reference test vectors of `spec/vectors/`: generation and verification.
 
 pub mod compare;
 pub mod mitm;
 pub mod runner;
 pub mod transcript;
+pub mod vectors;
 
 pub use compare::{Comparison, Row, compare};
 pub use runner::{Party, Protocol, RunConfig, Step, default_script, run, script_from_messages};

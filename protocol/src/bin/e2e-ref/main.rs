@@ -22,6 +22,26 @@ enum Command {
     /// Runs Alice, the Server and Bob in-process and prints every frame on every link and what each
     /// party read from it.
     Run(RunArgs),
+    /// Generates or verifies the reference test vectors (spec/vectors/, SPEC.md §17).
+    #[command(subcommand)]
+    Vectors(VectorsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum VectorsCommand {
+    /// Writes every vector file into DIR, deterministically.
+    Generate {
+        /// The directory to write (created if needed).
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
+    /// Re-derives every case of the vector files in DIR and prints, per file, how many passed and
+    /// failed; exits non-zero on any failure.
+    Verify {
+        /// The directory holding the vector files.
+        #[arg(value_name = "DIR", default_value = "spec/vectors")]
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +108,40 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Vectors(command) => vectors(&command),
+    }
+}
+
+fn vectors(command: &VectorsCommand) -> ExitCode {
+    use e2e_protocol::drivers::vectors;
+    match command {
+        VectorsCommand::Generate { out } => match vectors::generate_into(out) {
+            Ok(paths) => {
+                for path in paths {
+                    println!("wrote {}", path.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("e2e-ref: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        VectorsCommand::Verify { dir } => {
+            let (mut passed, mut failed) = (0, 0);
+            for report in vectors::verify_dir(dir) {
+                println!("{}: {} passed, {} failed", report.file, report.passed(), report.failed());
+                for case in &report.cases {
+                    if let Some(why) = &case.failure {
+                        println!("  FAILED {}: {why}", case.id);
+                    }
+                }
+                passed += report.passed();
+                failed += report.failed();
+            }
+            println!("vectors: {passed} passed, {failed} failed");
+            if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
     }
 }
 

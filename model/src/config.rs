@@ -1,0 +1,130 @@
+//! What is checked: the protocol variant, the attacker, and the bounds (spec/MODEL.md §2–§3).
+
+use std::fmt;
+
+/// The protocol variant under check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Variant {
+    /// Hop-by-hop: the server opens, checks and re-seals every message.
+    Hop,
+    /// End-to-end; the clients trust whatever bundle the server hands out.
+    E2eUnverified,
+    /// End-to-end; before the run Alice and Bob pinned each other's real identity
+    /// (`Client::verify_peer`, after comparing safety numbers).
+    E2eVerified,
+}
+
+impl Variant {
+    /// Every variant, in table order.
+    pub const ALL: [Self; 3] = [Self::Hop, Self::E2eUnverified, Self::E2eVerified];
+
+    /// Command-line and table name.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Hop => "hop",
+            Self::E2eUnverified => "e2e-unverified",
+            Self::E2eVerified => "e2e-verified",
+        }
+    }
+
+    /// Whether the variant is end-to-end.
+    #[must_use]
+    pub const fn is_e2e(self) -> bool {
+        !matches!(self, Self::Hop)
+    }
+
+    /// The variant called `name`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.label() == name)
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The attacker (DESIGN.md, threat model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Attacker {
+    /// (N) on the links: sees every frame, drops, replays, reorders, tampers, registers under
+    /// names of its own choosing with keys of its own; no server key.
+    Network,
+    /// (S) the malicious server: the server role itself plus forged e2e identities.
+    Server,
+    /// (C) compromise: after messages were exchanged the attacker learns Alice's and Bob's
+    /// long-term keys. Combined with the strongest attacker the table has a forward-secrecy cell
+    /// for: N for hop, S for e2e.
+    Compromise,
+}
+
+impl Attacker {
+    /// Every attacker, in table order.
+    pub const ALL: [Self; 3] = [Self::Network, Self::Server, Self::Compromise];
+
+    /// Command-line and table name.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Network => "N",
+            Self::Server => "S",
+            Self::Compromise => "C",
+        }
+    }
+
+    /// The table's longer name, given the variant (C builds on N or S).
+    #[must_use]
+    pub const fn describe(self, variant: Variant) -> &'static str {
+        match (self, variant) {
+            (Self::Network, _) => "network",
+            (Self::Server, _) => "malicious server",
+            (Self::Compromise, Variant::Hop) => "network + later key compromise",
+            (Self::Compromise, _) => "malicious server + later key compromise",
+        }
+    }
+
+    /// The attacker called `name` (`N`, `S`, `C`, case-insensitive).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.label().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the attacker plays the server (S, and C in e2e).
+    #[must_use]
+    pub const fn is_server(self, variant: Variant) -> bool {
+        match self {
+            Self::Network => false,
+            Self::Server => true,
+            Self::Compromise => variant.is_e2e(),
+        }
+    }
+}
+
+impl fmt::Display for Attacker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The bounds of one check. Every field is a command-line option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Bounds {
+    /// Messages Alice sends to Bob (default 1).
+    pub alice_messages: u8,
+    /// Messages Bob sends to Alice (default 1).
+    pub bob_messages: u8,
+    /// Frames or messages the attacker may inject: replays, tampered copies, forgeries,
+    /// registrations of its own (default 1).
+    pub budget: u8,
+    /// The seed every key is drawn from (default 1).
+    pub seed: u64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self { alice_messages: 1, bob_messages: 1, budget: 1, seed: 1 }
+    }
+}

@@ -1,0 +1,319 @@
+//! The state of one model-checking run: the real protocol roles, the network, the attacker's
+//! knowledge and the ghost log (spec/MODEL.md §4).
+
+use std::collections::BTreeSet;
+
+use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::roles::{Client, LinkId, Server};
+use e2e_protocol::wire::{Body, Envelope, MessageId, Name, UploadedBundle};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+/// A client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Who {
+    /// Alice.
+    Alice,
+    /// Bob.
+    Bob,
+}
+
+impl Who {
+    /// Both clients.
+    pub const BOTH: [Self; 2] = [Self::Alice, Self::Bob];
+
+    /// The registered name.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Alice => "alice",
+            Self::Bob => "bob",
+        }
+    }
+
+    /// The other client.
+    #[must_use]
+    pub const fn peer(self) -> Self {
+        match self {
+            Self::Alice => Self::Bob,
+            Self::Bob => Self::Alice,
+        }
+    }
+
+    /// Index into per-client arrays.
+    #[must_use]
+    pub const fn index(self) -> usize {
+        match self {
+            Self::Alice => 0,
+            Self::Bob => 1,
+        }
+    }
+
+    /// The server's link number for this client's connection.
+    #[must_use]
+    pub const fn link(self) -> LinkId {
+        LinkId(self.index() as u64 + 1)
+    }
+
+    /// The client on `link`, if it is one of the two honest links.
+    #[must_use]
+    pub const fn of_link(link: LinkId) -> Option<Self> {
+        match link.0 {
+            1 => Some(Self::Alice),
+            2 => Some(Self::Bob),
+            _ => None,
+        }
+    }
+
+    /// The registered name as a wire [`Name`].
+    #[must_use]
+    #[allow(clippy::expect_used)] // "alice" and "bob" are valid names (tests::names_are_valid).
+    pub fn name(self) -> Name {
+        Name::new(self.label()).expect("valid name")
+    }
+
+    /// Which client `name` is.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::BOTH.into_iter().find(|w| w.label() == name)
+    }
+}
+
+/// Honest message `seq` (1-based) of `from`: the ghost tag an exact copy of its frame carries.
+pub type Tag = (Who, u8);
+
+/// The honest body of message `seq` from `from`: "a1", "a2", "b1", …
+#[must_use]
+pub fn honest_body(from: Who, seq: u8) -> String {
+    let prefix = match from {
+        Who::Alice => 'a',
+        Who::Bob => 'b',
+    };
+    format!("{prefix}{seq}")
+}
+
+/// The body of every forgery the attacker composes.
+pub const FORGED_BODY: &str = "forged";
+
+/// Makes a [`Body`] from a short text (all the model's bodies are short, hence valid).
+#[must_use]
+pub fn body(text: &str) -> Option<Body> {
+    Body::new(text.as_bytes().to_vec()).ok()
+}
+
+/// A body as text.
+#[must_use]
+pub fn text(body: &Body) -> String {
+    String::from_utf8_lossy(body.as_bytes()).into_owned()
+}
+
+/// Where a frame travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dest {
+    /// To the server, on this client's link.
+    Server(Who),
+    /// To this client.
+    Client(Who),
+}
+
+/// A frame on the wire, with ghost annotations the roles never see.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Frame {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// The honest message this frame is an exact copy of, if any.
+    pub tag: Option<Tag>,
+    /// Whether the attacker made or injected it.
+    pub injected: bool,
+}
+
+/// The frames in flight: one FIFO queue per destination. Delivery takes the head; the attacker
+/// reorders by dropping and re-injecting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Net {
+    /// Indexed by [`Who::index`]: frames to the server on that client's link.
+    pub to_server: [Vec<Frame>; 2],
+    /// Indexed by [`Who::index`]: frames to that client.
+    pub to_client: [Vec<Frame>; 2],
+}
+
+impl Net {
+    /// The queue for `dest`.
+    pub fn queue(&mut self, dest: Dest) -> &mut Vec<Frame> {
+        match dest {
+            Dest::Server(w) => &mut self.to_server[w.index()],
+            Dest::Client(w) => &mut self.to_client[w.index()],
+        }
+    }
+
+    /// The head of `dest`'s queue.
+    #[must_use]
+    pub fn head(&self, dest: Dest) -> Option<&Frame> {
+        match dest {
+            Dest::Server(w) => self.to_server[w.index()].first(),
+            Dest::Client(w) => self.to_client[w.index()].first(),
+        }
+    }
+
+    /// Whether nothing is in flight.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.to_server.iter().chain(&self.to_client).all(Vec::is_empty)
+    }
+}
+
+/// A forged e2e identity of the malicious server, offered to victims as `impersonates`'s.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Impostor {
+    /// Whom it poses as.
+    pub impersonates: Who,
+    /// Its identity, prekeys and sessions: the protocol crate's own state.
+    pub peers: Peers,
+    /// The bundle it hands out.
+    pub bundle: UploadedBundle,
+    /// How many of the bundle's one-time prekeys it has handed out.
+    pub handed_out: u8,
+}
+
+/// An application message the malicious server opened (hop `Send` or e2e `E2eSend`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Seen {
+    /// Sender (the channel it arrived on).
+    pub from: Who,
+    /// Recipient.
+    pub to: Who,
+    /// The sender's message id.
+    pub id: MessageId,
+    /// Hop plaintext.
+    pub body: Option<Body>,
+    /// e2e envelope.
+    pub envelope: Option<Envelope>,
+    /// The honest message it is.
+    pub tag: Option<Tag>,
+}
+
+/// What compromise (C) gave the attacker in e2e: for each victim, a copy of its client as of
+/// compromise time with every session deleted (identity and prekey store kept), and a copy of the
+/// server to carry envelopes to it. `None` for a victim whose sessions could not be deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Oracle {
+    /// The server copy (the malicious server holds every channel).
+    pub server: Server,
+    /// Stripped copies of Alice and Bob.
+    pub clients: [Option<Client>; 2],
+    /// Next message id the oracle uses.
+    pub next_id: u64,
+}
+
+/// The attacker's knowledge (spec/MODEL.md §5).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Knowledge {
+    /// (N) every frame seen on the wire, with where it was going and its ghost tag.
+    pub observed: BTreeSet<(Dest, Frame)>,
+    /// (S) every application message the server opened, in order.
+    pub seen: Vec<Seen>,
+    /// (S, e2e) forged identities: posing as Alice, as Bob.
+    pub impostors: Vec<Impostor>,
+    /// (C, e2e) the compromised material.
+    pub oracle: Option<Box<Oracle>>,
+    /// (C, hop) whether Alice's and Bob's static keys are known.
+    pub static_keys: bool,
+    /// Honest bodies the attacker has learned.
+    pub learned: BTreeSet<String>,
+    /// Injections left.
+    pub budget: u8,
+    /// Next message id the attacker uses in forgeries.
+    pub next_id: u64,
+}
+
+/// One message a client accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Accept {
+    /// Who accepted it.
+    pub by: Who,
+    /// The sender it was accepted as from.
+    pub from: String,
+    /// The content.
+    pub body: String,
+    /// The honest message whose exact frame or envelope it was, if any.
+    pub tag: Option<Tag>,
+}
+
+/// The ghost log: what Alice and Bob really did (spec/MODEL.md §4).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Ghost {
+    /// Honest messages sent so far, per client.
+    pub sent: [u8; 2],
+    /// e2e: honest messages handed to the client but not yet sealed (waiting for a bundle).
+    pub waiting: [Vec<u8>; 2],
+    /// Every acceptance, sorted.
+    pub accepted: Vec<Accept>,
+    /// Whether an injected or tampered frame was refused by a role.
+    pub forgery_rejected: bool,
+    /// Set at compromise: the honest bodies sent before it.
+    pub compromised: Option<BTreeSet<String>>,
+    /// Bodies sent before compromise that the attacker learned only through compromised keys.
+    pub fs_leak: BTreeSet<String>,
+}
+
+impl Ghost {
+    /// Every honest body sent so far.
+    #[must_use]
+    pub fn sent_bodies(&self) -> BTreeSet<String> {
+        Who::BOTH
+            .into_iter()
+            .flat_map(|w| (1..=self.sent[w.index()]).map(move |k| honest_body(w, k)))
+            .collect()
+    }
+
+    /// Whether `who` accepted an honest message of its peer.
+    #[must_use]
+    pub fn delivered(&self, who: Who) -> bool {
+        let peer = who.peer();
+        self.accepted.iter().any(|a| {
+            a.by == who
+                && a.from == peer.label()
+                && (1..=self.sent[peer.index()]).any(|k| honest_body(peer, k) == a.body)
+        })
+    }
+}
+
+/// The whole state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct World {
+    /// Alice and Bob: the protocol crate's own clients.
+    pub clients: [Client; 2],
+    /// The server: the protocol crate's own server.
+    pub server: Server,
+    /// Frames in flight.
+    pub net: Net,
+    /// RNG draw counters: Alice, Bob, the attacker (spec/MODEL.md §4.2).
+    pub draws: [u32; 3],
+    /// The attacker.
+    pub know: Knowledge,
+    /// The ghost log.
+    pub ghost: Ghost,
+}
+
+/// The RNG stream of `party` (0 Alice, 1 Bob, 2 attacker, 3 setup) at draw `counter`.
+#[must_use]
+pub fn rng(seed: u64, party: u64, counter: u32) -> ChaCha20Rng {
+    let mixed = seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(party << 40)
+        .wrapping_add(u64::from(counter));
+    ChaCha20Rng::seed_from_u64(mixed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Who;
+    use e2e_protocol::wire::Name;
+
+    #[test]
+    fn names_are_valid() {
+        for w in Who::BOTH {
+            assert!(Name::new(w.label()).is_ok());
+        }
+    }
+}

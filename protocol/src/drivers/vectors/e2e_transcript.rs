@@ -1,0 +1,67 @@
+//! `e2e_transcript.json`: a whole e2e run of Alice, the server and Bob from a seed (SPEC.md §10–§15):
+//! every frame, every channel key, the X3DH handshake, every ratchet chain and message key, every
+//! plaintext; then a malicious server's replayed and tampered envelopes and a network attacker's
+//! replayed frame, with their expected rejections.
+
+use serde_json::Value;
+
+use super::hop_transcript::verify_transcript;
+use super::run::{Act, RunSpec, run};
+use super::{CaseResult, VectorError, file_head};
+use crate::drivers::runner::{Party, Protocol, Step, default_script};
+
+const DESCRIPTION: &str = "A whole e2e run (SPEC.md §10–§15, §9): the default script of `e2e-ref run \
+e2e` (seed 1) — both clients connect and publish bundles; Alice fetches Bob's bundle and sends a prekey \
+message; Bob answers (the DH ratchet turns); Alice encrypts a message she submits only after the next \
+one, so Bob receives two messages out of order; Bob answers; Bob goes offline and a message waits in his \
+mailbox — then attacks. Cases are frames, as in hop_transcript.json; E2eSend and E2eDeliver cases add \
+`e2e`: the parsed envelope, the index of its ratchet chain, the chain key and message key for its n, the \
+AEAD key, nonce and associated data (AD || header), and the plaintext. `x3dh` gives Bob's view of the \
+handshake (the DH outputs, SK and AD); `ratchet_chains` every DH ratchet step in order of creation (the \
+owner's new ratchet key, the peer key it meets, dh_out, the root key before and after, the chain's first \
+chain key). The frames of the script equal those `e2e-ref run e2e --json` prints.";
+
+fn runs() -> Vec<RunSpec> {
+    let (a, b) = (Party::Alice, Party::Bob);
+    vec![RunSpec {
+        id: "e2e-seed-1",
+        comment: "The default e2e conversation, then: the server delivers Alice's last envelope (id 4) to Bob again \
+         under a new id (the ratchet refuses a used key: Replayed), and under its own id (the replay window \
+         refuses it first); it replays the late message of the previous chain (id 3) and the first prekey \
+         message (id 1) under new ids (their keys are gone: the old chain's ratchet step with a stale key \
+         does not open them); a network attacker replays the last frame Bob received (the channel refuses \
+         it); Alice sends a message of which the server first delivers a copy with a flipped byte (refused, \
+         nothing changes) and then the genuine envelope (accepted); Bob answers, turning the ratchet again.",
+        seed: 1,
+        script: default_script(Protocol::E2e),
+        attacks: vec![
+            Act::ServerReplaysDelivery { to: b, id: 4, new_id: Some(100) },
+            Act::ServerReplaysDelivery { to: b, id: 4, new_id: None },
+            Act::ServerReplaysDelivery { to: b, id: 3, new_id: Some(101) },
+            Act::ServerReplaysDelivery { to: b, id: 1, new_id: Some(102) },
+            Act::ReplayLastFrame { to: b },
+            Act::ServerTampersNextEnvelope { from: a, text: "one more thing".to_owned() },
+            Act::Step(Step::Send { from: b, text: "got it".to_owned() }),
+        ],
+    }]
+}
+
+/// Builds `e2e_transcript.json`.
+///
+/// # Errors
+/// As [`run`].
+pub fn generate() -> Result<Value, VectorError> {
+    let mut out = Vec::new();
+    for spec in runs() {
+        out.push(run(Protocol::E2e, &spec)?);
+    }
+    let mut file = file_head("e2e_transcript", DESCRIPTION);
+    file.insert("runs".to_owned(), Value::Array(out));
+    Ok(Value::Object(file))
+}
+
+/// Re-runs every run of `e2e_transcript.json` and compares it case by case.
+#[must_use]
+pub fn verify(file: &Value) -> Vec<CaseResult> {
+    verify_transcript(file, Protocol::E2e, &runs())
+}

@@ -1,0 +1,83 @@
+//! `hop_transcript.json`: a whole hop run of Alice, the server and Bob from a seed (SPEC.md §5, §9):
+//! every frame on every link, every RNG draw, every channel key and nonce, every plaintext message;
+//! then a network attacker's replayed and tampered frames and a server's replayed delivery, with their
+//! expected rejections.
+
+use serde_json::Value;
+
+use super::run::{Act, RunSpec, run, verify_run};
+use super::{CaseResult, VectorError, file_head};
+use crate::drivers::runner::{Party, Protocol, Step, default_script};
+
+const DESCRIPTION: &str = "A whole hop run (SPEC.md §5, §9): the default script of `e2e-ref run hop` \
+(seed 1) — both clients connect, talk both ways, Bob goes offline and a message waits in his mailbox — \
+then attacks. Each case is one frame crossing one link, in order: its bytes, the link, for handshake \
+frames the payload, for transport frames the direction, key, counter, nonce, plaintext and decoded \
+message, and the receiver's verdict (`result`, and `error` with the SPEC.md §7.1 class when it refused \
+the frame). `rng_draws` lists every 32-byte value drawn from the seeded RNG, in order, with what it \
+became; `links` the handshake hash and Split() keys of each channel (k1 carries the client's frames). \
+The frames of the script equal those `e2e-ref run hop --json` prints.";
+
+/// The runs of the file.
+fn runs() -> Vec<RunSpec> {
+    let (a, b) = (Party::Alice, Party::Bob);
+    vec![RunSpec {
+        id: "hop-seed-1",
+        comment: "The default hop conversation, then: a network attacker replays the last frame Alice received \
+         (it does not open: the counter moved on); Alice sends a fourth message of which the attacker first \
+         delivers a copy with one bit flipped (refused), then the genuine frame; the server seals that \
+         Deliver to Bob a second time under the same id (Bob's replay window refuses it); Bob answers.",
+        seed: 1,
+        script: default_script(Protocol::Hop),
+        attacks: vec![
+            Act::ReplayLastFrame { to: a },
+            Act::TamperNextFrame { from: a, text: "one more thing".to_owned() },
+            Act::ServerReplaysDelivery { to: b, id: 4, new_id: None },
+            Act::Step(Step::Send { from: b, text: "got it".to_owned() }),
+        ],
+    }]
+}
+
+/// Builds `hop_transcript.json`.
+///
+/// # Errors
+/// As [`run`].
+pub fn generate() -> Result<Value, VectorError> {
+    let mut out = Vec::new();
+    for spec in runs() {
+        out.push(run(Protocol::Hop, &spec)?);
+    }
+    let mut file = file_head("hop_transcript", DESCRIPTION);
+    file.insert("runs".to_owned(), Value::Array(out));
+    Ok(Value::Object(file))
+}
+
+/// Re-runs every run of `hop_transcript.json` and compares it case by case.
+#[must_use]
+pub fn verify(file: &Value) -> Vec<CaseResult> {
+    verify_transcript(file, Protocol::Hop, &runs())
+}
+
+/// Shared by both transcript files: re-runs each run and compares.
+pub(crate) fn verify_transcript(
+    file: &Value,
+    protocol: Protocol,
+    runs: &[RunSpec],
+) -> Vec<CaseResult> {
+    let Some(file_runs) = file["runs"].as_array() else {
+        return vec![CaseResult::from_check("(file)", Err(VectorError::malformed("runs")))];
+    };
+    let mut results = Vec::new();
+    for file_run in file_runs {
+        let id = file_run["id"].as_str().unwrap_or("");
+        let Some(spec) = runs.iter().find(|r| r.id == id) else {
+            results.push(CaseResult::from_check(id, Err(VectorError::malformed("unknown run id"))));
+            continue;
+        };
+        match run(protocol, spec) {
+            Ok(fresh) => results.extend(verify_run(file_run, &fresh)),
+            Err(e) => results.push(CaseResult::from_check(id, Err(e))),
+        }
+    }
+    results
+}

@@ -1,0 +1,103 @@
+//! **Deliberately seeded security flaws, for the model checker only.**
+//!
+//! Each [`Flaw`] names one check of the protocol; the one-line hook at that check asks
+//! [`on`] whether to skip it. Without the `insecure-seeded-flaws` cargo feature [`on`] is a
+//! `const fn` that returns `false`, so every hook is `if false` and the protocol behaves exactly as
+//! without this module. With the feature, a flaw is active only after [`activate`] (process-wide),
+//! which only `e2e-check --flaw NAME` and the model crate's flaw tests call. Never enable the
+//! feature in anything that talks to a real peer.
+
+/// A seeded flaw: which check it disables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Flaw {
+    /// `Peers::pin` does nothing: verifying a safety number has no effect (SPEC.md §14.2).
+    IgnorePin,
+    /// `Peers::decrypt` skips the verified-identity check on an incoming prekey message.
+    SkipPinOnReceive,
+    /// The responder keeps a one-time prekey after using it (SPEC.md §11.2), which forward secrecy
+    /// relies on deleting.
+    KeepOneTimePrekey,
+    /// A successful ratchet decryption is not committed: every message key stays usable, so a
+    /// replayed envelope decrypts again (SPEC.md §12.4).
+    RatchetNoAdvance,
+    /// The client's message-id replay window accepts every id (SPEC.md §5.3).
+    SkipReplayWindow,
+    /// The server lets any static key register under a name already bound to another (SPEC.md §5.1).
+    SkipNameBinding,
+}
+
+impl Flaw {
+    /// Every flaw, in catalog order.
+    pub const ALL: [Self; 6] = [
+        Self::IgnorePin,
+        Self::SkipPinOnReceive,
+        Self::KeepOneTimePrekey,
+        Self::RatchetNoAdvance,
+        Self::SkipReplayWindow,
+        Self::SkipNameBinding,
+    ];
+
+    /// The flaw's command-line name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::IgnorePin => "ignore-pin",
+            Self::SkipPinOnReceive => "skip-pin-on-receive",
+            Self::KeepOneTimePrekey => "keep-one-time-prekey",
+            Self::RatchetNoAdvance => "ratchet-no-advance",
+            Self::SkipReplayWindow => "skip-replay-window",
+            Self::SkipNameBinding => "skip-name-binding",
+        }
+    }
+
+    /// What the flaw breaks, in one line.
+    #[must_use]
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::IgnorePin => "verify_peer has no effect: a verified peer's key can be substituted",
+            Self::SkipPinOnReceive => "a prekey message from an unverified identity starts a session",
+            Self::KeepOneTimePrekey => "used one-time prekeys are never deleted",
+            Self::RatchetNoAdvance => "the receiving ratchet never commits: message keys are reused",
+            Self::SkipReplayWindow => "the client accepts a message id it has already accepted",
+            Self::SkipNameBinding => "the server binds a registered name to any new static key",
+        }
+    }
+
+    /// The flaw called `name`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    #[cfg(feature = "insecure-seeded-flaws")]
+    const fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+#[cfg(feature = "insecure-seeded-flaws")]
+static ACTIVE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Whether `flaw` is active. Always `false` without the `insecure-seeded-flaws` feature.
+#[cfg(not(feature = "insecure-seeded-flaws"))]
+#[must_use]
+#[inline(always)]
+pub const fn on(flaw: Flaw) -> bool {
+    let _ = flaw;
+    false
+}
+
+/// Whether `flaw` is active.
+#[cfg(feature = "insecure-seeded-flaws")]
+#[must_use]
+pub fn on(flaw: Flaw) -> bool {
+    ACTIVE.load(std::sync::atomic::Ordering::Relaxed) & flaw.bit() != 0
+}
+
+/// Makes exactly `flaws` active, process-wide (none: the protocol as specified).
+#[cfg(feature = "insecure-seeded-flaws")]
+pub fn activate(flaws: &[Flaw]) {
+    let bits = flaws.iter().fold(0, |acc, f| acc | f.bit());
+    ACTIVE.store(bits, std::sync::atomic::Ordering::SeqCst);
+}

@@ -1,0 +1,511 @@
+//! `e2e_receive`: frames into Bob's e2e session (SPEC.md §11.2–§11.3, §12.4, §13, §15.3, §7.2).
+//!
+//! Bob is a real [`Client`]; the server end of his channel is driven by hand (it holds the server's
+//! key, as a malicious server would), so any envelope or plaintext can be sealed into the channel.
+//! Alice is a bare [`Peers`]: her envelopes are the genuine ones.
+//!
+//! Invariants: a call that fails leaves Bob `==` to a clone from before; content that is refused
+//! (`Dropped`) leaves Bob `==` to a clone that was handed a message it never expects, sealed with
+//! the same nonce (so only the channel moved); nothing is accepted twice; an envelope is accepted
+//! only if Alice sealed it, only as hers, and only once; and every genuine envelope still decrypts
+//! afterwards, in any order and across Alice's session restarts, followed by a new one.
+
+use std::sync::OnceLock;
+
+use arbitrary::Arbitrary;
+use rand_chacha::ChaCha20Rng;
+
+use crate::channel::Transport;
+use crate::e2e::MAX_ARCHIVED_SESSIONS;
+use crate::e2e::envelope::{EnvelopeBody, RatchetMessage};
+use crate::e2e::peers::Peers;
+use crate::roles::{Client, ClientEvent, ClientOutputs};
+use crate::suite::PrivateKey;
+use crate::wire::{Body, Codec, Envelope, FetchedBundle, Message, MessageId, Name, UploadedBundle};
+
+use super::hop_server::{body_of, envelope_of};
+use super::input::{Bytes, Encode, Mutation, NameChoice, SmallBytes, decode_all, variant};
+use super::net::{hand_serve, open, rng, seal, seal_message};
+use super::{fail, must};
+
+/// Which id an envelope travels under.
+#[derive(Arbitrary, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Id {
+    /// One above every id Bob accepted from alice: the window never refuses it.
+    Fresh,
+    /// Exactly this id.
+    Exact(u64),
+}
+
+impl Encode for Id {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Fresh => variant(out, 0, 2),
+            Self::Exact(id) => {
+                variant(out, 1, 2);
+                id.encode(out);
+            }
+        }
+    }
+}
+
+/// One step.
+#[derive(Arbitrary, Clone, PartialEq, Eq, Debug)]
+pub enum Op {
+    /// Alice encrypts a message; it waits, undelivered.
+    Seal(SmallBytes),
+    /// A waiting genuine envelope (`index` modulo their number) is delivered from alice.
+    Deliver {
+        /// Which envelope.
+        index: u8,
+        /// Its id.
+        id: Id,
+    },
+    /// A genuine envelope, waiting or delivered (`index` modulo their number), mutated, from alice.
+    Mutate {
+        /// Which envelope.
+        index: u8,
+        /// What is done to it.
+        mutation: Mutation,
+        /// Its id.
+        id: Id,
+    },
+    /// An envelope already delivered, again.
+    Replay {
+        /// Which envelope.
+        index: u8,
+        /// Its id.
+        id: Id,
+    },
+    /// Arbitrary envelope bytes, as `E2eDeliver` from anyone.
+    Forge {
+        /// The claimed sender.
+        from: NameChoice,
+        /// Its id.
+        id: Id,
+        /// The envelope.
+        envelope: Bytes,
+    },
+    /// Arbitrary bytes sealed in Bob's channel.
+    Plaintext(Bytes),
+    /// A hop `Deliver`, sealed in Bob's channel.
+    HopDeliver {
+        /// The claimed sender.
+        from: NameChoice,
+        /// Its id.
+        id: Id,
+        /// The body.
+        body: SmallBytes,
+    },
+    /// Arbitrary bytes as a frame, outside the channel.
+    Raw(Bytes),
+    /// A frame the server end sealed before (`index` modulo their number), again.
+    ReplayFrame(u8),
+    /// Bob sends Alice a message (Alice must decrypt it): the DH ratchet turns.
+    Reply(SmallBytes),
+    /// Bob's connection ends and he connects again.
+    Reconnect,
+    /// A waiting genuine envelope delivered as from someone else: names are bound into the
+    /// session (SPEC.md §11.1 `AD`), so Bob must not accept it.
+    Relabel {
+        /// Which envelope.
+        index: u8,
+        /// The name it is delivered under.
+        from: NameChoice,
+        /// Its id.
+        id: Id,
+    },
+    /// Alice fetches Bob's bundle again and starts a new session (new base key, the next one-time
+    /// prekey); Bob keeps replaced sessions and still opens their messages. Ignored after
+    /// `MAX_ARCHIVED_SESSIONS` restarts, beyond which old sessions are retired by design.
+    Restart,
+}
+
+impl Encode for Op {
+    fn encode(&self, out: &mut Vec<u8>) {
+        const N: u32 = 13;
+        match self {
+            Self::Seal(body) => {
+                variant(out, 0, N);
+                body.encode(out);
+            }
+            Self::Deliver { index, id } => {
+                variant(out, 1, N);
+                index.encode(out);
+                id.encode(out);
+            }
+            Self::Mutate { index, mutation, id } => {
+                variant(out, 2, N);
+                index.encode(out);
+                mutation.encode(out);
+                id.encode(out);
+            }
+            Self::Replay { index, id } => {
+                variant(out, 3, N);
+                index.encode(out);
+                id.encode(out);
+            }
+            Self::Forge { from, id, envelope } => {
+                variant(out, 4, N);
+                from.encode(out);
+                id.encode(out);
+                envelope.encode(out);
+            }
+            Self::Plaintext(bytes) => {
+                variant(out, 5, N);
+                bytes.encode(out);
+            }
+            Self::HopDeliver { from, id, body } => {
+                variant(out, 6, N);
+                from.encode(out);
+                id.encode(out);
+                body.encode(out);
+            }
+            Self::Raw(bytes) => {
+                variant(out, 7, N);
+                bytes.encode(out);
+            }
+            Self::ReplayFrame(index) => {
+                variant(out, 8, N);
+                index.encode(out);
+            }
+            Self::Reply(body) => {
+                variant(out, 9, N);
+                body.encode(out);
+            }
+            Self::Reconnect => variant(out, 10, N),
+            Self::Relabel { index, from, id } => {
+                variant(out, 11, N);
+                index.encode(out);
+                from.encode(out);
+                id.encode(out);
+            }
+            Self::Restart => variant(out, 12, N),
+        }
+    }
+}
+
+/// Bob online with the server end in hand, Alice with a session to him.
+#[derive(Clone)]
+struct World {
+    bob: Client,
+    server_end: Transport,
+    server_key: PrivateKey,
+    alice: Peers,
+    /// Bob's bundle as he uploaded it, and the index of the next one-time prekey to hand out.
+    bundle: UploadedBundle,
+    next_one_time: usize,
+    /// The highest id Bob accepted from alice.
+    last_id: u64,
+    rng: ChaCha20Rng,
+}
+
+/// Two starting points: Bob has accepted Alice's first prekey message but Alice has not heard back
+/// (her envelopes are still prekey messages), or both have sent and received (ratchet messages, the
+/// DH ratchet turned). Bob's first session is made here, once: starting a session computes its
+/// safety number, which costs milliseconds ([`Op::Restart`] makes more).
+fn worlds() -> &'static (World, World) {
+    static WORLDS: OnceLock<(World, World)> = OnceLock::new();
+    WORLDS.get_or_init(|| {
+        let mut rng = rng(0x453245);
+        let server_key = PrivateKey::generate(&mut rng);
+        let peers = Peers::generate(&mut rng);
+        let key = PrivateKey::generate(&mut rng);
+        let mut bob_client = Client::with_e2e(bob(), key, server_key.public_key(), peers);
+        let mut server_end = hand_serve(&mut bob_client, &server_key, &mut rng);
+        let upload = must(bob_client.upload_bundle(), "upload");
+        let Message::UploadBundle { bundle } = open(&mut server_end, &upload) else {
+            fail("set-up: Bob uploaded no UploadBundle");
+        };
+        let world = World {
+            bob: bob_client,
+            server_end,
+            server_key,
+            alice: Peers::generate(&mut rng),
+            bundle,
+            next_one_time: 0,
+            last_id: 0,
+            rng,
+        };
+        let mut run = Run::new(&world);
+        run.step(&Op::Restart);
+        run.step(&Op::Seal(SmallBytes(b"hello".to_vec())));
+        run.step(&Op::Deliver { index: 0, id: Id::Fresh });
+        run.restarts = 0;
+        let unanswered = run.world();
+        for text in [&b"hi"[..], b"again"] {
+            run.step(&Op::Reply(SmallBytes(text.to_vec())));
+            run.step(&Op::Seal(SmallBytes(text.to_vec())));
+            run.step(&Op::Deliver { index: 0, id: Id::Fresh });
+        }
+        (unanswered, run.world())
+    })
+}
+
+fn alice() -> Name {
+    NameChoice::Alice.name()
+}
+
+fn bob() -> Name {
+    NameChoice::Bob.name()
+}
+
+/// The state of one run.
+struct Run {
+    bob: Client,
+    server_end: Transport,
+    server_key: PrivateKey,
+    alice: Peers,
+    bundle: UploadedBundle,
+    next_one_time: usize,
+    last_id: u64,
+    rng: ChaCha20Rng,
+    /// How many times Alice restarted her session in this run.
+    restarts: usize,
+    /// Genuine envelopes not yet accepted, with their plaintexts.
+    waiting: Vec<(Envelope, Body)>,
+    /// Genuine envelopes Bob accepted.
+    delivered: Vec<Envelope>,
+    /// Every frame the server end sealed.
+    frames: Vec<Vec<u8>>,
+    /// Every `(from, id)` Bob accepted.
+    accepted: Vec<(Name, MessageId)>,
+}
+
+/// Runs the operations decoded from `data` against Bob, then checks that genuine messages still
+/// decrypt.
+pub fn e2e_receive(data: &[u8]) {
+    let Some((established, ops)) = decode_all::<bool, Op>(data) else { return };
+    let (unanswered, ready) = worlds();
+    let mut run = Run::new(if established { ready } else { unanswered });
+    for op in &ops {
+        run.step(op);
+    }
+    run.finish();
+}
+
+impl Run {
+    fn new(world: &World) -> Self {
+        let world = world.clone();
+        Self {
+            bob: world.bob,
+            server_end: world.server_end,
+            server_key: world.server_key,
+            alice: world.alice,
+            bundle: world.bundle,
+            next_one_time: world.next_one_time,
+            last_id: world.last_id,
+            rng: world.rng,
+            restarts: 0,
+            waiting: Vec::new(),
+            delivered: Vec::new(),
+            frames: Vec::new(),
+            accepted: Vec::new(),
+        }
+    }
+
+    /// The roles as a starting point for other runs.
+    fn world(&self) -> World {
+        World {
+            bob: self.bob.clone(),
+            server_end: self.server_end.clone(),
+            server_key: self.server_key.clone(),
+            alice: self.alice.clone(),
+            bundle: self.bundle.clone(),
+            next_one_time: self.next_one_time,
+            last_id: self.last_id,
+            rng: self.rng.clone(),
+        }
+    }
+
+    fn id(&self, id: Id) -> Option<MessageId> {
+        match id {
+            Id::Fresh => self.last_id.checked_add(1).map(MessageId),
+            Id::Exact(id) => Some(MessageId(id)),
+        }
+    }
+
+    fn step(&mut self, op: &Op) {
+        match op {
+            Op::Seal(body) => {
+                let body = body_of(&body.0);
+                let envelope = must(self.alice.encrypt(&bob(), &body, &mut self.rng), "encrypt");
+                self.waiting.push((envelope, body));
+            }
+            Op::Deliver { index, id } => {
+                let Some(i) = usize::from(*index).checked_rem(self.waiting.len()) else { return };
+                let Some(id) = self.id(*id) else { return };
+                let (envelope, body) = self.waiting[i].clone();
+                let fresh = id.0 > self.last_id;
+                let out = self.deliver(&Message::E2eDeliver { id, from: alice(), envelope });
+                if fresh {
+                    // §12.4: a genuine message decrypts whatever came before it, in any order.
+                    let want = ClientEvent::Received { from: alice(), id, body };
+                    assert!(out.events.contains(&want), "genuine envelope refused: {out:?}");
+                }
+            }
+            Op::Mutate { index, mutation, id } => {
+                let all: Vec<&Envelope> =
+                    self.waiting.iter().map(|(e, _)| e).chain(&self.delivered).collect();
+                let Some(i) = usize::from(*index).checked_rem(all.len()) else { return };
+                let Some(id) = self.id(*id) else { return };
+                let envelope = envelope_of(&mutation.apply(all[i].as_bytes()));
+                self.deliver(&Message::E2eDeliver { id, from: alice(), envelope });
+            }
+            Op::Replay { index, id } => {
+                let Some(i) = usize::from(*index).checked_rem(self.delivered.len()) else { return };
+                let Some(id) = self.id(*id) else { return };
+                let envelope = self.delivered[i].clone();
+                self.deliver(&Message::E2eDeliver { id, from: alice(), envelope });
+            }
+            Op::Forge { from, id, envelope } => {
+                let Some(id) = self.id(*id) else { return };
+                let envelope = envelope_of(&envelope.0);
+                self.deliver(&Message::E2eDeliver { id, from: from.name(), envelope });
+            }
+            Op::Plaintext(bytes) => {
+                self.deliver_bytes(&bytes.0);
+            }
+            Op::HopDeliver { from, id, body } => {
+                let Some(id) = self.id(*id) else { return };
+                let body = body_of(&body.0);
+                self.deliver(&Message::Deliver { id, from: from.name(), body });
+            }
+            Op::Raw(bytes) => self.outside(&bytes.0),
+            Op::ReplayFrame(index) => {
+                let Some(i) = usize::from(*index).checked_rem(self.frames.len()) else { return };
+                self.outside(&self.frames[i].clone());
+            }
+            Op::Reply(body) => {
+                let body = body_of(&body.0);
+                let before = self.bob.clone();
+                match self.bob.send_e2e(&alice(), body.clone(), &mut self.rng) {
+                    Ok(out) => {
+                        for frame in &out.transmit {
+                            if let Message::E2eSend { envelope, .. } =
+                                open(&mut self.server_end, frame)
+                            {
+                                let got = must(
+                                    self.alice.decrypt(&alice(), &bob(), &envelope),
+                                    "Alice decrypts",
+                                );
+                                assert_eq!(got.body, body, "Alice read another message");
+                            }
+                        }
+                    }
+                    Err(error) => assert!(self.bob == before, "send_e2e changed Bob: {error:?}"),
+                }
+            }
+            Op::Reconnect => {
+                self.bob.disconnect();
+                self.server_end = hand_serve(&mut self.bob, &self.server_key, &mut self.rng);
+            }
+            Op::Relabel { index, from, id } => {
+                let Some(i) = usize::from(*index).checked_rem(self.waiting.len()) else { return };
+                let Some(id) = self.id(*id) else { return };
+                let envelope = self.waiting[i].0.clone();
+                self.deliver(&Message::E2eDeliver { id, from: from.name(), envelope });
+            }
+            Op::Restart => {
+                if self.restarts >= MAX_ARCHIVED_SESSIONS {
+                    return;
+                }
+                self.restarts += 1;
+                let fetched = FetchedBundle {
+                    identity: *self.bundle.identity(),
+                    signed_prekey: *self.bundle.signed_prekey(),
+                    one_time_prekey: self
+                        .bundle
+                        .one_time_prekeys()
+                        .get(self.next_one_time)
+                        .copied(),
+                };
+                self.next_one_time += 1;
+                let started = self.alice.start_session(&alice(), &bob(), &fetched, &mut self.rng);
+                must(started, "Alice starts a session");
+            }
+        }
+    }
+
+    /// Seals `message` into Bob's channel and checks what he makes of it.
+    fn deliver(&mut self, message: &Message) -> ClientOutputs {
+        self.deliver_bytes(&message.encode())
+    }
+
+    fn deliver_bytes(&mut self, plaintext: &[u8]) -> ClientOutputs {
+        let before = (self.bob.clone(), self.server_end.clone());
+        let frame = seal(&mut self.server_end, plaintext);
+        self.frames.push(frame.clone());
+        // The frame authenticates, so it is never an error: refused content is `Dropped` (§7.2).
+        let out = must(self.bob.handle(&frame, &mut self.rng), "an authentic frame");
+        if out.events.iter().any(|e| matches!(e, ClientEvent::Dropped { .. })) {
+            let (mut reference, mut server_end) = before;
+            let ready = seal_message(&mut server_end, &Message::Ready);
+            let ref_out = must(reference.handle(&ready, &mut self.rng), "reference");
+            assert!(matches!(ref_out.events[..], [ClientEvent::Dropped { .. }]), "{ref_out:?}");
+            assert!(
+                self.bob == reference,
+                "refused content changed more than the channel: {out:?}"
+            );
+            assert!(out.transmit.is_empty() && out.events.len() == 1, "{out:?}");
+        }
+        let message = Message::decode(plaintext).ok();
+        for event in &out.events {
+            let ClientEvent::Received { from, id, body } = event else { continue };
+            assert!(!self.accepted.contains(&(from.clone(), *id)), "accepted twice: {event:?}");
+            self.accepted.push((from.clone(), *id));
+            if *from == alice() {
+                self.last_id = self.last_id.max(id.0);
+            }
+            if let Some(Message::E2eDeliver { envelope, .. }) = &message {
+                self.accept_genuine(from, envelope, body);
+            }
+        }
+        out
+    }
+
+    /// Bob decrypted `envelope` from `from` to `body`: it must be a genuine envelope not yet accepted
+    /// (the ratchet message is what authenticates; a prekey message's handshake fields may differ
+    /// once the session exists).
+    fn accept_genuine(&mut self, from: &Name, envelope: &Envelope, body: &Body) {
+        let position = self
+            .waiting
+            .iter()
+            .position(|(genuine, _)| ratchet_message(genuine) == ratchet_message(envelope));
+        let Some(i) = position else {
+            fail(format_args!("accepted an envelope nobody sent: {body:?}"));
+        };
+        let (genuine, plaintext) = self.waiting.remove(i);
+        assert_eq!(*body, plaintext, "decrypted to another plaintext");
+        assert_eq!(*from, alice(), "accepted Alice's envelope as {from}'s: relabelled");
+        self.delivered.push(genuine);
+    }
+
+    /// Bytes outside the channel: Bob must refuse them and stay as he was.
+    fn outside(&mut self, frame: &[u8]) {
+        let before = self.bob.clone();
+        let result = self.bob.handle(frame, &mut self.rng);
+        assert!(result.is_err(), "accepted a frame from outside the channel: {result:?}");
+        assert!(self.bob == before, "a refused frame changed Bob");
+    }
+
+    /// Every genuine envelope still decrypts, and so does a new one.
+    fn finish(&mut self) {
+        self.step(&Op::Seal(SmallBytes(b"after".to_vec())));
+        while !self.waiting.is_empty() {
+            let before = self.waiting.len();
+            self.step(&Op::Deliver { index: 0, id: Id::Fresh });
+            if self.last_id == u64::MAX {
+                return; // ids exhausted: nothing more can be delivered as fresh
+            }
+            assert_eq!(self.waiting.len(), before - 1, "a genuine envelope does not decrypt");
+        }
+    }
+}
+
+/// The ratchet message inside an envelope, if it parses.
+fn ratchet_message(envelope: &Envelope) -> Option<RatchetMessage> {
+    match EnvelopeBody::decode(envelope.as_bytes()).ok()? {
+        EnvelopeBody::Prekey { message, .. } | EnvelopeBody::Ratchet(message) => Some(message),
+    }
+}

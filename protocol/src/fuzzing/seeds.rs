@@ -1,0 +1,855 @@
+//! The seed corpus: valid frames and short transcripts for every target, deterministic.
+//!
+//! `cargo run --manifest-path fuzz/Cargo.toml --example gen_corpus` writes them to
+//! `fuzz/corpus/<target>/seed-<name>`; `protocol/tests/fuzz_corpus.rs` replays the committed files
+//! and these seeds. Operation sequences are encoded with [`super::input::Encode`], and every seed is
+//! checked to decode back to exactly the operations it was made from.
+
+use arbitrary::Arbitrary;
+
+use crate::e2e::peers::Peers;
+use crate::roles::LinkId;
+use crate::roles::Server;
+use crate::suite::PrivateKey;
+use crate::wire::{
+    AckStatus, Body, BundleRefusal, Codec, FetchedBundle, LinkFrame, Message, MessageId,
+    RefusalReason, RejectReason,
+};
+
+use super::bundle_parse::{Batch, Core, IdentityChoice, KeyChoice, SignatureChoice};
+use super::channel_handshake::{Mode, TransportOp};
+use super::e2e_receive::Id;
+use super::hop_server::Request;
+use super::input::{Bytes, Encode, Mutation, NameChoice, SmallBytes, decode_all, encode_all, name};
+use super::must;
+use super::net::{hand_handshake, rng, seal_message};
+use super::roles_sequence::{Queue, Who};
+
+/// One corpus file.
+#[derive(Clone, Debug)]
+pub struct Seed {
+    /// The target whose corpus it belongs to.
+    pub target: &'static str,
+    /// The file name: `seed-<what it is>`.
+    pub name: String,
+    /// The input.
+    pub bytes: Vec<u8>,
+}
+
+/// Every seed of every target.
+pub fn seeds() -> Vec<Seed> {
+    let mut out = wire_decode();
+    out.extend(channel_handshake());
+    out.extend(hop_server());
+    out.extend(e2e_receive());
+    out.extend(bundle_parse());
+    out.extend(roles_sequence());
+    out
+}
+
+/// A structured seed, checked to decode back to `head` and `ops`: a change in how `arbitrary`
+/// decodes fails here instead of silently turning the corpus into noise.
+fn structured<H, T>(target: &'static str, name: &str, head: &H, ops: &[T]) -> Seed
+where
+    H: Encode + for<'a> Arbitrary<'a> + PartialEq + core::fmt::Debug,
+    T: Encode + for<'a> Arbitrary<'a> + PartialEq + core::fmt::Debug,
+{
+    assert!(ops.len() <= super::input::MAX_OPS, "seed {name} is longer than an input may be");
+    let bytes = encode_all(head, ops);
+    let decoded = must(decode_all::<H, T>(&bytes).ok_or("nothing decoded"), "seed decodes");
+    assert!(
+        decoded.0 == *head && decoded.1 == ops,
+        "seed {name} decodes to {decoded:?}, not what it was made from"
+    );
+    Seed { target, name: format!("seed-{name}"), bytes }
+}
+
+fn raw(target: &'static str, name: &str, bytes: Vec<u8>) -> Seed {
+    Seed { target, name: format!("seed-{name}"), bytes }
+}
+
+fn body(text: &str) -> Body {
+    must(Body::new(text.as_bytes().to_vec()), "body")
+}
+
+fn small(text: &str) -> SmallBytes {
+    SmallBytes(text.as_bytes().to_vec())
+}
+
+/// Every message type, the three link frames and both envelope kinds, made by the real code.
+fn wire_decode() -> Vec<Seed> {
+    const T: &str = "wire_decode";
+    let mut rng = rng(0x5345_4544);
+    let mut server = Server::new(PrivateKey::generate(&mut rng));
+    let register = Message::Register { name: name("alice") }.encode();
+    let key = PrivateKey::generate(&mut rng);
+    let (result, client, init) = hand_handshake(&mut server, LinkId(1), key, &register, &mut rng);
+    let resp =
+        must(result, "handshake").transmit.first().map(|(_, f)| f.clone()).unwrap_or_default();
+    let mut client = must(client.ok_or("refused"), "handshake");
+    let ready = seal_message(&mut client.transport, &Message::Ready);
+
+    let mut alice = Peers::generate(&mut rng);
+    let mut bob = Peers::generate(&mut rng);
+    let upload = must(bob.prepare_upload(), "upload");
+    let fetched = FetchedBundle {
+        identity: *upload.identity(),
+        signed_prekey: *upload.signed_prekey(),
+        one_time_prekey: upload.one_time_prekeys().first().copied(),
+    };
+    must(alice.start_session(&name("alice"), &name("bob"), &fetched, &mut rng), "session");
+    let prekey = must(alice.encrypt(&name("bob"), &body("hi"), &mut rng), "encrypt");
+    must(bob.decrypt(&name("bob"), &name("alice"), &prekey), "decrypt");
+    let ratchet = must(bob.encrypt(&name("alice"), &body("ho"), &mut rng), "encrypt");
+
+    let messages = [
+        ("register", Message::Register { name: name("alice") }),
+        ("welcome", Message::Welcome { name: NameChoice::Longest.name() }),
+        ("refused", Message::Refused { reason: RefusalReason::NameTaken }),
+        ("ready", Message::Ready),
+        ("send", Message::Send { id: MessageId(1), to: name("bob"), body: body("meet at noon") }),
+        (
+            "deliver",
+            Message::Deliver { id: MessageId(u64::MAX), from: name("alice"), body: body("") },
+        ),
+        ("ack", Message::Ack { id: MessageId(1), status: AckStatus::Queued }),
+        ("reject", Message::Reject { id: MessageId(2), reason: RejectReason::MailboxFull }),
+        ("upload-bundle", Message::UploadBundle { bundle: upload }),
+        ("bundle-stored", Message::BundleStored { one_time_prekeys: 10 }),
+        ("bundle-refused", Message::BundleRefused { reason: BundleRefusal::DuplicatePrekeyId }),
+        ("fetch-bundle", Message::FetchBundle { name: name("bob") }),
+        ("bundle", Message::Bundle { name: name("bob"), bundle: fetched }),
+        (
+            "bundle-without-one-time-prekey",
+            Message::Bundle {
+                name: name("bob"),
+                bundle: FetchedBundle { one_time_prekey: None, ..fetched },
+            },
+        ),
+        ("no-bundle", Message::NoBundle { name: name("carol") }),
+        (
+            "e2e-send",
+            Message::E2eSend { id: MessageId(3), to: name("bob"), envelope: prekey.clone() },
+        ),
+        (
+            "e2e-deliver",
+            Message::E2eDeliver { id: MessageId(3), from: name("bob"), envelope: ratchet.clone() },
+        ),
+    ];
+    let mut seeds: Vec<Seed> =
+        messages.iter().map(|(n, m)| raw(T, &format!("message-{n}"), m.encode())).collect();
+    seeds.push(raw(T, "link-handshake-init", init));
+    seeds.push(raw(T, "link-handshake-resp", resp));
+    seeds.push(raw(T, "link-transport", ready));
+    seeds.push(raw(
+        T,
+        "link-transport-minimal",
+        must(LinkFrame::transport(vec![0; 16]), "frame").encode(),
+    ));
+    seeds.push(raw(T, "envelope-prekey", prekey.as_bytes().to_vec()));
+    seeds.push(raw(T, "envelope-ratchet", ratchet.as_bytes().to_vec()));
+    seeds
+}
+
+fn channel_handshake() -> Vec<Seed> {
+    const T: &str = "channel_handshake";
+    use TransportOp::{Deliver, Raw, Write};
+    let none: &[TransportOp] = &[];
+    let write = |to_responder, text: &str| Write { to_responder, plaintext: small(text) };
+    let deliver = |to_responder, index, mutation| Deliver { to_responder, index, mutation };
+    vec![
+        structured(T, "message-1", &Mode::Message1(Mutation::None), none),
+        structured(
+            T,
+            "message-1-flipped",
+            &Mode::Message1(Mutation::Flip { pos: 40, xor: 1 }),
+            none,
+        ),
+        structured(
+            T,
+            "message-1-low-order-ephemeral",
+            &Mode::Message1(Mutation::Overwrite { pos: 0, bytes: SmallBytes(vec![0; 32]) }),
+            none,
+        ),
+        structured(T, "message-1-truncated", &Mode::Message1(Mutation::Truncate { len: 95 }), none),
+        structured(T, "message-2", &Mode::Message2(Mutation::None), none),
+        structured(
+            T,
+            "message-2-low-order-ephemeral",
+            &Mode::Message2(Mutation::Overwrite {
+                pos: 0,
+                bytes: SmallBytes([&[1][..], &[0; 31]].concat()),
+            }),
+            none,
+        ),
+        structured(
+            T,
+            "message-2-appended",
+            &Mode::Message2(Mutation::Append(SmallBytes(vec![0]))),
+            none,
+        ),
+        structured(
+            T,
+            "transport-in-order",
+            &Mode::Transport,
+            &[
+                write(true, "one"),
+                write(true, "two"),
+                deliver(true, 0, Mutation::None),
+                deliver(true, 1, Mutation::None),
+                write(false, "back"),
+                deliver(false, 0, Mutation::None),
+            ],
+        ),
+        structured(
+            T,
+            "transport-replayed-reordered-forged",
+            &Mode::Transport,
+            &[
+                write(true, "a"),
+                write(true, "b"),
+                deliver(true, 1, Mutation::None),
+                deliver(true, 0, Mutation::None),
+                deliver(true, 0, Mutation::None),
+                deliver(true, 1, Mutation::Flip { pos: 3, xor: 0x80 }),
+                deliver(true, 1, Mutation::Truncate { len: 15 }),
+                deliver(true, 1, Mutation::None),
+            ],
+        ),
+        structured(
+            T,
+            "transport-raw",
+            &Mode::Transport,
+            &[
+                Raw { to_responder: true, bytes: Bytes(vec![7; 15]) },
+                Raw { to_responder: false, bytes: Bytes(vec![0; 16]) },
+            ],
+        ),
+        structured(
+            T,
+            "handshake",
+            &Mode::Handshake {
+                initiator_static: [1; 32],
+                initiator_ephemeral: [2; 32],
+                responder_ephemeral: [3; 32],
+                payload_1: Bytes(Message::Register { name: name("alice") }.encode()),
+                payload_2: Bytes(Message::Welcome { name: name("alice") }.encode()),
+            },
+            none,
+        ),
+    ]
+}
+
+fn hop_server() -> Vec<Seed> {
+    const T: &str = "hop_server";
+    use super::hop_server::Op::{Close, Connect, Raw, Replay, Seal, Send};
+    let send = |channel, id, to, text: &str| Send {
+        channel,
+        request: Request::Send { id, to, body: Bytes(text.as_bytes().to_vec()) },
+    };
+    let ready = |channel| Send { channel, request: Request::Ready };
+    let connect = |key, who| Connect { key, register: Some(who), payload: Bytes::default() };
+    let mut full = vec![Close { link: 2 }];
+    full.extend((1..=65).map(|id| send(0, id, NameChoice::Bob, "x")));
+    vec![
+        structured(
+            T,
+            "relay",
+            &(),
+            &[send(0, 1, NameChoice::Bob, "meet at noon"), send(1, 1, NameChoice::Alice, "ok")],
+        ),
+        structured(
+            T,
+            "e2e-relay",
+            &(),
+            &[Send {
+                channel: 0,
+                request: Request::E2eSend {
+                    id: 1,
+                    to: NameChoice::Bob,
+                    envelope: Bytes(vec![2; 60]),
+                },
+            }],
+        ),
+        structured(T, "unknown-recipient", &(), &[send(0, 1, NameChoice::Carol, "hello?")]),
+        structured(T, "to-self", &(), &[send(0, 1, NameChoice::Alice, "note to self")]),
+        structured(
+            T,
+            "mailbox",
+            &(),
+            &[
+                Close { link: 2 },
+                send(0, 1, NameChoice::Bob, "queued"),
+                send(0, 2, NameChoice::Bob, "queued too"),
+                connect(1, NameChoice::Bob),
+                ready(1),
+            ],
+        ),
+        structured(T, "mailbox-full", &(), &full),
+        structured(
+            T,
+            "newest-link-wins",
+            &(),
+            &[connect(0, NameChoice::Alice), ready(2), send(2, 1, NameChoice::Bob, "new link")],
+        ),
+        structured(T, "name-taken", &(), &[connect(3, NameChoice::Alice)]),
+        structured(
+            T,
+            "not-a-registration",
+            &(),
+            &[
+                Connect { key: 2, register: None, payload: Bytes(Message::Ready.encode()) },
+                Connect {
+                    key: 2,
+                    register: None,
+                    payload: Bytes(b"\x01\x10\x00\x00\x00\x02\x01A".to_vec()),
+                },
+            ],
+        ),
+        structured(
+            T,
+            "unconfirmed-link",
+            &(),
+            &[
+                connect(2, NameChoice::Carol),
+                send(2, 1, NameChoice::Alice, "before ready"),
+                ready(2),
+                send(2, 2, NameChoice::Alice, "after ready"),
+                send(0, 1, NameChoice::Carol, "to the newcomer"),
+            ],
+        ),
+        structured(
+            T,
+            "unexpected",
+            &(),
+            &[
+                Send { channel: 0, request: Request::Deliver { id: 1, from: NameChoice::Bob } },
+                Send { channel: 0, request: Request::Register(NameChoice::Alice) },
+                ready(0),
+                Send { channel: 1, request: Request::FetchBundle(NameChoice::Alice) },
+            ],
+        ),
+        structured(
+            T,
+            "malformed",
+            &(),
+            &[
+                Seal { channel: 0, plaintext: Bytes(b"\x01\x20\x00\x00\x00\x03abc".to_vec()) },
+                Seal { channel: 0, plaintext: Bytes::default() },
+            ],
+        ),
+        structured(
+            T,
+            "replay",
+            &(),
+            &[
+                send(0, 1, NameChoice::Bob, "once"),
+                Replay { index: 0 },
+                Raw { link: 1, frame: Bytes(b"\x01\x03\x00\x00\x00\x10AAAAAAAAAAAAAAAA".to_vec()) },
+                Raw {
+                    link: 0,
+                    frame: Bytes([&b"\x01\x01\x00\x00\x00\x60"[..], &[0; 96]].concat()),
+                },
+            ],
+        ),
+        structured(
+            T,
+            "closed-link",
+            &(),
+            &[connect(2, NameChoice::Carol), Close { link: 3 }, Replay { index: 0 }],
+        ),
+    ]
+}
+
+fn e2e_receive() -> Vec<Seed> {
+    const T: &str = "e2e_receive";
+    use super::e2e_receive::Op::{
+        Deliver, Forge, HopDeliver, Mutate, Plaintext, Raw, Reconnect, Relabel, Replay,
+        ReplayFrame, Reply, Restart, Seal,
+    };
+    let seal = |text: &str| Seal(small(text));
+    let deliver = |index| Deliver { index, id: Id::Fresh };
+    vec![
+        structured(T, "unanswered", &false, &[seal("hi"), deliver(0)]),
+        structured(
+            T,
+            "unanswered-out-of-order",
+            &false,
+            &[seal("a"), seal("b"), deliver(1), deliver(0)],
+        ),
+        structured(
+            T,
+            "unanswered-mutated",
+            &false,
+            &[
+                seal("a"),
+                Mutate { index: 0, mutation: Mutation::Flip { pos: 5, xor: 1 }, id: Id::Fresh },
+                Mutate { index: 0, mutation: Mutation::Flip { pos: 70, xor: 1 }, id: Id::Fresh },
+                Mutate { index: 0, mutation: Mutation::Flip { pos: 100, xor: 1 }, id: Id::Fresh },
+                Mutate { index: 0, mutation: Mutation::Truncate { len: 120 }, id: Id::Fresh },
+                deliver(0),
+                Replay { index: 0, id: Id::Fresh },
+            ],
+        ),
+        structured(T, "in-order", &true, &[seal("a"), deliver(0), seal("b"), deliver(0)]),
+        structured(
+            T,
+            "out-of-order",
+            &true,
+            &[seal("a"), seal("b"), seal("c"), deliver(2), deliver(0), deliver(0)],
+        ),
+        structured(
+            T,
+            "replay",
+            &true,
+            &[
+                seal("a"),
+                deliver(0),
+                Replay { index: 0, id: Id::Fresh },
+                Replay { index: 0, id: Id::Exact(3) },
+            ],
+        ),
+        structured(T, "replayed-id", &true, &[seal("a"), Deliver { index: 0, id: Id::Exact(2) }]),
+        structured(
+            T,
+            "ratchet-turns",
+            &true,
+            &[
+                seal("a"),
+                Reply(small("x")),
+                seal("b"),
+                deliver(1),
+                Reply(small("y")),
+                seal("c"),
+                deliver(0),
+                deliver(0),
+            ],
+        ),
+        structured(
+            T,
+            "header-mutated",
+            &true,
+            &[
+                seal("a"),
+                Mutate {
+                    index: 0,
+                    mutation: Mutation::Overwrite {
+                        pos: 37,
+                        bytes: SmallBytes(vec![0, 0, 0x10, 0]),
+                    },
+                    id: Id::Fresh,
+                },
+                Mutate {
+                    index: 0,
+                    mutation: Mutation::Overwrite { pos: 33, bytes: SmallBytes(vec![0xff; 8]) },
+                    id: Id::Fresh,
+                },
+                Mutate {
+                    index: 0,
+                    mutation: Mutation::Overwrite { pos: 1, bytes: SmallBytes(vec![0; 32]) },
+                    id: Id::Fresh,
+                },
+                deliver(0),
+            ],
+        ),
+        structured(
+            T,
+            "forged",
+            &true,
+            &[
+                Forge { from: NameChoice::Carol, id: Id::Fresh, envelope: Bytes(vec![1; 200]) },
+                Forge { from: NameChoice::Alice, id: Id::Fresh, envelope: Bytes(vec![2; 60]) },
+                Forge { from: NameChoice::Bob, id: Id::Exact(9), envelope: Bytes(vec![3]) },
+            ],
+        ),
+        structured(
+            T,
+            "plaintext",
+            &true,
+            &[
+                Plaintext(Bytes(b"\x01\x37\x00\x00\x00\x00".to_vec())),
+                Plaintext(Bytes::default()),
+                HopDeliver { from: NameChoice::Alice, id: Id::Fresh, body: small("hop") },
+                HopDeliver { from: NameChoice::Carol, id: Id::Exact(1), body: small("x") },
+            ],
+        ),
+        structured(
+            T,
+            "outside-the-channel",
+            &true,
+            &[Raw(Bytes(vec![1, 3, 0, 0, 0, 16, 9, 9])), seal("a"), deliver(0), ReplayFrame(0)],
+        ),
+        structured(T, "reconnect", &true, &[seal("a"), Reconnect, deliver(0), ReplayFrame(0)]),
+        structured(
+            T,
+            "relabelled",
+            &true,
+            &[
+                seal("a"),
+                Relabel { index: 0, from: NameChoice::Carol, id: Id::Fresh },
+                Relabel { index: 0, from: NameChoice::Bob, id: Id::Fresh },
+                deliver(0),
+            ],
+        ),
+        structured(
+            T,
+            "restarts",
+            &true,
+            &[
+                seal("old session"),
+                Restart,
+                seal("new session"),
+                deliver(1),
+                Reply(small("which session?")),
+                deliver(0),
+                Restart,
+                Restart,
+                seal("newest"),
+                deliver(0),
+            ],
+        ),
+    ]
+}
+
+fn bundle_parse() -> Vec<Seed> {
+    const T: &str = "bundle_parse";
+    use super::bundle_parse::Op::{ClientBundle, Fetch, Pin, RawBundle, RawUpload, Upload};
+    let genuine = |pool, spk_id| Core {
+        identity: IdentityChoice::Pool(pool),
+        spk_id,
+        spk: KeyChoice::Pool(pool),
+        signature: SignatureChoice::Genuine,
+    };
+    let batch = |count, first_id, step| Batch { count, first_id, step, low_order_at: None };
+    let upload = |core, batch| Upload { bob: false, core, batch };
+    let raw_identity = |sign: [u8; 32]| Core {
+        identity: IdentityChoice::Raw { dh: KeyChoice::Pool(0), sign },
+        ..genuine(0, 1)
+    };
+    let mut non_canonical = [0xff; 32];
+    non_canonical[0] = 0xee;
+    non_canonical[31] = 0x7f;
+    let mut small_order = [0; 32];
+    small_order[0] = 1;
+
+    let mut rng = rng(0x5345_4542);
+    let upload_body = must(Peers::generate(&mut rng).prepare_upload(), "upload");
+    let upload_body = Message::UploadBundle { bundle: upload_body }.encode().split_off(6);
+    vec![
+        structured(T, "upload", &(), &[upload(genuine(0, 1), batch(10, 2, 1))]),
+        structured(
+            T,
+            "upload-fetch",
+            &(),
+            &[
+                upload(genuine(0, 1), batch(2, 2, 1)),
+                Fetch { bob: true, name: NameChoice::Alice, to_client: true },
+                Fetch { bob: true, name: NameChoice::Alice, to_client: false },
+                Fetch { bob: false, name: NameChoice::Alice, to_client: true },
+            ],
+        ),
+        structured(
+            T,
+            "too-many",
+            &(),
+            &[
+                upload(genuine(0, 1), batch(101, 2, 1)),
+                upload(genuine(0, 1), batch(60, 2, 1)),
+                upload(genuine(0, 1), batch(41, 100, 1)),
+                upload(genuine(0, 1), batch(40, 100, 1)),
+            ],
+        ),
+        structured(
+            T,
+            "duplicate-ids",
+            &(),
+            &[
+                upload(genuine(0, 1), batch(2, 5, 0)),
+                upload(genuine(0, 1), batch(2, 1, 1)),
+                upload(genuine(0, 1), batch(3, 2, 1)),
+                upload(genuine(0, 1), batch(1, 3, 1)),
+                upload(genuine(0, 9), batch(1, 1, 1)),
+                upload(genuine(1, 1), batch(1, 3, 1)),
+            ],
+        ),
+        structured(
+            T,
+            "low-order",
+            &(),
+            &[
+                upload(Core { spk: KeyChoice::LowOrder(0), ..genuine(0, 1) }, batch(1, 2, 1)),
+                upload(
+                    genuine(0, 1),
+                    Batch { count: 3, first_id: 2, step: 1, low_order_at: Some(2) },
+                ),
+                upload(
+                    Core {
+                        identity: IdentityChoice::Raw { dh: KeyChoice::LowOrder(1), sign: [0; 32] },
+                        ..genuine(0, 1)
+                    },
+                    batch(0, 0, 0),
+                ),
+            ],
+        ),
+        structured(
+            T,
+            "bad-signature",
+            &(),
+            &[
+                upload(
+                    Core {
+                        signature: SignatureChoice::Flipped { pos: 3, xor: 1 },
+                        ..genuine(0, 1)
+                    },
+                    batch(1, 2, 1),
+                ),
+                upload(
+                    Core {
+                        signature: SignatureChoice::Flipped { pos: 63, xor: 0x10 },
+                        ..genuine(0, 1)
+                    },
+                    batch(0, 0, 0),
+                ),
+                upload(
+                    Core { signature: SignatureChoice::Raw([0; 64]), ..genuine(0, 1) },
+                    batch(0, 0, 0),
+                ),
+            ],
+        ),
+        structured(
+            T,
+            "bad-signing-key",
+            &(),
+            &[
+                upload(raw_identity(small_order), batch(0, 0, 0)),
+                upload(raw_identity(non_canonical), batch(0, 0, 0)),
+                upload(raw_identity([2; 32]), batch(0, 0, 0)),
+            ],
+        ),
+        structured(
+            T,
+            "client-bundle",
+            &(),
+            &[
+                ClientBundle {
+                    name: NameChoice::Bob,
+                    core: genuine(1, 7),
+                    one_time: Some((9, KeyChoice::Pool(1))),
+                    queue: true,
+                },
+                ClientBundle {
+                    name: NameChoice::Bob,
+                    core: genuine(1, 7),
+                    one_time: None,
+                    queue: true,
+                },
+            ],
+        ),
+        structured(
+            T,
+            "client-pinned",
+            &(),
+            &[
+                Pin { name: NameChoice::Bob, identity: IdentityChoice::Pool(2) },
+                ClientBundle {
+                    name: NameChoice::Bob,
+                    core: genuine(1, 7),
+                    one_time: None,
+                    queue: true,
+                },
+                ClientBundle {
+                    name: NameChoice::Bob,
+                    core: genuine(2, 7),
+                    one_time: None,
+                    queue: true,
+                },
+            ],
+        ),
+        structured(
+            T,
+            "client-bad-bundles",
+            &(),
+            &[
+                ClientBundle {
+                    name: NameChoice::Alice,
+                    core: Core {
+                        signature: SignatureChoice::Flipped { pos: 0, xor: 1 },
+                        ..genuine(0, 1)
+                    },
+                    one_time: None,
+                    queue: true,
+                },
+                ClientBundle {
+                    name: NameChoice::Alice,
+                    core: genuine(0, 1),
+                    one_time: Some((2, KeyChoice::LowOrder(2))),
+                    queue: false,
+                },
+            ],
+        ),
+        structured(
+            T,
+            "raw",
+            &(),
+            &[
+                RawUpload(Bytes(upload_body)),
+                RawUpload(Bytes(vec![0; 40])),
+                RawBundle(Bytes(vec![3, b'b', b'o', b'b'])),
+            ],
+        ),
+        structured(
+            T,
+            "no-bundle",
+            &(),
+            &[
+                Fetch { bob: false, name: NameChoice::Carol, to_client: true },
+                Fetch { bob: true, name: NameChoice::Longest, to_client: false },
+            ],
+        ),
+    ]
+}
+
+fn roles_sequence() -> Vec<Seed> {
+    const T: &str = "roles_sequence";
+    use super::roles_sequence::Op::{
+        Corrupt, Deliver, DeliverAll, Disconnect, Drop, Duplicate, Inject, Reconnect, Reorder,
+        SendE2e, SendHop, Upload,
+    };
+    let hop = |from, to, text: &str| SendHop { from, to, body: small(text) };
+    let e2e = |from, text: &str| SendE2e { from, to_peer: true, body: small(text) };
+    let (a, b) = (Who::Alice, Who::Bob);
+    vec![
+        structured(
+            T,
+            "hop",
+            &true,
+            &[
+                hop(a, NameChoice::Bob, "meet at noon"),
+                DeliverAll,
+                hop(b, NameChoice::Alice, "ok"),
+                DeliverAll,
+            ],
+        ),
+        structured(
+            T,
+            "e2e",
+            &true,
+            &[e2e(a, "a"), e2e(b, "b"), DeliverAll, e2e(a, "c"), DeliverAll],
+        ),
+        structured(
+            T,
+            "offline",
+            &true,
+            &[
+                Disconnect(b),
+                hop(a, NameChoice::Bob, "queued"),
+                e2e(a, "queued e2e"),
+                DeliverAll,
+                Reconnect(b),
+                DeliverAll,
+            ],
+        ),
+        structured(
+            T,
+            "duplicate",
+            &true,
+            &[
+                e2e(a, "x"),
+                Duplicate { queue: Queue::Server, index: 0 },
+                Deliver(Queue::Server),
+                Duplicate { queue: Queue::Bob, index: 0 },
+                DeliverAll,
+            ],
+        ),
+        structured(
+            T,
+            "reorder",
+            &true,
+            &[e2e(a, "1"), e2e(a, "2"), Reorder { queue: Queue::Server, index: 1 }, DeliverAll],
+        ),
+        structured(
+            T,
+            "reorder-at-bob",
+            &true,
+            &[
+                e2e(a, "1"),
+                e2e(a, "2"),
+                Deliver(Queue::Server),
+                Deliver(Queue::Server),
+                Reorder { queue: Queue::Bob, index: 2 },
+                DeliverAll,
+            ],
+        ),
+        structured(
+            T,
+            "corrupt",
+            &true,
+            &[
+                e2e(a, "1"),
+                Deliver(Queue::Server),
+                Corrupt { queue: Queue::Bob, index: 0, pos: 20, xor: 1 },
+                DeliverAll,
+            ],
+        ),
+        structured(
+            T,
+            "drop",
+            &true,
+            &[
+                e2e(a, "1"),
+                e2e(a, "2"),
+                Deliver(Queue::Server),
+                Deliver(Queue::Server),
+                Drop { queue: Queue::Bob, index: 0 },
+                DeliverAll,
+                e2e(a, "3"),
+                DeliverAll,
+            ],
+        ),
+        structured(
+            T,
+            "no-bundle",
+            &true,
+            &[
+                SendE2e { from: a, to_peer: false, body: small("to carol") },
+                DeliverAll,
+                hop(a, NameChoice::Carol, "x"),
+                DeliverAll,
+            ],
+        ),
+        structured(
+            T,
+            "inject",
+            &true,
+            &[
+                hop(a, NameChoice::Bob, "x"),
+                DeliverAll,
+                Inject { index: 0, queue: Queue::Server },
+                Inject { index: 1, queue: Queue::Bob },
+                Inject { index: 2, queue: Queue::Alice },
+                DeliverAll,
+            ],
+        ),
+        structured(
+            T,
+            "reconnect",
+            &true,
+            &[
+                Reconnect(a),
+                Disconnect(a),
+                Reconnect(a),
+                Reconnect(a),
+                Duplicate { queue: Queue::Server, index: 0 },
+                DeliverAll,
+                Upload(a),
+                DeliverAll,
+            ],
+        ),
+        structured(
+            T,
+            "without-healing",
+            &false,
+            &[hop(b, NameChoice::Alice, "x"), e2e(b, "y"), DeliverAll],
+        ),
+    ]
+}

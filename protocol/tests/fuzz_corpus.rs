@@ -1,0 +1,80 @@
+//! Replays the fuzz corpus — every file under `fuzz/corpus/<target>/`, and the seeds the generator
+//! makes now — through the same entry points the fuzz targets call (`e2e_protocol::fuzzing`), so a
+//! regression is caught by `cargo test`, without a fuzzer or a nightly toolchain.
+//!
+//! Every crash a fuzzer finds becomes a corpus file (named after the bug) *and* a named test below.
+#![cfg(test)]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+
+use e2e_protocol::fuzzing::{TARGETS, seeds::seeds};
+
+fn corpus_dir(target: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
+}
+
+fn entry(target: &str) -> fn(&[u8]) {
+    TARGETS.iter().find(|(name, _)| *name == target).map(|(_, run)| *run).unwrap()
+}
+
+/// Runs one corpus file; panics (failing the test) if the entry point does.
+fn replay(target: &str, file: &str) {
+    let path = corpus_dir(target).join(file);
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    entry(target)(&data);
+}
+
+#[test]
+fn every_committed_corpus_file_replays() {
+    let mut failures = Vec::new();
+    for (target, _) in TARGETS {
+        let dir = corpus_dir(target);
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.is_file())
+            .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no corpus for {target} in {}", dir.display());
+        for file in files {
+            if catch_unwind(AssertUnwindSafe(|| replay(target, &file))).is_err() {
+                failures.push(format!("{target}/{file}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "corpus files that fail: {failures:#?}");
+}
+
+#[test]
+fn every_generated_seed_replays() {
+    let mut failures = Vec::new();
+    for seed in seeds() {
+        if catch_unwind(AssertUnwindSafe(|| entry(seed.target)(&seed.bytes))).is_err() {
+            failures.push(format!("{}/{}", seed.target, seed.name));
+        }
+    }
+    assert!(failures.is_empty(), "seeds that fail: {failures:#?}");
+}
+
+#[test]
+fn every_target_has_seeds() {
+    let seeds = seeds();
+    for (target, _) in TARGETS {
+        assert!(seeds.iter().any(|s| s.target == *target), "no seeds for {target}");
+    }
+}
+
+/// An empty input, and a few bytes of noise, are valid inputs of every target.
+#[test]
+fn trivial_inputs() {
+    for (_, run) in TARGETS {
+        run(&[]);
+        run(&[0xff; 7]);
+        run(&[0; 64]);
+    }
+}
+
+// Regressions: one named test per crash a fuzzer found, replaying its minimized input, committed as
+// `fuzz/corpus/<target>/regression-<what broke>` (README, "Fuzzing").

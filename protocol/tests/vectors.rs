@@ -1,0 +1,176 @@
+//! The reference test vectors of `spec/vectors/` (SPEC.md §17): the committed files are exactly what
+//! the generator writes, every case re-derives, every file matches its JSON Schema (with the
+//! `jsonschema` crate), and the `e2e-ref vectors` commands behave as documented.
+#![cfg(test)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use e2e_protocol::drivers::vectors::{FILES, generate_into, verify_dir};
+
+fn spec_vectors() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("spec").join("vectors")
+}
+
+/// A fresh directory under the system's temporary directory (never the source tree).
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("e2e-ref-vectors-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn committed_vectors_equal_a_fresh_generation() {
+    let dir = temp_dir("fresh");
+    generate_into(&dir).unwrap();
+    for kind in &FILES {
+        let fresh = read(&dir.join(kind.file));
+        let committed = read(&spec_vectors().join(kind.file));
+        assert!(
+            fresh == committed,
+            "spec/vectors/{} differs from a fresh generation; if the change is intended, regenerate with \
+             `cargo run --release --bin e2e-ref -- vectors generate --out spec/vectors`",
+            kind.file
+        );
+    }
+    // Twice in a row: byte-identical (no clock, no hash-map order).
+    let again = temp_dir("again");
+    generate_into(&again).unwrap();
+    for kind in &FILES {
+        assert_eq!(read(&dir.join(kind.file)), read(&again.join(kind.file)), "{}", kind.file);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&again);
+}
+
+#[test]
+fn every_committed_case_verifies() {
+    let reports = verify_dir(&spec_vectors());
+    assert_eq!(reports.len(), FILES.len());
+    for report in reports {
+        let failures: Vec<_> = report.cases.iter().filter(|c| c.failure.is_some()).collect();
+        assert!(failures.is_empty(), "{}: {failures:#?}", report.file);
+        assert!(report.passed() > 0, "{} has no cases", report.file);
+    }
+}
+
+#[test]
+fn every_file_matches_its_schema() {
+    for kind in &FILES {
+        let stem = kind.file.trim_end_matches(".json");
+        let schema = json(&spec_vectors().join("schema").join(format!("{stem}.schema.json")));
+        let validator = jsonschema::draft202012::new(&schema)
+            .unwrap_or_else(|e| panic!("{stem}.schema.json is not a valid schema: {e}"));
+        let instance = json(&spec_vectors().join(kind.file));
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .take(5)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{} does not match its schema: {errors:#?}", kind.file);
+    }
+}
+
+/// Each case must carry an id, a comment and its expectation (`result`, and `error` for invalid
+/// ones) — the schemas say so too; this also checks the ids are unique within a file.
+#[test]
+fn every_case_carries_its_expectation_and_a_unique_id() {
+    for kind in &FILES {
+        let file = json(&spec_vectors().join(kind.file));
+        let cases: Vec<&serde_json::Value> = match file["cases"].as_array() {
+            Some(cases) => cases.iter().collect(),
+            None => file["runs"]
+                .as_array()
+                .expect("cases or runs")
+                .iter()
+                .flat_map(|run| run["cases"].as_array().expect("run cases"))
+                .collect(),
+        };
+        let mut ids = std::collections::BTreeSet::new();
+        let (mut valid, mut invalid) = (0, 0);
+        for case in cases {
+            let id = case["id"].as_str().expect("id");
+            assert!(ids.insert(id.to_owned()), "{}: duplicate id {id}", kind.file);
+            assert!(case["comment"].as_str().is_some_and(|c| !c.is_empty()), "{id}: comment");
+            match case["result"].as_str() {
+                Some("valid") => valid += 1,
+                Some("invalid") => {
+                    invalid += 1;
+                    assert!(case["error"].as_str().is_some(), "{id}: invalid without error");
+                }
+                other => panic!("{id}: result {other:?}"),
+            }
+        }
+        assert!(valid > 0 && invalid > 0, "{}: {valid} valid, {invalid} invalid", kind.file);
+    }
+}
+
+/// The verifier is not a rubber stamp: a changed byte, a wrong expectation or a missing file fail.
+#[test]
+fn verify_detects_tampering() {
+    let dir = temp_dir("tampered");
+    generate_into(&dir).unwrap();
+    let path = dir.join("key_schedule.json");
+    let mut file = json(&path);
+    let sk =
+        file["cases"].as_array_mut().unwrap().iter_mut().find(|c| c["function"] == "x3dh").unwrap();
+    sk["SK"] = serde_json::Value::String("00".repeat(32));
+    std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
+
+    let path = dir.join("wire.json");
+    let mut file = json(&path);
+    let case =
+        file["cases"].as_array_mut().unwrap().iter_mut().find(|c| c["id"] == "link-empty").unwrap();
+    case["error"] = "Wire.Oversized".into();
+    std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
+    std::fs::remove_file(dir.join("channel.json")).unwrap();
+
+    let reports = verify_dir(&dir);
+    let failed = |file: &str| reports.iter().find(|r| r.file == file).unwrap().failed();
+    assert_eq!(failed("key_schedule.json"), 1);
+    assert_eq!(failed("wire.json"), 1);
+    assert_eq!(failed("channel.json"), 1);
+    assert_eq!(failed("bundles.json"), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn e2e_ref(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_e2e-ref")).args(args).output().expect("run e2e-ref");
+    (out.status.success(), String::from_utf8(out.stdout).expect("utf-8"))
+}
+
+/// `e2e-ref vectors verify` on the committed files: per-file counts, exit 0. `vectors generate`
+/// writes the same bytes as the library. And a failing case makes `verify` exit non-zero.
+#[test]
+fn cli_generate_and_verify() {
+    let spec = spec_vectors();
+    let (ok, stdout) = e2e_ref(&["vectors", "verify", spec.to_str().unwrap()]);
+    assert!(ok, "{stdout}");
+    for kind in &FILES {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(kind.file) && l.ends_with(" passed, 0 failed")),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.lines().last().unwrap().ends_with(" failed"), "{stdout}");
+
+    let dir = temp_dir("cli");
+    let (ok, stdout) = e2e_ref(&["vectors", "generate", "--out", dir.to_str().unwrap()]);
+    assert!(ok, "{stdout}");
+    for kind in &FILES {
+        assert_eq!(read(&dir.join(kind.file)), read(&spec.join(kind.file)), "{}", kind.file);
+    }
+    std::fs::write(dir.join("bundles.json"), "{}").unwrap();
+    let (ok, stdout) = e2e_ref(&["vectors", "verify", dir.to_str().unwrap()]);
+    assert!(!ok, "{stdout}");
+    assert!(stdout.contains("bundles.json: 0 passed, 1 failed"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

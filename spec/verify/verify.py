@@ -1,0 +1,1369 @@
+#!/usr/bin/env python3
+"""Independent verifier of spec/vectors/, written from spec/SPEC.md alone (not from the Rust code).
+
+Re-derives and checks key_schedule.json, wire.json, channel.json, bundles.json, e2e_transcript.json and
+hop_transcript.json with Python 3.11 and the `cryptography` package (X25519, ChaCha20-Poly1305) plus the
+standard library (SHA-256/512, HMAC, HKDF written out from RFC 5869). Ed25519 strict verification
+(SPEC.md §10.3) is written out here: canonical y < p, decoding per RFC 8032 §5.1.3, small-order checks
+([8]P = identity), canonical S < l, and the cofactorless equation compared as encodings; the
+`cryptography` verifier is consulted as well and must agree wherever it is stricter or equal.
+
+Usage: python3 spec/verify/verify.py [DIR]   (default: spec/vectors next to this file)
+Prints per-file counts and exits non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sys
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives import serialization
+
+
+class Refused(Exception):
+    """A protocol refusal with its SPEC.md §7.1 class, e.g. `Wire.Truncated`."""
+
+    def __init__(self, cls: str):
+        super().__init__(cls)
+        self.cls = cls
+
+
+class Mismatch(Exception):
+    pass
+
+
+def check(what, expected, got):
+    if expected != got:
+        raise Mismatch(f"{what}: file has {str(expected)[:120]}, derived {str(got)[:120]}")
+
+
+H = bytes.fromhex
+
+# ---------------------------------------------------------------------------------------------
+# §2 Suite
+# ---------------------------------------------------------------------------------------------
+
+
+def sha256(*parts: bytes) -> bytes:
+    return hashlib.sha256(b"".join(parts)).digest()
+
+
+def sha512(*parts: bytes) -> bytes:
+    return hashlib.sha512(b"".join(parts)).digest()
+
+
+def hmac256(key: bytes, *parts: bytes) -> bytes:
+    return hmac.new(key, b"".join(parts), hashlib.sha256).digest()
+
+
+def hkdf(salt: bytes, ikm: bytes, info: bytes, length: int) -> bytes:
+    """RFC 5869 HKDF-SHA-256, extract then expand (SPEC.md §2)."""
+    prk = hmac256(salt if salt else bytes(32), ikm)
+    out, t, i = b"", b"", 1
+    while len(out) < length:
+        t = hmac256(prk, t, info, bytes([i]))
+        out += t
+        i += 1
+    return out[:length]
+
+
+def x25519_public(private: bytes) -> bytes:
+    return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+
+
+def dh(private: bytes, public: bytes, cls: str) -> bytes:
+    """X25519 with the contributory check of SPEC.md §2.1; `cls` is the class to report."""
+    try:
+        out = X25519PrivateKey.from_private_bytes(private).exchange(X25519PublicKey.from_public_bytes(public))
+    except ValueError:  # OpenSSL refuses an all-zero result itself
+        raise Refused(cls)
+    if out == bytes(32):
+        raise Refused(cls)
+    return out
+
+
+def is_low_order_x25519(public: bytes) -> bool:
+    """SPEC.md §10.3 step 2: X25519(k, P) = 0 for a clamped k (any clamped k gives the same answer)."""
+    try:
+        dh(bytes([1] * 32), public, "x")
+        return False
+    except Refused:
+        return True
+
+
+def aead_seal(key: bytes, nonce: bytes, ad: bytes, pt: bytes) -> bytes:
+    return ChaCha20Poly1305(key).encrypt(nonce, pt, ad)
+
+
+def aead_open(key: bytes, nonce: bytes, ad: bytes, ct: bytes, cls: str) -> bytes:
+    try:
+        return ChaCha20Poly1305(key).decrypt(nonce, ct, ad)
+    except (InvalidTag, ValueError):
+        raise Refused(cls)
+
+
+def channel_nonce(n: int) -> bytes:
+    """SPEC.md §2.2: four zero bytes, then LE64(n)."""
+    return bytes(4) + n.to_bytes(8, "little")
+
+
+# --- Ed25519, strict (SPEC.md §10.3 steps 1 and 3), from RFC 8032 ---------------------------------
+
+P = 2**255 - 19
+L = 2**252 + 27742317777372353535851937790883648493
+D = (-121665 * pow(121666, P - 2, P)) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def ed_add(a, b):
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    aa = (y1 - x1) * (y2 - x2) % P
+    bb = (y1 + x1) * (y2 + x2) % P
+    cc = t1 * 2 * D * t2 % P
+    dd = z1 * 2 * z2 % P
+    e, f, g, h = bb - aa, dd - cc, dd + cc, bb + aa
+    return (e * f % P, g * h % P, f * g % P, e * h % P)
+
+
+def ed_mul(s, p):
+    q = (0, 1, 1, 0)
+    while s > 0:
+        if s & 1:
+            q = ed_add(q, p)
+        p = ed_add(p, p)
+        s >>= 1
+    return q
+
+
+def ed_encode(p) -> bytes:
+    x, y, z, _ = p
+    zi = pow(z, P - 2, P)
+    x, y = x * zi % P, y * zi % P
+    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+
+
+def ed_decode(b: bytes, canonical: bool = True):
+    """RFC 8032 §5.1.3; with `canonical`, y >= p is refused (SPEC.md §10.3 step 1)."""
+    v = int.from_bytes(b, "little")
+    sign, y = v >> 255, v & ((1 << 255) - 1)
+    if y >= P:
+        if canonical:
+            return None
+        y -= P
+    x2 = (y * y - 1) * pow(D * y * y + 1, P - 2, P) % P
+    if x2 == 0:
+        if sign:
+            return None
+        return (0, y, 1, 0)
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P != 0:
+        x = x * SQRT_M1 % P
+    if (x * x - x2) % P != 0:
+        return None
+    if (x & 1) != sign:
+        x = P - x
+    return (x, y, 1, x * y % P)
+
+
+def ed_is_identity(p) -> bool:
+    x, y, z, _ = p
+    return x % P == 0 and (y - z) % P == 0
+
+
+def ed_small_order(p) -> bool:
+    return ed_is_identity(ed_mul(8, p))
+
+
+BASE = ed_decode(H("5866666666666666666666666666666666666666666666666666666666666666"))
+
+
+def ed_check_key(a: bytes) -> bool:
+    """Step 1: canonical, decodes, not of small order."""
+    point = ed_decode(a)
+    return point is not None and not ed_small_order(point)
+
+
+def ed_verify_strict(a: bytes, msg: bytes, sig: bytes) -> bool:
+    """Step 3: S < l, R decodes (canonically) and is not of small order, [S]B = R + [k]A, compared as
+    encodings: encode([S]B - [k]A) must be exactly the R bytes received."""
+    point_a = ed_decode(a)
+    r_bytes, s = sig[:32], int.from_bytes(sig[32:], "little")
+    if point_a is None or s >= L:
+        return False
+    point_r = ed_decode(r_bytes)
+    if point_r is None or ed_small_order(point_r):
+        return False
+    k = int.from_bytes(sha512(r_bytes, a, msg), "little") % L
+    neg_ka = ed_mul(L - k, point_a)
+    ours = ed_encode(ed_add(ed_mul(s, BASE), neg_ka)) == r_bytes
+    # The `cryptography` (OpenSSL) verifier: it may be more lenient than SPEC.md, never stricter here.
+    try:
+        Ed25519PublicKey.from_public_bytes(a).verify(sig, msg)
+        theirs = True
+    except (InvalidSignature, ValueError):
+        theirs = False
+    if ours and not theirs:
+        raise Mismatch("strict Ed25519 accepted a signature OpenSSL refuses")
+    return ours
+
+
+def ed_public(seed: bytes) -> bytes:
+    return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+
+
+def rng_stream(seed: int, length: int) -> bytes:
+    """SPEC.md §9: the reference RNG. The 32-byte ChaCha20 key is eight PCG32 outputs from the seed
+    (each 4 bytes little-endian); the stream is the ChaCha20 keystream (20 rounds, 64-bit block counter
+    and 64-bit stream id, both starting at 0); each draw takes the next 32 bytes."""
+    state, key = seed, b""
+    for _ in range(8):
+        state = (state * 0x5851F42D4C957F2D + 0xA17654E46FBE17F3) % 2**64
+        xorshifted = (((state >> 18) ^ state) >> 27) & 0xFFFFFFFF
+        rot = state >> 59
+        key += (((xorshifted >> rot) | (xorshifted << ((32 - rot) & 31))) & 0xFFFFFFFF).to_bytes(4, "little")
+    # cryptography's ChaCha20 takes the 16-byte counter||nonce block words 12..15: all zero here.
+    return Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor().update(bytes(length))
+
+
+# ---------------------------------------------------------------------------------------------
+# §3 Wire format
+# ---------------------------------------------------------------------------------------------
+
+LINK_TYPES = {0x01: ("HandshakeInit", 96), 0x02: ("HandshakeResp", 48), 0x03: ("Transport", 16)}
+MESSAGE_TYPES = {
+    0x10: "Register", 0x11: "Welcome", 0x12: "Refused", 0x13: "Ready", 0x20: "Send", 0x21: "Deliver",
+    0x22: "Ack", 0x23: "Reject", 0x30: "UploadBundle", 0x31: "BundleStored", 0x32: "BundleRefused",
+    0x33: "FetchBundle", 0x34: "Bundle", 0x35: "NoBundle", 0x36: "E2eSend", 0x37: "E2eDeliver",
+}
+REFUSAL = {1: "NameTaken", 2: "NotARegistration"}
+ACK = {1: "Relayed", 2: "Queued"}
+REJECT = {1: "Policy", 2: "MailboxFull", 3: "UnknownRecipient"}
+BUNDLE_REFUSAL = {1: "BadSigningKey", 2: "LowOrderKey", 3: "BadSignature", 4: "TooManyPrekeys", 5: "DuplicatePrekeyId"}
+NAME_ALPHABET = set(b"abcdefghijklmnopqrstuvwxyz0123456789-_.")
+MAX_BODY_LEN = 16384
+MAX_ENVELOPE_LEN = MAX_BODY_LEN + 256
+MAX_ENCODED_PREKEYS = 1000
+
+
+class Reader:
+    def __init__(self, b: bytes):
+        self.b, self.i = b, 0
+
+    def take(self, n: int) -> bytes:
+        if self.i + n > len(self.b):
+            raise Refused("Wire.Truncated")
+        out = self.b[self.i : self.i + n]
+        self.i += n
+        return out
+
+    def int(self, n: int) -> int:
+        return int.from_bytes(self.take(n), "big")
+
+    def rest(self) -> bytes:
+        out = self.b[self.i :]
+        self.i = len(self.b)
+        return out
+
+    def finish(self):
+        if self.i != len(self.b):
+            raise Refused("Wire.TrailingBytes")
+
+
+def read_name(r: Reader) -> str:
+    n = r.int(1)
+    if n < 1 or n > 32:
+        raise Refused("Wire.BadLength")
+    b = r.take(n)
+    if not set(b) <= NAME_ALPHABET:
+        raise Refused("Wire.InvalidValue")
+    return b.decode()
+
+
+def enc_name(s: str) -> bytes:
+    return bytes([len(s)]) + s.encode()
+
+
+def read_enum(r: Reader, table: dict) -> str:
+    v = r.int(1)
+    if v not in table:
+        raise Refused("Wire.InvalidValue")
+    return table[v]
+
+
+def read_opk(r: Reader) -> dict:
+    return {"id": r.int(4), "key": r.take(32).hex()}
+
+
+def read_spk(r: Reader, out: dict):
+    out["spk_id"] = r.int(4)
+    out["spk"] = r.take(32).hex()
+    out["spk_sig"] = r.take(64).hex()
+
+
+def decode_frame(b: bytes, family: str):
+    """SPEC.md §3.4, checks in order; returns (type code, body bytes)."""
+    maximum = 65541 if family == "link" else 6 + 65513
+    if len(b) > maximum:
+        raise Refused("Wire.Oversized")
+    if len(b) < 1:
+        raise Refused("Wire.Truncated")
+    if b[0] != 0x01:
+        raise Refused("Wire.UnknownVersion")
+    if len(b) < 2:
+        raise Refused("Wire.Truncated")
+    known = LINK_TYPES if family == "link" else MESSAGE_TYPES
+    if b[1] not in known:
+        raise Refused("Wire.UnknownType")
+    if len(b) < 6:
+        raise Refused("Wire.Truncated")
+    body_len = int.from_bytes(b[2:6], "big")
+    if 6 + body_len > maximum:
+        raise Refused("Wire.Oversized")
+    if len(b) < 6 + body_len:
+        raise Refused("Wire.Truncated")
+    if len(b) > 6 + body_len:
+        raise Refused("Wire.TrailingBytes")
+    return b[1], b[6:]
+
+
+def decode_link(b: bytes) -> dict:
+    t, body = decode_frame(b, "link")
+    name, minimum = LINK_TYPES[t]
+    if len(body) < minimum:
+        raise Refused("Wire.BadLength")
+    return {"type": name, "noise": body.hex()}
+
+
+def decode_message(b: bytes) -> dict:
+    t, body = decode_frame(b, "message")
+    r = Reader(body)
+    name = MESSAGE_TYPES[t]
+    m = {"type": name}
+    if name in ("Register", "Welcome", "FetchBundle", "NoBundle"):
+        m["name"] = read_name(r)
+    elif name == "Refused":
+        m["reason"] = read_enum(r, REFUSAL)
+    elif name in ("Send", "Deliver", "E2eSend", "E2eDeliver"):
+        m["id"] = r.int(8)
+        m["to" if name in ("Send", "E2eSend") else "from"] = read_name(r)
+        n = r.int(2)
+        if name in ("Send", "Deliver"):
+            if n > MAX_BODY_LEN:
+                raise Refused("Wire.BadLength")
+            m["body"] = r.take(n).hex()
+        else:
+            if n < 1 or n > MAX_ENVELOPE_LEN:
+                raise Refused("Wire.BadLength")
+            m["envelope"] = r.take(n).hex()
+    elif name == "Ack":
+        m["id"] = r.int(8)
+        m["status"] = read_enum(r, ACK)
+    elif name == "Reject":
+        m["id"] = r.int(8)
+        m["reason"] = read_enum(r, REJECT)
+    elif name == "UploadBundle":
+        m["IK"] = r.take(64).hex()
+        read_spk(r, m)
+        count = r.int(2)
+        if count > MAX_ENCODED_PREKEYS:
+            raise Refused("Wire.BadLength")
+        m["one_time_prekeys"] = [read_opk(r) for _ in range(count)]
+    elif name == "BundleStored":
+        m["one_time_prekeys"] = r.int(2)
+    elif name == "BundleRefused":
+        m["reason"] = read_enum(r, BUNDLE_REFUSAL)
+    elif name == "Bundle":
+        m["name"] = read_name(r)
+        m["IK"] = r.take(64).hex()
+        read_spk(r, m)
+        flag = r.int(1)
+        if flag not in (0, 1):
+            raise Refused("Wire.InvalidValue")
+        m["one_time_prekey"] = read_opk(r) if flag else None
+    r.finish()
+    return m
+
+
+def encode_message(m: dict) -> bytes:
+    t = {v: k for k, v in MESSAGE_TYPES.items()}[m["type"]]
+    name = m["type"]
+    inv = lambda table, v: bytes([{b: a for a, b in table.items()}[v]])
+    b = b""
+    if name in ("Register", "Welcome", "FetchBundle", "NoBundle"):
+        b = enc_name(m["name"])
+    elif name == "Refused":
+        b = inv(REFUSAL, m["reason"])
+    elif name in ("Send", "Deliver", "E2eSend", "E2eDeliver"):
+        data = H(m["body"] if name in ("Send", "Deliver") else m["envelope"])
+        b = m["id"].to_bytes(8, "big") + enc_name(m["to"] if "to" in m else m["from"]) + len(data).to_bytes(2, "big") + data
+    elif name == "Ack":
+        b = m["id"].to_bytes(8, "big") + inv(ACK, m["status"])
+    elif name == "Reject":
+        b = m["id"].to_bytes(8, "big") + inv(REJECT, m["reason"])
+    elif name in ("UploadBundle", "Bundle"):
+        b = enc_name(m["name"]) if name == "Bundle" else b""
+        b += H(m["IK"]) + m["spk_id"].to_bytes(4, "big") + H(m["spk"]) + H(m["spk_sig"])
+        if name == "UploadBundle":
+            b += len(m["one_time_prekeys"]).to_bytes(2, "big")
+            b += b"".join(o["id"].to_bytes(4, "big") + H(o["key"]) for o in m["one_time_prekeys"])
+        elif m["one_time_prekey"] is None:
+            b += b"\x00"
+        else:
+            o = m["one_time_prekey"]
+            b += b"\x01" + o["id"].to_bytes(4, "big") + H(o["key"])
+    elif name == "BundleStored":
+        b = m["one_time_prekeys"].to_bytes(2, "big")
+    elif name == "BundleRefused":
+        b = inv(BUNDLE_REFUSAL, m["reason"])
+    return bytes([1, t]) + len(b).to_bytes(4, "big") + b
+
+
+def decode_envelope(b: bytes) -> dict:
+    """SPEC.md §13."""
+    r = Reader(b)
+    kind = r.int(1)
+    e = {}
+    if kind == 0x01:
+        e["type"] = "PrekeyMessage"
+        e["IK"] = r.take(64).hex()
+        e["EK"] = r.take(32).hex()
+        e["spk_id"] = r.int(4)
+        flag = r.int(1)
+        if flag not in (0, 1):
+            raise Refused("Wire.InvalidValue")
+        e["opk_id"] = r.int(4) if flag else None
+    elif kind == 0x02:
+        e["type"] = "RatchetMessage"
+    else:
+        raise Refused("Wire.InvalidValue")
+    header = r.take(40)
+    e["header"] = {"dh": header[:32].hex(), "pn": int.from_bytes(header[32:36], "big"), "n": int.from_bytes(header[36:], "big")}
+    ct = r.rest()
+    if len(ct) < 16:
+        raise Refused("Wire.BadLength")
+    e["ciphertext"] = ct.hex()
+    return e
+
+
+def encode_envelope(e: dict) -> bytes:
+    h = e["header"]
+    header = H(h["dh"]) + h["pn"].to_bytes(4, "big") + h["n"].to_bytes(4, "big")
+    if e["type"] == "PrekeyMessage":
+        b = b"\x01" + H(e["IK"]) + H(e["EK"]) + e["spk_id"].to_bytes(4, "big")
+        b += b"\x00" if e["opk_id"] is None else b"\x01" + e["opk_id"].to_bytes(4, "big")
+    else:
+        b = b"\x02"
+    return b + header + H(e["ciphertext"])
+
+
+def verify_wire(case: dict):
+    family, b = case["family"], H(case["hex"])
+    decode = {"link": decode_link, "message": decode_message, "envelope": decode_envelope}[family]
+    try:
+        fields = decode(b)
+    except Refused as r:
+        check("result", case["result"], "invalid")
+        check("error", case["error"], r.cls)
+        return
+    check("result", case["result"], "valid")
+    check("fields", case["fields"], fields)
+    if family == "message":
+        check("re-encoding", case["hex"], encode_message(fields).hex())
+    elif family == "envelope":
+        check("re-encoding", case["hex"], encode_envelope(fields).hex())
+
+
+# ---------------------------------------------------------------------------------------------
+# §4 Channel: Noise_IK_25519_ChaChaPoly_SHA256
+# ---------------------------------------------------------------------------------------------
+
+PROTOCOL_NAME = b"Noise_IK_25519_ChaChaPoly_SHA256"
+
+
+class Symmetric:
+    def __init__(self, prologue: bytes, responder_static: bytes):
+        self.h = PROTOCOL_NAME  # exactly 32 bytes: used unpadded (SPEC.md §4.1)
+        self.ck = self.h
+        self.k, self.n = None, 0
+        self.trace = []
+        self.mix_hash(prologue)
+        self.mix_hash(responder_static)
+
+    def copy(self):
+        c = object.__new__(Symmetric)
+        c.h, c.ck, c.k, c.n, c.trace = self.h, self.ck, self.k, self.n, list(self.trace)
+        return c
+
+    def mix_hash(self, data: bytes):
+        self.h = sha256(self.h, data)
+        self.trace.append(("MixHash", self.h))
+
+    def mix_key(self, ikm: bytes):
+        out = hkdf(self.ck, ikm, b"", 64)  # Noise HKDF(ck, ikm, 2) = HKDF(salt = ck, ikm, info = "", 64)
+        self.ck, self.k, self.n = out[:32], out[32:], 0
+        self.trace.append(("MixKey", self.ck, self.k))
+
+    def encrypt_and_hash(self, pt: bytes) -> bytes:
+        ct = aead_seal(self.k, channel_nonce(self.n), self.h, pt)
+        self.n += 1
+        self.mix_hash(ct)
+        return ct
+
+    def decrypt_and_hash(self, ct: bytes) -> bytes:
+        pt = aead_open(self.k, channel_nonce(self.n), self.h, ct, "Channel.Crypto.AeadOpen")
+        self.n += 1
+        self.mix_hash(ct)
+        return pt
+
+    def split(self):
+        out = hkdf(self.ck, b"", b"", 64)
+        return out[:32], out[32:]
+
+
+NC = "Channel.Crypto.NonContributory"
+
+
+def write_message_1(sym: Symmetric, s: bytes, e: bytes, rs: bytes, payload: bytes) -> bytes:
+    e_pub = x25519_public(e)
+    sym.mix_hash(e_pub)
+    sym.mix_key(dh(e, rs, NC))
+    out = e_pub + sym.encrypt_and_hash(x25519_public(s))
+    sym.mix_key(dh(s, rs, NC))
+    return out + sym.encrypt_and_hash(payload)
+
+
+def read_message_1(sym: Symmetric, s: bytes, m: bytes):
+    if len(m) > 65535:
+        raise Refused("Channel.MessageTooLong")
+    if len(m) < 96:
+        raise Refused("Channel.MessageTooShort")
+    re = m[:32]
+    sym.mix_hash(re)
+    sym.mix_key(dh(s, re, NC))
+    rs = sym.decrypt_and_hash(m[32:80])
+    sym.mix_key(dh(s, rs, NC))
+    return re, rs, sym.decrypt_and_hash(m[80:])
+
+
+def write_message_2(sym: Symmetric, e: bytes, re: bytes, rs: bytes, payload: bytes) -> bytes:
+    e_pub = x25519_public(e)
+    sym.mix_hash(e_pub)
+    sym.mix_key(dh(e, re, NC))
+    sym.mix_key(dh(e, rs, NC))
+    return e_pub + sym.encrypt_and_hash(payload)
+
+
+def read_message_2(sym: Symmetric, s: bytes, e: bytes, m: bytes) -> bytes:
+    if len(m) > 65535:
+        raise Refused("Channel.MessageTooLong")
+    if len(m) < 48:
+        raise Refused("Channel.MessageTooShort")
+    re = m[:32]
+    sym.mix_hash(re)
+    sym.mix_key(dh(e, re, NC))
+    sym.mix_key(dh(s, re, NC))
+    return sym.decrypt_and_hash(m[32:])
+
+
+class Direction:
+    """One CipherState after Split(): key and implicit counter (SPEC.md §4.4)."""
+
+    def __init__(self, key: bytes):
+        self.key, self.n = key, 0
+
+    def seal(self, pt: bytes) -> bytes:
+        ct = aead_seal(self.key, channel_nonce(self.n), b"", pt)
+        self.n += 1
+        return ct
+
+    def open(self, ct: bytes) -> bytes:
+        if len(ct) > 65535:
+            raise Refused("Channel.MessageTooLong")
+        if len(ct) < 16:
+            raise Refused("Channel.MessageTooShort")
+        pt = aead_open(self.key, channel_nonce(self.n), b"", ct, "Channel.Crypto.AeadOpen")
+        self.n += 1  # only after the tag verified
+        return pt
+
+
+def noise_trace_check(case: dict):
+    """key_schedule.json `noise_ik`: every step of the handshake from the four key pairs."""
+    k = {r: H(case[r]["private"]) for r in ("initiator_static", "initiator_ephemeral", "responder_static", "responder_ephemeral")}
+    for r in k:
+        check(f"{r}.public", case[r]["public"], x25519_public(k[r]).hex())
+    check("prologue", case["prologue"], b"e2e-ref/channel/v1".hex())
+    check("protocol_name", case["protocol_name"], PROTOCOL_NAME.hex())
+    rs_pub = x25519_public(k["responder_static"])
+    init = Symmetric(H(case["prologue"]), rs_pub)
+    m1 = write_message_1(init, k["initiator_static"], k["initiator_ephemeral"], rs_pub, H(case["payload1"]))
+    resp = Symmetric(H(case["prologue"]), rs_pub)
+    re, rs, payload1 = read_message_1(resp, k["responder_static"], m1)
+    check("payload1", case["payload1"], payload1.hex())
+    m2 = write_message_2(resp, k["responder_ephemeral"], re, rs, H(case["payload2"]))
+    payload2 = read_message_2(init, k["initiator_static"], k["initiator_ephemeral"], m2)
+    check("payload2", case["payload2"], payload2.hex())
+    check("message1", case["message1"], m1.hex())
+    check("message2", case["message2"], m2.hex())
+    check("handshake_hash", case["handshake_hash"], init.h.hex())
+    check("both sides' h", init.h, resp.h)
+    k1, k2 = init.split()
+    check("k1", case["k1"], k1.hex())
+    check("k2", case["k2"], k2.hex())
+    # The file's step list, against the initiator's trace (the responder's is the same). Each
+    # EncryptAndHash ends with the MixHash of its ciphertext.
+    first, last = case["steps"][0], case["steps"][-1]
+    check("InitializeSymmetric h", first["h"], PROTOCOL_NAME.hex())
+    check("InitializeSymmetric ck", first["ck"], PROTOCOL_NAME.hex())
+    check("Split", [last["k1 (initiator to responder)"], last["k2 (responder to initiator)"]], [k1.hex(), k2.hex()])
+    steps = case["steps"][1:-1]
+    check("number of steps", len(steps), len(init.trace))
+    for s, t in zip(steps, init.trace):
+        if t[0] == "MixHash":
+            check(f"{s['op']} {s['what']} h", s["h"], t[1].hex())
+        else:
+            check(f"MixKey {s['what']} ck", s["ck"], t[1].hex())
+            check(f"MixKey {s['what']} k", s["k"], t[2].hex())
+    dhs = {
+        "es": dh(k["initiator_ephemeral"], rs_pub, NC),
+        "ss": dh(k["initiator_static"], rs_pub, NC),
+        "ee": dh(k["initiator_ephemeral"], x25519_public(k["responder_ephemeral"]), NC),
+        "se": dh(k["initiator_static"], x25519_public(k["responder_ephemeral"]), NC),
+    }
+    check("dh", case["dh"], {a: b.hex() for a, b in dhs.items()})
+
+
+def verify_channel(case: dict):
+    """channel.json: replay the script on a Python initiator and responder."""
+    is_, ie = H(case["initiator_static"]["private"]), H(case["initiator_ephemeral"]["private"])
+    rs_, re_ = H(case["responder_static"]["private"]), H(case["responder_ephemeral"]["private"])
+    for r in ("initiator_static", "initiator_ephemeral", "responder_static", "responder_ephemeral"):
+        check(f"{r}.public", case[r]["public"], x25519_public(H(case[r]["private"])).hex())
+    known_rs = H(case["responder_static_known_to_initiator"])
+    init = Symmetric(H(case["prologue"]), known_rs)
+    resp_base = Symmetric(H(case["responder_prologue"]), x25519_public(rs_))
+    resp = None
+    peer = None
+    tx = {}
+    first_error = None
+    for i, step in enumerate(case["steps"]):
+        op = step["op"]
+        try:
+            if op == "initiator_write_1":
+                out = write_message_1(init, is_, ie, known_rs, H(step["payload"]))
+                check(f"step {i} message", step.get("message"), out.hex())
+            elif op == "responder_read_1":
+                trial = resp_base.copy()
+                peer = read_message_1(trial, rs_, H(step["message"]))
+                resp = trial  # a failed read changes nothing
+                check(f"step {i} payload", step.get("payload"), peer[2].hex())
+            elif op == "responder_write_2":
+                out = write_message_2(resp, re_, peer[0], peer[1], H(step["payload"]))
+                check(f"step {i} message", step.get("message"), out.hex())
+                k1, k2 = resp.split()
+                tx["responder"], tx["responder_rx"] = Direction(k2), Direction(k1)
+            elif op == "initiator_read_2":
+                trial = init.copy()
+                payload = read_message_2(trial, is_, ie, H(step["message"]))
+                init = trial
+                check(f"step {i} payload", step.get("payload"), payload.hex())
+                check(f"step {i} handshake_hash", step.get("handshake_hash"), init.h.hex())
+                k1, k2 = init.split()
+                tx["initiator"], tx["initiator_rx"] = Direction(k1), Direction(k2)
+            elif op in ("initiator_send", "responder_send"):
+                d = tx[op.split("_")[0]]
+                check(f"step {i} n", step["n"], d.n)
+                check(f"step {i} nonce", step["nonce"], channel_nonce(d.n).hex())
+                check(f"step {i} ciphertext", step.get("ciphertext"), d.seal(H(step["plaintext"])).hex())
+            elif op in ("initiator_receive", "responder_receive"):
+                d = tx[op.split("_")[0] + "_rx"]
+                check(f"step {i} plaintext", step.get("plaintext"), d.open(H(step["ciphertext"])).hex())
+            else:
+                raise Mismatch(f"unknown op {op}")
+            check(f"step {i} result", step["result"], "valid")
+        except Refused as r:
+            check(f"step {i} result", step["result"], "invalid")
+            check(f"step {i} error", step.get("error"), r.cls)
+            first_error = first_error or r.cls
+    check("result", case["result"], "invalid" if first_error else "valid")
+    check("error", case.get("error"), first_error)
+
+
+# ---------------------------------------------------------------------------------------------
+# §10–§12 e2e
+# ---------------------------------------------------------------------------------------------
+
+SIGNED_PREKEY_LABEL = b"e2e-ref/signed-prekey/v1"
+X3DH_INFO = b"e2e-ref/x3dh/v1"
+ROOT_INFO = b"e2e-ref/ratchet/root/v1"
+MESSAGE_INFO = b"e2e-ref/ratchet/message/v1"
+MAX_SKIP = 1000
+MAX_SKIPPED_KEYS = 2000
+
+
+def identity_public(ik: bytes, isk: bytes) -> bytes:
+    return x25519_public(ik) + ed_public(isk)
+
+
+def signed_prekey_message(ik_dh: bytes, spk_id: int, spk: bytes) -> bytes:
+    return SIGNED_PREKEY_LABEL + ik_dh + spk_id.to_bytes(4, "big") + spk
+
+
+def x3dh_sk(dhs) -> bytes:
+    return hkdf(bytes(32), b"\xff" * 32 + b"".join(dhs), X3DH_INFO, 32)
+
+
+def x3dh_ad(ik_a: bytes, name_a: str, ik_b: bytes, name_b: str) -> bytes:
+    return ik_a + ik_b + enc_name(name_a) + enc_name(name_b)
+
+
+def kdf_rk(rk: bytes, dh_out: bytes):
+    out = hkdf(rk, dh_out, ROOT_INFO, 64)
+    return out[:32], out[32:]
+
+
+def kdf_ck(ck: bytes):
+    return hmac256(ck, b"\x01"), hmac256(ck, b"\x02")
+
+
+def message_keys(mk: bytes):
+    out = hkdf(bytes(32), mk, MESSAGE_INFO, 44)
+    return out[:32], out[32:]
+
+
+def encode_header(dh_pub: bytes, pn: int, n: int) -> bytes:
+    return dh_pub + pn.to_bytes(4, "big") + n.to_bytes(4, "big")
+
+
+class Ratchet:
+    """The Double Ratchet state of SPEC.md §12.2, with §12.3 sending and §12.4 receiving."""
+
+    def __init__(self, sk, ad, dhs=None, dhr=None):
+        self.rk, self.ad = sk, ad
+        self.dhs, self.dhr = dhs, dhr  # dhs: private key bytes; dhr: public key bytes
+        self.cks = self.ckr = None
+        self.ns = self.nr = self.pn = 0
+        self.skipped = {}  # (dh, n) -> mk, insertion ordered
+
+    def copy(self):
+        c = Ratchet(self.rk, self.ad, self.dhs, self.dhr)
+        c.cks, c.ckr, c.ns, c.nr, c.pn = self.cks, self.ckr, self.ns, self.nr, self.pn
+        c.skipped = dict(self.skipped)
+        return c
+
+    def encrypt_with(self, new_ratchet_key: bytes | None, pt: bytes):
+        """§12.3; `new_ratchet_key` is the next RNG draw, used only if the ratchet turns."""
+        turned = None
+        if self.cks is None:
+            if self.dhr is None:
+                raise Refused("E2e.Ratchet.NoSession")
+            self.dhs = new_ratchet_key
+            dh_out = dh(self.dhs, self.dhr, "E2e.Ratchet.Crypto.NonContributory")
+            before = self.rk
+            self.rk, self.cks = kdf_rk(self.rk, dh_out)
+            turned = (dh_out, before, self.rk, self.cks)
+        mk, self.cks = kdf_ck(self.cks)
+        header = encode_header(x25519_public(self.dhs), self.pn, self.ns)
+        key, nonce = message_keys(mk)
+        ct = aead_seal(key, nonce, self.ad + header, pt)
+        self.ns += 1
+        return header, ct, mk, turned
+
+    def skip(self, until: int):
+        if until > self.nr + MAX_SKIP:
+            raise Refused("E2e.Ratchet.TooFarAhead")
+        while self.nr < until:
+            if self.ckr is None:
+                raise Refused("E2e.Ratchet.DecryptFailed")
+            mk, self.ckr = kdf_ck(self.ckr)
+            self.skipped[(self.dhr, self.nr)] = mk
+            if len(self.skipped) > MAX_SKIPPED_KEYS:
+                del self.skipped[next(iter(self.skipped))]
+            self.nr += 1
+
+    def decrypt(self, header: bytes, ct: bytes):
+        """§12.4 on a copy; returns (plaintext, new state, mk)."""
+        s = self.copy()
+        dh_pub, pn, n = header[:32], int.from_bytes(header[32:36], "big"), int.from_bytes(header[36:], "big")
+        ad = s.ad + header
+        if (dh_pub, n) in s.skipped:
+            mk = s.skipped.pop((dh_pub, n))
+            key, nonce = message_keys(mk)
+            return aead_open(key, nonce, ad, ct, "E2e.Ratchet.DecryptFailed"), s, mk
+        if dh_pub != s.dhr:
+            if s.ckr is not None:
+                s.skip(pn)
+            if s.dhs is None:
+                raise Refused("E2e.Ratchet.DecryptFailed")
+            s.pn, s.ns, s.nr, s.dhr = s.ns, 0, 0, dh_pub
+            s.rk, s.ckr = kdf_rk(s.rk, dh(s.dhs, s.dhr, "E2e.Ratchet.Crypto.NonContributory"))
+            s.cks = None
+        if n < s.nr:
+            raise Refused("E2e.Ratchet.Replayed")
+        s.skip(n)
+        if s.ckr is None:
+            raise Refused("E2e.Ratchet.DecryptFailed")
+        if s.nr == 2**32 - 1:  # Nr + 1 would overflow: only reachable once SKIP(n) passed (§12.4)
+            raise Refused("E2e.Ratchet.ChainExhausted")
+        mk, s.ckr = kdf_ck(s.ckr)
+        s.nr += 1
+        key, nonce = message_keys(mk)
+        return aead_open(key, nonce, ad, ct, "E2e.Ratchet.DecryptFailed"), s, mk
+
+
+def safety_fingerprint(ik: bytes, name: str) -> str:
+    h = sha512(b"\x00\x00", ik, name.encode())
+    for _ in range(5200):
+        h = sha512(h, ik)
+    return "".join("%05d" % (int.from_bytes(h[i : i + 5], "big") % 100000) for i in range(0, 30, 5))
+
+
+def safety_number(a, b) -> str:
+    return "".join(sorted([safety_fingerprint(*a), safety_fingerprint(*b)]))
+
+
+def display(digits: str) -> str:
+    return " ".join(digits[i : i + 5] for i in range(0, len(digits), 5))
+
+
+# --- key_schedule.json -----------------------------------------------------------------------
+
+
+def verify_key_schedule(case: dict):
+    f = case["function"]
+    if f == "noise_ik":
+        noise_trace_check(case)
+    elif f == "channel_nonce":
+        nonce = channel_nonce(case["n"])
+        check("nonce", case["nonce"], nonce.hex())
+        check("ciphertext", case["ciphertext"], aead_seal(H(case["key"]), nonce, b"", H(case["plaintext"])).hex())
+    elif f == "x3dh":
+        a, b = case["alice_identity"], case["bob_identity"]
+        ik_a = identity_public(H(a["ik"]), H(a["isk"]))
+        ik_b = identity_public(H(b["ik"]), H(b["isk"]))
+        check("IK_A", a["IK"], ik_a.hex())
+        check("IK_B", b["IK"], ik_b.hex())
+        ek = H(case["alice_ephemeral"]["private"])
+        spk = H(case["bob_signed_prekey"]["public"])
+        check("SPK_B", case["bob_signed_prekey"]["public"], x25519_public(H(case["bob_signed_prekey"]["private"])).hex())
+        E = "E2e.Crypto.NonContributory"
+        dhs = [dh(H(a["ik"]), spk, E), dh(ek, ik_b[:32], E), dh(ek, spk, E)]
+        opk = case["bob_one_time_prekey"]
+        if opk is not None:
+            check("OPK_B", opk["public"], x25519_public(H(opk["private"])).hex())
+            dhs.append(dh(ek, H(opk["public"]), E))
+        check("dh", list(case["dh"].values()), [d.hex() for d in dhs])
+        check("hkdf_ikm", case["hkdf_ikm"], (b"\xff" * 32 + b"".join(dhs)).hex())
+        check("hkdf_info", case["hkdf_info"], X3DH_INFO.hex())
+        sk = x3dh_sk(dhs)
+        check("SK", case["SK"], sk.hex())
+        check("AD", case["AD"], x3dh_ad(ik_a, case["alice_name"], ik_b, case["bob_name"]).hex())
+        # Bob's side gives the same SK.
+        spk_priv = H(case["bob_signed_prekey"]["private"])
+        E_pub = x25519_public(ek)
+        bob_dhs = [dh(spk_priv, ik_a[:32], E), dh(H(b["ik"]), E_pub, E), dh(spk_priv, E_pub, E)]
+        if opk is not None:
+            bob_dhs.append(dh(H(opk["private"]), E_pub, E))
+        check("Bob's SK", sk, x3dh_sk(bob_dhs))
+    elif f == "x3dh_respond":
+        b = case["bob_identity"]
+        ik_b = identity_public(H(b["ik"]), H(b["isk"]))
+        spks = {case["bob_signed_prekey"]["id"]: H(case["bob_signed_prekey"]["private"])}
+        opks = {o["id"]: H(o["private"]) for o in case["bob_one_time_prekeys"]}
+        try:
+            if case["spk_id"] not in spks:
+                raise Refused("E2e.UnknownPrekey")
+            if case["opk_id"] is not None and case["opk_id"] not in opks:
+                raise Refused("E2e.UnknownPrekey")
+            E = "E2e.Crypto.NonContributory"
+            spk, ik_a, ek = spks[case["spk_id"]], H(case["IK_A"]), H(case["EK_A"])
+            dhs = [dh(spk, ik_a[:32], E), dh(H(b["ik"]), ek, E), dh(spk, ek, E)]
+            if case["opk_id"] is not None:
+                dhs.append(dh(opks[case["opk_id"]], ek, E))
+            check("result", case["result"], "valid")
+            check("SK", case["SK"], x3dh_sk(dhs).hex())
+            check("AD", case["AD"], x3dh_ad(ik_a, case["from"], ik_b, case["bob_name"]).hex())
+        except Refused as r:
+            check("result", case["result"], "invalid")
+            check("error", case["error"], r.cls)
+    elif f == "kdf_rk":
+        ours = H(case["our_ratchet_key"]["private"])
+        check("public", case["our_ratchet_key"]["public"], x25519_public(ours).hex())
+        check("hkdf_info", case["hkdf_info"], ROOT_INFO.hex())
+        try:
+            dh_out = dh(ours, H(case["their_ratchet_key"]), "E2e.Ratchet.Crypto.NonContributory")
+            rk, ck = kdf_rk(H(case["RK"]), dh_out)
+            check("result", case["result"], "valid")
+            check("dh_out", case["dh_out"], dh_out.hex())
+            check("next_RK", case["next_RK"], rk.hex())
+            check("CK", case["CK"], ck.hex())
+        except Refused as r:
+            check("result", case["result"], "invalid")
+            check("error", case["error"], r.cls)
+    elif f == "kdf_ck":
+        ck = H(case["CK"])
+        for step in case["steps"]:
+            mk, nxt = kdf_ck(ck)
+            check("CK", step["CK"], ck.hex())
+            check("MK", step["MK = HMAC(CK, 0x01)"], mk.hex())
+            check("next CK", step["next_CK = HMAC(CK, 0x02)"], nxt.hex())
+            ck = nxt
+    elif f == "message_keys":
+        key, nonce = message_keys(H(case["MK"]))
+        check("aead_key", case["aead_key"], key.hex())
+        check("aead_nonce", case["aead_nonce"], nonce.hex())
+        ad = H(case["AD"]) + H(case["header"])
+        check("aead_ad", case["aead_ad"], ad.hex())
+        check("ciphertext", case["ciphertext"], aead_seal(key, nonce, ad, H(case["plaintext"])).hex())
+    elif f == "ratchet_first_message":
+        sk, ad = H(case["SK"]), H(case["AD"])
+        spk = H(case["bob_signed_prekey"]["private"])
+        alice = Ratchet(sk, ad, dhr=x25519_public(spk))
+        header, ct, mk, turned = alice.encrypt_with(H(case["alice_ratchet_key"]["private"]), H(case["plaintext"]))
+        check("dh_out", case["dh_out"], turned[0].hex())
+        check("RK_after", case["RK_after"], turned[2].hex())
+        check("CKs", case["CKs"], turned[3].hex())
+        check("MK", case["MK"], mk.hex())
+        check("CKs_after", case["CKs_after"], alice.cks.hex())
+        key, nonce = message_keys(mk)
+        check("aead_key", case["aead_key"], key.hex())
+        check("aead_nonce", case["aead_nonce"], nonce.hex())
+        check("header", case["header"], header.hex())
+        check("ciphertext", case["ciphertext"], ct.hex())
+        bob = Ratchet(sk, ad, dhs=spk)
+        pt, _, _ = bob.decrypt(header, ct)
+        check("Bob decrypts", case["plaintext"], pt.hex())
+    elif f == "ratchet_receive":
+        sk, ad = H(case["SK"]), H(case["AD"])
+        spk = H(case["bob_signed_prekey"]["private"])
+        alice = Ratchet(sk, ad, dhr=x25519_public(spk))
+        sent = [alice.encrypt_with(H(case["alice_ratchet_key"]["private"]), b"message %d" % i)[:2] for i in range(case["messages_sent"])]
+        bob = Ratchet(sk, ad, dhs=spk)
+        first_error = None
+        for i, d in enumerate(case["deliveries"]):
+            header, ct = sent[d["message"]]
+            if d["tamper"] == "ciphertext":
+                ct = bytes([ct[0] ^ 1]) + ct[1:]
+            elif d["tamper"] == "n = 2^32 - 1":
+                header = header[:36] + (2**32 - 1).to_bytes(4, "big")
+            elif d["tamper"] is not None:
+                raise Mismatch(f"unknown tamper {d['tamper']}")
+            check(f"delivery {i} header", d["header"], header.hex())
+            check(f"delivery {i} ciphertext", d["ciphertext"], ct.hex())
+            try:
+                pt, bob, _ = bob.decrypt(header, ct)
+                check(f"delivery {i} result", d["result"], "valid")
+                check(f"delivery {i} plaintext", d["plaintext"], pt.hex())
+            except Refused as r:
+                check(f"delivery {i} result", d["result"], "invalid")
+                check(f"delivery {i} error", d["error"], r.cls)
+                first_error = first_error or r.cls
+            check(f"delivery {i} skipped keys", d["skipped_keys_after"], len(bob.skipped))
+        check("result", case["result"], "invalid" if first_error else "valid")
+        check("error", case.get("error"), first_error)
+        return
+    elif f == "safety_number":
+        a, b = (H(case["a"]["IK"]), case["a"]["name"]), (H(case["b"]["IK"]), case["b"]["name"])
+        check("iterations", case["iterations"], 5200)
+        check("fingerprint a", case["a"]["fingerprint"], safety_fingerprint(*a))
+        check("fingerprint b", case["b"]["fingerprint"], safety_fingerprint(*b))
+        digits = safety_number(a, b)
+        check("safety_number", case["safety_number"], digits)
+        check("displayed", case["displayed"], display(digits))
+    else:
+        raise Mismatch(f"unknown function {f}")
+    if case["result"] == "valid":
+        check("error", case.get("error"), None)
+
+
+# --- bundles.json ----------------------------------------------------------------------------
+
+
+def validate_bundle(ik: bytes, spk_id: int, spk: bytes, sig: bytes, opk_keys):
+    """SPEC.md §10.3 steps 1-3."""
+    if not ed_check_key(ik[32:]):
+        raise Refused("E2e.Bundle.BadSigningKey")
+    if any(is_low_order_x25519(k) for k in [ik[:32], spk, *opk_keys]):
+        raise Refused("E2e.Bundle.LowOrderKey")
+    if not ed_verify_strict(ik[32:], signed_prekey_message(ik[:32], spk_id, spk), sig):
+        raise Refused("E2e.Bundle.BadSignature")
+
+
+class Directory:
+    """The server's prekey directory (SPEC.md §15.2), for one name."""
+
+    def __init__(self):
+        self.stored = None  # dict(IK, spk_id, spk, spk_sig, opks: list)
+
+    def upload(self, u: dict) -> int:
+        opks = u["one_time_prekeys"]
+        validate_bundle(H(u["IK"]), u["spk_id"], H(u["spk"]), H(u["spk_sig"]), [H(o["key"]) for o in opks])
+        same = self.stored is not None and self.stored["IK"] == u["IK"]
+        stored_opks = self.stored["opks"] if same else []
+        stored_ids = ([self.stored["spk_id"]] + [o["id"] for o in stored_opks]) if same else []
+        if len(opks) > 100 or len(opks) + len(stored_opks) > 100:
+            raise Refused("E2e.Bundle.TooManyPrekeys")
+        ids = [o["id"] for o in opks]
+        if len(set(ids)) != len(ids) or u["spk_id"] in ids or set(ids) & set(stored_ids):
+            raise Refused("E2e.Bundle.DuplicatePrekeyId")
+        self.stored = {"IK": u["IK"], "spk_id": u["spk_id"], "spk": u["spk"], "spk_sig": u["spk_sig"], "opks": stored_opks + opks}
+        return len(self.stored["opks"])
+
+
+def verify_bundle(case: dict):
+    if case["direction"] == "upload":
+        d = Directory()
+        if case["stored"] is not None:
+            d.upload(case["stored"])
+        u = case["upload"]
+        check("signed_message", case["signed_message"], signed_prekey_message(H(u["IK"])[:32], u["spk_id"], H(u["spk"])).hex())
+        check("message", case["message"], encode_message({"type": "UploadBundle", **u}).hex())
+        try:
+            count = d.upload(u)
+            reply = {"type": "BundleStored", "one_time_prekeys": count}
+            check("result", case["result"], "valid")
+        except Refused as r:
+            check("result", case["result"], "invalid")
+            check("error", case["error"], r.cls)
+            reply = {"type": "BundleRefused", "reason": r.cls.split(".")[-1]}
+        check("reply", case["reply"], reply)
+        check("reply_hex", case["reply_hex"], encode_message(reply).hex())
+    else:
+        b = case["bundle"]
+        check("signed_message", case["signed_message"], signed_prekey_message(H(b["IK"])[:32], b["spk_id"], H(b["spk"])).hex())
+        check("message", case["message"], encode_message({"type": "Bundle", "name": case["name"], **b}).hex())
+        try:
+            opk = [H(b["one_time_prekey"]["key"])] if b["one_time_prekey"] else []
+            validate_bundle(H(b["IK"]), b["spk_id"], H(b["spk"]), H(b["spk_sig"]), opk)
+            if case["pinned"] is not None and case["pinned"] != b["IK"]:
+                raise Refused("E2e.IdentityMismatch")
+            check("result", case["result"], "valid")
+        except Refused as r:
+            check("result", case["result"], "invalid")
+            check("error", case["error"], r.cls)
+
+
+# --- transcripts -----------------------------------------------------------------------------
+
+
+class ReplayWindow:
+    """SPEC.md §5.3."""
+
+    def __init__(self):
+        self.highest, self.seen = 0, set()
+
+    def check(self, i: int):
+        if i == 0 or i <= self.highest - 64:
+            raise Refused("Protocol.OutOfWindow")
+        if i in self.seen:
+            raise Refused("Protocol.Replayed")
+
+    def accept(self, i: int):
+        self.seen.add(i)
+        self.highest = max(self.highest, i)
+        self.seen = {s for s in self.seen if s > self.highest - 64}
+
+
+class Party:
+    def __init__(self, name: str, info: dict):
+        self.name = name
+        self.static = H(info["channel_static"]["private"])
+        check(f"{name} static public", info["channel_static"]["public"], x25519_public(self.static).hex())
+        self.identity = None
+        if "identity" in info:
+            i = info["identity"]
+            self.ik, self.isk = H(i["ik"]), H(i["isk"])
+            self.identity = identity_public(self.ik, self.isk)
+            check(f"{name} IK", i["IK"], self.identity.hex())
+            self.prekeys = {p["id"]: H(p["private"]) for p in info["prekeys"]}
+            for p in info["prekeys"]:
+                check(f"{name} prekey {p['id']}", p["public"], x25519_public(H(p["private"])).hex())
+                if p["kind"] == "signed":
+                    msg = signed_prekey_message(self.identity[:32], p["id"], H(p["public"]))
+                    check(f"{name} spk signature", p["signature"], Ed25519PrivateKey.from_private_bytes(self.isk).sign(msg).hex())
+        self.windows = {}
+        self.session = None  # (Ratchet, base key, peer IK)
+        self.bundle = None
+        self.chains_by_dh = {}
+
+
+def verify_transcript_run(run: dict, results: list):
+    """Re-derives a whole run: channels from the listed keys, every frame in order, and (e2e) the
+    handshake and the Double Ratchet of both clients, receiving with the full §12.4 algorithm."""
+    parties = {n: Party(n, run["parties"][n]) for n in ("server", "alice", "bob")}
+    draws = [H(d["bytes"]) for d in run["rng_draws"]]
+    stream = rng_stream(run["seed"], 32 * len(draws))
+    for i, d in enumerate(draws):
+        check(f"rng draw {i}", stream[32 * i : 32 * i + 32].hex(), d.hex())
+    check("server static = draw 0", parties["server"].static, draws[0])
+    check("alice static = draw 1", parties["alice"].static, draws[1])
+    check("bob static = draw 2", parties["bob"].static, draws[2])
+    if parties["alice"].identity is not None:
+        for who, first in (("alice", 3), ("bob", 16)):
+            p = parties[who]
+            check(f"{who} ik, isk, prekeys 1..=11 = draws {first}..", [p.ik, p.isk] + [p.prekeys[i] for i in range(1, 12)], draws[first : first + 13])
+    draw_by_public = {}
+    for d in draws:
+        if len(d) == 32:
+            draw_by_public.setdefault(x25519_public(d), d)
+    links = {}
+    for link in run["links"]:
+        links[link["link"]] = link
+        for side in ("client_ephemeral", "server_ephemeral"):
+            if link[side] is not None:
+                check(f"link {link['link']} {side}", link[side]["public"], x25519_public(H(link[side]["private"])).hex())
+                if H(link[side]["private"]) not in draws:
+                    raise Mismatch(f"link {link['link']} {side} is not an RNG draw")
+    channels = {}  # link -> {"c2s": Direction, "s2c": Direction, ...}
+    server_pub = x25519_public(parties["server"].static)
+
+    for case in run["cases"]:
+        cid = case["id"]
+        try:
+            verify_transcript_case(case, parties, links, channels, server_pub, draw_by_public, run)
+            results.append((cid, None))
+        except (Mismatch, Refused, KeyError, ValueError, TypeError) as e:
+            results.append((cid, f"{type(e).__name__}: {e}"))
+    if "safety_numbers" in run["summary"]:
+        a, b = parties["alice"], parties["bob"]
+        expected = display(safety_number((a.identity, "alice"), (b.identity, "bob")))
+        try:
+            check("alice's safety number", run["summary"]["safety_numbers"]["alice"], expected)
+            check("bob's safety number", run["summary"]["safety_numbers"]["bob"], expected)
+            results.append((run["id"] + "/safety_numbers", None))
+        except Mismatch as e:
+            results.append((run["id"] + "/safety_numbers", str(e)))
+
+
+def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_public, run):
+    frame = H(case["frame"])
+    link_id = case.get("link")
+    outcome = None
+    try:
+        f = decode_link(frame)
+        noise = H(f["noise"])
+        link = links[link_id]
+        client = parties[link["client"]]
+        ce, se = H(link["client_ephemeral"]["private"]), link["server_ephemeral"]
+        ch = channels.setdefault(link_id, {})
+        if f["type"] == "HandshakeInit":
+            sym = Symmetric(b"e2e-ref/channel/v1", server_pub)
+            payload1 = H(case["payload"])
+            check("payload_message", case["payload_message"], decode_message(payload1))
+            m1 = write_message_1(sym, client.static, ce, server_pub, payload1)
+            check("message 1", noise.hex(), m1.hex())
+            ch["init"] = sym
+        elif f["type"] == "HandshakeResp":
+            sym = ch["init"]
+            resp = Symmetric(b"e2e-ref/channel/v1", server_pub)
+            re, rs, _ = read_message_1(resp, parties["server"].static, write_message_1(Symmetric(b"e2e-ref/channel/v1", server_pub), client.static, ce, server_pub, encode_message({"type": "Register", "name": client.name})))
+            payload2 = H(case["payload"])
+            m2 = write_message_2(resp, H(se["private"]), re, rs, payload2)
+            check("message 2", noise.hex(), m2.hex())
+            check("payload_message", case["payload_message"], decode_message(read_message_2(sym, client.static, ce, noise)))
+            check("handshake_hash", link["handshake_hash"], sym.h.hex())
+            k1, k2 = sym.split()
+            check("k1", link["k1_client_to_server"], k1.hex())
+            check("k2", link["k2_server_to_client"], k2.hex())
+            ch["c2s"], ch["s2c"] = Direction(k1), Direction(k2)
+        else:
+            direction = "s2c" if case["from"] == "server" else "c2s"
+            d = ch[direction]
+            check("key", case["key"], d.key.hex())
+            check("n", case["n"], d.n)
+            check("nonce", case["nonce"], channel_nonce(d.n).hex())
+            plaintext = d.open(noise)
+            check("plaintext", case["plaintext"], plaintext.hex())
+            message = decode_message(plaintext)
+            check("message", case["message"], message)
+            outcome = on_message(case, message, parties, draw_by_public, run)
+    except Refused as r:
+        outcome = r.cls
+    if outcome is None:
+        check("result", case["result"], "valid")
+        check("error", case.get("error"), None)
+    else:
+        check("result", case["result"], "invalid")
+        check("error", case.get("error"), outcome)
+
+
+def on_message(case, m, parties, draw_by_public, run):
+    """What the receiver does with an authenticated message; returns an error class or None."""
+    t = m["type"]
+    if t == "Bundle":
+        parties[case["to"]].bundle = m
+        return None
+    if t == "E2eSend":
+        sender = parties[case["from"]]
+        env = decode_envelope(H(m["envelope"]))
+        check("e2e.envelope", case["e2e"]["envelope"], env)
+        sender_side(sender, m["to"], env, case, draw_by_public, run)
+        return None
+    if t == "E2eDeliver":
+        to = parties[case["to"]]
+        try:
+            env = decode_envelope(H(m["envelope"]))
+            check("e2e.envelope", case["e2e"]["envelope"], env)
+            window = to.windows.setdefault(m["from"], ReplayWindow())
+            window.check(m["id"])  # §15.3: checked first, recorded only if accepted
+            pt = receiver_side(to, m["from"], env, parties)
+            check("e2e.plaintext", case["e2e"]["plaintext"], pt.hex())
+            window.accept(m["id"])
+        except Refused as r:
+            return r.cls
+        return None
+    if t == "Deliver":
+        to = parties[case["to"]]
+        window = to.windows.setdefault(m["from"], ReplayWindow())
+        try:
+            window.check(m["id"])
+        except Refused as r:
+            return r.cls
+        window.accept(m["id"])
+    return None
+
+
+def sender_side(sender, to_name, env, case, draw_by_public, run):
+    """The sender's keys for an E2eSend (§11.1, §12.3): from its state, the RNG draws and the
+    bundle it fetched. Checks the model's key opens the envelope."""
+    h = env["header"]
+    header = encode_header(H(h["dh"]), h["pn"], h["n"])
+    if sender.session is None:
+        b = sender.bundle
+        check("bundle name", b["name"], to_name)
+        opk = [H(b["one_time_prekey"]["key"])] if b["one_time_prekey"] else []
+        validate_bundle(H(b["IK"]), b["spk_id"], H(b["spk"]), H(b["spk_sig"]), opk)
+        ek = draw_by_public[H(env["EK"])]
+        ik_b = H(b["IK"])
+        E = "E2e.Crypto.NonContributory"
+        dhs = [dh(sender.ik, H(b["spk"]), E), dh(ek, ik_b[:32], E), dh(ek, H(b["spk"]), E)]
+        if opk:
+            dhs.append(dh(ek, opk[0], E))
+        ad = x3dh_ad(sender.identity, sender.name, ik_b, to_name)
+        sk = x3dh_sk(dhs)
+        x = run["x3dh"]
+        check("x3dh.SK", x["SK"], sk.hex())
+        check("x3dh.AD", x["AD"], ad.hex())
+        check("x3dh.dh", list(x["dh"].values()), [d.hex() for d in dhs])
+        sender.session = [Ratchet(sk, ad, dhr=H(b["spk"])), H(env["EK"]), ik_b]
+    r = sender.session[0]
+    dh_pub = H(h["dh"])
+    if r.dhs is None or x25519_public(r.dhs) != dh_pub:
+        # §12.3: CKs is none, the ratchet turns with the next drawn key.
+        check("a new chain only after receiving", r.cks, None)
+        r.dhs = draw_by_public[dh_pub]
+        dh_out = dh(r.dhs, r.dhr, "E2e.Ratchet.Crypto.NonContributory")
+        before = r.rk
+        r.rk, r.cks = kdf_rk(r.rk, dh_out)
+        chain = run["ratchet_chains"][case["e2e"]["chain"]]
+        check("chain owner", chain["owner"], sender.name)
+        check("chain ratchet_key", chain["ratchet_key"]["private"], r.dhs.hex())
+        check("chain peer_ratchet_key", chain["peer_ratchet_key"], r.dhr.hex())
+        check("chain dh_out", chain["dh_out"], dh_out.hex())
+        check("chain RK_before", chain["RK_before"], before.hex())
+        check("chain RK_after", chain["RK_after"], r.rk.hex())
+        check("chain CK_0", chain["CK_0"], r.cks.hex())
+        sender.chains_by_dh[dh_pub] = r.cks
+    check("header pn", h["pn"], r.pn)
+    ck = sender.chains_by_dh[dh_pub]
+    for _ in range(h["n"]):
+        ck = kdf_ck(ck)[1]
+    mk = kdf_ck(ck)[0]
+    r.ns = max(r.ns, h["n"] + 1)
+    key, nonce = message_keys(mk)
+    e = case["e2e"]
+    check("e2e.CK", e["CK"], ck.hex())
+    check("e2e.MK", e["MK"], mk.hex())
+    check("e2e.aead_key", e["aead_key"], key.hex())
+    check("e2e.aead_nonce", e["aead_nonce"], nonce.hex())
+    check("e2e.aead_ad", e["aead_ad"], (r.ad + header).hex())
+    pt = aead_open(key, nonce, r.ad + header, H(env["ciphertext"]), "E2e.Ratchet.DecryptFailed")
+    check("e2e.plaintext", e["plaintext"], pt.hex())
+
+
+def receiver_side(to, from_name, env, parties):
+    """§11.2-§11.3 and §12.4 for the recipient; transactional. Returns the plaintext."""
+    h = env["header"]
+    header = encode_header(H(h["dh"]), h["pn"], h["n"])
+    ct = H(env["ciphertext"])
+    if env["type"] == "PrekeyMessage" and (to.session is None or to.session[1] != H(env["EK"])):
+        spk_id, opk_id = env["spk_id"], env["opk_id"]
+        if spk_id not in to.prekeys or (opk_id is not None and opk_id not in to.prekeys):
+            raise Refused("E2e.UnknownPrekey")
+        ik_a, ek = H(env["IK"]), H(env["EK"])
+        E = "E2e.Crypto.NonContributory"
+        spk = to.prekeys[spk_id]
+        dhs = [dh(spk, ik_a[:32], E), dh(to.ik, ek, E), dh(spk, ek, E)]
+        if opk_id is not None:
+            dhs.append(dh(to.prekeys[opk_id], ek, E))
+        ratchet = Ratchet(x3dh_sk(dhs), x3dh_ad(ik_a, from_name, to.identity, to.name), dhs=spk)
+        pt, new, _ = ratchet.decrypt(header, ct)
+        if opk_id is not None:
+            del to.prekeys[opk_id]  # used at most once (§11.2)
+        to.session = [new, ek, ik_a]
+        return pt
+    if to.session is None:
+        raise Refused("E2e.NoSession")
+    pt, new, _ = to.session[0].decrypt(header, ct)
+    to.session[0] = new
+    return pt
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "vectors"
+    files = [
+        ("key_schedule.json", verify_key_schedule),
+        ("wire.json", verify_wire),
+        ("channel.json", verify_channel),
+        ("bundles.json", verify_bundle),
+        ("hop_transcript.json", None),
+        ("e2e_transcript.json", None),
+    ]
+    total_pass = total_fail = 0
+    for name, fn in files:
+        results = []
+        try:
+            data = json.loads((root / name).read_text())
+            if data.get("version") != 1 or data.get("file") != name[:-5]:
+                raise Mismatch("version or file name")
+            if fn is None:
+                for run in data["runs"]:
+                    verify_transcript_run(run, results)
+            else:
+                for case in data["cases"]:
+                    try:
+                        fn(case)
+                        results.append((case["id"], None))
+                    except (Mismatch, Refused, KeyError, ValueError, TypeError) as e:
+                        results.append((case["id"], f"{type(e).__name__}: {e}"))
+        except (OSError, ValueError, Mismatch) as e:
+            results.append(("(file)", str(e)))
+        passed = sum(1 for _, err in results if err is None)
+        failed = len(results) - passed
+        print(f"{name}: {passed} passed, {failed} failed")
+        for cid, err in results:
+            if err is not None:
+                print(f"  FAILED {cid}: {err}")
+        total_pass += passed
+        total_fail += failed
+    print(f"verify.py: {total_pass} passed, {total_fail} failed")
+    return 1 if total_fail else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
