@@ -5,6 +5,7 @@
 
 use crate::suite::{PublicKey, SIGNATURE_LEN, Signature, VerifyingKey};
 
+use super::types::{encode_u16_prefixed, read_u16_prefixed};
 use super::{MAX_BODY_LEN, Reader, WireError};
 
 /// Most one-time prekeys one `UploadBundle` can *encode*. A codec bound only: it keeps the frame far
@@ -226,17 +227,11 @@ impl Envelope {
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        // `new` bounds the length by MAX_ENVELOPE_LEN, which fits in a u16.
-        out.extend_from_slice(&u16::try_from(self.0.len()).unwrap_or(u16::MAX).to_be_bytes());
-        out.extend_from_slice(&self.0);
+        encode_u16_prefixed(&self.0, out);
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let len = usize::from(r.u16()?);
-        if len == 0 || len > MAX_ENVELOPE_LEN {
-            return Err(WireError::BadLength { field: "envelope", len });
-        }
-        Ok(Self(r.take(len)?.to_vec()))
+        read_u16_prefixed(r, "envelope", 1, MAX_ENVELOPE_LEN).map(Self)
     }
 }
 

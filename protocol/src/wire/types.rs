@@ -98,17 +98,11 @@ impl Body {
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        // `new` bounds the length by MAX_BODY_LEN (16 KiB), so it fits in a u16.
-        out.extend_from_slice(&u16::try_from(self.0.len()).unwrap_or(u16::MAX).to_be_bytes());
-        out.extend_from_slice(&self.0);
+        encode_u16_prefixed(&self.0, out);
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let len = usize::from(r.u16()?);
-        if len > MAX_BODY_LEN {
-            return Err(WireError::BadLength { field: "body", len });
-        }
-        Ok(Self(r.take(len)?.to_vec()))
+        read_u16_prefixed(r, "body", 0, MAX_BODY_LEN).map(Self)
     }
 }
 
@@ -119,6 +113,28 @@ impl fmt::Debug for Body {
             Err(_) => write!(f, "0x{}", hex::encode(&self.0)),
         }
     }
+}
+
+/// Encodes a byte string as `len: u16 BE || bytes`. Callers bound the length by a constructor far
+/// below `u16::MAX`, so the conversion cannot saturate.
+pub(crate) fn encode_u16_prefixed(bytes: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&u16::try_from(bytes.len()).unwrap_or(u16::MAX).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Reads `len: u16 BE || bytes`, checking `min ≤ len ≤ max` as soon as the prefix is read, before the
+/// bytes it announces (SPEC.md §3.4 step 6).
+pub(crate) fn read_u16_prefixed(
+    r: &mut Reader<'_>,
+    field: &'static str,
+    min: usize,
+    max: usize,
+) -> Result<Vec<u8>, WireError> {
+    let len = usize::from(r.u16()?);
+    if len < min || len > max {
+        return Err(WireError::BadLength { field, len });
+    }
+    Ok(r.take(len)?.to_vec())
 }
 
 /// A message id chosen by the sender: a counter starting at 1, unique per sender. Encoded as u64 BE.
