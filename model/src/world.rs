@@ -192,19 +192,6 @@ pub struct Seen {
     pub tag: Option<Tag>,
 }
 
-/// What compromise (C) gave the attacker in e2e: for each victim, a copy of its client as of
-/// compromise time with every session deleted (identity and prekey store kept), and a copy of the
-/// server to carry envelopes to it. `None` for a victim whose sessions could not be deleted.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Oracle {
-    /// The server copy (the malicious server holds every channel).
-    pub server: Server,
-    /// Stripped copies of Alice and Bob.
-    pub clients: [Option<Client>; 2],
-    /// Next message id the oracle uses.
-    pub next_id: u64,
-}
-
 /// The attacker's knowledge (spec/MODEL.md §5).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Knowledge {
@@ -214,12 +201,12 @@ pub struct Knowledge {
     pub seen: Vec<Seen>,
     /// (S, e2e) forged identities: posing as Alice, as Bob.
     pub impostors: Vec<Impostor>,
-    /// (C, e2e) the compromised material.
-    pub oracle: Option<Box<Oracle>>,
     /// (C, hop) whether Alice's and Bob's static keys are known.
     pub static_keys: bool,
-    /// Honest bodies the attacker has learned.
+    /// Honest bodies the attacker has learned (without compromise).
     pub learned: BTreeSet<String>,
+    /// Honest bodies opened with compromised long-term keys.
+    pub learned_at_compromise: BTreeSet<String>,
     /// Injections left.
     pub budget: u8,
     /// Next message id the attacker uses in forgeries.
@@ -250,9 +237,9 @@ pub struct Ghost {
     pub accepted: Vec<Accept>,
     /// Whether an injected or tampered frame was refused by a role.
     pub forgery_rejected: bool,
-    /// Set at compromise: the honest bodies sent before it.
+    /// Set at compromise: the honest bodies their recipient had accepted before it.
     pub compromised: Option<BTreeSet<String>>,
-    /// Bodies sent before compromise that the attacker learned only through compromised keys.
+    /// Bodies accepted before compromise that the attacker learned only through compromised keys.
     pub fs_leak: BTreeSet<String>,
 }
 

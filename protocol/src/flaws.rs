@@ -55,10 +55,16 @@ impl Flaw {
     #[must_use]
     pub const fn description(self) -> &'static str {
         match self {
-            Self::IgnorePin => "verify_peer has no effect: a verified peer's key can be substituted",
-            Self::SkipPinOnReceive => "a prekey message from an unverified identity starts a session",
+            Self::IgnorePin => {
+                "verify_peer has no effect: a verified peer's key can be substituted"
+            }
+            Self::SkipPinOnReceive => {
+                "a prekey message from an unverified identity starts a session"
+            }
             Self::KeepOneTimePrekey => "used one-time prekeys are never deleted",
-            Self::RatchetNoAdvance => "the receiving ratchet never commits: message keys are reused",
+            Self::RatchetNoAdvance => {
+                "the receiving ratchet never commits: message keys are reused"
+            }
             Self::SkipReplayWindow => "the client accepts a message id it has already accepted",
             Self::SkipNameBinding => "the server binds a registered name to any new static key",
         }

@@ -160,7 +160,9 @@ impl Peers {
     /// Marks `identity` as verified for `name` (SPEC.md §14.2). Every session with `name` that uses
     /// another identity is deleted: nothing is encrypted to, or accepted from, another identity.
     pub fn pin(&mut self, name: Name, identity: IdentityPublic) {
-        if crate::flaws::on(crate::flaws::Flaw::IgnorePin) { return; } // seeded flaw hook: `if false` without the feature
+        if crate::flaws::on(crate::flaws::Flaw::IgnorePin) {
+            return;
+        } // seeded flaw hook: `if false` without the feature
         if let Some(sessions) = self.peers.get_mut(&name) {
             if sessions.current.as_ref().is_some_and(|s| s.peer != identity) {
                 sessions.current = None;
@@ -328,7 +330,9 @@ impl Peers {
                 Ok(Decrypted { body: Body::new(plaintext)?, new_session: false })
             }
             EnvelopeBody::Prekey { prekey, message } => {
-                if pinned.is_some_and(|p| p != prekey.identity) && !crate::flaws::on(crate::flaws::Flaw::SkipPinOnReceive) {
+                if pinned.is_some_and(|p| p != prekey.identity)
+                    && !crate::flaws::on(crate::flaws::Flaw::SkipPinOnReceive)
+                {
                     return Err(E2eError::IdentityMismatch { name: from.clone() }.into());
                 }
                 let belongs =
@@ -359,7 +363,10 @@ impl Peers {
                     .decrypt(&message.header, &message.ciphertext)
                     .map_err(E2eError::from)?;
                 // Everything fallible is done: commit.
-                if let Some(id) = prekey.one_time_prekey_id.filter(|_| !crate::flaws::on(crate::flaws::Flaw::KeepOneTimePrekey)) {
+                if let Some(id) = prekey
+                    .one_time_prekey_id
+                    .filter(|_| !crate::flaws::on(crate::flaws::Flaw::KeepOneTimePrekey))
+                {
                     self.prekeys.remove_one_time(id);
                 }
                 self.peers.entry(from.clone()).or_default().install(session);

@@ -512,7 +512,9 @@ impl Client {
     /// Checks a message id from `from` without recording it (SPEC.md §5.3). Replay windows are kept
     /// for at most [`MAX_PEERS`] senders: the names come from the server.
     fn check_id(&self, from: &Name, id: MessageId) -> Result<(), Error> {
-        if crate::flaws::on(crate::flaws::Flaw::SkipReplayWindow) { return Ok(()); } // seeded flaw hook
+        if crate::flaws::on(crate::flaws::Flaw::SkipReplayWindow) {
+            return Ok(());
+        } // seeded flaw hook
         if !self.accepted.contains_key(from) && self.accepted.len() >= MAX_PEERS {
             return Err(E2eError::TooManyPeers.into());
         }
@@ -523,7 +525,9 @@ impl Client {
 
     /// Checks and records a message id from `from` (SPEC.md §5.3).
     fn accept_id(&mut self, from: &Name, id: MessageId) -> Result<(), Error> {
-        if crate::flaws::on(crate::flaws::Flaw::SkipReplayWindow) { return Ok(()); } // seeded flaw hook
+        if crate::flaws::on(crate::flaws::Flaw::SkipReplayWindow) {
+            return Ok(());
+        } // seeded flaw hook
         self.check_id(from, id)?;
         let mut window = self.accepted.get(from).copied().unwrap_or_default();
         window.accept(id).map_err(|refusal| id_refusal(from, id, refusal))?;

@@ -464,7 +464,10 @@ impl<P: ContentPolicy> Server<P> {
         let client_key = received.remote_static();
         let refusal = match Message::decode(received.payload())? {
             Message::Register { name } => match self.accounts.get(&name) {
-                Some(bound) if *bound != client_key && !crate::flaws::on(crate::flaws::Flaw::SkipNameBinding) => {
+                Some(bound)
+                    if *bound != client_key
+                        && !crate::flaws::on(crate::flaws::Flaw::SkipNameBinding) =>
+                {
                     Err(RefusalReason::NameTaken)
                 }
                 _ => Ok(name),

@@ -148,7 +148,9 @@ impl Session {
     pub fn decrypt(&mut self, header: &Header, ciphertext: &[u8]) -> Result<Vec<u8>, RatchetError> {
         let mut next = self.clone();
         let plaintext = next.decrypt_in_place(header, ciphertext)?;
-        if crate::flaws::on(crate::flaws::Flaw::RatchetNoAdvance) { return Ok(plaintext); } // seeded flaw hook
+        if crate::flaws::on(crate::flaws::Flaw::RatchetNoAdvance) {
+            return Ok(plaintext);
+        } // seeded flaw hook
         *self = next;
         Ok(plaintext)
     }

@@ -1,0 +1,869 @@
+//! The stateright [`Model`]: actions of the honest clients, the server and the attacker, each one
+//! a call into the protocol crate's own state machines (spec/MODEL.md §3–§6).
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use e2e_protocol::Error;
+use e2e_protocol::channel::{PROLOGUE, Responder};
+use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::roles::{Client, ClientEvent, LinkId, Server, ServerEvent, ServerOutputs};
+use e2e_protocol::suite::PrivateKey;
+use e2e_protocol::wire::{Codec, Envelope, FetchedBundle, LinkFrame, LinkKind, Message, MessageId};
+use stateright::{Model, Property};
+
+use crate::config::{Attacker, Bounds, Variant};
+use crate::world::{
+    Accept, Dest, FORGED_BODY, Frame, Ghost, Impostor, Knowledge, Net, Seen, Tag, Who, World, body,
+    honest_body, rng, text,
+};
+
+/// Memo of compromise results: (victim, fingerprint of its inputs) → bodies opened.
+type Memo = HashMap<(Who, u64), Vec<String>>;
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// The client sends its next honest message to its peer.
+    Send(Who),
+    /// The head frame of the client's queue is delivered to it.
+    Deliver(Who),
+    /// The head frame on the client's link is handled by the server's honest code.
+    Serve(Who),
+    /// (S, e2e) the head frame on the client's link is opened and the man in the middle acts on
+    /// it: a bundle request is answered with a forged bundle, an envelope it can open is
+    /// re-encrypted in its own session with the real recipient.
+    Mitm(Who),
+    /// The attacker drops the head frame of a queue.
+    Drop(Dest),
+    /// (N) the attacker re-sends observed frame `index`, towards the same kind of destination on
+    /// `Who`'s link.
+    Replay(usize, Who),
+    /// (N) the attacker sends a copy of observed frame `index` with its last bit flipped.
+    Tamper(usize),
+    /// (N, hop) the attacker registers as `Who` with a static key of its own and sends a forgery.
+    Impersonate(Who),
+    /// (S, hop) the server seals a `Deliver` of a forged body to `Who`, as from its peer.
+    ForgeHop(Who),
+    /// (S) the server re-delivers seen message `index` (hop: same id; e2e: same envelope, new id).
+    Reinject(usize),
+    /// (S, e2e) the server's impostor of `Who`'s peer encrypts a forged body to `Who`.
+    ForgeE2e(Who),
+    /// (C) the attacker learns Alice's and Bob's long-term keys.
+    Compromise,
+}
+
+/// The model of one (variant, attacker, bounds).
+#[derive(Debug, Clone)]
+pub struct E2eModel {
+    /// The variant.
+    pub variant: Variant,
+    /// The attacker.
+    pub attacker: Attacker,
+    /// The bounds.
+    pub bounds: Bounds,
+    init: World,
+    /// Alice's and Bob's channel static keys, learned by (C) in hop.
+    static_keys: [PrivateKey; 2],
+    /// Memo of [`E2eModel::open_with_compromised`], a pure function of its key.
+    cache: Arc<Mutex<Memo>>,
+}
+
+/// Frames produced during setup, handed between roles until none is left.
+fn pump(
+    server: &mut Server,
+    clients: &mut [Client; 2],
+    first: (Dest, Vec<u8>),
+    observed: &mut BTreeSet<(Dest, Frame)>,
+    rng: &mut rand_chacha::ChaCha20Rng,
+) -> Result<(), Error> {
+    let mut queue = vec![first];
+    while !queue.is_empty() {
+        let (dest, bytes) = queue.remove(0);
+        observed.insert((dest, Frame { bytes: bytes.clone(), tag: None, injected: false }));
+        match dest {
+            Dest::Server(w) => {
+                let out = server.handle(w.link(), &bytes, rng)?;
+                for (link, frame) in out.transmit {
+                    if let Some(t) = Who::of_link(link) {
+                        queue.push((Dest::Client(t), frame));
+                    }
+                }
+            }
+            Dest::Client(w) => {
+                let out = clients[w.index()].handle(&bytes, rng)?;
+                queue.extend(out.transmit.into_iter().map(|f| (Dest::Server(w), f)));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl E2eModel {
+    /// Sets up the run honestly — keys from the seed, both clients connected and, in e2e, their
+    /// bundles published (and, in `e2e-verified`, each other's identity pinned) — and returns the
+    /// model whose initial state is the result.
+    ///
+    /// # Errors
+    /// A protocol error during the honest setup, which would be a bug of the protocol crate.
+    pub fn new(variant: Variant, attacker: Attacker, bounds: Bounds) -> Result<Self, Error> {
+        let mut r = rng(bounds.seed, 3, 0);
+        let mut server = Server::new(PrivateKey::generate(&mut r));
+        let static_keys = [PrivateKey::generate(&mut r), PrivateKey::generate(&mut r)];
+        let make = |w: Who, r: &mut rand_chacha::ChaCha20Rng| {
+            let key = static_keys[w.index()].clone();
+            if variant.is_e2e() {
+                Client::with_e2e(w.name(), key, server.public_key(), Peers::generate(r))
+            } else {
+                Client::new(w.name(), key, server.public_key())
+            }
+        };
+        let alice = make(Who::Alice, &mut r);
+        let bob = make(Who::Bob, &mut r);
+        let mut clients = [alice, bob];
+        if variant == Variant::E2eVerified {
+            for w in Who::BOTH {
+                if let Some(identity) = clients[w.peer().index()].identity() {
+                    clients[w.index()].verify_peer(w.peer().name(), identity)?;
+                }
+            }
+        }
+        let mut observed = BTreeSet::new();
+        for w in Who::BOTH {
+            let init = clients[w.index()].connect(&mut r)?;
+            pump(&mut server, &mut clients, (Dest::Server(w), init), &mut observed, &mut r)?;
+            if variant.is_e2e() {
+                let upload = clients[w.index()].upload_bundle()?;
+                pump(&mut server, &mut clients, (Dest::Server(w), upload), &mut observed, &mut r)?;
+            }
+        }
+        let mut know = Knowledge { budget: bounds.budget, next_id: 100, ..Knowledge::default() };
+        if attacker.is_server(variant) {
+            if variant.is_e2e() {
+                for w in Who::BOTH {
+                    let mut peers = Peers::generate(&mut r);
+                    let bundle = peers.prepare_upload()?;
+                    know.impostors.push(Impostor { impersonates: w, peers, bundle, handed_out: 0 });
+                }
+            }
+        } else {
+            know.observed = observed;
+        }
+        let init = World {
+            clients,
+            server,
+            net: Net::default(),
+            draws: [0; 3],
+            know,
+            ghost: Ghost::default(),
+        };
+        Ok(Self { variant, attacker, bounds, init, static_keys, cache: Arc::default() })
+    }
+
+    fn messages(&self, w: Who) -> u8 {
+        match w {
+            Who::Alice => self.bounds.alice_messages,
+            Who::Bob => self.bounds.bob_messages,
+        }
+    }
+
+    fn server_attacker(&self) -> bool {
+        self.attacker.is_server(self.variant)
+    }
+
+    fn rng(&self, s: &mut World, party: usize) -> rand_chacha::ChaCha20Rng {
+        let r = rng(self.bounds.seed, party as u64, s.draws[party]);
+        s.draws[party] = s.draws[party].wrapping_add(1);
+        r
+    }
+
+    /// Records that an attacker-held key opened honest `body` (through compromised keys, or not).
+    fn learn(s: &mut World, body: &str, via_compromise: bool) {
+        if !s.ghost.sent_bodies().contains(body) {
+            return;
+        }
+        if !via_compromise {
+            s.know.learned.insert(body.to_owned());
+            return;
+        }
+        if !s.know.learned.contains(body)
+            && s.ghost.compromised.as_ref().is_some_and(|before| before.contains(body))
+        {
+            s.ghost.fs_leak.insert(body.to_owned());
+        }
+        s.know.learned_at_compromise.insert(body.to_owned());
+    }
+
+    fn observe(&self, s: &mut World, dest: Dest, frame: &Frame) {
+        if !self.server_attacker() {
+            s.know.observed.insert((dest, frame.clone()));
+        }
+    }
+
+    fn push(&self, s: &mut World, dest: Dest, frame: Frame) {
+        self.observe(s, dest, &frame);
+        s.net.queue(dest).push(frame);
+    }
+
+    /// Frames a client transmitted: the last `sealed` of them carry its waiting honest messages.
+    fn emit_client(&self, s: &mut World, w: Who, transmit: Vec<Vec<u8>>, sealed: usize) {
+        let first_sealed = transmit.len().saturating_sub(sealed);
+        for (i, bytes) in transmit.into_iter().enumerate() {
+            let tag = if i >= first_sealed && !s.ghost.waiting[w.index()].is_empty() {
+                Some((w, s.ghost.waiting[w.index()].remove(0)))
+            } else {
+                None
+            };
+            self.push(s, Dest::Server(w), Frame { bytes, tag, injected: false });
+        }
+    }
+
+    /// Routes the server's output frames; a frame relayed to the other client inherits the tag.
+    fn route(&self, s: &mut World, from: Option<Who>, incoming: &Frame, out: ServerOutputs) {
+        for event in &out.events {
+            if matches!(event, ServerEvent::Dropped { .. } | ServerEvent::Refused { .. })
+                && incoming.injected
+            {
+                s.ghost.forgery_rejected = true;
+            }
+        }
+        for (link, bytes) in out.transmit {
+            let Some(to) = Who::of_link(link) else { continue };
+            let relayed = from != Some(to);
+            let frame = Frame {
+                bytes,
+                tag: if relayed { incoming.tag } else { None },
+                injected: relayed && incoming.injected,
+            };
+            self.push(s, Dest::Client(to), frame);
+        }
+    }
+
+    fn send(&self, s: &mut World, w: Who) -> Option<()> {
+        let seq = s.ghost.sent[w.index()] + 1;
+        let content = body(&honest_body(w, seq))?;
+        let to = w.peer().name();
+        if self.variant.is_e2e() {
+            let mut r = self.rng(s, w.index());
+            let out = s.clients[w.index()].send_e2e(&to, content, &mut r).ok()?;
+            s.ghost.sent[w.index()] = seq;
+            s.ghost.waiting[w.index()].push(seq);
+            let sealed = count_sent(&out.events);
+            self.emit_client(s, w, out.transmit, sealed);
+        } else {
+            let (_, bytes) = s.clients[w.index()].send(&to, content).ok()?;
+            s.ghost.sent[w.index()] = seq;
+            self.push(s, Dest::Server(w), Frame { bytes, tag: Some((w, seq)), injected: false });
+        }
+        Some(())
+    }
+
+    fn deliver(&self, s: &mut World, w: Who) -> Option<()> {
+        let queue = &mut s.net.to_client[w.index()];
+        if queue.is_empty() {
+            return None;
+        }
+        let frame = queue.remove(0);
+        let mut r = rng(self.bounds.seed, w.index() as u64, s.draws[w.index()]);
+        match s.clients[w.index()].handle(&frame.bytes, &mut r) {
+            Err(_) => s.ghost.forgery_rejected |= frame.injected,
+            Ok(out) => {
+                s.draws[w.index()] = s.draws[w.index()].wrapping_add(1);
+                for event in &out.events {
+                    match event {
+                        ClientEvent::Received { from, body, .. } => {
+                            let accept = Accept {
+                                by: w,
+                                from: from.as_str().to_owned(),
+                                body: text(body),
+                                tag: frame.tag,
+                            };
+                            let at = s.ghost.accepted.partition_point(|a| *a <= accept);
+                            s.ghost.accepted.insert(at, accept);
+                        }
+                        ClientEvent::Dropped { .. } => s.ghost.forgery_rejected |= frame.injected,
+                        ClientEvent::SendFailed { discarded, .. } => {
+                            let waiting = &mut s.ghost.waiting[w.index()];
+                            let n = (*discarded).min(waiting.len());
+                            waiting.drain(..n);
+                        }
+                        _ => {}
+                    }
+                }
+                let sealed = count_sent(&out.events);
+                self.emit_client(s, w, out.transmit, sealed);
+            }
+        }
+        Some(())
+    }
+
+    /// The server handles the head frame on `w`'s link, honestly or as the man in the middle.
+    fn serve(&self, s: &mut World, w: Who, mitm: bool) -> Option<()> {
+        let queue = &mut s.net.to_server[w.index()];
+        if queue.is_empty() {
+            return None;
+        }
+        let frame = queue.remove(0);
+        if !self.server_attacker() {
+            let mut r = self.rng(s, 2);
+            match s.server.handle(w.link(), &frame.bytes, &mut r) {
+                Err(_) => s.ghost.forgery_rejected |= frame.injected,
+                Ok(out) => self.route(s, Some(w), &frame, out),
+            }
+            return Some(());
+        }
+        // The malicious server: open, learn, then act.
+        let Ok((_, plaintext)) = s.server.open_transport(w.link(), &frame.bytes) else {
+            s.ghost.forgery_rejected |= frame.injected;
+            return Some(());
+        };
+        let message = Message::decode(&plaintext).ok();
+        let opened = self.server_learns(s, w, message.as_ref(), frame.tag);
+        if mitm {
+            match (&message, opened) {
+                (Some(Message::FetchBundle { name }), _) if *name != w.name() => {
+                    let target = Who::from_name(name.as_str())?;
+                    let imp = s.know.impostors.iter_mut().find(|i| i.impersonates == target)?;
+                    let bundle = fetched_bundle(imp);
+                    let reply = Message::Bundle { name: name.clone(), bundle };
+                    let bytes = s.server.seal_transport(w.link(), &reply).ok()?;
+                    self.push(s, Dest::Client(w), Frame { bytes, tag: None, injected: true });
+                    return Some(());
+                }
+                (Some(Message::E2eSend { id, to, .. }), Some(content)) => {
+                    let target = Who::from_name(to.as_str())?;
+                    let envelope = self.impostor_encrypt(s, w, target, &content)?;
+                    let rewritten = Message::E2eSend { id: *id, to: to.clone(), envelope };
+                    let out = s.server.process(w.link(), &rewritten.encode());
+                    let forged = Frame { bytes: vec![], tag: None, injected: true };
+                    self.route(s, Some(w), &forged, out);
+                    return Some(());
+                }
+                _ => {}
+            }
+        }
+        let out = s.server.process(w.link(), &plaintext);
+        self.route(s, Some(w), &frame, out);
+        Some(())
+    }
+
+    /// The malicious server reads an application message from `from`: records it and tries every
+    /// key it holds. Returns the content if one of its impostor sessions opened an envelope.
+    fn server_learns(
+        &self,
+        s: &mut World,
+        from: Who,
+        message: Option<&Message>,
+        tag: Option<Tag>,
+    ) -> Option<e2e_protocol::wire::Body> {
+        match message? {
+            Message::Send { id, to, body } => {
+                let to = Who::from_name(to.as_str())?;
+                s.know.seen.push(Seen {
+                    from,
+                    to,
+                    id: *id,
+                    body: Some(body.clone()),
+                    envelope: None,
+                    tag,
+                });
+                Self::learn(s, &text(body), false);
+                None
+            }
+            Message::E2eSend { id, to, envelope } => {
+                let to = Who::from_name(to.as_str())?;
+                s.know.seen.push(Seen {
+                    from,
+                    to,
+                    id: *id,
+                    body: None,
+                    envelope: Some(envelope.clone()),
+                    tag,
+                });
+                let mut opened = None;
+                if let Some(imp) = s.know.impostors.iter_mut().find(|i| i.impersonates == to) {
+                    let mut peers = imp.peers.clone();
+                    if let Ok(d) = peers.decrypt(&to.name(), &from.name(), envelope) {
+                        imp.peers = peers;
+                        opened = Some(d.body);
+                    }
+                }
+                if let Some(content) = &opened {
+                    Self::learn(s, &text(content), false);
+                }
+                opened
+            }
+            _ => None,
+        }
+    }
+
+    /// The impostor of `from` (facing the real `to`) encrypts `content` for `to`, starting its
+    /// session from `to`'s real bundle if it has none.
+    fn impostor_encrypt(
+        &self,
+        s: &mut World,
+        from: Who,
+        to: Who,
+        content: &e2e_protocol::wire::Body,
+    ) -> Option<Envelope> {
+        let mut r = self.rng(s, 2);
+        let index = s.know.impostors.iter().position(|i| i.impersonates == from)?;
+        let mut peers = s.know.impostors[index].peers.clone();
+        if !peers.has_session(&to.name()) {
+            let bundle = s.server.take_bundle(&to.name())?;
+            peers.start_session(&from.name(), &to.name(), &bundle, &mut r).ok()?;
+        }
+        let envelope = peers.encrypt(&to.name(), content, &mut r).ok()?;
+        s.know.impostors[index].peers = peers;
+        Some(envelope)
+    }
+
+    fn compromise(&self, s: &mut World) -> Option<()> {
+        // Forward secrecy covers what the intended recipient had accepted before compromise; a
+        // message still undelivered is readable with the recipient's keys by design.
+        let delivered: BTreeSet<String> = s
+            .ghost
+            .accepted
+            .iter()
+            .filter(|a| Who::from_name(&a.from).is_some_and(|f| f == a.by.peer()))
+            .map(|a| a.body.clone())
+            .filter(|b| s.ghost.sent_bodies().contains(b))
+            .collect();
+        s.ghost.compromised = Some(delivered);
+        if !self.variant.is_e2e() {
+            // Hop: Alice's and Bob's static keys. The only code of the crate that takes a static
+            // private key and an observed frame is the responder's handshake: try it on every
+            // observed handshake message 1 (it needs the server's key, so it fails).
+            s.know.static_keys = true;
+            let mut learned = Vec::new();
+            for (_, frame) in &s.know.observed {
+                let Ok(link) = LinkFrame::decode(&frame.bytes) else { continue };
+                if link.kind() != LinkKind::HandshakeInit {
+                    continue;
+                }
+                for key in &self.static_keys {
+                    let responder = Responder::new(PROLOGUE, key.clone());
+                    if let Ok(received) = responder.read_message_1(link.noise())
+                        && let Ok(Message::Send { body, .. }) = Message::decode(received.payload())
+                    {
+                        learned.push(text(&body));
+                    }
+                }
+            }
+            for b in learned {
+                Self::learn(s, &b, true);
+            }
+            return Some(());
+        }
+        // e2e: every envelope sent before compromise — those the server opened, and those still in
+        // flight to it, which the server (the attacker) opens now on a copy, in order.
+        let mut envelopes: Vec<(Who, Who, Envelope)> = s
+            .know
+            .seen
+            .iter()
+            .filter_map(|m| m.envelope.clone().map(|e| (m.from, m.to, e)))
+            .collect();
+        let mut opener = s.server.clone();
+        for w in Who::BOTH {
+            for frame in &s.net.to_server[w.index()] {
+                if let Ok((_, plaintext)) = opener.open_transport(w.link(), &frame.bytes)
+                    && let Ok(Message::E2eSend { to, envelope, .. }) = Message::decode(&plaintext)
+                    && let Some(to) = Who::from_name(to.as_str())
+                {
+                    envelopes.push((w, to, envelope));
+                }
+            }
+        }
+        for victim in Who::BOTH {
+            let mine: Vec<(Who, Envelope)> = envelopes
+                .iter()
+                .filter(|(_, to, _)| *to == victim)
+                .map(|(from, _, e)| (*from, e.clone()))
+                .collect();
+            for body in self.open_with_compromised(s, victim, &mine) {
+                Self::learn(s, &body, true);
+            }
+        }
+        Some(())
+    }
+
+    /// What `victim`'s long-term keys open among `envelopes` (sender, envelope), tried in order on
+    /// one copy of `victim` stripped of its sessions. A pure function of its inputs, memoised.
+    fn open_with_compromised(
+        &self,
+        s: &World,
+        victim: Who,
+        envelopes: &[(Who, Envelope)],
+    ) -> Vec<String> {
+        let key = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            s.clients[victim.index()].hash(&mut h);
+            s.clients[victim.peer().index()].identity().hash(&mut h);
+            envelopes.hash(&mut h);
+            h.finish()
+        };
+        if let Ok(cache) = self.cache.lock()
+            && let Some(hit) = cache.get(&(victim, key))
+        {
+            return hit.clone();
+        }
+        let mut server = s.server.clone();
+        let mut r = rng(self.bounds.seed, 4, 1 + victim.index() as u32);
+        let mut bodies = Vec::new();
+        let peer = &s.clients[victim.peer().index()];
+        if let Some(mut copy) = strip(&s.clients[victim.index()], peer, &mut server, victim, &mut r)
+        {
+            for (i, (from, envelope)) in envelopes.iter().enumerate() {
+                let id = MessageId(1000 + i as u64);
+                let message =
+                    Message::E2eDeliver { id, from: from.name(), envelope: envelope.clone() };
+                let Ok(frame) = server.seal_transport(oracle_link(victim), &message) else {
+                    continue;
+                };
+                if let Ok(out) = copy.handle(&frame, &mut r) {
+                    for event in out.events {
+                        if let ClientEvent::Received { body, .. } = event {
+                            bodies.push(text(&body));
+                        }
+                    }
+                }
+            }
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert((victim, key), bodies.clone());
+        }
+        bodies
+    }
+
+    fn spend(s: &mut World) -> Option<u64> {
+        s.know.budget = s.know.budget.checked_sub(1)?;
+        let id = s.know.next_id;
+        s.know.next_id += 1;
+        Some(id)
+    }
+
+    fn inject(&self, s: &mut World, action: &Action) -> Option<()> {
+        match action {
+            Action::Replay(index, who) => {
+                let (dest, frame) = s.know.observed.iter().nth(*index)?.clone();
+                Self::spend(s)?;
+                let dest = match dest {
+                    Dest::Server(_) => Dest::Server(*who),
+                    Dest::Client(_) => Dest::Client(*who),
+                };
+                s.net.queue(dest).push(Frame { injected: true, ..frame });
+            }
+            Action::Tamper(index) => {
+                let (dest, frame) = s.know.observed.iter().nth(*index)?.clone();
+                Self::spend(s)?;
+                let mut bytes = frame.bytes;
+                let last = bytes.last_mut()?;
+                *last ^= 1;
+                s.net.queue(dest).push(Frame { bytes, tag: None, injected: true });
+            }
+            Action::Impersonate(w) => {
+                Self::spend(s)?;
+                self.impersonate(s, *w)?;
+            }
+            Action::ForgeHop(to) => {
+                let id = Self::spend(s)?;
+                let message = Message::Deliver {
+                    id: MessageId(id),
+                    from: to.peer().name(),
+                    body: body(FORGED_BODY)?,
+                };
+                let bytes = s.server.seal_transport(to.link(), &message).ok()?;
+                s.net.to_client[to.index()].push(Frame { bytes, tag: None, injected: true });
+            }
+            Action::Reinject(index) => {
+                let seen = s.know.seen.get(*index)?.clone();
+                let id = Self::spend(s)?;
+                let message = match (&seen.body, &seen.envelope) {
+                    (Some(b), _) => {
+                        Message::Deliver { id: seen.id, from: seen.from.name(), body: b.clone() }
+                    }
+                    (None, Some(e)) => Message::E2eDeliver {
+                        id: MessageId(id),
+                        from: seen.from.name(),
+                        envelope: e.clone(),
+                    },
+                    (None, None) => return None,
+                };
+                let bytes = s.server.seal_transport(seen.to.link(), &message).ok()?;
+                let frame = Frame { bytes, tag: seen.tag, injected: true };
+                s.net.to_client[seen.to.index()].push(frame);
+            }
+            Action::ForgeE2e(to) => {
+                let id = Self::spend(s)?;
+                let envelope = self.impostor_encrypt(s, to.peer(), *to, &body(FORGED_BODY)?)?;
+                let message =
+                    Message::E2eDeliver { id: MessageId(id), from: to.peer().name(), envelope };
+                let bytes = s.server.seal_transport(to.link(), &message).ok()?;
+                s.net.to_client[to.index()].push(Frame { bytes, tag: None, injected: true });
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
+    /// (N) registers as `w` with a key of its own on a fresh link and, if the server lets it,
+    /// sends a forgery to `w`'s peer. The attacker's own client is the crate's `Client`.
+    fn impersonate(&self, s: &mut World, w: Who) -> Option<()> {
+        let mut r = self.rng(s, 2);
+        let link = LinkId(3);
+        let mut fake = Client::new(w.name(), PrivateKey::generate(&mut r), s.server.public_key());
+        let mut to_server = vec![fake.connect(&mut r).ok()?];
+        let forged = Frame { bytes: vec![], tag: None, injected: true };
+        let mut sent_forgery = false;
+        while !to_server.is_empty() {
+            let bytes = to_server.remove(0);
+            let Ok(out) = s.server.handle(link, &bytes, &mut r) else {
+                s.ghost.forgery_rejected = true;
+                break;
+            };
+            let mut back = Vec::new();
+            for (l, f) in &out.transmit {
+                if *l == link {
+                    back.push(f.clone());
+                }
+            }
+            self.route(s, None, &forged, out);
+            for f in back {
+                let Ok(reply) = fake.handle(&f, &mut r) else { continue };
+                if reply.events.iter().any(|e| matches!(e, ClientEvent::Refused(_))) {
+                    s.ghost.forgery_rejected = true;
+                }
+                to_server.extend(reply.transmit);
+            }
+            if to_server.is_empty() && fake.is_connected() && !sent_forgery {
+                sent_forgery = true;
+                let (_, frame) = fake.send(&w.peer().name(), body(FORGED_BODY)?).ok()?;
+                to_server.push(frame);
+            }
+        }
+        s.server.close_link(link);
+        Some(())
+    }
+}
+
+/// The link the compromise oracle uses to reach its copy of `w`.
+const fn oracle_link(w: Who) -> LinkId {
+    LinkId(11 + w.index() as u64)
+}
+
+/// A copy of `victim` with every session deleted and its channel reconnected to `server` (a copy)
+/// on the oracle's link: what compromise of its long-term keys gives. `None` if the sessions could
+/// not be deleted (only under a seeded flaw that disables pinning).
+fn strip(
+    victim: &Client,
+    peer: &Client,
+    server: &mut Server,
+    w: Who,
+    r: &mut rand_chacha::ChaCha20Rng,
+) -> Option<Client> {
+    let mut c = victim.clone();
+    // Pinning another identity deletes every session with the peer (SPEC.md §14.2); then pin the
+    // peer's real identity, so the copy accepts prekey messages from it again.
+    c.verify_peer(w.peer().name(), c.identity()?).ok()?;
+    c.verify_peer(w.peer().name(), peer.identity()?).ok()?;
+    if c.safety_number(&w.peer().name()).is_some() {
+        return None;
+    }
+    c.disconnect();
+    let mut to_server = vec![c.connect(r).ok()?];
+    while !to_server.is_empty() {
+        let bytes = to_server.remove(0);
+        let out = server.handle(oracle_link(w), &bytes, r).ok()?;
+        for (link, frame) in out.transmit {
+            if link == oracle_link(w) {
+                // Only the handshake answer; the copy's re-sent bundle requests are not needed.
+                if let Ok(reply) = c.handle(&frame, r)
+                    && reply.events.contains(&ClientEvent::Connected)
+                {
+                    to_server.extend(reply.transmit.into_iter().take(1));
+                }
+            }
+        }
+    }
+    c.is_connected().then_some(c)
+}
+
+fn count_sent(events: &[ClientEvent]) -> usize {
+    events.iter().filter(|e| matches!(e, ClientEvent::Sent { .. })).count()
+}
+
+/// The forged bundle an impostor hands out, with its next one-time prekey.
+fn fetched_bundle(imp: &mut Impostor) -> FetchedBundle {
+    let one_time_prekey = imp.bundle.one_time_prekeys().get(usize::from(imp.handed_out)).copied();
+    if one_time_prekey.is_some() {
+        imp.handed_out += 1;
+    }
+    FetchedBundle {
+        identity: *imp.bundle.identity(),
+        signed_prekey: *imp.bundle.signed_prekey(),
+        one_time_prekey,
+    }
+}
+
+/// Property names (the table's rows).
+pub mod names {
+    /// No honest message's content is learned by the attacker.
+    pub const SECRECY: &str = "secrecy";
+    /// A client accepts from its peer only what the peer sent it.
+    pub const AUTHENTICITY: &str = "authenticity";
+    /// No honest message (its exact frame or envelope) is accepted twice.
+    pub const REPLAY: &str = "no-replay";
+    /// No message sent before compromise is learned through the compromised keys.
+    pub const FORWARD_SECRECY: &str = "forward-secrecy";
+    /// Sometimes: Bob accepts a message from Alice.
+    pub const DELIVERED: &str = "sometimes: delivered";
+    /// Sometimes: messages are accepted both ways (e2e: a reply arrives, the DH ratchet turns).
+    pub const BOTH_WAYS: &str = "sometimes: reply delivered";
+    /// Sometimes: an injected or tampered frame is refused.
+    pub const FORGERY_REJECTED: &str = "sometimes: forgery rejected";
+    /// Sometimes: compromise happens after a message was delivered.
+    pub const COMPROMISE_AFTER_DELIVERY: &str = "sometimes: compromise after delivery";
+}
+
+fn secrecy(_: &E2eModel, s: &World) -> bool {
+    s.know.learned.is_empty()
+}
+
+fn authenticity(_: &E2eModel, s: &World) -> bool {
+    s.ghost.accepted.iter().all(|a| {
+        Who::from_name(&a.from).is_some_and(|from| {
+            from == a.by.peer()
+                && (1..=s.ghost.sent[from.index()]).any(|k| honest_body(from, k) == a.body)
+        })
+    })
+}
+
+fn no_replay(_: &E2eModel, s: &World) -> bool {
+    let tags: Vec<Tag> = s.ghost.accepted.iter().filter_map(|a| a.tag).collect();
+    let unique: BTreeSet<&Tag> = tags.iter().collect();
+    unique.len() == tags.len()
+}
+
+fn forward_secrecy(_: &E2eModel, s: &World) -> bool {
+    s.ghost.fs_leak.is_empty()
+}
+
+fn delivered(_: &E2eModel, s: &World) -> bool {
+    s.ghost.delivered(Who::Bob)
+}
+
+fn both_ways(_: &E2eModel, s: &World) -> bool {
+    s.ghost.delivered(Who::Bob) && s.ghost.delivered(Who::Alice)
+}
+
+fn forgery_rejected(_: &E2eModel, s: &World) -> bool {
+    s.ghost.forgery_rejected
+}
+
+fn compromise_after_delivery(_: &E2eModel, s: &World) -> bool {
+    s.ghost.compromised.as_ref().is_some_and(|before| {
+        s.ghost.accepted.iter().any(|a| before.contains(&a.body) && a.by == Who::Bob)
+    })
+}
+
+impl Model for E2eModel {
+    type State = World;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<World> {
+        vec![self.init.clone()]
+    }
+
+    fn actions(&self, s: &World, actions: &mut Vec<Action>) {
+        if s.ghost.compromised.is_some() {
+            return;
+        }
+        for w in Who::BOTH {
+            if s.ghost.sent[w.index()] < self.messages(w) && s.ghost.compromised.is_none() {
+                actions.push(Action::Send(w));
+            }
+        }
+        for w in Who::BOTH {
+            if !s.net.to_client[w.index()].is_empty() {
+                actions.push(Action::Deliver(w));
+                actions.push(Action::Drop(Dest::Client(w)));
+            }
+            if !s.net.to_server[w.index()].is_empty() {
+                actions.push(Action::Serve(w));
+                actions.push(Action::Drop(Dest::Server(w)));
+                if self.server_attacker() && self.variant.is_e2e() {
+                    actions.push(Action::Mitm(w));
+                }
+            }
+        }
+        if s.know.budget > 0 {
+            if self.server_attacker() {
+                for i in 0..s.know.seen.len() {
+                    actions.push(Action::Reinject(i));
+                }
+                for w in Who::BOTH {
+                    actions.push(if self.variant.is_e2e() {
+                        Action::ForgeE2e(w)
+                    } else {
+                        Action::ForgeHop(w)
+                    });
+                }
+            } else {
+                for i in 0..s.know.observed.len() {
+                    actions.push(Action::Replay(i, Who::Alice));
+                    actions.push(Action::Replay(i, Who::Bob));
+                    actions.push(Action::Tamper(i));
+                }
+                if !self.variant.is_e2e() {
+                    actions.extend(Who::BOTH.map(Action::Impersonate));
+                }
+            }
+        }
+        if self.attacker == Attacker::Compromise
+            && s.ghost.compromised.is_none()
+            && s.ghost.sent.iter().any(|n| *n > 0)
+        {
+            actions.push(Action::Compromise);
+        }
+    }
+
+    fn next_state(&self, last: &World, action: Action) -> Option<World> {
+        let mut s = last.clone();
+        match &action {
+            Action::Send(w) => self.send(&mut s, *w)?,
+            Action::Deliver(w) => self.deliver(&mut s, *w)?,
+            Action::Serve(w) => self.serve(&mut s, *w, false)?,
+            Action::Mitm(w) => self.serve(&mut s, *w, true)?,
+            Action::Drop(dest) => {
+                let queue = s.net.queue(*dest);
+                if queue.is_empty() {
+                    return None;
+                }
+                queue.remove(0);
+            }
+            Action::Compromise => self.compromise(&mut s)?,
+            other => self.inject(&mut s, other)?,
+        }
+        Some(s)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        let mut p = vec![
+            Property::always(names::SECRECY, secrecy),
+            Property::always(names::AUTHENTICITY, authenticity),
+            Property::always(names::REPLAY, no_replay),
+        ];
+        if self.attacker == Attacker::Compromise {
+            p.push(Property::always(names::FORWARD_SECRECY, forward_secrecy));
+            p.push(Property::sometimes(
+                names::COMPROMISE_AFTER_DELIVERY,
+                compromise_after_delivery,
+            ));
+        }
+        p.push(Property::sometimes(names::DELIVERED, delivered));
+        p.push(Property::sometimes(names::BOTH_WAYS, both_ways));
+        p.push(Property::sometimes(names::FORGERY_REJECTED, forgery_rejected));
+        p
+    }
+}

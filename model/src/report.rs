@@ -1,0 +1,459 @@
+//! Running checks and reporting them: the table, counterexample traces (text or Mermaid), JSON.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use e2e_protocol::Error;
+use serde_json::{Value, json};
+use stateright::{Checker, Expectation, Model};
+
+use crate::config::{Attacker, Bounds, Variant};
+use crate::model::{Action, E2eModel, names};
+use crate::world::{Dest, World};
+
+/// The outcome of one property.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// The property's name.
+    pub property: &'static str,
+    /// `always` or `sometimes`.
+    pub kind: &'static str,
+    /// Whether it holds: an `always` property with no counterexample, a `sometimes` property
+    /// with an example.
+    pub holds: bool,
+    /// The result on the unflawed protocol, and whether DESIGN.md's table claims it.
+    pub expected: Expected,
+    /// For a violated `always` property, the shortest counterexample, step by step.
+    pub trace: Option<Vec<Step>>,
+}
+
+/// What the unflawed protocol gives for a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// Whether it holds.
+    pub holds: bool,
+    /// Whether DESIGN.md's threat-model table has this cell (false: "—", reported only).
+    pub claimed: bool,
+}
+
+/// One step of a counterexample.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Who acted.
+    pub actor: &'static str,
+    /// Towards whom (for diagrams).
+    pub target: &'static str,
+    /// What was done.
+    pub what: String,
+    /// What followed: acceptances, what the attacker learned, refusals.
+    pub effects: Vec<String>,
+}
+
+/// One (variant, attacker) check.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    /// The variant.
+    pub variant: Variant,
+    /// The attacker.
+    pub attacker: Attacker,
+    /// The bounds.
+    pub bounds: Bounds,
+    /// States generated.
+    pub states: usize,
+    /// Unique states.
+    pub unique_states: usize,
+    /// Maximum BFS depth.
+    pub depth: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// One cell per property.
+    pub cells: Vec<Cell>,
+}
+
+/// The result the unflawed protocol gives, per DESIGN.md's table (claimed cells) and per this
+/// model's own exhaustive run for the table's "—" cells.
+#[must_use]
+pub fn expected(variant: Variant, attacker: Attacker, property: &str, bounds: Bounds) -> Expected {
+    let server = attacker.is_server(variant);
+    let mitm_possible = server && variant != Variant::E2eVerified;
+    let (holds, claimed) = match property {
+        names::SECRECY | names::AUTHENTICITY => (!mitm_possible, true),
+        // Hop vs a malicious server: "—" (it re-delivers under new ids at will; exact replays
+        // of a message still fail on the replay window).
+        names::REPLAY => (true, !(server && variant == Variant::Hop)),
+        // e2e-unverified: "—" (the man in the middle reads everything before compromise anyway).
+        names::FORWARD_SECRECY => (true, variant != Variant::E2eUnverified),
+        // Needs a message each way.
+        names::BOTH_WAYS => (bounds.alice_messages > 0 && bounds.bob_messages > 0, true),
+        _ => (true, true),
+    };
+    Expected { holds, claimed }
+}
+
+/// Checks `variant` against `attacker` within `bounds` (BFS), reporting progress on stderr every
+/// few seconds when `progress` is set.
+///
+/// # Errors
+/// A protocol error during the honest setup.
+pub fn check(
+    variant: Variant,
+    attacker: Attacker,
+    bounds: Bounds,
+    threads: usize,
+    progress: bool,
+) -> Result<CheckResult, Error> {
+    let model = E2eModel::new(variant, attacker, bounds)?;
+    let properties = model.properties();
+    let started = Instant::now();
+    let checker = model.clone().checker().threads(threads.max(1)).spawn_bfs();
+    let mut last = Instant::now();
+    while !checker.is_done() {
+        std::thread::sleep(Duration::from_millis(50));
+        if progress && last.elapsed() >= Duration::from_secs(5) {
+            last = Instant::now();
+            let secs = started.elapsed().as_secs_f64();
+            let states = checker.state_count();
+            eprintln!(
+                "  {variant} vs {attacker}: {states} states, {} unique, depth {}, {:.0} states/s",
+                checker.unique_state_count(),
+                checker.max_depth(),
+                states as f64 / secs.max(0.001)
+            );
+        }
+    }
+    let checker = checker.join();
+    let elapsed = started.elapsed();
+    let mut cells = Vec::new();
+    for p in &properties {
+        let discovery = checker.discovery(p.name);
+        let (kind, holds) = match p.expectation {
+            Expectation::Always => ("always", discovery.is_none()),
+            Expectation::Sometimes => ("sometimes", discovery.is_some()),
+            Expectation::Eventually => ("eventually", discovery.is_none()),
+        };
+        // stateright's parallel BFS keeps the last violating path it met, not the shortest: search
+        // level by level from the initial state for the first violating state instead.
+        let trace = match (kind, discovery) {
+            ("always", Some(path)) => Some(describe_path(
+                &model,
+                shortest_violation(&model, p.condition).unwrap_or_else(|| path.into_vec()),
+            )),
+            _ => None,
+        };
+        cells.push(Cell {
+            property: p.name,
+            kind,
+            holds,
+            expected: expected(variant, attacker, p.name, bounds),
+            trace,
+        });
+    }
+    Ok(CheckResult {
+        variant,
+        attacker,
+        bounds,
+        states: checker.state_count(),
+        unique_states: checker.unique_state_count(),
+        depth: checker.max_depth(),
+        elapsed,
+        cells,
+    })
+}
+
+fn party(w: crate::world::Who) -> &'static str {
+    match w {
+        crate::world::Who::Alice => "Alice",
+        crate::world::Who::Bob => "Bob",
+    }
+}
+
+/// The shortest path (breadth-first, one thread) from the initial state to a state where
+/// `condition` fails, if any.
+fn shortest_violation(
+    model: &E2eModel,
+    condition: fn(&E2eModel, &World) -> bool,
+) -> Option<Vec<(World, Option<Action>)>> {
+    use std::collections::{HashMap, VecDeque};
+    use std::hash::{Hash, Hasher};
+    let fingerprint = |s: &World| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        s.hash(&mut h);
+        h.finish()
+    };
+    let init = model.init_states().into_iter().next()?;
+    let mut parent: HashMap<u64, Option<(u64, Action, World)>> = HashMap::new();
+    parent.insert(fingerprint(&init), None);
+    let mut queue = VecDeque::from([init]);
+    let mut actions = Vec::new();
+    while let Some(state) = queue.pop_front() {
+        if !condition(model, &state) {
+            // Walk back to the initial state.
+            let mut path = vec![(state.clone(), None)];
+            let mut fp = fingerprint(&state);
+            while let Some(Some((prev, action, prev_state))) = parent.get(&fp) {
+                path.push((prev_state.clone(), Some(action.clone())));
+                fp = *prev;
+            }
+            path.reverse();
+            return Some(path);
+        }
+        let from = fingerprint(&state);
+        actions.clear();
+        model.actions(&state, &mut actions);
+        for action in actions.drain(..) {
+            let Some(next) = model.next_state(&state, action.clone()) else { continue };
+            let fp = fingerprint(&next);
+            if let std::collections::hash_map::Entry::Vacant(e) = parent.entry(fp) {
+                e.insert(Some((from, action, state.clone())));
+                queue.push_back(next);
+            }
+        }
+    }
+    None
+}
+
+fn describe_path(model: &E2eModel, path: Vec<(World, Option<Action>)>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (before, action) in path {
+        let Some(action) = action else { continue };
+        let Some(after) = model.next_state(&before, action.clone()) else { continue };
+        steps.push(describe(&before, &action, &after));
+    }
+    steps
+}
+
+fn describe(before: &World, action: &Action, after: &World) -> Step {
+    use crate::world::honest_body;
+    let (actor, target, what) = match action {
+        Action::Send(w) => {
+            let seq = after.ghost.sent[w.index()];
+            let b = honest_body(*w, seq);
+            (party(*w), "Server", format!("sends {b:?} to {}", w.peer().label()))
+        }
+        Action::Deliver(w) => ("Server", party(*w), format!("frame delivered to {}", w.label())),
+        Action::Serve(w) => (
+            "Server",
+            "Server",
+            format!("server handles {}'s frame with the honest code", w.label()),
+        ),
+        Action::Mitm(w) => (
+            "Server",
+            "Server",
+            format!("malicious server opens {}'s frame and plays man in the middle", w.label()),
+        ),
+        Action::Drop(Dest::Server(w)) => {
+            ("Attacker", "Server", format!("drops {}'s frame to the server", w.label()))
+        }
+        Action::Drop(Dest::Client(w)) => {
+            ("Attacker", party(*w), format!("drops the frame to {}", w.label()))
+        }
+        Action::Replay(i, w) => {
+            ("Attacker", party(*w), format!("replays observed frame #{i} on {}'s link", w.label()))
+        }
+        Action::Tamper(i) => {
+            ("Attacker", "Server", format!("injects observed frame #{i} with one bit flipped"))
+        }
+        Action::Impersonate(w) => (
+            "Attacker",
+            "Server",
+            format!("registers as {} with a key of its own and sends \"forged\"", w.label()),
+        ),
+        Action::ForgeHop(w) => (
+            "Server",
+            party(*w),
+            format!(
+                "seals Deliver{{from: {}, body: \"forged\"}} to {}",
+                w.peer().label(),
+                w.label()
+            ),
+        ),
+        Action::Reinject(i) => {
+            let to = before.know.seen.get(*i).map_or("?", |s| party(s.to));
+            ("Server", to, format!("re-delivers message #{i} it saw (same content)"))
+        }
+        Action::ForgeE2e(w) => (
+            "Server",
+            party(*w),
+            format!(
+                "its impostor of {} encrypts \"forged\" to {} in its own session",
+                w.peer().label(),
+                w.label()
+            ),
+        ),
+        Action::Compromise => (
+            "Attacker",
+            "Attacker",
+            "compromise: learns Alice's and Bob's long-term keys".to_owned(),
+        ),
+    };
+    let mut effects = Vec::new();
+    for imp in &after.know.impostors {
+        let old = before.know.impostors.iter().find(|i| i.impersonates == imp.impersonates);
+        if old.is_some_and(|o| o.handed_out != imp.handed_out) {
+            effects.push(format!(
+                "server hands out a bundle of its own keys as {}'s",
+                imp.impersonates.label()
+            ));
+        }
+    }
+    for a in &after.ghost.accepted {
+        let was = before.ghost.accepted.iter().filter(|b| *b == a).count();
+        let now = after.ghost.accepted.iter().filter(|b| *b == a).count();
+        if now > was {
+            effects.push(format!("{} accepts {:?} as from {}", a.by.label(), a.body, a.from));
+        }
+    }
+    for b in after.know.learned.difference(&before.know.learned) {
+        effects.push(format!("attacker learns {b:?}"));
+    }
+    for b in after.ghost.fs_leak.difference(&before.ghost.fs_leak) {
+        effects.push(format!("{b:?} (sent before compromise) opened with compromised keys"));
+    }
+    if after.ghost.forgery_rejected && !before.ghost.forgery_rejected {
+        effects.push("the injected frame is refused".to_owned());
+    }
+    Step { actor, target, what, effects }
+}
+
+/// The text table of `results`.
+#[must_use]
+pub fn table(results: &[CheckResult]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<15} {:<3} {:<37} {:<9} {:<9} {:>9} {:>9} {:>5} {:>8}",
+        "variant", "att", "property", "result", "expected", "states", "unique", "depth", "time"
+    );
+    for r in results {
+        for c in &r.cells {
+            let result = if c.holds { "holds" } else { "VIOLATED" };
+            let expected = match (c.expected.claimed, c.expected.holds) {
+                (false, _) => "—",
+                (true, true) => "holds",
+                (true, false) => "violated",
+            };
+            let mark = if c.holds == c.expected.holds { "" } else { "  <-- differs" };
+            let _ = writeln!(
+                out,
+                "{:<15} {:<3} {:<37} {:<9} {:<9} {:>9} {:>9} {:>5} {:>7.1}s{mark}",
+                r.variant.label(),
+                r.attacker.label(),
+                c.property,
+                result,
+                expected,
+                r.states,
+                r.unique_states,
+                r.depth,
+                r.elapsed.as_secs_f64()
+            );
+        }
+    }
+    out
+}
+
+/// Every counterexample of `results`, as text.
+#[must_use]
+pub fn traces(results: &[CheckResult]) -> String {
+    let mut out = String::new();
+    for r in results {
+        for c in &r.cells {
+            let Some(trace) = &c.trace else { continue };
+            let _ = writeln!(
+                out,
+                "\n== {} vs {} ({}): {} VIOLATED — shortest counterexample ({} steps)",
+                r.variant,
+                r.attacker,
+                r.attacker.describe(r.variant),
+                c.property,
+                trace.len()
+            );
+            for (i, step) in trace.iter().enumerate() {
+                let _ = writeln!(out, "  {:>2}. [{}] {}", i + 1, step.actor, step.what);
+                for e in &step.effects {
+                    let _ = writeln!(out, "        -> {e}");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every counterexample of `results`, as Mermaid sequence diagrams.
+#[must_use]
+pub fn mermaid(results: &[CheckResult]) -> String {
+    let mut out = String::new();
+    for r in results {
+        for c in &r.cells {
+            let Some(trace) = &c.trace else { continue };
+            let _ = writeln!(out, "\n%% {} vs {}: {} violated", r.variant, r.attacker, c.property);
+            let _ = writeln!(out, "sequenceDiagram");
+            for p in ["Alice", "Server", "Bob", "Attacker"] {
+                let _ = writeln!(out, "    participant {p}");
+            }
+            for step in trace {
+                let what = step.what.replace(';', ",").replace('"', "'");
+                if step.actor == step.target {
+                    let _ = writeln!(out, "    Note over {}: {what}", step.actor);
+                } else {
+                    let _ = writeln!(out, "    {}->>{}: {what}", step.actor, step.target);
+                }
+                for e in &step.effects {
+                    let e = e.replace(';', ",").replace('"', "'");
+                    let _ = writeln!(out, "    Note over {}: {e}", step.target);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `results` as a JSON array, one object per (variant, attacker, property).
+#[must_use]
+pub fn to_json(results: &[CheckResult]) -> Value {
+    let mut rows = Vec::new();
+    for r in results {
+        for c in &r.cells {
+            let trace = c.trace.as_ref().map(|t| {
+                t.iter()
+                    .map(|s| json!({"actor": s.actor, "action": s.what, "effects": s.effects}))
+                    .collect::<Vec<_>>()
+            });
+            rows.push(json!({
+                "variant": r.variant.label(),
+                "attacker": r.attacker.label(),
+                "property": c.property,
+                "kind": c.kind,
+                "result": if c.holds { "holds" } else { "violated" },
+                "expected": if !c.expected.claimed { "—" } else if c.expected.holds { "holds" } else { "violated" },
+                "states": r.states,
+                "unique_states": r.unique_states,
+                "depth": r.depth,
+                "seconds": r.elapsed.as_secs_f64(),
+                "bounds": {
+                    "alice_messages": r.bounds.alice_messages,
+                    "bob_messages": r.bounds.bob_messages,
+                    "budget": r.bounds.budget,
+                    "seed": r.bounds.seed,
+                },
+                "trace": trace,
+            }));
+        }
+    }
+    Value::Array(rows)
+}
+
+/// Whether every cell of `results` matches the unflawed expectation.
+#[must_use]
+pub fn as_expected(results: &[CheckResult]) -> bool {
+    results.iter().flat_map(|r| &r.cells).all(|c| c.holds == c.expected.holds)
+}
+
+/// Whether a seeded flaw is caught: some `always` property that holds on the unflawed protocol
+/// is violated.
+#[must_use]
+pub fn caught(results: &[CheckResult]) -> bool {
+    results
+        .iter()
+        .flat_map(|r| &r.cells)
+        .any(|c| c.kind == "always" && c.expected.holds && !c.holds)
+}
