@@ -392,6 +392,16 @@ impl Run {
         let before = self.server.clone();
         match self.server.handle(link, frame, &mut self.rng) {
             Ok(out) => {
+                // A transport frame the server opened on a held channel, yet not sealed by us: the
+                // fuzzer learned a valid tag (libFuzzer traces the tag comparison; no real attacker
+                // can). The server's receive counter moved past our next nonce, so ours moves too.
+                let transport =
+                    LinkFrame::decode(frame).is_ok_and(|f| f.kind() == LinkKind::Transport);
+                if let Some(channel) = self.channels.iter_mut().find(|c| c.link == link)
+                    && transport
+                {
+                    must(channel.transport.write(&[]), "skip a nonce");
+                }
                 self.deliver(&out);
             }
             Err(error) => unchanged(&self.server, &before, &error),

@@ -851,5 +851,17 @@ fn roles_sequence() -> Vec<Seed> {
             &false,
             &[hop(b, NameChoice::Alice, "x"), e2e(b, "y"), DeliverAll],
         ),
+        structured(
+            T,
+            "queued-while-offline",
+            &true,
+            &[
+                SendE2e { from: a, to_peer: false, body: small("to carol") },
+                Disconnect(a),
+                SendE2e { from: a, to_peer: false, body: small("still to carol") },
+                Reconnect(a),
+                DeliverAll,
+            ],
+        ),
     ]
 }
