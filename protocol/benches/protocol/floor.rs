@@ -1,0 +1,281 @@
+//! The floor of each protocol path — the primitive operations SPEC.md says it must do, each priced
+//! at its median from this run — and the summary table: path, median, floor, ratio, target.
+//!
+//! Counting conventions (stated in the README with the table):
+//! * `keygen` draws a key pair (one fixed-base X25519), `dh` is one X25519 with the contributory
+//!   check, `verify` decodes an Ed25519 key and verifies strictly, `hkdf` is HKDF-SHA-256 to 64
+//!   bytes (3 HMACs: every HKDF of the protocol has that shape, or is shorter), `hmac` is one
+//!   HMAC-SHA-256, `hash` one SHA-256 of 64 bytes (a MixHash).
+//! * `aead(n)` is one ChaCha20-Poly1305 seal plus one open of `n` bytes with no associated data:
+//!   interpolated linearly between the measured 64 B, 1 KiB and 16 KiB; 64 B for anything shorter
+//!   (ChaCha20 works in 64-byte blocks). The protocol's associated data (the ratchet's `AD ||
+//!   header`, about 180 bytes) is not in the floor, so e2e floors are slightly low: conservative.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::e2e::OUT_OF_ORDER;
+use super::fixtures::SIZES;
+use super::relay::channel_plaintexts;
+
+/// Where criterion writes its estimates: `$CRITERION_HOME`, else `criterion/` in the target
+/// directory this bench binary was built in (`target/release/deps/…` → `target/`).
+pub fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).or_else(|| {
+        let exe = std::env::current_exe().ok()?;
+        exe.ancestors().nth(3).map(Path::to_path_buf)
+    });
+    target.unwrap_or_else(|| PathBuf::from("target")).join("criterion")
+}
+
+/// A primitive operation, named by its bench id in the `primitives` group.
+#[derive(Clone, Copy)]
+enum Op {
+    Keygen,
+    Dh,
+    Verify,
+    Hkdf,
+    Hmac,
+    Hash,
+    /// One seal and one open of this many bytes.
+    Aead(usize),
+}
+
+impl Op {
+    fn label(self) -> String {
+        match self {
+            Self::Keygen => "keygen".into(),
+            Self::Dh => "dh".into(),
+            Self::Verify => "verify".into(),
+            Self::Hkdf => "hkdf".into(),
+            Self::Hmac => "hmac".into(),
+            Self::Hash => "hash".into(),
+            Self::Aead(n) => format!("aead({n})"),
+        }
+    }
+}
+
+/// Medians, in nanoseconds, of benches measured by this process.
+struct Medians {
+    dir: PathBuf,
+    since: SystemTime,
+}
+
+impl Medians {
+    /// The median of `id` (`group/function[/parameter]`), if this run measured it.
+    fn get(&self, id: &str) -> Option<f64> {
+        let path = self.dir.join(id).join("new").join("estimates.json");
+        let fresh = fs::metadata(&path).and_then(|m| m.modified()).ok()? >= self.since;
+        if !fresh {
+            return None;
+        }
+        let estimates: serde_json::Value = serde_json::from_slice(&fs::read(&path).ok()?).ok()?;
+        estimates["median"]["point_estimate"].as_f64()
+    }
+
+    fn op(&self, op: Op) -> Option<f64> {
+        let fixed = |id: &str| self.get(&format!("primitives/{id}"));
+        match op {
+            Op::Keygen => fixed("x25519_keygen"),
+            Op::Dh => fixed("x25519_dh"),
+            Op::Verify => fixed("ed25519_verify"),
+            Op::Hkdf => fixed("hkdf_sha256"),
+            Op::Hmac => fixed("hmac_sha256"),
+            Op::Hash => fixed("sha256_64"),
+            Op::Aead(n) => {
+                let points: Option<Vec<(f64, f64)>> = SIZES
+                    .iter()
+                    .map(|&s| Some((s as f64, fixed(&format!("aead_seal_open/{s}"))?)))
+                    .collect();
+                Some(interpolate(&points?, n as f64))
+            }
+        }
+    }
+}
+
+/// Piecewise-linear through `points` (sorted by x), flat below the first, extended past the last.
+fn interpolate(points: &[(f64, f64)], x: f64) -> f64 {
+    let segment = points.windows(2).find(|w| x <= w[1].0).unwrap_or(&points[points.len() - 2..]);
+    let ((x0, y0), (x1, y1)) = (segment[0], segment[1]);
+    if x <= x0 { y0 } else { y0 + (y1 - y0) * (x - x0) / (x1 - x0) }
+}
+
+/// A protocol path: its bench id, the operations SPEC.md requires of it, its bytes, its target.
+struct Path_ {
+    id: String,
+    ops: Vec<(usize, Op)>,
+    bytes: Option<usize>,
+    target: f64,
+    spec: &'static str,
+}
+
+const HANDSHAKE: f64 = 1.15;
+const MESSAGE: f64 = 1.30;
+
+fn paths() -> Vec<Path_> {
+    use Op::{Aead, Dh, Hash, Hkdf, Hmac, Keygen, Verify};
+    let mut paths = vec![Path_ {
+        id: "channel/handshake".into(),
+        // Per side: MixHash of prologue, rs, e, the two ciphertexts it writes/reads and e again (7);
+        // MixKey for es, ss, ee, se (4 HKDF) and Split (1); 4 DH; one ephemeral. Seals and opens:
+        // the static key (32 B) and two empty payloads.
+        ops: vec![(2, Keygen), (8, Dh), (10, Hkdf), (14, Hash), (3, Aead(32))],
+        bytes: None,
+        target: HANDSHAKE,
+        spec: "§4.2-4.3",
+    }];
+    for size in SIZES {
+        paths.push(Path_ {
+            id: format!("channel/transport/{size}"),
+            ops: vec![(1, Aead(size))],
+            bytes: Some(size),
+            target: MESSAGE,
+            spec: "§4.4",
+        });
+    }
+    paths.push(Path_ {
+        id: "e2e/session_setup".into(),
+        // Alice: verify the bundle (one signature), an ephemeral and DH1-4, SK; her first send turns
+        // the ratchet (a key, a DH, KDF_RK), KDF_CK, message keys. Bob: DH1-4, SK, the same ratchet
+        // step (a DH, KDF_RK), KDF_CK, message keys. One 64-byte message sealed and opened.
+        ops: vec![(1, Verify), (2, Keygen), (10, Dh), (6, Hkdf), (4, Hmac), (1, Aead(64))],
+        bytes: None,
+        target: HANDSHAKE,
+        spec: "§10.3, §11, §12",
+    });
+    for size in SIZES {
+        paths.push(Path_ {
+            id: format!("e2e/symmetric/{size}"),
+            // Each side: KDF_CK (2 HMAC) and the message keys (1 HKDF).
+            ops: vec![(4, Hmac), (2, Hkdf), (1, Aead(size))],
+            bytes: Some(size),
+            target: MESSAGE,
+            spec: "§12.3-12.4",
+        });
+        paths.push(Path_ {
+            id: format!("e2e/alternating/{size}"),
+            // Plus the DH ratchet: the sender draws a key; each side one DH and KDF_RK.
+            ops: vec![(1, Keygen), (2, Dh), (4, Hkdf), (4, Hmac), (1, Aead(size))],
+            bytes: Some(size),
+            target: MESSAGE,
+            spec: "§12.3-12.4",
+        });
+    }
+    paths.push(Path_ {
+        id: "e2e/out_of_order_100".into(),
+        ops: vec![(4 * OUT_OF_ORDER, Hmac), (2 * OUT_OF_ORDER, Hkdf), (OUT_OF_ORDER, Aead(64))],
+        bytes: Some(64 * OUT_OF_ORDER),
+        target: MESSAGE,
+        spec: "§12.4-12.5",
+    });
+    for size in SIZES {
+        for e2e in [false, true] {
+            // Three channel messages: Alice → server, server → Bob, and the Ack; sizes as sent.
+            let mut ops: Vec<(usize, Op)> =
+                channel_plaintexts(e2e, size).iter().map(|&n| (1, Aead(n))).collect();
+            if e2e {
+                ops.extend([(4, Hmac), (2, Hkdf), (1, Aead(size))]);
+            }
+            paths.push(Path_ {
+                id: format!("relay/{}/{size}", if e2e { "e2e" } else { "hop" }),
+                ops,
+                bytes: Some(size),
+                target: MESSAGE,
+                spec: if e2e { "§4.4, §12, §15" } else { "§4.4, §5.2" },
+            });
+        }
+    }
+    paths
+}
+
+fn time(ns: f64) -> String {
+    match ns {
+        ns if ns >= 1e6 => format!("{:.2} ms", ns / 1e6),
+        ns if ns >= 1e3 => format!("{:.2} µs", ns / 1e3),
+        ns => format!("{ns:.0} ns"),
+    }
+}
+
+fn rate(ns: f64, bytes: Option<usize>) -> String {
+    let ops = 1e9 / ns;
+    match bytes {
+        Some(b) => format!("{ops:.0} op/s, {:.1} MB/s", b as f64 * ops / 1e6),
+        None => format!("{ops:.0} op/s"),
+    }
+}
+
+/// Prints the summary of what this process measured (and writes it next to criterion's output).
+pub fn report(dir: &Path, since: SystemTime) {
+    let medians = Medians { dir: dir.to_path_buf(), since };
+    let mut table = String::from(
+        "| path | SPEC | median | throughput | floor: primitive operations | floor | ratio | target |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    let mut rows = 0;
+    let mut missed = Vec::new();
+    for path in paths() {
+        let Some(median) = medians.get(&path.id) else { continue };
+        let ops: Vec<String> =
+            path.ops.iter().map(|(n, op)| format!("{n} {}", op.label())).collect();
+        let floor: Option<f64> =
+            path.ops.iter().map(|&(n, op)| Some(n as f64 * medians.op(op)?)).sum();
+        let (floor_text, ratio_text) = match floor {
+            Some(floor) => {
+                let ratio = median / floor;
+                if ratio > path.target {
+                    missed.push(format!("{} ({ratio:.2}× > {:.2}×)", path.id, path.target));
+                }
+                (time(floor), format!("{ratio:.2}×"))
+            }
+            None => ("primitives not measured in this run".into(), "—".into()),
+        };
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | ≤ {:.2}× |\n",
+            path.id,
+            path.spec,
+            time(median),
+            rate(median, path.bytes),
+            ops.join(" + "),
+            floor_text,
+            ratio_text,
+            path.target,
+        ));
+        rows += 1;
+    }
+    let primitives = [
+        "x25519_keygen",
+        "x25519_dh",
+        "ed25519_verify",
+        "hkdf_sha256",
+        "hmac_sha256",
+        "sha256_64",
+        "aead_seal_open/64",
+        "aead_seal_open/1024",
+        "aead_seal_open/16384",
+    ];
+    let mut floor_table = String::from("| primitive | median |\n|---|---|\n");
+    for id in primitives {
+        if let Some(median) = medians.get(&format!("primitives/{id}")) {
+            floor_table.push_str(&format!("| {id} | {} |\n", time(median)));
+        }
+    }
+    if rows == 0 {
+        println!("\nfloor summary: no protocol path was measured in this run");
+        return;
+    }
+    let verdict = if missed.is_empty() {
+        "every measured path is within its target".to_string()
+    } else {
+        format!("over target: {}", missed.join(", "))
+    };
+    let summary = format!("{floor_table}\n{table}\n{verdict}\n");
+    println!("\n## Floor summary\n\n{summary}");
+    let file = dir.join("floor-summary.md");
+    if fs::create_dir_all(dir).and_then(|()| fs::write(&file, &summary)).is_ok() {
+        println!("(written to {})", file.display());
+    }
+}

@@ -1,0 +1,99 @@
+//! The floor: each primitive operation the protocols are built from, called on the underlying
+//! crates directly (no e2e-ref code), at the shapes the protocols use them.
+
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use hmac::Mac;
+use sha2::{Digest, Sha256};
+use std::hint::black_box;
+
+use super::fixtures::SIZES;
+
+pub const GROUP: &str = "primitives";
+
+pub fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group(GROUP);
+    group.throughput(Throughput::Elements(1));
+
+    // X25519 key generation: one fixed-base scalar multiplication (a public key from 32 bytes).
+    let scalar = [0x42u8; 32];
+    group.bench_function("x25519_keygen", |b| {
+        b.iter(|| {
+            let secret = x25519_dalek::StaticSecret::from(black_box(scalar));
+            x25519_dalek::PublicKey::from(&secret)
+        });
+    });
+
+    // X25519: one variable-base scalar multiplication and the contributory check of SPEC §2.1.
+    let ours = x25519_dalek::StaticSecret::from([0x42u8; 32]);
+    let theirs = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([0x24u8; 32]));
+    group.bench_function("x25519_dh", |b| {
+        b.iter(|| {
+            let shared = black_box(&ours).diffie_hellman(black_box(&theirs));
+            (shared.was_contributory(), shared.to_bytes())
+        });
+    });
+
+    // Ed25519: decode the 32-byte key and verify strictly (RFC 8032), over the 41-byte message a
+    // signed prekey signature covers (SPEC §10.2).
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[0x11u8; 32]);
+    let key_bytes = signing.verifying_key().to_bytes();
+    let message = [0x5au8; 41];
+    let signature = ed25519_dalek::Signer::sign(&signing, &message);
+    group.bench_function("ed25519_verify", |b| {
+        b.iter(|| {
+            let key =
+                ed25519_dalek::VerifyingKey::from_bytes(black_box(&key_bytes)).map_err(|_| ())?;
+            key.verify_strict(black_box(&message), &signature).map_err(|_| ())
+        });
+    });
+
+    // HKDF-SHA-256, extract then expand to 64 bytes: the shape of Noise's MixKey and Split, KDF_RK
+    // and the message-key derivation (SPEC §4, §12.1).
+    let (salt, ikm, info) = ([1u8; 32], [2u8; 32], *b"e2e-ref/ratchet/message/v1");
+    group.bench_function("hkdf_sha256", |b| {
+        b.iter(|| {
+            let mut okm = [0u8; 64];
+            hkdf::Hkdf::<Sha256>::new(Some(black_box(&salt)), black_box(&ikm))
+                .expand(&info, &mut okm)
+                .map(|()| okm)
+                .map_err(|_| ())
+        });
+    });
+
+    // HMAC-SHA-256 with a 32-byte key over one byte: one half of KDF_CK (SPEC §12.1).
+    let key = [3u8; 32];
+    group.bench_function("hmac_sha256", |b| {
+        b.iter(|| {
+            let mut mac =
+                <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(black_box(&key)).map_err(|_| ())?;
+            mac.update(&[0x01]);
+            Ok::<_, ()>(mac.finalize().into_bytes())
+        });
+    });
+
+    // SHA-256 over 64 bytes: Noise's MixHash of a key (h || 32 bytes).
+    let input = [4u8; 64];
+    group.bench_function("sha256_64", |b| b.iter(|| Sha256::digest(black_box(input))));
+
+    // ChaCha20-Poly1305: one seal and one open of `size` bytes in place, no associated data, each
+    // with its own key setup as a protocol message needs.
+    for size in SIZES {
+        group.throughput(Throughput::Bytes(size as u64));
+        let key = Key::from([5u8; 32]);
+        let nonce = Nonce::from([0u8; 12]);
+        let mut buffer = vec![6u8; size];
+        group.bench_with_input(BenchmarkId::new("aead_seal_open", size), &size, |b, _| {
+            b.iter(|| {
+                let tag: Tag = ChaCha20Poly1305::new(black_box(&key))
+                    .encrypt_inout_detached(&nonce, &[], buffer.as_mut_slice().into())
+                    .map_err(|_| ())?;
+                ChaCha20Poly1305::new(black_box(&key))
+                    .decrypt_inout_detached(&nonce, &[], buffer.as_mut_slice().into(), &tag)
+                    .map_err(|_| ())
+            });
+        });
+    }
+    group.finish();
+}
