@@ -53,6 +53,26 @@ impl CipherState {
         Ok(ciphertext)
     }
 
+    /// `EncryptWithAd(ad, buffer[start..])` in place, the tag appended to `buffer`; see
+    /// [`Self::encrypt_with_ad`]. Without a key, `buffer` is unchanged.
+    ///
+    /// # Errors
+    /// [`ChannelError::NonceExhausted`] if `n = 2^64 − 1`; nothing changes.
+    pub(crate) fn encrypt_in_place(
+        &mut self,
+        ad: &[u8],
+        buffer: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), ChannelError> {
+        let Some(k) = &self.k else {
+            return Ok(());
+        };
+        let next = self.next_n()?;
+        k.seal_in_place(&Self::nonce(self.n), ad, buffer, start);
+        self.n = next;
+        Ok(())
+    }
+
     /// `DecryptWithAd(ad, ciphertext)` (§5.1): with a key, `DECRYPT(k, n++, ad, ciphertext)`;
     /// without, `ciphertext` unchanged.
     ///
@@ -73,6 +93,14 @@ impl CipherState {
         let plaintext = k.open(&Self::nonce(self.n), ad, ciphertext)?;
         self.n = next;
         Ok(plaintext)
+    }
+
+    /// Whether a key operation can happen now: [`ChannelError::NonceExhausted`] if not.
+    pub(crate) const fn check_next(&self) -> Result<(), ChannelError> {
+        match self.next_n() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// `n + 1`, or [`ChannelError::NonceExhausted`] if `n` is the reserved `2^64 − 1`.

@@ -41,6 +41,34 @@ impl Transport {
         self.send.encrypt_with_ad(&[], plaintext)
     }
 
+    /// Whether [`Self::write`] would accept a plaintext of `len` bytes now: lets a caller finish
+    /// everything else that can fail before it commits to something it cannot undo.
+    ///
+    /// # Errors
+    /// What [`Self::write`] would return.
+    pub const fn check_write(&self, len: usize) -> Result<(), ChannelError> {
+        if len > MAX_NOISE_MESSAGE_LEN - TRANSPORT_OVERHEAD {
+            return Err(ChannelError::MessageTooLong);
+        }
+        self.send.check_next()
+    }
+
+    /// [`Self::write`] in place: encrypts `buffer[start..]` and appends the tag, so that a caller
+    /// can build a whole frame in one buffer (the role's link header goes before `start`).
+    ///
+    /// # Errors
+    /// As [`Self::write`]; `buffer` and the transport are then unchanged.
+    pub fn write_in_place(
+        &mut self,
+        buffer: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), ChannelError> {
+        if buffer.len().saturating_sub(start) > MAX_NOISE_MESSAGE_LEN - TRANSPORT_OVERHEAD {
+            return Err(ChannelError::MessageTooLong);
+        }
+        self.send.encrypt_in_place(&[], buffer, start)
+    }
+
     /// Decrypts the next transport message: `DecryptWithAd(zerolen, ciphertext)` (§5.1) under the
     /// receiving key.
     ///

@@ -20,15 +20,18 @@ use std::collections::BTreeMap;
 use rand_core::CryptoRng;
 
 use super::replay::{Refusal, ReplayWindow};
-use crate::channel::{Initiator, InitiatorAwaitingResponse, PROLOGUE, Transport};
+use crate::channel::{
+    Initiator, InitiatorAwaitingResponse, PROLOGUE, TRANSPORT_OVERHEAD, Transport,
+};
 use crate::e2e::peers::Peers;
 use crate::e2e::safety_number::SafetyNumber;
 use crate::e2e::{E2eError, MAX_PEERS};
 use crate::error::{Error, MisuseError, ProtocolError};
 use crate::suite::{PrivateKey, PublicKey};
 use crate::wire::{
-    AckStatus, Body, BundleRefusal, Codec, Envelope, FetchedBundle, IdentityPublic, LinkFrame,
-    LinkKind, Message, MessageId, Name, RefusalReason, RejectReason,
+    AckStatus, Body, BundleRefusal, Codec, Envelope, FetchedBundle, HEADER_LEN, IdentityPublic,
+    LinkFrame, LinkKind, Message, MessageId, Name, RefusalReason, RejectReason,
+    finish_transport_frame,
 };
 
 /// What the client tells its user.
@@ -239,10 +242,10 @@ impl Client {
     /// # Errors
     /// [`MisuseError::NotConnected`], [`MisuseError::IdsExhausted`], or a channel error.
     pub fn send(&mut self, to: &Name, body: Body) -> Result<(MessageId, Vec<u8>), Error> {
-        let mut next = self.clone();
-        let id = next.next_id()?;
-        let frame = next.seal(&Message::Send { id, to: to.clone(), body })?;
-        *self = next;
+        let id = self.peek_id()?;
+        // `seal` changes nothing unless it succeeds; the id is taken only then.
+        let frame = self.seal(&Message::Send { id, to: to.clone(), body })?;
+        self.last_id = id.0;
         Ok((id, frame))
     }
 
@@ -306,14 +309,24 @@ impl Client {
         if *to == self.name {
             return Err(MisuseError::SendToSelf.into());
         }
-        let mut next = self.clone();
         let mut out = ClientOutputs::default();
-        if next.peers()?.has_session(to) {
-            let envelope = next.peers()?.encrypt(to, &body, rng)?;
-            let (id, frame) = next.submit_e2e(to, envelope)?;
+        if self.peers()?.has_session(to) {
+            // Encrypting advances the ratchet, which cannot be undone: first make sure the frame
+            // will go out (connected, an id left, room on the channel for the largest envelope).
+            let id = self.peek_id()?;
+            let Link::Online(transport) = &self.link else {
+                return Err(MisuseError::NotConnected.into());
+            };
+            transport.check_write(MAX_E2E_SEND_LEN)?;
+            let envelope = self.peers()?.encrypt(to, &body, rng)?;
+            let frame = self.seal(&Message::E2eSend { id, to: to.clone(), envelope })?;
+            self.last_id = id.0;
             out.transmit.push(frame);
             out.events.push(ClientEvent::Sent { to: to.clone(), id });
-        } else if next.peers()?.queue(to, body)? {
+            return Ok(out);
+        }
+        let mut next = self.clone();
+        if next.peers()?.queue(to, body)? {
             out.transmit.push(next.seal(&Message::FetchBundle { name: to.clone() })?);
         }
         *self = next;
@@ -347,10 +360,9 @@ impl Client {
         to: &Name,
         envelope: Envelope,
     ) -> Result<(MessageId, Vec<u8>), Error> {
-        let mut next = self.clone();
-        let id = next.next_id()?;
-        let frame = next.seal(&Message::E2eSend { id, to: to.clone(), envelope })?;
-        *self = next;
+        let id = self.peek_id()?;
+        let frame = self.seal(&Message::E2eSend { id, to: to.clone(), envelope })?;
+        self.last_id = id.0;
         Ok((id, frame))
     }
 
@@ -365,11 +377,11 @@ impl Client {
         frame: &[u8],
         rng: &mut R,
     ) -> Result<ClientOutputs, Error> {
-        let frame = LinkFrame::decode(frame)?;
+        let (kind, noise) = LinkFrame::parse(frame)?;
         let state = self.link.state_name();
-        match (&self.link, frame.kind()) {
+        match (&self.link, kind) {
             (Link::Handshaking(awaiting), LinkKind::HandshakeResp) => {
-                let (mut transport, payload) = awaiting.read_message_2(frame.noise())?;
+                let (mut transport, payload) = awaiting.read_message_2(noise)?;
                 match Message::decode(&payload)? {
                     Message::Welcome { name } if name == self.name => {
                         // Key confirmation: the server activates the link only once this first
@@ -400,7 +412,7 @@ impl Client {
             }
             (Link::Online(transport), LinkKind::Transport) => {
                 let mut transport = transport.clone();
-                let plaintext = transport.read(frame.noise())?;
+                let plaintext = transport.read(noise)?;
                 // The frame authenticated: the channel advances whatever the content. `on_message`
                 // commits nothing unless it succeeds, so a refusal changes nothing else.
                 self.link = Link::Online(transport);
@@ -535,9 +547,9 @@ impl Client {
         Ok(())
     }
 
-    fn next_id(&mut self) -> Result<MessageId, Error> {
-        self.last_id = self.last_id.checked_add(1).ok_or(MisuseError::IdsExhausted)?;
-        Ok(MessageId(self.last_id))
+    /// The id the next message will carry; taken (`last_id` set to it) only once it is sent.
+    fn peek_id(&self) -> Result<MessageId, Error> {
+        Ok(MessageId(self.last_id.checked_add(1).ok_or(MisuseError::IdsExhausted)?))
     }
 
     fn peers(&mut self) -> Result<&mut Peers, Error> {
@@ -561,8 +573,24 @@ fn id_refusal(from: &Name, id: MessageId, refusal: Refusal) -> Error {
     .into()
 }
 
-/// Encodes `message`, seals it in `transport` and frames the ciphertext.
+/// The longest `E2eSend` message frame: header, id, name, and the largest envelope.
+const MAX_E2E_SEND_LEN: usize =
+    HEADER_LEN + 8 + 1 + crate::wire::MAX_NAME_LEN + 2 + crate::wire::MAX_ENVELOPE_LEN;
+
+/// Encodes `message`, seals it in `transport` and frames the ciphertext, all in the one buffer
+/// that is returned: `link header (6) || ENCRYPT(message frame) || tag (16)`.
+///
+/// # Errors
+/// The channel's refusal (a message too long for one transport message, nonce exhaustion); the
+/// transport is then unchanged.
 pub(crate) fn seal(transport: &mut Transport, message: &Message) -> Result<Vec<u8>, Error> {
-    let ciphertext = transport.write(&message.encode())?;
-    Ok(LinkFrame::transport(ciphertext)?.encode())
+    let capacity = 2 * HEADER_LEN + message.body_len_hint() + TRANSPORT_OVERHEAD;
+    let mut frame = Vec::with_capacity(capacity);
+    frame.extend_from_slice(&[0; HEADER_LEN]);
+    message.encode_into(&mut frame);
+    let mut sealed = transport.clone();
+    sealed.write_in_place(&mut frame, HEADER_LEN)?;
+    finish_transport_frame(&mut frame)?;
+    *transport = sealed;
+    Ok(frame)
 }

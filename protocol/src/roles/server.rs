@@ -243,11 +243,11 @@ impl<P: ContentPolicy> Server<P> {
         frame: &[u8],
         rng: &mut R,
     ) -> Result<ServerOutputs, Error> {
-        let frame = LinkFrame::decode(frame)?;
-        match (frame.kind(), self.links.get(&link)) {
-            (LinkKind::HandshakeInit, None) => self.accept(link, frame.noise(), rng),
+        let (kind, noise) = LinkFrame::parse(frame)?;
+        match (kind, self.links.get(&link)) {
+            (LinkKind::HandshakeInit, None) => self.accept(link, noise, rng),
             (LinkKind::Transport, Some(_)) => {
-                let (_, plaintext) = self.open_link_frame(link, &frame)?;
+                let (_, plaintext) = self.open_link_frame(link, kind, noise)?;
                 Ok(self.process(link, &plaintext))
             }
             (kind, open) => {
@@ -332,24 +332,24 @@ impl<P: ContentPolicy> Server<P> {
     /// A frame that does not parse or authenticate, or a link without a channel; the server is then
     /// unchanged.
     pub fn open_transport(&mut self, link: LinkId, frame: &[u8]) -> Result<(Name, Vec<u8>), Error> {
-        self.open_link_frame(link, &LinkFrame::decode(frame)?)
+        let (kind, noise) = LinkFrame::parse(frame)?;
+        self.open_link_frame(link, kind, noise)
     }
 
     fn open_link_frame(
         &mut self,
         link: LinkId,
-        frame: &LinkFrame,
+        kind: LinkKind,
+        noise: &[u8],
     ) -> Result<(Name, Vec<u8>), Error> {
         let Some(open) = self.links.get_mut(&link) else {
-            return Err(
-                ProtocolError::Unexpected { state: "no channel", got: frame.type_name() }.into()
-            );
+            return Err(ProtocolError::Unexpected { state: "no channel", got: kind.name() }.into());
         };
-        if frame.kind() != LinkKind::Transport {
-            return Err(ProtocolError::Unexpected { state: "open", got: frame.type_name() }.into());
+        if kind != LinkKind::Transport {
+            return Err(ProtocolError::Unexpected { state: "open", got: kind.name() }.into());
         }
         let mut transport = open.transport.clone();
-        let plaintext = transport.read(frame.noise())?;
+        let plaintext = transport.read(noise)?;
         open.transport = transport;
         Ok((open.name.clone(), plaintext))
     }
@@ -522,26 +522,20 @@ impl<P: ContentPolicy> Server<P> {
         to: Name,
         payload: Payload,
     ) -> Result<ServerOutputs, Error> {
-        let mut out = ServerOutputs::default();
-        let (denied, deliver) = match payload {
+        // Two frames (the delivery and the sender's answer) and two events, in every outcome.
+        let mut out = ServerOutputs {
+            transmit: Vec::with_capacity(2),
+            close: vec![],
+            events: Vec::with_capacity(2),
+        };
+        let (denied, envelope_len, deliver) = match payload {
             Payload::Hop(body) => {
-                out.events.push(ServerEvent::Read {
-                    from: from.clone(),
-                    to: to.clone(),
-                    id,
-                    body: body.clone(),
-                });
                 let denied = self.policy.check(&from, &to, body.as_bytes()) == Verdict::Deny;
-                (denied, Message::Deliver { id, from: from.clone(), body })
+                (denied, 0, Message::Deliver { id, from: from.clone(), body })
             }
             Payload::E2e(envelope) => {
-                out.events.push(ServerEvent::Envelope {
-                    from: from.clone(),
-                    to: to.clone(),
-                    id,
-                    len: envelope.as_bytes().len(),
-                });
-                (false, Message::E2eDeliver { id, from: from.clone(), envelope })
+                let len = envelope.as_bytes().len();
+                (false, len, Message::E2eDeliver { id, from: from.clone(), envelope })
             }
         };
         let refusal = if !self.accounts.contains_key(&to) {
@@ -553,28 +547,38 @@ impl<P: ContentPolicy> Server<P> {
         };
         // Every frame is sealed on a working copy of its link's transport, one copy per link, so a
         // message to oneself advances the one channel twice instead of sealing twice under one nonce.
-        let mut working: BTreeMap<LinkId, Transport> = BTreeMap::from([(link, sender)]);
+        let mut sender = sender;
+        let mut recipient: Option<(LinkId, Transport)> = None;
         let outcome = match (refusal, self.link_of(&to)) {
             (Some(reason), _) => Outcome::Rejected(reason),
             (None, Some(to_link)) => {
-                let transport = match working.get_mut(&to_link) {
-                    Some(transport) => transport,
-                    None => {
-                        let stored = self.links.get(&to_link).map(|l| l.transport.clone());
-                        working.entry(to_link).or_insert(stored.ok_or(MisuseError::UnknownLink)?)
-                    }
+                let transport = if to_link == link {
+                    &mut sender
+                } else {
+                    let stored = self.links.get(&to_link).map(|l| l.transport.clone());
+                    &mut recipient.insert((to_link, stored.ok_or(MisuseError::UnknownLink)?)).1
                 };
                 out.transmit.push((to_link, seal(transport, &deliver)?));
                 Outcome::Relayed
             }
             (None, None) => {
                 let mut mailbox = self.mailboxes.get(&to).cloned().unwrap_or_default();
-                match mailbox.push(deliver) {
+                match mailbox.push(deliver.clone()) {
                     Ok(()) => Outcome::Queued(mailbox),
                     Err(_) => Outcome::Rejected(RejectReason::MailboxFull),
                 }
             }
         };
+        // What the server saw: the plaintext of a hop message (moved, not copied, into the event),
+        // only the length of an e2e envelope.
+        out.events.push(match deliver {
+            Message::Deliver { body, .. } => {
+                ServerEvent::Read { from: from.clone(), to: to.clone(), id, body }
+            }
+            _ => {
+                ServerEvent::Envelope { from: from.clone(), to: to.clone(), id, len: envelope_len }
+            }
+        });
         let (reply, event) = match &outcome {
             Outcome::Rejected(reason) => (
                 Message::Reject { id, reason: *reason },
@@ -592,12 +596,12 @@ impl<P: ContentPolicy> Server<P> {
                 )
             }
         };
-        let sender = working.get_mut(&link).ok_or(MisuseError::UnknownLink)?;
-        out.transmit.push((link, seal(sender, &reply)?));
+        out.transmit.push((link, seal(&mut sender, &reply)?));
         out.events.push(event);
         // Everything fallible is done: commit.
-        for (link, transport) in working {
-            self.commit_link(link, transport);
+        self.commit_link(link, sender);
+        if let Some((to_link, transport)) = recipient {
+            self.commit_link(to_link, transport);
         }
         if let Outcome::Queued(mailbox) = outcome {
             self.mailboxes.insert(to, mailbox);

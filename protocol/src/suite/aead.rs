@@ -25,19 +25,35 @@ impl AeadKey {
     pub fn seal(&self, nonce: &[u8; AEAD_NONCE_LEN], ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(plaintext.len() + AEAD_TAG_LEN);
         out.extend_from_slice(plaintext);
+        self.seal_in_place(nonce, ad, &mut out, 0);
+        out
+    }
+
+    /// Encrypts `buffer[start..]` in place and appends the tag, so that a caller can build a whole
+    /// frame (header, ciphertext, tag) in one buffer. Reserve 16 bytes beyond the plaintext to
+    /// append the tag without reallocating.
+    ///
+    /// ChaCha20-Poly1305 refuses only inputs over 2^38 bytes, which no frame can reach
+    /// (`wire::MAX_FRAME_LEN`); the function stays total anyway: on that refusal it truncates
+    /// `buffer` to `start`, a ciphertext the receiver rejects as truncated. A `start` past the end
+    /// encrypts nothing and appends the tag of the empty plaintext.
+    pub fn seal_in_place(
+        &self,
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        buffer: &mut Vec<u8>,
+        start: usize,
+    ) {
+        let start = start.min(buffer.len());
         let tag = self.cipher().encrypt_inout_detached(
             &Nonce::from(*nonce),
             ad,
-            out.as_mut_slice().into(),
+            buffer[start..].as_mut().into(),
         );
         match tag {
-            Ok(tag) => out.extend_from_slice(&tag),
-            // ChaCha20-Poly1305 refuses only inputs over 2^38 bytes, which no frame can reach
-            // (wire::MAX_FRAME_LEN); keep the function total anyway by returning no ciphertext,
-            // which the receiver rejects as truncated.
-            Err(_) => out.clear(),
+            Ok(tag) => buffer.extend_from_slice(&tag),
+            Err(_) => buffer.truncate(start),
         }
-        out
     }
 
     /// Decrypts and authenticates `ciphertext || tag`.

@@ -34,18 +34,29 @@ pub trait Codec: Sized {
     /// Any [`WireError`] about the body's fields.
     fn decode_body(frame_type: u8, body: &mut Reader<'_>) -> Result<Self, WireError>;
 
+    /// A guess at the body's length, to size buffers so that encoding does not reallocate. Only a
+    /// hint: a wrong guess costs a reallocation, never a wrong encoding.
+    fn body_len_hint(&self) -> usize {
+        64
+    }
+
     /// The complete frame: header, then body.
     #[must_use]
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN + 64);
-        out.extend_from_slice(&[VERSION, self.frame_type(), 0, 0, 0, 0]);
-        self.encode_body(&mut out);
-        let body_len = out.len() - HEADER_LEN;
-        // Every constructor bounds its fields so that a body never exceeds MAX_FRAME_BODY_LEN, which is
-        // far below u32::MAX; the conversion cannot saturate.
-        let len = u32::try_from(body_len).unwrap_or(u32::MAX).to_be_bytes();
-        out[2..HEADER_LEN].copy_from_slice(&len);
+        let mut out = Vec::with_capacity(HEADER_LEN + self.body_len_hint());
+        self.encode_into(&mut out);
         out
+    }
+
+    /// Appends the complete frame (header, then body) to `out`: one buffer can then hold a frame
+    /// inside another (a message inside a channel frame, SPEC.md §3).
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[VERSION, self.frame_type(), 0, 0, 0, 0]);
+        self.encode_body(out);
+        // Every constructor bounds its fields so that a body never exceeds MAX_FRAME_BODY_LEN, far
+        // below u32::MAX; the length always fits.
+        set_body_len(&mut out[start..]);
     }
 
     /// Decodes exactly one frame that fills all of `bytes`.
@@ -56,18 +67,39 @@ pub trait Codec: Sized {
     /// # Errors
     /// The first check that fails, as a [`WireError`].
     fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        let max = HEADER_LEN + Self::MAX_FRAME_BODY_LEN;
-        if bytes.len() > max {
-            return Err(WireError::Oversized { len: bytes.len(), max });
-        }
-        let (frame_type, body_len) = header::<Self>(bytes)?;
-        let mut r = Reader::new(bytes);
-        r.take(HEADER_LEN)?;
-        let mut body = Reader::new(r.take(body_len)?);
-        r.finish()?;
+        let (frame_type, body) = split::<Self>(bytes)?;
+        let mut body = Reader::new(body);
         let value = Self::decode_body(frame_type, &mut body)?;
         body.finish()?;
         Ok(value)
+    }
+}
+
+/// The header checks of [`Codec::decode`], in its order, without decoding the body: the frame's
+/// type and its body, borrowed from `bytes`.
+///
+/// # Errors
+/// The first check that fails: input size, version, type, declared length against the maximum,
+/// declared length against the input, nothing left over.
+pub fn split<C: Codec>(bytes: &[u8]) -> Result<(u8, &[u8]), WireError> {
+    let max = HEADER_LEN + C::MAX_FRAME_BODY_LEN;
+    if bytes.len() > max {
+        return Err(WireError::Oversized { len: bytes.len(), max });
+    }
+    let (frame_type, body_len) = header::<C>(bytes)?;
+    let mut r = Reader::new(bytes);
+    r.take(HEADER_LEN)?;
+    let body = r.take(body_len)?;
+    r.finish()?;
+    Ok((frame_type, body))
+}
+
+/// Writes the length of `frame[HEADER_LEN..]` into the header at the start of `frame`.
+pub(crate) fn set_body_len(frame: &mut [u8]) {
+    let body_len = frame.len().saturating_sub(HEADER_LEN);
+    let len = u32::try_from(body_len).unwrap_or(u32::MAX).to_be_bytes();
+    if let Some(field) = frame.get_mut(2..HEADER_LEN) {
+        field.copy_from_slice(&len);
     }
 }
 

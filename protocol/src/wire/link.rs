@@ -89,18 +89,21 @@ impl LinkFrame {
     /// [`WireError::BadLength`] below the kind's [`LinkKind::min_len`]; [`WireError::Oversized`]
     /// above [`MAX_LINK_BODY_LEN`] (with `len` and `max` counted as whole frames, header included).
     pub fn new(kind: LinkKind, noise: Vec<u8>) -> Result<Self, WireError> {
-        if noise.len() < kind.min_len() {
-            let field = match kind {
-                LinkKind::HandshakeInit => "handshake_init",
-                LinkKind::HandshakeResp => "handshake_resp",
-                LinkKind::Transport => "transport",
-            };
-            return Err(WireError::BadLength { field, len: noise.len() });
-        }
-        if noise.len() > MAX_LINK_BODY_LEN {
-            return Err(WireError::Oversized { len: HEADER_LEN + noise.len(), max: MAX_FRAME_LEN });
-        }
+        check_body(kind, noise.len())?;
         Ok(Self { kind, noise })
+    }
+
+    /// Decodes a link frame without copying it: its kind and its Noise message, borrowed from
+    /// `bytes`. Accepts exactly what [`Codec::decode`] accepts, with the same errors in the same
+    /// order; this is what a role does with every frame it receives.
+    ///
+    /// # Errors
+    /// As [`Codec::decode`].
+    pub fn parse(bytes: &[u8]) -> Result<(LinkKind, &[u8]), WireError> {
+        let (frame_type, noise) = super::split::<Self>(bytes)?;
+        let kind = LinkKind::from_code(frame_type).ok_or(WireError::UnknownType(frame_type))?;
+        check_body(kind, noise.len())?;
+        Ok((kind, noise))
     }
 
     /// A `HandshakeInit` frame; see [`LinkFrame::new`].
@@ -165,4 +168,35 @@ impl Codec for LinkFrame {
         let kind = LinkKind::from_code(frame_type).ok_or(WireError::UnknownType(frame_type))?;
         Self::new(kind, body.rest().to_vec())
     }
+}
+
+/// The length bounds of a link frame's body: at least the fixed part of its kind's Noise message
+/// ([`LinkKind::min_len`]), at most [`MAX_LINK_BODY_LEN`].
+fn check_body(kind: LinkKind, len: usize) -> Result<(), WireError> {
+    if len < kind.min_len() {
+        let field = match kind {
+            LinkKind::HandshakeInit => "handshake_init",
+            LinkKind::HandshakeResp => "handshake_resp",
+            LinkKind::Transport => "transport",
+        };
+        return Err(WireError::BadLength { field, len });
+    }
+    if len > MAX_LINK_BODY_LEN {
+        return Err(WireError::Oversized { len: HEADER_LEN + len, max: MAX_FRAME_LEN });
+    }
+    Ok(())
+}
+
+/// Completes a `Transport` frame built in place: `frame` is [`HEADER_LEN`] bytes reserved for the
+/// header, then the channel ciphertext. Writes the header.
+///
+/// # Errors
+/// As [`LinkFrame::new`] for the ciphertext's length; `frame` is then unchanged.
+pub(crate) fn finish_transport_frame(frame: &mut [u8]) -> Result<(), WireError> {
+    check_body(LinkKind::Transport, frame.len().saturating_sub(HEADER_LEN))?;
+    if let Some(header) = frame.get_mut(..2) {
+        header.copy_from_slice(&[super::VERSION, TYPE_TRANSPORT]);
+    }
+    super::codec::set_body_len(frame);
+    Ok(())
 }

@@ -1,8 +1,8 @@
 //! Messages: the plaintexts carried in the handshake payloads and inside the channel.
 
 use super::{
-    Body, Codec, Envelope, FetchedBundle, HEADER_LEN, MAX_LINK_BODY_LEN, MessageId, Name, Reader,
-    UploadedBundle, WireError,
+    Body, Codec, Envelope, FetchedBundle, HEADER_LEN, MAX_LINK_BODY_LEN, MAX_NAME_LEN, MessageId,
+    Name, Reader, UploadedBundle, WireError,
 };
 
 /// Largest message body: a whole message (header + body) must fit in one channel transport
@@ -274,6 +274,18 @@ impl Codec for Message {
                 | TYPE_E2E_SEND
                 | TYPE_E2E_DELIVER
         )
+    }
+
+    fn body_len_hint(&self) -> usize {
+        // id, name, and the u16-prefixed body or envelope; everything else is short.
+        const FIXED: usize = 8 + 1 + MAX_NAME_LEN + 2;
+        match self {
+            Self::Send { body, .. } | Self::Deliver { body, .. } => FIXED + body.as_bytes().len(),
+            Self::E2eSend { envelope, .. } | Self::E2eDeliver { envelope, .. } => {
+                FIXED + envelope.as_bytes().len()
+            }
+            _ => 64,
+        }
     }
 
     fn encode_body(&self, out: &mut Vec<u8>) {

@@ -30,7 +30,8 @@ pub use bundle::{
     Envelope, FetchedBundle, IdentityPublic, MAX_ENCODED_PREKEYS, MAX_ENVELOPE_LEN,
     OneTimePrekeyPublic, SignedPrekeyPublic, UploadedBundle,
 };
-pub use codec::{Codec, HEADER_LEN, VERSION, frame_len};
+pub use codec::{Codec, HEADER_LEN, VERSION, frame_len, split};
+pub(crate) use link::finish_transport_frame;
 pub use link::{
     HANDSHAKE_INIT_MIN_LEN, HANDSHAKE_RESP_MIN_LEN, LinkFrame, LinkKind, MAX_FRAME_LEN,
     MAX_LINK_BODY_LEN, TRANSPORT_MIN_LEN,

@@ -17,8 +17,14 @@ pub const MAX_BODY_LEN: usize = 16 * 1024;
 ///
 /// The alphabet has no upper case and no Unicode, so two names are equal exactly when their bytes
 /// are equal: no normalisation question can arise at the server. Encoded as `len: u8 || bytes`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Name(String);
+///
+/// Held inline (the bytes and their length, no heap), so that naming a peer — in every message,
+/// event and table key — never allocates. Compares, orders and hashes as its text.
+#[derive(Clone)]
+pub struct Name {
+    len: u8,
+    bytes: [u8; MAX_NAME_LEN],
+}
 
 impl Name {
     /// Validates `name`.
@@ -35,19 +41,26 @@ impl Name {
         }) {
             return Err(WireError::InvalidValue { field: "name" });
         }
-        Ok(Self(name.to_owned()))
+        let mut bytes = [0u8; MAX_NAME_LEN];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        // `name.len() ≤ MAX_NAME_LEN = 32`, checked above.
+        Ok(Self { len: u8::try_from(name.len()).unwrap_or(u8::MAX), bytes })
     }
 
     /// The name as text.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        // `new` admits only ASCII, so the bytes are always UTF-8.
+        core::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        // `new` bounds the length by MAX_NAME_LEN (32), so it fits in a byte.
-        out.push(u8::try_from(self.0.len()).unwrap_or(u8::MAX));
-        out.extend_from_slice(self.0.as_bytes());
+        out.push(self.len);
+        out.extend_from_slice(self.as_bytes());
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
@@ -62,15 +75,41 @@ impl Name {
     }
 }
 
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl core::hash::Hash for Name {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
 impl fmt::Debug for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
+        write!(f, "{:?}", self.as_str())
     }
 }
 
 impl fmt::Display for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

@@ -1,0 +1,127 @@
+#![cfg(test)]
+//! Heap allocations per message, counted (not timed): each step of a message's path allocates its
+//! output buffer and, where the API hands back a list, that list — nothing per message besides.
+//!
+//! The counting allocator is installed by the `allocation-counter` crate in this test binary only.
+
+use allocation_counter::{AllocationInfo, measure};
+use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::roles::{Client, ClientOutputs, LinkId, Server};
+use e2e_protocol::suite::PrivateKey;
+use e2e_protocol::wire::{Body, Name};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const ALICE: LinkId = LinkId(1);
+const BOB: LinkId = LinkId(2);
+
+fn name(s: &str) -> Name {
+    Name::new(s).unwrap()
+}
+
+struct World {
+    server: Server,
+    alice: Client,
+    bob: Client,
+    rng: ChaCha20Rng,
+}
+
+impl World {
+    fn new(e2e: bool) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let server = Server::new(PrivateKey::generate(&mut rng));
+        let mut make = |who: &str| {
+            let key = PrivateKey::generate(&mut rng);
+            if e2e {
+                Client::with_e2e(name(who), key, server.public_key(), Peers::generate(&mut rng))
+            } else {
+                Client::new(name(who), key, server.public_key())
+            }
+        };
+        let (alice, bob) = (make("alice"), make("bob"));
+        let mut world = Self { server, alice, bob, rng };
+        for link in [ALICE, BOB] {
+            let (client, rng) = world.client(link);
+            let init = client.connect(rng).unwrap();
+            world.deliver(link, &init);
+        }
+        if e2e {
+            for link in [ALICE, BOB] {
+                let upload = world.client(link).0.upload_bundle().unwrap();
+                world.deliver(link, &upload);
+            }
+            // One message each way: the next one from Alice is a plain ratchet message.
+            for (link, to) in [(ALICE, "bob"), (BOB, "alice")] {
+                let body = Body::new(b"hi".to_vec()).unwrap();
+                let (client, rng) = world.client(link);
+                let out = client.send_e2e(&name(to), body, rng).unwrap();
+                for frame in out.transmit {
+                    world.deliver(link, &frame);
+                }
+            }
+        }
+        world
+    }
+
+    fn client(&mut self, link: LinkId) -> (&mut Client, &mut ChaCha20Rng) {
+        (if link == ALICE { &mut self.alice } else { &mut self.bob }, &mut self.rng)
+    }
+
+    fn deliver(&mut self, link: LinkId, frame: &[u8]) {
+        let out = self.server.handle(link, frame, &mut self.rng).unwrap();
+        for (to, frame) in out.transmit {
+            let (client, rng) = self.client(to);
+            let reply = client.handle(&frame, rng).unwrap();
+            for frame in reply.transmit {
+                self.deliver(to, &frame);
+            }
+        }
+    }
+}
+
+/// The allocations of each step of one message from Alice to Bob, and of the `Ack` back.
+#[derive(Debug)]
+struct Steps {
+    send: AllocationInfo,
+    server: AllocationInfo,
+    receive: AllocationInfo,
+    ack: AllocationInfo,
+}
+
+/// One message of `size` bytes from Alice to Bob. Returns the third round's counts: the first ones
+/// fill the tables the path touches (replay windows, maps), which is not per-message work.
+fn relay(e2e: bool, size: usize) -> Steps {
+    let mut world = World::new(e2e);
+    let bob = name("bob");
+    let mut steps = None;
+    for _ in 0..3 {
+        let body = Body::new(vec![7; size]).unwrap();
+        let mut frame = Vec::new();
+        let send = measure(|| {
+            frame = if e2e {
+                world.alice.send_e2e(&bob, body, &mut world.rng).unwrap().transmit.remove(0)
+            } else {
+                world.alice.send(&bob, body).unwrap().1
+            };
+        });
+        let mut out = None;
+        let server = measure(|| out = Some(world.server.handle(ALICE, &frame, &mut world.rng)));
+        let out = out.unwrap().unwrap();
+        let to = |link| &out.transmit.iter().find(|(l, _)| *l == link).unwrap().1;
+        let receive = measure(|| drop(world.bob.handle(to(BOB), &mut world.rng).unwrap()));
+        let ack = measure(|| drop(world.alice.handle(to(ALICE), &mut world.rng).unwrap()));
+        steps = Some(Steps { send, server, receive, ack });
+    }
+    let steps = steps.unwrap();
+    println!("{} {size} B: {steps:#?}", if e2e { "e2e" } else { "hop" });
+    steps
+}
+
+#[test]
+fn print_counts() {
+    for e2e in [false, true] {
+        for size in [64, 1024, 16384] {
+            relay(e2e, size);
+        }
+    }
+}
