@@ -11,7 +11,7 @@
 
 use super::ratchet::{HEADER_LEN, Header};
 use super::x3dh::PrekeyHeader;
-use crate::suite::{AEAD_TAG_LEN, PublicKey};
+use crate::suite::{AEAD_TAG_LEN, DH_LEN, PublicKey};
 use crate::wire::{IdentityPublic, Reader, WireError};
 
 const KIND_PREKEY: u8 = 0x01;
@@ -45,30 +45,12 @@ impl EnvelopeBody {
     /// The envelope's bytes.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        let message = match self {
+        match self {
             Self::Prekey { prekey, message } => {
-                out.push(KIND_PREKEY);
-                out.extend_from_slice(&prekey.identity.to_bytes());
-                out.extend_from_slice(prekey.base_key.as_bytes());
-                out.extend_from_slice(&prekey.signed_prekey_id.to_be_bytes());
-                match prekey.one_time_prekey_id {
-                    None => out.push(0x00),
-                    Some(id) => {
-                        out.push(0x01);
-                        out.extend_from_slice(&id.to_be_bytes());
-                    }
-                }
-                message
+                encode_parts(Some(prekey), &message.header, &message.ciphertext)
             }
-            Self::Ratchet(message) => {
-                out.push(KIND_RATCHET);
-                message
-            }
-        };
-        out.extend_from_slice(&message.header.encode());
-        out.extend_from_slice(&message.ciphertext);
-        out
+            Self::Ratchet(message) => encode_parts(None, &message.header, &message.ciphertext),
+        }
     }
 
     /// Parses an envelope.
@@ -78,8 +60,36 @@ impl EnvelopeBody {
     /// a `has_opk` byte other than 0 or 1; [`WireError::BadLength`] for a ciphertext shorter than its
     /// 16-byte tag.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let parsed = ParsedEnvelope::decode(bytes)?;
+        let message =
+            RatchetMessage { header: parsed.header, ciphertext: parsed.ciphertext.to_vec() };
+        Ok(match parsed.prekey {
+            Some(prekey) => Self::Prekey { prekey, message },
+            None => Self::Ratchet(message),
+        })
+    }
+}
+
+/// An envelope parsed without copying its ciphertext: [`EnvelopeBody`] borrowing the bytes, for
+/// the receive path, which only reads the ciphertext once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ParsedEnvelope<'a> {
+    /// The handshake fields of a prekey message (`0x01`); none for a ratchet message (`0x02`).
+    pub(crate) prekey: Option<PrekeyHeader>,
+    /// The ratchet header.
+    pub(crate) header: Header,
+    /// The AEAD ciphertext, at least 16 bytes.
+    pub(crate) ciphertext: &'a [u8],
+}
+
+impl<'a> ParsedEnvelope<'a> {
+    /// Parses an envelope, exactly as [`EnvelopeBody::decode`] (which calls this).
+    ///
+    /// # Errors
+    /// As [`EnvelopeBody::decode`].
+    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes);
-        match r.u8()? {
+        let prekey = match r.u8()? {
             KIND_PREKEY => {
                 let identity = IdentityPublic::read(&mut r)?;
                 let base_key = PublicKey::from_bytes(r.array()?);
@@ -89,21 +99,94 @@ impl EnvelopeBody {
                     0x01 => Some(r.u32()?),
                     _ => return Err(WireError::InvalidValue { field: "has_opk" }),
                 };
-                let prekey =
-                    PrekeyHeader { identity, base_key, signed_prekey_id, one_time_prekey_id };
-                Ok(Self::Prekey { prekey, message: read_message(&mut r)? })
+                Some(PrekeyHeader { identity, base_key, signed_prekey_id, one_time_prekey_id })
             }
-            KIND_RATCHET => Ok(Self::Ratchet(read_message(&mut r)?)),
-            _ => Err(WireError::InvalidValue { field: "envelope_kind" }),
+            KIND_RATCHET => None,
+            _ => return Err(WireError::InvalidValue { field: "envelope_kind" }),
+        };
+        let header = Header::decode(&r.array::<HEADER_LEN>()?);
+        let ciphertext = r.rest();
+        if ciphertext.len() < AEAD_TAG_LEN {
+            return Err(WireError::BadLength { field: "ciphertext", len: ciphertext.len() });
         }
+        Ok(Self { prekey, header, ciphertext })
     }
 }
 
-fn read_message(r: &mut Reader<'_>) -> Result<RatchetMessage, WireError> {
-    let header = Header::decode(&r.array::<HEADER_LEN>()?);
-    let ciphertext = r.rest().to_vec();
-    if ciphertext.len() < AEAD_TAG_LEN {
-        return Err(WireError::BadLength { field: "ciphertext", len: ciphertext.len() });
+/// Length of a prekey message's handshake fields after the kind byte, with `opk_id`:
+/// `IK_A (64) || EK_A (32) || BE32(spk_id) || has_opk || BE32(opk_id)`.
+const MAX_PREKEY_FIELDS_LEN: usize = IdentityPublic::LEN + DH_LEN + 4 + 1 + 4;
+
+/// The length of the envelope [`encode_parts`] makes.
+fn encoded_len(prekey: Option<&PrekeyHeader>, ciphertext_len: usize) -> usize {
+    let prekey_len = prekey
+        .map_or(0, |p| MAX_PREKEY_FIELDS_LEN - if p.one_time_prekey_id.is_some() { 0 } else { 4 });
+    (1 + prekey_len + HEADER_LEN).saturating_add(ciphertext_len)
+}
+
+/// The envelope's bytes from its parts, allocated once at their exact length.
+pub(crate) fn encode_parts(
+    prekey: Option<&PrekeyHeader>,
+    header: &Header,
+    ciphertext: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_len(prekey, ciphertext.len()));
+    match prekey {
+        Some(prekey) => {
+            out.push(KIND_PREKEY);
+            out.extend_from_slice(&prekey.identity.to_bytes());
+            out.extend_from_slice(prekey.base_key.as_bytes());
+            out.extend_from_slice(&prekey.signed_prekey_id.to_be_bytes());
+            match prekey.one_time_prekey_id {
+                None => out.push(0x00),
+                Some(id) => {
+                    out.push(0x01);
+                    out.extend_from_slice(&id.to_be_bytes());
+                }
+            }
+        }
+        None => out.push(KIND_RATCHET),
     }
-    Ok(RatchetMessage { header, ciphertext })
+    out.extend_from_slice(&header.encode());
+    out.extend_from_slice(ciphertext);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prekey(one_time_prekey_id: Option<u32>) -> PrekeyHeader {
+        PrekeyHeader {
+            identity: IdentityPublic {
+                dh: PublicKey::from_bytes([3; 32]),
+                sign: crate::suite::VerifyingKey::from_bytes([7; 32]),
+            },
+            base_key: PublicKey::from_bytes([4; 32]),
+            signed_prekey_id: 5,
+            one_time_prekey_id,
+        }
+    }
+
+    #[test]
+    fn encode_allocates_the_exact_length_and_decode_inverts_it() {
+        let header = Header { dh: PublicKey::from_bytes([1; 32]), pn: 2, n: 3 };
+        let message = RatchetMessage { header, ciphertext: vec![9; 20] };
+        for body in [
+            EnvelopeBody::Ratchet(message.clone()),
+            EnvelopeBody::Prekey { prekey: prekey(None), message: message.clone() },
+            EnvelopeBody::Prekey { prekey: prekey(Some(6)), message: message.clone() },
+        ] {
+            let bytes = body.encode();
+            let prekey = match &body {
+                EnvelopeBody::Prekey { prekey, .. } => Some(prekey),
+                EnvelopeBody::Ratchet(_) => None,
+            };
+            assert_eq!(bytes.len(), encoded_len(prekey, 20));
+            assert_eq!(EnvelopeBody::decode(&bytes), Ok(body.clone()));
+            let parsed = ParsedEnvelope::decode(&bytes).unwrap();
+            assert_eq!((parsed.prekey.as_ref(), parsed.header), (prekey, header));
+            assert_eq!(parsed.ciphertext, &bytes[bytes.len() - 20..]);
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rand_core::CryptoRng;
 
-use super::envelope::{EnvelopeBody, RatchetMessage};
+use super::envelope::{ParsedEnvelope, encode_parts};
 use super::identity::IdentityKeyPair;
 use super::prekeys::PrekeyStore;
 use super::ratchet::Session;
@@ -283,12 +283,7 @@ impl Peers {
         // MAX_ENVELOPE_LEN: `Envelope::new` cannot fail after the ratchet has advanced.
         let (header, ciphertext) =
             session.ratchet.encrypt(body.as_bytes(), rng).map_err(E2eError::from)?;
-        let message = RatchetMessage { header, ciphertext };
-        let envelope = match session.prekey {
-            Some(prekey) => EnvelopeBody::Prekey { prekey, message },
-            None => EnvelopeBody::Ratchet(message),
-        };
-        Ok(Envelope::new(envelope.encode())?)
+        Ok(Envelope::new(encode_parts(session.prekey.as_ref(), &header, &ciphertext))?)
     }
 
     /// Decrypts an envelope that the server says `from` sent to `own_name` (SPEC.md §11.2, §11.3,
@@ -304,10 +299,8 @@ impl Peers {
         from: &Name,
         envelope: &Envelope,
     ) -> Result<Decrypted, Error> {
-        let body = EnvelopeBody::decode(envelope.as_bytes())?;
-        let message = match &body {
-            EnvelopeBody::Prekey { message, .. } | EnvelopeBody::Ratchet(message) => message,
-        };
+        // Borrows the ciphertext from the envelope: it is read once, by the AEAD.
+        let message = ParsedEnvelope::decode(envelope.as_bytes())?;
         // Refuse before decrypting anything a body could not hold, so that nothing can fail after the
         // ratchet has advanced.
         let plaintext_len = message.ciphertext.len().saturating_sub(AEAD_TAG_LEN);
@@ -319,8 +312,8 @@ impl Peers {
             .into());
         }
         let pinned = self.pinned.get(from).copied();
-        match body {
-            EnvelopeBody::Ratchet(message) => {
+        match message.prekey {
+            None => {
                 let sessions = self
                     .peers
                     .get_mut(from)
@@ -329,7 +322,7 @@ impl Peers {
                     .ok_or_else(|| E2eError::NoSession { name: from.clone() })??;
                 Ok(Decrypted { body: Body::new(plaintext)?, new_session: false })
             }
-            EnvelopeBody::Prekey { prekey, message } => {
+            Some(prekey) => {
                 if pinned.is_some_and(|p| p != prekey.identity)
                     && !crate::flaws::on(crate::flaws::Flaw::SkipPinOnReceive)
                 {
@@ -360,7 +353,7 @@ impl Peers {
                 };
                 let plaintext = session
                     .ratchet
-                    .decrypt(&message.header, &message.ciphertext)
+                    .decrypt(&message.header, message.ciphertext)
                     .map_err(E2eError::from)?;
                 // Everything fallible is done: commit.
                 if let Some(id) = prekey
@@ -392,12 +385,12 @@ fn open_in_any(
     sessions: &mut PeerSessions,
     pinned: Option<IdentityPublic>,
     accepts: impl Fn(&PeerSession) -> bool,
-    message: &RatchetMessage,
+    message: &ParsedEnvelope<'_>,
 ) -> Option<Result<Vec<u8>, E2eError>> {
     let allowed = |s: &PeerSession| accepts(s) && pinned.is_none_or(|p| p == s.peer);
     let mut first_error = None;
     if let Some(current) = sessions.current.as_mut().filter(|s| allowed(s)) {
-        match current.ratchet.decrypt(&message.header, &message.ciphertext) {
+        match current.ratchet.decrypt(&message.header, message.ciphertext) {
             Ok(plaintext) => {
                 current.prekey = None;
                 return Some(Ok(plaintext));
@@ -409,7 +402,7 @@ fn open_in_any(
         let Some(archived) = sessions.archived.get_mut(index).filter(|s| allowed(s)) else {
             continue;
         };
-        match archived.ratchet.decrypt(&message.header, &message.ciphertext) {
+        match archived.ratchet.decrypt(&message.header, message.ciphertext) {
             Ok(plaintext) => {
                 archived.prekey = None;
                 sessions.promote(index);

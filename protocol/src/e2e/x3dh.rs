@@ -47,6 +47,11 @@ pub const SK_LEN: usize = 32;
 /// Length of the identity part of the associated data, `IK_A || IK_B`; the names follow it.
 pub const AD_IDENTITIES_LEN: usize = 2 * IdentityPublic::LEN;
 
+/// Longest associated data [`associated_data`] makes: both identities and two names of at most
+/// [`crate::wire::MAX_NAME_LEN`] bytes, each with its length byte. The ratchet builds `AD || header`
+/// for every message in a stack buffer of this size (plus the header).
+pub const MAX_AD_LEN: usize = AD_IDENTITIES_LEN + 2 * (1 + crate::wire::MAX_NAME_LEN);
+
 /// Longest HKDF input: the prefix and four DH outputs.
 const MAX_IKM_LEN: usize = DH_LEN * 5;
 
@@ -136,7 +141,7 @@ pub fn associated_data(
     (initiator, initiator_name): (&IdentityPublic, &Name),
     (responder, responder_name): (&IdentityPublic, &Name),
 ) -> Vec<u8> {
-    let mut ad = Vec::with_capacity(AD_IDENTITIES_LEN + 2 + 2 * crate::wire::MAX_NAME_LEN);
+    let mut ad = Vec::with_capacity(MAX_AD_LEN);
     ad.extend_from_slice(&initiator.to_bytes());
     ad.extend_from_slice(&responder.to_bytes());
     initiator_name.encode(&mut ad);
@@ -310,6 +315,15 @@ mod tests {
             assert_eq!(resp.ratchet_key(), b.store.signed_prekey(1).unwrap());
             assert_eq!(resp.ratchet_key().public_key(), init.their_ratchet_key());
         }
+    }
+
+    #[test]
+    fn longest_names_give_the_longest_associated_data() {
+        let (a, b) = (alice(1), bob(2));
+        let longest = name(&"n".repeat(crate::wire::MAX_NAME_LEN));
+        let ad = associated_data((&a.public(), &longest), (&b.identity.public(), &longest));
+        assert_eq!(ad.len(), MAX_AD_LEN);
+        assert_eq!(MAX_AD_LEN, 64 + 64 + 2 * (1 + 32));
     }
 
     #[test]

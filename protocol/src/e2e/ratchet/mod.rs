@@ -24,9 +24,9 @@
 //! Only in *when* a new sending ratchet key is drawn: on the next send after a new peer key
 //! arrives, not on receipt (§12.3). The key schedule, and so every key and ciphertext, is the one
 //! Signal's algorithm would produce from the same key pairs. In exchange, receiving takes no RNG
-//! and can be undone completely: [`Session::decrypt`] runs on a copy and commits only if the AEAD
-//! opens, so a forged, replayed, truncated or too-far-ahead message leaves the session exactly as
-//! it was.
+//! and can be undone completely: [`Session::decrypt`] derives everything on locals and commits to
+//! the session only if the AEAD opens, so a forged, replayed, truncated or too-far-ahead message
+//! leaves the session exactly as it was.
 //!
 //! # Not here
 //!

@@ -6,6 +6,7 @@ use crate::suite::{HASH_LEN, PrivateKey, PublicKey, Secret};
 
 use super::chain_key::ChainKey;
 use super::header::{HEADER_LEN, Header};
+use super::message_key::MessageKey;
 use super::root_key::RootKey;
 use super::skipped::SkippedKeys;
 use super::{MAX_SKIP, RatchetError};
@@ -82,6 +83,9 @@ impl Session {
     /// arrived), this turns the DH ratchet: draws a new ratchet key pair (32 bytes from `rng`,
     /// §2.4) and derives `RK, CKs = KDF_RK(RK, DH(DHs, DHr))`. Otherwise `rng` is not used.
     ///
+    /// **Transactional**: every fallible step runs on locals, and the session's fields change only
+    /// after the last of them. Besides the returned ciphertext, nothing is allocated.
+    ///
     /// # Errors
     /// [`RatchetError::NoSession`] on a responder that has not yet decrypted a message;
     /// [`RatchetError::Crypto`] if the peer's ratchet key has small order (possible only for an
@@ -93,44 +97,47 @@ impl Session {
         plaintext: &[u8],
         rng: &mut R,
     ) -> Result<(Header, Vec<u8>), RatchetError> {
-        let mut next = self.clone();
-        let sealed = next.encrypt_in_place(plaintext, rng)?;
-        *self = next;
-        Ok(sealed)
-    }
-
-    /// §12.3 on `self`, which the caller discards on error.
-    fn encrypt_in_place<R: CryptoRng + ?Sized>(
-        &mut self,
-        plaintext: &[u8],
-        rng: &mut R,
-    ) -> Result<(Header, Vec<u8>), RatchetError> {
-        let (ours, chain) = match (&self.sending_ratchet_key, self.sending_chain.take()) {
-            (Some(ours), Some(chain)) => (ours.public_key(), chain),
-            // CKs is none: turn the DH ratchet.
-            _ => {
-                let theirs = self.receiving_ratchet_key.ok_or(RatchetError::NoSession)?;
-                let key_pair = PrivateKey::generate(rng);
-                let (root_key, chain) = self.root_key.kdf_rk(&key_pair.diffie_hellman(&theirs)?);
-                let ours = key_pair.public_key();
-                self.root_key = root_key;
-                self.sending_ratchet_key = Some(key_pair);
-                (ours, chain)
-            }
-        };
-        if self.ns == u32::MAX {
-            return Err(RatchetError::ChainExhausted);
-        }
-        let (message_key, chain) = chain.step();
-        self.sending_chain = Some(chain);
+        // `Ns = 2^32 − 1` is an index no message may carry.
+        let exhausted = self.ns == u32::MAX;
+        let (ours, message_key, next_chain, turn) =
+            match (&self.sending_ratchet_key, &self.sending_chain) {
+                (Some(ours), Some(chain)) => {
+                    if exhausted {
+                        return Err(RatchetError::ChainExhausted);
+                    }
+                    let (message_key, next_chain) = chain.step();
+                    (ours.public_key(), message_key, next_chain, None)
+                }
+                // CKs is none: turn the DH ratchet.
+                _ => {
+                    let theirs = self.receiving_ratchet_key.ok_or(RatchetError::NoSession)?;
+                    let key_pair = PrivateKey::generate(rng);
+                    let (root_key, chain) =
+                        self.root_key.kdf_rk(&key_pair.diffie_hellman(&theirs)?);
+                    if exhausted {
+                        return Err(RatchetError::ChainExhausted);
+                    }
+                    let (message_key, next_chain) = chain.step();
+                    (key_pair.public_key(), message_key, next_chain, Some((key_pair, root_key)))
+                }
+            };
         let header = Header { dh: ours, pn: self.pn, n: self.ns };
-        let ciphertext = message_key.seal(&self.associated_data(&header), plaintext);
+        let ciphertext =
+            message_key.seal(AssociatedData::new(&self.ad, &header).as_slice(), plaintext);
+        // Nothing below can fail: commit.
+        if let Some((key_pair, root_key)) = turn {
+            self.root_key = root_key;
+            self.sending_ratchet_key = Some(key_pair);
+        }
+        self.sending_chain = Some(next_chain);
         self.ns += 1; // < 2^32 − 1 before, checked above
         Ok((header, ciphertext))
     }
 
-    /// Decrypts a message (§12.4). **Transactional**: the steps run on a copy of the session, which
-    /// replaces it only if the AEAD opens. Takes no randomness.
+    /// Decrypts a message (§12.4). **Transactional**: every fallible step (the DH, the key
+    /// derivations, the AEAD) runs on locals, and the session's fields change only once the AEAD
+    /// has opened. Takes no randomness. An in-order message allocates nothing but the plaintext; a
+    /// gap collects its keys in a local list first.
     ///
     /// In order: a key from the skipped store for `(dh, n)` if there is one (and it is deleted);
     /// otherwise, if `dh` is a new peer ratchet key, the rest of the current receiving chain up to
@@ -146,88 +153,76 @@ impl Session {
     /// wrong `AD`, an old chain's key no longer stored) or no state could have sent the message;
     /// [`RatchetError::ChainExhausted`] if `n = 2^32 − 1`. On every error the session is unchanged.
     pub fn decrypt(&mut self, header: &Header, ciphertext: &[u8]) -> Result<Vec<u8>, RatchetError> {
-        let mut next = self.clone();
-        let plaintext = next.decrypt_in_place(header, ciphertext)?;
-        if crate::flaws::on(crate::flaws::Flaw::RatchetNoAdvance) {
-            return Ok(plaintext);
-        } // seeded flaw hook
-        *self = next;
-        Ok(plaintext)
-    }
+        let ad = AssociatedData::new(&self.ad, header);
 
-    /// §12.4 on `self`, which the caller discards on error.
-    fn decrypt_in_place(
-        &mut self,
-        header: &Header,
-        ciphertext: &[u8],
-    ) -> Result<Vec<u8>, RatchetError> {
-        let ad = self.associated_data(header);
-        if let Some(message_key) = self.skipped.take(&header.dh, header.n) {
-            return message_key.open(&ad, ciphertext).map_err(|_| RatchetError::DecryptFailed);
+        // A stored key: open with it, and delete it only if it opened.
+        if let Some(message_key) = self.skipped.get(&header.dh, header.n) {
+            let plaintext = message_key
+                .clone()
+                .open(ad.as_slice(), ciphertext)
+                .map_err(|_| RatchetError::DecryptFailed)?;
+            if crate::flaws::on(crate::flaws::Flaw::RatchetNoAdvance) {
+                return Ok(plaintext);
+            } // seeded flaw hook
+            self.skipped.take(&header.dh, header.n);
+            return Ok(plaintext);
         }
-        if self.receiving_ratchet_key != Some(header.dh) {
+
+        // The receiving chain this message belongs to, and the keys `SKIP` stores, on locals.
+        let mut skipped = Vec::new();
+        let (mut receiving, turn) = if self.receiving_ratchet_key == Some(header.dh) {
+            let current = Receiving {
+                dh: self.receiving_ratchet_key,
+                chain: self.receiving_chain.clone(),
+                nr: self.nr,
+            };
+            (current, None)
+        } else {
             // The peer has turned the DH ratchet.
             if self.receiving_chain.is_some() {
-                self.skip(header.pn)?;
+                let mut old = Receiving {
+                    dh: self.receiving_ratchet_key,
+                    chain: self.receiving_chain.clone(),
+                    nr: self.nr,
+                };
+                old.skip(header.pn, &mut skipped)?;
             }
             // An initiator that has not sent has no key a genuine new peer key could answer.
             let ours = self.sending_ratchet_key.as_ref().ok_or(RatchetError::DecryptFailed)?;
             let dh_out = ours.diffie_hellman(&header.dh)?;
-            self.pn = self.ns;
-            self.ns = 0;
-            self.nr = 0;
-            self.receiving_ratchet_key = Some(header.dh);
             let (root_key, chain) = self.root_key.kdf_rk(&dh_out);
-            self.root_key = root_key;
-            self.receiving_chain = Some(chain);
-            self.sending_chain = None;
-        }
-        if header.n < self.nr {
+            (Receiving { dh: Some(header.dh), chain: Some(chain), nr: 0 }, Some(root_key))
+        };
+        if header.n < receiving.nr {
             return Err(RatchetError::Replayed);
         }
-        self.skip(header.n)?;
+        receiving.skip(header.n, &mut skipped)?;
         // `dh = DHr` with no receiving chain: the initiator's initial DHr (the responder's signed
         // prekey), which the responder never sends under. No key exists for such a message.
-        let chain = self.receiving_chain.take().ok_or(RatchetError::DecryptFailed)?;
-        let (message_key, chain) = chain.step();
-        self.receiving_chain = Some(chain);
-        self.nr = self.nr.checked_add(1).ok_or(RatchetError::ChainExhausted)?;
-        message_key.open(&ad, ciphertext).map_err(|_| RatchetError::DecryptFailed)
-    }
+        let chain = receiving.chain.ok_or(RatchetError::DecryptFailed)?;
+        let (message_key, next_chain) = chain.step();
+        let nr = receiving.nr.checked_add(1).ok_or(RatchetError::ChainExhausted)?;
+        let plaintext =
+            message_key.open(ad.as_slice(), ciphertext).map_err(|_| RatchetError::DecryptFailed)?;
+        if crate::flaws::on(crate::flaws::Flaw::RatchetNoAdvance) {
+            return Ok(plaintext);
+        } // seeded flaw hook
 
-    /// `SKIP(until)` (§12.4): refuses a gap `until − Nr` over [`MAX_SKIP`], then derives and stores
-    /// the receiving chain's keys for `Nr .. until`. Nothing to do if `until ≤ Nr`.
-    ///
-    /// # Errors
-    /// [`RatchetError::TooFarAhead`]; [`RatchetError::DecryptFailed`] if keys are needed but there
-    /// is no receiving chain (see [`Self::decrypt_in_place`]).
-    fn skip(&mut self, until: u32) -> Result<(), RatchetError> {
-        let gap = u64::from(until).saturating_sub(u64::from(self.nr));
-        if gap > u64::from(MAX_SKIP) {
-            return Err(RatchetError::TooFarAhead { gap });
+        // The AEAD opened: commit.
+        if let Some(root_key) = turn {
+            self.pn = self.ns;
+            self.ns = 0;
+            self.receiving_ratchet_key = Some(header.dh);
+            self.root_key = root_key;
+            self.sending_chain = None;
         }
-        if gap == 0 {
-            return Ok(());
+        // Oldest first: the rest of the old chain, then the gap of the new one (§12.5 eviction).
+        for (dh, n, key) in skipped {
+            self.skipped.insert(dh, n, key);
         }
-        let (Some(dh), Some(chain)) = (self.receiving_ratchet_key, self.receiving_chain.as_mut())
-        else {
-            return Err(RatchetError::DecryptFailed);
-        };
-        while self.nr < until {
-            let (message_key, next) = chain.step();
-            self.skipped.insert(dh, self.nr, message_key);
-            *chain = next;
-            self.nr += 1; // < until ≤ 2^32 − 1
-        }
-        Ok(())
-    }
-
-    /// The AEAD's associated data for `header`: `AD || header` (§12.3).
-    fn associated_data(&self, header: &Header) -> Vec<u8> {
-        let mut ad = Vec::with_capacity(self.ad.len() + HEADER_LEN);
-        ad.extend_from_slice(&self.ad);
-        ad.extend_from_slice(&header.encode());
-        ad
+        self.receiving_chain = Some(next_chain);
+        self.nr = nr;
+        Ok(plaintext)
     }
 
     /// The session's associated data `AD` (§11.1: `IK_A || IK_B`).
@@ -292,6 +287,94 @@ impl Session {
     #[cfg(test)]
     pub(crate) const fn set_receiving_index(&mut self, nr: u32) {
         self.nr = nr;
+    }
+}
+
+/// A receiving chain being advanced by [`Session::decrypt`] before it commits: the peer ratchet
+/// key `DHr` it belongs to, its chain key `CKr` and its next index `Nr`.
+struct Receiving {
+    dh: Option<PublicKey>,
+    chain: Option<ChainKey>,
+    nr: u32,
+}
+
+impl Receiving {
+    /// `SKIP(until)` (§12.4): refuses a gap `until − Nr` over [`MAX_SKIP`], then derives the
+    /// chain's keys for `Nr .. until` and appends them to `out`, oldest first, for the caller to
+    /// store once the message has opened. Nothing to do if `until ≤ Nr`.
+    ///
+    /// # Errors
+    /// [`RatchetError::TooFarAhead`]; [`RatchetError::DecryptFailed`] if keys are needed but there
+    /// is no receiving chain (see [`Session::decrypt`]). `self` may have advanced part way; the
+    /// caller then drops it.
+    fn skip(
+        &mut self,
+        until: u32,
+        out: &mut Vec<(PublicKey, u32, MessageKey)>,
+    ) -> Result<(), RatchetError> {
+        let gap = u64::from(until).saturating_sub(u64::from(self.nr));
+        if gap > u64::from(MAX_SKIP) {
+            return Err(RatchetError::TooFarAhead { gap });
+        }
+        if gap == 0 {
+            return Ok(());
+        }
+        let (Some(dh), Some(chain)) = (self.dh, self.chain.as_mut()) else {
+            return Err(RatchetError::DecryptFailed);
+        };
+        out.reserve(usize::try_from(gap).unwrap_or(0));
+        while self.nr < until {
+            let (message_key, next) = chain.step();
+            out.push((dh, self.nr, message_key));
+            *chain = next;
+            self.nr += 1; // < until ≤ 2^32 − 1
+        }
+        Ok(())
+    }
+}
+
+/// Room for the longest `AD` a handshake makes ([`crate::e2e::x3dh::MAX_AD_LEN`]) and a header.
+const MAX_INLINE_AD_LEN: usize = crate::e2e::x3dh::MAX_AD_LEN + HEADER_LEN;
+
+/// The AEAD's associated data `AD || header` (§12.3) of one message.
+///
+/// Built on the stack, so a message allocates nothing for it. [`Session`]'s constructors take any
+/// `AD` (test vectors and tests pass their own), so one longer than a handshake can make — which
+/// no session made by `e2e` has — goes to the heap instead of being refused: the function stays
+/// total and the bytes are the same either way.
+///
+/// A struct rather than an enum of the two cases, which would be as large and is not worth boxing:
+/// it lives on the stack for one call.
+struct AssociatedData {
+    /// `AD || header` in its first `len` bytes, unless `heap` holds it.
+    inline: [u8; MAX_INLINE_AD_LEN],
+    /// `≤ MAX_INLINE_AD_LEN`.
+    len: usize,
+    /// `AD || header` when it does not fit `inline` (an `AD` longer than a handshake's).
+    heap: Option<Vec<u8>>,
+}
+
+impl AssociatedData {
+    /// `ad || header.encode()`.
+    fn new(ad: &[u8], header: &Header) -> Self {
+        let header = header.encode();
+        let len = ad.len().saturating_add(HEADER_LEN);
+        let mut inline = [0u8; MAX_INLINE_AD_LEN];
+        if let Some(bytes) = inline.get_mut(..len) {
+            let (ad_part, header_part) = bytes.split_at_mut(ad.len());
+            ad_part.copy_from_slice(ad);
+            header_part.copy_from_slice(&header);
+            return Self { inline, len, heap: None };
+        }
+        Self { inline, len: 0, heap: Some([ad, &header].concat()) }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match &self.heap {
+            Some(bytes) => bytes,
+            // `len` fits by construction; the empty fallback is never taken.
+            None => self.inline.get(..self.len).unwrap_or_default(),
+        }
     }
 }
 
@@ -421,6 +504,66 @@ mod tests {
             assert_eq!(alice.decrypt(&h, &[0u8; 16]), Err(RatchetError::DecryptFailed));
         }
         assert_eq!(alice, before);
+    }
+
+    #[test]
+    fn associated_data_is_ad_then_header_inline_or_not() {
+        let h = Header { dh: PublicKey::from_bytes([7; 32]), pn: 1, n: 2 };
+        let longest = crate::e2e::x3dh::MAX_AD_LEN;
+        for len in [0, 1, longest, longest + 1, 1000] {
+            let ad: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let built = AssociatedData::new(&ad, &h);
+            assert_eq!(built.as_slice(), [ad.as_slice(), &h.encode()].concat());
+            assert_eq!(built.heap.is_some(), len > longest, "len {len}");
+        }
+    }
+
+    #[test]
+    fn a_session_with_a_longer_ad_than_a_handshake_makes_still_works() {
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let spk = PrivateKey::generate(&mut rng);
+        let ad = vec![0xad; 500];
+        let mut alice = Session::initiator(Secret::new(SK), ad.clone(), spk.public_key());
+        let mut bob = Session::responder(Secret::new(SK), ad, spk);
+        let (h, ct) = alice.encrypt(b"long", &mut rng).unwrap();
+        assert_eq!(bob.decrypt(&h, &ct).unwrap(), b"long");
+    }
+
+    #[test]
+    fn a_forgery_under_a_skipped_key_keeps_the_key() {
+        let Pair { mut alice, mut bob, mut rng } = pair(9);
+        let (h0, ct0) = alice.encrypt(b"zero", &mut rng).unwrap();
+        let (h1, ct1) = alice.encrypt(b"one", &mut rng).unwrap();
+        bob.decrypt(&h1, &ct1).unwrap();
+        assert!(bob.skipped.contains(&h0.dh, 0));
+        let before = bob.clone();
+        let mut forged = ct0.clone();
+        forged[0] ^= 1;
+        assert_eq!(bob.decrypt(&h0, &forged), Err(RatchetError::DecryptFailed));
+        assert_eq!(bob, before);
+        assert_eq!(bob.decrypt(&h0, &ct0).unwrap(), b"zero");
+        assert_eq!(bob.skipped_key_count(), 0);
+        assert_eq!(bob.decrypt(&h0, &ct0), Err(RatchetError::Replayed));
+    }
+
+    #[test]
+    fn a_forgery_that_would_turn_the_ratchet_and_skip_changes_nothing() {
+        let Pair { mut alice, mut bob, mut rng } = pair(10);
+        let (h, ct) = alice.encrypt(b"a", &mut rng).unwrap();
+        bob.decrypt(&h, &ct).unwrap();
+        let _lost = alice.encrypt(b"b", &mut rng).unwrap();
+        let (r, ct) = bob.encrypt(b"r", &mut rng).unwrap();
+        alice.decrypt(&r, &ct).unwrap();
+        let _gap = alice.encrypt(b"c", &mut rng).unwrap();
+        let (h, ct) = alice.encrypt(b"d", &mut rng).unwrap();
+        assert_eq!((h.pn, h.n), (2, 1));
+        let before = bob.clone();
+        let mut forged = ct.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        assert_eq!(bob.decrypt(&h, &forged), Err(RatchetError::DecryptFailed));
+        assert_eq!(bob, before);
+        assert_eq!(bob.decrypt(&h, &ct).unwrap(), b"d");
+        assert_eq!(bob.skipped_key_count(), 2);
     }
 
     #[test]

@@ -85,6 +85,12 @@ impl SkippedKeys {
         self.order.insert(seq, slot);
     }
 
+    /// The key for message `n` of the chain of `dh`, if stored, left in place: the caller opens the
+    /// message with it and [`Self::take`]s it only if it opened, so a forgery costs no key.
+    pub(crate) fn get(&self, dh: &PublicKey, n: u32) -> Option<&MessageKey> {
+        self.keys.get(&(*dh, n)).map(|(_, key)| key)
+    }
+
     /// Removes and returns the key for message `n` of the chain of `dh`: each key is used once
     /// (§12.5).
     pub(crate) fn take(&mut self, dh: &PublicKey, n: u32) -> Option<MessageKey> {
@@ -133,6 +139,18 @@ mod tests {
         assert_eq!(store.len(), MAX_SKIPPED_KEYS);
         assert!(store.is_consistent());
         store
+    }
+
+    #[test]
+    fn get_leaves_the_key_in_place() {
+        let mut store = SkippedKeys::new();
+        store.insert(dh(1), 5, mk(5));
+        let before = store.clone();
+        assert_eq!(store.get(&dh(1), 5), Some(&mk(5)));
+        assert_eq!(store.get(&dh(1), 6), None);
+        assert_eq!(store.get(&dh(2), 5), None);
+        assert_eq!(store, before);
+        assert!(store.is_consistent());
     }
 
     #[test]
