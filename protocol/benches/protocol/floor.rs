@@ -87,11 +87,15 @@ impl Medians {
             Op::Hmac => fixed("hmac_sha256"),
             Op::Hash => fixed("sha256_64"),
             Op::Aead(n) => {
-                let points: Option<Vec<(f64, f64)>> = SIZES
+                let points: Vec<(f64, f64)> = SIZES
                     .iter()
-                    .map(|&s| Some((s as f64, fixed(&format!("aead_seal_open/{s}"))?)))
+                    .filter_map(|&s| Some((s as f64, fixed(&format!("aead_seal_open/{s}"))?)))
                     .collect();
-                Some(interpolate(&points?, n as f64))
+                // Interpolation needs every measured size up to the first at or above `n`.
+                let needed = SIZES.iter().position(|&s| s >= n).unwrap_or(SIZES.len() - 1);
+                let complete =
+                    SIZES[..=needed].iter().all(|&s| points.iter().any(|p| p.0 == s as f64));
+                complete.then(|| interpolate(&points, n as f64))
             }
         }
     }
@@ -99,9 +103,16 @@ impl Medians {
 
 /// Piecewise-linear through `points` (sorted by x), flat below the first, extended past the last.
 fn interpolate(points: &[(f64, f64)], x: f64) -> f64 {
-    let segment = points.windows(2).find(|w| x <= w[1].0).unwrap_or(&points[points.len() - 2..]);
-    let ((x0, y0), (x1, y1)) = (segment[0], segment[1]);
-    if x <= x0 { y0 } else { y0 + (y1 - y0) * (x - x0) / (x1 - x0) }
+    match points {
+        [] => f64::NAN,
+        [(_, y)] => *y,
+        _ => {
+            let last = &points[points.len() - 2..];
+            let segment = points.windows(2).find(|w| x <= w[1].0).unwrap_or(last);
+            let ((x0, y0), (x1, y1)) = (segment[0], segment[1]);
+            if x <= x0 { y0 } else { y0 + (y1 - y0) * (x - x0) / (x1 - x0) }
+        }
+    }
 }
 
 /// A protocol path: its bench id, the operations SPEC.md requires of it, its bytes, its target.
