@@ -130,7 +130,19 @@ pub(crate) fn encode_parts(
     header: &Header,
     ciphertext: &[u8],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded_len(prekey, ciphertext.len()));
+    let mut out = encode_prefix(prekey, header, ciphertext.len());
+    out.extend_from_slice(ciphertext);
+    out
+}
+
+/// Everything of the envelope before its ciphertext (kind, handshake fields, ratchet header), in a
+/// buffer with room for the `ciphertext_len` bytes that follow: the ratchet seals into it.
+pub(crate) fn encode_prefix(
+    prekey: Option<&PrekeyHeader>,
+    header: &Header,
+    ciphertext_len: usize,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_len(prekey, ciphertext_len));
     match prekey {
         Some(prekey) => {
             out.push(KIND_PREKEY);
@@ -148,7 +160,6 @@ pub(crate) fn encode_parts(
         None => out.push(KIND_RATCHET),
     }
     out.extend_from_slice(&header.encode());
-    out.extend_from_slice(ciphertext);
     out
 }
 

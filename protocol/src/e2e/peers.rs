@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rand_core::CryptoRng;
 
-use super::envelope::{ParsedEnvelope, encode_parts};
+use super::envelope::{ParsedEnvelope, encode_prefix};
 use super::identity::IdentityKeyPair;
 use super::prekeys::PrekeyStore;
 use super::ratchet::Session;
@@ -281,9 +281,15 @@ impl Peers {
         }
         // A body is at most MAX_BODY_LEN, so the envelope is at most MAX_BODY_LEN + 162 bytes, within
         // MAX_ENVELOPE_LEN: `Envelope::new` cannot fail after the ratchet has advanced.
-        let (header, ciphertext) =
-            session.ratchet.encrypt(body.as_bytes(), rng).map_err(E2eError::from)?;
-        Ok(Envelope::new(encode_parts(session.prekey.as_ref(), &header, &ciphertext))?)
+        let prekey = session.prekey.as_ref();
+        let ciphertext_len = body.as_bytes().len() + AEAD_TAG_LEN;
+        let (_, envelope) = session
+            .ratchet
+            .encrypt_after(body.as_bytes(), rng, |header| {
+                encode_prefix(prekey, header, ciphertext_len)
+            })
+            .map_err(E2eError::from)?;
+        Ok(Envelope::new(envelope)?)
     }
 
     /// Decrypts an envelope that the server says `from` sent to `own_name` (SPEC.md §11.2, §11.3,

@@ -22,7 +22,7 @@ mod sign;
 
 pub use aead::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadKey};
 pub use dh::{DH_LEN, PrivateKey, PublicKey, SharedSecret};
-pub use hash::{HASH_LEN, hkdf_sha256, hmac_sha256, sha256, sha512};
+pub use hash::{HASH_LEN, HmacKey, hkdf_sha256, hmac_sha256, sha256, sha512};
 pub use secret::Secret;
 pub use sign::{SIGNATURE_LEN, SIGNING_KEY_LEN, Signature, SigningKey, VerifyingKey};
 

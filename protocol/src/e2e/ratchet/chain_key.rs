@@ -2,7 +2,7 @@
 
 use zeroize::Zeroize;
 
-use crate::suite::{HASH_LEN, Secret, hmac_sha256};
+use crate::suite::{HASH_LEN, HmacKey, Secret};
 
 use super::message_key::MessageKey;
 
@@ -27,8 +27,9 @@ impl ChainKey {
     /// `HMAC(ck, 0x02)`. The caller replaces `self` with the second and uses the first once.
     #[must_use]
     pub fn step(&self) -> (MessageKey, Self) {
-        let mut mk = hmac_sha256(self.0.expose(), &[&[MESSAGE_KEY_INPUT]]);
-        let mut ck = hmac_sha256(self.0.expose(), &[&[CHAIN_KEY_INPUT]]);
+        let key = HmacKey::new(self.0.expose());
+        let mut mk = key.mac(&[&[MESSAGE_KEY_INPUT]]);
+        let mut ck = key.mac(&[&[CHAIN_KEY_INPUT]]);
         let out = (MessageKey::new(Secret::new(mk)), Self(Secret::new(ck)));
         mk.zeroize();
         ck.zeroize();
@@ -45,6 +46,7 @@ impl ChainKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::suite::hmac_sha256;
 
     #[test]
     fn step_is_hmac_with_single_byte_inputs() {

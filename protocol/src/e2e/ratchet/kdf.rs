@@ -8,7 +8,7 @@
 
 use zeroize::Zeroize;
 
-use crate::suite::{HASH_LEN, Secret, hmac_sha256};
+use crate::suite::{HASH_LEN, HmacKey, Secret, hmac_sha256};
 
 /// `HKDF(salt, ikm, info, L = 64)`, returned as its two 32-byte blocks `(T(1), T(2))`:
 ///
@@ -25,8 +25,9 @@ pub(super) fn hkdf_two_blocks(
     info: &[u8],
 ) -> (Secret<HASH_LEN>, Secret<HASH_LEN>) {
     let mut prk = hmac_sha256(salt, &[ikm]);
-    let mut t1 = hmac_sha256(&prk, &[info, &[0x01]]);
-    let mut t2 = hmac_sha256(&prk, &[&t1, info, &[0x02]]);
+    let expand = HmacKey::new(&prk);
+    let mut t1 = expand.mac(&[info, &[0x01]]);
+    let mut t2 = expand.mac(&[&t1, info, &[0x02]]);
     let blocks = (Secret::new(t1), Secret::new(t2));
     prk.zeroize();
     t1.zeroize();

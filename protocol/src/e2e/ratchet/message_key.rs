@@ -43,6 +43,12 @@ impl MessageKey {
         key.seal(nonce.expose(), ad, plaintext)
     }
 
+    /// [`Self::seal`] in place: encrypts `buffer[start..]` and appends the tag.
+    pub fn seal_in_place(self, ad: &[u8], buffer: &mut Vec<u8>, start: usize) {
+        let (key, nonce) = self.aead_key_and_nonce();
+        key.seal_in_place(nonce.expose(), ad, buffer, start);
+    }
+
     /// `AEAD-Open(key(MK), nonce(MK), ad, ciphertext)`.
     ///
     /// # Errors

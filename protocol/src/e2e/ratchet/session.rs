@@ -2,7 +2,7 @@
 
 use rand_core::CryptoRng;
 
-use crate::suite::{HASH_LEN, PrivateKey, PublicKey, Secret};
+use crate::suite::{AEAD_TAG_LEN, HASH_LEN, PrivateKey, PublicKey, Secret};
 
 use super::chain_key::ChainKey;
 use super::header::{HEADER_LEN, Header};
@@ -97,6 +97,23 @@ impl Session {
         plaintext: &[u8],
         rng: &mut R,
     ) -> Result<(Header, Vec<u8>), RatchetError> {
+        let capacity = plaintext.len() + AEAD_TAG_LEN;
+        self.encrypt_after(plaintext, rng, |_| Vec::with_capacity(capacity))
+    }
+
+    /// [`Self::encrypt`], writing the ciphertext after the bytes `prefix` returns for the message's
+    /// header, in the same buffer: how an envelope (SPEC §13) is built with one allocation. Give
+    /// the buffer room for `plaintext.len() + 16` more bytes. `prefix` is called only once nothing
+    /// can fail any more.
+    ///
+    /// # Errors
+    /// As [`Self::encrypt`]; the session is then unchanged.
+    pub fn encrypt_after<R: CryptoRng + ?Sized>(
+        &mut self,
+        plaintext: &[u8],
+        rng: &mut R,
+        prefix: impl FnOnce(&Header) -> Vec<u8>,
+    ) -> Result<(Header, Vec<u8>), RatchetError> {
         // `Ns = 2^32 − 1` is an index no message may carry.
         let exhausted = self.ns == u32::MAX;
         let (ours, message_key, next_chain, turn) =
@@ -122,8 +139,14 @@ impl Session {
                 }
             };
         let header = Header { dh: ours, pn: self.pn, n: self.ns };
-        let ciphertext =
-            message_key.seal(AssociatedData::new(&self.ad, &header).as_slice(), plaintext);
+        let mut sealed = prefix(&header);
+        let start = sealed.len();
+        sealed.extend_from_slice(plaintext);
+        message_key.seal_in_place(
+            AssociatedData::new(&self.ad, &header).as_slice(),
+            &mut sealed,
+            start,
+        );
         // Nothing below can fail: commit.
         if let Some((key_pair, root_key)) = turn {
             self.root_key = root_key;
@@ -131,7 +154,7 @@ impl Session {
         }
         self.sending_chain = Some(next_chain);
         self.ns += 1; // < 2^32 − 1 before, checked above
-        Ok((header, ciphertext))
+        Ok((header, sealed))
     }
 
     /// Decrypts a message (§12.4). **Transactional**: every fallible step (the DH, the key
