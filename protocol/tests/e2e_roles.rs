@@ -82,13 +82,11 @@ fn of(events: &Events, who: &str) -> Vec<ClientEvent> {
     events.iter().filter(|(n, _)| n.as_str() == who).map(|(_, e)| e.clone()).collect()
 }
 
-/// The safety number a `SessionStarted` event with `peer` carries (the event must be one).
+/// Checks that `event` is `SessionStarted` with `peer`.
 #[track_caller]
-fn started(event: &ClientEvent, peer: &str) -> SafetyNumber {
+fn started(event: &ClientEvent, peer: &str) {
     match event {
-        ClientEvent::SessionStarted { peer: p, safety_number } if p.as_str() == peer => {
-            safety_number.clone()
-        }
+        ClientEvent::SessionStarted { peer: p } if p.as_str() == peer => {}
         other => panic!("expected SessionStarted with {peer}, got {other:?}"),
     }
 }
@@ -432,11 +430,13 @@ fn happy_path_both_ways_and_the_server_sees_only_envelopes() {
     let events = w.send("alice", "bob", first);
     let at_alice = of(&events, "alice");
     assert_eq!(at_alice.len(), 3, "{at_alice:?}");
-    let alice_number = started(&at_alice[0], "bob");
+    started(&at_alice[0], "bob");
+    let alice_number: SafetyNumber = w.client("alice").safety_number(&name("bob")).unwrap();
     assert_eq!(at_alice[1..], [sent("bob", 1), acked(1, AckStatus::Relayed)]);
     let at_bob = of(&events, "bob");
     assert_eq!(at_bob.len(), 2, "{at_bob:?}");
-    let bob_number = started(&at_bob[0], "alice");
+    started(&at_bob[0], "alice");
+    let bob_number = w.client("bob").safety_number(&name("alice")).unwrap();
     assert_eq!(at_bob[1], received("alice", 1, first));
     assert_eq!(w.last_fetched_opk("alice"), Some(2));
     assert_eq!(
@@ -1197,10 +1197,18 @@ fn an_unverified_substitution_shows_in_the_safety_numbers_and_verifying_ends_it(
         let text = format!("{from} to {to}, {id}");
         let events = w.send(from, to, &text);
         assert!(of(&events, to).contains(&received(from, id, &text)), "{events:?}");
-        shown.extend(events.into_iter().filter_map(|(who, e)| match e {
-            ClientEvent::SessionStarted { safety_number, .. } => Some((who, safety_number)),
-            _ => None,
-        }));
+        let started: Vec<_> = events
+            .into_iter()
+            .filter_map(|(who, e)| match e {
+                ClientEvent::SessionStarted { peer } => Some((who, peer)),
+                _ => None,
+            })
+            .collect();
+        // What each side would show when its user opens the session's safety number.
+        for (who, peer) in started {
+            let number = w.client(who.as_str()).safety_number(&peer).unwrap();
+            shown.push((who, number));
+        }
     }
     let mitm = w.mitm.as_ref().unwrap();
     let forged_bob = mitm.forged_identity(&name("bob")).unwrap();

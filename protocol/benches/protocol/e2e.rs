@@ -3,6 +3,7 @@
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::e2e::safety_number::SafetyNumber;
 use e2e_protocol::roles::Directory;
 use e2e_protocol::wire::{Body, FetchedBundle, Name};
 use rand_chacha::ChaCha20Rng;
@@ -119,6 +120,14 @@ pub fn bench(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         );
+    });
+
+    // The safety number of two identities (SPEC §14.1: 5200 SHA-512 iterations per side), which a
+    // client reports with every session it starts.
+    let (alice, bob) = (pair.alice.identity(), pair.bob.identity());
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("safety_number", |b| {
+        b.iter(|| SafetyNumber::new((&alice, &pair.alice_name), (&bob, &pair.bob_name)));
     });
     group.finish();
 }

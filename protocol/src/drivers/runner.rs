@@ -542,8 +542,10 @@ impl<P: ContentPolicy> World<P> {
                     format!("BundleStored ({one_time_prekeys} one-time prekeys on the server)")
                 }
                 ClientEvent::BundleRefused(reason) => format!("BundleRefused ({reason:?})"),
-                ClientEvent::SessionStarted { peer, safety_number } => {
-                    format!("session with {peer} started; safety number {safety_number}")
+                ClientEvent::SessionStarted { peer } => {
+                    let number = self.client(to)?.safety_number(&peer);
+                    let number = number.map_or_else(|| "none".to_owned(), |n| n.to_string());
+                    format!("session with {peer} started; safety number {number}")
                 }
                 ClientEvent::SendFailed { peer, error, discarded } => {
                     let texts: Vec<String> = self.waiting.entry(to).or_default().drain(..).collect();
