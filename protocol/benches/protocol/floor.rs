@@ -1,5 +1,6 @@
 //! The floor of each protocol path — the primitive operations SPEC.md says it must do, each priced
-//! at its median from this run — and the summary table: path, median, floor, ratio, target.
+//! at its median from this run (the lower of the two measurements, first and last) — and the
+//! summary table: path, median, floor, ratio, target.
 //!
 //! Counting conventions (stated in the README with the table):
 //! * `keygen` draws a key pair (one fixed-base X25519), `dh` is one X25519 with the contributory
@@ -17,6 +18,7 @@ use std::time::SystemTime;
 
 use super::e2e::OUT_OF_ORDER;
 use super::fixtures::SIZES;
+use super::primitives::GROUPS;
 use super::relay::channel_plaintexts;
 
 /// Where criterion writes its estimates: `$CRITERION_HOME`, else `criterion/` in the target
@@ -77,8 +79,17 @@ impl Medians {
         estimates["median"]["point_estimate"].as_f64()
     }
 
+    /// The lower of a primitive's two medians (see [`GROUPS`]), or the one measured.
+    fn primitive(&self, id: &str) -> Option<f64> {
+        let [first, again] = GROUPS.map(|group| self.get(&format!("{group}/{id}")));
+        match (first, again) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     fn op(&self, op: Op) -> Option<f64> {
-        let fixed = |id: &str| self.get(&format!("primitives/{id}"));
+        let fixed = |id: &str| self.primitive(id);
         match op {
             Op::Keygen => fixed("x25519_keygen"),
             Op::Dh => fixed("x25519_dh"),
@@ -268,11 +279,23 @@ pub fn report(dir: &Path, since: SystemTime) {
         "aead_seal_open/1024",
         "aead_seal_open/16384",
     ];
-    let mut floor_table = String::from("| primitive | median |\n|---|---|\n");
+    let mut floor_table = String::from(
+        "| primitive | median, first | median, last | floor uses |\n|---|---|---|---|\n",
+    );
+    let mut drift: Option<f64> = None;
     for id in primitives {
-        if let Some(median) = medians.get(&format!("primitives/{id}")) {
-            floor_table.push_str(&format!("| {id} | {} |\n", time(median)));
+        let [first, again] = GROUPS.map(|group| medians.get(&format!("{group}/{id}")));
+        let Some(floor) = medians.primitive(id) else { continue };
+        if let (Some(a), Some(b)) = (first, again) {
+            drift = Some(drift.unwrap_or(0.0).max((a - b).abs() / a.min(b)));
         }
+        let show = |m: Option<f64>| m.map_or_else(|| "—".to_owned(), time);
+        floor_table.push_str(&format!(
+            "| {id} | {} | {} | {} |\n",
+            show(first),
+            show(again),
+            time(floor)
+        ));
     }
     if rows == 0 {
         println!("\nfloor summary: no protocol path was measured in this run");
@@ -283,7 +306,20 @@ pub fn report(dir: &Path, since: SystemTime) {
     } else {
         format!("over target: {}", missed.join(", "))
     };
-    let summary = format!("{floor_table}\n{table}\n{verdict}\n");
+    let steadiness = match drift {
+        None => "The primitives were measured once in this run.".to_owned(),
+        Some(drift) => format!(
+            "The primitives' medians moved by up to {:.0}% between the start and the end of the run{}",
+            drift * 100.0,
+            if drift > 0.10 {
+                ": the machine was not steady, so ratios are approximate (run again on a quiet \
+                 machine)."
+            } else {
+                "."
+            }
+        ),
+    };
+    let summary = format!("{floor_table}\n{steadiness}\n\n{table}\n{verdict}\n");
     println!("\n## Floor summary\n\n{summary}");
     let file = dir.join("floor-summary.md");
     if fs::create_dir_all(dir).and_then(|()| fs::write(&file, &summary)).is_ok() {

@@ -28,11 +28,12 @@ fn main() {
         .sample_size(50)
         .output_directory(&dir)
         .configure_from_args();
-    primitives::bench(&mut c);
+    primitives::bench(&mut c, primitives::GROUPS[0]);
     channel::bench(&mut c);
     e2e::bench(&mut c);
     relay::bench(&mut c);
     codec::bench(&mut c);
+    primitives::bench(&mut c, primitives::GROUPS[1]);
     c.final_summary();
     floor::report(&dir, started);
 }

@@ -10,10 +10,13 @@ use std::hint::black_box;
 
 use super::fixtures::SIZES;
 
-pub const GROUP: &str = "primitives";
+/// The primitives are measured twice, first and last, under these two group names: the floor
+/// takes the lower median of each, and the summary shows both, so that a machine whose speed
+/// drifted during the run is visible.
+pub const GROUPS: [&str; 2] = ["primitives", "primitives-again"];
 
-pub fn bench(c: &mut Criterion) {
-    let mut group = c.benchmark_group(GROUP);
+pub fn bench(c: &mut Criterion, group: &str) {
+    let mut group = c.benchmark_group(group);
     group.throughput(Throughput::Elements(1));
 
     // X25519 key generation: one fixed-base scalar multiplication (a public key from 32 bytes).
