@@ -38,8 +38,9 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; HASH_LEN] {
 /// it: each [`Self::mac`] then costs the message's blocks plus one, not two more for the key. The
 /// output is exactly [`hmac_sha256`]'s.
 ///
-/// The prepared state is derived from the key like the key itself; it lives only as long as the
-/// derivation that uses it.
+/// The prepared state can compute `HMAC(key, ·)`, so it is as secret as the key: it erases itself
+/// when dropped (the `zeroize` features of `hmac` and `sha2`), prints redacted, and lives only as
+/// long as the derivation that uses it.
 #[derive(Clone)]
 pub struct HmacKey(hmac::Hmac<Sha256>);
 
@@ -96,6 +97,17 @@ pub fn hkdf_sha256(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A prepared key can compute `HMAC(key, ·)`, so it is as secret as the key. Its state is two
+    /// SHA-256 cores and a block buffer; with the `zeroize` features of `hmac` and `sha2` (root
+    /// Cargo.toml) each erases itself when dropped. `hmac` does not carry the marker trait, so this
+    /// compile-time check is on the SHA-256 state it is made of: it fails if the feature is lost.
+    #[test]
+    fn hash_state_zeroizes_on_drop() {
+        fn zeroizes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroizes_on_drop::<Sha256>();
+        zeroizes_on_drop::<Sha512>();
+    }
 
     /// RFC 4231 test case 2 (key "Jefe"), then a second MAC under the same prepared key: each MAC
     /// starts from the prepared key alone, whatever was computed before.

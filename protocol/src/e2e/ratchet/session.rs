@@ -84,7 +84,8 @@ impl Session {
     /// §2.4) and derives `RK, CKs = KDF_RK(RK, DH(DHs, DHr))`. Otherwise `rng` is not used.
     ///
     /// **Transactional**: every fallible step runs on locals, and the session's fields change only
-    /// after the last of them. Besides the returned ciphertext, nothing is allocated.
+    /// after the last of them. Besides the returned ciphertext, nothing is allocated (for an `AD`
+    /// no longer than a handshake makes).
     ///
     /// # Errors
     /// [`RatchetError::NoSession`] on a responder that has not yet decrypted a message;
@@ -191,9 +192,18 @@ impl Session {
             return Ok(plaintext);
         }
 
-        // The receiving chain this message belongs to, and the keys `SKIP` stores, on locals.
-        let mut skipped = Vec::new();
-        let (mut receiving, turn) = if self.receiving_ratchet_key == Some(header.dh) {
+        // The receiving chain this message belongs to, and the keys `SKIP` stores, on locals. The
+        // list is sized once for both gaps (each at most MAX_SKIP, or SKIP refuses it): growing it
+        // would move message keys and free the old buffer without erasing them.
+        let turning = self.receiving_ratchet_key != Some(header.dh);
+        let gap = |from: u32, until: u32| {
+            usize::try_from(until.saturating_sub(from).min(MAX_SKIP)).unwrap_or(0)
+        };
+        let old_gap =
+            if turning && self.receiving_chain.is_some() { gap(self.nr, header.pn) } else { 0 };
+        let new_gap = gap(if turning { 0 } else { self.nr }, header.n);
+        let mut skipped = Vec::with_capacity(old_gap + new_gap);
+        let (mut receiving, turn) = if !turning {
             let current = Receiving {
                 dh: self.receiving_ratchet_key,
                 chain: self.receiving_chain.clone(),
@@ -345,7 +355,6 @@ impl Receiving {
         let (Some(dh), Some(chain)) = (self.dh, self.chain.as_mut()) else {
             return Err(RatchetError::DecryptFailed);
         };
-        out.reserve(usize::try_from(gap).unwrap_or(0));
         while self.nr < until {
             let (message_key, next) = chain.step();
             out.push((dh, self.nr, message_key));
