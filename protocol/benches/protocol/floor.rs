@@ -142,9 +142,10 @@ fn paths() -> Vec<Path_> {
     use Op::{Aead, Dh, Hash, Hkdf, Hmac, Keygen, Verify};
     let mut paths = vec![Path_ {
         id: "channel/handshake".into(),
-        // Per side: MixHash of prologue, rs, e, the two ciphertexts it writes/reads and e again (7);
-        // MixKey for es, ss, ee, se (4 HKDF) and Split (1); 4 DH; one ephemeral. Seals and opens:
-        // the static key (32 B) and two empty payloads.
+        // Per side: MixHash of the prologue, rs, both ephemerals and the three ciphertexts (the
+        // static key and two payloads) it writes or reads (7); MixKey for es, ss, ee, se (4 HKDF)
+        // and Split (1); 4 DH; one ephemeral. Seals and opens: the static key (32 B) and two empty
+        // payloads.
         ops: vec![(2, Keygen), (8, Dh), (10, Hkdf), (14, Hash), (3, Aead(32))],
         bytes: None,
         target: HANDSHAKE,
@@ -161,7 +162,8 @@ fn paths() -> Vec<Path_> {
     }
     paths.push(Path_ {
         id: "e2e/session_setup".into(),
-        // Alice: verify the bundle (one signature), an ephemeral and DH1-4, SK; her first send turns
+        // Alice: verify the bundle (one signature), an ephemeral and DH1-4, SK (an HKDF to 32
+        // bytes, priced as the 64-byte one: 0.1% of this floor); her first send turns
         // the ratchet (a key, a DH, KDF_RK), KDF_CK, message keys. Bob: DH1-4, SK, the same ratchet
         // step (a DH, KDF_RK), KDF_CK, message keys. One 64-byte message sealed and opened.
         ops: vec![(1, Verify), (2, Keygen), (10, Dh), (6, Hkdf), (4, Hmac), (1, Aead(64))],

@@ -202,8 +202,8 @@ struct World {
 
 /// Two starting points: Bob has accepted Alice's first prekey message but Alice has not heard back
 /// (her envelopes are still prekey messages), or both have sent and received (ratchet messages, the
-/// DH ratchet turned). Bob's first session is made here, once: starting a session computes its
-/// safety number, which costs milliseconds ([`Op::Restart`] makes more).
+/// DH ratchet turned). Bob's first session is made here, once: starting a session costs a dozen
+/// X25519s, most of an input's budget ([`Op::Restart`] makes more).
 fn worlds() -> &'static (World, World) {
     static WORLDS: OnceLock<(World, World)> = OnceLock::new();
     WORLDS.get_or_init(|| {
