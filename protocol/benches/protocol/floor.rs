@@ -1,5 +1,5 @@
 //! The floor of each protocol path — the primitive operations SPEC.md says it must do, each priced
-//! at its median from this run (the lower of the two measurements, first and last) — and the
+//! at its median from this run (the lowest of three measurements: first, middle, last) — and the
 //! summary table: path, median, floor, ratio, target.
 //!
 //! Counting conventions (stated in the README with the table):
@@ -79,13 +79,14 @@ impl Medians {
         estimates["median"]["point_estimate"].as_f64()
     }
 
-    /// The lower of a primitive's two medians (see [`GROUPS`]), or the one measured.
+    /// A primitive's medians, one per measurement in [`GROUPS`] (`None` where not measured).
+    fn primitive_medians(&self, id: &str) -> [Option<f64>; GROUPS.len()] {
+        GROUPS.map(|group| self.get(&format!("{group}/{id}")))
+    }
+
+    /// The lowest of a primitive's medians in this run.
     fn primitive(&self, id: &str) -> Option<f64> {
-        let [first, again] = GROUPS.map(|group| self.get(&format!("{group}/{id}")));
-        match (first, again) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.primitive_medians(id).into_iter().flatten().reduce(f64::min)
     }
 
     fn op(&self, op: Op) -> Option<f64> {
@@ -282,22 +283,20 @@ pub fn report(dir: &Path, since: SystemTime) {
         "aead_seal_open/16384",
     ];
     let mut floor_table = String::from(
-        "| primitive | median, first | median, last | floor uses |\n|---|---|---|---|\n",
+        "| primitive | median, first | middle | last | floor uses |\n|---|---|---|---|---|\n",
     );
     let mut drift: Option<f64> = None;
     for id in primitives {
-        let [first, again] = GROUPS.map(|group| medians.get(&format!("{group}/{id}")));
+        let measured = medians.primitive_medians(id);
         let Some(floor) = medians.primitive(id) else { continue };
-        if let (Some(a), Some(b)) = (first, again) {
-            drift = Some(drift.unwrap_or(0.0).max((a - b).abs() / a.min(b)));
+        let present: Vec<f64> = measured.into_iter().flatten().collect();
+        if present.len() > 1 {
+            let high = present.iter().copied().fold(floor, f64::max);
+            drift = Some(drift.unwrap_or(0.0).max((high - floor) / floor));
         }
-        let show = |m: Option<f64>| m.map_or_else(|| "—".to_owned(), time);
-        floor_table.push_str(&format!(
-            "| {id} | {} | {} | {} |\n",
-            show(first),
-            show(again),
-            time(floor)
-        ));
+        let show = |m: &Option<f64>| m.map_or_else(|| "—".to_owned(), time);
+        let columns: Vec<String> = measured.iter().map(show).collect();
+        floor_table.push_str(&format!("| {id} | {} | {} |\n", columns.join(" | "), time(floor)));
     }
     if rows == 0 {
         println!("\nfloor summary: no protocol path was measured in this run");
@@ -311,7 +310,7 @@ pub fn report(dir: &Path, since: SystemTime) {
     let steadiness = match drift {
         None => "The primitives were measured once in this run.".to_owned(),
         Some(drift) => format!(
-            "The primitives' medians moved by up to {:.0}% between the start and the end of the run{}",
+            "The primitives' medians moved by up to {:.0}% within the run{}",
             drift * 100.0,
             if drift > 0.10 {
                 ": the machine was not steady, so ratios are approximate (run again on a quiet \

@@ -28,12 +28,14 @@ fn main() {
         .sample_size(50)
         .output_directory(&dir)
         .configure_from_args();
-    primitives::bench(&mut c, primitives::GROUPS[0]);
+    let [first, middle, last] = primitives::GROUPS;
+    primitives::bench(&mut c, first);
     channel::bench(&mut c);
     e2e::bench(&mut c);
+    primitives::bench(&mut c, middle);
     relay::bench(&mut c);
     codec::bench(&mut c);
-    primitives::bench(&mut c, primitives::GROUPS[1]);
+    primitives::bench(&mut c, last);
     c.final_summary();
     floor::report(&dir, started);
 }

@@ -10,10 +10,10 @@ use std::hint::black_box;
 
 use super::fixtures::SIZES;
 
-/// The primitives are measured twice, first and last, under these two group names: the floor
-/// takes the lower median of each, and the summary shows both, so that a machine whose speed
-/// drifted during the run is visible.
-pub const GROUPS: [&str; 2] = ["primitives", "primitives-again"];
+/// The primitives are measured three times — first, between the e2e and relay paths, and last —
+/// under these group names: the floor takes the lowest median of each, and the summary shows all
+/// three, so that a machine whose speed drifted during the run is visible.
+pub const GROUPS: [&str; 3] = ["primitives", "primitives-middle", "primitives-last"];
 
 pub fn bench(c: &mut Criterion, group: &str) {
     let mut group = c.benchmark_group(group);
