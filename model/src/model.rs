@@ -335,7 +335,7 @@ impl E2eModel {
                     let target = Who::from_name(to.as_str())?;
                     let envelope = self.impostor_encrypt(s, w, target, &content)?;
                     let rewritten = Message::E2eSend { id: *id, to: to.clone(), envelope };
-                    let out = s.server.process(w.link(), &rewritten.encode());
+                    let out = s.server.process(w.link(), rewritten.encode());
                     let forged = Frame { bytes: vec![], tag: None, injected: true };
                     self.route(s, Some(w), &forged, out);
                     return Some(());
@@ -343,7 +343,7 @@ impl E2eModel {
                 _ => {}
             }
         }
-        let out = s.server.process(w.link(), &plaintext);
+        let out = s.server.process(w.link(), plaintext);
         self.route(s, Some(w), &frame, out);
         Some(())
     }

@@ -117,7 +117,7 @@ impl World {
         let Ok(Message::E2eSend { id, envelope, .. }) = Message::decode(&plaintext) else {
             panic!("an E2eSend expected")
         };
-        let out = self.server.process(ALICE, &plaintext);
+        let out = self.server.process(ALICE, plaintext);
         let events = self.through_clients(out.transmit, &mut VecDeque::new());
         assert_eq!(received(&events, BOB), [text]);
         (id, envelope)

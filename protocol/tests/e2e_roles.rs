@@ -334,7 +334,7 @@ impl World {
                     }
                 }
             };
-            self.server.process(link, &plaintext)
+            self.server.process(link, plaintext)
         } else {
             self.server.handle(link, frame, &mut self.rng).unwrap()
         };

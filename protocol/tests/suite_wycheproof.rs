@@ -124,7 +124,7 @@ fn wycheproof_chacha20_poly1305() {
         match result(case) {
             "valid" => {
                 assert_eq!(key.seal(&nonce, &aad, &msg), sealed, "{id}: seal");
-                assert_eq!(key.open(&nonce, &aad, &sealed), Ok(msg), "{id}: open");
+                assert_eq!(key.open(&nonce, &aad, &sealed), Ok(msg.clone()), "{id}: open");
                 // The same ciphertext with one tag bit flipped must not open.
                 let mut tampered = sealed.clone();
                 *tampered.last_mut().expect("sealed has a tag") ^= 0x01;
@@ -133,10 +133,23 @@ fn wycheproof_chacha20_poly1305() {
                     Err(CryptoError::AeadOpen),
                     "{id}: tampered tag opened"
                 );
+                // In place after a prefix: the prefix stays, the rest becomes the plaintext; a
+                // refused buffer is left exactly as it was.
+                let (mut buffer, mut refused) = (b"head".to_vec(), b"head".to_vec());
+                buffer.extend_from_slice(&sealed);
+                refused.extend_from_slice(&tampered);
+                let kept = refused.clone();
+                assert_eq!(key.open_in_place(&nonce, &aad, &mut buffer, 4), Ok(()), "{id}");
+                assert_eq!(buffer, [&b"head"[..], &msg].concat(), "{id}: open in place");
+                let got = key.open_in_place(&nonce, &aad, &mut refused, 4);
+                assert_eq!((got, refused), (Err(CryptoError::AeadOpen), kept), "{id}: in place");
                 valid += 1;
             }
             "invalid" => {
                 let got = key.open(&nonce, &aad, &sealed);
+                let mut buffer = sealed.clone();
+                let in_place = key.open_in_place(&nonce, &aad, &mut buffer, 0);
+                assert_eq!((in_place, &buffer), (got.clone().map(drop), &sealed), "{id}: in place");
                 if sealed.len() < AEAD_TAG_LEN {
                     assert_eq!(got, Err(CryptoError::AeadTruncated), "{id}");
                     rejected_truncated += 1;

@@ -872,6 +872,20 @@ proptest! {
         check_round_trip(&msg)?;
     }
 
+    /// `decode_owned` (the receive path's decoder, which keeps a body or envelope in the buffer it is
+    /// given) agrees with `decode` on every message and on every mutation of one: same value, same
+    /// error.
+    #[test]
+    fn prop_decode_owned_agrees_with_decode(
+        msg in arb_message(),
+        m in arb_mutation(),
+    ) {
+        let bytes = msg.encode();
+        prop_assert_eq!(Message::decode_owned(bytes.clone()), Ok(msg));
+        let (mutated, _) = mutate::<Message>(&bytes, &m);
+        prop_assert_eq!(Message::decode_owned(mutated.clone()), Message::decode(&mutated));
+    }
+
     #[test]
     fn prop_link_frame_round_trips(frame in arb_link_frame()) {
         check_round_trip(&frame)?;

@@ -440,13 +440,13 @@ impl<P: ContentPolicy> World<P> {
             (Some(mitm), Ok(crate::wire::LinkKind::Transport)) => {
                 let (sender, plaintext) = self.server.open_transport(link, frame)?;
                 match mitm.intercept(&mut self.server, &sender, &plaintext, &mut self.rng)? {
-                    Intercepted::PassThrough => self.server.process(link, &plaintext),
+                    Intercepted::PassThrough => self.server.process(link, plaintext),
                     Intercepted::Rewritten { plaintext, read, content } => {
                         reads.push(read);
                         self.summary
                             .server_read
                             .push(String::from_utf8_lossy(&content).into_owned());
-                        self.server.process(link, &plaintext)
+                        self.server.process(link, plaintext)
                     }
                     Intercepted::Reply { message, note } => {
                         reads.push(format!("{} -> {note}", message.type_name()));

@@ -117,8 +117,8 @@ impl<'a> ParsedEnvelope<'a> {
 /// `IK_A (64) || EK_A (32) || BE32(spk_id) || has_opk || BE32(opk_id)`.
 const MAX_PREKEY_FIELDS_LEN: usize = IdentityPublic::LEN + DH_LEN + 4 + 1 + 4;
 
-/// The length of the envelope [`encode_parts`] makes.
-fn encoded_len(prekey: Option<&PrekeyHeader>, ciphertext_len: usize) -> usize {
+/// The length of the envelope with these handshake fields and a ciphertext of `ciphertext_len`.
+pub(crate) fn encoded_len(prekey: Option<&PrekeyHeader>, ciphertext_len: usize) -> usize {
     let prekey_len = prekey
         .map_or(0, |p| MAX_PREKEY_FIELDS_LEN - if p.one_time_prekey_id.is_some() { 0 } else { 4 });
     (1 + prekey_len + HEADER_LEN).saturating_add(ciphertext_len)
@@ -130,19 +130,15 @@ pub(crate) fn encode_parts(
     header: &Header,
     ciphertext: &[u8],
 ) -> Vec<u8> {
-    let mut out = encode_prefix(prekey, header, ciphertext.len());
+    let mut out = Vec::with_capacity(encoded_len(prekey, ciphertext.len()));
+    write_prefix(&mut out, prekey, header);
     out.extend_from_slice(ciphertext);
     out
 }
 
-/// Everything of the envelope before its ciphertext (kind, handshake fields, ratchet header), in a
-/// buffer with room for the `ciphertext_len` bytes that follow: the ratchet seals into it.
-pub(crate) fn encode_prefix(
-    prekey: Option<&PrekeyHeader>,
-    header: &Header,
-    ciphertext_len: usize,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded_len(prekey, ciphertext_len));
+/// Appends everything of the envelope before its ciphertext (kind, handshake fields, ratchet
+/// header) to `out`: the ratchet then seals the ciphertext after it, in the same buffer.
+pub(crate) fn write_prefix(out: &mut Vec<u8>, prekey: Option<&PrekeyHeader>, header: &Header) {
     match prekey {
         Some(prekey) => {
             out.push(KIND_PREKEY);
@@ -160,7 +156,6 @@ pub(crate) fn encode_prefix(
         None => out.push(KIND_RATCHET),
     }
     out.extend_from_slice(&header.encode());
-    out
 }
 
 #[cfg(test)]

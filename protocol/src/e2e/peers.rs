@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rand_core::CryptoRng;
 
-use super::envelope::{ParsedEnvelope, encode_prefix};
+use super::envelope::{self, ParsedEnvelope};
 use super::identity::IdentityKeyPair;
 use super::prekeys::PrekeyStore;
-use super::ratchet::Session;
+use super::ratchet::{Header, Session};
 use super::safety_number::SafetyNumber;
 use super::x3dh::{self, PrekeyHeader};
 use super::{E2eError, MAX_ARCHIVED_SESSIONS, MAX_PEERS, MAX_PENDING, RETIRED_BASE_KEYS, bundle};
@@ -270,6 +270,24 @@ impl Peers {
         body: &Body,
         rng: &mut R,
     ) -> Result<Envelope, Error> {
+        let envelope = self.encrypt_after(to, body, rng, Vec::with_capacity)?;
+        Ok(Envelope::new(envelope)?)
+    }
+
+    /// [`Self::encrypt`], writing the envelope after the bytes `head(envelope_len)` returns, in the
+    /// same buffer: how a client seals an envelope straight into the frame that carries it. `head`
+    /// is called only once nothing can fail any more; give its buffer room for `envelope_len` more
+    /// bytes. The envelope is at most [`MAX_ENVELOPE_LEN`](crate::wire::MAX_ENVELOPE_LEN) bytes.
+    ///
+    /// # Errors
+    /// As [`Self::encrypt`].
+    pub fn encrypt_after<R: CryptoRng + ?Sized>(
+        &mut self,
+        to: &Name,
+        body: &Body,
+        rng: &mut R,
+        head: impl FnOnce(usize) -> Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
         let pinned = self.pinned.get(to).copied();
         let session = self
             .peers
@@ -279,17 +297,19 @@ impl Peers {
         if pinned.is_some_and(|p| p != session.peer) {
             return Err(E2eError::IdentityMismatch { name: to.clone() }.into());
         }
-        // A body is at most MAX_BODY_LEN, so the envelope is at most MAX_BODY_LEN + 162 bytes, within
-        // MAX_ENVELOPE_LEN: `Envelope::new` cannot fail after the ratchet has advanced.
+        // A body is at most MAX_BODY_LEN, so the envelope is at most MAX_BODY_LEN + 162 bytes,
+        // within MAX_ENVELOPE_LEN.
         let prekey = session.prekey.as_ref();
-        let ciphertext_len = body.as_bytes().len() + AEAD_TAG_LEN;
-        let (_, envelope) = session
+        let envelope_len = envelope::encoded_len(prekey, body.as_bytes().len() + AEAD_TAG_LEN);
+        let (_, sealed) = session
             .ratchet
             .encrypt_after(body.as_bytes(), rng, |header| {
-                encode_prefix(prekey, header, ciphertext_len)
+                let mut out = head(envelope_len);
+                envelope::write_prefix(&mut out, prekey, header);
+                out
             })
             .map_err(E2eError::from)?;
-        Ok(Envelope::new(envelope)?)
+        Ok(sealed)
     }
 
     /// Decrypts an envelope that the server says `from` sent to `own_name` (SPEC.md §11.2, §11.3,
@@ -305,28 +325,48 @@ impl Peers {
         from: &Name,
         envelope: &Envelope,
     ) -> Result<Decrypted, Error> {
-        // Borrows the ciphertext from the envelope: it is read once, by the AEAD.
-        let message = ParsedEnvelope::decode(envelope.as_bytes())?;
-        // Refuse before decrypting anything a body could not hold, so that nothing can fail after the
-        // ratchet has advanced.
-        let plaintext_len = message.ciphertext.len().saturating_sub(AEAD_TAG_LEN);
-        if plaintext_len > MAX_BODY_LEN {
-            return Err(WireError::BadLength {
-                field: "ciphertext",
-                len: message.ciphertext.len(),
+        self.decrypt_owned(own_name, from, envelope.clone())
+    }
+
+    /// [`Self::decrypt`] of an envelope given up: the body is decrypted in the envelope's own
+    /// buffer, which becomes the [`Decrypted::body`] (the receive path allocates nothing for it).
+    ///
+    /// # Errors
+    /// As [`Self::decrypt`].
+    pub fn decrypt_owned(
+        &mut self,
+        own_name: &Name,
+        from: &Name,
+        envelope: Envelope,
+    ) -> Result<Decrypted, Error> {
+        let mut buffer = envelope.into_bytes();
+        let (prekey, header, start) = {
+            let message = ParsedEnvelope::decode(&buffer)?;
+            // Refuse before decrypting anything a body could not hold, so that nothing can fail
+            // after the ratchet has advanced.
+            let ciphertext_len = message.ciphertext.len();
+            if ciphertext_len.saturating_sub(AEAD_TAG_LEN) > MAX_BODY_LEN {
+                let error = WireError::BadLength { field: "ciphertext", len: ciphertext_len };
+                return Err(error.into());
             }
-            .into());
-        }
+            // The ciphertext runs to the end of the envelope.
+            (message.prekey, message.header, buffer.len() - ciphertext_len)
+        };
+        // The plaintext replaces the ciphertext; what came before it is shifted out.
+        let into_body = |mut buffer: Vec<u8>| {
+            buffer.drain(..start);
+            Body::new(buffer)
+        };
         let pinned = self.pinned.get(from).copied();
-        match message.prekey {
+        match prekey {
             None => {
                 let sessions = self
                     .peers
                     .get_mut(from)
                     .ok_or_else(|| E2eError::NoSession { name: from.clone() })?;
-                let plaintext = open_in_any(sessions, pinned, |_| true, &message)
+                open_in_any(sessions, pinned, |_| true, &header, &mut buffer, start)
                     .ok_or_else(|| E2eError::NoSession { name: from.clone() })??;
-                Ok(Decrypted { body: Body::new(plaintext)?, new_session: false })
+                Ok(Decrypted { body: into_body(buffer)?, new_session: false })
             }
             Some(prekey) => {
                 if pinned.is_some_and(|p| p != prekey.identity)
@@ -337,9 +377,11 @@ impl Peers {
                 let belongs =
                     |s: &PeerSession| s.base_key == prekey.base_key && s.peer == prekey.identity;
                 if let Some(sessions) = self.peers.get_mut(from)
-                    && let Some(result) = open_in_any(sessions, pinned, belongs, &message)
+                    && let Some(result) =
+                        open_in_any(sessions, pinned, belongs, &header, &mut buffer, start)
                 {
-                    return Ok(Decrypted { body: Body::new(result?)?, new_session: false });
+                    result?;
+                    return Ok(Decrypted { body: into_body(buffer)?, new_session: false });
                 }
                 if self.peers.get(from).is_some_and(|p| p.knows_base_key(&prekey.base_key)) {
                     return Err(E2eError::ReplayedPrekeyMessage.into());
@@ -357,9 +399,9 @@ impl Peers {
                     base_key: prekey.base_key,
                     prekey: None,
                 };
-                let plaintext = session
+                session
                     .ratchet
-                    .decrypt(&message.header, message.ciphertext)
+                    .decrypt_in_place(&header, &mut buffer, start)
                     .map_err(E2eError::from)?;
                 // Everything fallible is done: commit.
                 if let Some(id) = prekey
@@ -369,7 +411,7 @@ impl Peers {
                     self.prekeys.remove_one_time(id);
                 }
                 self.peers.entry(from.clone()).or_default().install(session);
-                Ok(Decrypted { body: Body::new(plaintext)?, new_session: true })
+                Ok(Decrypted { body: into_body(buffer)?, new_session: true })
             }
         }
     }
@@ -383,23 +425,26 @@ impl Peers {
     }
 }
 
-/// Opens `message` in the first of `sessions` (current, then archived newest first) that `accepts`
-/// and that opens it, promoting an archived session that does. `None` if no session qualifies;
-/// otherwise the plaintext, or the current (else first tried) session's error. Transactional: only
-/// the session that opens the message changes.
+/// Opens the ratchet message (`header`, and the ciphertext `buffer[start..]`) in place, in the
+/// first of `sessions` (current, then archived newest first) that `accepts` and that opens it,
+/// promoting an archived session that does. `None` if no session qualifies; otherwise success, or
+/// the current (else first tried) session's error. Transactional: only the session that opens the
+/// message changes, and a session that fails leaves `buffer` as it was for the next.
 fn open_in_any(
     sessions: &mut PeerSessions,
     pinned: Option<IdentityPublic>,
     accepts: impl Fn(&PeerSession) -> bool,
-    message: &ParsedEnvelope<'_>,
-) -> Option<Result<Vec<u8>, E2eError>> {
+    header: &Header,
+    buffer: &mut Vec<u8>,
+    start: usize,
+) -> Option<Result<(), E2eError>> {
     let allowed = |s: &PeerSession| accepts(s) && pinned.is_none_or(|p| p == s.peer);
     let mut first_error = None;
     if let Some(current) = sessions.current.as_mut().filter(|s| allowed(s)) {
-        match current.ratchet.decrypt(&message.header, message.ciphertext) {
-            Ok(plaintext) => {
+        match current.ratchet.decrypt_in_place(header, buffer, start) {
+            Ok(()) => {
                 current.prekey = None;
-                return Some(Ok(plaintext));
+                return Some(Ok(()));
             }
             Err(e) => first_error = Some(E2eError::from(e)),
         }
@@ -408,11 +453,11 @@ fn open_in_any(
         let Some(archived) = sessions.archived.get_mut(index).filter(|s| allowed(s)) else {
             continue;
         };
-        match archived.ratchet.decrypt(&message.header, message.ciphertext) {
-            Ok(plaintext) => {
+        match archived.ratchet.decrypt_in_place(header, buffer, start) {
+            Ok(()) => {
                 archived.prekey = None;
                 sessions.promote(index);
-                return Some(Ok(plaintext));
+                return Some(Ok(()));
             }
             Err(e) => {
                 first_error.get_or_insert(E2eError::from(e));

@@ -12,6 +12,8 @@ use super::input::name;
 pub fn wire_decode(data: &[u8]) {
     family::<LinkFrame>(data);
     family::<Message>(data);
+    // Decoding a buffer given up gives the same value or the same error.
+    assert_eq!(Message::decode_owned(data.to_vec()), Message::decode(data), "decode_owned differs");
 
     if let Ok(envelope) = EnvelopeBody::decode(data) {
         assert_eq!(envelope.encode(), data, "an envelope re-encodes differently: {envelope:?}");

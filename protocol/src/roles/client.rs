@@ -318,8 +318,16 @@ impl Client {
                 return Err(MisuseError::NotConnected.into());
             };
             transport.check_write(MAX_E2E_SEND_LEN)?;
-            let envelope = self.peers()?.encrypt(to, &body, rng)?;
-            let frame = self.seal(&Message::E2eSend { id, to: to.clone(), envelope })?;
+            // One buffer: room for the link header, the `E2eSend` message up to its envelope, the
+            // envelope the ratchet seals after it, and the channel's tag.
+            let frame = self.peers()?.encrypt_after(to, &body, rng, |envelope_len| {
+                let head_len = 2 * HEADER_LEN + E2E_SEND_FIELDS_LEN;
+                let mut frame = Vec::with_capacity(head_len + envelope_len + TRANSPORT_OVERHEAD);
+                frame.extend_from_slice(&[0; HEADER_LEN]);
+                Message::encode_e2e_send_head(&mut frame, id, to, envelope_len);
+                frame
+            })?;
+            let frame = self.seal_frame(frame)?;
             self.last_id = id.0;
             out.transmit.push(frame);
             out.events.push(ClientEvent::Sent { to: to.clone(), id });
@@ -416,7 +424,8 @@ impl Client {
                 // The frame authenticated: the channel advances whatever the content. `on_message`
                 // commits nothing unless it succeeds, so a refusal changes nothing else.
                 self.link = Link::Online(transport);
-                let result = Message::decode(&plaintext)
+                // The body (or envelope) stays in the decrypted buffer; nothing is copied out.
+                let result = Message::decode_owned(plaintext)
                     .map_err(Error::from)
                     .and_then(|message| self.on_message(message, rng));
                 Ok(result.unwrap_or_else(|error| ClientOutputs {
@@ -444,7 +453,7 @@ impl Client {
             Message::E2eDeliver { id, from, envelope } => {
                 self.check_id(&from, id)?;
                 let own = self.name.clone();
-                let decrypted = self.peers()?.decrypt(&own, &from, &envelope)?;
+                let decrypted = self.peers()?.decrypt_owned(&own, &from, envelope)?;
                 self.accept_id(&from, id)?;
                 if decrypted.new_session {
                     out.events.push(ClientEvent::SessionStarted { peer: from.clone() });
@@ -558,6 +567,14 @@ impl Client {
         };
         seal(transport, message)
     }
+
+    /// Seals an encoded message on the open channel; see [`seal_frame`].
+    fn seal_frame(&mut self, frame: Vec<u8>) -> Result<Vec<u8>, Error> {
+        let Link::Online(transport) = &mut self.link else {
+            return Err(MisuseError::NotConnected.into());
+        };
+        seal_frame(transport, frame)
+    }
 }
 
 fn id_refusal(from: &Name, id: MessageId, refusal: Refusal) -> Error {
@@ -568,9 +585,11 @@ fn id_refusal(from: &Name, id: MessageId, refusal: Refusal) -> Error {
     .into()
 }
 
+/// The most an `E2eSend` message's fields before its envelope take: id, name, envelope length.
+const E2E_SEND_FIELDS_LEN: usize = 8 + 1 + crate::wire::MAX_NAME_LEN + 2;
+
 /// The longest `E2eSend` message frame: header, id, name, and the largest envelope.
-const MAX_E2E_SEND_LEN: usize =
-    HEADER_LEN + 8 + 1 + crate::wire::MAX_NAME_LEN + 2 + crate::wire::MAX_ENVELOPE_LEN;
+const MAX_E2E_SEND_LEN: usize = HEADER_LEN + E2E_SEND_FIELDS_LEN + crate::wire::MAX_ENVELOPE_LEN;
 
 /// Encodes `message`, seals it in `transport` and frames the ciphertext, all in the one buffer
 /// that is returned: `link header (6) || ENCRYPT(message frame) || tag (16)`.
@@ -583,6 +602,15 @@ pub(crate) fn seal(transport: &mut Transport, message: &Message) -> Result<Vec<u
     let mut frame = Vec::with_capacity(capacity);
     frame.extend_from_slice(&[0; HEADER_LEN]);
     message.encode_into(&mut frame);
+    seal_frame(transport, frame)
+}
+
+/// Seals `frame[HEADER_LEN..]`, an encoded message after room for the link header, in `transport`,
+/// and writes the link header: the frame [`seal`] returns, in the same buffer.
+///
+/// # Errors
+/// As [`seal`]; the transport is then unchanged.
+fn seal_frame(transport: &mut Transport, mut frame: Vec<u8>) -> Result<Vec<u8>, Error> {
     let mut sealed = transport.clone();
     sealed.write_in_place(&mut frame, HEADER_LEN)?;
     finish_transport_frame(&mut frame)?;

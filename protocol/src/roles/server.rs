@@ -248,7 +248,7 @@ impl<P: ContentPolicy> Server<P> {
             (LinkKind::HandshakeInit, None) => self.accept(link, noise, rng),
             (LinkKind::Transport, Some(_)) => {
                 let (_, plaintext) = self.open_link_frame(link, kind, noise)?;
-                Ok(self.process(link, &plaintext))
+                Ok(self.process(link, plaintext))
             }
             (kind, open) => {
                 let state = if open.is_some() { "open" } else { "no channel" };
@@ -265,9 +265,10 @@ impl<P: ContentPolicy> Server<P> {
         sender: Transport,
         from: Name,
         confirmed: bool,
-        plaintext: &[u8],
+        plaintext: Vec<u8>,
     ) -> Result<ServerOutputs, Error> {
-        let message = Message::decode(plaintext)?;
+        // The body (or envelope) stays in the decrypted buffer: relayed and reported without a copy.
+        let message = Message::decode_owned(plaintext)?;
         if !confirmed {
             return match message {
                 Message::Ready => self.confirm(link, sender, from),
@@ -356,8 +357,9 @@ impl<P: ContentPolicy> Server<P> {
 
     /// Acts on a plaintext opened from `link` by [`Server::open_transport`]. Every step commits only
     /// on success; content that is refused (malformed, unexpected) changes nothing and is reported as
-    /// [`ServerEvent::Dropped`] (SPEC.md §7.2).
-    pub fn process(&mut self, link: LinkId, plaintext: &[u8]) -> ServerOutputs {
+    /// [`ServerEvent::Dropped`] (SPEC.md §7.2). Takes the plaintext buffer: a relayed body or
+    /// envelope is kept in it, not copied.
+    pub fn process(&mut self, link: LinkId, plaintext: Vec<u8>) -> ServerOutputs {
         let Some(open) = self.links.get(&link) else {
             let error = MisuseError::UnknownLink.into();
             return ServerOutputs {

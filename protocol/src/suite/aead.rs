@@ -67,13 +67,32 @@ impl AeadKey {
         ad: &[u8],
         sealed: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        let body_len = sealed.len().checked_sub(AEAD_TAG_LEN).ok_or(CryptoError::AeadTruncated)?;
-        let (body, tag) = sealed.split_at(body_len);
-        let tag = Tag::try_from(tag).map_err(|_| CryptoError::AeadTruncated)?;
-        let mut out = body.to_vec();
-        self.cipher()
-            .decrypt_inout_detached(&Nonce::from(*nonce), ad, out.as_mut_slice().into(), &tag)
-            .map_err(|_| CryptoError::AeadOpen)?;
+        let mut out = sealed.to_vec();
+        self.open_in_place(nonce, ad, &mut out, 0)?;
         Ok(out)
+    }
+
+    /// [`Self::open`] in place: `buffer[start..]` is `ciphertext || tag`; on success it becomes the
+    /// plaintext (the tag is cut off). The tag is verified before anything is decrypted, so on
+    /// error `buffer` is exactly as it was (a caller can try another key on it).
+    ///
+    /// # Errors
+    /// As [`Self::open`], for `buffer[start..]`.
+    pub fn open_in_place(
+        &self,
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        buffer: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), CryptoError> {
+        let sealed = buffer.get_mut(start..).ok_or(CryptoError::AeadTruncated)?;
+        let body_len = sealed.len().checked_sub(AEAD_TAG_LEN).ok_or(CryptoError::AeadTruncated)?;
+        let (body, tag) = sealed.split_at_mut(body_len);
+        let tag = Tag::try_from(&*tag).map_err(|_| CryptoError::AeadTruncated)?;
+        self.cipher()
+            .decrypt_inout_detached(&Nonce::from(*nonce), ad, body.into(), &tag)
+            .map_err(|_| CryptoError::AeadOpen)?;
+        buffer.truncate(start + body_len);
+        Ok(())
     }
 }

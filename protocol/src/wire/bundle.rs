@@ -5,7 +5,7 @@
 
 use crate::suite::{PublicKey, SIGNATURE_LEN, Signature, VerifyingKey};
 
-use super::types::{encode_u16_prefixed, read_u16_prefixed};
+use super::types::read_u16_prefixed;
 use super::{MAX_BODY_LEN, Reader, WireError};
 
 /// Most one-time prekeys one `UploadBundle` can *encode*. A codec bound only: it keeps the frame far
@@ -226,12 +226,15 @@ impl Envelope {
         &self.0
     }
 
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        encode_u16_prefixed(&self.0, out);
+    /// The bytes, given up: the recipient decrypts the envelope in this buffer.
+    #[must_use]
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
     }
 
-    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        read_u16_prefixed(r, "envelope", 1, MAX_ENVELOPE_LEN).map(Self)
+    /// Reads the field and borrows its bytes, bounds checked as [`Envelope::new`] checks them.
+    pub(crate) fn read_ref<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], WireError> {
+        read_u16_prefixed(r, "envelope", 1, MAX_ENVELOPE_LEN)
     }
 }
 

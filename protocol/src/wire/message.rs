@@ -2,7 +2,7 @@
 
 use super::{
     Body, Codec, Envelope, FetchedBundle, HEADER_LEN, MAX_LINK_BODY_LEN, MAX_NAME_LEN, MessageId,
-    Name, Reader, UploadedBundle, WireError,
+    Name, Reader, UploadedBundle, VERSION, WireError, split,
 };
 
 /// Largest message body: a whole message (header + body) must fit in one channel transport
@@ -230,6 +230,94 @@ impl Message {
     }
 }
 
+impl Message {
+    /// [`Codec::decode`] of a buffer the caller gives up: the same checks in the same order, the
+    /// same errors, the same value. What differs is where the content lives: the body of a `Send`
+    /// or `Deliver`, the envelope of an `E2eSend` or `E2eDeliver` — the last field of each — stays
+    /// in `bytes` (moved to its front) instead of being copied out. A receiver decrypts a channel
+    /// frame into a fresh buffer; this is how that buffer becomes the message's body.
+    ///
+    /// # Errors
+    /// As [`Codec::decode`].
+    pub fn decode_owned(mut bytes: Vec<u8>) -> Result<Self, WireError> {
+        let (frame_type, body) = split::<Self>(&bytes)?;
+        if !matches!(frame_type, TYPE_SEND | TYPE_DELIVER | TYPE_E2E_SEND | TYPE_E2E_DELIVER) {
+            return Self::decode(&bytes);
+        }
+        let mut r = Reader::new(body);
+        let (id, name, content) = read_relay(frame_type, &mut r)?;
+        r.finish()?;
+        // The content is the frame's last field and nothing follows it: it is the buffer's tail.
+        let start = bytes.len().saturating_sub(content.len());
+        bytes.drain(..start);
+        relay_message(frame_type, id, name, bytes)
+    }
+
+    /// Writes everything of an `E2eSend { id, to, envelope }` frame but the envelope, whose length
+    /// is `envelope_len`: header, `id`, `to`, the envelope's length prefix. The sender then seals
+    /// the envelope into the same buffer (SPEC.md §12.3), which the channel then encrypts.
+    pub(crate) fn encode_e2e_send_head(
+        out: &mut Vec<u8>,
+        id: MessageId,
+        to: &Name,
+        envelope_len: usize,
+    ) {
+        let start = out.len();
+        out.extend_from_slice(&[VERSION, TYPE_E2E_SEND, 0, 0, 0, 0]);
+        write_relay_head(out, id, to, envelope_len);
+        // The header's length counts the envelope still to come (bounded far below u32::MAX).
+        let body_len = (out.len() - start - HEADER_LEN).saturating_add(envelope_len);
+        let len = u32::try_from(body_len).unwrap_or(u32::MAX).to_be_bytes();
+        if let Some(field) = out.get_mut(start + 2..start + HEADER_LEN) {
+            field.copy_from_slice(&len);
+        }
+    }
+}
+
+/// The relay messages (`Send`, `Deliver`, `E2eSend`, `E2eDeliver`) share one layout:
+/// `id (u64 BE) || name || len (u16 BE) || content`, the content (a body or an envelope) last.
+/// Writes all of it but the content's `content_len` bytes.
+fn write_relay_head(out: &mut Vec<u8>, id: MessageId, name: &Name, content_len: usize) {
+    out.extend_from_slice(&id.0.to_be_bytes());
+    name.encode(out);
+    // Every content type is bounded far below u16::MAX by its constructor.
+    out.extend_from_slice(&u16::try_from(content_len).unwrap_or(u16::MAX).to_be_bytes());
+}
+
+/// Reads a relay message's fields (see [`write_relay_head`]), borrowing the content, whose length
+/// prefix is checked against the bounds of the type's content (body or envelope).
+fn read_relay<'a>(
+    frame_type: u8,
+    r: &mut Reader<'a>,
+) -> Result<(MessageId, Name, &'a [u8]), WireError> {
+    let id = MessageId(r.u64()?);
+    let name = Name::read(r)?;
+    let content = match frame_type {
+        TYPE_SEND | TYPE_DELIVER => Body::read_ref(r)?,
+        _ => Envelope::read_ref(r)?,
+    };
+    Ok((id, name, content))
+}
+
+/// A relay message from its fields; `content` has passed [`read_relay`]'s bounds, so the
+/// constructors' identical checks pass too.
+fn relay_message(
+    frame_type: u8,
+    id: MessageId,
+    name: Name,
+    content: Vec<u8>,
+) -> Result<Message, WireError> {
+    Ok(match frame_type {
+        TYPE_SEND => Message::Send { id, to: name, body: Body::new(content)? },
+        TYPE_DELIVER => Message::Deliver { id, from: name, body: Body::new(content)? },
+        TYPE_E2E_SEND => Message::E2eSend { id, to: name, envelope: Envelope::new(content)? },
+        TYPE_E2E_DELIVER => {
+            Message::E2eDeliver { id, from: name, envelope: Envelope::new(content)? }
+        }
+        other => return Err(WireError::UnknownType(other)),
+    })
+}
+
 impl Codec for Message {
     const MAX_FRAME_BODY_LEN: usize = MAX_MESSAGE_LEN;
 
@@ -294,9 +382,8 @@ impl Codec for Message {
             Self::Refused { reason } => out.push(reason.code()),
             Self::Ready => {}
             Self::Send { id, to: name, body } | Self::Deliver { id, from: name, body } => {
-                out.extend_from_slice(&id.0.to_be_bytes());
-                name.encode(out);
-                body.encode(out);
+                write_relay_head(out, *id, name, body.as_bytes().len());
+                out.extend_from_slice(body.as_bytes());
             }
             Self::Ack { id, status } => {
                 out.extend_from_slice(&id.0.to_be_bytes());
@@ -318,9 +405,8 @@ impl Codec for Message {
             }
             Self::E2eSend { id, to: name, envelope }
             | Self::E2eDeliver { id, from: name, envelope } => {
-                out.extend_from_slice(&id.0.to_be_bytes());
-                name.encode(out);
-                envelope.encode(out);
+                write_relay_head(out, *id, name, envelope.as_bytes().len());
+                out.extend_from_slice(envelope.as_bytes());
             }
         }
     }
@@ -331,14 +417,10 @@ impl Codec for Message {
             TYPE_WELCOME => Self::Welcome { name: Name::read(r)? },
             TYPE_REFUSED => Self::Refused { reason: RefusalReason::read(r)? },
             TYPE_READY => Self::Ready,
-            TYPE_SEND => {
-                Self::Send { id: MessageId(r.u64()?), to: Name::read(r)?, body: Body::read(r)? }
+            TYPE_SEND | TYPE_DELIVER => {
+                let (id, name, body) = read_relay(frame_type, r)?;
+                relay_message(frame_type, id, name, body.to_vec())?
             }
-            TYPE_DELIVER => Self::Deliver {
-                id: MessageId(r.u64()?),
-                from: Name::read(r)?,
-                body: Body::read(r)?,
-            },
             TYPE_ACK => Self::Ack { id: MessageId(r.u64()?), status: AckStatus::read(r)? },
             TYPE_REJECT => Self::Reject { id: MessageId(r.u64()?), reason: RejectReason::read(r)? },
             TYPE_UPLOAD_BUNDLE => Self::UploadBundle { bundle: UploadedBundle::read(r)? },
@@ -347,17 +429,32 @@ impl Codec for Message {
             TYPE_FETCH_BUNDLE => Self::FetchBundle { name: Name::read(r)? },
             TYPE_BUNDLE => Self::Bundle { name: Name::read(r)?, bundle: FetchedBundle::read(r)? },
             TYPE_NO_BUNDLE => Self::NoBundle { name: Name::read(r)? },
-            TYPE_E2E_SEND => Self::E2eSend {
-                id: MessageId(r.u64()?),
-                to: Name::read(r)?,
-                envelope: Envelope::read(r)?,
-            },
-            TYPE_E2E_DELIVER => Self::E2eDeliver {
-                id: MessageId(r.u64()?),
-                from: Name::read(r)?,
-                envelope: Envelope::read(r)?,
-            },
+            TYPE_E2E_SEND | TYPE_E2E_DELIVER => {
+                let (id, name, envelope) = read_relay(frame_type, r)?;
+                relay_message(frame_type, id, name, envelope.to_vec())?
+            }
             other => return Err(WireError::UnknownType(other)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The head the e2e sender writes before sealing the envelope into the frame, followed by the
+    /// envelope, is the frame `encode` makes — at the smallest, a middle and the largest envelope.
+    #[test]
+    fn e2e_send_head_then_envelope_is_the_encoding() {
+        let to = Name::new("bob").unwrap();
+        for len in [1, 300, crate::wire::MAX_ENVELOPE_LEN] {
+            let envelope = Envelope::new((0..len).map(|i| i as u8).collect()).unwrap();
+            let mut frame = vec![0xee; 3];
+            Message::encode_e2e_send_head(&mut frame, MessageId(9), &to, len);
+            frame.extend_from_slice(envelope.as_bytes());
+            let message = Message::E2eSend { id: MessageId(9), to: to.clone(), envelope };
+            assert_eq!(frame[..3], [0xee; 3]);
+            assert_eq!(frame[3..], message.encode()[..], "envelope of {len} bytes");
+        }
     }
 }

@@ -136,12 +136,9 @@ impl Body {
         &self.0
     }
 
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        encode_u16_prefixed(&self.0, out);
-    }
-
-    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        read_u16_prefixed(r, "body", 0, MAX_BODY_LEN).map(Self)
+    /// Reads the field and borrows its bytes, bounds checked as [`Body::new`] checks them.
+    pub(crate) fn read_ref<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], WireError> {
+        read_u16_prefixed(r, "body", 0, MAX_BODY_LEN)
     }
 }
 
@@ -154,26 +151,19 @@ impl fmt::Debug for Body {
     }
 }
 
-/// Encodes a byte string as `len: u16 BE || bytes`. Callers bound the length by a constructor far
-/// below `u16::MAX`, so the conversion cannot saturate.
-pub(crate) fn encode_u16_prefixed(bytes: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&u16::try_from(bytes.len()).unwrap_or(u16::MAX).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
 /// Reads `len: u16 BE || bytes`, checking `min ≤ len ≤ max` as soon as the prefix is read, before the
-/// bytes it announces (SPEC.md §3.4 step 6).
-pub(crate) fn read_u16_prefixed(
-    r: &mut Reader<'_>,
+/// bytes it announces (SPEC.md §3.4 step 6); borrows the bytes.
+pub(crate) fn read_u16_prefixed<'a>(
+    r: &mut Reader<'a>,
     field: &'static str,
     min: usize,
     max: usize,
-) -> Result<Vec<u8>, WireError> {
+) -> Result<&'a [u8], WireError> {
     let len = usize::from(r.u16()?);
     if len < min || len > max {
         return Err(WireError::BadLength { field, len });
     }
-    Ok(r.take(len)?.to_vec())
+    r.take(len)
 }
 
 /// A message id chosen by the sender: a counter starting at 1, unique per sender. Encoded as u64 BE.

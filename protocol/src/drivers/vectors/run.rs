@@ -354,7 +354,7 @@ impl Driver {
                     to_link,
                     &Message::E2eDeliver { id, from: sender, envelope: Envelope::new(bad)? },
                 )?;
-                let out = self.server.process(link, &plaintext);
+                let out = self.server.process(link, plaintext);
                 self.push_case(f, Party::Server, &frame, record, &Ok(()), "E2eSend: the server opens it, injects a tampered copy, then relays it honestly");
                 self.in_flight.push_back((Party::Server, to_party, injected));
                 self.server_outputs(out);

@@ -59,6 +59,21 @@ impl MessageKey {
         key.open(nonce.expose(), ad, ciphertext)
     }
 
+    /// [`Self::open`] in place: `buffer[start..]` is the ciphertext and becomes the plaintext. On
+    /// error `buffer` is unchanged.
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub fn open_in_place(
+        self,
+        ad: &[u8],
+        buffer: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), CryptoError> {
+        let (key, nonce) = self.aead_key_and_nonce();
+        key.open_in_place(nonce.expose(), ad, buffer, start)
+    }
+
     /// The key bytes, for test-vector generation only.
     #[must_use]
     pub const fn expose(&self) -> &[u8; HASH_LEN] {

@@ -160,8 +160,8 @@ impl Session {
 
     /// Decrypts a message (§12.4). **Transactional**: every fallible step (the DH, the key
     /// derivations, the AEAD) runs on locals, and the session's fields change only once the AEAD
-    /// has opened. Takes no randomness. An in-order message allocates nothing but the plaintext; a
-    /// gap collects its keys in a local list first.
+    /// has opened. Takes no randomness. Allocates the plaintext; [`Self::decrypt_in_place`] does
+    /// not.
     ///
     /// In order: a key from the skipped store for `(dh, n)` if there is one (and it is deleted);
     /// otherwise, if `dh` is a new peer ratchet key, the rest of the current receiving chain up to
@@ -177,19 +177,37 @@ impl Session {
     /// wrong `AD`, an old chain's key no longer stored) or no state could have sent the message;
     /// [`RatchetError::ChainExhausted`] if `n = 2^32 − 1`. On every error the session is unchanged.
     pub fn decrypt(&mut self, header: &Header, ciphertext: &[u8]) -> Result<Vec<u8>, RatchetError> {
+        let mut buffer = ciphertext.to_vec();
+        self.decrypt_in_place(header, &mut buffer, 0)?;
+        Ok(buffer)
+    }
+
+    /// [`Self::decrypt`] in place: `buffer[start..]` is the ciphertext, and becomes the plaintext.
+    /// An in-order message allocates nothing; a gap collects its keys in a local list first. On
+    /// every error the session *and* `buffer` are unchanged (the AEAD verifies before it decrypts),
+    /// so a caller can try the same buffer in another session.
+    ///
+    /// # Errors
+    /// As [`Self::decrypt`].
+    pub fn decrypt_in_place(
+        &mut self,
+        header: &Header,
+        buffer: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), RatchetError> {
         let ad = AssociatedData::new(&self.ad, header);
 
         // A stored key: open with it, and delete it only if it opened.
         if let Some(message_key) = self.skipped.get(&header.dh, header.n) {
-            let plaintext = message_key
+            message_key
                 .clone()
-                .open(ad.as_slice(), ciphertext)
+                .open_in_place(ad.as_slice(), buffer, start)
                 .map_err(|_| RatchetError::DecryptFailed)?;
             if crate::flaws::on(crate::flaws::Flaw::RatchetNoAdvance) {
-                return Ok(plaintext);
+                return Ok(());
             } // seeded flaw hook
             self.skipped.take(&header.dh, header.n);
-            return Ok(plaintext);
+            return Ok(());
         }
 
         // The receiving chain this message belongs to, and the keys `SKIP` stores, on locals. The
@@ -235,10 +253,11 @@ impl Session {
         let chain = receiving.chain.ok_or(RatchetError::DecryptFailed)?;
         let (message_key, next_chain) = chain.step();
         let nr = receiving.nr.checked_add(1).ok_or(RatchetError::ChainExhausted)?;
-        let plaintext =
-            message_key.open(ad.as_slice(), ciphertext).map_err(|_| RatchetError::DecryptFailed)?;
+        message_key
+            .open_in_place(ad.as_slice(), buffer, start)
+            .map_err(|_| RatchetError::DecryptFailed)?;
         if crate::flaws::on(crate::flaws::Flaw::RatchetNoAdvance) {
-            return Ok(plaintext);
+            return Ok(());
         } // seeded flaw hook
 
         // The AEAD opened: commit.
@@ -255,7 +274,7 @@ impl Session {
         }
         self.receiving_chain = Some(next_chain);
         self.nr = nr;
-        Ok(plaintext)
+        Ok(())
     }
 
     /// The session's associated data `AD` (§11.1: `IK_A || IK_B`).
@@ -576,6 +595,32 @@ mod tests {
         assert_eq!(bob.decrypt(&h0, &ct0).unwrap(), b"zero");
         assert_eq!(bob.skipped_key_count(), 0);
         assert_eq!(bob.decrypt(&h0, &ct0), Err(RatchetError::Replayed));
+    }
+
+    /// In place, after a prefix: a refused message (forged, under a stored key or the chain's next
+    /// one) leaves the buffer and the session as they were; an accepted one leaves the prefix and
+    /// the plaintext.
+    #[test]
+    fn decrypt_in_place_keeps_the_prefix_and_a_refused_buffer() {
+        let Pair { mut alice, mut bob, mut rng } = pair(11);
+        let (h0, ct0) = alice.encrypt(b"zero", &mut rng).unwrap();
+        let (h1, ct1) = alice.encrypt(b"one", &mut rng).unwrap();
+        let placed = |ct: &[u8]| [&b"prefix"[..], ct].concat();
+        let forged = |ct: &[u8]| {
+            let mut buffer = placed(ct);
+            *buffer.last_mut().unwrap() ^= 1;
+            buffer
+        };
+        // Message 1 first (message 0's key is stored), then message 0 from the store.
+        for (header, ct, text) in [(h1, &ct1, &b"one"[..]), (h0, &ct0, b"zero")] {
+            let (before, mut refused) = (bob.clone(), forged(ct));
+            let result = bob.decrypt_in_place(&header, &mut refused, 6);
+            assert_eq!(result, Err(RatchetError::DecryptFailed));
+            assert_eq!((&bob, refused), (&before, forged(ct)));
+            let mut buffer = placed(ct);
+            bob.decrypt_in_place(&header, &mut buffer, 6).unwrap();
+            assert_eq!(buffer, [&b"prefix"[..], text].concat());
+        }
     }
 
     #[test]
