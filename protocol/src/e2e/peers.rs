@@ -271,6 +271,8 @@ impl Peers {
         rng: &mut R,
     ) -> Result<Envelope, Error> {
         let envelope = self.encrypt_after(to, body, rng, Vec::with_capacity)?;
+        // The ratchet has advanced. A body is at most MAX_BODY_LEN, so the envelope is at most
+        // MAX_BODY_LEN + 162 bytes, within MAX_ENVELOPE_LEN: `Envelope::new` cannot fail here.
         Ok(Envelope::new(envelope)?)
     }
 

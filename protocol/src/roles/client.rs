@@ -424,7 +424,7 @@ impl Client {
                 // The frame authenticated: the channel advances whatever the content. `on_message`
                 // commits nothing unless it succeeds, so a refusal changes nothing else.
                 self.link = Link::Online(transport);
-                // The body (or envelope) stays in the decrypted buffer; nothing is copied out.
+                // The body (or envelope) stays in the decrypted buffer: no new allocation.
                 let result = Message::decode_owned(plaintext)
                     .map_err(Error::from)
                     .and_then(|message| self.on_message(message, rng));

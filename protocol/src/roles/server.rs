@@ -267,7 +267,7 @@ impl<P: ContentPolicy> Server<P> {
         confirmed: bool,
         plaintext: Vec<u8>,
     ) -> Result<ServerOutputs, Error> {
-        // The body (or envelope) stays in the decrypted buffer: relayed and reported without a copy.
+        // The body (or envelope) stays in the decrypted buffer: no new allocation.
         let message = Message::decode_owned(plaintext)?;
         if !confirmed {
             return match message {
@@ -358,7 +358,7 @@ impl<P: ContentPolicy> Server<P> {
     /// Acts on a plaintext opened from `link` by [`Server::open_transport`]. Every step commits only
     /// on success; content that is refused (malformed, unexpected) changes nothing and is reported as
     /// [`ServerEvent::Dropped`] (SPEC.md §7.2). Takes the plaintext buffer: a relayed body or
-    /// envelope is kept in it, not copied.
+    /// envelope stays in it.
     pub fn process(&mut self, link: LinkId, plaintext: Vec<u8>) -> ServerOutputs {
         let Some(open) = self.links.get(&link) else {
             let error = MisuseError::UnknownLink.into();

@@ -74,7 +74,9 @@ impl AeadKey {
 
     /// [`Self::open`] in place: `buffer[start..]` is `ciphertext || tag`; on success it becomes the
     /// plaintext (the tag is cut off). The tag is verified before anything is decrypted, so on
-    /// error `buffer` is exactly as it was (a caller can try another key on it).
+    /// error `buffer` is exactly as it was (a caller can try another key on it). That is how
+    /// `chacha20poly1305` 0.11 decrypts, not a promise of its trait; the Wycheproof test checks
+    /// it for every case, so a version that decrypted first would fail there.
     ///
     /// # Errors
     /// As [`Self::open`], for `buffer[start..]`.

@@ -234,8 +234,8 @@ impl Message {
     /// [`Codec::decode`] of a buffer the caller gives up: the same checks in the same order, the
     /// same errors, the same value. What differs is where the content lives: the body of a `Send`
     /// or `Deliver`, the envelope of an `E2eSend` or `E2eDeliver` — the last field of each — stays
-    /// in `bytes` (moved to its front) instead of being copied out. A receiver decrypts a channel
-    /// frame into a fresh buffer; this is how that buffer becomes the message's body.
+    /// in `bytes` (moved to its front) instead of going to a new allocation. A receiver decrypts a
+    /// channel frame into a fresh buffer; this is how that buffer becomes the message's body.
     ///
     /// # Errors
     /// As [`Codec::decode`].
