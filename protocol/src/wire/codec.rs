@@ -96,7 +96,12 @@ pub fn split<C: Codec>(bytes: &[u8]) -> Result<(u8, &[u8]), WireError> {
 
 /// Writes the length of `frame[HEADER_LEN..]` into the header at the start of `frame`.
 pub(crate) fn set_body_len(frame: &mut [u8]) {
-    let body_len = frame.len().saturating_sub(HEADER_LEN);
+    write_body_len(frame, frame.len().saturating_sub(HEADER_LEN));
+}
+
+/// Writes `body_len` into the header at the start of `frame`: for a frame whose body is not all
+/// written yet.
+pub(crate) fn write_body_len(frame: &mut [u8], body_len: usize) {
     let len = u32::try_from(body_len).unwrap_or(u32::MAX).to_be_bytes();
     if let Some(field) = frame.get_mut(2..HEADER_LEN) {
         field.copy_from_slice(&len);

@@ -1,5 +1,6 @@
 //! Messages: the plaintexts carried in the handshake payloads and inside the channel.
 
+use super::codec::write_body_len;
 use super::{
     Body, Codec, Envelope, FetchedBundle, HEADER_LEN, MAX_LINK_BODY_LEN, MAX_NAME_LEN, MessageId,
     Name, Reader, UploadedBundle, VERSION, WireError, split,
@@ -228,9 +229,7 @@ impl Message {
             Self::E2eDeliver { .. } => "E2eDeliver",
         }
     }
-}
 
-impl Message {
     /// [`Codec::decode`] of a buffer the caller gives up: the same checks in the same order, the
     /// same errors, the same value. What differs is where the content lives: the body of a `Send`
     /// or `Deliver`, the envelope of an `E2eSend` or `E2eDeliver` — the last field of each — stays
@@ -265,12 +264,9 @@ impl Message {
         let start = out.len();
         out.extend_from_slice(&[VERSION, TYPE_E2E_SEND, 0, 0, 0, 0]);
         write_relay_head(out, id, to, envelope_len);
-        // The header's length counts the envelope still to come (bounded far below u32::MAX).
+        // The header's length counts the envelope still to come.
         let body_len = (out.len() - start - HEADER_LEN).saturating_add(envelope_len);
-        let len = u32::try_from(body_len).unwrap_or(u32::MAX).to_be_bytes();
-        if let Some(field) = out.get_mut(start + 2..start + HEADER_LEN) {
-            field.copy_from_slice(&len);
-        }
+        write_body_len(&mut out[start..], body_len);
     }
 }
 
