@@ -3,9 +3,22 @@
 //! Each [`Flaw`] names one check of the protocol; the one-line hook at that check asks
 //! [`on`] whether to skip it. Without the `insecure-seeded-flaws` cargo feature [`on`] is a
 //! `const fn` that returns `false`, so every hook is `if false` and the protocol behaves exactly as
-//! without this module. With the feature, a flaw is active only after [`activate`] (process-wide),
-//! which only `e2e-check --flaw NAME` and the model crate's flaw tests call. Never enable the
-//! feature in anything that talks to a real peer.
+//! without this module. With the feature, a flaw is active only after `activate` (process-wide),
+//! which only `e2e-check --flaw NAME` and the model crate's flaw tests call.
+//!
+//! The package `e2e-protocol` has no such feature, so nothing can turn it on in the real crate.
+//! Only `e2e-protocol-flawed` (`model/flawed/Cargo.toml`), a second, unpublished package built from
+//! this same source, declares it, on by default, and only the model crate depends on it (renamed
+//! to `e2e_protocol`). The split is deliberate: Cargo unifies one package's features across a
+//! workspace build, so when the model enabled the feature on `e2e-protocol` itself, every
+//! `cargo build --workspace` compiled the flaw hooks into the `e2e-ref` binary too. `e2e-ref` also
+//! refuses to compile against a build with the flaws ([`COMPILED`]), and `.ci/run` checks with
+//! `nm` that the release `e2e-ref` has no flaw switch while `e2e-check` has one. Never depend on
+//! `e2e-protocol-flawed` from anything that talks to a real peer.
+
+/// Whether this build of the crate contains the seeded flaws (the `insecure-seeded-flaws` feature:
+/// only in the package `e2e-protocol-flawed`). Always `false` in `e2e-protocol`.
+pub const COMPILED: bool = cfg!(feature = "insecure-seeded-flaws");
 
 /// A seeded flaw: which check it disables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -9,6 +9,12 @@ use e2e_protocol::drivers::{
 };
 use e2e_protocol::hop::{AllowAll, ContentPolicy, DenyWord};
 
+// The real binary never contains the seeded flaws (protocol/src/flaws.rs, spec/MODEL.md §6).
+const _: () = assert!(
+    !e2e_protocol::flaws::COMPILED,
+    "e2e-ref must not be built with the seeded flaws (insecure-seeded-flaws)"
+);
+
 /// Reference hop-by-hop and end-to-end messaging between Alice and Bob through a relay server.
 #[derive(Parser, Debug)]
 #[command(name = "e2e-ref", version, about)]
