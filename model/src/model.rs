@@ -803,11 +803,12 @@ impl Model for E2eModel {
                     actions.push(Action::Reinject(i));
                 }
                 for w in Who::BOTH {
-                    actions.push(if self.variant.is_e2e() {
-                        Action::ForgeE2e(w)
-                    } else {
-                        Action::ForgeHop(w)
-                    });
+                    // A hop `Deliver` is in the malicious server's hands in every variant: an e2e
+                    // client must refuse it (SPEC.md §15.3), not show it as from its peer.
+                    actions.push(Action::ForgeHop(w));
+                    if self.variant.is_e2e() {
+                        actions.push(Action::ForgeE2e(w));
+                    }
                 }
             } else {
                 for i in 0..s.know.observed.len() {

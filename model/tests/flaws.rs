@@ -13,9 +13,10 @@ mod tests {
     /// Where each flaw shows (the cheapest cell that catches it).
     fn target(flaw: Flaw) -> (Variant, Attacker) {
         match flaw {
-            Flaw::IgnorePin | Flaw::SkipPinOnReceive | Flaw::RatchetNoAdvance => {
-                (Variant::E2eVerified, Attacker::Server)
-            }
+            Flaw::IgnorePin
+            | Flaw::SkipPinOnReceive
+            | Flaw::RatchetNoAdvance
+            | Flaw::AcceptHopInE2e => (Variant::E2eVerified, Attacker::Server),
             Flaw::KeepOneTimePrekey => (Variant::E2eVerified, Attacker::Compromise),
             Flaw::SkipReplayWindow => (Variant::Hop, Attacker::Server),
             Flaw::SkipNameBinding => (Variant::Hop, Attacker::Network),

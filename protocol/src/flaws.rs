@@ -38,17 +38,21 @@ pub enum Flaw {
     SkipReplayWindow,
     /// The server lets any static key register under a name already bound to another (SPEC.md §5.1).
     SkipNameBinding,
+    /// A client with an e2e identity accepts hop `Deliver` as it did before the security review:
+    /// a malicious server makes it show any text "from" a verified peer (SPEC.md §15.3).
+    AcceptHopInE2e,
 }
 
 impl Flaw {
     /// Every flaw, in catalog order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::IgnorePin,
         Self::SkipPinOnReceive,
         Self::KeepOneTimePrekey,
         Self::RatchetNoAdvance,
         Self::SkipReplayWindow,
         Self::SkipNameBinding,
+        Self::AcceptHopInE2e,
     ];
 
     /// The flaw's command-line name.
@@ -61,6 +65,7 @@ impl Flaw {
             Self::RatchetNoAdvance => "ratchet-no-advance",
             Self::SkipReplayWindow => "skip-replay-window",
             Self::SkipNameBinding => "skip-name-binding",
+            Self::AcceptHopInE2e => "accept-hop-in-e2e",
         }
     }
 
@@ -80,6 +85,7 @@ impl Flaw {
             }
             Self::SkipReplayWindow => "the client accepts a message id it has already accepted",
             Self::SkipNameBinding => "the server binds a registered name to any new static key",
+            Self::AcceptHopInE2e => "an e2e client accepts a hop Deliver the server forged",
         }
     }
 

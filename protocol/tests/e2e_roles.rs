@@ -29,7 +29,7 @@ use e2e_protocol::e2e::{
     E2eError, MAX_ARCHIVED_SESSIONS, MAX_PENDING, ONE_TIME_PREKEYS_PER_UPLOAD,
 };
 use e2e_protocol::roles::{
-    Client, ClientEvent, ClientOutputs, LinkId, MAILBOX_CAPACITY, Server, ServerEvent,
+    Client, ClientEvent, ClientOutputs, LinkId, MAILBOX_CAPACITY, Protection, Server, ServerEvent,
     ServerOutputs,
 };
 use e2e_protocol::suite::{PrivateKey, PublicKey, Signature, VerifyingKey};
@@ -58,8 +58,33 @@ fn ratchet(error: RatchetError) -> Error {
     Error::E2e(E2eError::Ratchet(error))
 }
 
+thread_local! {
+    /// The e2e identity of each member of this test's world, by name: what an e2e message from
+    /// that member is authenticated as (each test runs on a thread of its own).
+    static IDENTITIES: std::cell::RefCell<BTreeMap<String, IdentityPublic>> =
+        const { std::cell::RefCell::new(BTreeMap::new()) };
+}
+
+/// An e2e message from world member `from`, authenticated as `from`'s real identity.
 fn received(from: &str, id: u64, text: &str) -> ClientEvent {
-    ClientEvent::Received { from: name(from), id: MessageId(id), body: body(text) }
+    let identity = IDENTITIES.with(|ids| ids.borrow().get(from).copied());
+    let identity = identity.unwrap_or_else(|| panic!("{from} is not an e2e member"));
+    ClientEvent::Received {
+        from: name(from),
+        id: MessageId(id),
+        body: body(text),
+        protection: Protection::E2e { identity },
+    }
+}
+
+/// A hop message from `from` (only a hop-only client accepts one).
+fn received_hop(from: &str, id: u64, text: &str) -> ClientEvent {
+    ClientEvent::Received {
+        from: name(from),
+        id: MessageId(id),
+        body: body(text),
+        protection: Protection::Hop,
+    }
 }
 
 fn sent(to: &str, id: u64) -> ClientEvent {
@@ -86,7 +111,7 @@ fn of(events: &Events, who: &str) -> Vec<ClientEvent> {
 #[track_caller]
 fn started(event: &ClientEvent, peer: &str) {
     match event {
-        ClientEvent::SessionStarted { peer: p } if p.as_str() == peer => {}
+        ClientEvent::SessionStarted { peer: p, .. } if p.as_str() == peer => {}
         other => panic!("expected SessionStarted with {peer}, got {other:?}"),
     }
 }
@@ -98,7 +123,7 @@ const fn ratchet_len(p: usize) -> usize {
 
 /// Envelope length (SPEC.md §13) of a prekey message with `p` bytes of content.
 const fn prekey_len(p: usize, with_opk: bool) -> usize {
-    1 + 64 + 32 + 4 + 1 + if with_opk { 4 } else { 0 } + 40 + p + 16
+    1 + 64 + 64 + 32 + 4 + 1 + if with_opk { 4 } else { 0 } + 40 + p + 16
 }
 
 /// `envelope` with its bytes changed by `f`.
@@ -192,6 +217,9 @@ impl World {
         } else {
             (Client::new(name(who), static_key.clone(), server_key), None)
         };
+        if e2e {
+            IDENTITIES.with(|ids| ids.borrow_mut().insert(who.to_owned(), identity.public()));
+        }
         let member = Member { link, client, static_key, identity, backup };
         self.members.insert(who.to_owned(), member);
     }
@@ -347,7 +375,10 @@ impl World {
     fn deliver(&mut self, out: ServerOutputs) -> Events {
         let mut events = Events::new();
         let mut in_flight: VecDeque<_> = out.transmit.into();
-        while let Some((link, frame)) = in_flight.pop_front() {
+        // Bounded, so that a bug that makes frames beget frames fails instead of hanging.
+        for pumped in 0.. {
+            assert!(pumped < 10_000, "the network did not quiet down within 10000 frames");
+            let Some((link, frame)) = in_flight.pop_front() else { break };
             self.wire.push(frame.clone());
             let member = self.members.values_mut().find(|m| m.link == link).unwrap();
             let out = member.client.handle(&frame, &mut self.rng).unwrap();
@@ -573,21 +604,32 @@ fn each_one_time_prekey_is_handed_out_once_oldest_first_then_none() {
         started(&at_bob[0], who);
         assert_eq!(at_bob[1..], [received(who, 1, "first contact")]);
     }
-    // Someone else drains the rest, one fetch at a time: ids 4..=11 in upload order, then none.
+    // One requester gets one one-time prekey per upload of Bob's (id 4, the oldest left); asking
+    // again gets the bundle without one, so one client cannot drain them (SPEC.md §15.2).
     let mut raw = RawClient::connect(&mut w, LinkId(9), "drain");
     let upload = w.first_upload("bob");
-    for (i, expected) in upload.one_time_prekeys().iter().enumerate().skip(2) {
+    let answer = raw.ask(&mut w, &Message::FetchBundle { name: bob.clone() });
+    assert_eq!(
+        answer,
+        Message::Bundle { name: bob.clone(), bundle: bundle_from(&upload, Some(2)) }
+    );
+    assert_eq!(w.last_fetched_opk("drain"), Some(4));
+    for _ in 0..3 {
         let answer = raw.ask(&mut w, &Message::FetchBundle { name: bob.clone() });
         assert_eq!(
             answer,
-            Message::Bundle { name: bob.clone(), bundle: bundle_from(&upload, Some(i)) }
+            Message::Bundle { name: bob.clone(), bundle: bundle_from(&upload, None) }
         );
-        assert_eq!(w.last_fetched_opk("drain"), Some(expected.id));
-        assert_eq!(w.server.one_time_prekeys(&bob), 9 - i);
+        assert_eq!(w.last_fetched_opk("drain"), None);
+        assert_eq!(w.server.one_time_prekeys(&bob), 7);
     }
-    let answer = raw.ask(&mut w, &Message::FetchBundle { name: bob.clone() });
-    assert_eq!(answer, Message::Bundle { name: bob.clone(), bundle: bundle_from(&upload, None) });
-    assert_eq!(w.last_fetched_opk("drain"), None);
+    // The server itself hands out the rest (ids 5..=11, oldest first): no per-requester limit
+    // binds a malicious server.
+    for expected in &upload.one_time_prekeys()[3..] {
+        let taken = w.server.take_bundle(&bob).unwrap();
+        assert_eq!(taken.one_time_prekey, Some(*expected));
+    }
+    assert_eq!(w.server.one_time_prekeys(&bob), 0);
 
     // Out of one-time prekeys: Dave's bundle has none, and the session works both ways.
     w.connect("dave");
@@ -601,7 +643,8 @@ fn each_one_time_prekey_is_handed_out_once_oldest_first_then_none() {
     assert_eq!(of(&events, "bob"), vec![received("dave", 2, "and back")]);
     assert_eq!(w.last_envelope("dave").1.as_bytes().len(), ratchet_len(8));
 
-    // Every one-time prekey was handed out exactly once.
+    // Every one-time prekey the server answered a fetch with was handed out exactly once (the
+    // rest left through `take_bundle`, which reports no event).
     let handed_out: Vec<u32> = w
         .server_events
         .iter()
@@ -610,7 +653,7 @@ fn each_one_time_prekey_is_handed_out_once_oldest_first_then_none() {
             _ => None,
         })
         .collect();
-    assert_eq!(handed_out, (2..=11).collect::<Vec<u32>>());
+    assert_eq!(handed_out, [2, 3, 4]);
 }
 
 // ---- 3. replayed prekey messages ----------------------------------------------------------
@@ -621,9 +664,10 @@ fn first_contact(seed: u64, drain: bool) -> (World, Envelope) {
     let mut w = World::new(seed, &["alice", "bob", "carol"]);
     w.online_with_bundles(&["alice", "bob"]);
     if drain {
-        while w.server.one_time_prekeys(&name("bob")) > 0 {
+        for _ in 0..ONE_TIME_PREKEYS_PER_UPLOAD {
             w.server.take_bundle(&name("bob")).unwrap();
         }
+        assert_eq!(w.server.one_time_prekeys(&name("bob")), 0);
     }
     let events = w.send("alice", "bob", "the first message");
     assert_eq!(of(&events, "bob")[1], received("alice", 1, "the first message"));
@@ -716,12 +760,13 @@ fn tampered_prekey_message_is_dropped_and_creates_nothing() {
     // Offsets in a prekey message with a one-time prekey (SPEC.md §13).
     const IK_DH: usize = 1;
     const IK_SIG: usize = 33;
-    const EK: usize = 65;
-    const SPK_ID: usize = 97;
-    const HAS_OPK: usize = 101;
-    const OPK_ID: usize = 102;
-    const HEADER: usize = 106; // DHs (32) || PN (4) || N (4)
-    const CT: usize = 146;
+    const ID_SIG: usize = 65;
+    const EK: usize = 129;
+    const SPK_ID: usize = 161;
+    const HAS_OPK: usize = 165;
+    const OPK_ID: usize = 166;
+    const HEADER: usize = 170; // DHs (32) || PN (4) || N (4)
+    const CT: usize = 210;
 
     let mut w = World::new(40, &["alice", "bob"]);
     w.online_with_bundles(&["alice", "bob"]);
@@ -740,8 +785,23 @@ fn tampered_prekey_message_is_dropped_and_creates_nothing() {
             tampered(&genuine, |b| b[0] = 0x02),
             e2e(E2eError::NoSession { name: name("alice") }),
         ),
-        ("IK_A, X25519 half", tampered(&genuine, |b| b[IK_DH + 5] ^= 0x01), failed.clone()),
-        ("IK_A, Ed25519 half", tampered(&genuine, |b| b[IK_SIG + 5] ^= 0x01), failed.clone()),
+        // The identity binding signature covers IK_A (SPEC.md §10.1, §11.2): a changed half of
+        // IK_A, or a changed signature, is refused before any DH.
+        (
+            "IK_A, X25519 half",
+            tampered(&genuine, |b| b[IK_DH + 5] ^= 0x01),
+            e2e(E2eError::Bundle(BundleRefusal::BadSignature)),
+        ),
+        (
+            "IK_A, Ed25519 half",
+            tampered(&genuine, |b| b[IK_SIG + 5] ^= 0x01),
+            e2e(E2eError::Bundle(BundleRefusal::BadSigningKey)),
+        ),
+        (
+            "id_sig",
+            tampered(&genuine, |b| b[ID_SIG + 5] ^= 0x01),
+            e2e(E2eError::Bundle(BundleRefusal::BadSignature)),
+        ),
         ("EK_A", tampered(&genuine, |b| b[EK + 7] ^= 0x40), failed.clone()),
         (
             "spk_id",
@@ -854,16 +914,11 @@ fn tampered_ratchet_message_is_dropped_and_the_session_is_unchanged() {
         eprintln!("case: {what}");
         w.assert_dropped("bob", &deliver(id.0, "alice", envelope), expected);
     }
-    // The genuine envelope under an id Bob already accepted from Alice: the hop check refuses it
-    // first, before the ratchet uses its key (SPEC.md §15.3).
-    w.assert_dropped(
-        "bob",
-        &deliver(1, "alice", genuine.clone()),
-        Error::Protocol(ProtocolError::Replayed { from: name("alice"), id: MessageId(1) }),
-    );
-    // Under another hop id it decrypts, and the conversation goes on.
-    let out = w.inject("bob", &deliver(id.0 + 10, "alice", genuine));
-    assert_eq!(out.events, vec![received("alice", id.0 + 10, text)]);
+    // The genuine envelope under an id Bob already accepted from Alice: e2e ids are the server's
+    // labels, not checked (SPEC.md §15.3), so it decrypts; the ratchet then refuses it again.
+    let out = w.inject("bob", &deliver(1, "alice", genuine.clone()));
+    assert_eq!(out.events, vec![received("alice", 1, text)]);
+    w.assert_dropped("bob", &deliver(id.0 + 10, "alice", genuine), ratchet(RatchetError::Replayed));
     let events = w.send("bob", "alice", "all good");
     assert_eq!(of(&events, "alice"), vec![received("bob", 2, "all good")]);
 }
@@ -1146,9 +1201,12 @@ fn alice_refuses_a_bad_bundle_sends_nothing_and_starts_no_session() {
         assert_eq!(out, ClientOutputs { transmit: vec![], events: vec![failed] });
         assert_eq!(w.client("alice").safety_number(&bob), None);
     }
-    // Nothing was encrypted: with an honest bundle the first message out is Alice's id 1.
+    // Nothing was encrypted: with an honest bundle the first message out is Alice's id 1. (The
+    // server took a one-time prekey per case: Bob, told they run low, replenishes meanwhile.)
     let events = w.send("alice", "bob", "with a good bundle");
-    assert_eq!(of(&events, "bob")[1], received("alice", 1, "with a good bundle"));
+    let at_bob = of(&events, "bob");
+    assert!(at_bob.contains(&ClientEvent::PrekeysReplenished { made: 10 }), "{at_bob:?}");
+    assert!(at_bob.contains(&received("alice", 1, "with a good bundle")), "{at_bob:?}");
 }
 
 // ---- 7. verified identities ----------------------------------------------------------------
@@ -1196,11 +1254,20 @@ fn an_unverified_substitution_shows_in_the_safety_numbers_and_verifying_ends_it(
     for (from, to, id) in [("alice", "bob", 1), ("bob", "alice", 1), ("alice", "bob", 2)] {
         let text = format!("{from} to {to}, {id}");
         let events = w.send(from, to, &text);
-        assert!(of(&events, to).contains(&received(from, id, &text)), "{events:?}");
+        // Received, and authenticated as the identity the server substituted, not the real one:
+        // the event says which identity the session holds.
+        let forged = w.mitm.as_ref().unwrap().forged_identity(&name(from)).unwrap();
+        let expected = ClientEvent::Received {
+            from: name(from),
+            id: MessageId(id),
+            body: body(&text),
+            protection: Protection::E2e { identity: forged },
+        };
+        assert!(of(&events, to).contains(&expected), "{events:?}");
         let started: Vec<_> = events
             .into_iter()
             .filter_map(|(who, e)| match e {
-                ClientEvent::SessionStarted { peer } => Some((who, peer)),
+                ClientEvent::SessionStarted { peer, .. } => Some((who, peer)),
                 _ => None,
             })
             .collect();
@@ -1412,7 +1479,7 @@ fn a_hop_only_client_refuses_the_e2e_api_and_e2e_content() {
     let envelope = Envelope::new(vec![0x02; 60]).unwrap();
     w.assert_dropped("hop", &deliver(7, "alice", envelope), misuse);
     let plain = Message::Deliver { id: MessageId(7), from: alice, body: body("plain") };
-    assert_eq!(w.inject("hop", &plain).events, vec![received("alice", 7, "plain")]);
+    assert_eq!(w.inject("hop", &plain).events, vec![received_hop("alice", 7, "plain")]);
 }
 
 #[test]
@@ -1558,7 +1625,7 @@ fn rotation_keeps_the_previous_signed_prekey_and_replenishment_appends() {
     let events = w.send("alice", "bob", "on the new signed prekey");
     assert_eq!(of(&events, "bob")[1], received("alice", 1, "on the new signed prekey"));
     let (_, envelope) = w.last_envelope("alice");
-    assert_eq!(envelope.as_bytes()[97..101], 17u32.to_be_bytes(), "spk_id");
+    assert_eq!(envelope.as_bytes()[161..165], 17u32.to_be_bytes(), "spk_id");
     // A prekey message built on the previous one (in flight across the rotation) still opens.
     let mut peers = w.backup("carol");
     peers.start_session(&carol, &bob, &bundle_from(&first, Some(1)), &mut w.rng).unwrap();
@@ -1638,5 +1705,20 @@ fn the_same_seed_gives_byte_identical_frames() {
     for (a, b) in frames.iter().zip(&other) {
         assert_eq!(a.len(), b.len());
         assert_ne!(a, b);
+    }
+}
+
+/// SPEC.md §15.3: a client with an e2e identity refuses a hop `Deliver` — from a peer it has a
+/// verified session with, or from anyone — and only its channel moves (§7.2).
+#[test]
+fn an_e2e_client_refuses_hop_deliver_and_only_the_channel_moves() {
+    let (mut w, _, _) = withheld_ratchet_message(43, "withheld");
+    let alice = w.identity("alice");
+    w.client("bob").verify_peer(name("alice"), alice).unwrap();
+    for from in ["alice", "carol", "bob"] {
+        let forged =
+            Message::Deliver { id: MessageId(1), from: name(from), body: body("wire 1000 EUR") };
+        let refused = Error::Protocol(ProtocolError::Unexpected { state: "e2e", got: "Deliver" });
+        w.assert_dropped("bob", &forged, refused);
     }
 }

@@ -6,7 +6,7 @@
 use e2e_protocol::channel::{ChannelError, PROLOGUE, Responder, Transport};
 use e2e_protocol::hop::DenyWord;
 use e2e_protocol::roles::{
-    Client, ClientEvent, LinkId, MAILBOX_CAPACITY, Server, ServerEvent, ServerOutputs,
+    Client, ClientEvent, LinkId, MAILBOX_CAPACITY, Protection, Server, ServerEvent, ServerOutputs,
 };
 use e2e_protocol::suite::{CryptoError, PrivateKey};
 use e2e_protocol::wire::{
@@ -73,7 +73,10 @@ impl<P: e2e_protocol::hop::ContentPolicy> World<P> {
     fn deliver(&mut self, out: ServerOutputs) -> Vec<ClientEvent> {
         let mut events = Vec::new();
         let mut in_flight: std::collections::VecDeque<_> = out.transmit.into();
-        while let Some((link, frame)) = in_flight.pop_front() {
+        // Bounded, so that a bug that makes frames beget frames fails instead of hanging.
+        for pumped in 0.. {
+            assert!(pumped < 10_000, "the network did not quiet down within 10000 frames");
+            let Some((link, frame)) = in_flight.pop_front() else { break };
             let mut rng = self.rng.clone();
             let client_out = self.client(link).handle(&frame, &mut rng).unwrap();
             self.rng = rng;
@@ -99,7 +102,12 @@ fn events(client: &mut Client, frame: &[u8]) -> Vec<ClientEvent> {
 }
 
 fn received(from: &str, id: u64, text: &str) -> ClientEvent {
-    ClientEvent::Received { from: name(from), id: MessageId(id), body: body(text) }
+    ClientEvent::Received {
+        from: name(from),
+        id: MessageId(id),
+        body: body(text),
+        protection: Protection::Hop,
+    }
 }
 
 #[test]

@@ -12,7 +12,7 @@
 //!
 //! Type codes and layouts appear here as literals taken from SPEC.md §3 and §15.1 and the doc
 //! comments, not from the crate, so that a change of code in the crate is caught here. The message
-//! family is the hop messages `0x10`–`0x23` and the e2e messages `0x30`–`0x37`; `0x38`–`0x3f` are
+//! family is the hop messages `0x10`–`0x23` and the e2e messages `0x30`–`0x38`; `0x39`–`0x3f` are
 //! reserved, hence unknown message types like any other unassigned code. The wire layer does not
 //! parse an envelope's inner format (SPEC.md §13) nor validate keys or signatures (§10.3), so keys,
 //! signatures and envelopes are arbitrary bytes here.
@@ -40,7 +40,7 @@ use proptest::test_runner::TestCaseError;
 
 /// The message family, SPEC.md §3.3 and §15.1: every assigned code with its name. The single source
 /// of the message codes in this file.
-const MESSAGES: [(u8, &str); 16] = [
+const MESSAGES: [(u8, &str); 17] = [
     (0x10, "Register"),
     (0x11, "Welcome"),
     (0x12, "Refused"),
@@ -57,6 +57,7 @@ const MESSAGES: [(u8, &str); 16] = [
     (0x35, "NoBundle"),
     (0x36, "E2eSend"),
     (0x37, "E2eDeliver"),
+    (0x38, "PrekeysLow"),
 ];
 /// The codes of [`MESSAGES`].
 const MESSAGE_TYPES: [u8; MESSAGES.len()] = {
@@ -282,7 +283,12 @@ fn arb_id() -> impl Strategy<Value = MessageId> {
 }
 
 fn arb_refusal() -> impl Strategy<Value = RefusalReason> {
-    prop_oneof![Just(RefusalReason::NameTaken), Just(RefusalReason::NotARegistration)]
+    prop_oneof![
+        Just(RefusalReason::NameTaken),
+        Just(RefusalReason::NotARegistration),
+        Just(RefusalReason::KeyInUse),
+        Just(RefusalReason::ServerFull),
+    ]
 }
 
 fn arb_ack_status() -> impl Strategy<Value = AckStatus> {
@@ -294,6 +300,7 @@ fn arb_reject_reason() -> impl Strategy<Value = RejectReason> {
         Just(RejectReason::Policy),
         Just(RejectReason::MailboxFull),
         Just(RejectReason::UnknownRecipient),
+        Just(RejectReason::ServerFull),
     ]
 }
 
@@ -402,6 +409,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
         (arb_id(), arb_reject_reason()).prop_map(|(id, reason)| Message::Reject { id, reason }),
         arb_uploaded_bundle().prop_map(|bundle| Message::UploadBundle { bundle }),
         arb_prekey_count().prop_map(|one_time_prekeys| Message::BundleStored { one_time_prekeys }),
+        arb_prekey_count().prop_map(|one_time_prekeys| Message::PrekeysLow { one_time_prekeys }),
         arb_bundle_refusal().prop_map(|reason| Message::BundleRefused { reason }),
         arb_name().prop_map(|name| Message::FetchBundle { name }),
         (arb_name(), arb_fetched_bundle())
@@ -537,7 +545,7 @@ fn arb_body_for(t: u8) -> BoxedStrategy<Vec<u8>> {
         0x20 | 0x21 => vec![id_piece(), name_piece(), body_piece()],
         0x22 | 0x23 => vec![id_piece(), code_piece()],
         0x30 => vec![ik_and_spk_piece(), prekeys_piece()],
-        0x31 => vec![fixed_piece(2)],
+        0x31 | 0x38 => vec![fixed_piece(2)],
         0x32 => vec![code_piece()],
         0x33 | 0x35 => vec![name_piece()],
         0x34 => vec![name_piece(), ik_and_spk_piece(), has_opk_piece()],
@@ -1020,6 +1028,8 @@ fn kat_message_refused() {
         &Message::Refused { reason: RefusalReason::NotARegistration },
         "01 12 00000001 02",
     );
+    known_answer(&Message::Refused { reason: RefusalReason::KeyInUse }, "01 12 00000001 03");
+    known_answer(&Message::Refused { reason: RefusalReason::ServerFull }, "01 12 00000001 04");
 }
 
 #[test]
@@ -1048,6 +1058,10 @@ fn kat_message_reject() {
     known_answer(
         &Message::Reject { id: MessageId(7), reason: RejectReason::UnknownRecipient },
         "01 23 00000009  0000000000000007 03",
+    );
+    known_answer(
+        &Message::Reject { id: MessageId(8), reason: RejectReason::ServerFull },
+        "01 23 00000009  0000000000000008 04",
     );
 }
 
@@ -1127,6 +1141,12 @@ fn kat_message_bundle_stored() {
     known_answer(&Message::BundleStored { one_time_prekeys: 0 }, "01 31 00000002 0000");
     known_answer(&Message::BundleStored { one_time_prekeys: 0x0102 }, "01 31 00000002 0102");
     known_answer(&Message::BundleStored { one_time_prekeys: u16::MAX }, "01 31 00000002 ffff");
+}
+
+#[test]
+fn kat_message_prekeys_low() {
+    known_answer(&Message::PrekeysLow { one_time_prekeys: 5 }, "01 38 00000002 0005");
+    known_answer(&Message::PrekeysLow { one_time_prekeys: 0 }, "01 38 00000002 0000");
 }
 
 #[test]
@@ -1448,6 +1468,7 @@ fn sample_messages() -> Vec<Message> {
         Message::Reject { id: MessageId(4), reason: RejectReason::UnknownRecipient },
         Message::UploadBundle { bundle: uploaded(one_time_prekeys(2, 2, 7)) },
         Message::BundleStored { one_time_prekeys: 10 },
+        Message::PrekeysLow { one_time_prekeys: 5 },
         Message::BundleRefused { reason: BundleRefusal::BadSignature },
         Message::FetchBundle { name: name("bob") },
         Message::Bundle {
@@ -1718,11 +1739,11 @@ fn check_unknown_type<C: Family>() {
 #[test]
 fn malformed_unknown_type_message() {
     check_unknown_type::<Message>();
-    // The reserved e2e codes 0x38..=0x3f are unknown, even over a body another e2e message would
+    // The reserved e2e codes 0x39..=0x3f are unknown, even over a body another e2e message would
     // accept.
     let e2e_send_body = [&[0; 8][..], &name_field(b"bob"), &envelope_field(1, 1)].concat();
     assert!(Message::decode(&frame(0x36, &e2e_send_body)).is_ok());
-    for t in 0x38..=0x3f {
+    for t in 0x39..=0x3f {
         assert_eq!(Message::decode(&frame(t, &e2e_send_body)), Err(WireError::UnknownType(t)));
     }
     // A valid link frame fed to the message decoder.
@@ -2054,6 +2075,8 @@ fn malformed_invalid_value_codes() {
         let refusal_reason = match code {
             0x01 => Ok(Message::Refused { reason: RefusalReason::NameTaken }),
             0x02 => Ok(Message::Refused { reason: RefusalReason::NotARegistration }),
+            0x03 => Ok(Message::Refused { reason: RefusalReason::KeyInUse }),
+            0x04 => Ok(Message::Refused { reason: RefusalReason::ServerFull }),
             _ => Err(WireError::InvalidValue { field: "refusal_reason" }),
         };
         let ack_status = match code {
@@ -2067,6 +2090,7 @@ fn malformed_invalid_value_codes() {
             0x03 => {
                 Ok(Message::Reject { id: MessageId(5), reason: RejectReason::UnknownRecipient })
             }
+            0x04 => Ok(Message::Reject { id: MessageId(5), reason: RejectReason::ServerFull }),
             _ => Err(WireError::InvalidValue { field: "reject_reason" }),
         };
         assert_eq!(refused, refusal_reason, "refusal reason {code:#04x}");

@@ -6,7 +6,10 @@ hop_transcript.json with Python 3.11 and the `cryptography` package (X25519, Cha
 standard library (SHA-256/512, HMAC, HKDF written out from RFC 5869). Ed25519 strict verification
 (SPEC.md §10.3) is written out here: canonical y < p, decoding per RFC 8032 §5.1.3, small-order checks
 ([8]P = identity), canonical S < l, and the cofactorless equation compared as encodings; the
-`cryptography` verifier is consulted as well and must agree wherever it is stricter or equal.
+`cryptography` verifier is consulted as well and must agree wherever it is stricter or equal. The same
+strict checks validate the identity a prekey message claims (§11.2: IK_A and its id_sig). Transcript
+clients keep per peer the sessions of §11.3 (current, archived, retired base keys, one identity) and
+spend at most the work budget of §12.5 per envelope; only hop `Deliver` has a replay window (§5.3).
 
 Usage: python3 spec/verify/verify.py [DIR]   (default: spec/vectors next to this file)
 Prints per-file counts and exits non-zero on any failure.
@@ -247,10 +250,11 @@ MESSAGE_TYPES = {
     0x10: "Register", 0x11: "Welcome", 0x12: "Refused", 0x13: "Ready", 0x20: "Send", 0x21: "Deliver",
     0x22: "Ack", 0x23: "Reject", 0x30: "UploadBundle", 0x31: "BundleStored", 0x32: "BundleRefused",
     0x33: "FetchBundle", 0x34: "Bundle", 0x35: "NoBundle", 0x36: "E2eSend", 0x37: "E2eDeliver",
-}
-REFUSAL = {1: "NameTaken", 2: "NotARegistration"}
+    0x38: "PrekeysLow",
+}  # 0x39-0x3f are reserved (§3.3): unknown to a decoder like any other unassigned code
+REFUSAL = {1: "NameTaken", 2: "NotARegistration", 3: "KeyInUse", 4: "ServerFull"}
 ACK = {1: "Relayed", 2: "Queued"}
-REJECT = {1: "Policy", 2: "MailboxFull", 3: "UnknownRecipient"}
+REJECT = {1: "Policy", 2: "MailboxFull", 3: "UnknownRecipient", 4: "ServerFull"}
 BUNDLE_REFUSAL = {1: "BadSigningKey", 2: "LowOrderKey", 3: "BadSignature", 4: "TooManyPrekeys", 5: "DuplicatePrekeyId"}
 NAME_ALPHABET = set(b"abcdefghijklmnopqrstuvwxyz0123456789-_.")
 MAX_BODY_LEN = 16384
@@ -381,7 +385,7 @@ def decode_message(b: bytes) -> dict:
         if count > MAX_ENCODED_PREKEYS:
             raise Refused("Wire.BadLength")
         m["one_time_prekeys"] = [read_opk(r) for _ in range(count)]
-    elif name == "BundleStored":
+    elif name in ("BundleStored", "PrekeysLow"):
         m["one_time_prekeys"] = r.int(2)
     elif name == "BundleRefused":
         m["reason"] = read_enum(r, BUNDLE_REFUSAL)
@@ -424,7 +428,7 @@ def encode_message(m: dict) -> bytes:
         else:
             o = m["one_time_prekey"]
             b += b"\x01" + o["id"].to_bytes(4, "big") + H(o["key"])
-    elif name == "BundleStored":
+    elif name in ("BundleStored", "PrekeysLow"):
         b = m["one_time_prekeys"].to_bytes(2, "big")
     elif name == "BundleRefused":
         b = inv(BUNDLE_REFUSAL, m["reason"])
@@ -439,6 +443,7 @@ def decode_envelope(b: bytes) -> dict:
     if kind == 0x01:
         e["type"] = "PrekeyMessage"
         e["IK"] = r.take(64).hex()
+        e["id_sig"] = r.take(64).hex()  # §10.1, right after IK_A
         e["EK"] = r.take(32).hex()
         e["spk_id"] = r.int(4)
         flag = r.int(1)
@@ -462,7 +467,7 @@ def encode_envelope(e: dict) -> bytes:
     h = e["header"]
     header = H(h["dh"]) + h["pn"].to_bytes(4, "big") + h["n"].to_bytes(4, "big")
     if e["type"] == "PrekeyMessage":
-        b = b"\x01" + H(e["IK"]) + H(e["EK"]) + e["spk_id"].to_bytes(4, "big")
+        b = b"\x01" + H(e["IK"]) + H(e["id_sig"]) + H(e["EK"]) + e["spk_id"].to_bytes(4, "big")
         b += b"\x00" if e["opk_id"] is None else b"\x01" + e["opk_id"].to_bytes(4, "big")
     else:
         b = b"\x02"
@@ -706,11 +711,16 @@ def verify_channel(case: dict):
 # ---------------------------------------------------------------------------------------------
 
 SIGNED_PREKEY_LABEL = b"e2e-ref/signed-prekey/v1"
+IDENTITY_LABEL = b"e2e-ref/identity/v1"
 X3DH_INFO = b"e2e-ref/x3dh/v1"
 ROOT_INFO = b"e2e-ref/ratchet/root/v1"
 MESSAGE_INFO = b"e2e-ref/ratchet/message/v1"
 MAX_SKIP = 1000
 MAX_SKIPPED_KEYS = 2000
+MAX_ENVELOPE_CHAIN_STEPS = 2000
+MAX_ARCHIVED_SESSIONS = 4
+RETIRED_BASE_KEYS = 16
+MAX_PEERS = 256
 
 
 def identity_public(ik: bytes, isk: bytes) -> bytes:
@@ -719,6 +729,22 @@ def identity_public(ik: bytes, isk: bytes) -> bytes:
 
 def signed_prekey_message(ik_dh: bytes, spk_id: int, spk: bytes) -> bytes:
     return SIGNED_PREKEY_LABEL + ik_dh + spk_id.to_bytes(4, "big") + spk
+
+
+def identity_signature(isk: bytes, ik_dh: bytes) -> bytes:
+    """§10.1: id_sig = Ed25519-Sign(isk, "e2e-ref/identity/v1" || IK_dh) (deterministic)."""
+    return Ed25519PrivateKey.from_private_bytes(isk).sign(IDENTITY_LABEL + ik_dh)
+
+
+def validate_identity(ik: bytes, id_sig: bytes):
+    """§11.2: the identity a prekey message claims. §10.3 step 1 on IK_A_sig, step 2 on IK_A_dh, then
+    id_sig under IK_A_sig over the label and IK_A_dh with the strict rules of step 3."""
+    if not ed_check_key(ik[32:]):
+        raise Refused("E2e.Bundle.BadSigningKey")
+    if is_low_order_x25519(ik[:32]):
+        raise Refused("E2e.Bundle.LowOrderKey")
+    if not ed_verify_strict(ik[32:], IDENTITY_LABEL + ik[:32], id_sig):
+        raise Refused("E2e.Bundle.BadSignature")
 
 
 def x3dh_sk(dhs) -> bytes:
@@ -745,6 +771,38 @@ def message_keys(mk: bytes):
 
 def encode_header(dh_pub: bytes, pn: int, n: int) -> bytes:
     return dh_pub + pn.to_bytes(4, "big") + n.to_bytes(4, "big")
+
+
+def x3dh_respond(ik_b: bytes, ik_b_pub: bytes, name_b: str, signed: dict, one_time: dict, from_name: str,
+                 ik_a: bytes, id_sig: bytes, ek: bytes, spk_id: int, opk_id, pinned=None):
+    """§11.2 up to the ratchet, in its order: the pin (§14.2), the claimed identity (BadSigningKey,
+    LowOrderKey, BadSignature), the signed prekey, the one-time prekey, the DHs. `signed` and
+    `one_time` map ids to private keys. Returns (SK, AD, spk_B)."""
+    if pinned is not None and pinned != ik_a:
+        raise Refused("E2e.IdentityMismatch")
+    validate_identity(ik_a, id_sig)
+    if spk_id not in signed:
+        raise Refused("E2e.UnknownPrekey")
+    if opk_id is not None and opk_id not in one_time:
+        raise Refused("E2e.UnknownPrekey")
+    E = "E2e.Crypto.NonContributory"
+    spk = signed[spk_id]
+    dhs = [dh(spk, ik_a[:32], E), dh(ik_b, ek, E), dh(spk, ek, E)]
+    if opk_id is not None:
+        dhs.append(dh(one_time[opk_id], ek, E))
+    return x3dh_sk(dhs), x3dh_ad(ik_a, from_name, ik_b_pub, name_b), spk
+
+
+class Budget:
+    """§12.5 work per envelope: the KDF_CK steps all attempts on one envelope may take together."""
+
+    def __init__(self):
+        self.left = MAX_ENVELOPE_CHAIN_STEPS
+
+    def charge(self, steps: int):
+        if steps > self.left:
+            raise Refused("E2e.Ratchet.WorkExceeded")  # the attempt does nothing
+        self.left -= steps
 
 
 class Ratchet:
@@ -793,8 +851,8 @@ class Ratchet:
                 del self.skipped[next(iter(self.skipped))]
             self.nr += 1
 
-    def decrypt(self, header: bytes, ct: bytes):
-        """§12.4 on a copy; returns (plaintext, new state, mk)."""
+    def decrypt(self, header: bytes, ct: bytes, budget: Budget | None = None):
+        """§12.4 on a copy; returns (plaintext, new state, mk). `budget` is the envelope's (§12.5)."""
         s = self.copy()
         dh_pub, pn, n = header[:32], int.from_bytes(header[32:36], "big"), int.from_bytes(header[36:], "big")
         ad = s.ad + header
@@ -802,6 +860,16 @@ class Ratchet:
             mk = s.skipped.pop((dh_pub, n))
             key, nonce = message_keys(mk)
             return aead_open(key, nonce, ad, ct, "E2e.Ratchet.DecryptFailed"), s, mk
+        # §12.5: before any work, charge both SKIP gaps (each counted up to MAX_SKIP) to the envelope.
+        # The old chain's gap exists only where §12.4 calls SKIP(pn): the header turns the ratchet and
+        # CKr is not none; the new chain starts at Nr = 0. A gap below Nr skips nothing.
+        new_nr, gaps = s.nr, 0
+        if dh_pub != s.dhr:
+            if s.ckr is not None:
+                gaps += min(max(pn - s.nr, 0), MAX_SKIP)
+            new_nr = 0
+        gaps += min(max(n - new_nr, 0), MAX_SKIP)
+        (budget if budget is not None else Budget()).charge(gaps)
         if dh_pub != s.dhr:
             if s.ckr is not None:
                 s.skip(pn)
@@ -883,18 +951,11 @@ def verify_key_schedule(case: dict):
         spks = {case["bob_signed_prekey"]["id"]: H(case["bob_signed_prekey"]["private"])}
         opks = {o["id"]: H(o["private"]) for o in case["bob_one_time_prekeys"]}
         try:
-            if case["spk_id"] not in spks:
-                raise Refused("E2e.UnknownPrekey")
-            if case["opk_id"] is not None and case["opk_id"] not in opks:
-                raise Refused("E2e.UnknownPrekey")
-            E = "E2e.Crypto.NonContributory"
-            spk, ik_a, ek = spks[case["spk_id"]], H(case["IK_A"]), H(case["EK_A"])
-            dhs = [dh(spk, ik_a[:32], E), dh(H(b["ik"]), ek, E), dh(spk, ek, E)]
-            if case["opk_id"] is not None:
-                dhs.append(dh(opks[case["opk_id"]], ek, E))
+            sk, ad, _ = x3dh_respond(H(b["ik"]), ik_b, case["bob_name"], spks, opks, case["from"], H(case["IK_A"]),
+                                     H(case["id_sig"]), H(case["EK_A"]), case["spk_id"], case["opk_id"])
             check("result", case["result"], "valid")
-            check("SK", case["SK"], x3dh_sk(dhs).hex())
-            check("AD", case["AD"], x3dh_ad(ik_a, case["from"], ik_b, case["bob_name"]).hex())
+            check("SK", case["SK"], sk.hex())
+            check("AD", case["AD"], ad.hex())
         except Refused as r:
             check("result", case["result"], "invalid")
             check("error", case["error"], r.cls)
@@ -1059,7 +1120,7 @@ def verify_bundle(case: dict):
 
 
 class ReplayWindow:
-    """SPEC.md §5.3."""
+    """SPEC.md §5.3, for hop `Deliver` only (e2e messages use no window)."""
 
     def __init__(self):
         self.highest, self.seen = 0, set()
@@ -1076,6 +1137,54 @@ class ReplayWindow:
         self.seen = {s for s in self.seen if s > self.highest - 64}
 
 
+class Session:
+    """One session with a peer (§11.3, §12.2): its ratchet, its base key EK_A, the peer's identity, and
+    for a session this client initiated the prekey header it repeats (§13) until it hears back."""
+
+    def __init__(self, ratchet: Ratchet, base_key: bytes, identity: bytes, prekey: dict | None = None):
+        self.ratchet, self.base_key, self.identity = ratchet, base_key, identity
+        self.prekey = prekey  # the envelope fields IK, id_sig, EK, spk_id, opk_id (initiator only)
+        self.answered = prekey is None  # an initiator has decrypted nothing from the peer yet
+
+
+class Peer:
+    """What a client keeps per peer name (§11.3): the current session, up to MAX_ARCHIVED_SESSIONS
+    replaced ones (newest first), the last RETIRED_BASE_KEYS base keys of sessions that left them, and
+    when it was last active (a session start, an accepted or a sent message)."""
+
+    def __init__(self):
+        self.current, self.archived, self.retired, self.active = None, [], [], 0
+
+    def sessions(self):
+        return ([self.current] if self.current is not None else []) + self.archived
+
+    def retire(self, session: Session):
+        self.retired = (self.retired + [session.base_key])[-RETIRED_BASE_KEYS:]
+
+    def install(self, session: Session):
+        """A new session becomes current. One identity per peer: a different identity first deletes
+        the name's sessions (their base keys are retired; the client reports IdentityChanged)."""
+        if any(s.identity != session.identity for s in self.sessions()):
+            for s in self.sessions():
+                self.retire(s)
+            self.current, self.archived = None, []
+        if self.current is not None:
+            self.archived.insert(0, self.current)
+        while len(self.archived) > MAX_ARCHIVED_SESSIONS:
+            self.retire(self.archived.pop())
+        self.current = session
+
+    def promote(self, session: Session):
+        """The session that opened a message becomes current; the current one is archived in its place."""
+        if session is not self.current:
+            i = self.archived.index(session)
+            if self.current is None:
+                del self.archived[i]
+            else:
+                self.archived[i] = self.current
+            self.current = session
+
+
 class Party:
     def __init__(self, name: str, info: dict):
         self.name = name
@@ -1087,16 +1196,56 @@ class Party:
             self.ik, self.isk = H(i["ik"]), H(i["isk"])
             self.identity = identity_public(self.ik, self.isk)
             check(f"{name} IK", i["IK"], self.identity.hex())
-            self.prekeys = {p["id"]: H(p["private"]) for p in info["prekeys"]}
+            self.id_sig = identity_signature(self.isk, self.identity[:32])
+            self.signed, self.one_time = {}, {}  # id -> private key (§10.2: one id counter, two kinds)
             for p in info["prekeys"]:
                 check(f"{name} prekey {p['id']}", p["public"], x25519_public(H(p["private"])).hex())
                 if p["kind"] == "signed":
                     msg = signed_prekey_message(self.identity[:32], p["id"], H(p["public"]))
                     check(f"{name} spk signature", p["signature"], Ed25519PrivateKey.from_private_bytes(self.isk).sign(msg).hex())
-        self.windows = {}
-        self.session = None  # (Ratchet, base key, peer IK)
+                    self.signed[p["id"]] = H(p["private"])
+                else:
+                    check(f"{name} prekey {p['id']} kind", p["kind"], "one-time")
+                    self.one_time[p["id"]] = H(p["private"])
+        self.windows = {}  # hop senders' replay windows, least recently accepted first (§5.3)
+        self.peers = {}  # name -> Peer (§11.3)
+        self.pins = {}  # name -> pinned IK (§14.2); nothing in the transcripts pins
+        self.awaiting = set()  # names it sent FetchBundle for and has no answer from yet (§15.3)
+        self.clock = 0
         self.bundle = None
         self.chains_by_dh = {}
+
+    def prekeys(self, i: int) -> bytes:
+        return self.signed.get(i, self.one_time.get(i))
+
+    def touch(self, name: str):
+        self.clock += 1
+        self.peers[name].active = self.clock
+
+    def make_room(self, name: str):
+        """§11.3: a session with one more name than MAX_PEERS evicts the least recently active peer,
+        sparing pinned peers, peers it awaits a bundle for and unanswered initiators; else TooManyPeers."""
+        if name in self.peers or len(self.peers) < MAX_PEERS:
+            return
+        spared = lambda n, p: n in self.pins or n in self.awaiting or (p.current is not None and not p.current.answered)
+        candidates = [(p.active, n) for n, p in self.peers.items() if not spared(n, p)]
+        if not candidates:
+            raise Refused("E2e.TooManyPeers")
+        del self.peers[min(candidates)[1]]  # with its sessions and retired base keys
+
+    def start_session(self, name: str, session: Session):
+        self.peers.setdefault(name, Peer()).install(session)
+        self.touch(name)
+
+    def accept_hop(self, sender: str, i: int):
+        """§5.3: check, then record; the most recently accepted sender last, MAX_PEERS windows at most."""
+        window = self.windows.get(sender, ReplayWindow())
+        window.check(i)
+        window.accept(i)
+        self.windows.pop(sender, None)
+        self.windows[sender] = window
+        if len(self.windows) > MAX_PEERS:
+            del self.windows[next(iter(self.windows))]  # evicts, never refuses
 
 
 def verify_transcript_run(run: dict, results: list):
@@ -1113,7 +1262,7 @@ def verify_transcript_run(run: dict, results: list):
     if parties["alice"].identity is not None:
         for who, first in (("alice", 3), ("bob", 16)):
             p = parties[who]
-            check(f"{who} ik, isk, prekeys 1..=11 = draws {first}..", [p.ik, p.isk] + [p.prekeys[i] for i in range(1, 12)], draws[first : first + 13])
+            check(f"{who} ik, isk, prekeys 1..=11 = draws {first}..", [p.ik, p.isk] + [p.prekeys(i) for i in range(1, 12)], draws[first : first + 13])
     draw_by_public = {}
     for d in draws:
         if len(d) == 32:
@@ -1202,8 +1351,16 @@ def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_p
 def on_message(case, m, parties, draw_by_public, run):
     """What the receiver does with an authenticated message; returns an error class or None."""
     t = m["type"]
-    if t == "Bundle":
-        parties[case["to"]].bundle = m
+    if t == "FetchBundle":
+        parties[case["from"]].awaiting.add(m["name"])
+        return None
+    if t in ("Bundle", "NoBundle"):
+        to = parties[case["to"]]
+        if m["name"] not in to.awaiting:  # §15.3: one it did not ask for
+            return "Protocol.Unexpected"
+        to.awaiting.discard(m["name"])
+        if t == "Bundle":
+            to.bundle = m
         return None
     if t == "E2eSend":
         sender = parties[case["from"]]
@@ -1216,22 +1373,20 @@ def on_message(case, m, parties, draw_by_public, run):
         try:
             env = decode_envelope(H(m["envelope"]))
             check("e2e.envelope", case["e2e"]["envelope"], env)
-            window = to.windows.setdefault(m["from"], ReplayWindow())
-            window.check(m["id"])  # §15.3: checked first, recorded only if accepted
+            # §15.3: the id is not checked (§5.3); replays are refused by the sessions (§11.3, §12.5).
             pt = receiver_side(to, m["from"], env, parties)
             check("e2e.plaintext", case["e2e"]["plaintext"], pt.hex())
-            window.accept(m["id"])
         except Refused as r:
             return r.cls
         return None
     if t == "Deliver":
         to = parties[case["to"]]
-        window = to.windows.setdefault(m["from"], ReplayWindow())
+        if to.identity is not None:  # §15.3: an e2e client accepts no hop message
+            return "Protocol.Unexpected"
         try:
-            window.check(m["id"])
+            to.accept_hop(m["from"], m["id"])
         except Refused as r:
             return r.cls
-        window.accept(m["id"])
     return None
 
 
@@ -1240,13 +1395,16 @@ def sender_side(sender, to_name, env, case, draw_by_public, run):
     bundle it fetched. Checks the model's key opens the envelope."""
     h = env["header"]
     header = encode_header(H(h["dh"]), h["pn"], h["n"])
-    if sender.session is None:
+    peer = sender.peers.get(to_name)
+    if peer is None or peer.current is None:
         b = sender.bundle
         check("bundle name", b["name"], to_name)
         opk = [H(b["one_time_prekey"]["key"])] if b["one_time_prekey"] else []
         validate_bundle(H(b["IK"]), b["spk_id"], H(b["spk"]), H(b["spk_sig"]), opk)
-        ek = draw_by_public[H(env["EK"])]
         ik_b = H(b["IK"])
+        if to_name in sender.pins and sender.pins[to_name] != ik_b:
+            raise Refused("E2e.IdentityMismatch")
+        ek = draw_by_public[H(env["EK"])]
         E = "E2e.Crypto.NonContributory"
         dhs = [dh(sender.ik, H(b["spk"]), E), dh(ek, ik_b[:32], E), dh(ek, H(b["spk"]), E)]
         if opk:
@@ -1257,8 +1415,20 @@ def sender_side(sender, to_name, env, case, draw_by_public, run):
         check("x3dh.SK", x["SK"], sk.hex())
         check("x3dh.AD", x["AD"], ad.hex())
         check("x3dh.dh", list(x["dh"].values()), [d.hex() for d in dhs])
-        sender.session = [Ratchet(sk, ad, dhr=H(b["spk"])), H(env["EK"]), ik_b]
-    r = sender.session[0]
+        prekey = {
+            "IK": sender.identity.hex(), "id_sig": sender.id_sig.hex(), "EK": x25519_public(ek).hex(),
+            "spk_id": b["spk_id"], "opk_id": b["one_time_prekey"]["id"] if opk else None,
+        }
+        sender.make_room(to_name)
+        sender.start_session(to_name, Session(Ratchet(sk, ad, dhr=H(b["spk"])), x25519_public(ek), ik_b, prekey))
+    s = sender.peers[to_name].current
+    # §11.3, §13: an initiator sends prekey messages, all with the session's prekey header, until it has
+    # decrypted a message from the peer (one encrypted before that may be submitted after it).
+    if env["type"] == "PrekeyMessage":
+        check("prekey header", s.prekey, {k: env[k] for k in ("IK", "id_sig", "EK", "spk_id", "opk_id")})
+    elif not s.answered:
+        raise Mismatch("a plain ratchet message from an initiator that has not heard back")
+    r = s.ratchet
     dh_pub = H(h["dh"])
     if r.dhs is None or x25519_public(r.dhs) != dh_pub:
         # §12.3: CKs is none, the ratchet turns with the next drawn key.
@@ -1282,6 +1452,7 @@ def sender_side(sender, to_name, env, case, draw_by_public, run):
         ck = kdf_ck(ck)[1]
     mk = kdf_ck(ck)[0]
     r.ns = max(r.ns, h["n"] + 1)
+    sender.touch(to_name)
     key, nonce = message_keys(mk)
     e = case["e2e"]
     check("e2e.CK", e["CK"], ck.hex())
@@ -1294,31 +1465,50 @@ def sender_side(sender, to_name, env, case, draw_by_public, run):
 
 
 def receiver_side(to, from_name, env, parties):
-    """§11.2-§11.3 and §12.4 for the recipient; transactional. Returns the plaintext."""
+    """§11.2-§11.3 and §12.4-§12.5 for the recipient; transactional. Returns the plaintext."""
     h = env["header"]
     header = encode_header(H(h["dh"]), h["pn"], h["n"])
     ct = H(env["ciphertext"])
-    if env["type"] == "PrekeyMessage" and (to.session is None or to.session[1] != H(env["EK"])):
-        spk_id, opk_id = env["spk_id"], env["opk_id"]
-        if spk_id not in to.prekeys or (opk_id is not None and opk_id not in to.prekeys):
-            raise Refused("E2e.UnknownPrekey")
-        ik_a, ek = H(env["IK"]), H(env["EK"])
-        E = "E2e.Crypto.NonContributory"
-        spk = to.prekeys[spk_id]
-        dhs = [dh(spk, ik_a[:32], E), dh(to.ik, ek, E), dh(spk, ek, E)]
-        if opk_id is not None:
-            dhs.append(dh(to.prekeys[opk_id], ek, E))
-        ratchet = Ratchet(x3dh_sk(dhs), x3dh_ad(ik_a, from_name, to.identity, to.name), dhs=spk)
-        pt, new, _ = ratchet.decrypt(header, ct)
-        if opk_id is not None:
-            del to.prekeys[opk_id]  # used at most once (§11.2)
-        to.session = [new, ek, ik_a]
+    budget = Budget()  # §12.5: one per envelope, over all sessions tried
+    peer = to.peers.get(from_name)
+
+    def opened(session, pt, new):
+        session.ratchet = new
+        session.answered = True  # it heard back in this session
+        peer.promote(session)
+        to.touch(from_name)
         return pt
-    if to.session is None:
+
+    if env["type"] == "PrekeyMessage":
+        ik_a, ek = H(env["IK"]), H(env["EK"])
+        if peer is not None:
+            for s in peer.sessions():  # rule 1: a kept session with base key EK_A and identity IK_A
+                if s.base_key == ek and s.identity == ik_a:
+                    pt, new, _ = s.ratchet.decrypt(header, ct, budget)
+                    return opened(s, pt, new)
+            if ek in peer.retired:  # rule 2
+                raise Refused("E2e.ReplayedPrekeyMessage")
+        # rule 3: a new session (§11.2)
+        spk_id, opk_id = env["spk_id"], env["opk_id"]
+        sk, ad, spk = x3dh_respond(to.ik, to.identity, to.name, to.signed, to.one_time, from_name, ik_a,
+                                   H(env["id_sig"]), ek, spk_id, opk_id, to.pins.get(from_name))
+        pt, new, _ = Ratchet(sk, ad, dhs=spk).decrypt(header, ct, budget)
+        to.make_room(from_name)  # only once the first message opened
+        if opk_id is not None:
+            del to.one_time[opk_id]  # used at most once (§11.2)
+        to.start_session(from_name, Session(new, ek, ik_a))
+        return pt
+    if peer is None or not peer.sessions():
         raise Refused("E2e.NoSession")
-    pt, new, _ = to.session[0].decrypt(header, ct)
-    to.session[0] = new
-    return pt
+    first = None
+    for s in peer.sessions():  # the current session, then the archived ones, newest first
+        try:
+            pt, new, _ = s.ratchet.decrypt(header, ct, budget)
+        except Refused as r:
+            first = first or r  # the first session's error is what is reported
+            continue
+        return opened(s, pt, new)
+    raise first
 
 
 # ---------------------------------------------------------------------------------------------

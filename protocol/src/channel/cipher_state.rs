@@ -103,6 +103,13 @@ impl CipherState {
         }
     }
 
+    /// Whether `count` more key operations can happen: [`ChannelError::NonceExhausted`] if the
+    /// reserved nonce `2^64 − 1` would be reached first.
+    pub(crate) const fn check_room(&self, count: u64) -> Result<(), ChannelError> {
+        // The nonces used are n .. n + count − 1, each at most 2^64 − 2: n + count ≤ 2^64 − 1.
+        if self.n.checked_add(count).is_some() { Ok(()) } else { Err(ChannelError::NonceExhausted) }
+    }
+
     /// `n + 1`, or [`ChannelError::NonceExhausted`] if `n` is the reserved `2^64 − 1`.
     const fn next_n(&self) -> Result<u64, ChannelError> {
         if self.n == u64::MAX {

@@ -53,6 +53,17 @@ impl Transport {
         self.send.check_next()
     }
 
+    /// Whether `count` messages of up to `len` bytes each can be written one after the other now.
+    ///
+    /// # Errors
+    /// What the first refused [`Self::write`] would return.
+    pub const fn check_writes(&self, len: usize, count: u64) -> Result<(), ChannelError> {
+        if len > MAX_NOISE_MESSAGE_LEN - TRANSPORT_OVERHEAD {
+            return Err(ChannelError::MessageTooLong);
+        }
+        self.send.check_room(count)
+    }
+
     /// [`Self::write`] in place: encrypts `buffer[start..]` and appends the tag, so that a caller
     /// can build a whole frame in one buffer (the role's link header goes before `start`).
     ///

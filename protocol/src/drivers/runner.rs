@@ -528,7 +528,7 @@ impl<P: ContentPolicy> World<P> {
             reads.push(match event {
                 ClientEvent::Connected => "Welcome: channel open; answers Ready".to_owned(),
                 ClientEvent::Refused(reason) => format!("Refused ({reason:?})"),
-                ClientEvent::Received { from, id, body } => {
+                ClientEvent::Received { from, id, body, .. } => {
                     self.summary.delivered.push(String::from_utf8_lossy(body.as_bytes()).into_owned());
                     match self.protocol {
                         Protocol::Hop => format!("Deliver {id} from {from}: {body:?}"),
@@ -542,10 +542,18 @@ impl<P: ContentPolicy> World<P> {
                     format!("BundleStored ({one_time_prekeys} one-time prekeys on the server)")
                 }
                 ClientEvent::BundleRefused(reason) => format!("BundleRefused ({reason:?})"),
-                ClientEvent::SessionStarted { peer } => {
+                ClientEvent::SessionStarted { peer, one_time_prekey } => {
                     let number = self.client(to)?.safety_number(&peer);
                     let number = number.map_or_else(|| "none".to_owned(), |n| n.to_string());
-                    format!("session with {peer} started; safety number {number}")
+                    let opk = if one_time_prekey { "with" } else { "WITHOUT" };
+                    format!("session with {peer} started ({opk} a one-time prekey); safety number {number}")
+                }
+                ClientEvent::IdentityChanged { peer, old, new } => {
+                    format!("{peer}'S IDENTITY CHANGED: safety number {old} is now {new}")
+                }
+                ClientEvent::PeerEvicted { peer } => format!("evicts its sessions with {peer}"),
+                ClientEvent::PrekeysReplenished { made } => {
+                    format!("PrekeysLow: makes and uploads {made} one-time prekeys")
                 }
                 ClientEvent::SendFailed { peer, error, discarded } => {
                     let texts: Vec<String> = self.waiting.entry(to).or_default().drain(..).collect();

@@ -24,13 +24,13 @@
 
 use std::collections::BTreeSet;
 
-use crate::suite::{CryptoError, PublicKey, VerifyingKey};
+use crate::suite::{CryptoError, PublicKey, Signature, VerifyingKey};
 use crate::wire::{
     BundleRefusal, FetchedBundle, IdentityPublic, Name, OneTimePrekeyPublic, SignedPrekeyPublic,
     UploadedBundle,
 };
 
-use super::prekeys::signed_prekey_message;
+use super::signed::{identity_binding_message, signed_prekey_message};
 use super::{E2eError, MAX_ONE_TIME_PREKEYS};
 
 const fn refuse(reason: BundleRefusal) -> E2eError {
@@ -57,6 +57,25 @@ fn check_keys_and_signature<'a>(
     // Step 3: strict verification of the signed prekey's signature.
     let message = signed_prekey_message(&identity.dh, signed_prekey.id, &signed_prekey.key);
     identity.sign.verify(&message, &signed_prekey.signature).map_err(|e| match e {
+        CryptoError::BadSigningKey => refuse(BundleRefusal::BadSigningKey),
+        _ => refuse(BundleRefusal::BadSignature),
+    })
+}
+
+/// The responder's check of the identity a prekey message claims (SPEC.md §11.2): §10.3 steps 1
+/// and 2 applied to `IK_A` (`BadSigningKey`, `LowOrderKey`), then `id_sig` verified under `IK_A_sig`
+/// with the strict rules of step 3 (`BadSignature`). Without it a prekey message could claim an
+/// identity whose signing half is small-order, or belongs to somebody else.
+///
+/// # Errors
+/// [`E2eError::Bundle`] with the first failing check's [`BundleRefusal`].
+pub fn verify_initiator(identity: &IdentityPublic, signature: &Signature) -> Result<(), E2eError> {
+    check_signing_key(&identity.sign)?;
+    if identity.dh.is_low_order() {
+        return Err(refuse(BundleRefusal::LowOrderKey));
+    }
+    let message = identity_binding_message(&identity.dh);
+    identity.sign.verify(&message, signature).map_err(|e| match e {
         CryptoError::BadSigningKey => refuse(BundleRefusal::BadSigningKey),
         _ => refuse(BundleRefusal::BadSignature),
     })

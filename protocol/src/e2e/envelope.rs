@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! RatchetMessage:  0x02 || header (40) || ct (≥ 16)
-//! PrekeyMessage:   0x01 || IK_A (64) || EK_A (32) || BE32(spk_id) || has_opk (0x00 | 0x01)
+//! PrekeyMessage:   0x01 || IK_A (64) || id_sig (64) || EK_A (32) || BE32(spk_id) || has_opk (0x00 | 0x01)
 //!                       || [BE32(opk_id)] || header (40) || ct (≥ 16)
 //! ```
 //!
@@ -11,7 +11,7 @@
 
 use super::ratchet::{HEADER_LEN, Header};
 use super::x3dh::PrekeyHeader;
-use crate::suite::{AEAD_TAG_LEN, DH_LEN, PublicKey};
+use crate::suite::{AEAD_TAG_LEN, DH_LEN, PublicKey, SIGNATURE_LEN, Signature};
 use crate::wire::{IdentityPublic, Reader, WireError};
 
 const KIND_PREKEY: u8 = 0x01;
@@ -92,6 +92,7 @@ impl<'a> ParsedEnvelope<'a> {
         let prekey = match r.u8()? {
             KIND_PREKEY => {
                 let identity = IdentityPublic::read(&mut r)?;
+                let identity_signature = Signature::from_bytes(r.array()?);
                 let base_key = PublicKey::from_bytes(r.array()?);
                 let signed_prekey_id = r.u32()?;
                 let one_time_prekey_id = match r.u8()? {
@@ -99,7 +100,13 @@ impl<'a> ParsedEnvelope<'a> {
                     0x01 => Some(r.u32()?),
                     _ => return Err(WireError::InvalidValue { field: "has_opk" }),
                 };
-                Some(PrekeyHeader { identity, base_key, signed_prekey_id, one_time_prekey_id })
+                Some(PrekeyHeader {
+                    identity,
+                    identity_signature,
+                    base_key,
+                    signed_prekey_id,
+                    one_time_prekey_id,
+                })
             }
             KIND_RATCHET => None,
             _ => return Err(WireError::InvalidValue { field: "envelope_kind" }),
@@ -114,8 +121,16 @@ impl<'a> ParsedEnvelope<'a> {
 }
 
 /// Length of a prekey message's handshake fields after the kind byte, with `opk_id`:
-/// `IK_A (64) || EK_A (32) || BE32(spk_id) || has_opk || BE32(opk_id)`.
-const MAX_PREKEY_FIELDS_LEN: usize = IdentityPublic::LEN + DH_LEN + 4 + 1 + 4;
+/// `IK_A (64) || id_sig (64) || EK_A (32) || BE32(spk_id) || has_opk || BE32(opk_id)`.
+const MAX_PREKEY_FIELDS_LEN: usize = IdentityPublic::LEN + SIGNATURE_LEN + DH_LEN + 4 + 1 + 4;
+
+/// The most a prekey message adds to its ciphertext: kind, handshake fields, ratchet header (226
+/// bytes, SPEC.md §13). [`crate::wire::MAX_ENVELOPE_LEN`] leaves room for it after the longest body.
+pub const MAX_PREKEY_OVERHEAD: usize = 1 + MAX_PREKEY_FIELDS_LEN + HEADER_LEN;
+
+const _: () = assert!(
+    crate::wire::MAX_BODY_LEN + AEAD_TAG_LEN + MAX_PREKEY_OVERHEAD <= crate::wire::MAX_ENVELOPE_LEN
+);
 
 /// The length of the envelope with these handshake fields and a ciphertext of `ciphertext_len`.
 pub(crate) fn encoded_len(prekey: Option<&PrekeyHeader>, ciphertext_len: usize) -> usize {
@@ -143,6 +158,7 @@ pub(crate) fn write_prefix(out: &mut Vec<u8>, prekey: Option<&PrekeyHeader>, hea
         Some(prekey) => {
             out.push(KIND_PREKEY);
             out.extend_from_slice(&prekey.identity.to_bytes());
+            out.extend_from_slice(prekey.identity_signature.as_bytes());
             out.extend_from_slice(prekey.base_key.as_bytes());
             out.extend_from_slice(&prekey.signed_prekey_id.to_be_bytes());
             match prekey.one_time_prekey_id {
@@ -168,6 +184,7 @@ mod tests {
                 dh: PublicKey::from_bytes([3; 32]),
                 sign: crate::suite::VerifyingKey::from_bytes([7; 32]),
             },
+            identity_signature: crate::suite::Signature::from_bytes([9; 64]),
             base_key: PublicKey::from_bytes([4; 32]),
             signed_prekey_id: 5,
             one_time_prekey_id,

@@ -5,15 +5,25 @@
 //! IK = IK_dh (32) || IK_sig (32)          the public encoding, crate::wire::IdentityPublic
 //! ```
 //!
+//! The Ed25519 half signs the X25519 half once (§10.1):
+//!
+//! ```text
+//! id_sig = Ed25519-Sign(isk, "e2e-ref/identity/v1" || IK_dh)
+//! ```
+//!
+//! A bundle binds the two halves through the signed prekey's signature (which covers `IK_dh`); a
+//! prekey message carries `id_sig` for the same purpose, so a responder never accepts an identity
+//! that pairs somebody's X25519 key with somebody else's signing key.
+//!
 //! The identity is independent of the channel's Noise static key (SPEC.md §4), which authenticates a
 //! device to the server; the server never sees an e2e private key.
 
 use rand_core::CryptoRng;
 
-use crate::suite::{PrivateKey, PublicKey, SigningKey};
+use crate::suite::{PrivateKey, PublicKey, Signature, SigningKey};
 use crate::wire::{IdentityPublic, SignedPrekeyPublic};
 
-use super::prekeys::signed_prekey_message;
+use super::signed::{identity_binding_message, signed_prekey_message};
 
 /// An identity key pair `((ik, IK_dh), (isk, IK_sig))`.
 ///
@@ -51,6 +61,13 @@ impl IdentityKeyPair {
     #[must_use]
     pub const fn dh(&self) -> &PrivateKey {
         &self.dh
+    }
+
+    /// The identity binding signature `id_sig` (SPEC.md §10.1): the signing half vouches for the
+    /// X25519 half. Ed25519 signatures are deterministic, so this is the same every time.
+    #[must_use]
+    pub fn binding_signature(&self) -> Signature {
+        self.sign.sign(&identity_binding_message(&self.dh.public_key()))
     }
 
     /// Signs a signed prekey (SPEC.md §10.2):

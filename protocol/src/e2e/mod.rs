@@ -6,6 +6,7 @@
 //! | module            | SPEC   | what                                                            |
 //! |-------------------|--------|-----------------------------------------------------------------|
 //! | [`identity`]      | §10.1  | long-term identity: X25519 + Ed25519                            |
+//! | [`signed`]        | §10.1–2 | what each signature covers: identity binding, signed prekey    |
 //! | [`prekeys`]       | §10.2  | the client's private prekey store: signed + one-time prekeys    |
 //! | [`bundle`]        | §10.3  | bundle validation, for the server (upload) and client (fetch)   |
 //! | [`x3dh`]          | §11    | the handshake: SK and AD from the bundle's keys                 |
@@ -21,6 +22,7 @@ pub mod peers;
 pub mod prekeys;
 pub mod ratchet;
 pub mod safety_number;
+pub mod signed;
 pub mod x3dh;
 
 use crate::suite::CryptoError;
@@ -47,10 +49,28 @@ pub const MAX_PENDING: usize = 16;
 /// messages in flight across a replacement still open. Each costs at most one failed decryption.
 pub const MAX_ARCHIVED_SESSIONS: usize = 4;
 
-/// Peers a client keeps sessions with. The names come from the server, so without a bound a server
-/// could make a client's state (and each receive) grow without limit; beyond it, a prekey message or
-/// bundle from a new peer is refused with [`E2eError::TooManyPeers`].
+/// Peers a client keeps sessions with (SPEC.md §11.3). The names come from the server, so without a
+/// bound a server — or one client with many names — could make a client's state grow without limit.
+/// A session with one more peer evicts the least recently active peer instead of being refused, so
+/// throw-away senders cannot lock a client out of new contacts; pinned peers, peers with messages
+/// waiting for their bundle and peers whose session this client started and has not yet heard back
+/// on are never evicted ([`E2eError::TooManyPeers`] only if every peer is spared).
 pub const MAX_PEERS: usize = 256;
+
+/// The most skipped message keys one client stores over all its sessions (SPEC.md §12.5): four
+/// sessions' worth of [`ratchet::MAX_SKIPPED_KEYS`], about 600 KB. Without it, peers could make a
+/// client hold `MAX_SKIPPED_KEYS` keys in each of `(1 + MAX_ARCHIVED_SESSIONS) × MAX_PEERS`
+/// sessions (2.5 million keys). Beyond it, the keys of the least recently active peers go first.
+pub const MAX_SKIPPED_KEYS_PER_CLIENT: usize = 4 * ratchet::MAX_SKIPPED_KEYS;
+
+/// The server tells a client its one-time prekeys run low (`PrekeysLow`, SPEC.md §15.2) when a
+/// fetch leaves it this many or fewer; the client then makes and uploads a new batch (§15.3).
+pub const PREKEYS_LOW_WATER: usize = ONE_TIME_PREKEYS_PER_UPLOAD / 2;
+
+/// The most one-time prekeys a client holds privately (SPEC.md §10.2): twice what the server
+/// stores. Keys handed out but never used in a prekey message (drained by a requester that never
+/// wrote) would otherwise pile up with every replenishment; beyond the bound the oldest go first.
+pub const MAX_HELD_ONE_TIME_PREKEYS: usize = 2 * MAX_ONE_TIME_PREKEYS;
 
 /// Why an e2e operation failed. On every error the state it was called on is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -84,8 +104,14 @@ pub enum E2eError {
     Ratchet(RatchetError),
     /// A handshake Diffie-Hellman was not contributory (SPEC.md §2.1).
     Crypto(CryptoError),
-    /// A session with one more peer would exceed [`MAX_PEERS`].
+    /// A session with one more peer would exceed [`MAX_PEERS`], and no peer may be evicted.
     TooManyPeers,
+    /// The safety number the user compared is not the one of the current session with the peer
+    /// (SPEC.md §14.2): nothing is pinned.
+    SafetyNumberMismatch {
+        /// The peer.
+        name: Name,
+    },
     /// The prekey id counter is at `2^32 − 1`: no more prekeys can be made (SPEC.md §10.2).
     PrekeyIdsExhausted,
 }
@@ -116,6 +142,9 @@ impl core::fmt::Display for E2eError {
             Self::Ratchet(e) => write!(f, "{e}"),
             Self::Crypto(e) => write!(f, "{e}"),
             Self::TooManyPeers => write!(f, "sessions with more than {MAX_PEERS} peers"),
+            Self::SafetyNumberMismatch { name } => {
+                write!(f, "the safety number is not the one of the session with {name}")
+            }
             Self::PrekeyIdsExhausted => f.write_str("prekey ids exhausted"),
         }
     }

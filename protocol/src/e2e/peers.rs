@@ -12,10 +12,13 @@ use rand_core::CryptoRng;
 use super::envelope::{self, ParsedEnvelope};
 use super::identity::IdentityKeyPair;
 use super::prekeys::PrekeyStore;
-use super::ratchet::{Header, Session};
+use super::ratchet::{Header, Session, WorkBudget};
 use super::safety_number::SafetyNumber;
 use super::x3dh::{self, PrekeyHeader};
-use super::{E2eError, MAX_ARCHIVED_SESSIONS, MAX_PEERS, MAX_PENDING, RETIRED_BASE_KEYS, bundle};
+use super::{
+    E2eError, MAX_ARCHIVED_SESSIONS, MAX_PEERS, MAX_PENDING, MAX_SKIPPED_KEYS_PER_CLIENT,
+    RETIRED_BASE_KEYS, bundle,
+};
 use crate::error::{Error, MisuseError};
 use crate::suite::{AEAD_TAG_LEN, PrivateKey, PublicKey};
 use crate::wire::{
@@ -34,7 +37,9 @@ struct PeerSession {
     prekey: Option<PrekeyHeader>,
 }
 
-/// A peer's current session and the sessions it replaced, newest first.
+/// A peer's current session and the sessions it replaced, newest first. Every session of a peer
+/// uses the same identity: a new identity deletes the old one's sessions ([`SessionStart`]), so
+/// making an archived session current can never switch identity silently.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct PeerSessions {
     current: Option<PeerSession>,
@@ -45,22 +50,66 @@ struct PeerSessions {
     archived: VecDeque<PeerSession>,
     /// Base keys of sessions that left the archive (SPEC.md §11.3 rule 2).
     retired: VecDeque<PublicKey>,
+    /// When this peer was last active (the [`Peers`] clock at its last session start, accepted
+    /// message or sent message): the least recently active peer is evicted first (§11.3).
+    last_active: u64,
 }
 
 impl PeerSessions {
-    /// Makes `session` current; the current one is archived, the oldest archived one retired.
-    fn install(&mut self, session: PeerSession) {
+    /// The identity the peer's sessions use (all of them use the same one).
+    fn identity(&self) -> Option<IdentityPublic> {
+        self.current.as_ref().or_else(|| self.archived.front()).map(|s| s.peer)
+    }
+
+    /// Makes `session` current. Sessions under another identity are deleted first (their base keys
+    /// retired), and that identity is returned; otherwise the current session is archived and the
+    /// oldest archived one retired.
+    fn install(&mut self, session: PeerSession) -> Option<IdentityPublic> {
+        let replaced = self.identity().filter(|old| *old != session.peer);
+        if replaced.is_some() {
+            let gone: Vec<PublicKey> = self
+                .current
+                .take()
+                .into_iter()
+                .chain(self.archived.drain(..))
+                .map(|s| s.base_key)
+                .collect();
+            for base_key in gone {
+                self.retire(base_key);
+            }
+        }
         if let Some(old) = self.current.replace(session) {
             self.archived.push_front(old);
             if self.archived.len() > MAX_ARCHIVED_SESSIONS
                 && let Some(gone) = self.archived.pop_back()
             {
-                if self.retired.len() >= RETIRED_BASE_KEYS {
-                    self.retired.pop_front();
-                }
-                self.retired.push_back(gone.base_key);
+                self.retire(gone.base_key);
             }
         }
+        replaced
+    }
+
+    fn retire(&mut self, base_key: PublicKey) {
+        if self.retired.len() >= RETIRED_BASE_KEYS {
+            self.retired.pop_front();
+        }
+        self.retired.push_back(base_key);
+    }
+
+    /// Whether this peer may be evicted to make room for a new one: not while we initiated a
+    /// session it has not yet answered (its first reply would find no session) — the caller also
+    /// spares pinned peers and peers with messages waiting for their bundle.
+    fn evictable(&self) -> bool {
+        self.current.as_ref().is_none_or(|s| s.prekey.is_none())
+    }
+
+    fn sessions_mut(&mut self) -> impl Iterator<Item = &mut PeerSession> {
+        // Oldest first: archived from the back, then the current one.
+        self.archived.iter_mut().rev().chain(self.current.as_mut())
+    }
+
+    fn skipped_key_count(&self) -> usize {
+        self.current.iter().chain(&self.archived).map(|s| s.ratchet.skipped_key_count()).sum()
     }
 
     /// Makes archived session `index` current again, archiving the current one in its place.
@@ -82,8 +131,27 @@ impl PeerSessions {
 pub struct Decrypted {
     /// The plaintext.
     pub body: Body,
-    /// Whether this envelope started a new session (a prekey message from a new base key).
-    pub new_session: bool,
+    /// The peer identity of the session that opened the envelope: the identity the message is
+    /// authenticated as coming from.
+    pub identity: IdentityPublic,
+    /// Set if this envelope started a new session (a prekey message from a new base key).
+    pub started: Option<SessionStart>,
+}
+
+/// What starting a session (from a fetched bundle, or from a peer's first prekey message) did
+/// besides installing it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionStart {
+    /// Whether the handshake used one of the responder's one-time prekeys (SPEC.md §11.3: without
+    /// one, a later compromise of the responder's identity and signed prekey reveals the
+    /// initiator's first sending chain).
+    pub one_time_prekey: bool,
+    /// The identity the peer's sessions used before, if this session brought another one: those
+    /// sessions are deleted (SPEC.md §14.2). Never set for a pinned peer, whose identity cannot
+    /// change.
+    pub replaced_identity: Option<IdentityPublic>,
+    /// The peer whose sessions were evicted to make room (SPEC.md §11.3, [`MAX_PEERS`]).
+    pub evicted: Option<Name>,
 }
 
 /// A client's e2e state.
@@ -94,6 +162,8 @@ pub struct Peers {
     peers: BTreeMap<Name, PeerSessions>,
     pinned: BTreeMap<Name, IdentityPublic>,
     pending: BTreeMap<Name, Vec<Body>>,
+    /// Counts activity, to order peers from least to most recently active.
+    clock: u64,
 }
 
 impl Peers {
@@ -114,6 +184,7 @@ impl Peers {
             peers: BTreeMap::new(),
             pinned: BTreeMap::new(),
             pending: BTreeMap::new(),
+            clock: 0,
         }
     }
 
@@ -129,6 +200,17 @@ impl Peers {
     /// Only if the batch could not be encoded, which the prekey store's bounds rule out.
     pub fn prepare_upload(&mut self) -> Result<UploadedBundle, E2eError> {
         self.prekeys.prepare_upload(&self.identity)
+    }
+
+    /// A copy of the prekey store, to put back with [`Self::restore_prekeys`] if an upload that
+    /// changed it cannot be sent.
+    pub(crate) fn prekey_checkpoint(&self) -> PrekeyStore {
+        self.prekeys.clone()
+    }
+
+    /// Puts back a prekey store from [`Self::prekey_checkpoint`].
+    pub(crate) fn restore_prekeys(&mut self, prekeys: PrekeyStore) {
+        self.prekeys = prekeys;
     }
 
     /// Makes a new signed prekey, keeping the previous one (SPEC.md §10.2).
@@ -215,6 +297,12 @@ impl Peers {
         self.pending.contains_key(name)
     }
 
+    /// How many messages wait for `name`'s bundle.
+    #[must_use]
+    pub fn pending_count(&self, name: &Name) -> usize {
+        self.pending.get(name).map_or(0, Vec::len)
+    }
+
     /// The peers whose bundles are awaited (to ask again after a reconnection).
     pub fn awaited(&self) -> impl Iterator<Item = &Name> {
         self.pending.keys()
@@ -227,7 +315,8 @@ impl Peers {
 
     /// Starts a session with `name` from a fetched bundle (SPEC.md §11.1): validates it, compares it
     /// with the verified identity if there is one, and runs the initiator's handshake with a fresh
-    /// ephemeral key. An existing session with `name` is archived.
+    /// ephemeral key. An existing session with `name` is archived; sessions under another identity
+    /// are deleted (reported in the result).
     ///
     /// # Errors
     /// [`E2eError::Bundle`] or [`E2eError::IdentityMismatch`] (nothing is encrypted, and nothing
@@ -238,9 +327,9 @@ impl Peers {
         name: &Name,
         bundle: &FetchedBundle,
         rng: &mut R,
-    ) -> Result<(), E2eError> {
+    ) -> Result<SessionStart, E2eError> {
         let verified = bundle::verify_fetched(name, bundle, self.pinned.get(name))?;
-        self.check_capacity(name)?;
+        let evicted = self.eviction_for(name)?;
         let ephemeral = PrivateKey::generate(rng);
         let base_key = ephemeral.public_key();
         let initiated = x3dh::initiate(&self.identity, own_name, &verified, ephemeral)?;
@@ -254,8 +343,8 @@ impl Peers {
             base_key,
             prekey: Some(initiated.header()),
         };
-        self.peers.entry(name.clone()).or_default().install(session);
-        Ok(())
+        let one_time_prekey = verified.one_time_prekey().is_some();
+        Ok(self.install(name, session, one_time_prekey, evicted))
     }
 
     /// Encrypts `body` for `to` (SPEC.md §12.3) in the current session: a prekey message while the
@@ -272,7 +361,7 @@ impl Peers {
     ) -> Result<Envelope, Error> {
         let envelope = self.encrypt_after(to, body, rng, Vec::with_capacity)?;
         // The ratchet has advanced. A body is at most MAX_BODY_LEN, so the envelope is at most
-        // MAX_BODY_LEN + 162 bytes, within MAX_ENVELOPE_LEN: `Envelope::new` cannot fail here.
+        // MAX_BODY_LEN + 226 bytes, within MAX_ENVELOPE_LEN: `Envelope::new` cannot fail here.
         Ok(Envelope::new(envelope)?)
     }
 
@@ -291,15 +380,14 @@ impl Peers {
         head: impl FnOnce(usize) -> Vec<u8>,
     ) -> Result<Vec<u8>, Error> {
         let pinned = self.pinned.get(to).copied();
-        let session = self
-            .peers
-            .get_mut(to)
-            .and_then(|p| p.current.as_mut())
-            .ok_or_else(|| E2eError::NoSession { name: to.clone() })?;
+        let now = self.clock.wrapping_add(1);
+        let no_session = || E2eError::NoSession { name: to.clone() };
+        let sessions = self.peers.get_mut(to).ok_or_else(no_session)?;
+        let session = sessions.current.as_mut().ok_or_else(no_session)?;
         if pinned.is_some_and(|p| p != session.peer) {
             return Err(E2eError::IdentityMismatch { name: to.clone() }.into());
         }
-        // A body is at most MAX_BODY_LEN, so the envelope is at most MAX_BODY_LEN + 162 bytes,
+        // A body is at most MAX_BODY_LEN, so the envelope is at most MAX_BODY_LEN + 226 bytes,
         // within MAX_ENVELOPE_LEN.
         let prekey = session.prekey.as_ref();
         let envelope_len = envelope::encoded_len(prekey, body.as_bytes().len() + AEAD_TAG_LEN);
@@ -311,6 +399,8 @@ impl Peers {
                 out
             })
             .map_err(E2eError::from)?;
+        sessions.last_active = now;
+        self.clock = now;
         Ok(sealed)
     }
 
@@ -319,8 +409,8 @@ impl Peers {
     ///
     /// # Errors
     /// Malformed envelope ([`Error::Wire`]), or [`Error::E2e`]: identity mismatch with a verified
-    /// identity, unknown prekey, replayed prekey message, no session, too many peers, or the
-    /// ratchet's refusal.
+    /// identity, an invalid initiator identity, unknown prekey, replayed prekey message, no
+    /// session, too many peers, or the ratchet's refusal.
     pub fn decrypt(
         &mut self,
         own_name: &Name,
@@ -332,6 +422,11 @@ impl Peers {
 
     /// [`Self::decrypt`] of an envelope given up: the body is decrypted in the envelope's own
     /// buffer, which becomes the [`Decrypted::body`] (the receive path allocates nothing for it).
+    ///
+    /// The work one envelope may cause is bounded across every session it is tried in
+    /// ([`WorkBudget`], SPEC.md §12.5), and refusing it costs nothing that grows with the number
+    /// of peers or stored keys: one map look-up by `from`, then at most
+    /// `1 + MAX_ARCHIVED_SESSIONS` sessions of that one peer.
     ///
     /// # Errors
     /// As [`Self::decrypt`].
@@ -360,78 +455,172 @@ impl Peers {
             Body::new(buffer)
         };
         let pinned = self.pinned.get(from).copied();
-        match prekey {
-            None => {
-                let sessions = self
-                    .peers
-                    .get_mut(from)
-                    .ok_or_else(|| E2eError::NoSession { name: from.clone() })?;
-                open_in_any(sessions, pinned, |_| true, &header, &mut buffer, start)
+        let mut budget = WorkBudget::per_envelope();
+        let Some(prekey) = prekey else {
+            let sessions = self
+                .peers
+                .get_mut(from)
+                .ok_or_else(|| E2eError::NoSession { name: from.clone() })?;
+            let opened =
+                open_in_any(sessions, pinned, |_| true, &header, &mut buffer, start, &mut budget)
                     .ok_or_else(|| E2eError::NoSession { name: from.clone() })??;
-                Ok(Decrypted { body: into_body(buffer)?, new_session: false })
-            }
-            Some(prekey) => {
-                if pinned.is_some_and(|p| p != prekey.identity)
-                    && !crate::flaws::on(crate::flaws::Flaw::SkipPinOnReceive)
-                {
-                    return Err(E2eError::IdentityMismatch { name: from.clone() }.into());
+            self.touch(from, opened.skipped_before);
+            let body = into_body(buffer)?;
+            return Ok(Decrypted { body, identity: opened.identity, started: None });
+        };
+        if pinned.is_some_and(|p| p != prekey.identity)
+            && !crate::flaws::on(crate::flaws::Flaw::SkipPinOnReceive)
+        {
+            return Err(E2eError::IdentityMismatch { name: from.clone() }.into());
+        }
+        let belongs = |s: &PeerSession| s.base_key == prekey.base_key && s.peer == prekey.identity;
+        if let Some(sessions) = self.peers.get_mut(from)
+            && let Some(result) =
+                open_in_any(sessions, pinned, belongs, &header, &mut buffer, start, &mut budget)
+        {
+            let opened = result?;
+            self.touch(from, opened.skipped_before);
+            let body = into_body(buffer)?;
+            return Ok(Decrypted { body, identity: opened.identity, started: None });
+        }
+        if self.peers.get(from).is_some_and(|p| p.knows_base_key(&prekey.base_key)) {
+            return Err(E2eError::ReplayedPrekeyMessage.into());
+        }
+        let responded = x3dh::respond(&self.identity, own_name, from, &self.prekeys, &prekey)?;
+        let mut session = PeerSession {
+            ratchet: Session::responder(
+                responded.shared_secret().clone(),
+                responded.ad().to_vec(),
+                responded.ratchet_key().clone(),
+            ),
+            peer: prekey.identity,
+            base_key: prekey.base_key,
+            prekey: None,
+        };
+        session
+            .ratchet
+            .decrypt_within(&header, &mut buffer, start, &mut budget)
+            .map_err(E2eError::from)?;
+        // The message is authentic; the last check that can refuse it is room for a new peer.
+        let evicted = self.eviction_for(from)?;
+        // Everything fallible is done: commit.
+        if let Some(id) = prekey
+            .one_time_prekey_id
+            .filter(|_| !crate::flaws::on(crate::flaws::Flaw::KeepOneTimePrekey))
+        {
+            self.prekeys.remove_one_time(id);
+        }
+        let started = self.install(from, session, prekey.one_time_prekey_id.is_some(), evicted);
+        self.touch(from, 0);
+        let body = into_body(buffer)?;
+        Ok(Decrypted { body, identity: prekey.identity, started: Some(started) })
+    }
+
+    /// The peer to evict so that a session with `name` fits: none if `name` has sessions already or
+    /// there is room; else the least recently active peer that is not pinned, has no messages
+    /// waiting for its bundle and no session this client started that is still unanswered.
+    ///
+    /// # Errors
+    /// [`E2eError::TooManyPeers`] if every peer is spared.
+    fn eviction_for(&self, name: &Name) -> Result<Option<Name>, E2eError> {
+        if self.peers.contains_key(name) || self.peers.len() < MAX_PEERS {
+            return Ok(None);
+        }
+        self.peers
+            .iter()
+            .filter(|(peer, sessions)| {
+                !self.pinned.contains_key(*peer)
+                    && !self.pending.contains_key(*peer)
+                    && sessions.evictable()
+            })
+            .min_by_key(|(_, sessions)| sessions.last_active)
+            .map(|(peer, _)| Some(peer.clone()))
+            .ok_or(E2eError::TooManyPeers)
+    }
+
+    /// Installs `session` as `name`'s current session, after evicting `evicted`.
+    fn install(
+        &mut self,
+        name: &Name,
+        session: PeerSession,
+        one_time_prekey: bool,
+        evicted: Option<Name>,
+    ) -> SessionStart {
+        if let Some(gone) = &evicted {
+            self.peers.remove(gone);
+        }
+        let replaced_identity = self.peers.entry(name.clone()).or_default().install(session);
+        self.touch(name, 0);
+        SessionStart { one_time_prekey, replaced_identity, evicted }
+    }
+
+    /// Marks `name` as the most recently active peer and, if its sessions now hold more skipped
+    /// keys than `skipped_before`, enforces [`MAX_SKIPPED_KEYS_PER_CLIENT`].
+    fn touch(&mut self, name: &Name, skipped_before: usize) {
+        self.clock = self.clock.wrapping_add(1);
+        let Some(sessions) = self.peers.get_mut(name) else { return };
+        sessions.last_active = self.clock;
+        if sessions.skipped_key_count() > skipped_before {
+            self.enforce_skipped_key_cap();
+        }
+    }
+
+    /// Evicts skipped keys beyond [`MAX_SKIPPED_KEYS_PER_CLIENT`]: those of the least recently
+    /// active peers first, within a peer its oldest session first, within a session its oldest key
+    /// first (SPEC.md §12.5). Runs only after a message has opened and stored new keys.
+    fn enforce_skipped_key_cap(&mut self) {
+        let total: usize = self.peers.values().map(PeerSessions::skipped_key_count).sum();
+        let Some(mut excess) = total.checked_sub(MAX_SKIPPED_KEYS_PER_CLIENT).filter(|e| *e > 0)
+        else {
+            return;
+        };
+        let mut by_activity: Vec<(u64, Name)> =
+            self.peers.iter().map(|(name, s)| (s.last_active, name.clone())).collect();
+        by_activity.sort_unstable();
+        for (_, name) in by_activity {
+            let Some(sessions) = self.peers.get_mut(&name) else { continue };
+            for session in sessions.sessions_mut() {
+                excess -= session.ratchet.evict_skipped_keys(excess);
+                if excess == 0 {
+                    return;
                 }
-                let belongs =
-                    |s: &PeerSession| s.base_key == prekey.base_key && s.peer == prekey.identity;
-                if let Some(sessions) = self.peers.get_mut(from)
-                    && let Some(result) =
-                        open_in_any(sessions, pinned, belongs, &header, &mut buffer, start)
-                {
-                    result?;
-                    return Ok(Decrypted { body: into_body(buffer)?, new_session: false });
-                }
-                if self.peers.get(from).is_some_and(|p| p.knows_base_key(&prekey.base_key)) {
-                    return Err(E2eError::ReplayedPrekeyMessage.into());
-                }
-                self.check_capacity(from)?;
-                let responded =
-                    x3dh::respond(&self.identity, own_name, from, &self.prekeys, &prekey)?;
-                let mut session = PeerSession {
-                    ratchet: Session::responder(
-                        responded.shared_secret().clone(),
-                        responded.ad().to_vec(),
-                        responded.ratchet_key().clone(),
-                    ),
-                    peer: prekey.identity,
-                    base_key: prekey.base_key,
-                    prekey: None,
-                };
-                session
-                    .ratchet
-                    .decrypt_in_place(&header, &mut buffer, start)
-                    .map_err(E2eError::from)?;
-                // Everything fallible is done: commit.
-                if let Some(id) = prekey
-                    .one_time_prekey_id
-                    .filter(|_| !crate::flaws::on(crate::flaws::Flaw::KeepOneTimePrekey))
-                {
-                    self.prekeys.remove_one_time(id);
-                }
-                self.peers.entry(from.clone()).or_default().install(session);
-                Ok(Decrypted { body: into_body(buffer)?, new_session: true })
             }
         }
     }
 
-    /// Refuses a session with a new peer beyond [`MAX_PEERS`].
-    fn check_capacity(&self, name: &Name) -> Result<(), E2eError> {
-        if !self.peers.contains_key(name) && self.peers.len() >= MAX_PEERS {
-            return Err(E2eError::TooManyPeers);
-        }
-        Ok(())
+    /// How many skipped keys this client stores, over every session (at most
+    /// [`MAX_SKIPPED_KEYS_PER_CLIENT`]).
+    #[must_use]
+    pub fn skipped_key_count(&self) -> usize {
+        self.peers.values().map(PeerSessions::skipped_key_count).sum()
     }
+
+    /// How many peers this client keeps sessions with (at most [`MAX_PEERS`]).
+    #[must_use]
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// How many one-time prekeys this client holds (uploaded or not).
+    #[must_use]
+    pub fn one_time_prekey_count(&self) -> usize {
+        self.prekeys.one_time_count()
+    }
+}
+
+/// What [`open_in_any`] found: the identity of the session that opened the message, and how many
+/// skipped keys the peer held before.
+struct Opened {
+    identity: IdentityPublic,
+    skipped_before: usize,
 }
 
 /// Opens the ratchet message (`header`, and the ciphertext `buffer[start..]`) in place, in the
 /// first of `sessions` (current, then archived newest first) that `accepts` and that opens it,
 /// promoting an archived session that does. `None` if no session qualifies; otherwise success, or
 /// the current (else first tried) session's error. Transactional: only the session that opens the
-/// message changes, and a session that fails leaves `buffer` as it was for the next.
+/// message changes, and a session that fails leaves `buffer` as it was for the next. Every attempt
+/// charges `budget`, which bounds the work of the whole envelope (SPEC.md §12.5).
 fn open_in_any(
     sessions: &mut PeerSessions,
     pinned: Option<IdentityPublic>,
@@ -439,14 +628,16 @@ fn open_in_any(
     header: &Header,
     buffer: &mut Vec<u8>,
     start: usize,
-) -> Option<Result<(), E2eError>> {
+    budget: &mut WorkBudget,
+) -> Option<Result<Opened, E2eError>> {
+    let skipped_before = sessions.skipped_key_count();
     let allowed = |s: &PeerSession| accepts(s) && pinned.is_none_or(|p| p == s.peer);
     let mut first_error = None;
     if let Some(current) = sessions.current.as_mut().filter(|s| allowed(s)) {
-        match current.ratchet.decrypt_in_place(header, buffer, start) {
+        match current.ratchet.decrypt_within(header, buffer, start, budget) {
             Ok(()) => {
                 current.prekey = None;
-                return Some(Ok(()));
+                return Some(Ok(Opened { identity: current.peer, skipped_before }));
             }
             Err(e) => first_error = Some(E2eError::from(e)),
         }
@@ -455,11 +646,12 @@ fn open_in_any(
         let Some(archived) = sessions.archived.get_mut(index).filter(|s| allowed(s)) else {
             continue;
         };
-        match archived.ratchet.decrypt_in_place(header, buffer, start) {
+        match archived.ratchet.decrypt_within(header, buffer, start, budget) {
             Ok(()) => {
                 archived.prekey = None;
+                let identity = archived.peer;
                 sessions.promote(index);
-                return Some(Ok(()));
+                return Some(Ok(Opened { identity, skipped_before }));
             }
             Err(e) => {
                 first_error.get_or_insert(E2eError::from(e));

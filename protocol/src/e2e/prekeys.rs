@@ -18,7 +18,7 @@
 //! "e2e-ref/signed-prekey/v1" (24) || IK_dh (32) || BE32(spk_id) (4) || SPK (32)       92 bytes
 //! ```
 //!
-//! built in one place, [`signed_prekey_message`], for the signer ([`IdentityKeyPair::sign_prekey`])
+//! built in one place, [`super::signed::signed_prekey_message`], for the signer ([`IdentityKeyPair::sign_prekey`])
 //! and the verifier (`super::bundle`) alike.
 
 use core::fmt;
@@ -27,48 +27,21 @@ use std::collections::BTreeMap;
 
 use rand_core::CryptoRng;
 
-use crate::suite::{DH_LEN, PrivateKey, PublicKey, Signature};
+use crate::suite::{PrivateKey, Signature};
 use crate::wire::{
     BundleRefusal, MAX_ENCODED_PREKEYS, OneTimePrekeyPublic, SignedPrekeyPublic, UploadedBundle,
 };
 
 use super::identity::IdentityKeyPair;
-use super::{E2eError, MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEYS_PER_UPLOAD};
-
-/// The domain-separation label of a signed prekey's signature: the 24 ASCII bytes shown, no
-/// terminator (SPEC.md §10.2).
-pub const SIGNED_PREKEY_LABEL: &[u8; 24] = b"e2e-ref/signed-prekey/v1";
-
-/// Length of the message a signed prekey's signature covers: label, `IK_dh`, `BE32(id)`, `SPK`.
-pub const SIGNED_PREKEY_MESSAGE_LEN: usize = SIGNED_PREKEY_LABEL.len() + DH_LEN + 4 + DH_LEN;
+use super::{
+    E2eError, MAX_HELD_ONE_TIME_PREKEYS, MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEYS_PER_UPLOAD,
+};
 
 /// The id of the signed prekey a new store makes; its one-time prekeys follow from `2`.
 pub const FIRST_PREKEY_ID: u32 = 1;
 
 // An upload carries at most MAX_ONE_TIME_PREKEYS one-time prekeys, which the codec can always encode.
 const _: () = assert!(MAX_ONE_TIME_PREKEYS <= MAX_ENCODED_PREKEYS);
-
-/// The message a signed prekey's signature covers (SPEC.md §10.2):
-/// `"e2e-ref/signed-prekey/v1" || IK_dh || BE32(id) || key`.
-///
-/// Binding `IK_dh` ties the X25519 half of the identity to the Ed25519 half that signs. This is the
-/// only place the message is built; signing and verification both call it.
-#[must_use]
-pub fn signed_prekey_message(
-    identity_dh: &PublicKey,
-    id: u32,
-    key: &PublicKey,
-) -> [u8; SIGNED_PREKEY_MESSAGE_LEN] {
-    let mut message = [0u8; SIGNED_PREKEY_MESSAGE_LEN];
-    let (label, rest) = message.split_at_mut(SIGNED_PREKEY_LABEL.len());
-    let (ik, rest) = rest.split_at_mut(DH_LEN);
-    let (id_bytes, spk) = rest.split_at_mut(4);
-    label.copy_from_slice(SIGNED_PREKEY_LABEL);
-    ik.copy_from_slice(identity_dh.as_bytes());
-    id_bytes.copy_from_slice(&id.to_be_bytes());
-    spk.copy_from_slice(key.as_bytes());
-    message
-}
 
 /// The id counter has passed `u32::MAX`: the client has made 2^32 − 1 prekeys and cannot make
 /// another without reusing an id, which SPEC.md §10.2 forbids. (Unreachable in practice — it takes
@@ -215,6 +188,11 @@ impl PrekeyStore {
         for id in (0..count).map(|i| first + i) {
             self.one_time.insert(id, PrivateKey::generate(rng));
         }
+        // Keys handed out but never used pile up with every replenishment: keep the newest
+        // MAX_HELD_ONE_TIME_PREKEYS (SPEC.md §10.2).
+        while self.one_time.len() > MAX_HELD_ONE_TIME_PREKEYS {
+            self.one_time.pop_first();
+        }
         Ok(())
     }
 
@@ -273,6 +251,7 @@ mod tests {
 
     use super::*;
     use crate::e2e::bundle::validate_upload;
+    use crate::e2e::signed::signed_prekey_message;
 
     fn setup(seed: u64) -> (IdentityKeyPair, PrekeyStore, ChaCha20Rng) {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -283,18 +262,6 @@ mod tests {
 
     fn ids(upload: &UploadedBundle) -> Vec<u32> {
         upload.one_time_prekeys().iter().map(|o| o.id).collect()
-    }
-
-    #[test]
-    fn signed_prekey_message_layout() {
-        let ik = PublicKey::from_bytes([0xAA; 32]);
-        let spk = PublicKey::from_bytes([0xBB; 32]);
-        let m = signed_prekey_message(&ik, 0x0102_0304, &spk);
-        assert_eq!(m.len(), 92);
-        assert_eq!(&m[..24], b"e2e-ref/signed-prekey/v1");
-        assert_eq!(&m[24..56], &[0xAA; 32]);
-        assert_eq!(&m[56..60], &[1, 2, 3, 4]);
-        assert_eq!(&m[60..], &[0xBB; 32]);
     }
 
     #[test]

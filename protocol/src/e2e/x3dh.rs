@@ -23,7 +23,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::suite::{DH_LEN, PrivateKey, PublicKey, Secret, SharedSecret, hkdf_sha256};
+use crate::suite::{DH_LEN, PrivateKey, PublicKey, Secret, SharedSecret, Signature, hkdf_sha256};
 use crate::wire::{IdentityPublic, Name};
 
 use super::E2eError;
@@ -61,6 +61,9 @@ const MAX_IKM_LEN: usize = DH_LEN * 5;
 pub struct PrekeyHeader {
     /// The initiator's identity `IK_A`.
     pub identity: IdentityPublic,
+    /// `id_sig`: `IK_A_sig`'s signature over `IK_A_dh` (SPEC.md §10.1), which the responder
+    /// verifies before anything else, so that the identity it shows and pins is one whole identity.
+    pub identity_signature: Signature,
     /// The initiator's ephemeral public key `EK_A`, the session's base key (§11.3).
     pub base_key: PublicKey,
     /// The id of the responder's signed prekey used (`spk_id`).
@@ -201,6 +204,7 @@ pub fn initiate(
         their_ratchet_key: spk.key,
         header: PrekeyHeader {
             identity,
+            identity_signature: ours.binding_signature(),
             base_key: ephemeral.public_key(),
             signed_prekey_id: spk.id,
             one_time_prekey_id: opk.map(|opk| opk.id),
@@ -212,7 +216,9 @@ pub fn initiate(
 /// private keys. Reads `store`, never changes it.
 ///
 /// # Errors
-/// In this order: [`E2eError::UnknownPrekey`] with the signed prekey id if it is neither the
+/// In this order: [`E2eError::Bundle`] if `IK_A` is not one whole, valid identity
+/// ([`super::bundle::verify_initiator`]: `BadSigningKey`, `LowOrderKey`, `BadSignature`);
+/// [`E2eError::UnknownPrekey`] with the signed prekey id if it is neither the
 /// current nor the previous signed prekey, then with the one-time prekey id if that is not held;
 /// [`E2eError::Crypto`]`(NonContributory)` if a DH output is all zero (`IK_A_dh` or `EK_A` of
 /// small order).
@@ -223,6 +229,7 @@ pub fn respond(
     store: &PrekeyStore,
     header: &PrekeyHeader,
 ) -> Result<Responded, E2eError> {
+    super::bundle::verify_initiator(&header.identity, &header.identity_signature)?;
     let spk = store
         .signed_prekey(header.signed_prekey_id)
         .ok_or(E2eError::UnknownPrekey { id: header.signed_prekey_id })?;
@@ -394,19 +401,27 @@ mod tests {
             respond(&other_b.identity, &name("bob"), &name("alice"), &b.store, &header).unwrap();
         assert_ne!(wrong_bob.shared_secret(), base.shared_secret());
         assert_ne!(wrong_bob.ad(), base.ad());
-        let claimed = PrekeyHeader { identity: alice(9).public(), ..header };
+        let other = alice(9);
+        let claimed = PrekeyHeader {
+            identity: other.public(),
+            identity_signature: other.binding_signature(),
+            ..header
+        };
         let r = respond(&b.identity, &name("bob"), &name("alice"), &b.store, &claimed).unwrap();
         assert_ne!(r.shared_secret(), base.shared_secret());
         assert_ne!(r.ad(), base.ad());
-        // Only the Ed25519 half of IK_A changed: SK is the same, AD is not (so the first message
-        // fails to open — §12.3 binds AD into every AEAD).
-        let sign_only = PrekeyHeader {
-            identity: IdentityPublic { sign: alice(9).public().sign, ..header.identity },
-            ..header
-        };
-        let r = respond(&b.identity, &name("bob"), &name("alice"), &b.store, &sign_only).unwrap();
-        assert_eq!(r.shared_secret(), base.shared_secret());
-        assert_ne!(r.ad(), base.ad());
+        // One half of IK_A replaced by another identity's, with Alice's id_sig: the signature no
+        // longer covers the claimed identity, and Bob computes nothing (SPEC.md §11.2).
+        for mixed in [
+            IdentityPublic { sign: other.public().sign, ..header.identity },
+            IdentityPublic { dh: other.public().dh, ..header.identity },
+        ] {
+            let h = PrekeyHeader { identity: mixed, ..header };
+            assert_eq!(
+                respond(&b.identity, &name("bob"), &name("alice"), &b.store, &h),
+                Err(E2eError::Bundle(crate::wire::BundleRefusal::BadSignature))
+            );
+        }
         let base_key = PrekeyHeader { base_key: ephemeral(5).public_key(), ..header };
         assert_ne!(
             respond(&b.identity, &name("bob"), &name("alice"), &b.store, &base_key)
@@ -469,13 +484,19 @@ mod tests {
             for h in [
                 PrekeyHeader { base_key: low, ..header },
                 PrekeyHeader { base_key: low, one_time_prekey_id: None, ..header },
-                PrekeyHeader { identity: IdentityPublic { dh: low, ..header.identity }, ..header },
             ] {
                 assert_eq!(
                     respond(&b.identity, &name("bob"), &name("alice"), &b.store, &h),
                     Err(E2eError::Crypto(CryptoError::NonContributory))
                 );
             }
+            // A low-order IK_A_dh never reaches DH1: the identity check refuses it first.
+            let h =
+                PrekeyHeader { identity: IdentityPublic { dh: low, ..header.identity }, ..header };
+            assert_eq!(
+                respond(&b.identity, &name("bob"), &name("alice"), &b.store, &h),
+                Err(E2eError::Bundle(crate::wire::BundleRefusal::LowOrderKey))
+            );
         }
         // On the initiator's side a verified bundle has no low-order key, and no private key makes
         // the output zero (clamping sets bit 254): even the all-zero "ephemeral" works.

@@ -5,11 +5,16 @@
 //! Signatures are made with real identity keys where the input asks for a genuine one, so the
 //! fuzzer reaches the rules behind the signature check (counts, duplicate ids, the directory's
 //! accumulation), and the harness checks both roles against a model of §10.3 and §15.2 written from
-//! the spec: the server's verdict and count, what a fetch hands out (each one-time prekey at most
-//! once, oldest first), that everything the server stores passes the client's check, and that the
-//! client starts a session exactly when [`verify_fetched`] accepts the bundle.
+//! the spec: the server's verdict and count; what a fetch hands out — each one-time prekey at most
+//! once, oldest first, and to each requester at most one per upload of the owner (later fetches get
+//! the bundle without one); that a fetch is answered once, to the requester, and that the owner
+//! (online here) is sent `PrekeysLow` with the count left exactly when the fetch took a one-time
+//! prekey and left at most `PREKEYS_LOW_WATER` (after the answer, on the same channel when owner
+//! and requester are one); that an upload is answered once and sends no notice; that everything
+//! the server stores passes the client's check; and that the client starts a session exactly when
+//! [`verify_fetched`] accepts the bundle.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
@@ -19,7 +24,7 @@ use crate::channel::Transport;
 use crate::e2e::bundle::verify_fetched;
 use crate::e2e::identity::IdentityKeyPair;
 use crate::e2e::peers::Peers;
-use crate::e2e::{E2eError, MAX_ONE_TIME_PREKEYS};
+use crate::e2e::{E2eError, MAX_ONE_TIME_PREKEYS, PREKEYS_LOW_WATER};
 use crate::roles::{Client, ClientEvent, LinkId, Server, ServerEvent};
 use crate::suite::{PrivateKey, PublicKey, Signature, VerifyingKey};
 use crate::wire::{
@@ -325,6 +330,9 @@ struct Stored {
     identity: IdentityPublic,
     signed_prekey: SignedPrekeyPublic,
     one_time: VecDeque<OneTimePrekeyPublic>,
+    /// Who took a one-time prekey since the owner's last upload: each requester gets one per
+    /// upload.
+    takers: BTreeSet<Name>,
 }
 
 /// The state of one run.
@@ -461,10 +469,12 @@ impl Run {
                     self.directory.get(&uploader.name).filter(|s| s.identity == *bundle.identity());
                 let mut one_time = same.map(|s| s.one_time.clone()).unwrap_or_default();
                 one_time.extend(bundle.one_time_prekeys().iter().copied());
+                // Every stored upload starts a new round: each requester may take one again.
                 let stored = Stored {
                     identity: *bundle.identity(),
                     signed_prekey: *bundle.signed_prekey(),
                     one_time,
+                    takers: BTreeSet::new(),
                 };
                 self.directory.insert(uploader.name.clone(), stored);
             }
@@ -524,35 +534,79 @@ impl Run {
         Ok(stored_count + one_time.len())
     }
 
-    /// `who` fetches `name`'s bundle; checks it against the model, and that it passes the client's
-    /// check. With `to_client`, the answer goes on to the client.
+    /// `who` fetches `name`'s bundle; checks the answer against the model, that it passes the
+    /// client's check, and the `PrekeysLow` notice the owner is owed. With `to_client`, the answer
+    /// goes on to the client.
     fn fetch(&mut self, who: usize, name: Name, to_client: bool) {
-        let uploader = self.world.uploaders[who].clone();
+        let requester = self.world.uploaders[who].clone();
         let request = Message::FetchBundle { name: name.clone() };
         let frame = seal_message(&mut self.world.uploaders[who].transport, &request);
         let out =
-            must(self.world.server.handle(uploader.link, &frame, &mut self.world.rng), "fetch");
-        let [(link, frame)] = &out.transmit[..] else {
-            fail(format_args!("a fetch is answered once: {out:?}"));
+            must(self.world.server.handle(requester.link, &frame, &mut self.world.rng), "fetch");
+        // §15.2 from the model: the oldest one-time prekey, unless this requester took one since
+        // the owner's last upload; and a notice to the owner, who is online here (alice and bob
+        // stay connected), if that took one and left PREKEYS_LOW_WATER or fewer.
+        let (expected, notice) = match self.directory.get_mut(&name) {
+            None => (None, None),
+            Some(stored) => {
+                let one_time = if stored.takers.contains(&requester.name) {
+                    None
+                } else {
+                    stored.one_time.pop_front()
+                };
+                if one_time.is_some() {
+                    stored.takers.insert(requester.name.clone());
+                }
+                let left = stored.one_time.len();
+                let notice = (one_time.is_some() && left <= PREKEYS_LOW_WATER).then_some(left);
+                (Some((stored.clone(), one_time)), notice)
+            }
         };
-        assert_eq!(*link, uploader.link);
+        let owner = self.world.uploaders.iter().position(|u| u.name == name);
+        let notice = notice.map(|left| {
+            let Some(owner) = owner else { fail(format_args!("{name} has a bundle but no link")) };
+            (owner, left)
+        });
+        // The answer to the requester, first; then the notice to the owner, if it is owed.
+        let want_frames = 1 + usize::from(notice.is_some());
+        assert_eq!(out.transmit.len(), want_frames, "a fetch of {name} sent {out:?}");
+        let (link, frame) = &out.transmit[0];
+        assert_eq!(*link, requester.link, "a fetch answered elsewhere");
         let reply = open(&mut self.world.uploaders[who].transport, frame);
-        match (self.directory.get_mut(&name), &reply) {
-            (None, Message::NoBundle { name: n }) => assert_eq!(*n, name),
-            (Some(stored), Message::Bundle { name: n, bundle }) => {
+        if let Some((owner, left)) = notice {
+            let (link, frame) = &out.transmit[1];
+            assert_eq!(*link, self.world.uploaders[owner].link, "PrekeysLow sent elsewhere");
+            let got = open(&mut self.world.uploaders[owner].transport, frame);
+            let want = u16::try_from(left).unwrap_or(u16::MAX);
+            assert_eq!(got, Message::PrekeysLow { one_time_prekeys: want }, "the notice");
+        }
+        let event = match (&expected, &reply) {
+            (None, Message::NoBundle { name: n }) => {
+                assert_eq!(*n, name);
+                ServerEvent::NoBundle { by: requester.name.clone(), name: name.clone() }
+            }
+            (Some((stored, one_time)), Message::Bundle { name: n, bundle }) => {
                 assert_eq!(*n, name);
                 assert_eq!(bundle.identity, stored.identity);
                 assert_eq!(bundle.signed_prekey, stored.signed_prekey);
-                assert_eq!(bundle.one_time_prekey, stored.one_time.pop_front(), "not the oldest");
+                assert_eq!(
+                    bundle.one_time_prekey, *one_time,
+                    "not the oldest, or a second one for {}",
+                    requester.name
+                );
                 must(
                     verify_fetched(&name, bundle, None),
                     "the server handed out a bundle the client refuses",
                 );
+                let one_time_prekey = one_time.map(|k| k.id);
+                ServerEvent::BundleFetched { by: requester.name.clone(), name, one_time_prekey }
             }
             (stored, reply) => {
                 fail(format_args!("fetch of {name}: stored {stored:?}, answered {reply:?}"))
             }
-        }
+        };
+        assert_eq!(out.events, [event], "the server's account of a fetch");
+        assert!(out.close.is_empty(), "a fetch closed {:?}", out.close);
         if to_client {
             self.deliver_to_client(&reply.encode());
         }

@@ -6,9 +6,15 @@
 //!
 //! Invariants: a call that fails leaves Bob `==` to a clone from before; content that is refused
 //! (`Dropped`) leaves Bob `==` to a clone that was handed a message it never expects, sealed with
-//! the same nonce (so only the channel moved); nothing is accepted twice; an envelope is accepted
-//! only if Alice sealed it, only as hers, and only once; and every genuine envelope still decrypts
-//! afterwards, in any order and across Alice's session restarts, followed by a new one.
+//! the same nonce (so only the channel moved); an envelope is accepted only if Alice sealed it,
+//! only as hers (`Protection::E2e` with Alice's identity), and only once, whatever id it travels
+//! under — e2e ids are the server's labels, checked by no window (§15.3): replay protection is the
+//! ratchet's; Bob accepts no hop message: every hop `Deliver` is refused with
+//! `Unexpected { state: "e2e", got: "Deliver" }`, and no `Received` is ever `Protection::Hop`;
+//! `PrekeysLow { n }` is answered with one upload of `min(10, 100 − n)` new one-time prekeys under
+//! Bob's identity and signed prekey (`PrekeysReplenished`), or nothing if there is no room; every
+//! other message Bob handles sends nothing; and every genuine envelope still decrypts afterwards,
+//! in any order, under any id, and across Alice's session restarts, followed by a new one.
 
 use std::sync::OnceLock;
 
@@ -16,12 +22,16 @@ use arbitrary::Arbitrary;
 use rand_chacha::ChaCha20Rng;
 
 use crate::channel::Transport;
-use crate::e2e::MAX_ARCHIVED_SESSIONS;
 use crate::e2e::envelope::{EnvelopeBody, RatchetMessage};
 use crate::e2e::peers::Peers;
-use crate::roles::{Client, ClientEvent, ClientOutputs};
+use crate::e2e::{MAX_ARCHIVED_SESSIONS, MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEYS_PER_UPLOAD};
+use crate::error::{Error, ProtocolError};
+use crate::roles::{Client, ClientEvent, ClientOutputs, Protection};
 use crate::suite::PrivateKey;
-use crate::wire::{Body, Codec, Envelope, FetchedBundle, Message, MessageId, Name, UploadedBundle};
+use crate::wire::{
+    Body, Codec, Envelope, FetchedBundle, Message, MessageId, Name, OneTimePrekeyPublic,
+    UploadedBundle,
+};
 
 use super::hop_server::{body_of, envelope_of};
 use super::input::{Bytes, Encode, Mutation, NameChoice, SmallBytes, decode_all, variant};
@@ -31,7 +41,8 @@ use super::{fail, must};
 /// Which id an envelope travels under.
 #[derive(Arbitrary, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Id {
-    /// One above every id Bob accepted from alice: the window never refuses it.
+    /// One above every id Bob accepted from alice: a plausible label (e2e ids are not checked,
+    /// §15.3; any id must do).
     Fresh,
     /// Exactly this id.
     Exact(u64),
@@ -268,8 +279,8 @@ struct Run {
     delivered: Vec<Envelope>,
     /// Every frame the server end sealed.
     frames: Vec<Vec<u8>>,
-    /// Every `(from, id)` Bob accepted.
-    accepted: Vec<(Name, MessageId)>,
+    /// The one-time prekeys Bob published in this run, answering `PrekeysLow`.
+    replenished: Vec<OneTimePrekeyPublic>,
     /// Bob accepted a frame or an envelope nobody sealed: libFuzzer, which traces the comparison of
     /// expected and received AEAD tags, can learn a valid tag (no real attacker can). Such a frame
     /// may consume keys the genuine messages need, so from then on their delivery is not checked.
@@ -304,7 +315,7 @@ impl Run {
             waiting: Vec::new(),
             delivered: Vec::new(),
             frames: Vec::new(),
-            accepted: Vec::new(),
+            replenished: Vec::new(),
             forged: false,
         }
     }
@@ -341,12 +352,15 @@ impl Run {
                 let Some(i) = usize::from(*index).checked_rem(self.waiting.len()) else { return };
                 let Some(id) = self.id(*id) else { return };
                 let (envelope, body) = self.waiting[i].clone();
-                let fresh = id.0 > self.last_id;
                 let out = self.deliver(&Message::E2eDeliver { id, from: alice(), envelope });
-                if fresh && !self.forged {
-                    // §12.4: a genuine message decrypts whatever came before it, in any order.
-                    let want = ClientEvent::Received { from: alice(), id, body };
-                    assert!(out.events.contains(&want), "genuine envelope refused: {out:?}");
+                if !self.forged {
+                    // §12.4: a genuine message decrypts whatever came before it, in any order, and
+                    // whatever id the server gives it (§15.3: e2e ids are labels, not checked).
+                    let accepted = out.events.iter().any(|e| {
+                        matches!(e, ClientEvent::Received { from, id: got, body: b, .. }
+                            if *from == alice() && *got == id && *b == body)
+                    });
+                    assert!(accepted, "genuine envelope refused: {out:?}");
                 }
             }
             Op::Mutate { index, mutation, id } => {
@@ -374,7 +388,11 @@ impl Run {
             Op::HopDeliver { from, id, body } => {
                 let Some(id) = self.id(*id) else { return };
                 let body = body_of(&body.0);
-                self.deliver(&Message::Deliver { id, from: from.name(), body });
+                let out = self.deliver(&Message::Deliver { id, from: from.name(), body });
+                // §15.3: a client that speaks e2e refuses every hop message, whoever it claims.
+                let refused = ProtocolError::Unexpected { state: "e2e", got: "Deliver" };
+                let want = ClientEvent::Dropped { error: Error::Protocol(refused) };
+                assert_eq!(out.events, [want], "Bob took a hop Deliver");
             }
             Op::Raw(bytes) => self.outside(&bytes.0),
             Op::ReplayFrame(index) => {
@@ -454,22 +472,61 @@ impl Run {
             );
             assert!(out.transmit.is_empty() && out.events.len() == 1, "{out:?}");
         }
-        self.check_received(&out, Message::decode(plaintext).ok().as_ref());
+        let message = Message::decode(plaintext).ok();
+        self.check_answer(&out, message.as_ref());
+        self.check_received(&out, message.as_ref());
         out
+    }
+
+    /// Reads what Bob sent in answer to `message` (so the server end stays in step with him):
+    /// only `PrekeysLow` is answered, with one upload of new one-time prekeys (§15.3).
+    fn check_answer(&mut self, out: &ClientOutputs, message: Option<&Message>) {
+        let sent: Vec<Message> =
+            out.transmit.iter().map(|frame| open(&mut self.server_end, frame)).collect();
+        let Some(Message::PrekeysLow { one_time_prekeys }) = message else {
+            assert!(sent.is_empty(), "Bob answered {message:?} with {sent:?}");
+            return;
+        };
+        let room = MAX_ONE_TIME_PREKEYS.saturating_sub(usize::from(*one_time_prekeys));
+        let made = ONE_TIME_PREKEYS_PER_UPLOAD.min(room);
+        if made == 0 {
+            assert!(sent.is_empty() && out.events.is_empty(), "no room, yet {out:?}");
+            return;
+        }
+        assert_eq!(out.events, [ClientEvent::PrekeysReplenished { made }], "{sent:?}");
+        let [Message::UploadBundle { bundle }] = &sent[..] else {
+            fail(format_args!("PrekeysLow answered with {sent:?}"));
+        };
+        assert_eq!(bundle.identity(), self.bundle.identity(), "uploaded under another identity");
+        assert_eq!(bundle.signed_prekey(), self.bundle.signed_prekey(), "another signed prekey");
+        let new = bundle.one_time_prekeys();
+        assert_eq!(new.len(), made, "the upload carries {} one-time prekeys", new.len());
+        let mut published = self.bundle.one_time_prekeys().iter().chain(&self.replenished);
+        assert!(
+            !published.any(|p| new.iter().any(|k| p.id == k.id || p.key == k.key)),
+            "a replenished one-time prekey was published before"
+        );
+        self.replenished.extend_from_slice(new);
     }
 
     /// Checks the `Received` events of one delivery; `message` is what was sealed, if known.
     fn check_received(&mut self, out: &ClientOutputs, message: Option<&Message>) {
         for event in &out.events {
-            let ClientEvent::Received { from, id, body } = event else { continue };
-            assert!(!self.accepted.contains(&(from.clone(), *id)), "accepted twice: {event:?}");
-            self.accepted.push((from.clone(), *id));
+            let ClientEvent::Received { from, id, body, protection } = event else { continue };
+            // An e2e client accepts nothing but e2e messages (SPEC.md §15.3). Ids are the server's
+            // labels, so "accepted once" is checked per envelope (`accept_genuine`), not per id.
+            assert!(
+                matches!(protection, Protection::E2e { .. }),
+                "accepted a hop message: {event:?}"
+            );
             if *from == alice() {
                 self.last_id = self.last_id.max(id.0);
             }
             match message {
                 Some(Message::E2eDeliver { envelope, .. }) => {
-                    self.accept_genuine(from, envelope, body)
+                    self.accept_genuine(from, envelope, body);
+                    let alice_identity = Protection::E2e { identity: self.alice.identity() };
+                    assert_eq!(*protection, alice_identity, "accepted under another identity");
                 }
                 Some(_) => {}
                 None => self.forged = true,
@@ -506,6 +563,10 @@ impl Run {
             Ok(out) => {
                 self.forged = true;
                 must(self.server_end.write(&[]), "skip a nonce");
+                // Whatever Bob sent in answer, the server end reads, to stay in step with him.
+                for frame in &out.transmit {
+                    open(&mut self.server_end, frame);
+                }
                 self.check_received(&out, None);
             }
         }

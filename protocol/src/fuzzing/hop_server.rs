@@ -1,23 +1,40 @@
-//! `hop_server`: sequences of client input into [`Server::handle`] (SPEC.md §5, §6.2, §7.2).
+//! `hop_server`: sequences of client input into [`Server::handle`] (SPEC.md §5, §6.2, §7.2, §8).
 //!
 //! The clients are driven by hand — an `Initiator` with the server's public key and a client static
 //! key — so the harness can seal *any* plaintext, including arbitrary bytes, into a valid channel.
+//! The server runs with small bounds ([`LIMITS`]: three names, 8 KiB of mailboxes) so that the
+//! fuzzer reaches them.
+//!
+//! Invariants: an error changes nothing; refused content changes nothing but the channel; every
+//! relay request is answered, once, to its sender, and what is relayed carries the sender's bound
+//! name. The harness keeps a model of §5.1 and §5.4 written from the spec — which name is bound to
+//! which static key, which links are unconfirmed or confirmed — and checks the server against it:
+//! message 1 is refused exactly as §5.1 step 2 says (`NotARegistration`, `NameTaken`, `KeyInUse`,
+//! `ServerFull`; a refusal changes nothing), and a `Welcome` binds nothing yet and closes the older
+//! unconfirmed link of the name; `Ready` on an unconfirmed link checks the binding again, and then
+//! either binds the name to the link's key, closes the older confirmed link and delivers the
+//! mailbox, or sends `Refused` in the channel and closes the link; anything else on an unconfirmed
+//! link is refused; a relay request is answered as §5.2 and §5.4 say (`UnknownRecipient` for a name
+//! not bound, relayed to a confirmed link, else `ServerFull` beyond the total of queued bytes —
+//! `49 + len(content)` each —, `MailboxFull` beyond `MAILBOX_CAPACITY`, else queued); and the
+//! server never holds more than its bound of queued bytes.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use rand_chacha::ChaCha20Rng;
 
-use crate::roles::{LinkId, Server, ServerEvent, ServerOutputs};
-use crate::suite::PrivateKey;
+use crate::roles::{LinkId, MAILBOX_CAPACITY, Server, ServerEvent, ServerLimits, ServerOutputs};
+use crate::suite::{PrivateKey, PublicKey};
 use crate::wire::{
     AckStatus, Body, Codec, Envelope, LinkFrame, LinkKind, MAX_BODY_LEN, MAX_ENVELOPE_LEN, Message,
-    MessageId, RejectReason,
+    MessageId, Name, RefusalReason, RejectReason,
 };
 
 use super::input::{Bytes, Encode, NameChoice, decode_all, variant};
-use super::must;
 use super::net::{HandClient, hand_handshake, hand_register, open, rng, seal};
+use super::{fail, must};
 
 /// A message a client end seals (the server's own messages are in the list too: it must refuse
 /// them).
@@ -204,6 +221,21 @@ impl Encode for Op {
     }
 }
 
+/// The server's bounds: alice and bob, and one more name; 8 KiB of queued messages (64 messages
+/// of up to 79 bytes, so both `MailboxFull` and `ServerFull` can be reached).
+pub const LIMITS: ServerLimits = ServerLimits { max_accounts: 3, max_queued_bytes: 8 * 1024 };
+
+/// The bytes the message a relay request asks for counts against the server's total once queued
+/// (SPEC.md §5.4): `49 + len(content)`, the header and fields as §3.3 bounds them plus the body or
+/// envelope.
+fn queued_bytes(request: &Message) -> Option<usize> {
+    match request {
+        Message::Send { body, .. } => Some(49 + body.as_bytes().len()),
+        Message::E2eSend { envelope, .. } => Some(49 + envelope.as_bytes().len()),
+        _ => None,
+    }
+}
+
 /// The server with alice (link 1) and bob (link 2) registered and confirmed, made once.
 #[derive(Clone)]
 struct World {
@@ -217,7 +249,7 @@ fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         let mut rng = rng(0x484f50);
-        let mut server = Server::new(PrivateKey::generate(&mut rng));
+        let mut server = Server::new(PrivateKey::generate(&mut rng)).with_limits(LIMITS);
         let keys: [PrivateKey; 4] = core::array::from_fn(|_| PrivateKey::generate(&mut rng));
         let channels = vec![
             hand_register(
@@ -251,6 +283,14 @@ struct Run {
     /// Every frame the harness sent, with its link, for replays.
     history: Vec<(LinkId, Vec<u8>)>,
     next_link: u64,
+    /// The model (§5.1): each bound name's static key.
+    bound: BTreeMap<Name, PublicKey>,
+    /// The client static key of each link a handshake was tried on.
+    link_keys: BTreeMap<LinkId, PublicKey>,
+    /// Links welcomed but not confirmed, with their names.
+    unconfirmed: BTreeMap<LinkId, Name>,
+    /// Confirmed links, with their names.
+    confirmed: BTreeMap<LinkId, Name>,
 }
 
 /// Runs the operations decoded from `data` against the server.
@@ -263,10 +303,21 @@ pub fn hop_server(data: &[u8]) {
         rng: world.rng.clone(),
         history: Vec::new(),
         next_link: FIRST_NEW_LINK,
+        bound: BTreeMap::new(),
+        link_keys: BTreeMap::new(),
+        unconfirmed: BTreeMap::new(),
+        confirmed: BTreeMap::new(),
     };
+    for (channel, key) in world.channels.iter().zip(&world.keys) {
+        run.bound.insert(channel.name.clone(), key.public_key());
+        run.link_keys.insert(channel.link, key.public_key());
+        run.confirmed.insert(channel.link, channel.name.clone());
+    }
     let Some(((), ops)) = decode_all::<(), Op>(data) else { return };
     for op in ops {
         run.step(&op);
+        let queued = run.server.queued_bytes();
+        assert!(queued <= LIMITS.max_queued_bytes, "the server queues {queued} bytes");
     }
 }
 
@@ -290,12 +341,26 @@ impl Run {
                     |n| Message::Register { name: n.name() }.encode(),
                 );
                 let before = self.server.clone();
+                self.link_keys.insert(link, key.public_key());
                 let (result, client, init) =
-                    hand_handshake(&mut self.server, link, key, &payload, &mut self.rng);
+                    hand_handshake(&mut self.server, link, key.clone(), &payload, &mut self.rng);
+                let tried = !init.is_empty(); // an over-long payload never reaches the server
                 self.history.push((link, init));
                 match result {
                     Ok(out) => {
                         // hand_handshake read the reply; only a registration may follow.
+                        if tried {
+                            let welcomed = client.is_some();
+                            self.check_accept(
+                                link,
+                                &key.public_key(),
+                                &payload,
+                                &before,
+                                &out,
+                                welcomed,
+                            );
+                        }
+                        self.update(&out);
                         self.close(&out.close);
                         self.channels.extend(client);
                     }
@@ -324,11 +389,31 @@ impl Run {
         let Some(i) = usize::from(channel).checked_rem(self.channels.len()) else { return };
         let (before, before_transport) = (self.server.clone(), self.channels[i].transport.clone());
         let sender = self.channels[i].clone();
+        let message = Message::decode(plaintext).ok();
+        let unconfirmed = self.unconfirmed.get(&sender.link).cloned();
+        let is_ready = matches!(message, Some(Message::Ready));
+        // What the model expects, from the state before the call.
+        let expected_reply = message.as_ref().and_then(|m| self.expected_reply(&before, m));
+        let confirming = unconfirmed.clone().filter(|_| is_ready).map(|name| {
+            let key = self.link_keys.get(&sender.link).copied();
+            let Some(key) = key else { fail(format_args!("no key for {:?}", sender.link)) };
+            let older: Vec<LinkId> =
+                self.confirmed.iter().filter(|(_, n)| **n == name).map(|(l, _)| *l).collect();
+            (name.clone(), key, self.binding_refusal(&name, &key), older)
+        });
         let frame = seal(&mut self.channels[i].transport, plaintext);
         self.history.push((sender.link, frame.clone()));
         // Every held channel is open at the server, so the frame authenticates: never an error.
         let out = must(self.server.handle(sender.link, &frame, &mut self.rng), "sealed frame");
-        if out.events.iter().any(|e| matches!(e, ServerEvent::Dropped { .. })) {
+        let dropped = out.events.iter().any(|e| matches!(e, ServerEvent::Dropped { .. }));
+        // §5.1 step 5: an unconfirmed link takes `Ready` and nothing else; a confirmed one never
+        // takes `Ready` again.
+        if unconfirmed.is_some() {
+            assert_eq!(dropped, !is_ready, "unconfirmed {:?} took {message:?}", sender.link);
+        } else if is_ready {
+            assert!(dropped, "a confirmed link took Ready again: {out:?}");
+        }
+        if dropped {
             // Refused content changes nothing but the channel (§7.2): the same as a message the
             // server never expects, sealed with the same nonce.
             let mut reference = before.clone();
@@ -342,9 +427,11 @@ impl Run {
             return;
         }
         let opened = self.deliver(&out);
-        if let Ok(Message::Send { id, to, .. } | Message::E2eSend { id, to, .. }) =
-            Message::decode(plaintext)
-        {
+        if let Some((name, key, refusal, older)) = confirming {
+            self.check_confirm(&before, &sender, &out, &opened, &name, &key, refusal, &older);
+        }
+        if let Some(Message::Send { id, to, .. } | Message::E2eSend { id, to, .. }) = &message {
+            let (id, to) = (*id, to.clone());
             // §5.2: every relay request is answered, once, to its sender; what is relayed carries
             // the sender's bound name, never one the sender chose.
             let replies: Vec<&Message> = opened
@@ -356,6 +443,7 @@ impl Run {
                 .map(|(_, m)| m)
                 .collect();
             assert_eq!(replies.len(), 1, "request {id} answered {replies:?}");
+            assert_eq!(Some(replies[0]), expected_reply.as_ref(), "request {id} to {to}");
             let relayed: Vec<&Message> = opened
                 .iter()
                 .map(|(_, m)| m)
@@ -369,20 +457,126 @@ impl Run {
                     sender.name
                 );
             }
+            let queued = (before.queued(&to), before.queued_bytes());
             match replies[0] {
                 Message::Ack { status: AckStatus::Relayed, .. } => assert_eq!(relayed.len(), 1),
                 Message::Ack { status: AckStatus::Queued, .. } => {
                     assert!(relayed.is_empty());
-                    assert_eq!(self.server.queued(&to), before.queued(&to) + 1, "not queued");
+                    let len = message.as_ref().and_then(queued_bytes).unwrap_or_default();
+                    let now = (self.server.queued(&to), self.server.queued_bytes());
+                    assert_eq!(now, (queued.0 + 1, queued.1 + len), "not queued, or miscounted");
                 }
-                Message::Reject { reason, .. } => {
+                Message::Reject { .. } => {
                     assert!(relayed.is_empty());
-                    assert_eq!(self.server.queued(&to), before.queued(&to));
-                    if *reason == RejectReason::UnknownRecipient {
-                        assert_eq!(before.account(&to), None);
-                    }
+                    let now = (self.server.queued(&to), self.server.queued_bytes());
+                    assert_eq!(now, queued, "a rejected message was queued");
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// The answer §5.2 and §5.4 give a relay request in `message` from a confirmed link, if it is
+    /// one: from the model's bindings and links, and the server's mailboxes before the call.
+    fn expected_reply(&self, before: &Server, message: &Message) -> Option<Message> {
+        let (Message::Send { id, to, .. } | Message::E2eSend { id, to, .. }) = message else {
+            return None;
+        };
+        let len = queued_bytes(message)?;
+        let reject = |reason| Some(Message::Reject { id: *id, reason });
+        let ack = |status| Some(Message::Ack { id: *id, status });
+        if !self.bound.contains_key(to) {
+            reject(RejectReason::UnknownRecipient)
+        } else if self.confirmed.values().any(|n| n == to) {
+            ack(AckStatus::Relayed)
+        } else if before.queued_bytes() + len > LIMITS.max_queued_bytes {
+            reject(RejectReason::ServerFull)
+        } else if before.queued(to) >= MAILBOX_CAPACITY {
+            reject(RejectReason::MailboxFull)
+        } else {
+            ack(AckStatus::Queued)
+        }
+    }
+
+    /// §5.1 step 2: why `name` may not be bound to `key` now, if it may not.
+    fn binding_refusal(&self, name: &Name, key: &PublicKey) -> Option<RefusalReason> {
+        match self.bound.get(name) {
+            Some(bound) if bound != key => Some(RefusalReason::NameTaken),
+            Some(_) => None,
+            None if self.bound.values().any(|bound| bound == key) => Some(RefusalReason::KeyInUse),
+            None if self.bound.len() >= LIMITS.max_accounts => Some(RefusalReason::ServerFull),
+            None => None,
+        }
+    }
+
+    /// Checks the server's answer to message 1 on `link` with `key` and `payload` (§5.1 step 2).
+    fn check_accept(
+        &self,
+        link: LinkId,
+        key: &PublicKey,
+        payload: &[u8],
+        before: &Server,
+        out: &ServerOutputs,
+        welcomed: bool,
+    ) {
+        let expected = match Message::decode(payload) {
+            Ok(Message::Register { name }) => self.binding_refusal(&name, key).ok_or(name),
+            Ok(_) => Ok(RefusalReason::NotARegistration),
+            Err(error) => fail(format_args!("message 1 with a malformed payload taken: {error:?}")),
+        };
+        match expected {
+            Err(name) => {
+                // Welcomed: unconfirmed, bound to nothing yet; the older unconfirmed link closed.
+                assert!(welcomed, "{name} refused: {out:?}");
+                let registered = ServerEvent::Registered { link, name: name.clone() };
+                assert_eq!(out.events, [registered], "message 1 for {name}");
+                assert_eq!(self.server.account(&name), before.account(&name), "bound before Ready");
+                let older: Vec<LinkId> =
+                    self.unconfirmed.iter().filter(|(_, n)| **n == name).map(|(l, _)| *l).collect();
+                assert_eq!(out.close, older, "the older unconfirmed links of {name}");
+            }
+            Ok(reason) => {
+                assert!(!welcomed, "welcomed, not refused with {reason:?}: {out:?}");
+                assert_eq!(out.events, [ServerEvent::Refused { link, reason }]);
+                assert_eq!(out.close, [link], "a refused link stays open");
+                assert!(self.server == *before, "a refused handshake changed the server");
+            }
+        }
+    }
+
+    /// Checks the server's answer to `Ready` on `sender`'s unconfirmed link for `name` with `key`
+    /// (§5.1 step 5): the binding checked again; bound and confirmed, or refused in the channel.
+    #[expect(clippy::too_many_arguments, reason = "what the model predicted, passed as it is")]
+    fn check_confirm(
+        &self,
+        before: &Server,
+        sender: &HandClient,
+        out: &ServerOutputs,
+        opened: &[(LinkId, Message)],
+        name: &Name,
+        key: &PublicKey,
+        refusal: Option<RefusalReason>,
+        older: &[LinkId],
+    ) {
+        let link = sender.link;
+        match refusal {
+            None => {
+                let delivered = before.queued(name);
+                let online = ServerEvent::Online { link, name: name.clone(), delivered };
+                assert_eq!(out.events, [online], "Ready for {name}");
+                assert_eq!(out.close, older, "the older confirmed link of {name}");
+                assert_eq!(self.server.account(name), Some(*key), "{name} not bound at Ready");
+                assert_eq!(self.server.queued(name), 0, "{name}'s mailbox not emptied");
+                let mailbox = opened.iter().filter(|(l, m)| {
+                    *l == link && matches!(m, Message::Deliver { .. } | Message::E2eDeliver { .. })
+                });
+                assert_eq!(mailbox.count(), delivered, "{name}'s mailbox, delivered");
+            }
+            Some(reason) => {
+                assert_eq!(out.events, [ServerEvent::Refused { link, reason }], "Ready for {name}");
+                assert_eq!(out.close, [link], "a link refused at Ready stays open");
+                assert_eq!(opened, [(link, Message::Refused { reason })], "the refusal");
+                assert_eq!(self.server.account(name), before.account(name), "bound though refused");
             }
         }
     }
@@ -425,12 +619,38 @@ impl Run {
                 }
             }
         }
+        self.update(out);
         self.close(&out.close);
         opened
     }
 
+    /// Follows what the server reported in the model: links welcomed, names bound.
+    fn update(&mut self, out: &ServerOutputs) {
+        for event in &out.events {
+            match event {
+                ServerEvent::Registered { link, name } => {
+                    self.unconfirmed.insert(*link, name.clone());
+                }
+                ServerEvent::Online { link, name, .. } => {
+                    self.unconfirmed.remove(link);
+                    self.confirmed.insert(*link, name.clone());
+                    // A link the harness never opened (a learned tag) has a key it cannot know.
+                    let key = self.link_keys.get(link).copied();
+                    if let Some(key) = key.or_else(|| self.server.account(name)) {
+                        self.bound.insert(name.clone(), key);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn close(&mut self, links: &[LinkId]) {
         self.channels.retain(|c| !links.contains(&c.link));
+        for link in links {
+            self.unconfirmed.remove(link);
+            self.confirmed.remove(link);
+        }
     }
 }
 

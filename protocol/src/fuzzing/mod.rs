@@ -12,10 +12,10 @@
 //! |-----------------------|-----------------------------------------------------|------------------------------|
 //! | [`wire_decode`]       | bytes as a link frame, a message, an envelope        | accepted ⇒ re-encodes to the same bytes; `frame_len` agrees with `decode` |
 //! | [`channel_handshake`] | bytes as handshake message 1 / 2, transport frames   | errors change nothing; only the genuine message opens |
-//! | [`hop_server`]        | any plaintext sealed in valid client channels, raw frames, handshakes | errors and refusals change nothing but the channel; every request is answered |
-//! | [`e2e_receive`]       | envelopes and messages sealed into Bob's channel     | errors and `Dropped` leave Bob unchanged; genuine messages still decrypt, in any order, once |
-//! | [`bundle_parse`]      | prekey bundles into the server's upload and the client's fetch path | server and client agree with the §10.3 model |
-//! | [`roles_sequence`]    | operations over Alice, the server and Bob on a hostile network | nothing accepted twice; everything accepted was sent by its claimed sender; the network heals |
+//! | [`hop_server`]        | any plaintext sealed in valid client channels, raw frames, handshakes | errors and refusals change nothing but the channel; every request is answered; registrations, `Ready` and relay answers agree with the §5.1/§5.4 model (bound at `Ready`, one key one name, bounded accounts and queued bytes) |
+//! | [`e2e_receive`]       | envelopes and messages sealed into Bob's channel     | errors and `Dropped` leave Bob unchanged; genuine messages still decrypt, in any order, under any id, once; hop `Deliver` refused; `PrekeysLow` answered with one upload |
+//! | [`bundle_parse`]      | prekey bundles into the server's upload and the client's fetch path | server and client agree with the §10.3/§15.2 model: one one-time prekey per requester per upload, one answer to the requester, `PrekeysLow` to the owner exactly when owed |
+//! | [`roles_sequence`]    | operations over Alice's and Bob's e2e and hop-only clients and the server on a hostile network | nothing accepted twice; everything accepted was sent by its claimed sender, under the right protection; e2e clients refuse hop messages; `PrekeysLow` is answered; the network heals |
 //!
 //! Operation sequences are decoded with [`arbitrary`]; [`seeds`] builds the seed corpus by encoding
 //! chosen operations with the inverse of that decoding (`fuzz/examples/gen_corpus.rs` writes it).

@@ -1,11 +1,29 @@
 //! `roles_sequence`: Alice, the server and Bob — all real roles, honest — over a hostile network
 //! that delivers, drops, duplicates, reorders, corrupts and replays frames, and cuts connections.
 //!
+//! Each person runs two clients: an e2e client (`alice`, `bob`: [`Client::with_e2e`]), which sends
+//! only e2e messages, and a hop-only client (`alice.hop`, `bob.hop`: [`Client::new`]), which carries
+//! the hop traffic — a client that speaks e2e refuses every hop `Deliver` (SPEC.md §15.3). A
+//! person's two clients go offline and come back together, and their frames share one queue. The
+//! input's first byte sets the run up ([`Setup`]): heal the network at the end; start low on
+//! one-time prekeys, with the server's `PrekeysLow` notices in flight; send hop messages for alice
+//! and bob to their e2e clients instead, which must refuse them.
+//!
 //! Invariants after every step: no panic; a call that fails leaves its role `==` to a clone from
-//! before; nothing is accepted twice (`(recipient, from, id)` of `Received`); everything accepted was
-//! sent, to that recipient, with that body, by its claimed sender; every `Ack`/`Reject` answers a
-//! message its client sent, once; an honest server never makes a client drop content. Optionally, at
-//! the end, the network heals: both reconnect and fresh hop and e2e messages get through both ways.
+//! before; nothing is accepted twice (`(recipient, from, id)` of `Received`: for hop, the client's
+//! id window; for e2e, whose ids are only the server's labels, the channels and the ratchet);
+//! everything accepted was sent, to that recipient, with that body, by its claimed sender; a
+//! hop-only client accepts only `Protection::Hop`, an e2e client only `Protection::E2e` with the
+//! sender's identity — never a hop message; every `Ack`/`Reject` answers a message its client sent,
+//! once, and `Reject { UnknownRecipient }` comes exactly for names nobody registered (otherwise only
+//! `MailboxFull`); an honest server never makes a client drop content, except that an e2e client
+//! refuses (`Unexpected { state: "e2e", got: "Deliver" }`) hop messages sent to it, never more than
+//! were sent; no registration and no upload is refused; sessions start only with the peer, with a
+//! one-time prekey; no identity changes, no peer is evicted. `PrekeysLow`: the client answers with
+//! one upload of a full batch (`PrekeysReplenished { made: 10 }`), and the server stores exactly the
+//! one-time prekeys each upload carries. Optionally, at the end, the network heals: all four
+//! clients reconnect; fresh hop and e2e messages get through both ways; a hop message to the
+//! peer's e2e client is relayed and refused; neither e2e client is left low on one-time prekeys.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::OnceLock;
@@ -14,17 +32,47 @@ use arbitrary::Arbitrary;
 use rand_chacha::ChaCha20Rng;
 
 use crate::e2e::peers::Peers;
-use crate::roles::{Client, ClientEvent, LinkId, Server};
+use crate::e2e::{ONE_TIME_PREKEYS_PER_UPLOAD, PREKEYS_LOW_WATER};
+use crate::error::{Error, ProtocolError};
+use crate::roles::{Client, ClientEvent, LinkId, Protection, Server, ServerEvent};
 use crate::suite::PrivateKey;
-use crate::wire::{Body, MessageId, Name};
+use crate::wire::{Body, FetchedBundle, Message, MessageId, Name, RejectReason};
 
-use super::fail;
 use super::hop_server::body_of;
-use super::input::{Encode, NameChoice, SmallBytes, decode_all, variant};
-use super::net::rng;
+use super::input::{Encode, NameChoice, SmallBytes, decode_all, name, variant};
+use super::net::{hand_register, open, rng, seal_message};
+use super::{fail, must};
 
-/// A client.
-#[derive(Arbitrary, Clone, Copy, PartialEq, Eq, Debug)]
+/// How a run starts and ends: the input's first byte, one flag per bit (the other bits are
+/// ignored). A byte of 0 or 1 — the `bool` this byte used to be — means what it always meant.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Setup {
+    /// Bit 0: at the end, the network heals and messages must get through.
+    pub heal: bool,
+    /// Bit 1: start from the world where other users took one-time prekeys from alice and bob,
+    /// leaving the server low on them: its `PrekeysLow` notices are in flight in their queues.
+    pub low_prekeys: bool,
+    /// Bit 2: hop messages for alice and bob go to their e2e clients, which must refuse them.
+    pub hop_to_e2e: bool,
+}
+
+impl<'a> Arbitrary<'a> for Setup {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let byte = u8::arbitrary(u)?;
+        Ok(Self { heal: byte & 1 != 0, low_prekeys: byte & 2 != 0, hop_to_e2e: byte & 4 != 0 })
+    }
+}
+
+impl Encode for Setup {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(
+            u8::from(self.heal) | u8::from(self.low_prekeys) << 1 | u8::from(self.hop_to_e2e) << 2,
+        );
+    }
+}
+
+/// A person, with an e2e client and a hop-only client.
+#[derive(Arbitrary, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Who {
     /// Alice.
     Alice,
@@ -44,6 +92,39 @@ impl Who {
         match self {
             Self::Alice => Self::Bob,
             Self::Bob => Self::Alice,
+        }
+    }
+}
+
+/// One of the four clients: a person's e2e client or hop-only client.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct Device {
+    who: Who,
+    e2e: bool,
+}
+
+impl Device {
+    const ALL: [Self; 4] =
+        [Self::e2e(Who::Alice), Self::e2e(Who::Bob), Self::hop(Who::Alice), Self::hop(Who::Bob)];
+
+    const fn e2e(who: Who) -> Self {
+        Self { who, e2e: true }
+    }
+
+    const fn hop(who: Who) -> Self {
+        Self { who, e2e: false }
+    }
+
+    /// The index into [`Run::clients`], in the order of [`Device::ALL`].
+    const fn index(self) -> usize {
+        self.who.index() + if self.e2e { 0 } else { 2 }
+    }
+
+    /// The queue of frames towards this client.
+    const fn queue(self) -> Queue {
+        match self.who {
+            Who::Alice => Queue::Alice,
+            Who::Bob => Queue::Bob,
         }
     }
 }
@@ -89,16 +170,18 @@ impl Encode for Queue {
 /// One step.
 #[derive(Arbitrary, Clone, PartialEq, Eq, Debug)]
 pub enum Op {
-    /// A hop message.
+    /// A hop message, from the person's hop-only client.
     SendHop {
         /// Sender.
         from: Who,
-        /// Recipient (alice, bob, or an unregistered name).
+        /// Recipient: alice's or bob's hop-only client (their e2e client with
+        /// [`Setup::hop_to_e2e`]), or an unregistered name.
         to: NameChoice,
         /// Content.
         body: SmallBytes,
     },
-    /// An e2e message to the peer (or, with `to_peer` false, to carol, who has no bundle).
+    /// An e2e message from the person's e2e client to the peer's (or, with `to_peer` false, to
+    /// carol, who has no bundle).
     SendE2e {
         /// Sender.
         from: Who,
@@ -150,11 +233,11 @@ pub enum Op {
         /// Into which queue.
         queue: Queue,
     },
-    /// A client's connection ends (both sides learn it; its frames in flight are lost).
+    /// A person's connections end (both sides learn it; their frames in flight are lost).
     Disconnect(Who),
-    /// A client connects (refused with `AlreadyConnected` unless offline).
+    /// A person's clients connect (each refused with `AlreadyConnected` unless offline).
     Reconnect(Who),
-    /// A client uploads its bundle again.
+    /// A person's e2e client uploads its bundle again.
     Upload(Who),
 }
 
@@ -226,12 +309,13 @@ impl Encode for Op {
 #[derive(Clone)]
 struct Run {
     server: Server,
-    clients: [Client; 2],
+    /// The four clients, in the order of [`Device::ALL`].
+    clients: [Client; 4],
     rng: ChaCha20Rng,
     /// Each client's current link.
-    current: [Option<LinkId>; 2],
-    /// Who each link ever belonged to.
-    owners: BTreeMap<LinkId, Who>,
+    current: [Option<LinkId>; 4],
+    /// Whose client each link ever belonged to.
+    owners: BTreeMap<LinkId, Device>,
     next_link: u64,
     /// Frames in flight, indexed by [`Queue::index`], each with the link it travels on.
     queues: [VecDeque<(LinkId, Vec<u8>)>; 3],
@@ -245,27 +329,53 @@ struct Run {
     accepted: BTreeSet<(Name, Name, MessageId)>,
     /// Every `(sender, id)` acknowledged or rejected by the server.
     answered: BTreeSet<(Name, MessageId)>,
+    /// Per e2e client: how many hop messages were sent to it, and how many it refused.
+    hop_refusals: BTreeMap<Name, (usize, usize)>,
+    /// Per e2e client ([`Who::index`]): one-time prekeys it made that no upload carried yet.
+    unuploaded: [usize; 2],
+    /// Per link: how many new one-time prekeys each upload sent on it carries, for the uploads the
+    /// server has not read yet (a channel delivers in order, each frame at most once).
+    uploads: BTreeMap<LinkId, VecDeque<usize>>,
+    /// [`Setup::hop_to_e2e`].
+    hop_to_e2e: bool,
 }
 
 /// How many recent frames [`Op::Inject`] chooses from.
 const HISTORY: usize = 64;
 
-/// Both clients connected, bundles uploaded, an e2e session each way; made once.
-fn world() -> &'static Run {
-    static WORLD: OnceLock<Run> = OnceLock::new();
-    WORLD.get_or_init(|| {
+/// How many other users take one-time prekeys from alice and bob in the low world: enough to
+/// leave the server at or below [`PREKEYS_LOW_WATER`] for both.
+const FANS: usize = ONE_TIME_PREKEYS_PER_UPLOAD - PREKEYS_LOW_WATER;
+
+/// Two starting points, made once. Both: all four clients connected, bundles uploaded, an e2e
+/// session each way. The second: then [`FANS`] other users fetched alice's and bob's bundles, so
+/// that the server holds at most [`PREKEYS_LOW_WATER`] one-time prekeys for either, and the
+/// `PrekeysLow` notices it sealed to them are in flight.
+fn worlds() -> &'static (Run, Run) {
+    static WORLDS: OnceLock<(Run, Run)> = OnceLock::new();
+    WORLDS.get_or_init(|| {
         let mut rng = rng(0x524f4c);
         let server = Server::new(PrivateKey::generate(&mut rng));
-        let clients = [NameChoice::Alice, NameChoice::Bob].map(|n| {
+        let clients = Device::ALL.map(|device| {
             let key = PrivateKey::generate(&mut rng);
-            let peers = Peers::generate(&mut rng);
-            Client::with_e2e(n.name(), key, server.public_key(), peers)
+            match (device.e2e, device.who) {
+                (true, Who::Alice) => {
+                    let peers = Peers::generate(&mut rng);
+                    Client::with_e2e(NameChoice::Alice.name(), key, server.public_key(), peers)
+                }
+                (true, Who::Bob) => {
+                    let peers = Peers::generate(&mut rng);
+                    Client::with_e2e(NameChoice::Bob.name(), key, server.public_key(), peers)
+                }
+                (false, Who::Alice) => Client::new(name("alice.hop"), key, server.public_key()),
+                (false, Who::Bob) => Client::new(name("bob.hop"), key, server.public_key()),
+            }
         });
         let mut run = Run {
             server,
             clients,
             rng,
-            current: [None; 2],
+            current: [None; 4],
             owners: BTreeMap::new(),
             next_link: 1,
             queues: Default::default(),
@@ -274,6 +384,11 @@ fn world() -> &'static Run {
             pending: BTreeMap::new(),
             accepted: BTreeSet::new(),
             answered: BTreeSet::new(),
+            hop_refusals: BTreeMap::new(),
+            // What `Peers::generate` makes (SPEC.md §10.2); the first upload carries them.
+            unuploaded: [ONE_TIME_PREKEYS_PER_UPLOAD; 2],
+            uploads: BTreeMap::new(),
+            hop_to_e2e: false,
         };
         let hello = |from| Op::SendE2e { from, to_peer: true, body: SmallBytes(b"hello".to_vec()) };
         for op in [
@@ -291,54 +406,70 @@ fn world() -> &'static Run {
             run.step(&op);
         }
         run.check_heals();
-        run
+        let mut low = run.clone();
+        low.take_prekeys();
+        (run, low)
     })
 }
 
-/// Runs the operations decoded from `data`; if the first decoded value is `true`, heals the
-/// network at the end and checks that messages get through.
+/// Runs the operations decoded from `data` from the world [`Setup`] picks; heals the network at
+/// the end if it says so, and checks that messages get through.
 pub fn roles_sequence(data: &[u8]) {
-    let Some((heal, ops)) = decode_all::<bool, Op>(data) else { return };
-    let mut run = world().clone();
+    let Some((setup, ops)) = decode_all::<Setup, Op>(data) else { return };
+    let (plain, low) = worlds();
+    let mut run = if setup.low_prekeys { low.clone() } else { plain.clone() };
+    run.hop_to_e2e = setup.hop_to_e2e;
     for op in &ops {
         run.step(op);
     }
-    if heal {
+    if setup.heal {
         run.heal();
         run.check_heals();
     }
 }
 
 impl Run {
-    fn name(&self, who: Who) -> Name {
-        self.clients[who.index()].name().clone()
+    fn name(&self, device: Device) -> Name {
+        self.clients[device.index()].name().clone()
+    }
+
+    /// The client registered as `name`, if one is.
+    fn device_named(&self, name: &Name) -> Option<Device> {
+        Device::ALL.into_iter().find(|d| self.clients[d.index()].name() == name)
+    }
+
+    /// Where [`Op::SendHop`] sends to.
+    fn hop_recipient(&self, to: NameChoice) -> Name {
+        let who = match to {
+            NameChoice::Alice => Who::Alice,
+            NameChoice::Bob => Who::Bob,
+            NameChoice::Carol | NameChoice::Longest => return to.name(),
+        };
+        self.name(Device { who, e2e: self.hop_to_e2e })
     }
 
     fn step(&mut self, op: &Op) {
         match op {
             Op::SendHop { from, to, body } => {
-                let (to, body) = (to.name(), body_of(&body.0));
-                let client = &mut self.clients[from.index()];
-                let before = client.clone();
-                match client.send(&to, body.clone()) {
-                    Ok((id, frame)) => {
-                        self.sent.insert((self.name(*from), id), (to, body));
-                        self.transmit(*from, vec![frame]);
-                    }
-                    Err(error) => assert!(*client == before, "send changed the client: {error:?}"),
-                }
+                let to = self.hop_recipient(*to);
+                self.send_hop(*from, to, body_of(&body.0));
             }
             Op::SendE2e { from, to_peer, body } => {
-                let to = if *to_peer { self.name(from.peer()) } else { NameChoice::Carol.name() };
+                let device = Device::e2e(*from);
+                let to = if *to_peer {
+                    self.name(Device::e2e(from.peer()))
+                } else {
+                    NameChoice::Carol.name()
+                };
                 let body = body_of(&body.0);
-                let client = &mut self.clients[from.index()];
+                let client = &mut self.clients[device.index()];
                 let before = client.clone();
                 match client.send_e2e(&to, body.clone(), &mut self.rng) {
                     Ok(out) => {
-                        let key = (self.name(*from), to);
+                        let key = (self.name(device), to);
                         self.pending.entry(key).or_default().push_back(body);
-                        self.events(*from, &out.events);
-                        self.transmit(*from, out.transmit);
+                        self.events(device, &out.events);
+                        self.transmit(device, out.transmit);
                     }
                     Err(error) => {
                         assert!(*client == before, "send_e2e changed the client: {error:?}")
@@ -384,35 +515,43 @@ impl Run {
                 }
             }
             Op::Disconnect(who) => {
-                self.clients[who.index()].disconnect();
-                if let Some(link) = self.current[who.index()].take() {
-                    self.server.close_link(link);
-                    for queue in &mut self.queues {
-                        queue.retain(|(l, _)| *l != link);
+                for device in [Device::e2e(*who), Device::hop(*who)] {
+                    self.clients[device.index()].disconnect();
+                    if let Some(link) = self.current[device.index()].take() {
+                        self.server.close_link(link);
+                        for queue in &mut self.queues {
+                            queue.retain(|(l, _)| *l != link);
+                        }
                     }
                 }
             }
             Op::Reconnect(who) => {
-                let client = &mut self.clients[who.index()];
-                let before = client.clone();
-                match client.connect(&mut self.rng) {
-                    Ok(frame) => {
-                        let link = LinkId(self.next_link);
-                        self.next_link += 1;
-                        self.owners.insert(link, *who);
-                        self.current[who.index()] = Some(link);
-                        self.transmit(*who, vec![frame]);
-                    }
-                    Err(error) => {
-                        assert!(*client == before, "connect changed the client: {error:?}")
+                for device in [Device::e2e(*who), Device::hop(*who)] {
+                    let client = &mut self.clients[device.index()];
+                    let before = client.clone();
+                    match client.connect(&mut self.rng) {
+                        Ok(frame) => {
+                            let link = LinkId(self.next_link);
+                            self.next_link += 1;
+                            self.owners.insert(link, device);
+                            self.current[device.index()] = Some(link);
+                            self.transmit(device, vec![frame]);
+                        }
+                        Err(error) => {
+                            assert!(*client == before, "connect changed the client: {error:?}")
+                        }
                     }
                 }
             }
             Op::Upload(who) => {
-                let client = &mut self.clients[who.index()];
+                let device = Device::e2e(*who);
+                let client = &mut self.clients[device.index()];
                 let before = client.clone();
                 match client.upload_bundle() {
-                    Ok(frame) => self.transmit(*who, vec![frame]),
+                    Ok(frame) => {
+                        self.expect_upload(*who, 0);
+                        self.transmit(device, vec![frame]);
+                    }
                     Err(error) => {
                         assert!(*client == before, "upload changed the client: {error:?}")
                     }
@@ -421,12 +560,39 @@ impl Run {
         }
     }
 
+    /// `from`'s hop-only client sends `body` to `to`.
+    fn send_hop(&mut self, from: Who, to: Name, body: Body) {
+        let device = Device::hop(from);
+        let client = &mut self.clients[device.index()];
+        let before = client.clone();
+        match client.send(&to, body.clone()) {
+            Ok((id, frame)) => {
+                if self.device_named(&to).is_some_and(|d| d.e2e) {
+                    self.hop_refusals.entry(to.clone()).or_default().0 += 1;
+                }
+                self.sent.insert((self.name(device), id), (to, body));
+                self.transmit(device, vec![frame]);
+            }
+            Err(error) => assert!(*client == before, "send changed the client: {error:?}"),
+        }
+    }
+
+    /// `who`'s e2e client just put an upload on its current link, carrying every one-time prekey
+    /// it made since its last upload (`made` of them just now).
+    fn expect_upload(&mut self, who: Who, made: usize) {
+        let carried = core::mem::take(&mut self.unuploaded[who.index()]) + made;
+        let Some(link) = self.current[Device::e2e(who).index()] else {
+            fail("a client without a link uploaded");
+        };
+        self.uploads.entry(link).or_default().push_back(carried);
+    }
+
     /// Puts a client's frames in flight to the server, on its current link.
-    fn transmit(&mut self, who: Who, frames: Vec<Vec<u8>>) {
+    fn transmit(&mut self, device: Device, frames: Vec<Vec<u8>>) {
         if frames.is_empty() {
             return; // e.g. an e2e message queued for a bundle while offline
         }
-        let Some(link) = self.current[who.index()] else {
+        let Some(link) = self.current[device.index()] else {
             // A client that produced a frame is connected or connecting, so it has a link.
             fail("a client without a link transmitted");
         };
@@ -446,48 +612,75 @@ impl Run {
     /// The front frame of `queue` arrives.
     fn deliver(&mut self, queue: Queue) {
         let Some((link, frame)) = self.queues[queue.index()].pop_front() else { return };
-        match queue {
-            Queue::Server => {
-                let before = self.server.clone();
-                match self.server.handle(link, &frame, &mut self.rng) {
-                    Ok(out) => {
-                        for (to, frame) in out.transmit {
-                            let Some(owner) = self.owners.get(&to).copied() else {
-                                fail(format_args!(
-                                    "the server sent on {to:?}, which nobody opened"
-                                ));
-                            };
-                            let queue = if owner == Who::Alice { Queue::Alice } else { Queue::Bob };
-                            self.in_flight(queue, to, frame);
-                        }
-                        for link in out.close {
-                            let owner = self.owners.get(&link).copied();
-                            if let Some(who) =
-                                owner.filter(|w| self.current[w.index()] == Some(link))
-                            {
-                                self.clients[who.index()].disconnect();
-                                self.current[who.index()] = None;
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        assert!(self.server == before, "the server changed on error {error:?}");
-                    }
+        let who = match queue {
+            Queue::Server => return self.deliver_to_server(link, &frame),
+            Queue::Alice => Who::Alice,
+            Queue::Bob => Who::Bob,
+        };
+        // The person's client of the same kind as the one the frame's link belongs to: a frame
+        // injected into another person's queue meets that person's client of its kind.
+        let e2e = self.owners.get(&link).is_none_or(|d| d.e2e);
+        let device = Device { who, e2e };
+        let client = &mut self.clients[device.index()];
+        let before = client.clone();
+        match client.handle(&frame, &mut self.rng) {
+            Ok(out) => {
+                let replenished =
+                    out.events.iter().any(|e| matches!(e, ClientEvent::PrekeysReplenished { .. }));
+                if replenished {
+                    // §15.3: `PrekeysLow` is answered with one upload and nothing else.
+                    assert!(
+                        out.events.len() == 1 && out.transmit.len() == 1,
+                        "PrekeysLow answered with {out:?}"
+                    );
                 }
+                self.events(device, &out.events);
+                self.transmit(device, out.transmit);
             }
-            Queue::Alice | Queue::Bob => {
-                let who = if queue == Queue::Alice { Who::Alice } else { Who::Bob };
-                let client = &mut self.clients[who.index()];
-                let before = client.clone();
-                match client.handle(&frame, &mut self.rng) {
-                    Ok(out) => {
-                        self.events(who, &out.events);
-                        self.transmit(who, out.transmit);
-                    }
-                    Err(error) => {
-                        assert!(*client == before, "the client changed on error {error:?}")
-                    }
+            Err(error) => assert!(*client == before, "the client changed on error {error:?}"),
+        }
+    }
+
+    fn deliver_to_server(&mut self, link: LinkId, frame: &[u8]) {
+        let before = self.server.clone();
+        let out = match self.server.handle(link, frame, &mut self.rng) {
+            Ok(out) => out,
+            Err(error) => {
+                assert!(self.server == before, "the server changed on error {error:?}");
+                return;
+            }
+        };
+        for event in &out.events {
+            match event {
+                ServerEvent::BundleStored { name, one_time_prekeys } => {
+                    let carried = self.uploads.get_mut(&link).and_then(VecDeque::pop_front);
+                    let Some(carried) = carried else {
+                        fail(format_args!("the server stored an upload nobody sent: {event:?}"));
+                    };
+                    let held = before.one_time_prekeys(name);
+                    assert_eq!(
+                        *one_time_prekeys,
+                        held + carried,
+                        "{name}'s upload carried {carried} new one-time prekeys to the {held} held"
+                    );
                 }
+                ServerEvent::BundleRefused { .. } | ServerEvent::Refused { .. } => {
+                    fail(format_args!("the server refused an honest client: {event:?}"));
+                }
+                _ => {}
+            }
+        }
+        for (to, frame) in out.transmit {
+            let Some(owner) = self.owners.get(&to).copied() else {
+                fail(format_args!("the server sent on {to:?}, which nobody opened"));
+            };
+            self.in_flight(owner.queue(), to, frame);
+        }
+        for link in out.close {
+            let owner = self.owners.get(&link).copied();
+            if let Some(device) = owner.filter(|d| self.current[d.index()] == Some(link)) {
+                self.clients[device.index()].disconnect();
+                self.current[device.index()] = None;
             }
         }
     }
@@ -504,16 +697,27 @@ impl Run {
         }
     }
 
-    /// Checks what client `who` reported.
-    fn events(&mut self, who: Who, events: &[ClientEvent]) {
-        let me = self.name(who);
+    /// Checks what a client reported.
+    fn events(&mut self, device: Device, events: &[ClientEvent]) {
+        let me = self.name(device);
         for event in events {
             match event {
-                ClientEvent::Received { from, id, body } => {
+                ClientEvent::Received { from, id, body, protection } => {
                     let fresh = self.accepted.insert((me.clone(), from.clone(), *id));
                     assert!(fresh, "{me} accepted {from} #{} twice", id.0);
                     let sent = self.sent.get(&(from.clone(), *id));
                     assert_eq!(sent, Some(&(me.clone(), body.clone())), "{me} accepted {event:?}");
+                    // §15.3: an e2e client never shows a hop message; an e2e message is from the
+                    // identity of the client that sent it.
+                    match (device.e2e, protection) {
+                        (false, Protection::Hop) => {}
+                        (true, Protection::E2e { identity }) => {
+                            let sender = self.device_named(from).filter(|d| d.e2e);
+                            let real = sender.and_then(|d| self.clients[d.index()].identity());
+                            assert_eq!(Some(*identity), real, "{me} accepted {event:?}");
+                        }
+                        _ => fail(format_args!("{me} accepted {event:?}")),
+                    }
                 }
                 ClientEvent::Sent { to, id } => {
                     let queue = self.pending.entry((me.clone(), to.clone())).or_default();
@@ -528,19 +732,106 @@ impl Run {
                     queue.drain(..*discarded);
                 }
                 ClientEvent::Acked { id, .. } | ClientEvent::Rejected { id, .. } => {
-                    assert!(self.sent.contains_key(&(me.clone(), *id)), "{me}: {event:?} unsent");
+                    let Some((to, _)) = self.sent.get(&(me.clone(), *id)) else {
+                        fail(format_args!("{me}: {event:?} unsent"));
+                    };
+                    // The server rejects a message to a name nobody registered, and otherwise only
+                    // one that finds the recipient's mailbox full.
+                    let registered = self.device_named(to).is_some();
+                    match event {
+                        ClientEvent::Rejected {
+                            reason: RejectReason::UnknownRecipient, ..
+                        } => {
+                            assert!(!registered, "{me}: {event:?}, but {to} is registered");
+                        }
+                        ClientEvent::Rejected { reason: RejectReason::MailboxFull, .. }
+                        | ClientEvent::Acked { .. } => {
+                            assert!(registered, "{me}: {event:?}, but nobody registered {to}");
+                        }
+                        _ => fail(format_args!("{me}: {event:?} from an honest server")),
+                    }
                     let fresh = self.answered.insert((me.clone(), *id));
                     assert!(fresh, "{me}: {event:?} answered twice");
                 }
                 ClientEvent::Dropped { error } => {
-                    fail(format_args!("an honest server made {me} drop content: {error:?}"));
+                    // The one refusal an honest server causes: a hop message sent to an e2e client.
+                    let hop =
+                        Error::Protocol(ProtocolError::Unexpected { state: "e2e", got: "Deliver" });
+                    if !device.e2e || *error != hop {
+                        fail(format_args!("an honest server made {me} drop content: {error:?}"));
+                    }
+                    let (sent, refused) = self.hop_refusals.entry(me.clone()).or_default();
+                    *refused += 1;
+                    assert!(*refused <= *sent, "{me} refused more hop messages than it was sent");
                 }
-                _ => {}
+                ClientEvent::SessionStarted { peer, one_time_prekey } => {
+                    let expected = self.name(Device::e2e(device.who.peer()));
+                    assert!(device.e2e && *peer == expected && *one_time_prekey, "{me}: {event:?}");
+                }
+                ClientEvent::PrekeysReplenished { made } => {
+                    // An honest server says "low" at PREKEYS_LOW_WATER or fewer: room for a batch.
+                    assert!(device.e2e && *made == ONE_TIME_PREKEYS_PER_UPLOAD, "{me}: {event:?}");
+                    self.expect_upload(device.who, *made);
+                }
+                ClientEvent::Refused(_)
+                | ClientEvent::BundleRefused(_)
+                | ClientEvent::IdentityChanged { .. }
+                | ClientEvent::PeerEvicted { .. } => {
+                    fail(format_args!("{me}: {event:?} with an honest server"));
+                }
+                ClientEvent::Connected | ClientEvent::BundleStored { .. } => {}
             }
         }
     }
 
-    /// The network heals: frames in flight are lost, both clients reconnect.
+    /// [`FANS`] other users, driven by hand, each fetch alice's and bob's bundles and take a
+    /// one-time prekey of each (one per requester, SPEC.md §15.2); when that leaves the server at
+    /// or below [`PREKEYS_LOW_WATER`], it seals `PrekeysLow` to the owner, online, and the notice
+    /// is left in flight. The fans then leave.
+    fn take_prekeys(&mut self) {
+        for fan in 0..FANS {
+            let link = LinkId(self.next_link);
+            self.next_link += 1;
+            let key = PrivateKey::generate(&mut self.rng);
+            let fan_name = name(&format!("fan{fan}"));
+            let mut fan = hand_register(&mut self.server, link, key, &fan_name, &mut self.rng);
+            for who in [Who::Alice, Who::Bob] {
+                let owner = Device::e2e(who);
+                let request = Message::FetchBundle { name: self.name(owner) };
+                let frame = seal_message(&mut fan.transport, &request);
+                let out = must(self.server.handle(link, &frame, &mut self.rng), "a fan's fetch");
+                let low = self.server.one_time_prekeys(&self.name(owner)) <= PREKEYS_LOW_WATER;
+                let mut notices = 0;
+                for (to, frame) in out.transmit {
+                    if to == link {
+                        let answer = open(&mut fan.transport, &frame);
+                        assert!(
+                            matches!(
+                                answer,
+                                Message::Bundle {
+                                    bundle: FetchedBundle { one_time_prekey: Some(_), .. },
+                                    ..
+                                }
+                            ),
+                            "a fan's first fetch got {answer:?}"
+                        );
+                    } else {
+                        assert_eq!(Some(to), self.current[owner.index()], "notice on {to:?}");
+                        self.in_flight(owner.queue(), to, frame);
+                        notices += 1;
+                    }
+                }
+                assert_eq!(notices, usize::from(low), "PrekeysLow notices to {}", self.name(owner));
+            }
+            self.server.close_link(link);
+        }
+        for who in [Who::Alice, Who::Bob] {
+            let held = self.server.one_time_prekeys(&self.name(Device::e2e(who)));
+            assert!(held <= PREKEYS_LOW_WATER, "set-up: the fans left {held} one-time prekeys");
+        }
+    }
+
+    /// The network heals: frames in flight are lost, all clients reconnect.
     fn heal(&mut self) {
         for queue in &mut self.queues {
             queue.clear();
@@ -552,28 +843,52 @@ impl Run {
         self.deliver_all(4096);
     }
 
-    /// On a healed network, a hop and an e2e message get through both ways.
+    /// On a healed network, a hop message (between hop-only clients) and an e2e message get
+    /// through both ways; a hop message to the peer's e2e client is acknowledged, and refused; and
+    /// the server holds more than [`PREKEYS_LOW_WATER`] one-time prekeys for both e2e clients (any
+    /// `PrekeysLow` on their reconnection was answered).
     fn check_heals(&mut self) {
-        for who in [Who::Alice, Who::Bob] {
+        for device in Device::ALL {
             assert!(
-                self.clients[who.index()].is_connected(),
-                "{} did not reconnect",
-                self.name(who)
+                self.clients[device.index()].is_connected(),
+                "{} is offline",
+                self.name(device)
             );
         }
         let sent_before: BTreeSet<(Name, MessageId)> = self.sent.keys().cloned().collect();
+        let refused_before = self.hop_refusals.clone();
         for who in [Who::Alice, Who::Bob] {
-            let peer = if who == Who::Alice { NameChoice::Bob } else { NameChoice::Alice };
-            let body = SmallBytes(b"probe".to_vec());
-            self.step(&Op::SendHop { from: who, to: peer, body: body.clone() });
-            self.step(&Op::SendE2e { from: who, to_peer: true, body });
+            let peer = who.peer();
+            self.send_hop(who, self.name(Device::hop(peer)), body_of(b"probe"));
+            self.step(&Op::SendE2e {
+                from: who,
+                to_peer: true,
+                body: SmallBytes(b"probe".to_vec()),
+            });
+            self.send_hop(who, self.name(Device::e2e(peer)), body_of(b"hop probe to e2e"));
             self.deliver_all(4096);
         }
         let probes: Vec<_> = self.sent.iter().filter(|(k, _)| !sent_before.contains(k)).collect();
-        assert_eq!(probes.len(), 4, "probes were not sent: {probes:?}");
+        assert_eq!(probes.len(), 6, "probes were not sent: {probes:?}");
         for ((from, id), (to, _)) in probes {
-            let got = self.accepted.contains(&(to.clone(), from.clone(), *id));
-            assert!(got, "a probe from {from} (#{}) did not get through to {to}", id.0);
+            let hop_to_e2e = self.device_named(from).is_some_and(|d| !d.e2e)
+                && self.device_named(to).is_some_and(|d| d.e2e);
+            if hop_to_e2e {
+                let answered = self.answered.contains(&(from.clone(), *id));
+                assert!(answered, "a hop probe from {from} (#{}) to {to} was not answered", id.0);
+            } else {
+                let got = self.accepted.contains(&(to.clone(), from.clone(), *id));
+                assert!(got, "a probe from {from} (#{}) did not get through to {to}", id.0);
+            }
+        }
+        for who in [Who::Alice, Who::Bob] {
+            let me = self.name(Device::e2e(who));
+            let refused =
+                |counts: &BTreeMap<Name, (usize, usize)>| counts.get(&me).map_or(0, |c| c.1);
+            let new = refused(&self.hop_refusals) - refused(&refused_before);
+            assert_eq!(new, 1, "{me} refused {new} hop probes, not 1");
+            let held = self.server.one_time_prekeys(&me);
+            assert!(held > PREKEYS_LOW_WATER, "{me} is left with {held} one-time prekeys");
         }
     }
 }

@@ -23,7 +23,7 @@ use super::hop_server::Request;
 use super::input::{Bytes, Encode, Mutation, NameChoice, SmallBytes, decode_all, encode_all, name};
 use super::must;
 use super::net::{hand_handshake, rng, seal_message};
-use super::roles_sequence::{Queue, Who};
+use super::roles_sequence::{Queue, Setup, Who};
 
 /// One corpus file.
 #[derive(Clone, Debug)]
@@ -106,6 +106,8 @@ fn wire_decode() -> Vec<Seed> {
         ("register", Message::Register { name: name("alice") }),
         ("welcome", Message::Welcome { name: NameChoice::Longest.name() }),
         ("refused", Message::Refused { reason: RefusalReason::NameTaken }),
+        ("refused-key-in-use", Message::Refused { reason: RefusalReason::KeyInUse }),
+        ("refused-server-full", Message::Refused { reason: RefusalReason::ServerFull }),
         ("ready", Message::Ready),
         ("send", Message::Send { id: MessageId(1), to: name("bob"), body: body("meet at noon") }),
         (
@@ -114,6 +116,10 @@ fn wire_decode() -> Vec<Seed> {
         ),
         ("ack", Message::Ack { id: MessageId(1), status: AckStatus::Queued }),
         ("reject", Message::Reject { id: MessageId(2), reason: RejectReason::MailboxFull }),
+        (
+            "reject-server-full",
+            Message::Reject { id: MessageId(3), reason: RejectReason::ServerFull },
+        ),
         ("upload-bundle", Message::UploadBundle { bundle: upload }),
         ("bundle-stored", Message::BundleStored { one_time_prekeys: 10 }),
         ("bundle-refused", Message::BundleRefused { reason: BundleRefusal::DuplicatePrekeyId }),
@@ -127,6 +133,7 @@ fn wire_decode() -> Vec<Seed> {
             },
         ),
         ("no-bundle", Message::NoBundle { name: name("carol") }),
+        ("prekeys-low", Message::PrekeysLow { one_time_prekeys: 5 }),
         (
             "e2e-send",
             Message::E2eSend { id: MessageId(3), to: name("bob"), envelope: prekey.clone() },
@@ -291,6 +298,49 @@ fn hop_server() -> Vec<Seed> {
             "newest-link-wins",
             &(),
             &[connect(0, NameChoice::Alice), ready(2), send(2, 1, NameChoice::Bob, "new link")],
+        ),
+        structured(
+            T,
+            "key-in-use",
+            &(),
+            &[
+                connect(2, NameChoice::Carol),
+                connect(2, NameChoice::Longest),
+                ready(2),
+                ready(3),
+                connect(2, NameChoice::Longest),
+                connect(0, NameChoice::Carol),
+                connect(0, NameChoice::Longest),
+                send(0, 1, NameChoice::Longest, "to nobody"),
+            ],
+        ),
+        structured(
+            T,
+            "server-full",
+            &(),
+            &[
+                connect(2, NameChoice::Carol),
+                connect(3, NameChoice::Longest),
+                send(0, 1, NameChoice::Carol, "not bound yet"),
+                ready(2),
+                ready(3),
+                connect(3, NameChoice::Longest),
+                send(0, 2, NameChoice::Carol, "bound now"),
+            ],
+        ),
+        structured(
+            T,
+            "queued-bytes-full",
+            &(),
+            &[
+                Close { link: 2 },
+                send(0, 1, NameChoice::Bob, &"a".repeat(4096)),
+                send(0, 2, NameChoice::Bob, &"b".repeat(4096)),
+                send(0, 3, NameChoice::Bob, "small"),
+                connect(1, NameChoice::Bob),
+                ready(1),
+                send(0, 4, NameChoice::Bob, &"c".repeat(4096)),
+            ],
         ),
         structured(T, "name-taken", &(), &[connect(3, NameChoice::Alice)]),
         structured(
@@ -475,6 +525,35 @@ fn e2e_receive() -> Vec<Seed> {
         ),
         structured(
             T,
+            "prekeys-low",
+            &true,
+            &[
+                Plaintext(Bytes(Message::PrekeysLow { one_time_prekeys: 3 }.encode())),
+                Reply(small("after the upload")),
+                Plaintext(Bytes(Message::PrekeysLow { one_time_prekeys: 95 }.encode())),
+                Plaintext(Bytes(Message::PrekeysLow { one_time_prekeys: 100 }.encode())),
+                seal("a"),
+                deliver(0),
+                Reply(small("b")),
+            ],
+        ),
+        structured(
+            T,
+            "hop-refused",
+            &true,
+            &[
+                HopDeliver {
+                    from: NameChoice::Alice,
+                    id: Id::Fresh,
+                    body: small("from the server"),
+                },
+                seal("a"),
+                HopDeliver { from: NameChoice::Alice, id: Id::Exact(u64::MAX), body: small("x") },
+                deliver(0),
+            ],
+        ),
+        structured(
+            T,
             "outside-the-channel",
             &true,
             &[Raw(Bytes(vec![1, 3, 0, 0, 0, 16, 9, 9])), seal("a"), deliver(0), ReplayFrame(0)],
@@ -546,6 +625,37 @@ fn bundle_parse() -> Vec<Seed> {
                 Fetch { bob: true, name: NameChoice::Alice, to_client: true },
                 Fetch { bob: true, name: NameChoice::Alice, to_client: false },
                 Fetch { bob: false, name: NameChoice::Alice, to_client: true },
+            ],
+        ),
+        structured(
+            T,
+            "one-per-requester",
+            &(),
+            &[
+                upload(genuine(0, 1), batch(10, 2, 1)),
+                Fetch { bob: true, name: NameChoice::Alice, to_client: false },
+                Fetch { bob: true, name: NameChoice::Alice, to_client: false },
+                Fetch { bob: false, name: NameChoice::Alice, to_client: false },
+                upload(genuine(0, 1), batch(0, 0, 0)),
+                Fetch { bob: true, name: NameChoice::Alice, to_client: false },
+                upload(genuine(1, 1), batch(1, 2, 1)),
+                Fetch { bob: true, name: NameChoice::Alice, to_client: false },
+                Fetch { bob: true, name: NameChoice::Alice, to_client: true },
+            ],
+        ),
+        structured(
+            T,
+            "prekeys-low",
+            &(),
+            &[
+                upload(genuine(0, 1), batch(7, 2, 1)),
+                Upload { bob: true, core: genuine(1, 1), batch: batch(6, 2, 1) },
+                Fetch { bob: true, name: NameChoice::Alice, to_client: false },
+                Fetch { bob: false, name: NameChoice::Alice, to_client: false },
+                Fetch { bob: false, name: NameChoice::Bob, to_client: false },
+                Fetch { bob: true, name: NameChoice::Bob, to_client: false },
+                upload(genuine(0, 1), batch(1, 20, 1)),
+                Fetch { bob: true, name: NameChoice::Alice, to_client: false },
             ],
         ),
         structured(
@@ -718,11 +828,13 @@ fn roles_sequence() -> Vec<Seed> {
     let hop = |from, to, text: &str| SendHop { from, to, body: small(text) };
     let e2e = |from, text: &str| SendE2e { from, to_peer: true, body: small(text) };
     let (a, b) = (Who::Alice, Who::Bob);
+    let heal = Setup { heal: true, ..Setup::default() };
+    let low = Setup { low_prekeys: true, ..heal };
     vec![
         structured(
             T,
             "hop",
-            &true,
+            &heal,
             &[
                 hop(a, NameChoice::Bob, "meet at noon"),
                 DeliverAll,
@@ -733,13 +845,13 @@ fn roles_sequence() -> Vec<Seed> {
         structured(
             T,
             "e2e",
-            &true,
+            &heal,
             &[e2e(a, "a"), e2e(b, "b"), DeliverAll, e2e(a, "c"), DeliverAll],
         ),
         structured(
             T,
             "offline",
-            &true,
+            &heal,
             &[
                 Disconnect(b),
                 hop(a, NameChoice::Bob, "queued"),
@@ -752,7 +864,7 @@ fn roles_sequence() -> Vec<Seed> {
         structured(
             T,
             "duplicate",
-            &true,
+            &heal,
             &[
                 e2e(a, "x"),
                 Duplicate { queue: Queue::Server, index: 0 },
@@ -764,13 +876,13 @@ fn roles_sequence() -> Vec<Seed> {
         structured(
             T,
             "reorder",
-            &true,
+            &heal,
             &[e2e(a, "1"), e2e(a, "2"), Reorder { queue: Queue::Server, index: 1 }, DeliverAll],
         ),
         structured(
             T,
             "reorder-at-bob",
-            &true,
+            &heal,
             &[
                 e2e(a, "1"),
                 e2e(a, "2"),
@@ -783,7 +895,7 @@ fn roles_sequence() -> Vec<Seed> {
         structured(
             T,
             "corrupt",
-            &true,
+            &heal,
             &[
                 e2e(a, "1"),
                 Deliver(Queue::Server),
@@ -794,7 +906,7 @@ fn roles_sequence() -> Vec<Seed> {
         structured(
             T,
             "drop",
-            &true,
+            &heal,
             &[
                 e2e(a, "1"),
                 e2e(a, "2"),
@@ -809,7 +921,7 @@ fn roles_sequence() -> Vec<Seed> {
         structured(
             T,
             "no-bundle",
-            &true,
+            &heal,
             &[
                 SendE2e { from: a, to_peer: false, body: small("to carol") },
                 DeliverAll,
@@ -820,7 +932,7 @@ fn roles_sequence() -> Vec<Seed> {
         structured(
             T,
             "inject",
-            &true,
+            &heal,
             &[
                 hop(a, NameChoice::Bob, "x"),
                 DeliverAll,
@@ -833,7 +945,7 @@ fn roles_sequence() -> Vec<Seed> {
         structured(
             T,
             "reconnect",
-            &true,
+            &heal,
             &[
                 Reconnect(a),
                 Disconnect(a),
@@ -848,18 +960,62 @@ fn roles_sequence() -> Vec<Seed> {
         structured(
             T,
             "without-healing",
-            &false,
+            &Setup::default(),
             &[hop(b, NameChoice::Alice, "x"), e2e(b, "y"), DeliverAll],
         ),
         structured(
             T,
             "queued-while-offline",
-            &true,
+            &heal,
             &[
                 SendE2e { from: a, to_peer: false, body: small("to carol") },
                 Disconnect(a),
                 SendE2e { from: a, to_peer: false, body: small("still to carol") },
                 Reconnect(a),
+                DeliverAll,
+            ],
+        ),
+        structured(
+            T,
+            "prekeys-low",
+            &low,
+            &[Deliver(Queue::Alice), Deliver(Queue::Bob), DeliverAll, e2e(a, "after"), DeliverAll],
+        ),
+        structured(
+            T,
+            "prekeys-low-lost",
+            &low,
+            &[
+                Drop { queue: Queue::Bob, index: 0 },
+                Deliver(Queue::Bob),
+                Disconnect(b),
+                Reconnect(b),
+                Duplicate { queue: Queue::Alice, index: 0 },
+                DeliverAll,
+            ],
+        ),
+        structured(
+            T,
+            "prekeys-low-reordered",
+            &low,
+            &[
+                Deliver(Queue::Bob),
+                Upload(b),
+                Reorder { queue: Queue::Server, index: 1 },
+                DeliverAll,
+            ],
+        ),
+        structured(
+            T,
+            "hop-to-e2e",
+            &Setup { hop_to_e2e: true, ..heal },
+            &[
+                hop(a, NameChoice::Bob, "refused"),
+                DeliverAll,
+                Disconnect(b),
+                hop(a, NameChoice::Bob, "queued, then refused"),
+                hop(b, NameChoice::Alice, "offline"),
+                Reconnect(b),
                 DeliverAll,
             ],
         ),

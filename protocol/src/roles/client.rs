@@ -15,17 +15,16 @@
 //!   would be dead. So the channel advances, **nothing else changes**, and the refusal is reported as
 //!   [`ClientEvent::Dropped`] carrying the typed [`Error`] (SPEC.md §7.2).
 
-use std::collections::BTreeMap;
-
 use rand_core::CryptoRng;
+use subtle::ConstantTimeEq;
 
-use super::replay::{Refusal, ReplayWindow};
+use super::replay::{Refusal, ReplayWindows};
 use crate::channel::{
     Initiator, InitiatorAwaitingResponse, PROLOGUE, TRANSPORT_OVERHEAD, Transport,
 };
-use crate::e2e::peers::Peers;
+use crate::e2e::peers::{Peers, SessionStart};
 use crate::e2e::safety_number::SafetyNumber;
-use crate::e2e::{E2eError, MAX_PEERS};
+use crate::e2e::{E2eError, MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEYS_PER_UPLOAD};
 use crate::error::{Error, MisuseError, ProtocolError};
 use crate::suite::{PrivateKey, PublicKey};
 use crate::wire::{
@@ -40,17 +39,21 @@ use crate::wire::{
 pub enum ClientEvent {
     /// The server accepted the registration; the channel is open.
     Connected,
-    /// The server refused the registration; the client is offline again.
+    /// The server refused the registration (in answer to the handshake, or to `Ready` when the
+    /// name or key was bound meanwhile, SPEC.md §5.1); the client is offline again.
     Refused(RefusalReason),
-    /// A message arrived and was accepted (the first time this id was seen from this sender). In
-    /// e2e, the body is what the envelope decrypted to.
+    /// A message arrived and was accepted. How far to trust it is in `protection`: a hop message
+    /// is only as authentic as the server, an e2e message is authenticated by its session.
     Received {
-        /// The sender, as the server vouches (and, in e2e, as the session authenticates).
+        /// The sender's name, as the server labels it (in e2e, also bound into the session's `AD`).
         from: Name,
-        /// The sender's id.
+        /// The id: in hop the sender's id, accepted once per sender (SPEC.md §5.3); in e2e the
+        /// server's unauthenticated label for the message (e2e replay protection is the ratchet's).
         id: MessageId,
         /// The content.
         body: Body,
+        /// How the message was protected on its way.
+        protection: Protection,
     },
     /// An e2e message was sealed and handed to the server (reported for messages that waited for a
     /// bundle, whose ids are assigned only then).
@@ -88,6 +91,33 @@ pub enum ClientEvent {
         /// [`Client::safety_number`]: computed when asked for (5200 SHA-512 iterations per
         /// identity, SPEC.md §14.1, several milliseconds), not with every session.
         peer: Name,
+        /// Whether the handshake used one of the responder's one-time prekeys. Without one, a later
+        /// compromise of the responder's identity and signed prekey reveals every message of the
+        /// initiator's first sending chain (SPEC.md §11.3).
+        one_time_prekey: bool,
+    },
+    /// `peer` now has another identity than before: its sessions under the old one were deleted
+    /// (SPEC.md §14.2). Users who compared the old safety number must compare the new one. Never
+    /// reported for a pinned peer, whose identity cannot change.
+    IdentityChanged {
+        /// The peer.
+        peer: Name,
+        /// The safety number of the replaced identity.
+        old: SafetyNumber,
+        /// The safety number of the new one.
+        new: SafetyNumber,
+    },
+    /// The sessions with `peer`, the least recently active peer, were deleted to make room for a
+    /// new one ([`crate::e2e::MAX_PEERS`], SPEC.md §11.3).
+    PeerEvicted {
+        /// The evicted peer.
+        peer: Name,
+    },
+    /// The server said this client's one-time prekeys run low; the client made `made` new ones
+    /// and sent them (the upload's answer follows as [`ClientEvent::BundleStored`]).
+    PrekeysReplenished {
+        /// How many one-time prekeys were made and uploaded.
+        made: usize,
     },
     /// Messages waiting for `peer`'s bundle were discarded, unencrypted, because no session could be
     /// started: no bundle, an invalid one, or one whose identity differs from the verified one.
@@ -103,6 +133,20 @@ pub enum ClientEvent {
     Dropped {
         /// Why it was refused.
         error: Error,
+    },
+}
+
+/// How an accepted message was protected (SPEC.md §5.6, §16): an application shows the two
+/// differently, and never takes a hop message for an end-to-end one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protection {
+    /// Hop: sealed on each client's channel to the server, which read it and vouches for `from`.
+    Hop,
+    /// End to end: the session with this peer identity authenticated it; the server could not read
+    /// or alter it. The identity is the one whose safety number the users compare.
+    E2e {
+        /// The peer identity the session is authenticated with.
+        identity: IdentityPublic,
     },
 }
 
@@ -142,7 +186,7 @@ pub struct Client {
     server_key: PublicKey,
     link: Link,
     last_id: u64,
-    accepted: BTreeMap<Name, ReplayWindow>,
+    accepted: ReplayWindows,
     e2e: Option<Peers>,
 }
 
@@ -157,7 +201,7 @@ impl Client {
             server_key,
             link: Link::Offline,
             last_id: 0,
-            accepted: BTreeMap::new(),
+            accepted: ReplayWindows::new(),
             e2e: None,
         }
     }
@@ -216,6 +260,34 @@ impl Client {
         Ok(())
     }
 
+    /// Pins the identity behind the safety number the users compared (SPEC.md §14.2): if `number`
+    /// is the safety number of the current session with `peer` (compared in constant time), that
+    /// session's identity is pinned, as [`Client::verify_peer`] does. The identity comes from the
+    /// session the number was computed from, never from a bundle the server supplies, so a key
+    /// change between the comparison and this call is refused instead of pinned.
+    ///
+    /// # Errors
+    /// [`MisuseError::NoE2eIdentity`]; [`E2eError::NoSession`] without a session with `peer`;
+    /// [`E2eError::SafetyNumberMismatch`] if `number` differs. Nothing changes on error.
+    pub fn verify_safety_number(
+        &mut self,
+        peer: &Name,
+        number: &SafetyNumber,
+    ) -> Result<(), Error> {
+        let peers = self.e2e.as_mut().ok_or(MisuseError::NoE2eIdentity)?;
+        let identity = peers
+            .session_identity(peer)
+            .ok_or_else(|| E2eError::NoSession { name: peer.clone() })?;
+        let ours = peers
+            .safety_number(&self.name, peer)
+            .ok_or_else(|| E2eError::NoSession { name: peer.clone() })?;
+        if !bool::from(ours.digits().as_bytes().ct_eq(number.digits().as_bytes())) {
+            return Err(E2eError::SafetyNumberMismatch { name: peer.clone() }.into());
+        }
+        peers.pin(peer.clone(), identity);
+        Ok(())
+    }
+
     /// Starts the handshake: returns the `HandshakeInit` frame to send. Draws one ephemeral key.
     ///
     /// # Errors
@@ -252,13 +324,10 @@ impl Client {
     /// e2e: publishes this client's bundle (or the one-time prekeys made since the last upload).
     ///
     /// # Errors
-    /// [`MisuseError::NoE2eIdentity`], [`MisuseError::NotConnected`], or a channel error.
+    /// [`MisuseError::NoE2eIdentity`], [`MisuseError::NotConnected`], or a channel error; nothing
+    /// changes.
     pub fn upload_bundle(&mut self) -> Result<Vec<u8>, Error> {
-        let mut next = self.clone();
-        let bundle = next.peers()?.prepare_upload()?;
-        let frame = next.seal(&Message::UploadBundle { bundle })?;
-        *self = next;
-        Ok(frame)
+        self.with_prekeys_rollback(Self::seal_upload)
     }
 
     /// e2e: makes a new signed prekey (keeping the previous one, SPEC.md §10.2) and returns the
@@ -270,11 +339,10 @@ impl Client {
         &mut self,
         rng: &mut R,
     ) -> Result<Vec<u8>, Error> {
-        let mut next = self.clone();
-        next.peers()?.rotate_signed_prekey(rng)?;
-        let frame = next.upload_bundle()?;
-        *self = next;
-        Ok(frame)
+        self.with_prekeys_rollback(|client| {
+            client.peers()?.rotate_signed_prekey(rng)?;
+            client.seal_upload()
+        })
     }
 
     /// e2e: makes `count` more one-time prekeys and returns the upload that publishes them.
@@ -286,11 +354,33 @@ impl Client {
         rng: &mut R,
         count: usize,
     ) -> Result<Vec<u8>, Error> {
-        let mut next = self.clone();
-        next.peers()?.replenish(rng, count)?;
-        let frame = next.upload_bundle()?;
-        *self = next;
-        Ok(frame)
+        self.with_prekeys_rollback(|client| {
+            client.peers()?.replenish(rng, count)?;
+            client.seal_upload()
+        })
+    }
+
+    /// Prepares the next upload and seals it.
+    fn seal_upload(&mut self) -> Result<Vec<u8>, Error> {
+        let bundle = self.peers()?.prepare_upload()?;
+        self.seal(&Message::UploadBundle { bundle })
+    }
+
+    /// Runs `step`, which changes at most the prekey store and (on success only) the channel, and
+    /// puts the prekey store back if it fails: the transaction copies the prekey store (at most a
+    /// few hundred keys), not the whole client.
+    fn with_prekeys_rollback(
+        &mut self,
+        step: impl FnOnce(&mut Self) -> Result<Vec<u8>, Error>,
+    ) -> Result<Vec<u8>, Error> {
+        let saved = self.peers()?.prekey_checkpoint();
+        let result = step(self);
+        if result.is_err()
+            && let Some(peers) = self.e2e.as_mut()
+        {
+            peers.restore_prekeys(saved);
+        }
+        result
     }
 
     /// e2e: sends `body` to `to`. With a session, the message is encrypted and sent at once. Without
@@ -333,11 +423,16 @@ impl Client {
             out.events.push(ClientEvent::Sent { to: to.clone(), id });
             return Ok(out);
         }
-        let mut next = self.clone();
-        if next.peers()?.queue(to, body)? {
-            out.transmit.push(next.seal(&Message::FetchBundle { name: to.clone() })?);
+        if self.peers()?.queue(to, body)? {
+            match self.seal(&Message::FetchBundle { name: to.clone() }) {
+                Ok(frame) => out.transmit.push(frame),
+                Err(error) => {
+                    // The message was the first queued for `to`: dequeuing it restores the state.
+                    self.peers()?.take_pending(to);
+                    return Err(error);
+                }
+            }
         }
-        *self = next;
         Ok(out)
     }
 
@@ -446,34 +541,52 @@ impl Client {
     ) -> Result<ClientOutputs, Error> {
         let mut out = ClientOutputs::default();
         match message {
+            // A client that speaks e2e accepts no hop message: the server could otherwise make it
+            // show anything "from" a peer whose e2e identity the user verified (SPEC.md §15.3).
+            Message::Deliver { .. }
+                if self.e2e.is_some() && !crate::flaws::on(crate::flaws::Flaw::AcceptHopInE2e) =>
+            {
+                return Err(ProtocolError::Unexpected { state: "e2e", got: "Deliver" }.into());
+            }
             Message::Deliver { id, from, body } => {
                 self.accept_id(&from, id)?;
-                out.events.push(ClientEvent::Received { from, id, body });
+                out.events.push(ClientEvent::Received {
+                    from,
+                    id,
+                    body,
+                    protection: Protection::Hop,
+                });
             }
             Message::E2eDeliver { id, from, envelope } => {
-                self.check_id(&from, id)?;
+                // No id window: the id is the server's label. Replays are refused by what the
+                // envelope authenticates (the ratchet, the base keys, SPEC.md §11.3, §12.5).
                 let own = self.name.clone();
                 let decrypted = self.peers()?.decrypt_owned(&own, &from, envelope)?;
-                self.accept_id(&from, id)?;
-                if decrypted.new_session {
-                    out.events.push(ClientEvent::SessionStarted { peer: from.clone() });
+                if let Some(started) = decrypted.started {
+                    self.report_start(&from, started, &mut out);
                 }
-                out.events.push(ClientEvent::Received { from, id, body: decrypted.body });
+                let protection = Protection::E2e { identity: decrypted.identity };
+                out.events.push(ClientEvent::Received {
+                    from,
+                    id,
+                    body: decrypted.body,
+                    protection,
+                });
             }
             Message::Ack { id, status } => out.events.push(ClientEvent::Acked { id, status }),
             Message::Reject { id, reason } => out.events.push(ClientEvent::Rejected { id, reason }),
+            Message::Refused { reason } => {
+                // The answer to `Ready` when the name or key was bound meanwhile (SPEC.md §5.1).
+                self.link = Link::Offline;
+                out.events.push(ClientEvent::Refused(reason));
+            }
             Message::BundleStored { one_time_prekeys } => {
                 out.events.push(ClientEvent::BundleStored { one_time_prekeys });
             }
             Message::BundleRefused { reason } => {
                 out.events.push(ClientEvent::BundleRefused(reason))
             }
-            Message::Bundle { name, bundle } => {
-                // Several steps (handshake, then every waiting message): run them on a copy.
-                let mut next = self.clone();
-                next.on_bundle(name, &bundle, rng, &mut out)?;
-                *self = next;
-            }
+            Message::Bundle { name, bundle } => self.on_bundle(name, &bundle, rng, &mut out)?,
             Message::NoBundle { name } => {
                 if !self.peers()?.awaiting_bundle(&name) {
                     return Err(
@@ -484,6 +597,15 @@ impl Client {
                 let error = E2eError::NoBundle { name: name.clone() };
                 out.events.push(ClientEvent::SendFailed { peer: name, error, discarded });
             }
+            Message::PrekeysLow { one_time_prekeys } => {
+                // Top the server's store up by one batch, never past what it accepts (§15.3).
+                let room = MAX_ONE_TIME_PREKEYS.saturating_sub(usize::from(one_time_prekeys));
+                let made = ONE_TIME_PREKEYS_PER_UPLOAD.min(room);
+                if made > 0 {
+                    out.transmit.push(self.replenish_prekeys(rng, made)?);
+                    out.events.push(ClientEvent::PrekeysReplenished { made });
+                }
+            }
             other => {
                 return Err(
                     ProtocolError::Unexpected { state: "online", got: other.type_name() }.into()
@@ -493,9 +615,30 @@ impl Client {
         Ok(out)
     }
 
+    /// Reports what starting a session with `peer` did: an identity change (with both safety
+    /// numbers), an evicted peer, and the start itself.
+    fn report_start(&self, peer: &Name, started: SessionStart, out: &mut ClientOutputs) {
+        if let Some(gone) = started.evicted {
+            out.events.push(ClientEvent::PeerEvicted { peer: gone });
+        }
+        if let (Some(old_identity), Some(peers)) = (started.replaced_identity, self.e2e.as_ref()) {
+            let own = (&peers.identity(), &self.name);
+            let old = SafetyNumber::new(own, (&old_identity, peer));
+            if let Some(new) = peers.safety_number(&self.name, peer) {
+                out.events.push(ClientEvent::IdentityChanged { peer: peer.clone(), old, new });
+            }
+        }
+        out.events.push(ClientEvent::SessionStarted {
+            peer: peer.clone(),
+            one_time_prekey: started.one_time_prekey,
+        });
+    }
+
     /// A bundle arrived for `name` (SPEC.md §15.3): start a session (unless one was started by the
     /// peer meanwhile) and send every waiting message. A bundle nobody asked for is refused: it
-    /// would let the server replace a working session at will.
+    /// would let the server replace a working session at will. The refusal is a map look-up; no
+    /// state is copied. Everything that could fail after the session starts — message ids, room
+    /// on the channel — is checked before it starts.
     fn on_bundle<R: CryptoRng + ?Sized>(
         &mut self,
         name: Name,
@@ -506,49 +649,55 @@ impl Client {
         if !self.peers()?.awaiting_bundle(&name) {
             return Err(ProtocolError::Unexpected { state: "online", got: "Bundle" }.into());
         }
+        let waiting = self.peers()?.pending_count(&name);
+        let count = u64::try_from(waiting).unwrap_or(u64::MAX);
+        self.last_id.checked_add(count).ok_or(MisuseError::IdsExhausted)?;
+        let Link::Online(transport) = &self.link else {
+            return Err(MisuseError::NotConnected.into());
+        };
+        transport.check_writes(MAX_E2E_SEND_LEN, count)?;
         let waiting = self.peers()?.take_pending(&name);
         if !self.peers()?.has_session(&name) {
             let own = self.name.clone();
-            if let Err(error) = self.peers()?.start_session(&own, &name, bundle, rng) {
-                let discarded = waiting.len();
-                out.events.push(ClientEvent::SendFailed { peer: name, error, discarded });
-                return Ok(());
+            match self.peers()?.start_session(&own, &name, bundle, rng) {
+                Ok(started) => self.report_start(&name, started, out),
+                Err(error) => {
+                    let discarded = waiting.len();
+                    out.events.push(ClientEvent::SendFailed { peer: name, error, discarded });
+                    return Ok(());
+                }
             }
-            out.events.push(ClientEvent::SessionStarted { peer: name.clone() });
         }
-        for body in waiting {
-            let envelope = self.peers()?.encrypt(&name, &body, rng)?;
-            let (id, frame) = self.submit_e2e(&name, envelope)?;
-            out.transmit.push(frame);
-            out.events.push(ClientEvent::Sent { to: name.clone(), id });
+        let total = waiting.len();
+        for (sent, body) in waiting.into_iter().enumerate() {
+            // Ids and channel room were checked above; only the ratchet could still refuse (a
+            // sending chain at 2^32 − 1). The rest is then reported, never dropped silently.
+            let frame = self
+                .peers()?
+                .encrypt(&name, &body, rng)
+                .and_then(|envelope| self.submit_e2e(&name, envelope));
+            match frame {
+                Ok((id, frame)) => {
+                    out.transmit.push(frame);
+                    out.events.push(ClientEvent::Sent { to: name.clone(), id });
+                }
+                Err(Error::E2e(error)) => {
+                    let discarded = total - sent;
+                    out.events.push(ClientEvent::SendFailed { peer: name, error, discarded });
+                    return Ok(());
+                }
+                Err(other) => return Err(other),
+            }
         }
         Ok(())
     }
 
-    /// Checks a message id from `from` without recording it (SPEC.md §5.3). Replay windows are kept
-    /// for at most [`MAX_PEERS`] senders: the names come from the server.
-    fn check_id(&self, from: &Name, id: MessageId) -> Result<(), Error> {
-        if crate::flaws::on(crate::flaws::Flaw::SkipReplayWindow) {
-            return Ok(());
-        } // seeded flaw hook
-        if !self.accepted.contains_key(from) && self.accepted.len() >= MAX_PEERS {
-            return Err(E2eError::TooManyPeers.into());
-        }
-        let window = self.accepted.get(from).copied().unwrap_or_default();
-        window.check(id).map_err(|refusal| id_refusal(from, id, refusal))?;
-        Ok(())
-    }
-
-    /// Checks and records a message id from `from` (SPEC.md §5.3).
+    /// Checks and records a hop message id from `from` (SPEC.md §5.3).
     fn accept_id(&mut self, from: &Name, id: MessageId) -> Result<(), Error> {
         if crate::flaws::on(crate::flaws::Flaw::SkipReplayWindow) {
             return Ok(());
         } // seeded flaw hook
-        self.check_id(from, id)?;
-        let mut window = self.accepted.get(from).copied().unwrap_or_default();
-        window.accept(id).map_err(|refusal| id_refusal(from, id, refusal))?;
-        self.accepted.insert(from.clone(), window);
-        Ok(())
+        self.accepted.accept(from, id).map_err(|refusal| id_refusal(from, id, refusal))
     }
 
     /// The id the next message will carry; taken (`last_id` set to it) only once it is sent.

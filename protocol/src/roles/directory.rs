@@ -1,7 +1,7 @@
 //! The server's prekey directory (SPEC.md §15.2): one bundle per name, each one-time prekey handed
 //! out at most once. It holds public keys only — the server never has e2e key material.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::e2e::E2eError;
 use crate::e2e::bundle::validate_upload;
@@ -15,6 +15,10 @@ struct Stored {
     identity: IdentityPublic,
     signed_prekey: SignedPrekeyPublic,
     one_time: VecDeque<OneTimePrekeyPublic>,
+    /// Who took one of these one-time prekeys since the owner's last upload: each requester gets
+    /// at most one per upload (SPEC.md §15.2), so one client cannot drain them. At most
+    /// `MAX_ONE_TIME_PREKEYS` names, one per key handed out.
+    takers: BTreeSet<Name>,
 }
 
 /// All published bundles.
@@ -52,12 +56,48 @@ impl Directory {
                 identity: *upload.identity(),
                 signed_prekey: *upload.signed_prekey(),
                 one_time,
+                takers: BTreeSet::new(),
             },
         );
         Ok(count)
     }
 
+    /// What [`Self::fetch_for`] would hand `by` for `name`, changing nothing: the bundle, and
+    /// whether it takes a one-time prekey.
+    #[must_use]
+    pub fn peek_for(&self, name: &Name, by: &Name) -> Option<(FetchedBundle, bool)> {
+        let stored = self.bundles.get(name)?;
+        let one_time_prekey =
+            stored.one_time.front().copied().filter(|_| !stored.takers.contains(by));
+        let bundle = FetchedBundle {
+            identity: stored.identity,
+            signed_prekey: stored.signed_prekey,
+            one_time_prekey,
+        };
+        Some((bundle, one_time_prekey.is_some()))
+    }
+
+    /// `name`'s bundle as fetched by `by` (SPEC.md §15.2): with the oldest one-time prekey, which
+    /// is deleted — unless `by` already took one since `name`'s last upload, which then gets the
+    /// bundle without one.
+    pub fn fetch_for(&mut self, name: &Name, by: &Name) -> Option<FetchedBundle> {
+        let (bundle, takes_one_time) = self.peek_for(name, by)?;
+        if takes_one_time && let Some(stored) = self.bundles.get_mut(name) {
+            stored.one_time.pop_front();
+            stored.takers.insert(by.clone());
+        }
+        Some(bundle)
+    }
+
+    /// Whether `name` has published a bundle.
+    #[must_use]
+    pub fn has_bundle(&self, name: &Name) -> bool {
+        self.bundles.contains_key(name)
+    }
+
     /// `name`'s bundle with its oldest one-time prekey, which is deleted: handed out at most once.
+    /// No per-requester limit: what a malicious server's own fetch does (see
+    /// [`crate::roles::Server::take_bundle`]).
     pub fn fetch(&mut self, name: &Name) -> Option<FetchedBundle> {
         let stored = self.bundles.get_mut(name)?;
         Some(FetchedBundle {

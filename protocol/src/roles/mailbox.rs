@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use crate::wire::Message;
+use crate::wire::{Codec, Message};
 
 /// Most messages the server holds for one offline recipient.
 ///
@@ -14,6 +14,13 @@ pub const MAILBOX_CAPACITY: usize = 64;
 /// The mailbox already holds [`MAILBOX_CAPACITY`] messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MailboxFull;
+
+/// The bytes a queued message counts against the server's [`crate::roles::MAX_QUEUED_BYTES`]:
+/// its encoded length (SPEC.md §5.4).
+#[must_use]
+pub fn queued_len(message: &Message) -> usize {
+    crate::wire::HEADER_LEN + message.body_len_hint()
+}
 
 /// Messages waiting for one recipient, oldest first, each exactly as it will be delivered.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -37,6 +44,12 @@ impl Mailbox {
     /// Empties the mailbox, oldest first.
     pub fn drain(&mut self) -> impl Iterator<Item = Message> + '_ {
         self.queue.drain(..)
+    }
+
+    /// How many bytes the waiting messages count (each its [`queued_len`]).
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.queue.iter().map(queued_len).sum()
     }
 
     /// How many messages are waiting.

@@ -11,8 +11,10 @@ mod mailbox;
 mod replay;
 mod server;
 
-pub use client::{Client, ClientEvent, ClientOutputs};
+pub use client::{Client, ClientEvent, ClientOutputs, Protection};
 pub use directory::Directory;
-pub use mailbox::{MAILBOX_CAPACITY, Mailbox};
-pub use replay::{REPLAY_WINDOW, Refusal, ReplayWindow};
-pub use server::{LinkId, Server, ServerEvent, ServerOutputs};
+pub use mailbox::{MAILBOX_CAPACITY, Mailbox, queued_len};
+pub use replay::{REPLAY_WINDOW, Refusal, ReplayWindow, ReplayWindows};
+pub use server::{
+    LinkId, MAX_ACCOUNTS, MAX_QUEUED_BYTES, Server, ServerEvent, ServerLimits, ServerOutputs,
+};

@@ -1,6 +1,13 @@
-//! Per-sender acceptance of message ids: each id at most once.
+//! Per-sender acceptance of hop message ids: each id at most once (SPEC.md §5.3).
+//!
+//! Only hop messages use these windows. An e2e message's id is a label the server chooses; its
+//! replay protection is what the envelope authenticates (SPEC.md §12.5, §15.3), so a server cannot
+//! poison e2e delivery with an id of its choice.
 
-use crate::wire::MessageId;
+use std::collections::BTreeMap;
+
+use crate::e2e::MAX_PEERS;
+use crate::wire::{MessageId, Name};
 
 /// How far behind the highest id seen from a sender an id may still be accepted, in ids.
 ///
@@ -69,6 +76,66 @@ impl ReplayWindow {
     }
 }
 
+/// A client's replay windows, one per hop sender, for at most [`MAX_PEERS`] senders: the names come
+/// from the server. A window for one more sender evicts the least recently accepted sender's
+/// window, so throw-away senders cannot lock a client out of new ones (SPEC.md §5.3); the evicted
+/// sender's ids start a fresh window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ReplayWindows {
+    windows: BTreeMap<Name, (ReplayWindow, u64)>,
+    clock: u64,
+}
+
+impl ReplayWindows {
+    /// No window yet.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { windows: BTreeMap::new(), clock: 0 }
+    }
+
+    /// Whether `id` from `from` would be accepted; records nothing.
+    ///
+    /// # Errors
+    /// The [`Refusal`].
+    pub fn check(&self, from: &Name, id: MessageId) -> Result<(), Refusal> {
+        self.windows
+            .get(from)
+            .map_or_else(|| ReplayWindow::default().check(id), |(w, _)| w.check(id))
+    }
+
+    /// Accepts `id` from `from` if [`Self::check`] allows it, recording it (and evicting the least
+    /// recently accepted sender's window if `from` is new and [`MAX_PEERS`] windows are kept).
+    ///
+    /// # Errors
+    /// The [`Refusal`]; nothing changes.
+    pub fn accept(&mut self, from: &Name, id: MessageId) -> Result<(), Refusal> {
+        let mut window = self.windows.get(from).map(|(w, _)| *w).unwrap_or_default();
+        window.accept(id)?;
+        if !self.windows.contains_key(from)
+            && self.windows.len() >= MAX_PEERS
+            && let Some(oldest) =
+                self.windows.iter().min_by_key(|(_, (_, at))| *at).map(|(name, _)| name.clone())
+        {
+            self.windows.remove(&oldest);
+        }
+        self.clock = self.clock.wrapping_add(1);
+        self.windows.insert(from.clone(), (window, self.clock));
+        Ok(())
+    }
+
+    /// How many senders have a window (at most [`MAX_PEERS`]).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// Whether no sender has a window.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +164,24 @@ mod tests {
         assert_eq!(accept(&mut w, 3), Err(Refusal::OutOfWindow));
         assert_eq!(accept(&mut w, u64::MAX), Ok(()));
         assert_eq!(accept(&mut w, u64::MAX), Err(Refusal::Replayed));
+    }
+
+    #[test]
+    fn windows_evict_the_least_recently_accepted_sender_at_max_peers() {
+        let name = |i: usize| Name::new(&format!("s{i}")).unwrap();
+        let mut windows = ReplayWindows::default();
+        for i in 0..MAX_PEERS {
+            windows.accept(&name(i), MessageId(5)).unwrap();
+        }
+        // s0 is touched again, so s1 is now the least recently accepted.
+        windows.accept(&name(0), MessageId(6)).unwrap();
+        assert_eq!(windows.check(&name(1), MessageId(5)), Err(Refusal::Replayed));
+        let before = windows.clone();
+        assert_eq!(windows.accept(&name(0), MessageId(6)), Err(Refusal::Replayed));
+        assert_eq!(windows, before, "a refusal changes nothing");
+        windows.accept(&name(MAX_PEERS), MessageId(1)).unwrap();
+        assert_eq!(windows.len(), MAX_PEERS);
+        assert_eq!(windows.check(&name(1), MessageId(5)), Ok(()), "s1's window was evicted");
+        assert_eq!(windows.check(&name(0), MessageId(6)), Err(Refusal::Replayed), "s0 kept");
     }
 }

@@ -12,9 +12,9 @@ use rand_core::CryptoRng;
 
 use super::client::seal;
 use super::directory::Directory;
-use super::mailbox::Mailbox;
+use super::mailbox::{Mailbox, queued_len};
 use crate::channel::{PROLOGUE, Responder, Transport};
-use crate::e2e::E2eError;
+use crate::e2e::{E2eError, PREKEYS_LOW_WATER};
 use crate::error::{Error, MisuseError, ProtocolError};
 use crate::hop::{AllowAll, ContentPolicy, Verdict};
 use crate::suite::{PrivateKey, PublicKey};
@@ -22,6 +22,33 @@ use crate::wire::{
     AckStatus, Body, BundleRefusal, Codec, Envelope, FetchedBundle, LinkFrame, LinkKind, Message,
     MessageId, Name, RefusalReason, RejectReason, UploadedBundle,
 };
+
+/// The most names a server binds (SPEC.md §5.1, §8). Each bound name costs the server a binding,
+/// a directory entry (at most `MAX_ONE_TIME_PREKEYS` keys, 3.6 KB) and a mailbox; a registration
+/// beyond it is refused with `Refused { ServerFull }`.
+pub const MAX_ACCOUNTS: usize = 4096;
+
+/// The most bytes all mailboxes together hold (SPEC.md §5.4, §8): 64 MiB, where 4096 full
+/// mailboxes would hold 4 GiB. A message that would exceed it is refused to its sender with
+/// `Reject { ServerFull }`, never dropped silently.
+pub const MAX_QUEUED_BYTES: usize = 64 << 20;
+
+/// The server's resource bounds (SPEC.md §8). The defaults are [`MAX_ACCOUNTS`] and
+/// [`MAX_QUEUED_BYTES`]; a deployment (or a test of the bounds) may set smaller ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServerLimits {
+    /// The most names bound at once.
+    pub max_accounts: usize,
+    /// The most bytes queued in all mailboxes together (each message counted by its encoded
+    /// length).
+    pub max_queued_bytes: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self { max_accounts: MAX_ACCOUNTS, max_queued_bytes: MAX_QUEUED_BYTES }
+    }
+}
 
 /// The driver's number for one client connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -152,6 +179,8 @@ pub struct ServerOutputs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct OpenLink {
     name: Name,
+    /// The client's static key, which `name` is bound to once the link is confirmed.
+    key: PublicKey,
     transport: Transport,
     /// Whether the client has proved, with its first transport frame (`Ready`), that it holds the
     /// handshake's ephemeral key. Until then the link receives nothing and displaces nothing: a
@@ -165,9 +194,15 @@ pub struct Server<P: ContentPolicy = AllowAll> {
     static_key: PrivateKey,
     policy: P,
     links: BTreeMap<LinkId, OpenLink>,
+    /// Bound names and their static keys; `keys` is the same binding the other way round: one
+    /// static key binds one name, one name one static key (SPEC.md §5.1).
     accounts: BTreeMap<Name, PublicKey>,
+    keys: BTreeMap<PublicKey, Name>,
     mailboxes: BTreeMap<Name, Mailbox>,
+    /// What all mailboxes hold, in bytes (at most `limits.max_queued_bytes`).
+    queued_bytes: usize,
     directory: Directory,
+    limits: ServerLimits,
 }
 
 impl Server<AllowAll> {
@@ -187,9 +222,31 @@ impl<P: ContentPolicy> Server<P> {
             policy,
             links: BTreeMap::new(),
             accounts: BTreeMap::new(),
+            keys: BTreeMap::new(),
             mailboxes: BTreeMap::new(),
+            queued_bytes: 0,
             directory: Directory::default(),
+            limits: ServerLimits::default(),
         }
+    }
+
+    /// The same server with other resource bounds.
+    #[must_use]
+    pub const fn with_limits(mut self, limits: ServerLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How many names are bound.
+    #[must_use]
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// How many bytes all mailboxes hold together.
+    #[must_use]
+    pub const fn queued_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     /// The static public key clients must know in advance.
@@ -302,23 +359,66 @@ impl<P: ContentPolicy> Server<P> {
         name: Name,
     ) -> Result<ServerOutputs, Error> {
         let mut out = ServerOutputs::default();
+        let key = self.links.get(&link).map(|open| open.key).ok_or(MisuseError::UnknownLink)?;
+        // The name is bound only now, after key confirmation; another link may have bound the
+        // name or the key since message 1 (SPEC.md §5.1).
+        if let Some(reason) = self.binding_refusal(&name, &key) {
+            let frame = seal(&mut sender, &Message::Refused { reason })?;
+            self.links.remove(&link);
+            out.transmit.push((link, frame));
+            out.close.push(link);
+            out.events.push(ServerEvent::Refused { link, reason });
+            return Ok(out);
+        }
         let mut waiting = self.mailboxes.get(&name).cloned().unwrap_or_default();
         let delivered = waiting.len();
+        let freed = waiting.bytes();
         for message in waiting.drain() {
             out.transmit.push((link, seal(&mut sender, &message)?));
+        }
+        // A client that was offline while its one-time prekeys were taken hears it now (§15.2).
+        let held = self.directory.one_time_count(&name);
+        if self.directory.has_bundle(&name) && held <= PREKEYS_LOW_WATER {
+            let one_time_prekeys = u16::try_from(held).unwrap_or(u16::MAX);
+            out.transmit
+                .push((link, seal(&mut sender, &Message::PrekeysLow { one_time_prekeys })?));
         }
         // Everything fallible is done: commit.
         if let Some(old) = self.link_of(&name) {
             self.links.remove(&old);
             out.close.push(old);
         }
+        self.accounts.insert(name.clone(), key);
+        self.keys.insert(key, name.clone());
         self.mailboxes.remove(&name);
+        self.queued_bytes = self.queued_bytes.saturating_sub(freed);
         if let Some(open) = self.links.get_mut(&link) {
             open.transport = sender;
             open.confirmed = true;
         }
         out.events.push(ServerEvent::Online { link, name, delivered });
         Ok(out)
+    }
+
+    /// Why `name` may not be bound to `key` now, if it may not (SPEC.md §5.1): the name is bound
+    /// to another key (`NameTaken`); the key is bound to another name (`KeyInUse`); or the name is
+    /// new and the server binds no more (`ServerFull`).
+    fn binding_refusal(&self, name: &Name, key: &PublicKey) -> Option<RefusalReason> {
+        match self.accounts.get(name) {
+            Some(bound)
+                if bound != key && !crate::flaws::on(crate::flaws::Flaw::SkipNameBinding) =>
+            {
+                Some(RefusalReason::NameTaken)
+            }
+            Some(_) => None,
+            None if self.keys.get(key).is_some_and(|bound| bound != name) => {
+                Some(RefusalReason::KeyInUse)
+            }
+            None if self.accounts.len() >= self.limits.max_accounts => {
+                Some(RefusalReason::ServerFull)
+            }
+            None => None,
+        }
     }
 
     /// Opens one transport frame from `link` and commits the channel step, without acting on the
@@ -434,19 +534,46 @@ impl<P: ContentPolicy> Server<P> {
         by: Name,
         name: Name,
     ) -> Result<ServerOutputs, Error> {
-        let mut directory = self.directory.clone();
-        let (reply, event) = match directory.fetch(&name) {
-            Some(bundle) => {
-                let one_time_prekey = bundle.one_time_prekey.map(|k| k.id);
-                let event = ServerEvent::BundleFetched { by, name: name.clone(), one_time_prekey };
-                (Message::Bundle { name, bundle }, event)
-            }
-            None => (Message::NoBundle { name: name.clone() }, ServerEvent::NoBundle { by, name }),
+        let mut out = ServerOutputs::default();
+        // `fetch_for` is the only change to the directory, and nothing after it can fail but the
+        // seals, which are checked first: the one-time prekey leaves only with the reply.
+        let fetched = self.directory.peek_for(&name, &by);
+        let Some((bundle, takes_one_time)) = fetched else {
+            let frame = seal(&mut sender, &Message::NoBundle { name: name.clone() })?;
+            self.commit_link(link, sender);
+            out.transmit.push((link, frame));
+            out.events.push(ServerEvent::NoBundle { by, name });
+            return Ok(out);
         };
+        let one_time_prekey = bundle.one_time_prekey.map(|k| k.id);
+        let reply = Message::Bundle { name: name.clone(), bundle };
         let frame = seal(&mut sender, &reply)?;
+        out.transmit.push((link, frame));
+        // Few of the owner's one-time prekeys left: tell the owner, if it is online (§15.2).
+        let held = self.directory.one_time_count(&name).saturating_sub(usize::from(takes_one_time));
+        let mut owner = None;
+        if takes_one_time
+            && held <= PREKEYS_LOW_WATER
+            && let Some(owner_link) = self.link_of(&name)
+        {
+            let one_time_prekeys = u16::try_from(held).unwrap_or(u16::MAX);
+            let notice = Message::PrekeysLow { one_time_prekeys };
+            let transport = if owner_link == link {
+                &mut sender
+            } else {
+                let stored = self.links.get(&owner_link).map(|l| l.transport.clone());
+                &mut owner.insert((owner_link, stored.ok_or(MisuseError::UnknownLink)?)).1
+            };
+            out.transmit.push((owner_link, seal(transport, &notice)?));
+        }
+        // Everything fallible is done: commit.
+        self.directory.fetch_for(&name, &by);
         self.commit_link(link, sender);
-        self.directory = directory;
-        Ok(ServerOutputs { transmit: vec![(link, frame)], close: vec![], events: vec![event] })
+        if let Some((owner_link, transport)) = owner {
+            self.commit_link(owner_link, transport);
+        }
+        out.events.push(ServerEvent::BundleFetched { by, name, one_time_prekey });
+        Ok(out)
     }
 
     fn commit_link(&mut self, link: LinkId, transport: Transport) {
@@ -465,14 +592,9 @@ impl<P: ContentPolicy> Server<P> {
         let received = Responder::new(PROLOGUE, self.static_key.clone()).read_message_1(noise)?;
         let client_key = received.remote_static();
         let refusal = match Message::decode(received.payload())? {
-            Message::Register { name } => match self.accounts.get(&name) {
-                Some(bound)
-                    if *bound != client_key
-                        && !crate::flaws::on(crate::flaws::Flaw::SkipNameBinding) =>
-                {
-                    Err(RefusalReason::NameTaken)
-                }
-                _ => Ok(name),
+            Message::Register { name } => match self.binding_refusal(&name, &client_key) {
+                Some(reason) => Err(reason),
+                None => Ok(name),
             },
             _ => Err(RefusalReason::NotARegistration),
         };
@@ -491,8 +613,8 @@ impl<P: ContentPolicy> Server<P> {
         let reply = Message::Welcome { name: name.clone() }.encode();
         let (transport, noise) = received.write_message_2(PrivateKey::generate(rng), &reply)?;
         out.transmit.push((link, LinkFrame::handshake_resp(noise)?.encode()));
-        // Everything fallible is done: commit. The link stays unconfirmed until `Ready`: a replayed
-        // message 1 binds nothing new (the key in it is the name's own) and displaces no confirmed
+        // Everything fallible is done: commit. The link stays unconfirmed until `Ready`, and the
+        // name is bound only then: a replayed message 1 binds nothing and displaces no confirmed
         // link. An older *unconfirmed* link of the same name is closed, so replays cannot pile up
         // dangling links: there is at most one unconfirmed link per name.
         let stale: Vec<LinkId> = self
@@ -505,8 +627,10 @@ impl<P: ContentPolicy> Server<P> {
             self.links.remove(&id);
             out.close.push(id);
         }
-        self.accounts.insert(name.clone(), client_key);
-        self.links.insert(link, OpenLink { name: name.clone(), transport, confirmed: false });
+        self.links.insert(
+            link,
+            OpenLink { name: name.clone(), key: client_key, transport, confirmed: false },
+        );
         out.events.push(ServerEvent::Registered { link, name });
         Ok(out)
     }
@@ -564,10 +688,15 @@ impl<P: ContentPolicy> Server<P> {
                 Outcome::Relayed
             }
             (None, None) => {
-                let mut mailbox = self.mailboxes.get(&to).cloned().unwrap_or_default();
-                match mailbox.push(deliver.clone()) {
-                    Ok(()) => Outcome::Queued(mailbox),
-                    Err(_) => Outcome::Rejected(RejectReason::MailboxFull),
+                let len = queued_len(&deliver);
+                if self.queued_bytes.saturating_add(len) > self.limits.max_queued_bytes {
+                    Outcome::Rejected(RejectReason::ServerFull)
+                } else {
+                    let mut mailbox = self.mailboxes.get(&to).cloned().unwrap_or_default();
+                    match mailbox.push(deliver.clone()) {
+                        Ok(()) => Outcome::Queued(mailbox, len),
+                        Err(_) => Outcome::Rejected(RejectReason::MailboxFull),
+                    }
                 }
             }
         };
@@ -586,8 +715,8 @@ impl<P: ContentPolicy> Server<P> {
                 Message::Reject { id, reason: *reason },
                 ServerEvent::Rejected { from, id, reason: *reason },
             ),
-            Outcome::Relayed | Outcome::Queued(_) => {
-                let status = if matches!(outcome, Outcome::Queued(_)) {
+            Outcome::Relayed | Outcome::Queued(..) => {
+                let status = if matches!(outcome, Outcome::Queued(..)) {
                     AckStatus::Queued
                 } else {
                     AckStatus::Relayed
@@ -605,8 +734,9 @@ impl<P: ContentPolicy> Server<P> {
         if let Some((to_link, transport)) = recipient {
             self.commit_link(to_link, transport);
         }
-        if let Outcome::Queued(mailbox) = outcome {
+        if let Outcome::Queued(mailbox, len) = outcome {
             self.mailboxes.insert(to, mailbox);
+            self.queued_bytes += len;
         }
         Ok(out)
     }
@@ -623,6 +753,7 @@ enum Payload {
 /// Where a relayed message went, with the mailbox to commit if it was queued.
 enum Outcome {
     Relayed,
-    Queued(Mailbox),
+    /// Queued, with the mailbox to commit and the bytes the message adds to the server's total.
+    Queued(Mailbox, usize),
     Rejected(RejectReason),
 }

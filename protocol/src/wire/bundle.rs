@@ -14,7 +14,7 @@ use super::{MAX_BODY_LEN, Reader, WireError};
 pub const MAX_ENCODED_PREKEYS: usize = 1000;
 
 /// Longest e2e envelope: [`MAX_BODY_LEN`] of content plus 256 bytes, room for the largest prekey
-/// message overhead (162 bytes, SPEC.md §13).
+/// message overhead (226 bytes, SPEC.md §13).
 pub const MAX_ENVELOPE_LEN: usize = MAX_BODY_LEN + 256;
 
 /// A client's public e2e identity `IK = IK_dh || IK_sig` (64 bytes, SPEC.md §10.1).

@@ -26,6 +26,7 @@ const TYPE_BUNDLE: u8 = 0x34;
 const TYPE_NO_BUNDLE: u8 = 0x35;
 const TYPE_E2E_SEND: u8 = 0x36;
 const TYPE_E2E_DELIVER: u8 = 0x37;
+const TYPE_PREKEYS_LOW: u8 = 0x38;
 
 /// Why the server refused a registration (the payload of handshake message 2).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -34,6 +35,11 @@ pub enum RefusalReason {
     NameTaken,
     /// `0x02`: handshake message 1 did not carry a [`Message::Register`].
     NotARegistration,
+    /// `0x03`: the client's static key is already bound to another name: one key, one name
+    /// (SPEC.md §5.1), so one client cannot hold many throw-away names.
+    KeyInUse,
+    /// `0x04`: the server holds `MAX_ACCOUNTS` names and binds no new one (SPEC.md §8).
+    ServerFull,
 }
 
 /// What the server did with a message it accepted.
@@ -54,6 +60,8 @@ pub enum RejectReason {
     MailboxFull,
     /// `0x03`: no client has ever registered the recipient's name.
     UnknownRecipient,
+    /// `0x04`: the server's mailboxes together hold `MAX_QUEUED_BYTES` (SPEC.md §5.4, §8).
+    ServerFull,
 }
 
 /// Why the server refused an uploaded bundle (SPEC.md §10.3, §15.1).
@@ -90,9 +98,13 @@ macro_rules! byte_enum {
     };
 }
 
-byte_enum!(RefusalReason, "refusal_reason", { NameTaken = 0x01, NotARegistration = 0x02 });
+byte_enum!(RefusalReason, "refusal_reason", {
+    NameTaken = 0x01, NotARegistration = 0x02, KeyInUse = 0x03, ServerFull = 0x04,
+});
 byte_enum!(AckStatus, "ack_status", { Relayed = 0x01, Queued = 0x02 });
-byte_enum!(RejectReason, "reject_reason", { Policy = 0x01, MailboxFull = 0x02, UnknownRecipient = 0x03 });
+byte_enum!(RejectReason, "reject_reason", {
+    Policy = 0x01, MailboxFull = 0x02, UnknownRecipient = 0x03, ServerFull = 0x04,
+});
 byte_enum!(BundleRefusal, "bundle_refusal", {
     BadSigningKey = 0x01, LowOrderKey = 0x02, BadSignature = 0x03, TooManyPrekeys = 0x04,
     DuplicatePrekeyId = 0x05,
@@ -204,6 +216,12 @@ pub enum Message {
         /// The envelope.
         envelope: Envelope,
     },
+    /// `0x38`, server → client: a fetch has left the server holding few of this client's one-time
+    /// prekeys (SPEC.md §15.2); the client replenishes them (§15.3).
+    PrekeysLow {
+        /// How many one-time prekeys the server still holds for the client.
+        one_time_prekeys: u16,
+    },
 }
 
 impl Message {
@@ -227,6 +245,7 @@ impl Message {
             Self::NoBundle { .. } => "NoBundle",
             Self::E2eSend { .. } => "E2eSend",
             Self::E2eDeliver { .. } => "E2eDeliver",
+            Self::PrekeysLow { .. } => "PrekeysLow",
         }
     }
 
@@ -335,6 +354,7 @@ impl Codec for Message {
             Self::NoBundle { .. } => TYPE_NO_BUNDLE,
             Self::E2eSend { .. } => TYPE_E2E_SEND,
             Self::E2eDeliver { .. } => TYPE_E2E_DELIVER,
+            Self::PrekeysLow { .. } => TYPE_PREKEYS_LOW,
         }
     }
 
@@ -357,6 +377,7 @@ impl Codec for Message {
                 | TYPE_NO_BUNDLE
                 | TYPE_E2E_SEND
                 | TYPE_E2E_DELIVER
+                | TYPE_PREKEYS_LOW
         )
     }
 
@@ -390,7 +411,7 @@ impl Codec for Message {
                 out.push(reason.code());
             }
             Self::UploadBundle { bundle } => bundle.encode(out),
-            Self::BundleStored { one_time_prekeys } => {
+            Self::BundleStored { one_time_prekeys } | Self::PrekeysLow { one_time_prekeys } => {
                 out.extend_from_slice(&one_time_prekeys.to_be_bytes());
             }
             Self::BundleRefused { reason } => out.push(reason.code()),
@@ -425,6 +446,7 @@ impl Codec for Message {
             TYPE_FETCH_BUNDLE => Self::FetchBundle { name: Name::read(r)? },
             TYPE_BUNDLE => Self::Bundle { name: Name::read(r)?, bundle: FetchedBundle::read(r)? },
             TYPE_NO_BUNDLE => Self::NoBundle { name: Name::read(r)? },
+            TYPE_PREKEYS_LOW => Self::PrekeysLow { one_time_prekeys: r.u16()? },
             TYPE_E2E_SEND | TYPE_E2E_DELIVER => {
                 let (id, name, envelope) = read_relay(frame_type, r)?;
                 relay_message(frame_type, id, name, envelope.to_vec())?

@@ -10,7 +10,7 @@ use super::wire::{fetched_from, fetched_json, message_json, upload_from, upload_
 use super::{CaseResult, VectorError, file_head, verify_cases};
 use crate::e2e::bundle::verify_fetched;
 use crate::e2e::identity::IdentityKeyPair;
-use crate::e2e::prekeys::signed_prekey_message;
+use crate::e2e::signed::signed_prekey_message;
 use crate::error::Error;
 use crate::roles::Directory;
 use crate::suite::{PublicKey, Signature, SigningKey, VerifyingKey};

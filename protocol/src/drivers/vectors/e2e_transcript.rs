@@ -26,8 +26,8 @@ fn runs() -> Vec<RunSpec> {
     vec![RunSpec {
         id: "e2e-seed-1",
         comment: "The default e2e conversation, then: the server delivers Alice's last envelope (id 4) to Bob again \
-         under a new id (the ratchet refuses a used key: Replayed), and under its own id (the replay window \
-         refuses it first); it replays the late message of the previous chain (id 3) and the first prekey \
+         under a new id and under its own id (e2e ids are not checked, SPEC.md §5.3: the ratchet refuses \
+         a used key, Replayed, either way); it replays the late message of the previous chain (id 3) and the first prekey \
          message (id 1) under new ids (their keys are gone: the old chain's ratchet step with a stale key \
          does not open them); a network attacker replays the last frame Bob received (the channel refuses \
          it); Alice sends a message of which the server first delivers a copy with a flipped byte (refused, \

@@ -26,9 +26,10 @@ use crate::e2e::bundle::verify_fetched;
 use crate::e2e::prekeys::PrekeyStore;
 use crate::e2e::ratchet::{ChainKey, Header, MessageKey, RootKey, Session};
 use crate::e2e::safety_number::{SafetyNumber, fingerprint};
+use crate::e2e::signed::identity_binding_message;
 use crate::e2e::x3dh::{self, PrekeyHeader, X3DH_INFO, X3DH_PREFIX};
 use crate::error::Error;
-use crate::suite::{AeadKey, PrivateKey, PublicKey, Secret, VerifyingKey};
+use crate::suite::{AeadKey, PrivateKey, PublicKey, Secret, Signature, SigningKey, VerifyingKey};
 use crate::wire::{Codec, FetchedBundle, IdentityPublic, Message, Name, OneTimePrekeyPublic};
 
 const DESCRIPTION: &str = "Every key derivation of the protocol, each from its inputs: the channel's \
@@ -292,6 +293,7 @@ fn respond_case(
         ),
         ("from", "alice".into()),
         ("IK_A", hex(header.identity.to_bytes()).into()),
+        ("id_sig", hex(header.identity_signature.as_bytes()).into()),
         ("EK_A", hex(header.base_key.as_bytes()).into()),
         ("spk_id", header.signed_prekey_id.into()),
         ("opk_id", header.one_time_prekey_id.map_or(Value::Null, Value::from)),
@@ -323,6 +325,7 @@ fn verify_respond(case: &Value) -> Result<Value, VectorError> {
             dh: PublicKey::from_bytes(dh),
             sign: VerifyingKey::from_bytes(sign),
         },
+        identity_signature: Signature::from_bytes(hex_array(case, "id_sig")?),
         base_key: PublicKey::from_bytes(hex_array(case, "EK_A")?),
         signed_prekey_id: u32_field(case, "spk_id")?,
         one_time_prekey_id: if case["opk_id"].is_null() {
@@ -731,6 +734,7 @@ pub fn generate() -> Result<Value, VectorError> {
     let alice_pub = alice.pair().public();
     let header = PrekeyHeader {
         identity: alice_pub,
+        identity_signature: alice.pair().binding_signature(),
         base_key: ek.public_key(),
         signed_prekey_id: 1,
         one_time_prekey_id: Some(2),
@@ -767,9 +771,51 @@ pub fn generate() -> Result<Value, VectorError> {
     });
     cases.push(respond_case(
         "x3dh-respond-low-order-identity",
-        "IK_A_dh is u = 1: DH1 = DH(spk_B, IK_A_dh) is all zero.",
+        "IK_A_dh is u = 1, which DH1 = DH(spk_B, IK_A_dh) would make all zero: refused before any DH \
+         by the identity check of SPEC.md §11.2 (§10.3 step 2 on IK_A: LowOrderKey).",
         &bob,
         &PrekeyHeader { identity: low_ik, ..header },
+    )?);
+    let mallory = Ident::fixed("key-schedule/mallory");
+    let other = mallory.pair();
+    let mut mixed = alice_pub;
+    mixed.dh = other.public().dh;
+    cases.push(respond_case(
+        "x3dh-respond-mixed-identity",
+        "IK_A pairs another identity's X25519 key with Alice's Ed25519 key, with Alice's id_sig: the \
+         signature covers Alice's IK_dh, not this one (SPEC.md §10.1, §11.2: BadSignature).",
+        &bob,
+        &PrekeyHeader { identity: mixed, ..header },
+    )?);
+    cases.push(respond_case(
+        "x3dh-respond-mixed-identity-own-signature",
+        "IK_A pairs Alice's X25519 key with another identity's Ed25519 key, which signed Alice's IK_dh \
+         itself: the signature is valid, the identity is whole as claimed (one X25519 key, one \
+         signing key that vouches for it); it is the one whose safety number Bob would show. \
+         The handshake then succeeds only for the holder of Alice's ik (DH1).",
+        &bob,
+        &PrekeyHeader {
+            identity: IdentityPublic { dh: alice_pub.dh, sign: other.public().sign },
+            identity_signature: SigningKey::from_seed(mallory.isk)
+                .sign(&identity_binding_message(&alice_pub.dh)),
+            ..header
+        },
+    )?);
+    cases.push(respond_case(
+        "x3dh-respond-small-order-signing-key",
+        "IK_A_sig is the Ed25519 identity point (small order): BadSigningKey, before anything else.",
+        &bob,
+        &PrekeyHeader {
+            identity: IdentityPublic {
+                dh: alice_pub.dh,
+                sign: VerifyingKey::from_bytes({
+                    let mut one = [0u8; 32];
+                    one[0] = 1;
+                    one
+                }),
+            },
+            ..header
+        },
     )?);
 
     let rk = fixed_bytes("key-schedule/rk");

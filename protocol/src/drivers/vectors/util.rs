@@ -206,6 +206,7 @@ fn e2e_class(e: &E2eError) -> String {
         E2eError::Ratchet(r) => format!("Ratchet.{}", ratchet_class(r)),
         E2eError::Crypto(c) => format!("Crypto.{}", crypto_class(*c)),
         E2eError::TooManyPeers => "TooManyPeers".to_owned(),
+        E2eError::SafetyNumberMismatch { .. } => "SafetyNumberMismatch".to_owned(),
         E2eError::PrekeyIdsExhausted => "PrekeyIdsExhausted".to_owned(),
     }
 }
@@ -217,6 +218,7 @@ fn ratchet_class(e: &RatchetError) -> String {
         RatchetError::Replayed => "Replayed".to_owned(),
         RatchetError::DecryptFailed => "DecryptFailed".to_owned(),
         RatchetError::ChainExhausted => "ChainExhausted".to_owned(),
+        RatchetError::WorkExceeded => "WorkExceeded".to_owned(),
         RatchetError::Crypto(c) => format!("Crypto.{}", crypto_class(*c)),
     }
 }

@@ -120,6 +120,8 @@ const fn refusal_reason_name(r: RefusalReason) -> &'static str {
     match r {
         RefusalReason::NameTaken => "NameTaken",
         RefusalReason::NotARegistration => "NotARegistration",
+        RefusalReason::KeyInUse => "KeyInUse",
+        RefusalReason::ServerFull => "ServerFull",
     }
 }
 
@@ -135,6 +137,7 @@ const fn reject_name(r: RejectReason) -> &'static str {
         RejectReason::Policy => "Policy",
         RejectReason::MailboxFull => "MailboxFull",
         RejectReason::UnknownRecipient => "UnknownRecipient",
+        RejectReason::ServerFull => "ServerFull",
     }
 }
 
@@ -190,7 +193,7 @@ pub fn message_json(m: &Message) -> Value {
             fields.extend([("id", id.0.into()), ("reason", reject_name(*reason).into())])
         }
         Message::UploadBundle { bundle } => fields.extend(upload_json(bundle)),
-        Message::BundleStored { one_time_prekeys } => {
+        Message::BundleStored { one_time_prekeys } | Message::PrekeysLow { one_time_prekeys } => {
             fields.push(("one_time_prekeys", (*one_time_prekeys).into()))
         }
         Message::BundleRefused { reason } => {
@@ -228,7 +231,12 @@ pub fn message_from(v: &Value) -> Result<Message, VectorError> {
         "Welcome" => Message::Welcome { name: name_from(v, "name")? },
         "Refused" => Message::Refused {
             reason: named(
-                &[RefusalReason::NameTaken, RefusalReason::NotARegistration],
+                &[
+                    RefusalReason::NameTaken,
+                    RefusalReason::NotARegistration,
+                    RefusalReason::KeyInUse,
+                    RefusalReason::ServerFull,
+                ],
                 refusal_reason_name,
                 v,
                 "reason",
@@ -244,7 +252,12 @@ pub fn message_from(v: &Value) -> Result<Message, VectorError> {
         "Reject" => Message::Reject {
             id: id()?,
             reason: named(
-                &[RejectReason::Policy, RejectReason::MailboxFull, RejectReason::UnknownRecipient],
+                &[
+                    RejectReason::Policy,
+                    RejectReason::MailboxFull,
+                    RejectReason::UnknownRecipient,
+                    RejectReason::ServerFull,
+                ],
                 reject_name,
                 v,
                 "reason",
@@ -252,6 +265,10 @@ pub fn message_from(v: &Value) -> Result<Message, VectorError> {
         },
         "UploadBundle" => Message::UploadBundle { bundle: upload_from(v)? },
         "BundleStored" => Message::BundleStored {
+            one_time_prekeys: u16::try_from(u64_field(v, "one_time_prekeys")?)
+                .map_err(|_| malformed("one_time_prekeys"))?,
+        },
+        "PrekeysLow" => Message::PrekeysLow {
             one_time_prekeys: u16::try_from(u64_field(v, "one_time_prekeys")?)
                 .map_err(|_| malformed("one_time_prekeys"))?,
         },
@@ -304,6 +321,7 @@ pub fn envelope_json(e: &EnvelopeBody) -> Value {
         EnvelopeBody::Prekey { prekey, message } => object(vec![
             ("type", "PrekeyMessage".into()),
             ("IK", hex(prekey.identity.to_bytes()).into()),
+            ("id_sig", hex(prekey.identity_signature.as_bytes()).into()),
             ("EK", hex(prekey.base_key.as_bytes()).into()),
             ("spk_id", prekey.signed_prekey_id.into()),
             ("opk_id", prekey.one_time_prekey_id.map_or(Value::Null, Value::from)),
@@ -327,6 +345,7 @@ fn envelope_from(v: &Value) -> Result<EnvelopeBody, VectorError> {
         "PrekeyMessage" => EnvelopeBody::Prekey {
             prekey: PrekeyHeader {
                 identity: identity_from(&hex_array(v, "IK")?),
+                identity_signature: Signature::from_bytes(hex_array(v, "id_sig")?),
                 base_key: PublicKey::from_bytes(hex_array(v, "EK")?),
                 signed_prekey_id: u32_field(v, "spk_id")?,
                 one_time_prekey_id: if v["opk_id"].is_null() {
@@ -455,12 +474,14 @@ fn samples() -> Result<Samples, VectorError> {
         signed_prekey: spk,
         one_time_prekey: opks.first().copied(),
     };
-    let alice = Ident::fixed("wire/alice").pair().public();
+    let alice_pair = Ident::fixed("wire/alice").pair();
+    let alice = alice_pair.public();
     let header = Header { dh: fixed_key("wire/alice/ratchet").public_key(), pn: 0, n: 0 };
     let ciphertext: Vec<u8> = (0u8..18).collect();
     let prekey_envelope = EnvelopeBody::Prekey {
         prekey: PrekeyHeader {
             identity: alice,
+            identity_signature: alice_pair.binding_signature(),
             base_key: fixed_key("wire/alice/ek").public_key(),
             signed_prekey_id: 1,
             one_time_prekey_id: Some(2),
@@ -542,6 +563,18 @@ pub fn generate() -> Result<Value, VectorError> {
         "message",
         &m(Message::Refused { reason: RefusalReason::NotARegistration }),
     )?;
+    valid(
+        "message-refused-key-in-use",
+        "Refused { KeyInUse } (0x03): the static key is bound to another name (SPEC.md §5.1).",
+        "message",
+        &m(Message::Refused { reason: RefusalReason::KeyInUse }),
+    )?;
+    valid(
+        "message-refused-server-full",
+        "Refused { ServerFull } (0x04): the server binds no more names (SPEC.md §5.1, §8).",
+        "message",
+        &m(Message::Refused { reason: RefusalReason::ServerFull }),
+    )?;
     valid("message-ready", "Ready: no fields, body length 0.", "message", &m(Message::Ready))?;
     valid(
         "message-send-spec-example",
@@ -597,6 +630,7 @@ pub fn generate() -> Result<Value, VectorError> {
         (1, RejectReason::Policy),
         (2, RejectReason::MailboxFull),
         (3, RejectReason::UnknownRecipient),
+        (4, RejectReason::ServerFull),
     ] {
         valid(
             &format!("message-reject-{code}"),
@@ -636,6 +670,12 @@ pub fn generate() -> Result<Value, VectorError> {
         "BundleStored { 10 }.",
         "message",
         &m(Message::BundleStored { one_time_prekeys: 10 }),
+    )?;
+    valid(
+        "message-prekeys-low",
+        "PrekeysLow { 5 } (0x38): the server holds 5 of the client's one-time prekeys (SPEC.md §15.2).",
+        "message",
+        &m(Message::PrekeysLow { one_time_prekeys: 5 }),
     )?;
     for (i, reason) in ALL_REFUSALS.iter().enumerate() {
         valid(
@@ -710,9 +750,11 @@ pub fn generate() -> Result<Value, VectorError> {
         "envelope",
         &s.prekey_envelope,
     )?;
+    // Offsets (SPEC.md §13): kind 0, IK_A 1..65, id_sig 65..129, EK_A 129..161, spk_id 161..165,
+    // has_opk 165, opk_id 166..170.
     let mut no_opk = s.prekey_envelope.clone();
-    no_opk.drain(102..106);
-    no_opk[101] = 0;
+    no_opk.drain(166..170);
+    no_opk[165] = 0;
     valid(
         "envelope-prekey-message-without-opk",
         "PrekeyMessage with has_opk = 0: no opk_id follows.",
@@ -849,9 +891,9 @@ pub fn generate() -> Result<Value, VectorError> {
     )?;
     invalid(
         "message-reserved-type",
-        "Type 0x38, reserved (SPEC.md §3.3).",
+        "Type 0x39, reserved (SPEC.md §3.3).",
         "message",
-        &frame(1, 0x38, &[]),
+        &frame(1, 0x39, &[]),
         "Wire.UnknownType",
     )?;
     invalid(
@@ -940,9 +982,9 @@ pub fn generate() -> Result<Value, VectorError> {
     )?;
     invalid(
         "message-refused-unknown-reason",
-        "Refused with reason 0x03.",
+        "Refused with reason 0x05.",
         "message",
-        &frame(1, 0x12, &[3]),
+        &frame(1, 0x12, &[5]),
         "Wire.InvalidValue",
     )?;
     invalid(
@@ -994,10 +1036,10 @@ pub fn generate() -> Result<Value, VectorError> {
         "Wire.InvalidValue",
     )?;
     ack.pop();
-    ack.push(4);
+    ack.push(5);
     invalid(
         "message-reject-unknown-reason",
-        "Reject with reason 0x04.",
+        "Reject with reason 0x05.",
         "message",
         &frame(1, 0x23, &ack),
         "Wire.InvalidValue",
@@ -1133,7 +1175,7 @@ pub fn generate() -> Result<Value, VectorError> {
         "Wire.Truncated",
     )?;
     let mut flag2 = s.prekey_envelope.clone();
-    flag2[101] = 2;
+    flag2[165] = 2;
     invalid(
         "envelope-prekey-has-opk-2",
         "PrekeyMessage with has_opk = 0x02.",
@@ -1146,6 +1188,13 @@ pub fn generate() -> Result<Value, VectorError> {
         "PrekeyMessage cut inside IK_A.",
         "envelope",
         &s.prekey_envelope[..50],
+        "Wire.Truncated",
+    )?;
+    invalid(
+        "envelope-prekey-cut-in-id-sig",
+        "PrekeyMessage cut inside id_sig (the identity binding signature after IK_A).",
+        "envelope",
+        &s.prekey_envelope[..100],
         "Wire.Truncated",
     )?;
 

@@ -68,6 +68,47 @@ pub const MAX_SKIP: u32 = 1000;
 /// message can no longer be decrypted.
 pub const MAX_SKIPPED_KEYS: usize = 2000;
 
+/// The most `KDF_CK` steps one envelope may cause across every session it is tried in (SPEC.md
+/// §12.5): `2 × MAX_SKIP`, one maximal skip in each of the two chains a message that turns the
+/// ratchet touches. `MAX_SKIP` bounds one chain of one session; without a bound shared across
+/// sessions, one forged ~90-byte envelope could cost a client 2000 steps in each of the
+/// `1 + MAX_ARCHIVED_SESSIONS` sessions of a peer (each attempt also costs at most one DH and one
+/// AEAD open, which the number of sessions bounds).
+pub const MAX_ENVELOPE_CHAIN_STEPS: u32 = 2 * MAX_SKIP;
+
+/// What one envelope may still cost in `KDF_CK` steps (SPEC.md §12.5), shared by every session the
+/// envelope is tried in. A session charges an attempt *before* doing its work, so an attempt the
+/// budget cannot pay for does no work at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WorkBudget {
+    steps: u32,
+}
+
+impl WorkBudget {
+    /// The budget of one envelope: [`MAX_ENVELOPE_CHAIN_STEPS`].
+    #[must_use]
+    pub const fn per_envelope() -> Self {
+        Self { steps: MAX_ENVELOPE_CHAIN_STEPS }
+    }
+
+    /// What is left.
+    #[must_use]
+    pub const fn steps_left(&self) -> u32 {
+        self.steps
+    }
+
+    /// Takes `steps`, or nothing and [`RatchetError::WorkExceeded`].
+    const fn charge(&mut self, steps: u32) -> Result<(), RatchetError> {
+        match self.steps.checked_sub(steps) {
+            Some(left) => {
+                self.steps = left;
+                Ok(())
+            }
+            None => Err(RatchetError::WorkExceeded),
+        }
+    }
+}
+
 /// Why a ratchet operation failed. On every error the [`Session`] is exactly as it was before the
 /// call (an [`Session::encrypt`] that failed may have drawn from the RNG).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,6 +137,9 @@ pub enum RatchetError {
     /// The sending chain has used every index (`Ns = 2^32 − 1`, §12.3); or a received header has
     /// `n = 2^32 − 1`, an index no sender can use, so the receiving counter cannot move past it.
     ChainExhausted,
+    /// The envelope has already used what one envelope may cost ([`WorkBudget`], SPEC.md §12.5)
+    /// in the sessions it was tried in before this one; this session did no work for it.
+    WorkExceeded,
     /// A Diffie-Hellman with the peer's ratchet key was all zero ([`CryptoError::NonContributory`],
     /// §2.1): the key has small order.
     Crypto(CryptoError),
@@ -113,6 +157,7 @@ impl core::fmt::Display for RatchetError {
             Self::Replayed => f.write_str("ratchet: message key already used"),
             Self::DecryptFailed => f.write_str("ratchet: message does not decrypt"),
             Self::ChainExhausted => f.write_str("ratchet: chain index exhausted"),
+            Self::WorkExceeded => f.write_str("ratchet: the envelope's work budget is spent"),
             Self::Crypto(e) => write!(f, "ratchet: {e}"),
         }
     }

@@ -9,7 +9,7 @@ use super::header::{HEADER_LEN, Header};
 use super::message_key::MessageKey;
 use super::root_key::RootKey;
 use super::skipped::SkippedKeys;
-use super::{MAX_SKIP, RatchetError};
+use super::{MAX_SKIP, RatchetError, WorkBudget};
 
 /// One end of a Double Ratchet conversation: the state of §12.2.
 ///
@@ -195,6 +195,24 @@ impl Session {
         buffer: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), RatchetError> {
+        self.decrypt_within(header, buffer, start, &mut WorkBudget::per_envelope())
+    }
+
+    /// [`Self::decrypt_in_place`], charging the `KDF_CK` steps this session needs for the message
+    /// (both gaps, each at most `MAX_SKIP`) to `budget`, which the caller shares between every session it tries
+    /// the same envelope in (SPEC.md §12.5). The charge is taken before any of that work, and kept
+    /// whether or not the message then opens: the work was done.
+    ///
+    /// # Errors
+    /// As [`Self::decrypt`], and [`RatchetError::WorkExceeded`] if `budget` cannot pay for this
+    /// attempt (then nothing was computed).
+    pub fn decrypt_within(
+        &mut self,
+        header: &Header,
+        buffer: &mut Vec<u8>,
+        start: usize,
+        budget: &mut WorkBudget,
+    ) -> Result<(), RatchetError> {
         let ad = AssociatedData::new(&self.ad, header);
 
         // A stored key: open with it, and delete it only if it opened.
@@ -220,6 +238,9 @@ impl Session {
         let old_gap =
             if turning && self.receiving_chain.is_some() { gap(self.nr, header.pn) } else { 0 };
         let new_gap = gap(if turning { 0 } else { self.nr }, header.n);
+        // Both gaps are at most MAX_SKIP, so the sum fits a u32.
+        let steps = u32::try_from(old_gap + new_gap).unwrap_or(u32::MAX);
+        budget.charge(steps)?;
         let mut skipped = Vec::with_capacity(old_gap + new_gap);
         let (mut receiving, turn) = if !turning {
             let current = Receiving {
@@ -327,6 +348,12 @@ impl Session {
     #[must_use]
     pub fn skipped_key_count(&self) -> usize {
         self.skipped.len()
+    }
+
+    /// Evicts up to `count` of this session's oldest skipped keys (SPEC.md §12.5: the client-wide
+    /// bound); returns how many were evicted.
+    pub fn evict_skipped_keys(&mut self, count: usize) -> usize {
+        self.skipped.evict_oldest(count)
     }
 
     /// Sets `Ns`, to test the sending-chain bound without `2^32` messages.

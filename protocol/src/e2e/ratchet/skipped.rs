@@ -99,6 +99,19 @@ impl SkippedKeys {
         Some(key)
     }
 
+    /// Evicts up to `count` of the oldest keys (their messages can no longer be decrypted) and
+    /// returns how many were evicted.
+    pub(crate) fn evict_oldest(&mut self, count: usize) -> usize {
+        let mut evicted = 0;
+        while evicted < count
+            && let Some((_, oldest)) = self.order.pop_first()
+        {
+            self.keys.remove(&oldest);
+            evicted += 1;
+        }
+        evicted
+    }
+
     /// Whether the key for message `n` of the chain of `dh` is stored.
     #[cfg(test)]
     pub(crate) fn contains(&self, dh: &PublicKey, n: u32) -> bool {
