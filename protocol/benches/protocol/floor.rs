@@ -16,6 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::attack::{FORGED_CT, SESSIONS};
 use super::e2e::OUT_OF_ORDER;
 use super::fixtures::SIZES;
 use super::primitives::GROUPS;
@@ -190,6 +191,16 @@ fn paths() -> Vec<Path_> {
             spec: "§12.3-12.4",
         });
     }
+    paths.push(Path_ {
+        id: "attack/forged_envelope_worst_case".into(),
+        // SPEC §12.5's bound for one envelope: in each of the 5 sessions of the peer a ratchet DH,
+        // KDF_RK and an AEAD open of the 48-byte ciphertext; 2000 KDF_CK steps (2 HMAC each) over
+        // all of them. (The floor prices a seal and an open; the bench only opens: conservative.)
+        ops: vec![(SESSIONS, Dh), (SESSIONS, Hkdf), (4000, Hmac), (SESSIONS, Aead(FORGED_CT))],
+        bytes: None,
+        target: 2.0,
+        spec: "§12.5",
+    });
     paths.push(Path_ {
         id: "e2e/out_of_order_100".into(),
         ops: vec![(4 * OUT_OF_ORDER, Hmac), (2 * OUT_OF_ORDER, Hkdf), (OUT_OF_ORDER, Aead(64))],

@@ -7,6 +7,7 @@
 // A bench fixture that fails is a broken bench, not a result: it stops with a message.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod attack;
 mod channel;
 mod codec;
 mod e2e;
@@ -32,6 +33,7 @@ fn main() {
     primitives::bench(&mut c, first);
     channel::bench(&mut c);
     e2e::bench(&mut c);
+    attack::bench(&mut c);
     primitives::bench(&mut c, middle);
     relay::bench(&mut c);
     codec::bench(&mut c);
