@@ -2,10 +2,10 @@
 #![forbid(unsafe_code)]
 
 pub mod channel;
-pub mod drivers;
 pub mod e2e;
 pub mod error;
 pub mod flaws;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hop;

@@ -105,7 +105,7 @@ const fn near_p(low: u8) -> [u8; DH_LEN] {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({})", hex::encode(self.0))
+        write!(f, "PublicKey({})", super::Hex(&self.0))
     }
 }
 

@@ -20,6 +20,16 @@ mod hash;
 mod secret;
 mod sign;
 
+/// Writes `bytes` as lower-case hex: how public keys, signatures and binary bodies print in `Debug`
+/// (the library needs no hex crate for it).
+pub(crate) struct Hex<'a>(pub(crate) &'a [u8]);
+
+impl core::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
 pub use aead::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadKey};
 pub use dh::{DH_LEN, PrivateKey, PublicKey, SharedSecret};
 pub use hash::{HASH_LEN, HmacKey, hkdf_sha256, hmac_sha256, sha256, sha512};

@@ -122,7 +122,7 @@ impl VerifyingKey {
 
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VerifyingKey({})", hex::encode(self.0))
+        write!(f, "VerifyingKey({})", super::Hex(&self.0))
     }
 }
 
@@ -154,7 +154,7 @@ impl Signature {
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Signature({})", hex::encode(self.0))
+        write!(f, "Signature({})", super::Hex(&self.0))
     }
 }
 

@@ -146,7 +146,7 @@ impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match core::str::from_utf8(&self.0) {
             Ok(text) => write!(f, "{text:?}"),
-            Err(_) => write!(f, "0x{}", hex::encode(&self.0)),
+            Err(_) => write!(f, "0x{}", crate::suite::Hex(&self.0)),
         }
     }
 }

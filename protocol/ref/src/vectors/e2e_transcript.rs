@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::hop_transcript::verify_transcript;
 use super::run::{Act, RunSpec, run};
 use super::{CaseResult, VectorError, file_head};
-use crate::drivers::runner::{Party, Protocol, Step, default_script};
+use crate::runner::{Party, Protocol, Step, default_script};
 
 const DESCRIPTION: &str = "A whole e2e run (SPEC.md §10–§15, §9): the default script of `e2e-ref run \
 e2e` (seed 1) — both clients connect and publish bundles; Alice fetches Bob's bundle and sends a prekey \

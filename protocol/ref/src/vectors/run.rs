@@ -1,6 +1,6 @@
 //! The transcript driver behind `hop_transcript.json` and `e2e_transcript.json`.
 //!
-//! It plays a script exactly as [`crate::drivers::run`] does (the same role calls, in the same
+//! It plays a script exactly as [`crate::run`] does (the same role calls, in the same
 //! order, on the same ChaCha20 stream, delivering frames first in, first out), so the frames of the
 //! script are byte for byte those of `e2e-ref run` — the generator checks this against the runner.
 //! On top it records what the runner cannot show: every RNG draw, every channel key and nonce, every
@@ -21,21 +21,21 @@ use super::noise_trace::{HandshakeInputs, HandshakeTrace, channel_nonce, trace, 
 use super::util::{RecordingRng, compare_json, error_class, hex, key_json, object, str_field};
 use super::wire::{envelope_json, message_json};
 use super::{CaseResult, VectorError};
-use crate::channel::PROLOGUE;
-use crate::drivers::runner::{Party, Protocol, RunConfig, Step};
-use crate::e2e::envelope::EnvelopeBody;
-use crate::e2e::identity::IdentityKeyPair;
-use crate::e2e::peers::Peers;
-use crate::e2e::prekeys::PrekeyStore;
-use crate::e2e::ratchet::{ChainKey, RootKey};
-use crate::e2e::x3dh;
-use crate::error::Error;
-use crate::hop::AllowAll;
-use crate::roles::{
+use crate::runner::{Party, Protocol, RunConfig, Step};
+use e2e_protocol::channel::PROLOGUE;
+use e2e_protocol::e2e::envelope::EnvelopeBody;
+use e2e_protocol::e2e::identity::IdentityKeyPair;
+use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::e2e::prekeys::PrekeyStore;
+use e2e_protocol::e2e::ratchet::{ChainKey, RootKey};
+use e2e_protocol::e2e::x3dh;
+use e2e_protocol::error::Error;
+use e2e_protocol::hop::AllowAll;
+use e2e_protocol::roles::{
     Client, ClientEvent, ClientOutputs, LinkId, Server, ServerEvent, ServerOutputs,
 };
-use crate::suite::{PrivateKey, PublicKey, Secret, SigningKey};
-use crate::wire::{Body, Codec, Envelope, LinkFrame, LinkKind, Message, MessageId, Name};
+use e2e_protocol::suite::{PrivateKey, PublicKey, Secret, SigningKey};
+use e2e_protocol::wire::{Body, Codec, Envelope, LinkFrame, LinkKind, Message, MessageId, Name};
 
 /// An action of a vector run: a runner [`Step`], or an attack.
 #[derive(Debug, Clone)]
@@ -508,7 +508,7 @@ impl Driver {
         from: Party,
         frame: &[u8],
     ) -> Result<Result<String, Error>, Error> {
-        let link = *self.links.get(&from).ok_or(crate::error::MisuseError::UnknownLink)?;
+        let link = *self.links.get(&from).ok_or(e2e_protocol::error::MisuseError::UnknownLink)?;
         let start = self.rng.draws().len();
         let mut rng = self.rng.clone();
         let out = self.server.handle(link, frame, &mut rng);
@@ -1031,14 +1031,14 @@ pub struct RunSpec {
     pub comment: &'static str,
     /// The RNG seed.
     pub seed: u64,
-    /// The script, exactly as [`crate::drivers::run`] plays it.
+    /// The script, exactly as [`crate::run`] plays it.
     pub script: Vec<Step>,
     /// What happens after the script.
     pub attacks: Vec<Act>,
 }
 
 /// Runs `spec` and returns the run's JSON; checks that the frames of its script equal those of
-/// [`crate::drivers::run`] for the same script and seed.
+/// [`crate::run`] for the same script and seed.
 ///
 /// # Errors
 /// A role error on a frame the run produced, or a disagreement with a model or with the runner.
@@ -1051,7 +1051,7 @@ pub fn run(protocol: Protocol, spec: &RunSpec) -> Result<Value, VectorError> {
         driver.act(act)?;
     }
     driver.flush_late()?;
-    let reference = crate::drivers::run(&RunConfig {
+    let reference = crate::run(&RunConfig {
         protocol,
         seed,
         script: runner_script.to_vec(),

@@ -22,13 +22,13 @@ use super::util::{
     key_json, object, str_field,
 };
 use super::{CaseResult, VectorError, file_head, verify_cases};
-use crate::channel::{
+use e2e_protocol::channel::{
     ChannelError, Initiator, InitiatorAwaitingResponse, PROLOGUE, Responder, ResponderReceived,
     Transport,
 };
-use crate::error::Error;
-use crate::suite::{PrivateKey, PublicKey};
-use crate::wire::{AckStatus, Body, Codec, Message, MessageId, Name, RefusalReason};
+use e2e_protocol::error::Error;
+use e2e_protocol::suite::{PrivateKey, PublicKey};
+use e2e_protocol::wire::{AckStatus, Body, Codec, Message, MessageId, Name, RefusalReason};
 
 const DESCRIPTION: &str = "Whole Noise_IK_25519_ChaChaPoly_SHA256 handshakes and transport messages \
 (SPEC.md §4) from fixed keys, with this protocol's prologue and payloads. Each case is a script of \

@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use e2e_protocol::drivers::vectors::{FILES, generate_into, verify_dir};
+use e2e_ref::vectors::{FILES, generate_into, verify_dir};
 
 fn spec_vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("spec").join("vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join("spec").join("vectors")
 }
 
 /// A fresh directory under the system's temporary directory (never the source tree).

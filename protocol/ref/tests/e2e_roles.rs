@@ -20,7 +20,6 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use e2e_protocol::channel::{Initiator, PROLOGUE, Transport};
-use e2e_protocol::drivers::mitm::{Intercepted, Mitm};
 use e2e_protocol::e2e::identity::IdentityKeyPair;
 use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::e2e::ratchet::RatchetError;
@@ -39,6 +38,7 @@ use e2e_protocol::wire::{
     UploadedBundle, WireError,
 };
 use e2e_protocol::{Error, MisuseError, ProtocolError};
+use e2e_ref::mitm::{Intercepted, Mitm};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 

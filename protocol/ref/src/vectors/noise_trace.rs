@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use super::util::hex;
-use crate::channel::PROTOCOL_NAME;
-use crate::suite::{AeadKey, CryptoError, HASH_LEN, PrivateKey, hmac_sha256, sha256};
+use e2e_protocol::channel::PROTOCOL_NAME;
+use e2e_protocol::suite::{AeadKey, CryptoError, HASH_LEN, PrivateKey, hmac_sha256, sha256};
 
 /// Noise's `HKDF(ck, ikm, 2)` (SPEC.md §4.1): `(output1, output2)`.
 #[must_use]

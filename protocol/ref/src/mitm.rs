@@ -12,12 +12,12 @@
 
 use rand_core::CryptoRng;
 
-use crate::e2e::E2eError;
-use crate::e2e::peers::Peers;
-use crate::error::Error;
-use crate::hop::ContentPolicy;
-use crate::roles::{LinkId, Server};
-use crate::wire::{
+use e2e_protocol::e2e::E2eError;
+use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::error::Error;
+use e2e_protocol::hop::ContentPolicy;
+use e2e_protocol::roles::{LinkId, Server};
+use e2e_protocol::wire::{
     Codec, FetchedBundle, IdentityPublic, Message, Name, OneTimePrekeyPublic, UploadedBundle,
 };
 

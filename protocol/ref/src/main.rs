@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use e2e_protocol::drivers::{
+use e2e_protocol::hop::{AllowAll, ContentPolicy, DenyWord};
+use e2e_ref::{
     Protocol as RunProtocol, RunConfig, Transcript, compare, default_script, run as run_protocol,
     script_from_messages,
 };
-use e2e_protocol::hop::{AllowAll, ContentPolicy, DenyWord};
 
 // The real binary never contains the seeded flaws (protocol/src/flaws.rs, spec/MODEL.md §6).
 const _: () = assert!(
@@ -119,7 +119,7 @@ fn main() -> ExitCode {
 }
 
 fn vectors(command: &VectorsCommand) -> ExitCode {
-    use e2e_protocol::drivers::vectors;
+    use e2e_ref::vectors;
     match command {
         VectorsCommand::Generate { out } => match vectors::generate_into(out) {
             Ok(paths) => {
@@ -199,7 +199,7 @@ fn run(args: &RunArgs) -> Result<String, String> {
 fn run_with<P: ContentPolicy>(
     args: &RunArgs,
     protocol: RunProtocol,
-    script: Vec<e2e_protocol::drivers::Step>,
+    script: Vec<e2e_ref::Step>,
     policy: P,
 ) -> Result<Transcript, String> {
     let config = RunConfig {

@@ -8,13 +8,13 @@ use super::util::{
 };
 use super::wire::{fetched_from, fetched_json, message_json, upload_from, upload_json};
 use super::{CaseResult, VectorError, file_head, verify_cases};
-use crate::e2e::bundle::verify_fetched;
-use crate::e2e::identity::IdentityKeyPair;
-use crate::e2e::signed::signed_prekey_message;
-use crate::error::Error;
-use crate::roles::Directory;
-use crate::suite::{PublicKey, Signature, SigningKey, VerifyingKey};
-use crate::wire::{
+use e2e_protocol::e2e::bundle::verify_fetched;
+use e2e_protocol::e2e::identity::IdentityKeyPair;
+use e2e_protocol::e2e::signed::signed_prekey_message;
+use e2e_protocol::error::Error;
+use e2e_protocol::roles::Directory;
+use e2e_protocol::suite::{PublicKey, Signature, SigningKey, VerifyingKey};
+use e2e_protocol::wire::{
     Codec, FetchedBundle, IdentityPublic, Message, Name, OneTimePrekeyPublic, SignedPrekeyPublic,
     UploadedBundle,
 };
@@ -79,7 +79,7 @@ fn upload_case(
         Ok(count) => {
             Message::BundleStored { one_time_prekeys: u16::try_from(*count).unwrap_or(u16::MAX) }
         }
-        Err(Error::E2e(crate::e2e::E2eError::Bundle(reason))) => {
+        Err(Error::E2e(e2e_protocol::e2e::E2eError::Bundle(reason))) => {
             Message::BundleRefused { reason: *reason }
         }
         Err(e) => return Err(VectorError::Protocol(e.clone())),

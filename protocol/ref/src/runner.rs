@@ -12,14 +12,14 @@ use rand_core::SeedableRng;
 
 use super::mitm::{Intercepted, Mitm};
 use super::transcript::{Event, SafetyNumbers, Summary, Transcript};
-use crate::e2e::peers::Peers;
-use crate::error::{Error, MisuseError};
-use crate::hop::ContentPolicy;
-use crate::roles::{
+use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::error::{Error, MisuseError};
+use e2e_protocol::hop::ContentPolicy;
+use e2e_protocol::roles::{
     Client, ClientEvent, ClientOutputs, LinkId, Server, ServerEvent, ServerOutputs,
 };
-use crate::suite::PrivateKey;
-use crate::wire::{AckStatus, Body, Codec, Envelope, LinkFrame, MessageId, Name};
+use e2e_protocol::suite::PrivateKey;
+use e2e_protocol::wire::{AckStatus, Body, Codec, Envelope, LinkFrame, MessageId, Name};
 
 /// A participant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -437,7 +437,7 @@ impl<P: ContentPolicy> World<P> {
         let link = *self.links.get(&from).ok_or(MisuseError::UnknownLink)?;
         let mut reads = Vec::new();
         let out = match (&mut self.mitm, LinkFrame::decode(frame).map(|f| f.kind())) {
-            (Some(mitm), Ok(crate::wire::LinkKind::Transport)) => {
+            (Some(mitm), Ok(e2e_protocol::wire::LinkKind::Transport)) => {
                 let (sender, plaintext) = self.server.open_transport(link, frame)?;
                 match mitm.intercept(&mut self.server, &sender, &plaintext, &mut self.rng)? {
                     Intercepted::PassThrough => self.server.process(link, plaintext),
@@ -473,7 +473,7 @@ impl<P: ContentPolicy> World<P> {
         for event in out.events {
             reads.push(match event {
                 ServerEvent::Registered { name, .. } => {
-                    format!("Register {name}: name bound to the channel's static key")
+                    format!("Register {name}: welcomed; the name binds to the static key at Ready")
                 }
                 ServerEvent::Online { name, delivered, .. } => match delivered {
                     0 => format!("Ready: {name}'s channel confirmed"),
@@ -514,6 +514,8 @@ impl<P: ContentPolicy> World<P> {
                 },
                 ServerEvent::NoBundle { by, name } => format!("FetchBundle {name} from {by}: none published"),
                 ServerEvent::Dropped { error, .. } => format!("drops the content: {error}"),
+                // `ServerEvent` is non-exhaustive: a newer event still shows, in its Debug form.
+                other => format!("{other:?}"),
             });
         }
     }
@@ -563,6 +565,8 @@ impl<P: ContentPolicy> World<P> {
                     format!("REFUSES to start a session with {peer}: {error}; {discarded} message(s) not sent")
                 }
                 ClientEvent::Dropped { error } => format!("drops the content: {error}"),
+                // `ClientEvent` is non-exhaustive: a newer event still shows, in its Debug form.
+                other => format!("{other:?}"),
             });
         }
         Ok(reads.join(" "))

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::run::{Act, RunSpec, run, verify_run};
 use super::{CaseResult, VectorError, file_head};
-use crate::drivers::runner::{Party, Protocol, Step, default_script};
+use crate::runner::{Party, Protocol, Step, default_script};
 
 const DESCRIPTION: &str = "A whole hop run (SPEC.md §5, §9): the default script of `e2e-ref run hop` \
 (seed 1) — both clients connect, talk both ways, Bob goes offline and a message waits in his mailbox — \

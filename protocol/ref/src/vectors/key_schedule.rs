@@ -21,16 +21,20 @@ use super::util::{
     key_from_json, key_json, object, str_field, u32_field, u64_field,
 };
 use super::{CaseResult, VectorError, file_head, verify_cases};
-use crate::channel::PROLOGUE;
-use crate::e2e::bundle::verify_fetched;
-use crate::e2e::prekeys::PrekeyStore;
-use crate::e2e::ratchet::{ChainKey, Header, MessageKey, RootKey, Session};
-use crate::e2e::safety_number::{SafetyNumber, fingerprint};
-use crate::e2e::signed::identity_binding_message;
-use crate::e2e::x3dh::{self, PrekeyHeader, X3DH_INFO, X3DH_PREFIX};
-use crate::error::Error;
-use crate::suite::{AeadKey, PrivateKey, PublicKey, Secret, Signature, SigningKey, VerifyingKey};
-use crate::wire::{Codec, FetchedBundle, IdentityPublic, Message, Name, OneTimePrekeyPublic};
+use e2e_protocol::channel::PROLOGUE;
+use e2e_protocol::e2e::bundle::verify_fetched;
+use e2e_protocol::e2e::prekeys::PrekeyStore;
+use e2e_protocol::e2e::ratchet::{ChainKey, Header, MessageKey, RootKey, Session};
+use e2e_protocol::e2e::safety_number::{SafetyNumber, fingerprint};
+use e2e_protocol::e2e::signed::identity_binding_message;
+use e2e_protocol::e2e::x3dh::{self, PrekeyHeader, X3DH_INFO, X3DH_PREFIX};
+use e2e_protocol::error::Error;
+use e2e_protocol::suite::{
+    AeadKey, PrivateKey, PublicKey, Secret, Signature, SigningKey, VerifyingKey,
+};
+use e2e_protocol::wire::{
+    Codec, FetchedBundle, IdentityPublic, Message, Name, OneTimePrekeyPublic,
+};
 
 const DESCRIPTION: &str = "Every key derivation of the protocol, each from its inputs: the channel's \
 Noise IK key schedule (SPEC.md §4: each MixHash, MixKey and EncryptAndHash, then Split), channel nonces \
@@ -82,7 +86,7 @@ fn noise_ik(
     }
     let mut case = head(id, "noise_ik", comment, "valid");
     case.extend([
-        ("protocol_name", hex(crate::channel::PROTOCOL_NAME).into()),
+        ("protocol_name", hex(e2e_protocol::channel::PROTOCOL_NAME).into()),
         ("prologue", hex(PROLOGUE).into()),
         ("initiator_static", key_json(is)),
         ("initiator_ephemeral", key_json(ie)),
@@ -355,7 +359,7 @@ fn kdf_rk_case(
         let mut session = Session::initiator(Secret::new(rk), Vec::new(), theirs);
         let err = session
             .encrypt(b"", &mut ReplayRng::new([ours.expose().to_vec()]))
-            .map_err(|e| Error::from(crate::e2e::E2eError::from(e)))
+            .map_err(|e| Error::from(e2e_protocol::e2e::E2eError::from(e)))
             .err()
             .map_or_else(String::new, |e| error_class(&e));
         case.push(("error", err.into()));
@@ -458,9 +462,9 @@ fn first_message_case(
     let mut alice = Session::initiator(Secret::new(sk), ad.to_vec(), spk.public_key());
     let mut rng = ReplayRng::new([ratchet.expose().to_vec()]);
     let (header, ciphertext) =
-        alice.encrypt(plaintext, &mut rng).map_err(crate::e2e::E2eError::from)?;
+        alice.encrypt(plaintext, &mut rng).map_err(e2e_protocol::e2e::E2eError::from)?;
     let mut bob = Session::responder(Secret::new(sk), ad.to_vec(), spk.clone());
-    let opened = bob.decrypt(&header, &ciphertext).map_err(crate::e2e::E2eError::from)?;
+    let opened = bob.decrypt(&header, &ciphertext).map_err(e2e_protocol::e2e::E2eError::from)?;
     if opened != plaintext {
         return Err(VectorError::mismatch("plaintext", &hex(plaintext), &hex(opened)));
     }
@@ -521,7 +525,7 @@ fn receive_case(id: &str, comment: &str, inputs: &Receive<'_>) -> Result<Value, 
         sent.push(
             alice
                 .encrypt(format!("message {i}").as_bytes(), &mut rng)
-                .map_err(crate::e2e::E2eError::from)?,
+                .map_err(e2e_protocol::e2e::E2eError::from)?,
         );
     }
     let mut bob = Session::responder(Secret::new(sk), ad.to_vec(), spk.clone());
@@ -541,7 +545,7 @@ fn receive_case(id: &str, comment: &str, inputs: &Receive<'_>) -> Result<Value, 
         }
         let outcome = bob
             .decrypt(&header, &ciphertext)
-            .map_err(|e| Error::from(crate::e2e::E2eError::from(e)));
+            .map_err(|e| Error::from(e2e_protocol::e2e::E2eError::from(e)));
         let mut d = vec![
             ("message", Value::from(*index)),
             ("tamper", if tamper.is_empty() { Value::Null } else { (*tamper).into() }),

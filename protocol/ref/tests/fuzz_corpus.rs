@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use e2e_protocol::fuzzing::{TARGETS, seeds::seeds};
 
 fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target)
 }
 
 fn entry(target: &str) -> fn(&[u8]) {

@@ -46,7 +46,7 @@ pub enum VectorError {
     /// A file is not JSON, or could not be serialized.
     Json(serde_json::Error),
     /// The protocol code failed where the generator expected it to succeed.
-    Protocol(crate::Error),
+    Protocol(e2e_protocol::Error),
     /// A field is missing or has the wrong type.
     Malformed {
         /// The field.
@@ -101,32 +101,32 @@ impl core::fmt::Display for VectorError {
 
 impl std::error::Error for VectorError {}
 
-impl From<crate::Error> for VectorError {
-    fn from(e: crate::Error) -> Self {
+impl From<e2e_protocol::Error> for VectorError {
+    fn from(e: e2e_protocol::Error) -> Self {
         Self::Protocol(e)
     }
 }
 
-impl From<crate::wire::WireError> for VectorError {
-    fn from(e: crate::wire::WireError) -> Self {
+impl From<e2e_protocol::wire::WireError> for VectorError {
+    fn from(e: e2e_protocol::wire::WireError) -> Self {
         Self::Protocol(e.into())
     }
 }
 
-impl From<crate::e2e::E2eError> for VectorError {
-    fn from(e: crate::e2e::E2eError) -> Self {
+impl From<e2e_protocol::e2e::E2eError> for VectorError {
+    fn from(e: e2e_protocol::e2e::E2eError) -> Self {
         Self::Protocol(e.into())
     }
 }
 
-impl From<crate::channel::ChannelError> for VectorError {
-    fn from(e: crate::channel::ChannelError) -> Self {
+impl From<e2e_protocol::channel::ChannelError> for VectorError {
+    fn from(e: e2e_protocol::channel::ChannelError) -> Self {
         Self::Protocol(e.into())
     }
 }
 
-impl From<crate::suite::CryptoError> for VectorError {
-    fn from(e: crate::suite::CryptoError) -> Self {
+impl From<e2e_protocol::suite::CryptoError> for VectorError {
+    fn from(e: e2e_protocol::suite::CryptoError) -> Self {
         Self::Protocol(e.into())
     }
 }

@@ -12,12 +12,12 @@ use super::util::{
     str_field, u32_field, u64_field,
 };
 use super::{CaseResult, VectorError, file_head, verify_cases};
-use crate::e2e::envelope::{EnvelopeBody, RatchetMessage};
-use crate::e2e::ratchet::Header;
-use crate::e2e::x3dh::PrekeyHeader;
-use crate::error::Error;
-use crate::suite::{PublicKey, Signature, VerifyingKey};
-use crate::wire::{
+use e2e_protocol::e2e::envelope::{EnvelopeBody, RatchetMessage};
+use e2e_protocol::e2e::ratchet::Header;
+use e2e_protocol::e2e::x3dh::PrekeyHeader;
+use e2e_protocol::error::Error;
+use e2e_protocol::suite::{PublicKey, Signature, VerifyingKey};
+use e2e_protocol::wire::{
     AckStatus, Body, BundleRefusal, Codec, Envelope, FetchedBundle, IdentityPublic, LinkFrame,
     LinkKind, MAX_BODY_LEN, MAX_ENCODED_PREKEYS, MAX_ENVELOPE_LEN, Message, MessageId, Name,
     OneTimePrekeyPublic, RefusalReason, RejectReason, SignedPrekeyPublic, UploadedBundle,

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::runner::{Protocol, RunConfig, Step, run};
 use super::transcript::Transcript;
-use crate::error::Error;
-use crate::hop::AllowAll;
+use e2e_protocol::error::Error;
+use e2e_protocol::hop::AllowAll;
 
 /// One message in both runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
