@@ -98,8 +98,14 @@ impl From<CryptoError> for Error {
 }
 
 impl From<E2eError> for Error {
+    /// Files the e2e layer's errors under their SPEC.md §7.1 class: a malformed envelope is a
+    /// `Wire` error and a full pending queue is API misuse; everything else is `E2e`.
     fn from(e: E2eError) -> Self {
-        Self::E2e(e)
+        match e {
+            E2eError::Envelope(w) => Self::Wire(w),
+            E2eError::PendingFull => Self::Misuse(MisuseError::PendingFull),
+            other => Self::E2e(other),
+        }
     }
 }
 

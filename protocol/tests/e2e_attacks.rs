@@ -794,7 +794,7 @@ fn a_prekey_message_must_carry_one_whole_valid_identity() {
         let before = bob.clone();
         assert_eq!(
             bob.decrypt(&bob_name, &name("mallory"), &envelope),
-            Err(Error::E2e(E2eError::Bundle(refusal)))
+            Err(E2eError::Bundle(refusal))
         );
         assert_eq!(bob, before);
     }
@@ -839,7 +839,7 @@ fn a_pinned_identity_refuses_every_mix_of_halves() {
         let before = bob.clone();
         assert_eq!(
             bob.decrypt(&bob_name, &name("alice"), &envelope),
-            Err(Error::E2e(E2eError::IdentityMismatch { name: name("alice") }))
+            Err(E2eError::IdentityMismatch { name: name("alice") })
         );
         assert_eq!(bob, before);
     }
@@ -929,6 +929,6 @@ fn key_compromise_impersonation_through_a_stolen_signed_prekey_is_inherent() {
     let forged = forge(&bob_store, 1, &mut rng).unwrap();
     assert_eq!(
         bob.decrypt(&bob_name, &alice_name, &forged),
-        Err(Error::E2e(E2eError::UnknownPrekey { id: 1 }))
+        Err(E2eError::UnknownPrekey { id: 1 })
     );
 }

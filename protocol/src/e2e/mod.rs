@@ -26,7 +26,7 @@ pub mod signed;
 pub mod x3dh;
 
 use crate::suite::CryptoError;
-use crate::wire::{BundleRefusal, Name};
+use crate::wire::{BundleRefusal, Name, WireError};
 use ratchet::RatchetError;
 
 /// Most one-time prekeys one upload may carry, and the most the server stores per client
@@ -73,6 +73,11 @@ pub const PREKEYS_LOW_WATER: usize = ONE_TIME_PREKEYS_PER_UPLOAD / 2;
 pub const MAX_HELD_ONE_TIME_PREKEYS: usize = 2 * MAX_ONE_TIME_PREKEYS;
 
 /// Why an e2e operation failed. On every error the state it was called on is unchanged.
+///
+/// The e2e layer has its own error type and does not name the crate's [`crate::Error`] (which
+/// depends on this module, not the other way round). Two of its variants are the e2e layer's view of
+/// classes that belong elsewhere, and `Error::from` files them there: [`E2eError::Envelope`] becomes
+/// `Error::Wire` and [`E2eError::PendingFull`] becomes `Error::Misuse(PendingFull)` (SPEC.md §7.1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum E2eError {
@@ -114,11 +119,21 @@ pub enum E2eError {
     },
     /// The prekey id counter is at `2^32 − 1`: no more prekeys can be made (SPEC.md §10.2).
     PrekeyIdsExhausted,
+    /// The envelope does not parse (SPEC.md §13), or its ciphertext is longer than a body can be.
+    Envelope(WireError),
+    /// [`MAX_PENDING`] messages already wait for this peer's bundle (SPEC.md §15.3).
+    PendingFull,
 }
 
 impl From<RatchetError> for E2eError {
     fn from(e: RatchetError) -> Self {
         Self::Ratchet(e)
+    }
+}
+
+impl From<WireError> for E2eError {
+    fn from(e: WireError) -> Self {
+        Self::Envelope(e)
     }
 }
 
@@ -146,6 +161,8 @@ impl core::fmt::Display for E2eError {
                 write!(f, "the safety number is not the one of the session with {name}")
             }
             Self::PrekeyIdsExhausted => f.write_str("prekey ids exhausted"),
+            Self::Envelope(e) => write!(f, "malformed envelope: {e}"),
+            Self::PendingFull => write!(f, "{MAX_PENDING} messages already wait for a bundle"),
         }
     }
 }

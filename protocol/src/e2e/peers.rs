@@ -19,7 +19,6 @@ use super::{
     E2eError, MAX_ARCHIVED_SESSIONS, MAX_PEERS, MAX_PENDING, MAX_SKIPPED_KEYS_PER_CLIENT,
     RETIRED_BASE_KEYS, bundle,
 };
-use crate::error::{Error, MisuseError};
 use crate::suite::{AEAD_TAG_LEN, PrivateKey, PublicKey};
 use crate::wire::{
     Body, Envelope, FetchedBundle, IdentityPublic, MAX_BODY_LEN, Name, UploadedBundle, WireError,
@@ -281,11 +280,11 @@ impl Peers {
     /// (so the caller asks for the bundle once).
     ///
     /// # Errors
-    /// [`MisuseError::PendingFull`] beyond [`MAX_PENDING`] messages for one peer; nothing changes.
-    pub fn queue(&mut self, to: &Name, body: Body) -> Result<bool, Error> {
+    /// [`E2eError::PendingFull`] beyond [`MAX_PENDING`] messages for one peer; nothing changes.
+    pub fn queue(&mut self, to: &Name, body: Body) -> Result<bool, E2eError> {
         let queued = self.pending.get(to).map_or(0, Vec::len);
         if queued >= MAX_PENDING {
-            return Err(MisuseError::PendingFull.into());
+            return Err(E2eError::PendingFull);
         }
         self.pending.entry(to.clone()).or_default().push(body);
         Ok(queued == 0)
@@ -358,11 +357,11 @@ impl Peers {
         to: &Name,
         body: &Body,
         rng: &mut R,
-    ) -> Result<Envelope, Error> {
+    ) -> Result<Envelope, E2eError> {
         let envelope = self.encrypt_after(to, body, rng, Vec::with_capacity)?;
         // The ratchet has advanced. A body is at most MAX_BODY_LEN, so the envelope is at most
         // MAX_BODY_LEN + 226 bytes, within MAX_ENVELOPE_LEN: `Envelope::new` cannot fail here.
-        Ok(Envelope::new(envelope)?)
+        Envelope::new(envelope).map_err(E2eError::Envelope)
     }
 
     /// [`Self::encrypt`], writing the envelope after the bytes `head(envelope_len)` returns, in the
@@ -378,14 +377,14 @@ impl Peers {
         body: &Body,
         rng: &mut R,
         head: impl FnOnce(usize) -> Vec<u8>,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<Vec<u8>, E2eError> {
         let pinned = self.pinned.get(to).copied();
         let now = self.clock.wrapping_add(1);
         let no_session = || E2eError::NoSession { name: to.clone() };
         let sessions = self.peers.get_mut(to).ok_or_else(no_session)?;
         let session = sessions.current.as_mut().ok_or_else(no_session)?;
         if pinned.is_some_and(|p| p != session.peer) {
-            return Err(E2eError::IdentityMismatch { name: to.clone() }.into());
+            return Err(E2eError::IdentityMismatch { name: to.clone() });
         }
         // A body is at most MAX_BODY_LEN, so the envelope is at most MAX_BODY_LEN + 226 bytes,
         // within MAX_ENVELOPE_LEN.
@@ -416,7 +415,7 @@ impl Peers {
         own_name: &Name,
         from: &Name,
         envelope: &Envelope,
-    ) -> Result<Decrypted, Error> {
+    ) -> Result<Decrypted, E2eError> {
         self.decrypt_owned(own_name, from, envelope.clone())
     }
 
@@ -435,7 +434,7 @@ impl Peers {
         own_name: &Name,
         from: &Name,
         envelope: Envelope,
-    ) -> Result<Decrypted, Error> {
+    ) -> Result<Decrypted, E2eError> {
         let mut buffer = envelope.into_bytes();
         let (prekey, header, start) = {
             let message = ParsedEnvelope::decode(&buffer)?;
@@ -471,7 +470,7 @@ impl Peers {
         if pinned.is_some_and(|p| p != prekey.identity)
             && !crate::flaws::on(crate::flaws::Flaw::SkipPinOnReceive)
         {
-            return Err(E2eError::IdentityMismatch { name: from.clone() }.into());
+            return Err(E2eError::IdentityMismatch { name: from.clone() });
         }
         let belongs = |s: &PeerSession| s.base_key == prekey.base_key && s.peer == prekey.identity;
         if let Some(sessions) = self.peers.get_mut(from)
@@ -484,7 +483,7 @@ impl Peers {
             return Ok(Decrypted { body, identity: opened.identity, started: None });
         }
         if self.peers.get(from).is_some_and(|p| p.knows_base_key(&prekey.base_key)) {
-            return Err(E2eError::ReplayedPrekeyMessage.into());
+            return Err(E2eError::ReplayedPrekeyMessage);
         }
         let responded = x3dh::respond(&self.identity, own_name, from, &self.prekeys, &prekey)?;
         let mut session = PeerSession {

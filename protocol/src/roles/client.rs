@@ -448,10 +448,8 @@ impl Client {
         body: &Body,
         rng: &mut R,
     ) -> Result<Envelope, Error> {
-        let mut peers = self.peers()?.clone();
-        let envelope = peers.encrypt(to, body, rng)?;
-        self.e2e = Some(peers);
-        Ok(envelope)
+        // `encrypt` is transactional: it changes nothing unless it succeeds.
+        Ok(self.peers()?.encrypt(to, body, rng)?)
     }
 
     /// e2e: sends an envelope from [`Client::seal_e2e`]; returns its id and the frame.
@@ -675,6 +673,7 @@ impl Client {
             let frame = self
                 .peers()?
                 .encrypt(&name, &body, rng)
+                .map_err(Error::from)
                 .and_then(|envelope| self.submit_e2e(&name, envelope));
             match frame {
                 Ok((id, frame)) => {

@@ -13,7 +13,7 @@ mod server;
 
 pub use client::{Client, ClientEvent, ClientOutputs, Protection};
 pub use directory::Directory;
-pub use mailbox::{MAILBOX_CAPACITY, Mailbox, queued_len};
+pub use mailbox::{MAILBOX_CAPACITY, Mailbox, MailboxFull, queued_len};
 pub use replay::{REPLAY_WINDOW, Refusal, ReplayWindow, ReplayWindows};
 pub use server::{
     LinkId, MAX_ACCOUNTS, MAX_QUEUED_BYTES, Server, ServerEvent, ServerLimits, ServerOutputs,
