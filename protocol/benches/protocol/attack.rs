@@ -99,12 +99,14 @@ pub fn bench(c: &mut Criterion) {
 
     for (label, peers) in [("fresh_state", 0), ("largest_state", MAX_PEERS)] {
         let (world, unsolicited) = bob_with_peers(peers);
-        let mut server = world.server.clone();
+        let server = world.server.clone();
         let bob: Client = world.bob.clone();
-        // A fresh frame per iteration (the channel's counter moves), sealed outside the timing.
+        // Every iteration starts from the same Bob and the same server, so the frame sealed for it
+        // (outside the timing) carries the nonce that Bob's channel expects next.
+        let seal = |message: &Message| must(server.clone().seal_transport(BOB_LINK, message));
         group.bench_function(format!("refuse_unsolicited_bundle/{label}"), |b| {
             b.iter_batched_ref(
-                || (bob.clone(), must(server.seal_transport(BOB_LINK, &unsolicited)), rng(5)),
+                || (bob.clone(), seal(&unsolicited), rng(5)),
                 |(bob, frame, rng)| {
                     let out = must(bob.handle(frame, rng));
                     assert!(matches!(out.events[..], [ClientEvent::Dropped { .. }]));
@@ -118,10 +120,9 @@ pub fn bench(c: &mut Criterion) {
             from: name("stranger"),
             envelope: forged.clone(),
         };
-        let mut server = world.server.clone();
         group.bench_function(format!("refuse_envelope_from_stranger/{label}"), |b| {
             b.iter_batched_ref(
-                || (bob.clone(), must(server.seal_transport(BOB_LINK, &stranger)), rng(6)),
+                || (bob.clone(), seal(&stranger), rng(6)),
                 |(bob, frame, rng)| {
                     let out = must(bob.handle(frame, rng));
                     assert!(matches!(out.events[..], [ClientEvent::Dropped { .. }]));
