@@ -89,8 +89,10 @@ pub enum Step {
         /// The content.
         text: String,
     },
-    /// e2e: the client encrypts `text` now but hands it to the server only after its next `Send`
-    /// (think of a photo whose upload finishes late), so the recipient gets it out of order.
+    /// The client writes `text` now but it reaches the server only after the client's next `Send`
+    /// (think of a photo whose upload finishes late), so the recipient gets it out of order. In e2e
+    /// it is encrypted now (it takes the next ratchet key) and submitted later; in hop it is sent
+    /// later.
     SendLate {
         /// The sending client.
         from: Party,
@@ -99,44 +101,41 @@ pub enum Step {
     },
 }
 
+/// A message written by [`Step::SendLate`], waiting to go out.
+#[derive(Debug, Clone)]
+enum Late {
+    /// Hop: the plaintext, sent when it goes out.
+    Hop(Body),
+    /// e2e: the envelope, encrypted when it was written.
+    E2e(Envelope),
+}
+
 fn send(from: Party, text: &str) -> Step {
     Step::Send { from, text: text.to_owned() }
 }
 
-/// The default conversation for `protocol`.
-///
-/// Both: both connect, talk both ways, then Bob goes offline and a message waits in his mailbox until
-/// he reconnects. e2e adds the bundle uploads, a message delivered out of order, and enough replies
-/// that the DH ratchet turns several times.
+/// The default conversation, the same in both protocols (so that `run` compares like with like):
+/// both connect, talk both ways, one message goes out late and arrives after the next, then Bob goes
+/// offline and a message waits in his mailbox until he reconnects. e2e adds the bundle uploads; its
+/// replies turn the DH ratchet several times.
 #[must_use]
 pub fn default_script(protocol: Protocol) -> Vec<Step> {
     let (a, b) = (Party::Alice, Party::Bob);
-    match protocol {
-        Protocol::Hop => vec![
-            Step::Connect(a),
-            Step::Connect(b),
-            send(a, "hi bob, lunch today?"),
-            send(b, "sure, where?"),
-            send(a, "meet at noon by the fountain"),
-            Step::Disconnect(b),
-            send(a, "running five minutes late"),
-            Step::Connect(b),
-        ],
-        Protocol::E2e => vec![
-            Step::Connect(a),
-            Step::Connect(b),
-            Step::Upload(a),
-            Step::Upload(b),
-            send(a, "hi bob, lunch today?"),
-            send(b, "sure, where?"),
-            Step::SendLate { from: a, text: "meet at noon by the fountain".to_owned() },
-            send(a, "bring an umbrella"),
-            send(b, "see you there"),
-            Step::Disconnect(b),
-            send(a, "running five minutes late"),
-            Step::Connect(b),
-        ],
+    let mut script = vec![Step::Connect(a), Step::Connect(b)];
+    if protocol == Protocol::E2e {
+        script.extend([Step::Upload(a), Step::Upload(b)]);
     }
+    script.extend([
+        send(a, "hi bob, lunch today?"),
+        send(b, "sure, where?"),
+        Step::SendLate { from: a, text: "meet at noon by the fountain".to_owned() },
+        send(a, "bring an umbrella"),
+        send(b, "see you there"),
+        Step::Disconnect(b),
+        send(a, "running five minutes late"),
+        Step::Connect(b),
+    ]);
+    script
 }
 
 /// A script from `--message` arguments: both clients connect (and, in e2e, publish their bundles),
@@ -221,7 +220,7 @@ struct World<P: ContentPolicy> {
     /// e2e texts waiting for a bundle, per sender, in order (their ids come later).
     waiting: BTreeMap<Party, VecDeque<String>>,
     /// e2e envelopes sealed now and submitted after the sender's next `Send`.
-    late: Vec<(Party, Envelope, String)>,
+    late: Vec<(Party, Late, String)>,
     note: Option<String>,
     events: Vec<Event>,
     summary: Summary,
@@ -344,7 +343,7 @@ impl<P: ContentPolicy> World<P> {
                 match self.protocol {
                     Protocol::Hop => {
                         let (id, frame) = self.client(*from)?.send(&to, body)?;
-                        self.texts.insert((*from, id), text.clone());
+                        self.record_sent(*from, id, text.clone());
                         self.in_flight.push_back((*from, Party::Server, frame));
                     }
                     Protocol::E2e => {
@@ -361,26 +360,47 @@ impl<P: ContentPolicy> World<P> {
             Step::SendLate { from, text } => {
                 let to = name(from.peer())?;
                 let body = Body::new(text.as_bytes().to_vec())?;
-                let mut rng = self.rng.clone();
-                let envelope = self.client(*from)?.seal_e2e(&to, &body, &mut rng)?;
-                self.rng = rng;
-                self.add_note(format!(
-                    "{} encrypts {text:?} for {to} now, but it reaches the server only after the next message",
-                    from.label()
-                ));
-                self.late.push((*from, envelope, text.clone()));
+                let late = match self.protocol {
+                    Protocol::Hop => {
+                        self.add_note(format!(
+                            "{} writes {text:?} for {to} now, but it reaches the server only after the next message",
+                            from.label()
+                        ));
+                        Late::Hop(body)
+                    }
+                    Protocol::E2e => {
+                        let mut rng = self.rng.clone();
+                        let envelope = self.client(*from)?.seal_e2e(&to, &body, &mut rng)?;
+                        self.rng = rng;
+                        self.add_note(format!(
+                            "{} encrypts {text:?} for {to} now, but it reaches the server only after the next message",
+                            from.label()
+                        ));
+                        Late::E2e(envelope)
+                    }
+                };
+                self.late.push((*from, late, text.clone()));
                 return Ok(());
             }
         }
         self.pump()
     }
 
-    /// Submits every late envelope (after the `Send` that overtook it).
+    /// Notes that `party` handed `text` to the server as message `id`.
+    fn record_sent(&mut self, party: Party, id: MessageId, text: String) {
+        self.summary.sent.push(text.clone());
+        self.texts.insert((party, id), text);
+    }
+
+    /// Sends every late message (after the `Send` that overtook it).
     fn flush_late(&mut self) -> Result<(), Error> {
-        for (from, envelope, text) in std::mem::take(&mut self.late) {
+        for (from, late, text) in std::mem::take(&mut self.late) {
             let to = name(from.peer())?;
-            let (id, frame) = self.client(from)?.submit_e2e(&to, envelope)?;
-            self.texts.insert((from, id), text.clone());
+            let (id, frame) = match late {
+                Late::Hop(body) => self.client(from)?.send(&to, body)?,
+                Late::E2e(envelope) => self.client(from)?.submit_e2e(&to, envelope)?,
+            };
+            self.record_sent(from, id, text.clone());
             self.add_note(format!(
                 "the late message {text:?} from {} finally goes out",
                 from.label()
@@ -399,7 +419,7 @@ impl<P: ContentPolicy> World<P> {
             if let ClientEvent::Sent { id, .. } = event
                 && let Some(text) = self.waiting.entry(party).or_default().pop_front()
             {
-                self.texts.insert((party, *id), text);
+                self.record_sent(party, *id, text);
             }
         }
         out.events

@@ -42,6 +42,9 @@ pub struct SafetyNumbers {
 /// What the run established.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// Plaintexts the senders handed to the server, in the order they went out (a message the
+    /// sending client refused to encrypt is not here).
+    pub sent: Vec<String>,
     /// Plaintexts the recipients accepted, in the order they accepted them.
     pub delivered: Vec<String>,
     /// Plaintexts the server could read, in the order it read them.

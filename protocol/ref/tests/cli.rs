@@ -230,6 +230,37 @@ fn run_without_a_protocol_compares_both_on_the_same_messages() {
     assert!(text.contains("side by side"), "{text}");
 }
 
+/// The default `run` plays one conversation in both protocols: the same messages, each sent and
+/// delivered in both, so the side-by-side table compares like with like.
+#[test]
+fn run_plays_the_same_conversation_in_both_protocols() {
+    let t = json(&["run", "--json"]);
+    let runs = t["runs"].as_array().unwrap();
+    let (hop, e2e) = (&runs[0]["summary"], &runs[1]["summary"]);
+    let mut sent_hop = strings(&hop["sent"]);
+    let mut sent_e2e = strings(&e2e["sent"]);
+    assert_eq!(sent_hop.len(), 6);
+    sent_hop.sort();
+    sent_e2e.sort();
+    assert_eq!(sent_hop, sent_e2e, "the same messages");
+    let rows = t["comparison"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    for row in rows {
+        assert_eq!(
+            (&row["hop_delivered"], &row["e2e_delivered"]),
+            (&true.into(), &true.into()),
+            "{row}"
+        );
+    }
+    // The late message is overtaken in both.
+    for summary in [hop, e2e] {
+        let delivered = strings(&summary["delivered"]);
+        let late = delivered.iter().position(|m| m == "meet at noon by the fountain").unwrap();
+        let next = delivered.iter().position(|m| m == "bring an umbrella").unwrap();
+        assert!(next < late, "{delivered:?}");
+    }
+}
+
 #[test]
 fn meaningless_option_combinations_are_refused() {
     for args in

@@ -24,7 +24,7 @@ fn runs() -> Vec<RunSpec> {
     vec![RunSpec {
         id: "hop-seed-1",
         comment: "The default hop conversation, then: a network attacker replays the last frame Alice received \
-         (it does not open: the counter moved on); Alice sends a fourth message of which the attacker first \
+         (it does not open: the counter moved on); Alice sends one more message (her id 5) of which the attacker first \
          delivers a copy with one bit flipped (refused), then the genuine frame; the server seals that \
          Deliver to Bob a second time under the same id (Bob's replay window refuses it); Bob answers.",
         seed: 1,
@@ -32,7 +32,7 @@ fn runs() -> Vec<RunSpec> {
         attacks: vec![
             Act::ReplayLastFrame { to: a },
             Act::TamperNextFrame { from: a, text: "one more thing".to_owned() },
-            Act::ServerReplaysDelivery { to: b, id: 4, new_id: None },
+            Act::ServerReplaysDelivery { to: b, id: 5, new_id: None },
             Act::Step(Step::Send { from: b, text: "got it".to_owned() }),
         ],
     }]

@@ -116,7 +116,8 @@ struct Driver {
     links: BTreeMap<Party, LinkId>,
     next_link: u64,
     in_flight: VecDeque<(Party, Party, Vec<u8>)>,
-    late: Vec<(Party, Envelope)>,
+    /// Late messages: hop keeps the text, e2e the envelope sealed when it was written.
+    late: Vec<(Party, Result<Envelope, String>)>,
     note: Option<String>,
     // Models and records.
     keys: BTreeMap<String, PrivateKey>,
@@ -434,6 +435,10 @@ impl Driver {
                 self.pump()?;
                 return self.flush_late();
             }
+            Step::SendLate { from, text } if self.protocol == Protocol::Hop => {
+                self.late.push((*from, Err(text.clone())));
+                return Ok(());
+            }
             Step::SendLate { from, text } => {
                 let to = name(other(*from))?;
                 let body = Body::new(text.as_bytes().to_vec())?;
@@ -446,7 +451,7 @@ impl Driver {
                     "{} encrypts {text:?} for {to} now, but it reaches the server only after the next message",
                     from.label()
                 ));
-                self.late.push((*from, envelope));
+                self.late.push((*from, Ok(envelope)));
                 return Ok(());
             }
         }
@@ -454,11 +459,16 @@ impl Driver {
     }
 
     fn flush_late(&mut self) -> Result<(), VectorError> {
-        for (from, envelope) in std::mem::take(&mut self.late) {
-            let to = name(other(from))?;
-            let (_, frame) = self.client(from).submit_e2e(&to, envelope)?;
+        for (from, late) in std::mem::take(&mut self.late) {
             self.add_note(format!("the late message from {} finally goes out", from.label()));
-            self.in_flight.push_back((from, Party::Server, frame));
+            match late {
+                Err(text) => self.send(from, &text)?,
+                Ok(envelope) => {
+                    let to = name(other(from))?;
+                    let (_, frame) = self.client(from).submit_e2e(&to, envelope)?;
+                    self.in_flight.push_back((from, Party::Server, frame));
+                }
+            }
         }
         self.pump()
     }
@@ -1001,7 +1011,7 @@ fn describe(act: &Act) -> Value {
         Act::Step(Step::Upload(p)) => format!("{} uploads its bundle", p.label()),
         Act::Step(Step::Send { from, text }) => format!("{} sends {text:?}", from.label()),
         Act::Step(Step::SendLate { from, text }) => {
-            format!("{} encrypts {text:?} now and submits it after its next send", from.label())
+            format!("{} writes {text:?} now and it goes out after its next send", from.label())
         }
         Act::ReplayLastFrame { to } => {
             format!("network attacker: replays the last frame {} received", to.label())
