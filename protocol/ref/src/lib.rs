@@ -3,7 +3,7 @@
 //! * [`runner`] — runs Alice, the Server and Bob in one process from a seed, delivering every frame
 //!   in order, and records a [`Transcript`].
 //! * [`mitm`] — a malicious server that substitutes prekey bundles (for `run e2e --mitm`).
-//! * [`compare`] — hop and e2e on the same messages and seed, side by side.
+//! * [`compare`](mod@compare) — hop and e2e on the same messages and seed, side by side.
 //! * [`transcript`] — the record of a run, rendered as text, JSON or a Mermaid sequence diagram.
 //! * [`vectors`] — the reference test vectors of `spec/vectors/`: generation and verification.
 

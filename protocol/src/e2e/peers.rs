@@ -407,7 +407,7 @@ impl Peers {
     /// §12.4). Transactional.
     ///
     /// # Errors
-    /// Malformed envelope ([`Error::Wire`]), or [`Error::E2e`]: identity mismatch with a verified
+    /// [`E2eError::Envelope`] for a malformed envelope; otherwise an identity mismatch with a verified
     /// identity, an invalid initiator identity, unknown prekey, replayed prekey message, no
     /// session, too many peers, or the ratchet's refusal.
     pub fn decrypt(

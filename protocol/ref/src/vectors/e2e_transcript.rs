@@ -49,7 +49,8 @@ fn runs() -> Vec<RunSpec> {
 /// Builds `e2e_transcript.json`.
 ///
 /// # Errors
-/// As [`run`].
+/// A run that fails (a role refused a frame the script made, or a model key does not open a real
+/// frame): a bug, reported as [`VectorError`].
 pub fn generate() -> Result<Value, VectorError> {
     let mut out = Vec::new();
     for spec in runs() {
