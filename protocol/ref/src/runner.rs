@@ -4,11 +4,15 @@
 //! transcript [`Event`]. The runner never decodes a frame to look inside it: what a party "reads" is
 //! what that party's own state machine reported, so the transcript shows exactly what each role
 //! could and could not open.
+//!
+//! An [`Observer`] watches a run from inside ([`run_observed`]): every draw from the RNG with what it
+//! became, and every frame with its link and the receiving role's events.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
 
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{Rng as _, SeedableRng, TryCryptoRng, TryRng};
 
 use super::mitm::{Intercepted, Mitm};
 use super::transcript::{Event, SafetyNumbers, Summary, Transcript};
@@ -180,6 +184,163 @@ pub struct RunConfig<P: ContentPolicy> {
     pub verified: bool,
 }
 
+/// What a draw from the run's RNG became (SPEC.md §9: statics, identities and prekeys, then
+/// ephemerals and ratchet keys as the run needs them). Displayed as the test vectors list it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// A channel static key (the server's, then Alice's, then Bob's).
+    ChannelStatic(Party),
+    /// A channel ephemeral key, drawn by the client connecting on `link` or by the server answering.
+    ChannelEphemeral {
+        /// Who drew it.
+        party: Party,
+        /// The link.
+        link: LinkId,
+    },
+    /// The X25519 half `ik` of a client's e2e identity (SPEC.md §10.1).
+    IdentityKey(Party),
+    /// The Ed25519 seed `isk` of a client's e2e identity.
+    IdentitySeed(Party),
+    /// A client's first signed prekey (SPEC.md §10.2).
+    SignedPrekey {
+        /// Whose.
+        party: Party,
+        /// Its id.
+        id: u32,
+    },
+    /// One of a client's first one-time prekeys.
+    OneTimePrekey {
+        /// Whose.
+        party: Party,
+        /// Its id.
+        id: u32,
+    },
+    /// The base key `EK_A` of a session `party` starts with `peer` (SPEC.md §11).
+    BaseKey {
+        /// The initiator.
+        party: Party,
+        /// The responder.
+        peer: Party,
+    },
+    /// A ratchet key of a client (SPEC.md §12).
+    RatchetKey(Party),
+    /// A one-time prekey a client made when the server said they run low (SPEC.md §15.2).
+    Replenished(Party),
+    /// A key of the malicious server of `--mitm`: its forged identities and prekeys, and its own
+    /// sessions with the victims.
+    ManInTheMiddle,
+}
+
+impl Purpose {
+    /// The draw at `index` of a client's `Peers::generate`: `ik`, `isk`, then its prekeys in id
+    /// order from 1, the signed one first (SPEC.md §10.2).
+    fn identity(party: Party, index: usize) -> Self {
+        match index {
+            0 => Self::IdentityKey(party),
+            1 => Self::IdentitySeed(party),
+            _ => {
+                let id = u32::try_from(index - 1).unwrap_or(u32::MAX);
+                if id == 1 {
+                    Self::SignedPrekey { party, id }
+                } else {
+                    Self::OneTimePrekey { party, id }
+                }
+            }
+        }
+    }
+}
+
+impl core::fmt::Display for Purpose {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::ChannelStatic(p) => write!(f, "{} channel static key", p.label()),
+            Self::ChannelEphemeral { party, link } => {
+                write!(f, "{} channel ephemeral key (link {})", party.label(), link.0)
+            }
+            Self::IdentityKey(p) => write!(f, "{} identity: X25519 key ik", p.label()),
+            Self::IdentitySeed(p) => write!(f, "{} identity: Ed25519 seed isk", p.label()),
+            Self::SignedPrekey { party, id } => write!(f, "{} signed prekey {id}", party.label()),
+            Self::OneTimePrekey { party, id } => {
+                write!(f, "{} one-time prekey {id}", party.label())
+            }
+            Self::BaseKey { party, peer } => {
+                write!(f, "{} base key EK_A (session with {})", party.label(), peer.label())
+            }
+            Self::RatchetKey(p) => write!(f, "{} ratchet key", p.label()),
+            Self::Replenished(p) => write!(f, "{} replenished one-time prekey", p.label()),
+            Self::ManInTheMiddle => f.write_str("server (man in the middle) forged or session key"),
+        }
+    }
+}
+
+/// One draw from the run's RNG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Draw<'a> {
+    /// Its position in the run, from 0.
+    pub index: usize,
+    /// What it became.
+    pub purpose: Purpose,
+    /// The bytes drawn (32 for every key).
+    pub bytes: &'a [u8],
+}
+
+/// What a receiver made of a frame it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// The server's events.
+    Server(Vec<ServerEvent>),
+    /// The client's events.
+    Client(Vec<ClientEvent>),
+}
+
+impl Handled {
+    /// Why the receiver refused the frame's content after authenticating it (the `Dropped` event
+    /// of its role), if it did.
+    #[must_use]
+    pub fn dropped(&self) -> Option<&Error> {
+        match self {
+            Self::Server(events) => events.iter().find_map(|e| match e {
+                ServerEvent::Dropped { error, .. } => Some(error),
+                _ => None,
+            }),
+            Self::Client(events) => events.iter().find_map(|e| match e {
+                ClientEvent::Dropped { error } => Some(error),
+                _ => None,
+            }),
+        }
+    }
+}
+
+/// One frame delivered, as its receiver handled it.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// The transcript event it became: step, frame type and hex, what was read or why it was
+    /// refused, and the note it carries.
+    pub event: &'a Event,
+    /// The sender.
+    pub from: Party,
+    /// The receiver.
+    pub to: Party,
+    /// The client's link when the frame was delivered, if it had one.
+    pub link: Option<LinkId>,
+    /// The frame exactly as it crossed the link.
+    pub frame: &'a [u8],
+    /// The receiver's events, or why it refused the frame.
+    pub outcome: Result<&'a Handled, &'a Error>,
+}
+
+/// Watches a run from inside. Every method does nothing by default; `()` observes nothing.
+pub trait Observer {
+    /// The RNG was drawn from; draws are reported in order, each once, after the role call that
+    /// made them (a client call that fails keeps no draw: the next call draws the same bytes again).
+    fn drew(&mut self, _draw: &Draw<'_>) {}
+
+    /// A frame was delivered; reported after its receiver handled it (and after the draws that made).
+    fn delivered(&mut self, _delivery: &Delivery<'_>) {}
+}
+
+impl Observer for () {}
+
 /// Runs `config`.
 ///
 /// Keys are drawn from `ChaCha20Rng::seed_from_u64(seed)` in this order: server static key; Alice's
@@ -191,7 +352,18 @@ pub struct RunConfig<P: ContentPolicy> {
 /// the run itself produced — which would be a bug. A *refused* frame is not an error of the run; it is
 /// recorded in the transcript.
 pub fn run<P: ContentPolicy>(config: &RunConfig<P>) -> Result<Transcript, Error> {
-    let mut world = World::new(config)?;
+    run_observed(config, &mut ())
+}
+
+/// Runs `config` as [`run`] does, reporting every draw and every delivery to `observer`.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_observed<P: ContentPolicy>(
+    config: &RunConfig<P>,
+    observer: &mut dyn Observer,
+) -> Result<Transcript, Error> {
+    let mut world = World::new(config, observer)?;
     for step in &config.script {
         world.step(step)?;
     }
@@ -206,9 +378,58 @@ pub fn run<P: ContentPolicy>(config: &RunConfig<P>) -> Result<Transcript, Error>
     })
 }
 
-struct World<P: ContentPolicy> {
+/// The run's RNG, ChaCha20 (SPEC.md §9). It keeps each draw until the runner reports what it became.
+#[derive(Debug, Clone)]
+struct Rng {
+    inner: ChaCha20Rng,
+    /// Drawn, not yet reported.
+    fresh: Vec<Vec<u8>>,
+    /// How many draws were reported.
+    reported: usize,
+}
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self { inner: ChaCha20Rng::seed_from_u64(seed), fresh: Vec::new(), reported: 0 }
+    }
+
+    /// Reports the fresh draws; `purpose` names each by its position among them.
+    fn report(&mut self, observer: &mut dyn Observer, purpose: impl Fn(usize) -> Purpose) {
+        for (i, bytes) in self.fresh.drain(..).enumerate() {
+            observer.drew(&Draw { index: self.reported, purpose: purpose(i), bytes: &bytes });
+            self.reported += 1;
+        }
+    }
+}
+
+impl TryRng for Rng {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let v = self.inner.next_u32();
+        self.fresh.push(v.to_le_bytes().to_vec());
+        Ok(v)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let v = self.inner.next_u64();
+        self.fresh.push(v.to_le_bytes().to_vec());
+        Ok(v)
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        self.inner.fill_bytes(dst);
+        self.fresh.push(dst.to_vec());
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for Rng {}
+
+struct World<'o, P: ContentPolicy> {
     protocol: Protocol,
-    rng: ChaCha20Rng,
+    rng: Rng,
+    observer: &'o mut dyn Observer,
     server: Server<P>,
     alice: Client,
     bob: Client,
@@ -231,15 +452,20 @@ fn name(p: Party) -> Result<Name, Error> {
     Ok(Name::new(p.label())?)
 }
 
-impl<P: ContentPolicy> World<P> {
-    fn new(config: &RunConfig<P>) -> Result<Self, Error> {
+impl<'o, P: ContentPolicy> World<'o, P> {
+    fn new(config: &RunConfig<P>, observer: &'o mut dyn Observer) -> Result<Self, Error> {
         if config.mitm && config.protocol == Protocol::Hop {
             return Err(MisuseError::NoE2eIdentity.into());
         }
-        let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
-        let server = Server::with_policy(PrivateKey::generate(&mut rng), config.policy.clone());
-        let alice_key = PrivateKey::generate(&mut rng);
-        let bob_key = PrivateKey::generate(&mut rng);
+        let mut rng = Rng::new(config.seed);
+        let mut static_key = |party| {
+            let key = PrivateKey::generate(&mut rng);
+            rng.report(observer, |_| Purpose::ChannelStatic(party));
+            key
+        };
+        let server = Server::with_policy(static_key(Party::Server), config.policy.clone());
+        let alice_key = static_key(Party::Alice);
+        let bob_key = static_key(Party::Bob);
         let (mut alice, mut bob) = match config.protocol {
             Protocol::Hop => (
                 Client::new(name(Party::Alice)?, alice_key, server.public_key()),
@@ -247,7 +473,9 @@ impl<P: ContentPolicy> World<P> {
             ),
             Protocol::E2e => {
                 let alice_peers = Peers::generate(&mut rng);
+                rng.report(observer, |i| Purpose::identity(Party::Alice, i));
                 let bob_peers = Peers::generate(&mut rng);
+                rng.report(observer, |i| Purpose::identity(Party::Bob, i));
                 (
                     Client::with_e2e(
                         name(Party::Alice)?,
@@ -260,7 +488,9 @@ impl<P: ContentPolicy> World<P> {
             }
         };
         let mitm = if config.mitm {
-            Some(Mitm::new(&name(Party::Alice)?, &name(Party::Bob)?, &mut rng)?)
+            let mitm = Mitm::new(&name(Party::Alice)?, &name(Party::Bob)?, &mut rng)?;
+            rng.report(observer, |_| Purpose::ManInTheMiddle);
+            Some(mitm)
         } else {
             None
         };
@@ -281,6 +511,7 @@ impl<P: ContentPolicy> World<P> {
         Ok(Self {
             protocol: config.protocol,
             rng,
+            observer,
             server,
             alice,
             bob,
@@ -319,7 +550,10 @@ impl<P: ContentPolicy> World<P> {
                 let mut rng = self.rng.clone();
                 let frame = self.client(*party)?.connect(&mut rng)?;
                 self.rng = rng;
-                self.links.insert(*party, LinkId(self.next_link));
+                let link = LinkId(self.next_link);
+                self.rng
+                    .report(self.observer, |_| Purpose::ChannelEphemeral { party: *party, link });
+                self.links.insert(*party, link);
                 self.next_link += 1;
                 self.add_note(format!("{} connects", party.label()));
                 self.in_flight.push_back((*party, Party::Server, frame));
@@ -351,6 +585,7 @@ impl<P: ContentPolicy> World<P> {
                         let mut rng = self.rng.clone();
                         let out = self.client(*from)?.send_e2e(&to, body, &mut rng)?;
                         self.rng = rng;
+                        self.rng.report(self.observer, |_| Purpose::RatchetKey(*from));
                         self.waiting.entry(*from).or_default().push_back(text.clone());
                         self.client_outputs(*from, out);
                     }
@@ -364,6 +599,7 @@ impl<P: ContentPolicy> World<P> {
                 let mut rng = self.rng.clone();
                 let envelope = self.client(*from)?.seal_e2e(&to, &body, &mut rng)?;
                 self.rng = rng;
+                self.rng.report(self.observer, |_| Purpose::RatchetKey(*from));
                 self.add_note(format!(
                     "{} encrypts {text:?} for {to} now, but it reaches the server only after the next message",
                     from.label()
@@ -408,6 +644,8 @@ impl<P: ContentPolicy> World<P> {
     /// Delivers every frame in flight, and every frame that produces, in order.
     fn pump(&mut self) -> Result<(), Error> {
         while let Some((from, to, frame)) = self.in_flight.pop_front() {
+            let client = if to == Party::Server { from } else { to };
+            let link = self.links.get(&client).copied();
             let frame_type = LinkFrame::decode(&frame).map_or("malformed", |f| f.type_name());
             let mut event = Event {
                 step: self.events.len() + 1,
@@ -424,22 +662,39 @@ impl<P: ContentPolicy> World<P> {
             } else {
                 self.deliver_to_client(to, &frame)
             };
-            match outcome {
-                Ok(read) => event.read = Some(read),
-                Err(e) => event.error = Some(e.to_string()),
-            }
+            let outcome = match outcome {
+                Ok((read, handled)) => {
+                    event.read = Some(read);
+                    Ok(handled)
+                }
+                Err(e) => {
+                    event.error = Some(e.to_string());
+                    Err(e)
+                }
+            };
+            self.observer.delivered(&Delivery {
+                event: &event,
+                from,
+                to,
+                link,
+                frame: &frame,
+                outcome: outcome.as_ref(),
+            });
             self.events.push(event);
         }
         Ok(())
     }
 
-    fn deliver_to_server(&mut self, from: Party, frame: &[u8]) -> Result<String, Error> {
+    fn deliver_to_server(&mut self, from: Party, frame: &[u8]) -> Result<(String, Handled), Error> {
         let link = *self.links.get(&from).ok_or(MisuseError::UnknownLink)?;
         let mut reads = Vec::new();
         let out = match (&mut self.mitm, LinkFrame::decode(frame).map(|f| f.kind())) {
             (Some(mitm), Ok(e2e_protocol::wire::LinkKind::Transport)) => {
                 let (sender, plaintext) = self.server.open_transport(link, frame)?;
-                match mitm.intercept(&mut self.server, &sender, &plaintext, &mut self.rng)? {
+                let intercepted =
+                    mitm.intercept(&mut self.server, &sender, &plaintext, &mut self.rng);
+                self.rng.report(self.observer, |_| Purpose::ManInTheMiddle);
+                match intercepted? {
                     Intercepted::PassThrough => self.server.process(link, plaintext),
                     Intercepted::Rewritten { plaintext, read, content } => {
                         reads.push(read);
@@ -455,13 +710,20 @@ impl<P: ContentPolicy> World<P> {
                     }
                 }
             }
-            _ => self.server.handle(link, frame, &mut self.rng)?,
+            _ => {
+                let out = self.server.handle(link, frame, &mut self.rng);
+                self.rng.report(self.observer, |_| Purpose::ChannelEphemeral {
+                    party: Party::Server,
+                    link,
+                });
+                out?
+            }
         };
-        self.server_outputs(out, &mut reads);
-        Ok(reads.join(" "))
+        let events = self.server_outputs(out, &mut reads);
+        Ok((reads.join(" "), Handled::Server(events)))
     }
 
-    fn server_outputs(&mut self, out: ServerOutputs, reads: &mut Vec<String>) {
+    fn server_outputs(&mut self, out: ServerOutputs, reads: &mut Vec<String>) -> Vec<ServerEvent> {
         for (link, frame) in out.transmit {
             if let Some((&party, _)) = self.links.iter().find(|(_, l)| **l == link) {
                 self.in_flight.push_back((Party::Server, party, frame));
@@ -470,7 +732,7 @@ impl<P: ContentPolicy> World<P> {
         for link in out.close {
             self.links.retain(|_, l| *l != link);
         }
-        for event in out.events {
+        for event in &out.events {
             reads.push(match event {
                 ServerEvent::Registered { name, .. } => {
                     format!("Register {name}: welcomed; the name binds to the static key at Ready")
@@ -496,7 +758,7 @@ impl<P: ContentPolicy> World<P> {
                 }
                 ServerEvent::Rejected { from, id, reason } => {
                     let party = if from.as_str() == Party::Alice.label() { Party::Alice } else { Party::Bob };
-                    let text = self.texts.get(&(party, id)).cloned().unwrap_or_default();
+                    let text = self.texts.get(&(party, *id)).cloned().unwrap_or_default();
                     self.summary.rejected.push(format!("{text}: {reason:?}"));
                     format!("-> refuses it ({reason:?})")
                 }
@@ -518,15 +780,26 @@ impl<P: ContentPolicy> World<P> {
                 other => format!("{other:?}"),
             });
         }
+        out.events
     }
 
-    fn deliver_to_client(&mut self, to: Party, frame: &[u8]) -> Result<String, Error> {
+    fn deliver_to_client(&mut self, to: Party, frame: &[u8]) -> Result<(String, Handled), Error> {
         let mut rng = self.rng.clone();
         let out = self.client(to)?.handle(frame, &mut rng)?;
         self.rng = rng;
+        // A session this client starts draws its base key, then its first ratchet key (SPEC.md §11).
+        let starts = !out.transmit.is_empty()
+            && out.events.iter().any(|e| matches!(e, ClientEvent::SessionStarted { .. }));
+        let replenished =
+            out.events.iter().any(|e| matches!(e, ClientEvent::PrekeysReplenished { .. }));
+        self.rng.report(self.observer, |i| match i {
+            0 if starts => Purpose::BaseKey { party: to, peer: to.peer() },
+            _ if replenished => Purpose::Replenished(to),
+            _ => Purpose::RatchetKey(to),
+        });
         let events = self.client_outputs(to, out);
         let mut reads = Vec::new();
-        for event in events {
+        for event in &events {
             reads.push(match event {
                 ClientEvent::Connected => "Welcome: channel open; answers Ready".to_owned(),
                 ClientEvent::Refused(reason) => format!("Refused ({reason:?})"),
@@ -545,9 +818,9 @@ impl<P: ContentPolicy> World<P> {
                 }
                 ClientEvent::BundleRefused(reason) => format!("BundleRefused ({reason:?})"),
                 ClientEvent::SessionStarted { peer, one_time_prekey } => {
-                    let number = self.client(to)?.safety_number(&peer);
+                    let number = self.client(to)?.safety_number(peer);
                     let number = number.map_or_else(|| "none".to_owned(), |n| n.to_string());
-                    let opk = if one_time_prekey { "with" } else { "WITHOUT" };
+                    let opk = if *one_time_prekey { "with" } else { "WITHOUT" };
                     format!("session with {peer} started ({opk} a one-time prekey); safety number {number}")
                 }
                 ClientEvent::IdentityChanged { peer, old, new } => {
@@ -569,7 +842,7 @@ impl<P: ContentPolicy> World<P> {
                 other => format!("{other:?}"),
             });
         }
-        Ok(reads.join(" "))
+        Ok((reads.join(" "), Handled::Client(events)))
     }
 
     fn safety_numbers(&self) -> SafetyNumbers {

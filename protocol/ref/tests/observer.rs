@@ -1,0 +1,54 @@
+//! The runner's observer: it sees every draw and every delivery of a run, exactly as the transcript
+//! records them, and observing changes nothing.
+
+use e2e_protocol::hop::AllowAll;
+use e2e_ref::{
+    Delivery, Draw, Event, Observer, Party, Protocol, Purpose, RunConfig, Step, default_script,
+    run, run_observed,
+};
+
+#[derive(Default)]
+struct Seen {
+    draws: Vec<(usize, Purpose)>,
+    events: Vec<Event>,
+    dropped: usize,
+}
+
+impl Observer for Seen {
+    fn drew(&mut self, draw: &Draw<'_>) {
+        assert_eq!(draw.bytes.len(), 32, "every draw is a key");
+        self.draws.push((draw.index, draw.purpose));
+    }
+
+    fn delivered(&mut self, delivery: &Delivery<'_>) {
+        assert_eq!(delivery.event.frame_hex, hex::encode(delivery.frame));
+        assert_eq!(delivery.event.error.is_some(), delivery.outcome.is_err());
+        if delivery.outcome.is_ok_and(|h| h.dropped().is_some()) {
+            self.dropped += 1;
+        }
+        self.events.push(delivery.event.clone());
+    }
+}
+
+fn config(protocol: Protocol, mitm: bool, script: Vec<Step>) -> RunConfig<AllowAll> {
+    RunConfig { protocol, seed: 5, script, policy: AllowAll, mitm, verified: false }
+}
+
+#[test]
+fn the_observer_sees_the_transcript_and_changes_nothing() {
+    for (protocol, mitm) in [(Protocol::Hop, false), (Protocol::E2e, false), (Protocol::E2e, true)]
+    {
+        let config = config(protocol, mitm, default_script(protocol));
+        let mut seen = Seen::default();
+        let observed = run_observed(&config, &mut seen).unwrap();
+        assert_eq!(observed, run(&config).unwrap(), "{protocol:?} mitm={mitm}");
+        assert_eq!(seen.events, observed.events);
+        let indices: Vec<usize> = seen.draws.iter().map(|(i, _)| *i).collect();
+        assert_eq!(indices, (0..seen.draws.len()).collect::<Vec<_>>());
+        let statics: Vec<Purpose> = seen.draws.iter().take(3).map(|(_, p)| *p).collect();
+        assert_eq!(statics, [Party::Server, Party::Alice, Party::Bob].map(Purpose::ChannelStatic));
+        let mitm_keys = seen.draws.iter().filter(|(_, p)| *p == Purpose::ManInTheMiddle).count();
+        assert_eq!(mitm_keys > 0, mitm);
+        assert_eq!(seen.dropped, 0, "an honest run drops nothing");
+    }
+}
