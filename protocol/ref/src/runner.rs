@@ -1,12 +1,15 @@
 //! The in-process runner: Alice, the Server and Bob in one process, driven from a seed.
 //!
 //! Frames are delivered in the order they are produced (first in, first out); each delivery is one
-//! transcript [`Event`]. The runner never decodes a frame to look inside it: what a party "reads" is
-//! what that party's own state machine reported, so the transcript shows exactly what each role
-//! could and could not open.
+//! transcript [`Event`]. What a party "reads" is what that party's own state machine reported, so the
+//! transcript shows exactly what each role could and could not open. The runner itself acts on
+//! plaintexts only where it plays a malicious server, as a real server's operator can: with `--mitm`,
+//! and in the attack steps of [`Step`] (for which it keeps each message the server accepts to
+//! deliver).
 //!
 //! An [`Observer`] watches a run from inside ([`run_observed`]): every draw from the RNG with what it
-//! became, and every frame with its link and the receiving role's events.
+//! became, and every frame with its link and the receiving role's events. The test vectors of
+//! `spec/vectors/` are recorded that way.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -23,7 +26,9 @@ use e2e_protocol::roles::{
     Client, ClientEvent, ClientOutputs, LinkId, Server, ServerEvent, ServerOutputs,
 };
 use e2e_protocol::suite::PrivateKey;
-use e2e_protocol::wire::{AckStatus, Body, Codec, Envelope, LinkFrame, MessageId, Name};
+use e2e_protocol::wire::{
+    AckStatus, Body, Codec, Envelope, LinkFrame, LinkKind, Message, MessageId, Name,
+};
 
 /// A participant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,6 +60,11 @@ impl Party {
             Self::Bob | Self::Server => Self::Alice,
         }
     }
+
+    /// The client registered as `name`, if any.
+    fn client_named(name: &Name) -> Option<Self> {
+        [Self::Alice, Self::Bob].into_iter().find(|p| p.label() == name.as_str())
+    }
 }
 
 /// Which protocol a run uses.
@@ -78,6 +88,10 @@ impl Protocol {
 }
 
 /// One action of a script.
+///
+/// The attack steps are driver-level actions of a network attacker or a malicious server; one with
+/// nothing to act on (no frame received yet, no such delivery, the recipient offline) fails the run
+/// with [`MisuseError::NotConnected`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// The client opens its channel and registers.
@@ -97,6 +111,37 @@ pub enum Step {
     /// (think of a photo whose upload finishes late), so the recipient gets it out of order.
     SendLate {
         /// The sending client.
+        from: Party,
+        /// The content.
+        text: String,
+    },
+    /// Attack: a network attacker delivers again, to `to`, the last frame `to` received.
+    ReplayLastFrame {
+        /// Who receives the replay.
+        to: Party,
+    },
+    /// Attack: `from` sends `text` to the other client; a network attacker first delivers a copy of
+    /// the frame with its last bit flipped, then the genuine frame.
+    TamperNextFrame {
+        /// The sender.
+        from: Party,
+        /// The content.
+        text: String,
+    },
+    /// Attack: the server seals again the `Deliver` or `E2eDeliver` with id `id` it delivered to
+    /// `to`, under `new_id` if set.
+    ServerReplaysDelivery {
+        /// The recipient.
+        to: Party,
+        /// The id of the delivery to replay.
+        id: u64,
+        /// A fresh message id, or `None` to keep the original.
+        new_id: Option<u64>,
+    },
+    /// Attack, e2e: `from` sends `text`; the server opens the `E2eSend` and first delivers a copy
+    /// whose envelope has its last byte flipped, then relays the genuine one.
+    ServerTampersNextEnvelope {
+        /// The sender.
         from: Party,
         /// The content.
         text: String,
@@ -288,7 +333,13 @@ pub struct Draw<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
     /// The server's events.
-    Server(Vec<ServerEvent>),
+    Server {
+        /// What its role reported.
+        events: Vec<ServerEvent>,
+        /// As in [`Step::ServerTampersNextEnvelope`], the server opened this `E2eSend` and sealed a
+        /// copy with a flipped envelope for the recipient, delivered before the genuine one.
+        tampered_copy: bool,
+    },
     /// The client's events.
     Client(Vec<ClientEvent>),
 }
@@ -299,7 +350,7 @@ impl Handled {
     #[must_use]
     pub fn dropped(&self) -> Option<&Error> {
         match self {
-            Self::Server(events) => events.iter().find_map(|e| match e {
+            Self::Server { events, .. } => events.iter().find_map(|e| match e {
                 ServerEvent::Dropped { error, .. } => Some(error),
                 _ => None,
             }),
@@ -348,9 +399,9 @@ impl Observer for () {}
 /// `mitm`, the server's two forged identities; then ephemerals and ratchet keys as the run needs them.
 ///
 /// # Errors
-/// A script step that is impossible (for example sending while offline), or a role error on a frame
-/// the run itself produced — which would be a bug. A *refused* frame is not an error of the run; it is
-/// recorded in the transcript.
+/// A script step that is impossible (for example sending while offline, or replaying a delivery the
+/// server never made), or a role error on a frame the run itself produced — which would be a bug. A
+/// *refused* frame is not an error of the run; it is recorded in the transcript.
 pub fn run<P: ContentPolicy>(config: &RunConfig<P>) -> Result<Transcript, Error> {
     run_observed(config, &mut ())
 }
@@ -443,6 +494,13 @@ struct World<'o, P: ContentPolicy> {
     waiting: BTreeMap<Party, VecDeque<String>>,
     /// e2e envelopes sealed now and submitted after the sender's next `Send`.
     late: Vec<(Party, Envelope, String)>,
+    /// The last frame each party received, and its sender: what [`Step::ReplayLastFrame`] replays.
+    last_frame_to: BTreeMap<Party, (Party, Vec<u8>)>,
+    /// Each `Deliver` or `E2eDeliver` the server accepted to make, with its recipient: what
+    /// [`Step::ServerReplaysDelivery`] seals again.
+    deliveries: Vec<(Name, Message)>,
+    /// During a [`Step::ServerTampersNextEnvelope`]: the sender whose next `E2eSend` is tampered.
+    tamper_envelope_from: Option<Party>,
     note: Option<String>,
     events: Vec<Event>,
     summary: Summary,
@@ -450,6 +508,22 @@ struct World<'o, P: ContentPolicy> {
 
 fn name(p: Party) -> Result<Name, Error> {
     Ok(Name::new(p.label())?)
+}
+
+/// The id of a delivery.
+const fn delivery_id(message: &Message) -> Option<MessageId> {
+    match message {
+        Message::Deliver { id, .. } | Message::E2eDeliver { id, .. } => Some(*id),
+        _ => None,
+    }
+}
+
+/// `bytes` with the last bit flipped.
+fn flip_last(mut bytes: Vec<u8>) -> Vec<u8> {
+    if let Some(b) = bytes.last_mut() {
+        *b ^= 0x01;
+    }
+    bytes
 }
 
 impl<'o, P: ContentPolicy> World<'o, P> {
@@ -522,6 +596,9 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             texts: BTreeMap::new(),
             waiting: BTreeMap::new(),
             late: Vec::new(),
+            last_frame_to: BTreeMap::new(),
+            deliveries: Vec::new(),
+            tamper_envelope_from: None,
             note: (!notes.is_empty()).then(|| notes.join("; ")),
             events: Vec::new(),
             summary: Summary::default(),
@@ -572,24 +649,12 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 self.in_flight.push_back((*party, Party::Server, frame));
             }
             Step::Send { from, text } => {
-                let to = name(from.peer())?;
-                self.add_note(format!("{} sends {text:?} to {to}", from.label()));
-                let body = Body::new(text.as_bytes().to_vec())?;
-                match self.protocol {
-                    Protocol::Hop => {
-                        let (id, frame) = self.client(*from)?.send(&to, body)?;
-                        self.texts.insert((*from, id), text.clone());
-                        self.in_flight.push_back((*from, Party::Server, frame));
-                    }
-                    Protocol::E2e => {
-                        let mut rng = self.rng.clone();
-                        let out = self.client(*from)?.send_e2e(&to, body, &mut rng)?;
-                        self.rng = rng;
-                        self.rng.report(self.observer, |_| Purpose::RatchetKey(*from));
-                        self.waiting.entry(*from).or_default().push_back(text.clone());
-                        self.client_outputs(*from, out);
-                    }
-                }
+                self.add_note(format!(
+                    "{} sends {text:?} to {}",
+                    from.label(),
+                    from.peer().label()
+                ));
+                self.send(*from, text)?;
                 self.pump()?;
                 return self.flush_late();
             }
@@ -607,8 +672,96 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 self.late.push((*from, envelope, text.clone()));
                 return Ok(());
             }
+            Step::ReplayLastFrame { to } => {
+                let (from, frame) =
+                    self.last_frame_to.get(to).cloned().ok_or(MisuseError::NotConnected)?;
+                self.add_note(format!(
+                    "a network attacker delivers the last frame {} received again",
+                    to.label()
+                ));
+                self.in_flight.push_back((from, *to, frame));
+            }
+            Step::TamperNextFrame { from, text } => {
+                self.add_note(format!(
+                    "{} sends {text:?}; a network attacker flips a bit of the frame first",
+                    from.label()
+                ));
+                self.send(*from, text)?;
+                if let Some((f, t, frame)) = self.in_flight.front().cloned() {
+                    self.in_flight.push_front((f, t, flip_last(frame)));
+                }
+                self.pump()?;
+                return self.flush_late();
+            }
+            Step::ServerReplaysDelivery { to, id, new_id } => {
+                let recipient = name(*to)?;
+                let message = self
+                    .deliveries
+                    .iter()
+                    .rev()
+                    .find(|(r, m)| *r == recipient && delivery_id(m) == Some(MessageId(*id)))
+                    .map(|(_, m)| m.clone())
+                    .ok_or(MisuseError::NotConnected)?;
+                let message = match (message, new_id) {
+                    (Message::Deliver { from, body, .. }, Some(id)) => {
+                        Message::Deliver { id: MessageId(*id), from, body }
+                    }
+                    (Message::E2eDeliver { from, envelope, .. }, Some(id)) => {
+                        Message::E2eDeliver { id: MessageId(*id), from, envelope }
+                    }
+                    (m, _) => m,
+                };
+                let link = *self.links.get(to).ok_or(MisuseError::NotConnected)?;
+                let what = match new_id {
+                    Some(id) => format!("under the new id #{id}"),
+                    None => "under its original id".to_owned(),
+                };
+                self.add_note(format!(
+                    "the server seals its {} #{id} to {} again, {what}",
+                    message.type_name(),
+                    to.label()
+                ));
+                let frame = self.server.seal_transport(link, &message)?;
+                self.in_flight.push_back((Party::Server, *to, frame));
+            }
+            Step::ServerTampersNextEnvelope { from, text } => {
+                if self.protocol != Protocol::E2e {
+                    return Err(MisuseError::NoE2eIdentity.into());
+                }
+                self.add_note(format!(
+                    "{} sends {text:?}; the server first delivers a copy whose envelope has its last byte flipped",
+                    from.label()
+                ));
+                self.send(*from, text)?;
+                self.tamper_envelope_from = Some(*from);
+                let pumped = self.pump().and_then(|()| self.flush_late());
+                self.tamper_envelope_from = None;
+                return pumped;
+            }
         }
         self.pump()
+    }
+
+    /// Hands `text` from `from` to its client, for the other client; its frames wait in flight.
+    fn send(&mut self, from: Party, text: &str) -> Result<(), Error> {
+        let to = name(from.peer())?;
+        let body = Body::new(text.as_bytes().to_vec())?;
+        match self.protocol {
+            Protocol::Hop => {
+                let (id, frame) = self.client(from)?.send(&to, body)?;
+                self.texts.insert((from, id), text.to_owned());
+                self.in_flight.push_back((from, Party::Server, frame));
+            }
+            Protocol::E2e => {
+                let mut rng = self.rng.clone();
+                let out = self.client(from)?.send_e2e(&to, body, &mut rng)?;
+                self.rng = rng;
+                self.rng.report(self.observer, |_| Purpose::RatchetKey(from));
+                self.waiting.entry(from).or_default().push_back(text.to_owned());
+                self.client_outputs(from, out);
+            }
+        }
+        Ok(())
     }
 
     /// Submits every late envelope (after the `Send` that overtook it).
@@ -616,11 +769,8 @@ impl<'o, P: ContentPolicy> World<'o, P> {
         for (from, envelope, text) in std::mem::take(&mut self.late) {
             let to = name(from.peer())?;
             let (id, frame) = self.client(from)?.submit_e2e(&to, envelope)?;
-            self.texts.insert((from, id), text.clone());
-            self.add_note(format!(
-                "the late message {text:?} from {} finally goes out",
-                from.label()
-            ));
+            self.texts.insert((from, id), text);
+            self.add_note(format!("the late message from {} finally goes out", from.label()));
             self.in_flight.push_back((from, Party::Server, frame));
         }
         self.pump()
@@ -646,6 +796,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
         while let Some((from, to, frame)) = self.in_flight.pop_front() {
             let client = if to == Party::Server { from } else { to };
             let link = self.links.get(&client).copied();
+            self.last_frame_to.insert(to, (from, frame.clone()));
             let frame_type = LinkFrame::decode(&frame).map_or("malformed", |f| f.type_name());
             let mut event = Event {
                 step: self.events.len() + 1,
@@ -688,39 +839,88 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     fn deliver_to_server(&mut self, from: Party, frame: &[u8]) -> Result<(String, Handled), Error> {
         let link = *self.links.get(&from).ok_or(MisuseError::UnknownLink)?;
         let mut reads = Vec::new();
-        let out = match (&mut self.mitm, LinkFrame::decode(frame).map(|f| f.kind())) {
-            (Some(mitm), Ok(e2e_protocol::wire::LinkKind::Transport)) => {
-                let (sender, plaintext) = self.server.open_transport(link, frame)?;
-                let intercepted =
-                    mitm.intercept(&mut self.server, &sender, &plaintext, &mut self.rng);
-                self.rng.report(self.observer, |_| Purpose::ManInTheMiddle);
-                match intercepted? {
-                    Intercepted::PassThrough => self.server.process(link, plaintext),
-                    Intercepted::Rewritten { plaintext, read, content } => {
-                        reads.push(read);
-                        self.summary
-                            .server_read
-                            .push(String::from_utf8_lossy(&content).into_owned());
-                        self.server.process(link, plaintext)
-                    }
-                    Intercepted::Reply { message, note } => {
-                        reads.push(format!("{} -> {note}", message.type_name()));
-                        let frame = Mitm::reply(&mut self.server, link, &message)?;
-                        ServerOutputs { transmit: vec![(link, frame)], ..Default::default() }
-                    }
+        let transport = LinkFrame::decode(frame).is_ok_and(|f| f.kind() == LinkKind::Transport);
+        let (out, tampered) = if transport {
+            // `Server::handle` is exactly `open_transport` then `process`; in two halves, the runner
+            // can play a malicious server in between.
+            let (sender, plaintext) = self.server.open_transport(link, frame)?;
+            let intercepted = match &mut self.mitm {
+                Some(mitm) => {
+                    let intercepted =
+                        mitm.intercept(&mut self.server, &sender, &plaintext, &mut self.rng);
+                    self.rng.report(self.observer, |_| Purpose::ManInTheMiddle);
+                    intercepted?
+                }
+                None => Intercepted::PassThrough,
+            };
+            match intercepted {
+                Intercepted::PassThrough => self.process(from, link, sender, plaintext)?,
+                Intercepted::Rewritten { plaintext, read, content } => {
+                    reads.push(read);
+                    self.summary.server_read.push(String::from_utf8_lossy(&content).into_owned());
+                    self.process(from, link, sender, plaintext)?
+                }
+                Intercepted::Reply { message, note } => {
+                    reads.push(format!("{} -> {note}", message.type_name()));
+                    let frame = Mitm::reply(&mut self.server, link, &message)?;
+                    (ServerOutputs { transmit: vec![(link, frame)], ..Default::default() }, None)
                 }
             }
-            _ => {
-                let out = self.server.handle(link, frame, &mut self.rng);
-                self.rng.report(self.observer, |_| Purpose::ChannelEphemeral {
-                    party: Party::Server,
-                    link,
-                });
-                out?
-            }
+        } else {
+            let out = self.server.handle(link, frame, &mut self.rng);
+            self.rng.report(self.observer, |_| Purpose::ChannelEphemeral {
+                party: Party::Server,
+                link,
+            });
+            (out?, None)
         };
+        let tampered_copy = tampered.is_some();
+        reads.extend(tampered);
         let events = self.server_outputs(out, &mut reads);
-        Ok((reads.join(" "), Handled::Server(events)))
+        Ok((reads.join(" "), Handled::Server { events, tampered_copy }))
+    }
+
+    /// The server acts on a plaintext it opened from `from` on `link`, honestly — after sealing a
+    /// tampered copy for the recipient first if a [`Step::ServerTampersNextEnvelope`] asks for one
+    /// (then it also says so). Remembers what it delivers, for [`Step::ServerReplaysDelivery`].
+    fn process(
+        &mut self,
+        from: Party,
+        link: LinkId,
+        sender: Name,
+        plaintext: Vec<u8>,
+    ) -> Result<(ServerOutputs, Option<String>), Error> {
+        let delivery = match Message::decode(&plaintext) {
+            Ok(Message::Send { id, to, body }) => {
+                Some((to, Message::Deliver { id, from: sender, body }))
+            }
+            Ok(Message::E2eSend { id, to, envelope }) => {
+                Some((to, Message::E2eDeliver { id, from: sender, envelope }))
+            }
+            _ => None,
+        };
+        let mut tampered = None;
+        if self.tamper_envelope_from == Some(from)
+            && let Some((to, Message::E2eDeliver { id, from: sender, envelope })) = &delivery
+        {
+            let recipient = Party::client_named(to).ok_or(MisuseError::NotConnected)?;
+            let to_link = *self.links.get(&recipient).ok_or(MisuseError::NotConnected)?;
+            let bad = Envelope::new(flip_last(envelope.as_bytes().to_vec()))?;
+            let copy = Message::E2eDeliver { id: *id, from: sender.clone(), envelope: bad };
+            let frame = self.server.seal_transport(to_link, &copy)?;
+            self.in_flight.push_back((Party::Server, recipient, frame));
+            self.tamper_envelope_from = None;
+            tampered = Some(format!(
+                "E2eSend {id} from {sender} to {to}: first seals {to} a copy with its envelope's last byte flipped;"
+            ));
+        }
+        let out = self.server.process(link, plaintext);
+        if let Some(delivery) = delivery
+            && out.events.iter().any(|e| matches!(e, ServerEvent::Accepted { .. }))
+        {
+            self.deliveries.push(delivery);
+        }
+        Ok((out, tampered))
     }
 
     fn server_outputs(&mut self, out: ServerOutputs, reads: &mut Vec<String>) -> Vec<ServerEvent> {
@@ -757,7 +957,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                     format!("-> {to} is offline: queued in {to}'s mailbox")
                 }
                 ServerEvent::Rejected { from, id, reason } => {
-                    let party = if from.as_str() == Party::Alice.label() { Party::Alice } else { Party::Bob };
+                    let party = Party::client_named(from).unwrap_or(Party::Bob);
                     let text = self.texts.get(&(party, *id)).cloned().unwrap_or_default();
                     self.summary.rejected.push(format!("{text}: {reason:?}"));
                     format!("-> refuses it ({reason:?})")
