@@ -1,7 +1,7 @@
 //! Drivers: code that runs the roles. They add I/O and scheduling, never protocol logic.
 //!
 //! * [`runner`] — runs Alice, the Server and Bob in one process from a seed, delivering every frame
-//!   in order, and records a [`Transcript`].
+//!   in order, and records a [`Transcript`]; an [`Observer`] sees every RNG draw and delivery.
 //! * [`mitm`] — a malicious server that substitutes prekey bundles (for `run e2e --mitm`).
 //! * [`compare`](mod@compare) — hop and e2e on the same messages and seed, side by side.
 //! * [`transcript`] — the record of a run, rendered as text, JSON or a Mermaid sequence diagram.
@@ -14,5 +14,8 @@ pub mod transcript;
 pub mod vectors;
 
 pub use compare::{Comparison, Row, compare};
-pub use runner::{Party, Protocol, RunConfig, Step, default_script, run, script_from_messages};
+pub use runner::{
+    Delivery, Draw, Handled, Observer, Party, Protocol, Purpose, RunConfig, Step, default_script,
+    run, run_observed, script_from_messages,
+};
 pub use transcript::{Event, SafetyNumbers, Summary, Transcript};

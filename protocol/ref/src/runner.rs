@@ -1,14 +1,21 @@
 //! The in-process runner: Alice, the Server and Bob in one process, driven from a seed.
 //!
 //! Frames are delivered in the order they are produced (first in, first out); each delivery is one
-//! transcript [`Event`]. The runner never decodes a frame to look inside it: what a party "reads" is
-//! what that party's own state machine reported, so the transcript shows exactly what each role
-//! could and could not open.
+//! transcript [`Event`]. What a party "reads" is what that party's own state machine reported, so the
+//! transcript shows exactly what each role could and could not open. The runner itself acts on
+//! plaintexts only where it plays a malicious server, as a real server's operator can: with `--mitm`,
+//! and in the attack steps of [`Step`] (for which it keeps each message the server accepts to
+//! deliver).
+//!
+//! An [`Observer`] watches a run from inside ([`run_observed`]): every draw from the RNG with what it
+//! became, and every frame with its link and the receiving role's events. The test vectors of
+//! `spec/vectors/` are recorded that way.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
 
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{Rng as _, SeedableRng, TryCryptoRng, TryRng};
 
 use super::mitm::{Intercepted, Mitm};
 use super::transcript::{Event, SafetyNumbers, Summary, Transcript};
@@ -19,7 +26,9 @@ use e2e_protocol::roles::{
     Client, ClientEvent, ClientOutputs, LinkId, Server, ServerEvent, ServerOutputs,
 };
 use e2e_protocol::suite::PrivateKey;
-use e2e_protocol::wire::{AckStatus, Body, Codec, Envelope, LinkFrame, MessageId, Name};
+use e2e_protocol::wire::{
+    AckStatus, Body, Codec, Envelope, LinkFrame, LinkKind, Message, MessageId, Name,
+};
 
 /// A participant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,6 +60,11 @@ impl Party {
             Self::Bob | Self::Server => Self::Alice,
         }
     }
+
+    /// The client registered as `name`, if any.
+    fn client_named(name: &Name) -> Option<Self> {
+        [Self::Alice, Self::Bob].into_iter().find(|p| p.label() == name.as_str())
+    }
 }
 
 /// Which protocol a run uses.
@@ -74,6 +88,10 @@ impl Protocol {
 }
 
 /// One action of a script.
+///
+/// The attack steps are driver-level actions of a network attacker or a malicious server; one with
+/// nothing to act on (no frame received yet, no such delivery, the recipient offline) fails the run
+/// with [`MisuseError::NotConnected`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// The client opens its channel and registers.
@@ -95,6 +113,37 @@ pub enum Step {
     /// later.
     SendLate {
         /// The sending client.
+        from: Party,
+        /// The content.
+        text: String,
+    },
+    /// Attack: a network attacker delivers again, to `to`, the last frame `to` received.
+    ReplayLastFrame {
+        /// Who receives the replay.
+        to: Party,
+    },
+    /// Attack: `from` sends `text` to the other client; a network attacker first delivers a copy of
+    /// the frame with its last bit flipped, then the genuine frame.
+    TamperNextFrame {
+        /// The sender.
+        from: Party,
+        /// The content.
+        text: String,
+    },
+    /// Attack: the server seals again the `Deliver` or `E2eDeliver` with id `id` it delivered to
+    /// `to`, under `new_id` if set.
+    ServerReplaysDelivery {
+        /// The recipient.
+        to: Party,
+        /// The id of the delivery to replay.
+        id: u64,
+        /// A fresh message id, or `None` to keep the original.
+        new_id: Option<u64>,
+    },
+    /// Attack, e2e: `from` sends `text`; the server opens the `E2eSend` and first delivers a copy
+    /// whose envelope has its last byte flipped, then relays the genuine one.
+    ServerTampersNextEnvelope {
+        /// The sender.
         from: Party,
         /// The content.
         text: String,
@@ -179,6 +228,169 @@ pub struct RunConfig<P: ContentPolicy> {
     pub verified: bool,
 }
 
+/// What a draw from the run's RNG became (SPEC.md §9: statics, identities and prekeys, then
+/// ephemerals and ratchet keys as the run needs them). Displayed as the test vectors list it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// A channel static key (the server's, then Alice's, then Bob's).
+    ChannelStatic(Party),
+    /// A channel ephemeral key, drawn by the client connecting on `link` or by the server answering.
+    ChannelEphemeral {
+        /// Who drew it.
+        party: Party,
+        /// The link.
+        link: LinkId,
+    },
+    /// The X25519 half `ik` of a client's e2e identity (SPEC.md §10.1).
+    IdentityKey(Party),
+    /// The Ed25519 seed `isk` of a client's e2e identity.
+    IdentitySeed(Party),
+    /// A client's first signed prekey (SPEC.md §10.2).
+    SignedPrekey {
+        /// Whose.
+        party: Party,
+        /// Its id.
+        id: u32,
+    },
+    /// One of a client's first one-time prekeys.
+    OneTimePrekey {
+        /// Whose.
+        party: Party,
+        /// Its id.
+        id: u32,
+    },
+    /// The base key `EK_A` of a session `party` starts with `peer` (SPEC.md §11).
+    BaseKey {
+        /// The initiator.
+        party: Party,
+        /// The responder.
+        peer: Party,
+    },
+    /// A ratchet key of a client (SPEC.md §12).
+    RatchetKey(Party),
+    /// A one-time prekey a client made when the server said they run low (SPEC.md §15.2).
+    Replenished(Party),
+    /// A key of the malicious server of `--mitm`: its forged identities and prekeys, and its own
+    /// sessions with the victims.
+    ManInTheMiddle,
+}
+
+impl Purpose {
+    /// The draw at `index` of a client's `Peers::generate`: `ik`, `isk`, then its prekeys in id
+    /// order from 1, the signed one first (SPEC.md §10.2).
+    fn identity(party: Party, index: usize) -> Self {
+        match index {
+            0 => Self::IdentityKey(party),
+            1 => Self::IdentitySeed(party),
+            _ => {
+                let id = u32::try_from(index - 1).unwrap_or(u32::MAX);
+                if id == 1 {
+                    Self::SignedPrekey { party, id }
+                } else {
+                    Self::OneTimePrekey { party, id }
+                }
+            }
+        }
+    }
+}
+
+impl core::fmt::Display for Purpose {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::ChannelStatic(p) => write!(f, "{} channel static key", p.label()),
+            Self::ChannelEphemeral { party, link } => {
+                write!(f, "{} channel ephemeral key (link {})", party.label(), link.0)
+            }
+            Self::IdentityKey(p) => write!(f, "{} identity: X25519 key ik", p.label()),
+            Self::IdentitySeed(p) => write!(f, "{} identity: Ed25519 seed isk", p.label()),
+            Self::SignedPrekey { party, id } => write!(f, "{} signed prekey {id}", party.label()),
+            Self::OneTimePrekey { party, id } => {
+                write!(f, "{} one-time prekey {id}", party.label())
+            }
+            Self::BaseKey { party, peer } => {
+                write!(f, "{} base key EK_A (session with {})", party.label(), peer.label())
+            }
+            Self::RatchetKey(p) => write!(f, "{} ratchet key", p.label()),
+            Self::Replenished(p) => write!(f, "{} replenished one-time prekey", p.label()),
+            Self::ManInTheMiddle => f.write_str("server (man in the middle) forged or session key"),
+        }
+    }
+}
+
+/// One draw from the run's RNG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Draw<'a> {
+    /// Its position in the run, from 0.
+    pub index: usize,
+    /// What it became.
+    pub purpose: Purpose,
+    /// The bytes drawn (32 for every key).
+    pub bytes: &'a [u8],
+}
+
+/// What a receiver made of a frame it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// The server's events.
+    Server {
+        /// What its role reported.
+        events: Vec<ServerEvent>,
+        /// As in [`Step::ServerTampersNextEnvelope`], the server opened this `E2eSend` and sealed a
+        /// copy with a flipped envelope for the recipient, delivered before the genuine one.
+        tampered_copy: bool,
+    },
+    /// The client's events.
+    Client(Vec<ClientEvent>),
+}
+
+impl Handled {
+    /// Why the receiver refused the frame's content after authenticating it (the `Dropped` event
+    /// of its role), if it did.
+    #[must_use]
+    pub fn dropped(&self) -> Option<&Error> {
+        match self {
+            Self::Server { events, .. } => events.iter().find_map(|e| match e {
+                ServerEvent::Dropped { error, .. } => Some(error),
+                _ => None,
+            }),
+            Self::Client(events) => events.iter().find_map(|e| match e {
+                ClientEvent::Dropped { error } => Some(error),
+                _ => None,
+            }),
+        }
+    }
+}
+
+/// One frame delivered, as its receiver handled it.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// The transcript event it became: step, frame type and hex, what was read or why it was
+    /// refused, and the note it carries.
+    pub event: &'a Event,
+    /// The sender.
+    pub from: Party,
+    /// The receiver.
+    pub to: Party,
+    /// The client's link when the frame was delivered, if it had one.
+    pub link: Option<LinkId>,
+    /// The frame exactly as it crossed the link.
+    pub frame: &'a [u8],
+    /// The receiver's events, or why it refused the frame.
+    pub outcome: Result<&'a Handled, &'a Error>,
+}
+
+/// Watches a run from inside. Every method does nothing by default; `()` observes nothing.
+pub trait Observer {
+    /// The RNG was drawn from; draws are reported in order, each once, after the role call that
+    /// made them (a client call that fails keeps no draw: the next call draws the same bytes again).
+    fn drew(&mut self, _draw: &Draw<'_>) {}
+
+    /// A frame was delivered; reported after its receiver handled it (and after the draws that made).
+    fn delivered(&mut self, _delivery: &Delivery<'_>) {}
+}
+
+impl Observer for () {}
+
 /// Runs `config`.
 ///
 /// Keys are drawn from `ChaCha20Rng::seed_from_u64(seed)` in this order: server static key; Alice's
@@ -186,11 +398,22 @@ pub struct RunConfig<P: ContentPolicy> {
 /// `mitm`, the server's two forged identities; then ephemerals and ratchet keys as the run needs them.
 ///
 /// # Errors
-/// A script step that is impossible (for example sending while offline), or a role error on a frame
-/// the run itself produced — which would be a bug. A *refused* frame is not an error of the run; it is
-/// recorded in the transcript.
+/// A script step that is impossible (for example sending while offline, or replaying a delivery the
+/// server never made), or a role error on a frame the run itself produced — which would be a bug. A
+/// *refused* frame is not an error of the run; it is recorded in the transcript.
 pub fn run<P: ContentPolicy>(config: &RunConfig<P>) -> Result<Transcript, Error> {
-    let mut world = World::new(config)?;
+    run_observed(config, &mut ())
+}
+
+/// Runs `config` as [`run`] does, reporting every draw and every delivery to `observer`.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_observed<P: ContentPolicy>(
+    config: &RunConfig<P>,
+    observer: &mut dyn Observer,
+) -> Result<Transcript, Error> {
+    let mut world = World::new(config, observer)?;
     for step in &config.script {
         world.step(step)?;
     }
@@ -205,9 +428,58 @@ pub fn run<P: ContentPolicy>(config: &RunConfig<P>) -> Result<Transcript, Error>
     })
 }
 
-struct World<P: ContentPolicy> {
+/// The run's RNG, ChaCha20 (SPEC.md §9). It keeps each draw until the runner reports what it became.
+#[derive(Debug, Clone)]
+struct Rng {
+    inner: ChaCha20Rng,
+    /// Drawn, not yet reported.
+    fresh: Vec<Vec<u8>>,
+    /// How many draws were reported.
+    reported: usize,
+}
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self { inner: ChaCha20Rng::seed_from_u64(seed), fresh: Vec::new(), reported: 0 }
+    }
+
+    /// Reports the fresh draws; `purpose` names each by its position among them.
+    fn report(&mut self, observer: &mut dyn Observer, purpose: impl Fn(usize) -> Purpose) {
+        for (i, bytes) in self.fresh.drain(..).enumerate() {
+            observer.drew(&Draw { index: self.reported, purpose: purpose(i), bytes: &bytes });
+            self.reported += 1;
+        }
+    }
+}
+
+impl TryRng for Rng {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let v = self.inner.next_u32();
+        self.fresh.push(v.to_le_bytes().to_vec());
+        Ok(v)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let v = self.inner.next_u64();
+        self.fresh.push(v.to_le_bytes().to_vec());
+        Ok(v)
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        self.inner.fill_bytes(dst);
+        self.fresh.push(dst.to_vec());
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for Rng {}
+
+struct World<'o, P: ContentPolicy> {
     protocol: Protocol,
-    rng: ChaCha20Rng,
+    rng: Rng,
+    observer: &'o mut dyn Observer,
     server: Server<P>,
     alice: Client,
     bob: Client,
@@ -221,6 +493,13 @@ struct World<P: ContentPolicy> {
     waiting: BTreeMap<Party, VecDeque<String>>,
     /// e2e envelopes sealed now and submitted after the sender's next `Send`.
     late: Vec<(Party, Late, String)>,
+    /// The last frame each party received, and its sender: what [`Step::ReplayLastFrame`] replays.
+    last_frame_to: BTreeMap<Party, (Party, Vec<u8>)>,
+    /// Each `Deliver` or `E2eDeliver` the server accepted to make, with its recipient: what
+    /// [`Step::ServerReplaysDelivery`] seals again.
+    deliveries: Vec<(Name, Message)>,
+    /// During a [`Step::ServerTampersNextEnvelope`]: the sender whose next `E2eSend` is tampered.
+    tamper_envelope_from: Option<Party>,
     note: Option<String>,
     events: Vec<Event>,
     summary: Summary,
@@ -230,15 +509,36 @@ fn name(p: Party) -> Result<Name, Error> {
     Ok(Name::new(p.label())?)
 }
 
-impl<P: ContentPolicy> World<P> {
-    fn new(config: &RunConfig<P>) -> Result<Self, Error> {
+/// The id of a delivery.
+const fn delivery_id(message: &Message) -> Option<MessageId> {
+    match message {
+        Message::Deliver { id, .. } | Message::E2eDeliver { id, .. } => Some(*id),
+        _ => None,
+    }
+}
+
+/// `bytes` with the last bit flipped.
+fn flip_last(mut bytes: Vec<u8>) -> Vec<u8> {
+    if let Some(b) = bytes.last_mut() {
+        *b ^= 0x01;
+    }
+    bytes
+}
+
+impl<'o, P: ContentPolicy> World<'o, P> {
+    fn new(config: &RunConfig<P>, observer: &'o mut dyn Observer) -> Result<Self, Error> {
         if config.mitm && config.protocol == Protocol::Hop {
             return Err(MisuseError::NoE2eIdentity.into());
         }
-        let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
-        let server = Server::with_policy(PrivateKey::generate(&mut rng), config.policy.clone());
-        let alice_key = PrivateKey::generate(&mut rng);
-        let bob_key = PrivateKey::generate(&mut rng);
+        let mut rng = Rng::new(config.seed);
+        let mut static_key = |party| {
+            let key = PrivateKey::generate(&mut rng);
+            rng.report(observer, |_| Purpose::ChannelStatic(party));
+            key
+        };
+        let server = Server::with_policy(static_key(Party::Server), config.policy.clone());
+        let alice_key = static_key(Party::Alice);
+        let bob_key = static_key(Party::Bob);
         let (mut alice, mut bob) = match config.protocol {
             Protocol::Hop => (
                 Client::new(name(Party::Alice)?, alice_key, server.public_key()),
@@ -246,7 +546,9 @@ impl<P: ContentPolicy> World<P> {
             ),
             Protocol::E2e => {
                 let alice_peers = Peers::generate(&mut rng);
+                rng.report(observer, |i| Purpose::identity(Party::Alice, i));
                 let bob_peers = Peers::generate(&mut rng);
+                rng.report(observer, |i| Purpose::identity(Party::Bob, i));
                 (
                     Client::with_e2e(
                         name(Party::Alice)?,
@@ -259,7 +561,9 @@ impl<P: ContentPolicy> World<P> {
             }
         };
         let mitm = if config.mitm {
-            Some(Mitm::new(&name(Party::Alice)?, &name(Party::Bob)?, &mut rng)?)
+            let mitm = Mitm::new(&name(Party::Alice)?, &name(Party::Bob)?, &mut rng)?;
+            rng.report(observer, |_| Purpose::ManInTheMiddle);
+            Some(mitm)
         } else {
             None
         };
@@ -280,6 +584,7 @@ impl<P: ContentPolicy> World<P> {
         Ok(Self {
             protocol: config.protocol,
             rng,
+            observer,
             server,
             alice,
             bob,
@@ -290,6 +595,9 @@ impl<P: ContentPolicy> World<P> {
             texts: BTreeMap::new(),
             waiting: BTreeMap::new(),
             late: Vec::new(),
+            last_frame_to: BTreeMap::new(),
+            deliveries: Vec::new(),
+            tamper_envelope_from: None,
             note: (!notes.is_empty()).then(|| notes.join("; ")),
             events: Vec::new(),
             summary: Summary::default(),
@@ -318,7 +626,10 @@ impl<P: ContentPolicy> World<P> {
                 let mut rng = self.rng.clone();
                 let frame = self.client(*party)?.connect(&mut rng)?;
                 self.rng = rng;
-                self.links.insert(*party, LinkId(self.next_link));
+                let link = LinkId(self.next_link);
+                self.rng
+                    .report(self.observer, |_| Purpose::ChannelEphemeral { party: *party, link });
+                self.links.insert(*party, link);
                 self.next_link += 1;
                 self.add_note(format!("{} connects", party.label()));
                 self.in_flight.push_back((*party, Party::Server, frame));
@@ -337,23 +648,12 @@ impl<P: ContentPolicy> World<P> {
                 self.in_flight.push_back((*party, Party::Server, frame));
             }
             Step::Send { from, text } => {
-                let to = name(from.peer())?;
-                self.add_note(format!("{} sends {text:?} to {to}", from.label()));
-                let body = Body::new(text.as_bytes().to_vec())?;
-                match self.protocol {
-                    Protocol::Hop => {
-                        let (id, frame) = self.client(*from)?.send(&to, body)?;
-                        self.record_sent(*from, id, text.clone());
-                        self.in_flight.push_back((*from, Party::Server, frame));
-                    }
-                    Protocol::E2e => {
-                        let mut rng = self.rng.clone();
-                        let out = self.client(*from)?.send_e2e(&to, body, &mut rng)?;
-                        self.rng = rng;
-                        self.waiting.entry(*from).or_default().push_back(text.clone());
-                        self.client_outputs(*from, out);
-                    }
-                }
+                self.add_note(format!(
+                    "{} sends {text:?} to {}",
+                    from.label(),
+                    from.peer().label()
+                ));
+                self.send(*from, text)?;
                 self.pump()?;
                 return self.flush_late();
             }
@@ -372,6 +672,7 @@ impl<P: ContentPolicy> World<P> {
                         let mut rng = self.rng.clone();
                         let envelope = self.client(*from)?.seal_e2e(&to, &body, &mut rng)?;
                         self.rng = rng;
+                        self.rng.report(self.observer, |_| Purpose::RatchetKey(*from));
                         self.add_note(format!(
                             "{} encrypts {text:?} for {to} now, but it reaches the server only after the next message",
                             from.label()
@@ -381,6 +682,72 @@ impl<P: ContentPolicy> World<P> {
                 };
                 self.late.push((*from, late, text.clone()));
                 return Ok(());
+            }
+            Step::ReplayLastFrame { to } => {
+                let (from, frame) =
+                    self.last_frame_to.get(to).cloned().ok_or(MisuseError::NotConnected)?;
+                self.add_note(format!(
+                    "a network attacker delivers the last frame {} received again",
+                    to.label()
+                ));
+                self.in_flight.push_back((from, *to, frame));
+            }
+            Step::TamperNextFrame { from, text } => {
+                self.add_note(format!(
+                    "{} sends {text:?}; a network attacker flips a bit of the frame first",
+                    from.label()
+                ));
+                self.send(*from, text)?;
+                if let Some((f, t, frame)) = self.in_flight.front().cloned() {
+                    self.in_flight.push_front((f, t, flip_last(frame)));
+                }
+                self.pump()?;
+                return self.flush_late();
+            }
+            Step::ServerReplaysDelivery { to, id, new_id } => {
+                let recipient = name(*to)?;
+                let message = self
+                    .deliveries
+                    .iter()
+                    .rev()
+                    .find(|(r, m)| *r == recipient && delivery_id(m) == Some(MessageId(*id)))
+                    .map(|(_, m)| m.clone())
+                    .ok_or(MisuseError::NotConnected)?;
+                let message = match (message, new_id) {
+                    (Message::Deliver { from, body, .. }, Some(id)) => {
+                        Message::Deliver { id: MessageId(*id), from, body }
+                    }
+                    (Message::E2eDeliver { from, envelope, .. }, Some(id)) => {
+                        Message::E2eDeliver { id: MessageId(*id), from, envelope }
+                    }
+                    (m, _) => m,
+                };
+                let link = *self.links.get(to).ok_or(MisuseError::NotConnected)?;
+                let what = match new_id {
+                    Some(id) => format!("under the new id #{id}"),
+                    None => "under its original id".to_owned(),
+                };
+                self.add_note(format!(
+                    "the server seals its {} #{id} to {} again, {what}",
+                    message.type_name(),
+                    to.label()
+                ));
+                let frame = self.server.seal_transport(link, &message)?;
+                self.in_flight.push_back((Party::Server, *to, frame));
+            }
+            Step::ServerTampersNextEnvelope { from, text } => {
+                if self.protocol != Protocol::E2e {
+                    return Err(MisuseError::NoE2eIdentity.into());
+                }
+                self.add_note(format!(
+                    "{} sends {text:?}; the server first delivers a copy whose envelope has its last byte flipped",
+                    from.label()
+                ));
+                self.send(*from, text)?;
+                self.tamper_envelope_from = Some(*from);
+                let pumped = self.pump().and_then(|()| self.flush_late());
+                self.tamper_envelope_from = None;
+                return pumped;
             }
         }
         self.pump()
@@ -392,6 +759,28 @@ impl<P: ContentPolicy> World<P> {
         self.texts.insert((party, id), text);
     }
 
+    /// Hands `text` from `from` to its client, for the other client; its frames wait in flight.
+    fn send(&mut self, from: Party, text: &str) -> Result<(), Error> {
+        let to = name(from.peer())?;
+        let body = Body::new(text.as_bytes().to_vec())?;
+        match self.protocol {
+            Protocol::Hop => {
+                let (id, frame) = self.client(from)?.send(&to, body)?;
+                self.record_sent(from, id, text.to_owned());
+                self.in_flight.push_back((from, Party::Server, frame));
+            }
+            Protocol::E2e => {
+                let mut rng = self.rng.clone();
+                let out = self.client(from)?.send_e2e(&to, body, &mut rng)?;
+                self.rng = rng;
+                self.rng.report(self.observer, |_| Purpose::RatchetKey(from));
+                self.waiting.entry(from).or_default().push_back(text.to_owned());
+                self.client_outputs(from, out);
+            }
+        }
+        Ok(())
+    }
+
     /// Sends every late message (after the `Send` that overtook it).
     fn flush_late(&mut self) -> Result<(), Error> {
         for (from, late, text) in std::mem::take(&mut self.late) {
@@ -400,11 +789,8 @@ impl<P: ContentPolicy> World<P> {
                 Late::Hop(body) => self.client(from)?.send(&to, body)?,
                 Late::E2e(envelope) => self.client(from)?.submit_e2e(&to, envelope)?,
             };
-            self.record_sent(from, id, text.clone());
-            self.add_note(format!(
-                "the late message {text:?} from {} finally goes out",
-                from.label()
-            ));
+            self.record_sent(from, id, text);
+            self.add_note(format!("the late message from {} finally goes out", from.label()));
             self.in_flight.push_back((from, Party::Server, frame));
         }
         self.pump()
@@ -428,6 +814,9 @@ impl<P: ContentPolicy> World<P> {
     /// Delivers every frame in flight, and every frame that produces, in order.
     fn pump(&mut self) -> Result<(), Error> {
         while let Some((from, to, frame)) = self.in_flight.pop_front() {
+            let client = if to == Party::Server { from } else { to };
+            let link = self.links.get(&client).copied();
+            self.last_frame_to.insert(to, (from, frame.clone()));
             let frame_type = LinkFrame::decode(&frame).map_or("malformed", |f| f.type_name());
             let mut event = Event {
                 step: self.events.len() + 1,
@@ -444,44 +833,117 @@ impl<P: ContentPolicy> World<P> {
             } else {
                 self.deliver_to_client(to, &frame)
             };
-            match outcome {
-                Ok(read) => event.read = Some(read),
-                Err(e) => event.error = Some(e.to_string()),
-            }
+            let outcome = match outcome {
+                Ok((read, handled)) => {
+                    event.read = Some(read);
+                    Ok(handled)
+                }
+                Err(e) => {
+                    event.error = Some(e.to_string());
+                    Err(e)
+                }
+            };
+            self.observer.delivered(&Delivery {
+                event: &event,
+                from,
+                to,
+                link,
+                frame: &frame,
+                outcome: outcome.as_ref(),
+            });
             self.events.push(event);
         }
         Ok(())
     }
 
-    fn deliver_to_server(&mut self, from: Party, frame: &[u8]) -> Result<String, Error> {
+    fn deliver_to_server(&mut self, from: Party, frame: &[u8]) -> Result<(String, Handled), Error> {
         let link = *self.links.get(&from).ok_or(MisuseError::UnknownLink)?;
         let mut reads = Vec::new();
-        let out = match (&mut self.mitm, LinkFrame::decode(frame).map(|f| f.kind())) {
-            (Some(mitm), Ok(e2e_protocol::wire::LinkKind::Transport)) => {
-                let (sender, plaintext) = self.server.open_transport(link, frame)?;
-                match mitm.intercept(&mut self.server, &sender, &plaintext, &mut self.rng)? {
-                    Intercepted::PassThrough => self.server.process(link, plaintext),
-                    Intercepted::Rewritten { plaintext, read, content } => {
-                        reads.push(read);
-                        self.summary
-                            .server_read
-                            .push(String::from_utf8_lossy(&content).into_owned());
-                        self.server.process(link, plaintext)
-                    }
-                    Intercepted::Reply { message, note } => {
-                        reads.push(format!("{} -> {note}", message.type_name()));
-                        let frame = Mitm::reply(&mut self.server, link, &message)?;
-                        ServerOutputs { transmit: vec![(link, frame)], ..Default::default() }
-                    }
+        let transport = LinkFrame::decode(frame).is_ok_and(|f| f.kind() == LinkKind::Transport);
+        let (out, tampered) = if transport {
+            // `Server::handle` is exactly `open_transport` then `process`; in two halves, the runner
+            // can play a malicious server in between.
+            let (sender, plaintext) = self.server.open_transport(link, frame)?;
+            let intercepted = match &mut self.mitm {
+                Some(mitm) => {
+                    let intercepted =
+                        mitm.intercept(&mut self.server, &sender, &plaintext, &mut self.rng);
+                    self.rng.report(self.observer, |_| Purpose::ManInTheMiddle);
+                    intercepted?
+                }
+                None => Intercepted::PassThrough,
+            };
+            match intercepted {
+                Intercepted::PassThrough => self.process(from, link, sender, plaintext)?,
+                Intercepted::Rewritten { plaintext, read, content } => {
+                    reads.push(read);
+                    self.summary.server_read.push(String::from_utf8_lossy(&content).into_owned());
+                    self.process(from, link, sender, plaintext)?
+                }
+                Intercepted::Reply { message, note } => {
+                    reads.push(format!("{} -> {note}", message.type_name()));
+                    let frame = Mitm::reply(&mut self.server, link, &message)?;
+                    (ServerOutputs { transmit: vec![(link, frame)], ..Default::default() }, None)
                 }
             }
-            _ => self.server.handle(link, frame, &mut self.rng)?,
+        } else {
+            let out = self.server.handle(link, frame, &mut self.rng);
+            self.rng.report(self.observer, |_| Purpose::ChannelEphemeral {
+                party: Party::Server,
+                link,
+            });
+            (out?, None)
         };
-        self.server_outputs(out, &mut reads);
-        Ok(reads.join(" "))
+        let tampered_copy = tampered.is_some();
+        reads.extend(tampered);
+        let events = self.server_outputs(out, &mut reads);
+        Ok((reads.join(" "), Handled::Server { events, tampered_copy }))
     }
 
-    fn server_outputs(&mut self, out: ServerOutputs, reads: &mut Vec<String>) {
+    /// The server acts on a plaintext it opened from `from` on `link`, honestly — after sealing a
+    /// tampered copy for the recipient first if a [`Step::ServerTampersNextEnvelope`] asks for one
+    /// (then it also says so). Remembers what it delivers, for [`Step::ServerReplaysDelivery`].
+    fn process(
+        &mut self,
+        from: Party,
+        link: LinkId,
+        sender: Name,
+        plaintext: Vec<u8>,
+    ) -> Result<(ServerOutputs, Option<String>), Error> {
+        let delivery = match Message::decode(&plaintext) {
+            Ok(Message::Send { id, to, body }) => {
+                Some((to, Message::Deliver { id, from: sender, body }))
+            }
+            Ok(Message::E2eSend { id, to, envelope }) => {
+                Some((to, Message::E2eDeliver { id, from: sender, envelope }))
+            }
+            _ => None,
+        };
+        let mut tampered = None;
+        if self.tamper_envelope_from == Some(from)
+            && let Some((to, Message::E2eDeliver { id, from: sender, envelope })) = &delivery
+        {
+            let recipient = Party::client_named(to).ok_or(MisuseError::NotConnected)?;
+            let to_link = *self.links.get(&recipient).ok_or(MisuseError::NotConnected)?;
+            let bad = Envelope::new(flip_last(envelope.as_bytes().to_vec()))?;
+            let copy = Message::E2eDeliver { id: *id, from: sender.clone(), envelope: bad };
+            let frame = self.server.seal_transport(to_link, &copy)?;
+            self.in_flight.push_back((Party::Server, recipient, frame));
+            self.tamper_envelope_from = None;
+            tampered = Some(format!(
+                "E2eSend {id} from {sender} to {to}: first seals {to} a copy with its envelope's last byte flipped;"
+            ));
+        }
+        let out = self.server.process(link, plaintext);
+        if let Some(delivery) = delivery
+            && out.events.iter().any(|e| matches!(e, ServerEvent::Accepted { .. }))
+        {
+            self.deliveries.push(delivery);
+        }
+        Ok((out, tampered))
+    }
+
+    fn server_outputs(&mut self, out: ServerOutputs, reads: &mut Vec<String>) -> Vec<ServerEvent> {
         for (link, frame) in out.transmit {
             if let Some((&party, _)) = self.links.iter().find(|(_, l)| **l == link) {
                 self.in_flight.push_back((Party::Server, party, frame));
@@ -490,7 +952,7 @@ impl<P: ContentPolicy> World<P> {
         for link in out.close {
             self.links.retain(|_, l| *l != link);
         }
-        for event in out.events {
+        for event in &out.events {
             reads.push(match event {
                 ServerEvent::Registered { name, .. } => {
                     format!("Register {name}: welcomed; the name binds to the static key at Ready")
@@ -515,8 +977,8 @@ impl<P: ContentPolicy> World<P> {
                     format!("-> {to} is offline: queued in {to}'s mailbox")
                 }
                 ServerEvent::Rejected { from, id, reason } => {
-                    let party = if from.as_str() == Party::Alice.label() { Party::Alice } else { Party::Bob };
-                    let text = self.texts.get(&(party, id)).cloned().unwrap_or_default();
+                    let party = Party::client_named(from).unwrap_or(Party::Bob);
+                    let text = self.texts.get(&(party, *id)).cloned().unwrap_or_default();
                     self.summary.rejected.push(format!("{text}: {reason:?}"));
                     format!("-> refuses it ({reason:?})")
                 }
@@ -538,15 +1000,26 @@ impl<P: ContentPolicy> World<P> {
                 other => format!("{other:?}"),
             });
         }
+        out.events
     }
 
-    fn deliver_to_client(&mut self, to: Party, frame: &[u8]) -> Result<String, Error> {
+    fn deliver_to_client(&mut self, to: Party, frame: &[u8]) -> Result<(String, Handled), Error> {
         let mut rng = self.rng.clone();
         let out = self.client(to)?.handle(frame, &mut rng)?;
         self.rng = rng;
+        // A session this client starts draws its base key, then its first ratchet key (SPEC.md §11).
+        let starts = !out.transmit.is_empty()
+            && out.events.iter().any(|e| matches!(e, ClientEvent::SessionStarted { .. }));
+        let replenished =
+            out.events.iter().any(|e| matches!(e, ClientEvent::PrekeysReplenished { .. }));
+        self.rng.report(self.observer, |i| match i {
+            0 if starts => Purpose::BaseKey { party: to, peer: to.peer() },
+            _ if replenished => Purpose::Replenished(to),
+            _ => Purpose::RatchetKey(to),
+        });
         let events = self.client_outputs(to, out);
         let mut reads = Vec::new();
-        for event in events {
+        for event in &events {
             reads.push(match event {
                 ClientEvent::Connected => "Welcome: channel open; answers Ready".to_owned(),
                 ClientEvent::Refused(reason) => format!("Refused ({reason:?})"),
@@ -565,9 +1038,9 @@ impl<P: ContentPolicy> World<P> {
                 }
                 ClientEvent::BundleRefused(reason) => format!("BundleRefused ({reason:?})"),
                 ClientEvent::SessionStarted { peer, one_time_prekey } => {
-                    let number = self.client(to)?.safety_number(&peer);
+                    let number = self.client(to)?.safety_number(peer);
                     let number = number.map_or_else(|| "none".to_owned(), |n| n.to_string());
-                    let opk = if one_time_prekey { "with" } else { "WITHOUT" };
+                    let opk = if *one_time_prekey { "with" } else { "WITHOUT" };
                     format!("session with {peer} started ({opk} a one-time prekey); safety number {number}")
                 }
                 ClientEvent::IdentityChanged { peer, old, new } => {
@@ -589,7 +1062,7 @@ impl<P: ContentPolicy> World<P> {
                 other => format!("{other:?}"),
             });
         }
-        Ok(reads.join(" "))
+        Ok((reads.join(" "), Handled::Client(events)))
     }
 
     fn safety_numbers(&self) -> SafetyNumbers {

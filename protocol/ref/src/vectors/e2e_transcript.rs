@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::hop_transcript::verify_transcript;
-use super::run::{Act, RunSpec, run};
+use super::run::{RunSpec, run};
 use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
 
@@ -35,13 +35,13 @@ fn runs() -> Vec<RunSpec> {
         seed: 1,
         script: default_script(Protocol::E2e),
         attacks: vec![
-            Act::ServerReplaysDelivery { to: b, id: 4, new_id: Some(100) },
-            Act::ServerReplaysDelivery { to: b, id: 4, new_id: None },
-            Act::ServerReplaysDelivery { to: b, id: 3, new_id: Some(101) },
-            Act::ServerReplaysDelivery { to: b, id: 1, new_id: Some(102) },
-            Act::ReplayLastFrame { to: b },
-            Act::ServerTampersNextEnvelope { from: a, text: "one more thing".to_owned() },
-            Act::Step(Step::Send { from: b, text: "got it".to_owned() }),
+            Step::ServerReplaysDelivery { to: b, id: 4, new_id: Some(100) },
+            Step::ServerReplaysDelivery { to: b, id: 4, new_id: None },
+            Step::ServerReplaysDelivery { to: b, id: 3, new_id: Some(101) },
+            Step::ServerReplaysDelivery { to: b, id: 1, new_id: Some(102) },
+            Step::ReplayLastFrame { to: b },
+            Step::ServerTampersNextEnvelope { from: a, text: "one more thing".to_owned() },
+            Step::Send { from: b, text: "got it".to_owned() },
         ],
     }]
 }

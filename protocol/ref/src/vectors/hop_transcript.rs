@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::run::{Act, RunSpec, run, verify_run};
+use super::run::{RunSpec, run, verify_run};
 use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
 
@@ -30,10 +30,10 @@ fn runs() -> Vec<RunSpec> {
         seed: 1,
         script: default_script(Protocol::Hop),
         attacks: vec![
-            Act::ReplayLastFrame { to: a },
-            Act::TamperNextFrame { from: a, text: "one more thing".to_owned() },
-            Act::ServerReplaysDelivery { to: b, id: 5, new_id: None },
-            Act::Step(Step::Send { from: b, text: "got it".to_owned() }),
+            Step::ReplayLastFrame { to: a },
+            Step::TamperNextFrame { from: a, text: "one more thing".to_owned() },
+            Step::ServerReplaysDelivery { to: b, id: 5, new_id: None },
+            Step::Send { from: b, text: "got it".to_owned() },
         ],
     }]
 }

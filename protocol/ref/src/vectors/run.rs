@@ -1,79 +1,38 @@
-//! The transcript driver behind `hop_transcript.json` and `e2e_transcript.json`.
+//! The transcript runs behind `hop_transcript.json` and `e2e_transcript.json`.
 //!
-//! It plays a script exactly as [`crate::run`] does (the same role calls, in the same
-//! order, on the same ChaCha20 stream, delivering frames first in, first out), so the frames of the
-//! script are byte for byte those of `e2e-ref run` — the generator checks this against the runner.
-//! On top it records what the runner cannot show: every RNG draw, every channel key and nonce, every
-//! plaintext message, and for e2e every X3DH and ratchet key. Those come from *models* written from
-//! SPEC.md with the suite's building blocks: a Noise handshake trace per link and the Double
-//! Ratchet's chain of root keys. Each model result is checked against the roles' real frames (a model
-//! key that does not open the real ciphertext stops the generator), so the vectors can only describe
-//! what the code really did.
+//! A run is [`crate::runner::run_observed`] itself — the script, then attack steps — watched by a
+//! [`Recorder`]. The runner reports every RNG draw with what it became and every frame with its link
+//! and its receiver's verdict; the recorder adds what the roles keep private: every channel key and
+//! nonce, every plaintext message, and for e2e every X3DH and ratchet key. Those come from *models*
+//! written from SPEC.md with the suite's building blocks: a Noise handshake trace per link and the
+//! Double Ratchet's chain of root keys, fed with the keys the runner drew. Each model result is
+//! checked against the roles' real frames (a model key that does not open the real ciphertext stops
+//! the generator), so the vectors can only describe what the code really did.
 //!
-//! After the script, *attacks* show the expected rejections: a network attacker replaying or
+//! The attacks after the script show the expected rejections: a network attacker replaying or
 //! tampering with a frame, and (e2e) a malicious server replaying or tampering with an envelope.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
 use super::noise_trace::{HandshakeInputs, HandshakeTrace, channel_nonce, trace, transport_open};
-use super::util::{RecordingRng, compare_json, error_class, hex, key_json, object, str_field};
+use super::util::{compare_json, error_class, hex, key_json, object, str_field};
 use super::wire::{envelope_json, message_json};
 use super::{CaseResult, VectorError};
-use crate::runner::{Party, Protocol, RunConfig, Step};
+use crate::runner::{Delivery, Draw, Handled, Observer, Party, Protocol, Purpose, RunConfig, Step};
+use crate::transcript::Transcript;
 use e2e_protocol::channel::PROLOGUE;
 use e2e_protocol::e2e::envelope::EnvelopeBody;
 use e2e_protocol::e2e::identity::IdentityKeyPair;
-use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::e2e::prekeys::PrekeyStore;
 use e2e_protocol::e2e::ratchet::{ChainKey, RootKey};
 use e2e_protocol::e2e::x3dh;
 use e2e_protocol::error::Error;
 use e2e_protocol::hop::AllowAll;
-use e2e_protocol::roles::{
-    Client, ClientEvent, ClientOutputs, LinkId, Server, ServerEvent, ServerOutputs,
-};
+use e2e_protocol::roles::LinkId;
 use e2e_protocol::suite::{PrivateKey, PublicKey, Secret, SigningKey};
-use e2e_protocol::wire::{Body, Codec, Envelope, LinkFrame, LinkKind, Message, MessageId, Name};
-
-/// An action of a vector run: a runner [`Step`], or an attack.
-#[derive(Debug, Clone)]
-pub enum Act {
-    /// A script step, exactly as the runner plays it.
-    Step(Step),
-    /// A network attacker delivers again, to `to`, the last frame `to` received.
-    ReplayLastFrame {
-        /// Who receives the replay.
-        to: Party,
-    },
-    /// A network attacker delivers a copy of the next frame `from` sends with one bit flipped,
-    /// then the genuine frame: `from` sends `text` to the other client.
-    TamperNextFrame {
-        /// The sender.
-        from: Party,
-        /// The content.
-        text: String,
-    },
-    /// The server seals again the `Deliver` or `E2eDeliver` with id `id` it delivered to `to`, with
-    /// `new_id` in place of its id if set.
-    ServerReplaysDelivery {
-        /// The recipient.
-        to: Party,
-        /// The id of the delivery to replay.
-        id: u64,
-        /// A fresh message id, or `None` to keep the original.
-        new_id: Option<u64>,
-    },
-    /// e2e: `from` sends `text`; the server first delivers the envelope with its last byte flipped,
-    /// then the genuine one.
-    ServerTampersNextEnvelope {
-        /// The sender.
-        from: Party,
-        /// The content.
-        text: String,
-    },
-}
+use e2e_protocol::wire::{Codec, LinkFrame, LinkKind, Message, Name};
 
 /// A channel's model: the handshake trace and the counter of each direction.
 struct LinkModel {
@@ -106,30 +65,36 @@ struct SessionModel {
     chains: Vec<Chain>,
 }
 
-struct Driver {
+/// A client's e2e identity and first prekeys, as drawn.
+#[derive(Default)]
+struct Identity {
+    ik: [u8; 32],
+    isk: [u8; 32],
+    prekeys: Vec<(u32, PrivateKey)>,
+}
+
+impl Identity {
+    fn pair(&self) -> IdentityKeyPair {
+        IdentityKeyPair::from_parts(
+            PrivateKey::from_bytes(self.ik),
+            SigningKey::from_seed(self.isk),
+        )
+    }
+}
+
+/// Watches a run and records the cases of its transcript file.
+struct Recorder {
     protocol: Protocol,
-    rng: RecordingRng,
-    draw_purposes: Vec<String>,
-    server: Server,
-    alice: Client,
-    bob: Client,
-    links: BTreeMap<Party, LinkId>,
-    next_link: u64,
-    in_flight: VecDeque<(Party, Party, Vec<u8>)>,
-    /// Late messages: hop keeps the text, e2e the envelope sealed when it was written.
-    late: Vec<(Party, Result<Envelope, String>)>,
-    note: Option<String>,
-    // Models and records.
-    keys: BTreeMap<String, PrivateKey>,
-    identities: BTreeMap<Party, (IdentityKeyPair, [u8; 32], [u8; 32])>,
-    prekeys: BTreeMap<Party, Vec<(u32, PrivateKey)>>,
+    run_id: String,
+    /// Every draw: what it became, and its bytes.
+    draws: Vec<(String, Vec<u8>)>,
+    statics: BTreeMap<Party, PrivateKey>,
+    identities: BTreeMap<Party, Identity>,
     link_models: Vec<LinkModel>,
     session: Option<SessionModel>,
-    last_frame_to: BTreeMap<Party, (Party, Vec<u8>)>,
-    deliveries: BTreeMap<Party, Vec<Message>>,
     cases: Vec<Value>,
-    delivered: Vec<String>,
-    run_id: String,
+    /// The first disagreement of a model with the run; recording stops there.
+    failure: Option<VectorError>,
 }
 
 fn name(p: Party) -> Result<Name, VectorError> {
@@ -140,457 +105,112 @@ fn other(p: Party) -> Party {
     p.peer()
 }
 
-impl Driver {
-    fn new(protocol: Protocol, seed: u64, run_id: &str) -> Result<Self, VectorError> {
-        let mut rng = RecordingRng::new(seed);
-        let server_key = PrivateKey::generate(&mut rng);
-        let alice_key = PrivateKey::generate(&mut rng);
-        let bob_key = PrivateKey::generate(&mut rng);
-        let server = Server::new(server_key.clone());
-        let mut purposes = vec![
-            "server channel static key".to_owned(),
-            "alice channel static key".to_owned(),
-            "bob channel static key".to_owned(),
-        ];
-        let mut keys = BTreeMap::new();
-        keys.insert("server".to_owned(), server_key);
-        keys.insert("alice".to_owned(), alice_key.clone());
-        keys.insert("bob".to_owned(), bob_key.clone());
-        let mut identities = BTreeMap::new();
-        let mut prekeys = BTreeMap::new();
-        let (alice, bob) = match protocol {
-            Protocol::Hop => (
-                Client::new(name(Party::Alice)?, alice_key, server.public_key()),
-                Client::new(name(Party::Bob)?, bob_key, server.public_key()),
-            ),
-            Protocol::E2e => {
-                let mut make = |party: Party, rng: &mut RecordingRng| {
-                    let start = rng.draws().len();
-                    let peers = Peers::generate(rng);
-                    let draws = &rng.draws()[start..];
-                    let bytes = |i: usize| -> [u8; 32] {
-                        draws.get(i).and_then(|d| d.as_slice().try_into().ok()).unwrap_or([0; 32])
-                    };
-                    let (ik, isk) = (bytes(0), bytes(1));
-                    let pair = IdentityKeyPair::from_parts(
-                        PrivateKey::from_bytes(ik),
-                        SigningKey::from_seed(isk),
-                    );
-                    identities.insert(party, (pair, ik, isk));
-                    let mut list = Vec::new();
-                    purposes.push(format!("{} identity: X25519 key ik", party.label()));
-                    purposes.push(format!("{} identity: Ed25519 seed isk", party.label()));
-                    for (i, id) in (1..=11u32).enumerate() {
-                        list.push((id, PrivateKey::from_bytes(bytes(i + 2))));
-                        purposes.push(if id == 1 {
-                            format!("{} signed prekey 1", party.label())
-                        } else {
-                            format!("{} one-time prekey {id}", party.label())
-                        });
-                    }
-                    prekeys.insert(party, list);
-                    peers
-                };
-                let alice_peers = make(Party::Alice, &mut rng);
-                let bob_peers = make(Party::Bob, &mut rng);
-                (
-                    Client::with_e2e(
-                        name(Party::Alice)?,
-                        alice_key,
-                        server.public_key(),
-                        alice_peers,
-                    ),
-                    Client::with_e2e(name(Party::Bob)?, bob_key, server.public_key(), bob_peers),
-                )
+impl Observer for Recorder {
+    fn drew(&mut self, draw: &Draw<'_>) {
+        self.draws.push((draw.purpose.to_string(), draw.bytes.to_vec()));
+        let Ok(bytes) = <[u8; 32]>::try_from(draw.bytes) else { return };
+        let key = PrivateKey::from_bytes(bytes);
+        match draw.purpose {
+            Purpose::ChannelStatic(party) => {
+                self.statics.insert(party, key);
             }
-        };
-        Ok(Self {
+            Purpose::ChannelEphemeral { party: Party::Server, link } => {
+                if let Some(model) = self.link_models.iter_mut().find(|m| m.id == link.0) {
+                    model.server_ephemeral = Some(key);
+                }
+            }
+            Purpose::ChannelEphemeral { party, link } => self.link_models.push(LinkModel {
+                id: link.0,
+                client: party,
+                client_ephemeral: key,
+                server_ephemeral: None,
+                trace: None,
+                counters: [0, 0],
+            }),
+            Purpose::IdentityKey(party) => self.identities.entry(party).or_default().ik = bytes,
+            Purpose::IdentitySeed(party) => self.identities.entry(party).or_default().isk = bytes,
+            Purpose::SignedPrekey { party, id } | Purpose::OneTimePrekey { party, id } => {
+                self.identities.entry(party).or_default().prekeys.push((id, key));
+            }
+            _ => {}
+        }
+    }
+
+    fn delivered(&mut self, delivery: &Delivery<'_>) {
+        if self.failure.is_none()
+            && let Err(e) = self.record(delivery)
+        {
+            self.failure = Some(e);
+        }
+    }
+}
+
+impl Recorder {
+    fn new(protocol: Protocol, run_id: &str) -> Self {
+        Self {
             protocol,
-            rng,
-            draw_purposes: purposes,
-            server,
-            alice,
-            bob,
-            links: BTreeMap::new(),
-            next_link: 1,
-            in_flight: VecDeque::new(),
-            late: Vec::new(),
-            note: None,
-            keys,
-            identities,
-            prekeys,
+            run_id: run_id.to_owned(),
+            draws: Vec::new(),
+            statics: BTreeMap::new(),
+            identities: BTreeMap::new(),
             link_models: Vec::new(),
             session: None,
-            last_frame_to: BTreeMap::new(),
-            deliveries: BTreeMap::new(),
             cases: Vec::new(),
-            delivered: Vec::new(),
-            run_id: run_id.to_owned(),
-        })
-    }
-
-    fn client(&mut self, party: Party) -> &mut Client {
-        if party == Party::Bob { &mut self.bob } else { &mut self.alice }
-    }
-
-    fn add_note(&mut self, line: String) {
-        self.note = Some(match self.note.take() {
-            Some(earlier) => format!("{earlier}; {line}"),
-            None => line,
-        });
-    }
-
-    /// Labels the draws made since `start`.
-    fn label_draws(&mut self, start: usize, labels: &[String]) {
-        let end = self.rng.draws().len();
-        for i in start..end {
-            let label =
-                labels.get(i - start).or_else(|| labels.last()).cloned().unwrap_or_default();
-            self.draw_purposes.push(label);
+            failure: None,
         }
     }
 
-    fn last_draw(&self) -> Option<PrivateKey> {
-        self.rng
-            .draws()
-            .last()
-            .and_then(|d| <[u8; 32]>::try_from(d.as_slice()).ok())
+    /// Every 32-byte draw, as a private key.
+    fn drawn_keys(&self) -> Vec<PrivateKey> {
+        self.draws
+            .iter()
+            .filter_map(|(_, d)| <[u8; 32]>::try_from(d.as_slice()).ok())
             .map(PrivateKey::from_bytes)
+            .collect()
     }
 
-    fn act(&mut self, act: &Act) -> Result<(), VectorError> {
-        match act {
-            Act::Step(step) => self.step(step),
-            Act::ReplayLastFrame { to } => {
-                let (from, frame) = self
-                    .last_frame_to
-                    .get(to)
-                    .cloned()
-                    .ok_or_else(|| VectorError::malformed("no frame to replay"))?;
-                self.add_note(format!(
-                    "a network attacker delivers the last frame {} received again",
-                    to.label()
-                ));
-                self.in_flight.push_back((from, *to, frame));
-                self.pump()
-            }
-            Act::TamperNextFrame { from, text } => {
-                self.add_note(format!(
-                    "{} sends {text:?}; a network attacker flips a bit of the frame first",
-                    from.label()
-                ));
-                self.send(*from, text)?;
-                if let Some((f, t, frame)) = self.in_flight.front().cloned() {
-                    let mut bad = frame;
-                    if let Some(b) = bad.last_mut() {
-                        *b ^= 0x01;
-                    }
-                    self.in_flight.push_front((f, t, bad));
-                }
-                self.pump()?;
-                self.flush_late()
-            }
-            Act::ServerReplaysDelivery { to, id, new_id } => {
-                let list = self.deliveries.get(to).cloned().unwrap_or_default();
-                let message = list
-                    .iter()
-                    .rev()
-                    .find(|m| matches!(m, Message::Deliver { id: i, .. } | Message::E2eDeliver { id: i, .. } if i.0 == *id))
-                    .cloned()
-                    .ok_or_else(|| VectorError::malformed("no delivery with that id"))?;
-                let message = match (message, new_id) {
-                    (Message::Deliver { from, body, .. }, Some(id)) => {
-                        Message::Deliver { id: MessageId(*id), from, body }
-                    }
-                    (Message::E2eDeliver { from, envelope, .. }, Some(id)) => {
-                        Message::E2eDeliver { id: MessageId(*id), from, envelope }
-                    }
-                    (m, _) => m,
-                };
-                let link = *self
-                    .links
-                    .get(to)
-                    .ok_or_else(|| VectorError::malformed("recipient offline"))?;
-                let what = match new_id {
-                    Some(id) => format!("under the new id #{id}"),
-                    None => "under its original id".to_owned(),
-                };
-                self.add_note(format!(
-                    "the server seals its {} #{id} to {} again, {what}",
-                    message.type_name(),
-                    to.label()
-                ));
-                let frame = self.server.seal_transport(link, &message)?;
-                self.in_flight.push_back((Party::Server, *to, frame));
-                self.pump()
-            }
-            Act::ServerTampersNextEnvelope { from, text } => {
-                self.add_note(format!(
-                    "{} sends {text:?}; the server first delivers a copy whose envelope has its last byte flipped",
-                    from.label()
-                ));
-                self.send(*from, text)?;
-                // The E2eSend frame is first in flight: open it as the server, inject, then process.
-                let (f, _, frame) = self
-                    .in_flight
-                    .pop_front()
-                    .ok_or_else(|| VectorError::malformed("nothing sent"))?;
-                let link =
-                    *self.links.get(&f).ok_or_else(|| VectorError::malformed("sender offline"))?;
-                let record = self.model_frame(f, Party::Server, &frame)?;
-                let (sender, plaintext) = self.server.open_transport(link, &frame)?;
-                let Message::E2eSend { id, to, envelope } = Message::decode(&plaintext)? else {
-                    return Err(VectorError::malformed("not an E2eSend"));
-                };
-                let mut bad = envelope.as_bytes().to_vec();
-                if let Some(b) = bad.last_mut() {
-                    *b ^= 0x01;
-                }
-                let to_party = if to.as_str() == "bob" { Party::Bob } else { Party::Alice };
-                let to_link = *self
-                    .links
-                    .get(&to_party)
-                    .ok_or_else(|| VectorError::malformed("recipient offline"))?;
-                let injected = self.server.seal_transport(
-                    to_link,
-                    &Message::E2eDeliver { id, from: sender, envelope: Envelope::new(bad)? },
-                )?;
-                let out = self.server.process(link, plaintext);
-                self.push_case(f, Party::Server, &frame, record, &Ok(()), "E2eSend: the server opens it, injects a tampered copy, then relays it honestly");
-                self.in_flight.push_back((Party::Server, to_party, injected));
-                self.server_outputs(out);
-                self.pump()?;
-                self.flush_late()
-            }
-        }
-    }
-
-    fn send(&mut self, from: Party, text: &str) -> Result<(), VectorError> {
-        let to = name(other(from))?;
-        let body = Body::new(text.as_bytes().to_vec())?;
-        match self.protocol {
-            Protocol::Hop => {
-                let (_, frame) = self.client(from).send(&to, body)?;
-                self.in_flight.push_back((from, Party::Server, frame));
-            }
-            Protocol::E2e => {
-                let start = self.rng.draws().len();
-                let mut rng = self.rng.clone();
-                let out = self.client(from).send_e2e(&to, body, &mut rng)?;
-                self.rng = rng;
-                self.label_draws(start, &[format!("{} ratchet key", from.label())]);
-                self.client_outputs(from, out);
-            }
-        }
+    /// One case per frame: the frame, the model's account of it, and its receiver's verdict.
+    fn record(&mut self, d: &Delivery<'_>) -> Result<(), VectorError> {
+        let record = self.model_frame(d.from, d.to, d.link, d.frame)?;
+        let (error, description) = match d.outcome {
+            Ok(Handled::Server { tampered_copy: true, .. }) => (
+                None,
+                "E2eSend: the server opens it, injects a tampered copy, then relays it honestly",
+            ),
+            Ok(handled) => match handled.dropped() {
+                None => (None, "accepted"),
+                Some(e) => (Some(e), "the frame authenticated, its content is refused"),
+            },
+            Err(e) => (Some(e), "refused before it authenticated; nothing changed"),
+        };
+        self.push_case(d, record, error, description);
         Ok(())
-    }
-
-    fn step(&mut self, step: &Step) -> Result<(), VectorError> {
-        match step {
-            Step::Connect(party) => {
-                let start = self.rng.draws().len();
-                let mut rng = self.rng.clone();
-                let frame = self.client(*party).connect(&mut rng)?;
-                self.rng = rng;
-                let link = self.next_link;
-                self.label_draws(
-                    start,
-                    &[format!("{} channel ephemeral key (link {link})", party.label())],
-                );
-                let client_ephemeral =
-                    self.last_draw().ok_or_else(|| VectorError::malformed("no ephemeral"))?;
-                self.link_models.push(LinkModel {
-                    id: link,
-                    client: *party,
-                    client_ephemeral,
-                    server_ephemeral: None,
-                    trace: None,
-                    counters: [0, 0],
-                });
-                self.links.insert(*party, LinkId(link));
-                self.next_link += 1;
-                self.add_note(format!("{} connects", party.label()));
-                self.in_flight.push_back((*party, Party::Server, frame));
-            }
-            Step::Disconnect(party) => {
-                self.client(*party).disconnect();
-                if let Some(link) = self.links.remove(party) {
-                    self.server.close_link(link);
-                }
-                self.add_note(format!("{} goes offline", party.label()));
-                return Ok(());
-            }
-            Step::Upload(party) => {
-                let frame = self.client(*party).upload_bundle()?;
-                self.add_note(format!("{} publishes its prekey bundle", party.label()));
-                self.in_flight.push_back((*party, Party::Server, frame));
-            }
-            Step::Send { from, text } => {
-                self.add_note(format!(
-                    "{} sends {text:?} to {}",
-                    from.label(),
-                    other(*from).label()
-                ));
-                self.send(*from, text)?;
-                self.pump()?;
-                return self.flush_late();
-            }
-            Step::SendLate { from, text } if self.protocol == Protocol::Hop => {
-                self.late.push((*from, Err(text.clone())));
-                return Ok(());
-            }
-            Step::SendLate { from, text } => {
-                let to = name(other(*from))?;
-                let body = Body::new(text.as_bytes().to_vec())?;
-                let start = self.rng.draws().len();
-                let mut rng = self.rng.clone();
-                let envelope = self.client(*from).seal_e2e(&to, &body, &mut rng)?;
-                self.rng = rng;
-                self.label_draws(start, &[format!("{} ratchet key", from.label())]);
-                self.add_note(format!(
-                    "{} encrypts {text:?} for {to} now, but it reaches the server only after the next message",
-                    from.label()
-                ));
-                self.late.push((*from, Ok(envelope)));
-                return Ok(());
-            }
-        }
-        self.pump()
-    }
-
-    fn flush_late(&mut self) -> Result<(), VectorError> {
-        for (from, late) in std::mem::take(&mut self.late) {
-            self.add_note(format!("the late message from {} finally goes out", from.label()));
-            match late {
-                Err(text) => self.send(from, &text)?,
-                Ok(envelope) => {
-                    let to = name(other(from))?;
-                    let (_, frame) = self.client(from).submit_e2e(&to, envelope)?;
-                    self.in_flight.push_back((from, Party::Server, frame));
-                }
-            }
-        }
-        self.pump()
-    }
-
-    fn client_outputs(&mut self, party: Party, out: ClientOutputs) -> Vec<ClientEvent> {
-        for frame in out.transmit {
-            self.in_flight.push_back((party, Party::Server, frame));
-        }
-        out.events
-    }
-
-    fn server_outputs(&mut self, out: ServerOutputs) {
-        for (link, frame) in out.transmit {
-            if let Some((&party, _)) = self.links.iter().find(|(_, l)| **l == link) {
-                self.in_flight.push_back((Party::Server, party, frame));
-            }
-        }
-        for link in out.close {
-            self.links.retain(|_, l| *l != link);
-        }
-    }
-
-    fn pump(&mut self) -> Result<(), VectorError> {
-        while let Some((from, to, frame)) = self.in_flight.pop_front() {
-            let record = self.model_frame(from, to, &frame)?;
-            self.last_frame_to.insert(to, (from, frame.clone()));
-            let result = if to == Party::Server {
-                self.deliver_to_server(from, &frame)
-            } else {
-                self.deliver_to_client(to, &frame)
-            };
-            let (outcome, description) = match result {
-                Ok(Ok(description)) => (Ok(()), description),
-                Ok(Err(dropped)) => {
-                    (Err(dropped), "the frame authenticated, its content is refused".to_owned())
-                }
-                Err(e) => (Err(e), "refused before it authenticated; nothing changed".to_owned()),
-            };
-            self.push_case(from, to, &frame, record, &outcome, &description);
-        }
-        Ok(())
-    }
-
-    /// Delivers to the server: `Ok(Ok(read))`, `Ok(Err(dropped))` or `Err(refused)`.
-    fn deliver_to_server(
-        &mut self,
-        from: Party,
-        frame: &[u8],
-    ) -> Result<Result<String, Error>, Error> {
-        let link = *self.links.get(&from).ok_or(e2e_protocol::error::MisuseError::UnknownLink)?;
-        let start = self.rng.draws().len();
-        let mut rng = self.rng.clone();
-        let out = self.server.handle(link, frame, &mut rng);
-        self.rng = rng;
-        let out = out?;
-        if self.rng.draws().len() > start {
-            self.label_draws(start, &[format!("server channel ephemeral key (link {})", link.0)]);
-            let key = self.last_draw();
-            if let Some(model) = self.link_models.iter_mut().find(|m| m.id == link.0) {
-                model.server_ephemeral = key;
-            }
-        }
-        let dropped = out.events.iter().find_map(|e| match e {
-            ServerEvent::Dropped { error, .. } => Some(error.clone()),
-            _ => None,
-        });
-        self.server_outputs(out);
-        Ok(dropped.map_or_else(|| Ok("accepted".to_owned()), Err))
-    }
-
-    fn deliver_to_client(
-        &mut self,
-        to: Party,
-        frame: &[u8],
-    ) -> Result<Result<String, Error>, Error> {
-        let start = self.rng.draws().len();
-        let mut rng = self.rng.clone();
-        let out = self.client(to).handle(frame, &mut rng);
-        self.rng = rng;
-        let out = out?;
-        let mut labels = Vec::new();
-        if out.events.iter().any(|e| matches!(e, ClientEvent::SessionStarted { .. }))
-            && out.transmit.iter().any(|_| true)
-        {
-            labels.push(format!(
-                "{} base key EK_A (session with {})",
-                to.label(),
-                other(to).label()
-            ));
-        }
-        labels.push(format!("{} ratchet key", to.label()));
-        self.label_draws(start, &labels);
-        let events = self.client_outputs(to, out);
-        let mut dropped = None;
-        for event in events {
-            match event {
-                ClientEvent::Dropped { error } => dropped = Some(error),
-                ClientEvent::Received { body, .. } => {
-                    self.delivered.push(String::from_utf8_lossy(body.as_bytes()).into_owned());
-                }
-                _ => {}
-            }
-        }
-        Ok(dropped.map_or_else(|| Ok("accepted".to_owned()), Err))
     }
 
     /// Opens `frame` with the channel model; for handshake frames, runs the model when both
     /// ephemerals are known. Returns the JSON details of the frame.
-    fn model_frame(&mut self, from: Party, to: Party, frame: &[u8]) -> Result<Value, VectorError> {
+    fn model_frame(
+        &mut self,
+        from: Party,
+        to: Party,
+        link: Option<LinkId>,
+        frame: &[u8],
+    ) -> Result<Value, VectorError> {
         let client = if from == Party::Server { to } else { from };
-        let link = match (from, self.links.get(&client)) {
-            (_, Some(l)) => l.0,
-            _ => return Ok(json!({})),
+        let Some(LinkId(link)) = link else {
+            return Ok(json!({}));
         };
         let Ok(decoded) = LinkFrame::decode(frame) else {
             return Ok(json!({"link": link}));
         };
-        let server_key =
-            self.keys.get("server").cloned().ok_or_else(|| VectorError::malformed("server key"))?;
+        let server_key = self
+            .statics
+            .get(&Party::Server)
+            .cloned()
+            .ok_or_else(|| VectorError::malformed("server key"))?;
         let client_key = self
-            .keys
-            .get(client.label())
+            .statics
+            .get(&client)
             .cloned()
             .ok_or_else(|| VectorError::malformed("client key"))?;
         let Some(model) = self.link_models.iter_mut().rev().find(|m| m.id == link) else {
@@ -651,9 +271,6 @@ impl Driver {
                     details.push(("plaintext", hex(&plaintext).into()));
                     if let Ok(message) = Message::decode(&plaintext) {
                         details.push(("message", message_json(&message)));
-                        if from == Party::Server {
-                            self.deliveries.entry(to).or_default().push(message.clone());
-                        }
                         if let Some(e2e) = self.model_envelope(from, &message)? {
                             details.push(("e2e", e2e));
                         }
@@ -688,13 +305,7 @@ impl Driver {
             let Some(prekey) = prekey else { return Ok(None) };
             self.session = Some(self.start_model(sender, prekey)?);
         }
-        let draws: Vec<PrivateKey> = self
-            .rng
-            .draws()
-            .iter()
-            .filter_map(|d| <[u8; 32]>::try_from(d.as_slice()).ok())
-            .map(PrivateKey::from_bytes)
-            .collect();
+        let draws = self.drawn_keys();
         let Some(session) = self.session.as_mut() else { return Ok(None) };
         let header = ratchet.header;
         let index = match session
@@ -764,28 +375,30 @@ impl Driver {
         prekey: &x3dh::PrekeyHeader,
     ) -> Result<SessionModel, VectorError> {
         let responder = other(initiator);
-        let (pair, _, _) =
+        let identity =
             self.identities.get(&responder).ok_or_else(|| VectorError::malformed("identity"))?;
-        let list = self.prekeys.get(&responder).ok_or_else(|| VectorError::malformed("prekeys"))?;
+        let pair = identity.pair();
         let store = PrekeyStore::generate(
-            pair,
-            &mut super::util::ReplayRng::new(list.iter().map(|(_, k)| k.expose().to_vec())),
+            &pair,
+            &mut super::util::ReplayRng::new(
+                identity.prekeys.iter().map(|(_, k)| k.expose().to_vec()),
+            ),
         );
-        let responded = x3dh::respond(pair, &name(responder)?, &name(initiator)?, &store, prekey)?;
+        let responded = x3dh::respond(&pair, &name(responder)?, &name(initiator)?, &store, prekey)?;
         let spk = store
             .signed_prekey(prekey.signed_prekey_id)
             .cloned()
             .ok_or_else(|| VectorError::malformed("spk"))?;
         let ek = self
-            .rng
-            .draws()
-            .iter()
-            .filter_map(|d| <[u8; 32]>::try_from(d.as_slice()).ok())
-            .map(PrivateKey::from_bytes)
+            .drawn_keys()
+            .into_iter()
             .find(|k| k.public_key() == prekey.base_key)
             .ok_or_else(|| VectorError::malformed("EK_A"))?;
-        let (initiator_pair, _, _) =
-            self.identities.get(&initiator).ok_or_else(|| VectorError::malformed("identity"))?;
+        let initiator_pair = self
+            .identities
+            .get(&initiator)
+            .ok_or_else(|| VectorError::malformed("identity"))?
+            .pair();
         let mut dhs = vec![
             (
                 "DH1 = DH(ik_A, SPK_B)",
@@ -822,44 +435,41 @@ impl Driver {
 
     fn push_case(
         &mut self,
-        from: Party,
-        to: Party,
-        frame: &[u8],
+        d: &Delivery<'_>,
         record: Value,
-        outcome: &Result<(), Error>,
+        error: Option<&Error>,
         description: &str,
     ) {
-        let step = self.cases.len() + 1;
-        let frame_type = LinkFrame::decode(frame).map_or("malformed", |f| f.type_name());
-        let note = self.note.take();
+        let event = d.event;
+        let frame_type = event.frame_type.as_str();
         let carried = record
             .get("message")
             .or_else(|| record.get("payload_message"))
             .and_then(|m| m["type"].as_str())
             .map_or_else(String::new, |t| format!(" carrying {t}"));
         let what =
-            format!("{} -> {}: {frame_type}{carried}; {description}", from.label(), to.label());
-        let comment = match &note {
+            format!("{} -> {}: {frame_type}{carried}; {description}", d.from.label(), d.to.label());
+        let comment = match &event.note {
             Some(n) => format!("{n}. {what}"),
             None => what,
         };
         let mut case = serde_json::Map::new();
-        case.insert("id".to_owned(), format!("{}/step-{step:02}", self.run_id).into());
+        case.insert("id".to_owned(), format!("{}/step-{:02}", self.run_id, event.step).into());
         case.insert("comment".to_owned(), comment.into());
-        match outcome {
-            Ok(()) => {
+        match error {
+            None => {
                 case.insert("result".to_owned(), "valid".into());
             }
-            Err(e) => {
+            Some(e) => {
                 case.insert("result".to_owned(), "invalid".into());
                 case.insert("error".to_owned(), error_class(e).into());
             }
         }
-        case.insert("step".to_owned(), step.into());
-        case.insert("from".to_owned(), from.label().into());
-        case.insert("to".to_owned(), to.label().into());
+        case.insert("step".to_owned(), event.step.into());
+        case.insert("from".to_owned(), d.from.label().into());
+        case.insert("to".to_owned(), d.to.label().into());
         case.insert("frame_type".to_owned(), frame_type.into());
-        case.insert("frame".to_owned(), hex(frame).into());
+        case.insert("frame".to_owned(), event.frame_hex.clone().into());
         if let Value::Object(map) = record {
             case.extend(map);
         }
@@ -868,59 +478,57 @@ impl Driver {
 
     fn into_json(
         self,
-        id: &str,
-        comment: &str,
-        seed: u64,
-        script: &[Act],
+        spec: &RunSpec,
+        script: &[Step],
+        transcript: &Transcript,
     ) -> Result<Value, VectorError> {
         let draws: Vec<Value> = self
-            .rng
-            .draws()
+            .draws
             .iter()
             .enumerate()
-            .map(|(i, d)| {
+            .map(|(i, (purpose, bytes))| {
                 object(vec![
                     ("index", i.into()),
-                    ("purpose", self.draw_purposes.get(i).cloned().unwrap_or_default().into()),
-                    ("bytes", hex(d).into()),
+                    ("purpose", purpose.as_str().into()),
+                    ("bytes", hex(bytes).into()),
                 ])
             })
             .collect();
         let mut parties = Vec::new();
         for party in [Party::Server, Party::Alice, Party::Bob] {
-            let key = self.keys.get(party.label()).ok_or_else(|| VectorError::malformed("key"))?;
+            let key = self.statics.get(&party).ok_or_else(|| VectorError::malformed("key"))?;
             let mut fields = vec![("channel_static", key_json(key))];
-            if let Some((pair, ik, isk)) = self.identities.get(&party) {
+            if let Some(identity) = self.identities.get(&party) {
+                let pair = identity.pair();
                 fields.push((
                     "identity",
                     object(vec![
-                        ("ik", hex(ik).into()),
-                        ("isk", hex(isk).into()),
+                        ("ik", hex(identity.ik).into()),
+                        ("isk", hex(identity.isk).into()),
                         ("IK", hex(pair.public().to_bytes()).into()),
                     ]),
                 ));
-                if let Some(list) = self.prekeys.get(&party) {
-                    let prekeys: Vec<Value> = list
-                        .iter()
-                        .map(|(id, k)| {
-                            let mut o = vec![
-                                ("id", Value::from(*id)),
-                                ("kind", if *id == 1 { "signed" } else { "one-time" }.into()),
-                                ("private", hex(k.expose()).into()),
-                                ("public", hex(k.public_key().as_bytes()).into()),
-                            ];
-                            if *id == 1 {
-                                o.push((
-                                    "signature",
-                                    hex(pair.sign_prekey(1, k.public_key()).signature.as_bytes())
-                                        .into(),
-                                ));
-                            }
-                            object(o)
-                        })
-                        .collect();
-                    fields.push(("prekeys", Value::Array(prekeys)));
-                }
+                let prekeys: Vec<Value> = identity
+                    .prekeys
+                    .iter()
+                    .map(|(id, k)| {
+                        let mut o = vec![
+                            ("id", Value::from(*id)),
+                            ("kind", if *id == 1 { "signed" } else { "one-time" }.into()),
+                            ("private", hex(k.expose()).into()),
+                            ("public", hex(k.public_key().as_bytes()).into()),
+                        ];
+                        if *id == 1 {
+                            o.push((
+                                "signature",
+                                hex(pair.sign_prekey(1, k.public_key()).signature.as_bytes())
+                                    .into(),
+                            ));
+                        }
+                        object(o)
+                    })
+                    .collect();
+                fields.push(("prekeys", Value::Array(prekeys)));
             }
             parties.push((party.label(), object(fields)));
         }
@@ -945,10 +553,10 @@ impl Driver {
             })
             .collect();
         let mut run = vec![
-            ("id", id.into()),
-            ("comment", comment.into()),
+            ("id", spec.id.into()),
+            ("comment", spec.comment.into()),
             ("protocol", self.protocol.label().into()),
-            ("seed", seed.into()),
+            ("seed", spec.seed.into()),
             ("rng", "ChaCha20Rng::seed_from_u64(seed) (rand_chacha 0.10): each draw is the next 32 bytes of its stream".into()),
             ("script", script.iter().map(describe).collect()),
             ("rng_draws", Value::Array(draws)),
@@ -976,26 +584,13 @@ impl Driver {
                 .collect();
             run.push(("ratchet_chains", Value::Array(chains)));
         }
-        let mut summary =
-            vec![("delivered", self.delivered.iter().map(|s| Value::from(s.as_str())).collect())];
-        if self.protocol == Protocol::E2e {
-            let (alice, bob) = (name(Party::Alice)?, name(Party::Bob)?);
+        let delivered = transcript.summary.delivered.iter().map(|s| Value::from(s.as_str()));
+        let mut summary = vec![("delivered", delivered.collect())];
+        if let Some(numbers) = &transcript.summary.safety_numbers {
+            let show = |n: &Option<String>| n.as_deref().map_or(Value::Null, Value::from);
             summary.push((
                 "safety_numbers",
-                object(vec![
-                    (
-                        "alice",
-                        self.alice
-                            .safety_number(&bob)
-                            .map_or(Value::Null, |s| s.to_string().into()),
-                    ),
-                    (
-                        "bob",
-                        self.bob
-                            .safety_number(&alice)
-                            .map_or(Value::Null, |s| s.to_string().into()),
-                    ),
-                ]),
+                object(vec![("alice", show(&numbers.alice)), ("bob", show(&numbers.bob))]),
             ));
         }
         run.push(("cases", Value::Array(self.cases)));
@@ -1004,27 +599,27 @@ impl Driver {
     }
 }
 
-fn describe(act: &Act) -> Value {
-    match act {
-        Act::Step(Step::Connect(p)) => format!("{} connects", p.label()),
-        Act::Step(Step::Disconnect(p)) => format!("{} disconnects", p.label()),
-        Act::Step(Step::Upload(p)) => format!("{} uploads its bundle", p.label()),
-        Act::Step(Step::Send { from, text }) => format!("{} sends {text:?}", from.label()),
-        Act::Step(Step::SendLate { from, text }) => {
+fn describe(step: &Step) -> Value {
+    match step {
+        Step::Connect(p) => format!("{} connects", p.label()),
+        Step::Disconnect(p) => format!("{} disconnects", p.label()),
+        Step::Upload(p) => format!("{} uploads its bundle", p.label()),
+        Step::Send { from, text } => format!("{} sends {text:?}", from.label()),
+        Step::SendLate { from, text } => {
             format!("{} writes {text:?} now and it goes out after its next send", from.label())
         }
-        Act::ReplayLastFrame { to } => {
+        Step::ReplayLastFrame { to } => {
             format!("network attacker: replays the last frame {} received", to.label())
         }
-        Act::TamperNextFrame { from, text } => {
+        Step::TamperNextFrame { from, text } => {
             format!("{} sends {text:?}; network attacker flips a bit of it first", from.label())
         }
-        Act::ServerReplaysDelivery { to, id, new_id } => format!(
+        Step::ServerReplaysDelivery { to, id, new_id } => format!(
             "server: seals its delivery #{id} to {} again{}",
             to.label(),
             new_id.map_or_else(String::new, |id| format!(" under id {id}"))
         ),
-        Act::ServerTampersNextEnvelope { from, text } => {
+        Step::ServerTampersNextEnvelope { from, text } => {
             format!("{} sends {text:?}; server delivers a tampered copy first", from.label())
         }
     }
@@ -1041,48 +636,31 @@ pub struct RunSpec {
     pub comment: &'static str,
     /// The RNG seed.
     pub seed: u64,
-    /// The script, exactly as [`crate::run`] plays it.
+    /// The script, as `e2e-ref run` plays it.
     pub script: Vec<Step>,
-    /// What happens after the script.
-    pub attacks: Vec<Act>,
+    /// The steps after the script: attacks, and what follows them.
+    pub attacks: Vec<Step>,
 }
 
-/// Runs `spec` and returns the run's JSON; checks that the frames of its script equal those of
-/// [`crate::run`] for the same script and seed.
+/// Runs `spec` (its script, then its attacks) in the runner and returns the run's JSON.
 ///
 /// # Errors
-/// A role error on a frame the run produced, or a disagreement with a model or with the runner.
+/// A role error on a frame the run produced, or a disagreement of a model with the run.
 pub fn run(protocol: Protocol, spec: &RunSpec) -> Result<Value, VectorError> {
-    let RunSpec { id, comment, seed, script: runner_script, attacks } = spec;
-    let seed = *seed;
-    let mut driver = Driver::new(protocol, seed, id)?;
-    let mut script: Vec<Act> = runner_script.iter().cloned().map(Act::Step).collect();
-    for act in &script {
-        driver.act(act)?;
-    }
-    driver.flush_late()?;
-    let reference = crate::run(&RunConfig {
+    let config = RunConfig {
         protocol,
-        seed,
-        script: runner_script.to_vec(),
+        seed: spec.seed,
+        script: spec.script.iter().chain(&spec.attacks).cloned().collect(),
         policy: AllowAll,
         mitm: false,
         verified: false,
-    })?;
-    let ours: Vec<&str> = driver.cases.iter().filter_map(|c| c["frame"].as_str()).collect();
-    let theirs: Vec<&str> = reference.events.iter().map(|e| e.frame_hex.as_str()).collect();
-    if ours != theirs {
-        return Err(VectorError::mismatch(
-            "frames against drivers::run",
-            &theirs.len(),
-            &ours.len(),
-        ));
+    };
+    let mut recorder = Recorder::new(protocol, spec.id);
+    let transcript = crate::runner::run_observed(&config, &mut recorder);
+    if let Some(failure) = recorder.failure.take() {
+        return Err(failure);
     }
-    for act in attacks {
-        driver.act(act)?;
-    }
-    script.extend(attacks.iter().cloned());
-    driver.into_json(id, comment, seed, &script)
+    recorder.into_json(spec, &config.script, &transcript?)
 }
 
 /// Compares a file's run with a fresh one, case by case: one verdict per case, plus one for the

@@ -1,10 +1,9 @@
-//! Helpers shared by the vector modules: fixed keys, RNGs that record or replay their output, hex and
+//! Helpers shared by the vector modules: fixed keys, an RNG that replays given bytes, hex and
 //! JSON access, and the mapping from the crate's errors to SPEC.md §7.1 class names.
 
 use core::convert::Infallible;
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::{Rng as _, SeedableRng, TryCryptoRng, TryRng};
+use rand_core::{TryCryptoRng, TryRng};
 use serde_json::Value;
 
 use super::VectorError;
@@ -33,51 +32,6 @@ pub fn fixed_key(label: &str) -> PrivateKey {
 pub fn hex(bytes: impl AsRef<[u8]>) -> String {
     hex::encode(bytes)
 }
-
-/// A ChaCha20 RNG (the runner's, SPEC.md §9) that records every 32-byte draw, in order.
-#[derive(Debug, Clone)]
-pub struct RecordingRng {
-    inner: ChaCha20Rng,
-    draws: Vec<Vec<u8>>,
-}
-
-impl RecordingRng {
-    /// `ChaCha20Rng::seed_from_u64(seed)`, recording.
-    #[must_use]
-    pub fn new(seed: u64) -> Self {
-        Self { inner: ChaCha20Rng::seed_from_u64(seed), draws: Vec::new() }
-    }
-
-    /// Every draw so far.
-    #[must_use]
-    pub fn draws(&self) -> &[Vec<u8>] {
-        &self.draws
-    }
-}
-
-impl TryRng for RecordingRng {
-    type Error = Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let v = self.inner.next_u32();
-        self.draws.push(v.to_le_bytes().to_vec());
-        Ok(v)
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let v = self.inner.next_u64();
-        self.draws.push(v.to_le_bytes().to_vec());
-        Ok(v)
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        self.inner.fill_bytes(dst);
-        self.draws.push(dst.to_vec());
-        Ok(())
-    }
-}
-
-impl TryCryptoRng for RecordingRng {}
 
 /// An "RNG" that hands out the given byte strings, one per `fill_bytes`, then zeros: it feeds fixed
 /// keys to code that draws them (for example `PrekeyStore::generate`). For test vectors only.

@@ -1,0 +1,86 @@
+//! The runner's observer: it sees every draw and every delivery of a run, exactly as the transcript
+//! records them, and observing changes nothing. The attack steps' refusals are checked in depth by the
+//! transcript vectors (tests/vectors.rs); here, only that an impossible one fails the run.
+
+use e2e_protocol::error::{Error, MisuseError};
+use e2e_protocol::hop::AllowAll;
+use e2e_ref::{
+    Delivery, Draw, Event, Observer, Party, Protocol, Purpose, RunConfig, Step, default_script,
+    run, run_observed,
+};
+
+#[derive(Default)]
+struct Seen {
+    draws: Vec<(usize, Purpose)>,
+    events: Vec<Event>,
+    dropped: usize,
+}
+
+impl Observer for Seen {
+    fn drew(&mut self, draw: &Draw<'_>) {
+        assert_eq!(draw.bytes.len(), 32, "every draw is a key");
+        self.draws.push((draw.index, draw.purpose));
+    }
+
+    fn delivered(&mut self, delivery: &Delivery<'_>) {
+        assert_eq!(delivery.event.frame_hex, hex::encode(delivery.frame));
+        assert_eq!(delivery.event.error.is_some(), delivery.outcome.is_err());
+        if delivery.outcome.is_ok_and(|h| h.dropped().is_some()) {
+            self.dropped += 1;
+        }
+        self.events.push(delivery.event.clone());
+    }
+}
+
+fn config(protocol: Protocol, mitm: bool, script: Vec<Step>) -> RunConfig<AllowAll> {
+    RunConfig { protocol, seed: 5, script, policy: AllowAll, mitm, verified: false }
+}
+
+#[test]
+fn the_observer_sees_the_transcript_and_changes_nothing() {
+    for (protocol, mitm) in [(Protocol::Hop, false), (Protocol::E2e, false), (Protocol::E2e, true)]
+    {
+        let config = config(protocol, mitm, default_script(protocol));
+        let mut seen = Seen::default();
+        let observed = run_observed(&config, &mut seen).unwrap();
+        assert_eq!(observed, run(&config).unwrap(), "{protocol:?} mitm={mitm}");
+        assert_eq!(seen.events, observed.events);
+        let indices: Vec<usize> = seen.draws.iter().map(|(i, _)| *i).collect();
+        assert_eq!(indices, (0..seen.draws.len()).collect::<Vec<_>>());
+        let statics: Vec<Purpose> = seen.draws.iter().take(3).map(|(_, p)| *p).collect();
+        assert_eq!(statics, [Party::Server, Party::Alice, Party::Bob].map(Purpose::ChannelStatic));
+        let mitm_keys = seen.draws.iter().filter(|(_, p)| *p == Purpose::ManInTheMiddle).count();
+        assert_eq!(mitm_keys > 0, mitm);
+        assert_eq!(seen.dropped, 0, "an honest run drops nothing");
+    }
+}
+
+#[test]
+fn attack_steps_are_refused_by_their_receivers_and_impossible_ones_fail_the_run() {
+    let (a, b) = (Party::Alice, Party::Bob);
+    let mut script = default_script(Protocol::Hop);
+    script.extend([
+        Step::ReplayLastFrame { to: a },
+        Step::TamperNextFrame { from: a, text: "one more thing".to_owned() },
+        Step::ServerReplaysDelivery { to: b, id: 4, new_id: None },
+    ]);
+    let mut seen = Seen::default();
+    let transcript =
+        run_observed(&config(Protocol::Hop, false, script.clone()), &mut seen).unwrap();
+    let refused = transcript.events.iter().filter(|e| e.error.is_some()).count();
+    assert_eq!((refused, seen.dropped), (2, 1), "replayed and tampered frames, replayed Deliver");
+    assert!(
+        seen.events.last().is_some_and(|e| e.note.as_deref().is_some_and(|n| n.contains("#4")))
+    );
+
+    let never = |step: Step, protocol: Protocol| {
+        let mut script = default_script(protocol);
+        script.push(step);
+        run(&config(protocol, false, script)).unwrap_err()
+    };
+    let not_connected = Error::from(MisuseError::NotConnected);
+    let replay = Step::ServerReplaysDelivery { to: b, id: 99, new_id: None };
+    assert_eq!(never(replay, Protocol::Hop), not_connected);
+    let tamper = Step::ServerTampersNextEnvelope { from: a, text: "x".to_owned() };
+    assert_eq!(never(tamper, Protocol::Hop), MisuseError::NoE2eIdentity.into());
+}
