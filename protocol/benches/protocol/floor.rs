@@ -164,11 +164,12 @@ fn paths() -> Vec<Path_> {
     }
     paths.push(Path_ {
         id: "e2e/session_setup".into(),
-        // Alice: verify the bundle (one signature), an ephemeral and DH1-4, SK (an HKDF to 32
-        // bytes, priced as the 64-byte one: 0.1% of this floor); her first send turns
-        // the ratchet (a key, a DH, KDF_RK), KDF_CK, message keys. Bob: DH1-4, SK, the same ratchet
+        // Alice: verify the bundle (one signature, spk_sig), an ephemeral and DH1-4, SK (an HKDF
+        // to 32 bytes, priced as the 64-byte one: 0.1% of this floor); her first send turns
+        // the ratchet (a key, a DH, KDF_RK), KDF_CK, message keys. Bob: verify the identity the
+        // prekey message claims (one signature, id_sig, §11.2), DH1-4, SK, the same ratchet
         // step (a DH, KDF_RK), KDF_CK, message keys. One 64-byte message sealed and opened.
-        ops: vec![(1, Verify), (2, Keygen), (10, Dh), (6, Hkdf), (4, Hmac), (1, Aead(64))],
+        ops: vec![(2, Verify), (2, Keygen), (10, Dh), (6, Hkdf), (4, Hmac), (1, Aead(64))],
         bytes: None,
         target: HANDSHAKE,
         spec: "§10.3, §11, §12",

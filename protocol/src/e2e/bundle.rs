@@ -24,7 +24,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::suite::{CryptoError, PublicKey, Signature, VerifyingKey};
+use crate::suite::{PublicKey, Signature};
 use crate::wire::{
     BundleRefusal, FetchedBundle, IdentityPublic, Name, OneTimePrekeyPublic, SignedPrekeyPublic,
     UploadedBundle,
@@ -37,14 +37,15 @@ const fn refuse(reason: BundleRefusal) -> E2eError {
     E2eError::Bundle(reason)
 }
 
-/// Steps 1–3 of SPEC.md §10.3, common to uploads and fetched bundles.
+/// Steps 1–3 of SPEC.md §10.3, common to uploads and fetched bundles. `IK_sig` is decoded once, in
+/// step 1, and step 3 verifies with that decoded key: one decoding and one strict verification.
 fn check_keys_and_signature<'a>(
     identity: &IdentityPublic,
     signed_prekey: &SignedPrekeyPublic,
     one_time_keys: impl IntoIterator<Item = &'a PublicKey>,
 ) -> Result<(), E2eError> {
-    // Step 1: the signing key decodes to a point that is not of small order.
-    check_signing_key(&identity.sign)?;
+    // Step 1: the signing key is canonical and decodes to a point that is not of small order.
+    let signing_key = identity.sign.decode().map_err(|_| refuse(BundleRefusal::BadSigningKey))?;
 
     // Step 2: no X25519 key of the bundle has small order (a DH with it would be all zero).
     let low_order = identity.dh.is_low_order()
@@ -54,35 +55,28 @@ fn check_keys_and_signature<'a>(
         return Err(refuse(BundleRefusal::LowOrderKey));
     }
 
-    // Step 3: strict verification of the signed prekey's signature.
+    // Step 3: strict verification of the signed prekey's signature, under the key of step 1.
     let message = signed_prekey_message(&identity.dh, signed_prekey.id, &signed_prekey.key);
-    identity.sign.verify(&message, &signed_prekey.signature).map_err(|e| match e {
-        CryptoError::BadSigningKey => refuse(BundleRefusal::BadSigningKey),
-        _ => refuse(BundleRefusal::BadSignature),
-    })
+    signing_key
+        .verify_strict(&message, &signed_prekey.signature)
+        .map_err(|_| refuse(BundleRefusal::BadSignature))
 }
 
 /// The responder's check of the identity a prekey message claims (SPEC.md §11.2): §10.3 steps 1
 /// and 2 applied to `IK_A` (`BadSigningKey`, `LowOrderKey`), then `id_sig` verified under `IK_A_sig`
 /// with the strict rules of step 3 (`BadSignature`). Without it a prekey message could claim an
-/// identity whose signing half is small-order, or belongs to somebody else.
+/// identity whose signing half is small-order, or belongs to somebody else. As for a bundle,
+/// `IK_A_sig` is decoded once and `id_sig` verified once.
 ///
 /// # Errors
 /// [`E2eError::Bundle`] with the first failing check's [`BundleRefusal`].
 pub fn verify_initiator(identity: &IdentityPublic, signature: &Signature) -> Result<(), E2eError> {
-    check_signing_key(&identity.sign)?;
+    let signing_key = identity.sign.decode().map_err(|_| refuse(BundleRefusal::BadSigningKey))?;
     if identity.dh.is_low_order() {
         return Err(refuse(BundleRefusal::LowOrderKey));
     }
     let message = identity_binding_message(&identity.dh);
-    identity.sign.verify(&message, signature).map_err(|e| match e {
-        CryptoError::BadSigningKey => refuse(BundleRefusal::BadSigningKey),
-        _ => refuse(BundleRefusal::BadSignature),
-    })
-}
-
-fn check_signing_key(key: &VerifyingKey) -> Result<(), E2eError> {
-    key.check().map_err(|_| refuse(BundleRefusal::BadSigningKey))
+    signing_key.verify_strict(&message, signature).map_err(|_| refuse(BundleRefusal::BadSignature))
 }
 
 /// The server's check of an `UploadBundle` (SPEC.md §10.3 steps 1–5, §15.2).
@@ -194,7 +188,7 @@ mod tests {
     use super::*;
     use crate::e2e::identity::IdentityKeyPair;
     use crate::e2e::prekeys::PrekeyStore;
-    use crate::suite::{PrivateKey, Signature, SigningKey};
+    use crate::suite::{CryptoError, PrivateKey, Signature, SigningKey, VerifyingKey};
 
     /// Small-order X25519 points (RFC 7748 §6.1; the Curve25519 low-order list of
     /// <https://cr.yp.to/ecdh.html#validate>): u = 0, u = 1, and a point of order 8.
@@ -225,6 +219,15 @@ mod tests {
         let key = VerifyingKey::from_bytes(b);
         assert_eq!(key.check(), Err(CryptoError::BadSigningKey));
         key
+    }
+
+    /// A non-canonical encoding: `y = p + 3` (`f0`, `ff` × 30, `7f`), refused by §10.3 step 1
+    /// whether or not a lax decoder would reduce it.
+    fn non_canonical_ed25519() -> VerifyingKey {
+        let mut b = [0xffu8; 32];
+        b[0] = 0xf0;
+        b[31] = 0x7f;
+        VerifyingKey::from_bytes(b)
     }
 
     struct Fixture {
@@ -299,7 +302,7 @@ mod tests {
     #[test]
     fn step_1_bad_signing_key() {
         let f = fixture(2);
-        for sign in [invalid_ed25519(), small_order_ed25519()] {
+        for sign in [invalid_ed25519(), small_order_ed25519(), non_canonical_ed25519()] {
             let identity = IdentityPublic { sign, ..*f.upload.identity() };
             let up = upload_with(identity, *f.upload.signed_prekey(), Vec::new());
             assert_eq!(validate_upload(&up, [], 0), refused(BundleRefusal::BadSigningKey));
@@ -441,6 +444,47 @@ mod tests {
             Err(E2eError::IdentityMismatch { .. })
         ));
         assert!(verify_fetched(&name("bob"), &bundle, Some(&f.identity.public())).is_ok());
+    }
+
+    #[test]
+    fn initiator_identity_steps_and_their_order() {
+        let f = fixture(11);
+        let ik = f.identity.public();
+        let id_sig = f.identity.binding_signature();
+        assert_eq!(verify_initiator(&ik, &id_sig), Ok(()));
+        let [zero, ..] = low_order_points();
+        let mut flipped = *id_sig.as_bytes();
+        flipped[40] ^= 0x04;
+        let flipped = Signature::from_bytes(flipped);
+
+        // Step 1 first, whatever IK_A_dh and id_sig are.
+        for sign in [invalid_ed25519(), small_order_ed25519(), non_canonical_ed25519()] {
+            for dh in [ik.dh, zero] {
+                for sig in [id_sig, flipped] {
+                    assert_eq!(
+                        verify_initiator(&IdentityPublic { sign, dh }, &sig),
+                        refused(BundleRefusal::BadSigningKey)
+                    );
+                }
+            }
+        }
+        // Then step 2 on IK_A_dh, before id_sig.
+        for dh in low_order_points() {
+            let identity = IdentityPublic { dh, ..ik };
+            assert_eq!(verify_initiator(&identity, &flipped), refused(BundleRefusal::LowOrderKey));
+        }
+        // Then id_sig: tampered, another identity's, or over another IK_dh.
+        let other = fixture(12).identity;
+        let mixed = IdentityPublic { dh: other.public().dh, ..ik };
+        for (identity, sig) in [(ik, flipped), (ik, other.binding_signature()), (mixed, id_sig)] {
+            assert_eq!(verify_initiator(&identity, &sig), refused(BundleRefusal::BadSignature));
+        }
+        // R = the identity point, S = 0 (accepted by lax verifiers under a small-order key) under a
+        // good key.
+        let mut lax = [0u8; 64];
+        lax[0] = 1;
+        let lax = Signature::from_bytes(lax);
+        assert_eq!(verify_initiator(&ik, &lax), refused(BundleRefusal::BadSignature));
     }
 
     #[test]

