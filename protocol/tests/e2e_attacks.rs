@@ -323,6 +323,16 @@ fn register(
     panic!("registration did not settle");
 }
 
+/// `bob`'s bundle as a fetch without a one-time prekey gives it (his first upload, prepared now).
+fn bundle_without_one_time_prekey(bob: &mut Peers) -> FetchedBundle {
+    let upload = bob.prepare_upload().unwrap();
+    FetchedBundle {
+        identity: *upload.identity(),
+        signed_prekey: *upload.signed_prekey(),
+        one_time_prekey: None,
+    }
+}
+
 /// A prekey message from a forged identity (the malicious server's, or a throw-away sender's) to
 /// Bob, from his bundle `bundle`.
 fn forged_first_message(
@@ -729,12 +739,7 @@ fn peers_cannot_make_a_client_store_skipped_keys_without_bound() {
     let mut rng = ChaCha20Rng::seed_from_u64(80);
     let bob_name = name("bob");
     let mut bob = Peers::generate(&mut rng);
-    let upload = bob.prepare_upload().unwrap();
-    let bundle = FetchedBundle {
-        identity: *upload.identity(),
-        signed_prekey: *upload.signed_prekey(),
-        one_time_prekey: None,
-    };
+    let bundle = bundle_without_one_time_prekey(&mut bob);
     let senders = MAX_SKIPPED_KEYS_PER_CLIENT / 1000 + 2;
     let mut held = Vec::new();
     for i in 0..senders {
@@ -763,12 +768,7 @@ fn a_prekey_message_must_carry_one_whole_valid_identity() {
     let mut rng = ChaCha20Rng::seed_from_u64(90);
     let bob_name = name("bob");
     let mut bob = Peers::generate(&mut rng);
-    let upload = bob.prepare_upload().unwrap();
-    let bundle = FetchedBundle {
-        identity: *upload.identity(),
-        signed_prekey: *upload.signed_prekey(),
-        one_time_prekey: None,
-    };
+    let bundle = bundle_without_one_time_prekey(&mut bob);
     let carol = Peers::generate(&mut rng).identity();
     let (_, genuine) = forged_first_message(&bundle, "mallory", "hi", &mut rng);
     let EnvelopeBody::Prekey { prekey, message } =
@@ -809,12 +809,7 @@ fn a_pinned_identity_refuses_every_mix_of_halves() {
     let mut rng = ChaCha20Rng::seed_from_u64(120);
     let bob_name = name("bob");
     let mut bob = Peers::generate(&mut rng);
-    let upload = bob.prepare_upload().unwrap();
-    let bundle = FetchedBundle {
-        identity: *upload.identity(),
-        signed_prekey: *upload.signed_prekey(),
-        one_time_prekey: None,
-    };
+    let bundle = bundle_without_one_time_prekey(&mut bob);
     let alice = IdentityKeyPair::generate(&mut rng);
     let attacker_sign = SigningKey::from_seed([6; 32]);
     let attacker =
@@ -878,14 +873,9 @@ fn key_compromise_impersonation_through_a_stolen_signed_prekey_is_inherent() {
     let bob_identity = IdentityKeyPair::generate(&mut rng);
     let bob_store = PrekeyStore::generate(&bob_identity, &mut rng);
     let mut bob = Peers::new(bob_identity.clone(), bob_store.clone());
-    let upload = bob.prepare_upload().unwrap();
+    let bundle = bundle_without_one_time_prekey(&mut bob);
     bob.pin(alice_name.clone(), alice.identity());
     // Alice's real first message: Bob accepts it; its header shows her id_sig to everyone.
-    let bundle = FetchedBundle {
-        identity: *upload.identity(),
-        signed_prekey: *upload.signed_prekey(),
-        one_time_prekey: None,
-    };
     alice.start_session(&alice_name, &bob_name, &bundle, &mut rng).unwrap();
     let first = alice.encrypt(&bob_name, &body("hi bob"), &mut rng).unwrap();
     bob.decrypt(&bob_name, &alice_name, &first).unwrap();

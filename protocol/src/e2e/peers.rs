@@ -509,8 +509,8 @@ impl Peers {
         {
             self.prekeys.remove_one_time(id);
         }
+        // `install` marks the peer active and bounds the skipped keys the first message stored.
         let started = self.install(from, session, prekey.one_time_prekey_id.is_some(), evicted);
-        self.touch(from, 0);
         let body = into_body(buffer)?;
         Ok(Decrypted { body, identity: prekey.identity, started: Some(started) })
     }

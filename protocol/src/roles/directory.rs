@@ -82,11 +82,19 @@ impl Directory {
     /// bundle without one.
     pub fn fetch_for(&mut self, name: &Name, by: &Name) -> Option<FetchedBundle> {
         let (bundle, takes_one_time) = self.peek_for(name, by)?;
-        if takes_one_time && let Some(stored) = self.bundles.get_mut(name) {
+        if takes_one_time {
+            self.hand_out_one_time(name, by);
+        }
+        Some(bundle)
+    }
+
+    /// Deletes `name`'s oldest one-time prekey, the one [`Self::peek_for`] showed `by`, and notes
+    /// that `by` took one since `name`'s last upload.
+    pub fn hand_out_one_time(&mut self, name: &Name, by: &Name) {
+        if let Some(stored) = self.bundles.get_mut(name) {
             stored.one_time.pop_front();
             stored.takers.insert(by.clone());
         }
-        Some(bundle)
     }
 
     /// Whether `name` has published a bundle.

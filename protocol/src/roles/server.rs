@@ -535,8 +535,8 @@ impl<P: ContentPolicy> Server<P> {
         name: Name,
     ) -> Result<ServerOutputs, Error> {
         let mut out = ServerOutputs::default();
-        // `fetch_for` is the only change to the directory, and nothing after it can fail but the
-        // seals, which are checked first: the one-time prekey leaves only with the reply.
+        // What the fetch hands out, without changing the directory yet: the one-time prekey is
+        // deleted only once every frame is sealed, so it leaves only with the reply.
         let fetched = self.directory.peek_for(&name, &by);
         let Some((bundle, takes_one_time)) = fetched else {
             let frame = seal(&mut sender, &Message::NoBundle { name: name.clone() })?;
@@ -567,7 +567,9 @@ impl<P: ContentPolicy> Server<P> {
             out.transmit.push((owner_link, seal(transport, &notice)?));
         }
         // Everything fallible is done: commit.
-        self.directory.fetch_for(&name, &by);
+        if takes_one_time {
+            self.directory.hand_out_one_time(&name, &by);
+        }
         self.commit_link(link, sender);
         if let Some((owner_link, transport)) = owner {
             self.commit_link(owner_link, transport);
