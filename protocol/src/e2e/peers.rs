@@ -568,7 +568,7 @@ impl Peers {
     /// active peers first, within a peer its oldest session first, within a session its oldest key
     /// first (SPEC.md §12.5). Runs only after a message has opened and stored new keys.
     fn enforce_skipped_key_cap(&mut self) {
-        let total: usize = self.peers.values().map(PeerSessions::skipped_key_count).sum();
+        let total = self.skipped_key_count();
         let Some(mut excess) = total.checked_sub(MAX_SKIPPED_KEYS_PER_CLIENT).filter(|e| *e > 0)
         else {
             return;
@@ -592,18 +592,6 @@ impl Peers {
     #[must_use]
     pub fn skipped_key_count(&self) -> usize {
         self.peers.values().map(PeerSessions::skipped_key_count).sum()
-    }
-
-    /// How many peers this client keeps sessions with (at most [`MAX_PEERS`]).
-    #[must_use]
-    pub fn peer_count(&self) -> usize {
-        self.peers.len()
-    }
-
-    /// How many one-time prekeys this client holds (uploaded or not).
-    #[must_use]
-    pub fn one_time_prekey_count(&self) -> usize {
-        self.prekeys.one_time_count()
     }
 }
 
