@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use e2e_ref::vectors::{FILES, generate_into, verify_dir};
+use e2e_ref::vectors::{COVERAGE_FILE, FILES, generate_into, verify_dir};
 
 fn spec_vectors() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join("spec").join("vectors")
@@ -31,21 +31,20 @@ fn json(path: &Path) -> serde_json::Value {
 fn committed_vectors_equal_a_fresh_generation() {
     let dir = temp_dir("fresh");
     generate_into(&dir).unwrap();
-    for kind in &FILES {
-        let fresh = read(&dir.join(kind.file));
-        let committed = read(&spec_vectors().join(kind.file));
+    for file in FILES.iter().map(|kind| kind.file).chain([COVERAGE_FILE]) {
+        let fresh = read(&dir.join(file));
+        let committed = read(&spec_vectors().join(file));
         assert!(
             fresh == committed,
-            "spec/vectors/{} differs from a fresh generation; if the change is intended, regenerate with \
+            "spec/vectors/{file} differs from a fresh generation; if the change is intended, regenerate with \
              `cargo run --release --bin e2e-ref -- vectors generate --out spec/vectors`",
-            kind.file
         );
     }
     // Twice in a row: byte-identical (no clock, no hash-map order).
     let again = temp_dir("again");
     generate_into(&again).unwrap();
-    for kind in &FILES {
-        assert_eq!(read(&dir.join(kind.file)), read(&again.join(kind.file)), "{}", kind.file);
+    for file in FILES.iter().map(|kind| kind.file).chain([COVERAGE_FILE]) {
+        assert_eq!(read(&dir.join(file)), read(&again.join(file)), "{file}");
     }
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&again);

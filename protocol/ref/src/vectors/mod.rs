@@ -9,6 +9,7 @@
 //! | `bundles.json`        | [`bundles`]         | prekey bundles on upload and fetch, valid and invalid  |
 //! | `hop_transcript.json` | [`hop_transcript`]  | a whole hop run: every frame, key and plaintext        |
 //! | `e2e_transcript.json` | [`e2e_transcript`]  | a whole e2e run, with replayed and tampered envelopes  |
+//! | `COVERAGE.md`         | [`coverage`]        | which cases exercise each SPEC.md rule and error class |
 //!
 //! Every file is `{"version", "file", "description", …}` with its cases, each carrying an `id`, a
 //! `comment` and its expectation (`"result": "valid"` or `"invalid"` with the SPEC.md §7.1 class in
@@ -17,6 +18,7 @@
 
 pub mod bundles;
 pub mod channel;
+pub mod coverage;
 pub mod e2e_transcript;
 pub mod hop_transcript;
 pub mod key_schedule;
@@ -206,21 +208,35 @@ pub fn render(kind: &FileKind) -> Result<String, VectorError> {
     Ok(serde_json::to_string_pretty(&value)? + "\n")
 }
 
-/// Writes every vector file into `dir` (created if needed); returns the paths written.
+/// The name of the coverage table written beside the vector files.
+pub const COVERAGE_FILE: &str = "COVERAGE.md";
+
+/// Writes every vector file into `dir` (created if needed), then [`COVERAGE_FILE`] from them;
+/// returns the paths written.
 ///
 /// # Errors
-/// A generator's error, or an I/O error.
+/// A generator's error, a rule of [`coverage::RULES`] that the files do not satisfy, or an I/O error.
 pub fn generate_into(dir: &Path) -> Result<Vec<PathBuf>, VectorError> {
     std::fs::create_dir_all(dir)
         .map_err(|error| VectorError::Io { path: dir.to_owned(), error })?;
-    let mut written = Vec::new();
+    let mut values = Vec::new();
     for kind in &FILES {
-        let text = render(kind)?;
-        let path = dir.join(kind.file);
+        values.push((kind.file, (kind.generate)()?));
+    }
+    let borrowed: Vec<(&str, &Value)> = values.iter().map(|(f, v)| (*f, v)).collect();
+    let coverage = coverage::render(&borrowed)?;
+    let mut written = Vec::new();
+    for (file, value) in &values {
+        let text = serde_json::to_string_pretty(value)? + "\n";
+        let path = dir.join(file);
         std::fs::write(&path, text)
             .map_err(|error| VectorError::Io { path: path.clone(), error })?;
         written.push(path);
     }
+    let path = dir.join(COVERAGE_FILE);
+    std::fs::write(&path, coverage)
+        .map_err(|error| VectorError::Io { path: path.clone(), error })?;
+    written.push(path);
     Ok(written)
 }
 
