@@ -437,6 +437,8 @@ def encode_message(m: dict) -> bytes:
 
 def decode_envelope(b: bytes) -> dict:
     """SPEC.md §13."""
+    if len(b) > MAX_ENVELOPE_LEN:  # before anything else, as the length prefix carrying it would
+        raise Refused("Wire.BadLength")
     r = Reader(b)
     kind = r.int(1)
     e = {}

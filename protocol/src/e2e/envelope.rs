@@ -56,9 +56,10 @@ impl EnvelopeBody {
     /// Parses an envelope.
     ///
     /// # Errors
-    /// [`WireError::Truncated`] if a field is cut; [`WireError::InvalidValue`] for an unknown kind or
-    /// a `has_opk` byte other than 0 or 1; [`WireError::BadLength`] for a ciphertext shorter than its
-    /// 16-byte tag.
+    /// [`WireError::BadLength`] (field `envelope`) for more than [`crate::wire::MAX_ENVELOPE_LEN`]
+    /// bytes, checked first; [`WireError::Truncated`] if a field is cut; [`WireError::InvalidValue`]
+    /// for an unknown kind or a `has_opk` byte other than 0 or 1; [`WireError::BadLength`] for a
+    /// ciphertext shorter than its 16-byte tag.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let parsed = ParsedEnvelope::decode(bytes)?;
         let message =
@@ -88,6 +89,11 @@ impl<'a> ParsedEnvelope<'a> {
     /// # Errors
     /// As [`EnvelopeBody::decode`].
     pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, WireError> {
+        // The length prefix that carries an envelope (E2eSend, E2eDeliver) refuses this already;
+        // an envelope parsed on its own gets the same class (SPEC.md §13).
+        if bytes.len() > crate::wire::MAX_ENVELOPE_LEN {
+            return Err(WireError::BadLength { field: "envelope", len: bytes.len() });
+        }
         let mut r = Reader::new(bytes);
         let prekey = match r.u8()? {
             KIND_PREKEY => {
@@ -211,5 +217,26 @@ mod tests {
             assert_eq!((parsed.prekey.as_ref(), parsed.header), (prekey, header));
             assert_eq!(parsed.ciphertext, &bytes[bytes.len() - 20..]);
         }
+    }
+
+    #[test]
+    fn an_envelope_over_the_maximum_is_bad_length_and_one_at_it_parses() {
+        let header = Header { dh: PublicKey::from_bytes([1; 32]), pn: 0, n: 0 };
+        let at_max = EnvelopeBody::Ratchet(RatchetMessage {
+            header,
+            ciphertext: vec![9; crate::wire::MAX_ENVELOPE_LEN - 41],
+        })
+        .encode();
+        assert_eq!(at_max.len(), crate::wire::MAX_ENVELOPE_LEN);
+        assert!(EnvelopeBody::decode(&at_max).is_ok());
+        let mut over = at_max;
+        over.push(9);
+        assert_eq!(
+            EnvelopeBody::decode(&over),
+            Err(WireError::BadLength { field: "envelope", len: crate::wire::MAX_ENVELOPE_LEN + 1 })
+        );
+        // Checked before the kind: an unknown kind of that length is BadLength too.
+        over[0] = 0x07;
+        assert!(matches!(EnvelopeBody::decode(&over), Err(WireError::BadLength { .. })));
     }
 }

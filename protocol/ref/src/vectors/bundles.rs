@@ -335,6 +335,12 @@ pub fn generate() -> Result<Value, VectorError> {
             &up(identity, resigned, batch.clone())?,
         )?);
         let low_spk = bob.sign_prekey(1, point);
+        cases.push(fetch_case(
+            &format!("fetch-low-order-identity-{i}"),
+            &format!("A fetched bundle whose IK_dh is {what}, correctly signed over it (step 2)."),
+            &FetchedBundle { identity, signed_prekey: resigned, one_time_prekey: None },
+            None,
+        )?);
         cases.push(upload_case(
             &format!("upload-low-order-signed-prekey-{i}"),
             &format!("SPK is {what}, correctly signed (step 2)."),
@@ -432,6 +438,25 @@ pub fn generate() -> Result<Value, VectorError> {
         "95 stored plus 5 uploaded is exactly 100.",
         Some(&stored95),
         &up(ik, spk, opks("bob", 97..=101))?,
+    )?);
+    // Step 4 counts what the server stores under the *same* IK only: after an identity change the
+    // old one-time prekeys are dropped, so they do not count (SPEC.md §10.3, §15.2).
+    cases.push(upload_case(
+        "upload-valid-100-after-identity-change",
+        "95 stored under Bob's old IK, then 100 uploaded under a new IK: valid, since stored prekeys of \
+         another IK do not count towards step 4 (they are dropped).",
+        Some(&stored95),
+        &up(other.public(), other_spk, opks("bob-new-device", 2..=101))?,
+    )?);
+    // Step 5 compares the uploaded one-time ids with every stored id, but not the uploaded spk_id:
+    // a rotation may give the new signed prekey an id a stored one-time prekey has.
+    let spk5 = bob.sign_prekey(5, fixed_key("bundles/bob/spk/5").public_key());
+    cases.push(upload_case(
+        "upload-valid-spk-id-equals-stored-one-time-id",
+        "A rotation to signed prekey id 5 while one-time prekey 5 is stored (ids 2..=11): valid, the \
+         uploaded spk_id is not compared with stored ids (step 5).",
+        Some(&honest),
+        &up(ik, spk5, opks("bob", 12..=13))?,
     )?);
     cases.push(upload_case(
         "upload-duplicate-within",

@@ -23,8 +23,8 @@ use super::util::{
 };
 use super::{CaseResult, VectorError, file_head, verify_cases};
 use e2e_protocol::channel::{
-    ChannelError, Initiator, InitiatorAwaitingResponse, PROLOGUE, Responder, ResponderReceived,
-    Transport,
+    ChannelError, Initiator, InitiatorAwaitingResponse, MAX_NOISE_MESSAGE_LEN, PROLOGUE, Responder,
+    ResponderReceived, Transport,
 };
 use e2e_protocol::error::Error;
 use e2e_protocol::suite::{PrivateKey, PublicKey};
@@ -415,6 +415,29 @@ pub fn generate() -> Result<Value, VectorError> {
         "ephemeral replaced by 32 zero bytes",
     )?);
 
+    cases.push(bad_m1(
+        "message1-too-long",
+        "Message 1 of 65536 bytes (the genuine one padded with zeros), one more than a Noise message may \
+         have: MessageTooLong, checked before any DH (SPEC.md §4.3).",
+        [&m1[..], &vec![0u8; MAX_NOISE_MESSAGE_LEN + 1 - m1.len()][..]].concat(),
+        "padded to 65536 bytes",
+    )?);
+    // `ss` with a low-order initiator static key: only a hand-built message 1 can carry one.
+    let low_static = super::noise_trace::message1_with_static(
+        &setup.prologue,
+        &setup.ie,
+        &setup.rs.public_key(),
+        &[0u8; 32],
+    )?;
+    cases.push(bad_m1(
+        "message1-low-order-static",
+        "Message 1 whose encrypted static key is u = 0, a point of small order, correctly encrypted under \
+         the es of a genuine ephemeral: ss = DH(s_r, s_i) is all zero, so the responder refuses it with \
+         NonContributory before it reads the payload (SPEC.md §2.1, §4.2).",
+        low_static,
+        "static key replaced by 32 zero bytes, re-encrypted",
+    )?);
+
     // Bad message 2, then the genuine one.
     let bad_m2 = |id: &str, comment: &str, bad: Vec<u8>, step_comment: &str| {
         let mut steps = main_steps[..3].to_vec();
@@ -488,6 +511,15 @@ pub fn generate() -> Result<Value, VectorError> {
         "transport-truncated",
         "A transport message cut to 15 bytes, shorter than a tag.",
         vec![recv(&ct(4)?[..15], "truncated to 15 bytes"), recv(&ct(4)?, "genuine")],
+    )?);
+    cases.push(transport(
+        "transport-too-long",
+        "A transport message of 65536 bytes, one more than a Noise message may have: MessageTooLong, \
+         before the AEAD; the genuine message then opens at the same counter.",
+        vec![
+            recv(&[&ct(4)?[..], &vec![0u8; MAX_NOISE_MESSAGE_LEN + 1 - ct(4)?.len()][..]].concat(), "padded to 65536 bytes"),
+            recv(&ct(4)?, "genuine"),
+        ],
     )?);
     cases.push(transport(
         "transport-reflected",

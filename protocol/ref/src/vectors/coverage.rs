@@ -65,7 +65,7 @@ pub const CLASSES: &[(&str, Status)] = &[
     ("Channel.Crypto.AeadOpen", Status::Required),
     ("Channel.Crypto.NonContributory", Status::Required),
     ("Channel.MessageTooShort", Status::Required),
-    ("Channel.MessageTooLong", Status::Gap("a Noise message of 65536 bytes handed to the channel")),
+    ("Channel.MessageTooLong", Status::Required),
     ("Channel.NonceExhausted", Status::Gap("a channel whose counter has reached 2^64 − 1")),
     (
         "Protocol.Unexpected",
@@ -137,10 +137,10 @@ pub const RULES: &[Rule] = &[
             "channel#initiator-knows-low-order-responder-static Channel.Crypto.NonContributory",
         ],
     ),
-    gap(
+    rule(
         "§2.1",
         "an all-zero DH output fails NonContributory (handshake ss: a low-order static key in message 1)",
-        "a message 1 whose encrypted static key is a low-order point",
+        &["channel#message1-low-order-static Channel.Crypto.NonContributory"],
     ),
     rule(
         "§2.1",
@@ -224,10 +224,13 @@ pub const RULES: &[Rule] = &[
             "wire#message-e2e-send-envelope-16641 Wire.BadLength",
         ],
     ),
-    gap(
+    rule(
         "§3.4, §15.1",
         "6: the envelope length of E2eDeliver is checked as that of E2eSend (BadLength)",
-        "an E2eDeliver with an empty envelope and one of 16641 bytes",
+        &[
+            "wire#message-e2e-deliver-empty-envelope Wire.BadLength",
+            "wire#message-e2e-deliver-envelope-16641 Wire.BadLength",
+        ],
     ),
     rule(
         "§3.4",
@@ -267,10 +270,10 @@ pub const RULES: &[Rule] = &[
             "wire#message-bundle-has-opk-2 Wire.InvalidValue",
         ],
     ),
-    gap(
+    rule(
         "§3.4",
-        "6: inside a Name, a length running past the body (Truncated) against a bad byte (InvalidValue)",
-        "a Name whose bytes are cut short and contain a byte outside the alphabet",
+        "6: a field's bytes are taken before its value is checked (a cut Name with a bad byte is Truncated)",
+        &["wire#message-register-name-cut-and-invalid Wire.Truncated"],
     ),
     rule(
         "§3.4",
@@ -303,10 +306,13 @@ pub const RULES: &[Rule] = &[
             "channel#message2-truncated Channel.MessageTooShort",
         ],
     ),
-    gap(
+    rule(
         "§4.3",
-        "a Noise message longer than 65535 bytes is MessageTooLong, before any DH",
-        "a 65536-byte message 1 and transport message",
+        "a Noise message longer than 65535 bytes is MessageTooLong, before any DH or AEAD",
+        &[
+            "channel#message1-too-long Channel.MessageTooLong",
+            "channel#transport-too-long Channel.MessageTooLong",
+        ],
     ),
     rule(
         "§4.3",
@@ -469,10 +475,13 @@ pub const RULES: &[Rule] = &[
             "key_schedule#x3dh-respond-low-order-identity E2e.Bundle.LowOrderKey",
         ],
     ),
-    gap(
+    rule(
         "§10.3",
         "2: a fetched bundle with a low-order IK_dh is LowOrderKey",
-        "fetch cases with each low-order IK_dh",
+        &[
+            "bundles#fetch-low-order-identity-0 E2e.Bundle.LowOrderKey",
+            "bundles#fetch-low-order-identity-6 E2e.Bundle.LowOrderKey",
+        ],
     ),
     rule(
         "§10.3",
@@ -495,10 +504,10 @@ pub const RULES: &[Rule] = &[
             "bundles#upload-valid-100",
         ],
     ),
-    gap(
+    rule(
         "§10.3, §15.2",
         "4: after an identity change the stored prekeys do not count",
-        "an upload of 100 under a new IK over 60 stored under the old",
+        &["bundles#upload-valid-100-after-identity-change"],
     ),
     rule(
         "§10.3",
@@ -510,10 +519,10 @@ pub const RULES: &[Rule] = &[
             "bundles#upload-duplicate-stored-signed E2e.Bundle.DuplicatePrekeyId",
         ],
     ),
-    gap(
+    rule(
         "§10.3",
         "5: the uploaded spk_id is not compared with stored one-time ids",
-        "an upload whose spk_id equals a stored one-time prekey id (valid)",
+        &["bundles#upload-valid-spk-id-equals-stored-one-time-id"],
     ),
     rule(
         "§10.3",
@@ -660,10 +669,10 @@ pub const RULES: &[Rule] = &[
             "wire#envelope-prekey-cut-in-id-sig Wire.Truncated",
         ],
     ),
-    gap(
+    rule(
         "§13",
-        "an envelope longer than MAX_ENVELOPE_LEN",
-        "an envelope of 16641 bytes parsed on its own",
+        "an envelope longer than MAX_ENVELOPE_LEN is BadLength, before anything else",
+        &["wire#envelope-over-maximum Wire.BadLength"],
     ),
     // §14
     rule(

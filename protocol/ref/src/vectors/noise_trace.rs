@@ -178,6 +178,32 @@ pub fn trace(i: &HandshakeInputs<'_>) -> Result<HandshakeTrace, CryptoError> {
     })
 }
 
+/// A message 1 whose encrypted static key is `static_key` — any 32 bytes, which no initiator
+/// holding a private key could send if they are a point of small order — followed by a 16-byte
+/// stand-in for the payload's tag. The prefix is exactly what an honest initiator with ephemeral
+/// `ie` writes up to `EncryptAndHash(s)`; a responder that checks `ss` refuses it there, before the
+/// payload (SPEC.md §2.1, §4.3).
+///
+/// # Errors
+/// [`CryptoError::NonContributory`] if `es` is all zero.
+pub fn message1_with_static(
+    prologue: &[u8],
+    ie: &PrivateKey,
+    rs: &e2e_protocol::suite::PublicKey,
+    static_key: &[u8; 32],
+) -> Result<Vec<u8>, CryptoError> {
+    let mut s = Sym::new();
+    s.mix_hash("prologue", prologue);
+    s.mix_hash("responder static (pre-message <- s)", rs.as_bytes());
+    let mut message1 = ie.public_key().as_bytes().to_vec();
+    s.mix_hash("e (initiator ephemeral)", ie.public_key().as_bytes());
+    let es = *ie.diffie_hellman(rs)?.expose();
+    s.mix_key("es = DH(e_i, s_r)", &es);
+    message1.extend(s.encrypt_and_hash("s (initiator static)", static_key));
+    message1.extend([0u8; 16]);
+    Ok(message1)
+}
+
 /// Seals one transport message under `key` with counter `n` (SPEC.md §4.4).
 #[must_use]
 pub fn transport_seal(key: &[u8; HASH_LEN], n: u64, plaintext: &[u8]) -> Vec<u8> {

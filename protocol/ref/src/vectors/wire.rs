@@ -1130,6 +1130,38 @@ pub fn generate() -> Result<Value, VectorError> {
         &frame(1, 0x36, &e2e_big),
         "Wire.BadLength",
     )?;
+    // E2eDeliver's envelope is the same length-prefixed field as E2eSend's (SPEC.md §15.1).
+    let mut deliver = 1u64.to_be_bytes().to_vec();
+    deliver.extend_from_slice(b"\x05alice\x00\x00");
+    invalid(
+        "message-e2e-deliver-empty-envelope",
+        "E2eDeliver with envelope length 0.",
+        "message",
+        &frame(1, 0x37, &deliver),
+        "Wire.BadLength",
+    )?;
+    let mut deliver_big = 1u64.to_be_bytes().to_vec();
+    deliver_big.extend_from_slice(b"\x05alice");
+    deliver_big
+        .extend_from_slice(&u16::try_from(MAX_ENVELOPE_LEN + 1).unwrap_or(u16::MAX).to_be_bytes());
+    deliver_big.extend_from_slice(&vec![0x02; MAX_ENVELOPE_LEN + 1]);
+    invalid(
+        "message-e2e-deliver-envelope-16641",
+        "E2eDeliver with envelope length 16641 > MAX_ENVELOPE_LEN, followed by all 16641 bytes: the \
+         prefix is refused before the bytes it announces.",
+        "message",
+        &frame(1, 0x37, &deliver_big),
+        "Wire.BadLength",
+    )?;
+    invalid(
+        "message-register-name-cut-and-invalid",
+        "Register whose name length 5 runs past the end of the body, and whose bytes present include \
+         one outside the alphabet (\"B\"): a Name's bytes are taken before they are checked, so \
+         Truncated wins over InvalidValue (SPEC.md §3.4 step 6).",
+        "message",
+        &frame(1, 0x10, b"\x05Bob"),
+        "Wire.Truncated",
+    )?;
     invalid(
         "message-unknown-version",
         "A Register frame with version 0x02.",
@@ -1196,6 +1228,14 @@ pub fn generate() -> Result<Value, VectorError> {
         "envelope",
         &s.prekey_envelope[..100],
         "Wire.Truncated",
+    )?;
+    invalid(
+        "envelope-over-maximum",
+        "A RatchetMessage of 16641 bytes, one more than MAX_ENVELOPE_LEN: BadLength, checked before the \
+         kind (SPEC.md §13; the length prefix that carries an envelope refuses it the same way).",
+        "envelope",
+        &[&s.ratchet_envelope[..57], &vec![0u8; MAX_ENVELOPE_LEN + 1 - 57][..]].concat(),
+        "Wire.BadLength",
     )?;
 
     let mut file = file_head("wire", DESCRIPTION);
