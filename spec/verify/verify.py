@@ -1021,6 +1021,10 @@ def verify_key_schedule(case: dict):
                 ct = bytes([ct[0] ^ 1]) + ct[1:]
             elif d["tamper"] == "n = 2^32 - 1":
                 header = header[:36] + (2**32 - 1).to_bytes(4, "big")
+            elif d["tamper"] == "dh = 0":
+                header = bytes(32) + header[32:]
+            elif d["tamper"] == "dh = 9, pn = 1500":
+                header = bytes([9]) + bytes(31) + (1500).to_bytes(4, "big") + header[36:]
             elif d["tamper"] is not None:
                 raise Mismatch(f"unknown tamper {d['tamper']}")
             check(f"delivery {i} header", d["header"], header.hex())

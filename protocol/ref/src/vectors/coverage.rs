@@ -630,15 +630,15 @@ pub const RULES: &[Rule] = &[
         "n = 2^32 − 1 past SKIP fails ChainExhausted",
         "a chain advanced to Nr ≥ 2^32 − 1 − MAX_SKIP",
     ),
-    gap(
+    rule(
         "§12.4",
-        "an old chain's message: TooFarAhead through its pn",
-        "a message of an old chain whose pn is more than MAX_SKIP past Nr",
+        "a header that turns the ratchet with pn more than MAX_SKIP past Nr: TooFarAhead, before any DH",
+        &["key_schedule#ratchet-receive-bad-ratchet-keys E2e.Ratchet.TooFarAhead"],
     ),
-    gap(
+    rule(
         "§12.4",
-        "a low-order ratchet key in a received header fails NonContributory",
-        "a ratchet_receive delivery with dh = 0",
+        "a low-order ratchet key in a received header fails NonContributory, and nothing changes",
+        &["key_schedule#ratchet-receive-bad-ratchet-keys E2e.Ratchet.Crypto.NonContributory"],
     ),
     rule(
         "§12.5",

@@ -541,7 +541,18 @@ fn receive_case(id: &str, comment: &str, inputs: &Receive<'_>) -> Result<Value, 
                 }
             }
             "n = 2^32 - 1" => header.n = u32::MAX,
-            _ => {}
+            // A low-order ratchet key: the DH of the ratchet step is all zero.
+            "dh = 0" => header.dh = PublicKey::from_bytes([0; 32]),
+            // A new ratchet key (the X25519 base point, u = 9) whose pn asks to skip far past Nr in
+            // the current chain.
+            "dh = 9, pn = 1500" => {
+                let mut nine = [0u8; 32];
+                nine[0] = 9;
+                header.dh = PublicKey::from_bytes(nine);
+                header.pn = 1500;
+            }
+            "" => {}
+            _ => return Err(VectorError::malformed("tamper")),
         }
         let outcome = bob
             .decrypt(&header, &ciphertext)
@@ -872,7 +883,11 @@ pub fn generate() -> Result<Value, VectorError> {
 
     cases.push(receive_case(
         "ratchet-receive-skip-replay-tamper",
-        "Alice sends messages 0..=1001 in her first chain; Bob (responder) receives: 1001 first (1001 keys          to skip > MAX_SKIP: TooFarAhead, nothing changes); 1000 (exactly MAX_SKIP skipped, stored); 1000          again (n < Nr: Replayed); 5 (from the skipped store); 5 again (its key is gone: Replayed); 6 with a          flipped ciphertext byte (the stored key does not open it: DecryptFailed, the key stays); 6; 1001; 7          with n forged to 2^32 - 1 (a gap beyond MAX_SKIP: TooFarAhead is checked before ChainExhausted).",
+        "Alice sends messages 0..=1001 in her first chain; Bob (responder) receives: 1001 first (1001 keys \
+         to skip > MAX_SKIP: TooFarAhead, nothing changes); 1000 (exactly MAX_SKIP skipped, stored); 1000 \
+         again (n < Nr: Replayed); 5 (from the skipped store); 5 again (its key is gone: Replayed); 6 with a \
+         flipped ciphertext byte (the stored key does not open it: DecryptFailed, the key stays); 6; 1001; 7 \
+         with n forged to 2^32 - 1 (a gap beyond MAX_SKIP: TooFarAhead is checked before ChainExhausted).",
         &Receive {
             sk: fixed_bytes("key-schedule/receive/sk"),
             ad: &fixed_bytes("key-schedule/receive/ad"),
@@ -890,6 +905,22 @@ pub fn generate() -> Result<Value, VectorError> {
                 (1001, ""),
                 (7, "n = 2^32 - 1"),
             ],
+        },
+    )?);
+    cases.push(receive_case(
+        "ratchet-receive-bad-ratchet-keys",
+        "Alice sends messages 0..=3 in her first chain; Bob receives 0; then 1 with its header's ratchet \
+         key replaced by u = 0 (a new DHr, so Bob turns the ratchet: DH(DHs, 0) is all zero, \
+         Ratchet.Crypto.NonContributory, nothing changes); then 2 with its ratchet key replaced by the base \
+         point u = 9 and pn = 1500 (a new DHr: SKIP(pn) on the current chain would store 1499 keys, more \
+         than MAX_SKIP: TooFarAhead, before any DH); then 1, 2 and 3 as sent, which all open.",
+        &Receive {
+            sk: fixed_bytes("key-schedule/receive-bad-keys/sk"),
+            ad: &fixed_bytes("key-schedule/receive-bad-keys/ad"),
+            spk: &fixed_key("key-schedule/receive-bad-keys/spk"),
+            ratchet: &fixed_key("key-schedule/receive-bad-keys/alice-ratchet"),
+            count: 4,
+            plan: &[(0, ""), (1, "dh = 0"), (2, "dh = 9, pn = 1500"), (1, ""), (2, ""), (3, "")],
         },
     )?);
 
