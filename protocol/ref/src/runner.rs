@@ -148,6 +148,23 @@ pub enum Step {
         /// The content.
         text: String,
     },
+    /// Attack: the server seals `message`, a message of its choosing, on `to`'s link.
+    ServerForges {
+        /// The recipient.
+        to: Party,
+        /// What the server sends.
+        message: Message,
+    },
+    /// Attack: the server seals again the `Deliver` or `E2eDeliver` with id `id` it delivered to
+    /// `to`, with `from` replaced by `as_from` (the server chooses `from`, SPEC.md §5.2).
+    ServerRelabelsDelivery {
+        /// The recipient.
+        to: Party,
+        /// The id of the delivery to relabel.
+        id: u64,
+        /// The sender's name the server claims.
+        as_from: Name,
+    },
 }
 
 /// A message written by [`Step::SendLate`], waiting to go out.
@@ -729,6 +746,43 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 };
                 self.add_note(format!(
                     "the server seals its {} #{id} to {} again, {what}",
+                    message.type_name(),
+                    to.label()
+                ));
+                let frame = self.server.seal_transport(link, &message)?;
+                self.in_flight.push_back((Party::Server, *to, frame));
+            }
+            Step::ServerForges { to, message } => {
+                let link = *self.links.get(to).ok_or(MisuseError::NotConnected)?;
+                self.add_note(format!(
+                    "the server forges a {} for {}",
+                    message.type_name(),
+                    to.label()
+                ));
+                let frame = self.server.seal_transport(link, message)?;
+                self.in_flight.push_back((Party::Server, *to, frame));
+            }
+            Step::ServerRelabelsDelivery { to, id, as_from } => {
+                let recipient = name(*to)?;
+                let message = self
+                    .deliveries
+                    .iter()
+                    .rev()
+                    .find(|(r, m)| *r == recipient && delivery_id(m) == Some(MessageId(*id)))
+                    .map(|(_, m)| m.clone())
+                    .ok_or(MisuseError::NotConnected)?;
+                let message = match message {
+                    Message::Deliver { id, body, .. } => {
+                        Message::Deliver { id, from: as_from.clone(), body }
+                    }
+                    Message::E2eDeliver { id, envelope, .. } => {
+                        Message::E2eDeliver { id, from: as_from.clone(), envelope }
+                    }
+                    m => m,
+                };
+                let link = *self.links.get(to).ok_or(MisuseError::NotConnected)?;
+                self.add_note(format!(
+                    "the server seals its {} #{id} to {} again, as from {as_from}",
                     message.type_name(),
                     to.label()
                 ));

@@ -67,16 +67,10 @@ pub const CLASSES: &[(&str, Status)] = &[
     ("Channel.MessageTooShort", Status::Required),
     ("Channel.MessageTooLong", Status::Required),
     ("Channel.NonceExhausted", Status::Gap("a channel whose counter has reached 2^64 − 1")),
-    (
-        "Protocol.Unexpected",
-        Status::Gap("a transcript step: an unsolicited Bundle, a Deliver at an e2e client"),
-    ),
+    ("Protocol.Unexpected", Status::Required),
     ("Protocol.WrongName", Status::Gap("a transcript step: a Welcome for another name")),
     ("Protocol.Replayed", Status::Required),
-    (
-        "Protocol.OutOfWindow",
-        Status::Gap("a transcript step: a Deliver 64 ids behind, and one with id 0"),
-    ),
+    ("Protocol.OutOfWindow", Status::Required),
     ("E2e.Bundle.BadSigningKey", Status::Required),
     ("E2e.Bundle.LowOrderKey", Status::Required),
     ("E2e.Bundle.BadSignature", Status::Required),
@@ -85,7 +79,7 @@ pub const CLASSES: &[(&str, Status)] = &[
     ("E2e.IdentityMismatch", Status::Required),
     ("E2e.UnknownPrekey", Status::Required),
     ("E2e.ReplayedPrekeyMessage", Status::Gap("a prekey message whose session left the archive")),
-    ("E2e.NoSession", Status::Gap("a ratchet message from a peer with no session")),
+    ("E2e.NoSession", Status::Required),
     ("E2e.NoBundle", Status::Gap("a transcript step: NoBundle for a name with messages waiting")),
     ("E2e.Ratchet.NoSession", Status::Gap("a responder asked to send before it has heard")),
     ("E2e.Ratchet.TooFarAhead", Status::Required),
@@ -422,10 +416,20 @@ pub const RULES: &[Rule] = &[
         "a hop recipient accepts each (from, id) once: Replayed",
         &["hop_transcript#hop-seed-1/step-33 Protocol.Replayed"],
     ),
-    gap(
+    rule(
         "§5.3",
-        "id 0 and an id 64 or more behind the highest are OutOfWindow",
-        "transcript steps: the server re-sealing Deliver with id 0 and with an old id",
+        "id 0 and an id 64 or more behind the highest are OutOfWindow; 63 behind and unseen is accepted",
+        &[
+            "hop_transcript#hop-seed-1/step-37 Protocol.OutOfWindow",
+            "hop_transcript#hop-seed-1/step-39 Protocol.OutOfWindow",
+            "hop_transcript#hop-seed-1/step-40 Protocol.OutOfWindow",
+            "hop_transcript#hop-seed-1/step-41",
+        ],
+    ),
+    rule(
+        "§5.2, §5.3",
+        "hop: from is the name the server vouches for; a new sender gets a fresh window",
+        &["hop_transcript#hop-seed-1/step-42"],
     ),
     rule(
         "§5.3",
@@ -712,15 +716,27 @@ pub const RULES: &[Rule] = &[
         "transcript steps: a second fetch by the same requester, a fetch of an unknown name, a drained bundle",
     ),
     // §15.3
-    gap(
+    rule(
         "§15.3",
-        "an unsolicited Bundle or NoBundle is Unexpected",
-        "a transcript step: the server sending a Bundle nobody asked for",
+        "an unsolicited Bundle or NoBundle is Unexpected, before the bundle is validated",
+        &[
+            "e2e_transcript#e2e-seed-1/step-47 Protocol.Unexpected",
+            "e2e_transcript#e2e-seed-1/step-48 Protocol.Unexpected",
+        ],
     ),
-    gap(
+    rule(
         "§15.3",
         "an e2e client refuses a hop Deliver (Unexpected)",
-        "a transcript step: the server forging a Deliver to an e2e client",
+        &["e2e_transcript#e2e-seed-1/step-46 Protocol.Unexpected"],
+    ),
+    rule(
+        "§11.1, §11.3",
+        "e2e: a relabelled from finds no session (NoSession), or no prekey (UnknownPrekey); the session survives",
+        &[
+            "e2e_transcript#e2e-seed-1/step-49 E2e.NoSession",
+            "e2e_transcript#e2e-seed-1/step-50 E2e.UnknownPrekey",
+            "e2e_transcript#e2e-seed-1/step-52",
+        ],
     ),
     gap(
         "§15.3",

@@ -9,6 +9,10 @@ use super::hop_transcript::verify_transcript;
 use super::run::{RunSpec, run};
 use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
+use e2e_protocol::suite::{PublicKey, Signature, VerifyingKey};
+use e2e_protocol::wire::{
+    Body, FetchedBundle, IdentityPublic, Message, MessageId, Name, SignedPrekeyPublic,
+};
 
 const DESCRIPTION: &str = "A whole e2e run (SPEC.md §10–§15, §9): the default script of `e2e-ref run \
 e2e` (seed 1) — both clients connect and publish bundles; Alice fetches Bob's bundle and sends a prekey \
@@ -21,9 +25,30 @@ handshake (the DH outputs, SK and AD); `ratchet_chains` every DH ratchet step in
 owner's new ratchet key, the peer key it meets, dh_out, the root key before and after, the chain's first \
 chain key). The frames of the script equal those `e2e-ref run e2e --json` prints.";
 
-fn runs() -> Vec<RunSpec> {
+fn name(s: &str) -> Result<Name, VectorError> {
+    Ok(Name::new(s)?)
+}
+
+/// A bundle for a `Bundle` nobody asked for: its content does not matter, since an unsolicited
+/// `Bundle` is refused before it is validated (SPEC.md §15.3).
+fn stale_bundle() -> FetchedBundle {
+    FetchedBundle {
+        identity: IdentityPublic {
+            dh: PublicKey::from_bytes([9; 32]),
+            sign: VerifyingKey::from_bytes([0x5a; 32]),
+        },
+        signed_prekey: SignedPrekeyPublic {
+            id: 1,
+            key: PublicKey::from_bytes([9; 32]),
+            signature: Signature::from_bytes([0; 64]),
+        },
+        one_time_prekey: None,
+    }
+}
+
+fn runs() -> Result<Vec<RunSpec>, VectorError> {
     let (a, b) = (Party::Alice, Party::Bob);
-    vec![RunSpec {
+    Ok(vec![RunSpec {
         id: "e2e-seed-1",
         comment: "The default e2e conversation, then: the server delivers Alice's last envelope (id 4) to Bob again \
          under a new id and under its own id (e2e ids are not checked, SPEC.md §5.3: the ratchet refuses \
@@ -31,7 +56,13 @@ fn runs() -> Vec<RunSpec> {
          message (id 1) under new ids (their keys are gone: the old chain's ratchet step with a stale key \
          does not open them); a network attacker replays the last frame Bob received (the channel refuses \
          it); Alice sends a message of which the server first delivers a copy with a flipped byte (refused, \
-         nothing changes) and then the genuine envelope (accepted); Bob answers, turning the ratchet again.",
+         nothing changes) and then the genuine envelope (accepted); Bob answers, turning the ratchet again. \
+         Then the server tries what remains: a hop Deliver to Bob claiming to be from alice (an e2e client \
+         accepts no hop message: Unexpected); a NoBundle and a Bundle for bob to Alice, who asked for none \
+         (Unexpected, before the bundle is even validated); Alice's last envelope (id 5) relabelled as \
+         from carol (Bob has no session with carol: NoSession); her first prekey message (id 1) relabelled \
+         as from carol (it would start a session with carol, but the one-time prekey it names was deleted \
+         at its first use: UnknownPrekey); then Alice writes again and Bob reads it: nothing broke the session.",
         seed: 1,
         script: default_script(Protocol::E2e),
         attacks: vec![
@@ -42,8 +73,25 @@ fn runs() -> Vec<RunSpec> {
             Step::ReplayLastFrame { to: b },
             Step::ServerTampersNextEnvelope { from: a, text: "one more thing".to_owned() },
             Step::Send { from: b, text: "got it".to_owned() },
+            // What the server can still try at an e2e client (SPEC.md §15.3, §11.1).
+            Step::ServerForges {
+                to: b,
+                message: Message::Deliver {
+                    id: MessageId(6),
+                    from: name("alice")?,
+                    body: Body::new(b"pay carol".to_vec())?,
+                },
+            },
+            Step::ServerForges { to: a, message: Message::NoBundle { name: name("bob")? } },
+            Step::ServerForges {
+                to: a,
+                message: Message::Bundle { name: name("bob")?, bundle: stale_bundle() },
+            },
+            Step::ServerRelabelsDelivery { to: b, id: 5, as_from: name("carol")? },
+            Step::ServerRelabelsDelivery { to: b, id: 1, as_from: name("carol")? },
+            Step::Send { from: a, text: "still here".to_owned() },
         ],
-    }]
+    }])
 }
 
 /// Builds `e2e_transcript.json`.
@@ -53,7 +101,7 @@ fn runs() -> Vec<RunSpec> {
 /// frame): a bug, reported as [`VectorError`].
 pub fn generate() -> Result<Value, VectorError> {
     let mut out = Vec::new();
-    for spec in runs() {
+    for spec in runs()? {
         out.push(run(Protocol::E2e, &spec)?);
     }
     let mut file = file_head("e2e_transcript", DESCRIPTION);
@@ -64,5 +112,8 @@ pub fn generate() -> Result<Value, VectorError> {
 /// Re-runs every run of `e2e_transcript.json` and compares it case by case.
 #[must_use]
 pub fn verify(file: &Value) -> Vec<CaseResult> {
-    verify_transcript(file, Protocol::E2e, &runs())
+    match runs() {
+        Ok(runs) => verify_transcript(file, Protocol::E2e, &runs),
+        Err(e) => vec![CaseResult::from_check("(runs)", Err(e))],
+    }
 }

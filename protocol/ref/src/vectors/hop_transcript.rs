@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::run::{RunSpec, run, verify_run};
 use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
+use e2e_protocol::wire::{Body, Message, MessageId, Name};
 
 const DESCRIPTION: &str = "A whole hop run (SPEC.md §5, §9): the default script of `e2e-ref run hop` \
 (seed 1) — both clients connect, talk both ways, Bob goes offline and a message waits in his mailbox — \
@@ -18,15 +19,24 @@ the frame). `rng_draws` lists every 32-byte value drawn from the seeded RNG, in 
 became; `links` the handshake hash and Split() keys of each channel (k1 carries the client's frames). \
 The frames of the script equal those `e2e-ref run hop --json` prints.";
 
+fn alice() -> Result<Name, VectorError> {
+    Ok(Name::new("alice")?)
+}
+
 /// The runs of the file.
-fn runs() -> Vec<RunSpec> {
+fn runs() -> Result<Vec<RunSpec>, VectorError> {
     let (a, b) = (Party::Alice, Party::Bob);
-    vec![RunSpec {
+    Ok(vec![RunSpec {
         id: "hop-seed-1",
         comment: "The default hop conversation, then: a network attacker replays the last frame Alice received \
          (it does not open: the counter moved on); Alice sends one more message (her id 5) of which the attacker first \
          delivers a copy with one bit flipped (refused), then the genuine frame; the server seals that \
-         Deliver to Bob a second time under the same id (Bob's replay window refuses it); Bob answers.",
+         Deliver to Bob a second time under the same id (Bob's replay window refuses it); Bob answers. Then \
+         the server, which can forge anything in hop, shows what Bob's window does (SPEC.md §5.3): a Deliver \
+         from alice with id 0 (OutOfWindow); one with id 2^64 - 1 (accepted: the window moves there); id 5 \
+         again (now 2^64 - 1 - 5 behind: OutOfWindow); id 2^64 - 65 (64 behind: OutOfWindow); id \
+         2^64 - 64 (63 behind, not seen: accepted); and id 5 relabelled as from carol (a sender Bob has no \
+         window for: accepted — the server vouches for the name).",
         seed: 1,
         script: default_script(Protocol::Hop),
         attacks: vec![
@@ -34,8 +44,29 @@ fn runs() -> Vec<RunSpec> {
             Step::TamperNextFrame { from: a, text: "one more thing".to_owned() },
             Step::ServerReplaysDelivery { to: b, id: 5, new_id: None },
             Step::Send { from: b, text: "got it".to_owned() },
+            // Bob's window for alice now holds ids up to 5; the server forges ids outside it.
+            Step::ServerForges {
+                to: b,
+                message: Message::Deliver {
+                    id: MessageId(0),
+                    from: alice()?,
+                    body: Body::new(b"id zero".to_vec())?,
+                },
+            },
+            Step::ServerForges {
+                to: b,
+                message: Message::Deliver {
+                    id: MessageId(u64::MAX),
+                    from: alice()?,
+                    body: Body::new(b"far ahead".to_vec())?,
+                },
+            },
+            Step::ServerReplaysDelivery { to: b, id: 5, new_id: None },
+            Step::ServerReplaysDelivery { to: b, id: 5, new_id: Some(u64::MAX - 64) },
+            Step::ServerReplaysDelivery { to: b, id: 5, new_id: Some(u64::MAX - 63) },
+            Step::ServerRelabelsDelivery { to: b, id: 5, as_from: Name::new("carol")? },
         ],
-    }]
+    }])
 }
 
 /// Builds `hop_transcript.json`.
@@ -45,7 +76,7 @@ fn runs() -> Vec<RunSpec> {
 /// frame): a bug, reported as [`VectorError`].
 pub fn generate() -> Result<Value, VectorError> {
     let mut out = Vec::new();
-    for spec in runs() {
+    for spec in runs()? {
         out.push(run(Protocol::Hop, &spec)?);
     }
     let mut file = file_head("hop_transcript", DESCRIPTION);
@@ -56,7 +87,10 @@ pub fn generate() -> Result<Value, VectorError> {
 /// Re-runs every run of `hop_transcript.json` and compares it case by case.
 #[must_use]
 pub fn verify(file: &Value) -> Vec<CaseResult> {
-    verify_transcript(file, Protocol::Hop, &runs())
+    match runs() {
+        Ok(runs) => verify_transcript(file, Protocol::Hop, &runs),
+        Err(e) => vec![CaseResult::from_check("(runs)", Err(e))],
+    }
 }
 
 /// Shared by both transcript files: re-runs each run and compares.

@@ -622,6 +622,12 @@ fn describe(step: &Step) -> Value {
         Step::ServerTampersNextEnvelope { from, text } => {
             format!("{} sends {text:?}; server delivers a tampered copy first", from.label())
         }
+        Step::ServerForges { to, message } => {
+            format!("server: forges a {} for {}", message.type_name(), to.label())
+        }
+        Step::ServerRelabelsDelivery { to, id, as_from } => {
+            format!("server: seals its delivery #{id} to {} again as from {as_from}", to.label())
+        }
     }
     .into()
 }
