@@ -1314,6 +1314,8 @@ def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_p
         ce, se = H(link["client_ephemeral"]["private"]), link["server_ephemeral"]
         ch = channels.setdefault(link_id, {})
         if f["type"] == "HandshakeInit":
+            if "c2s" in ch:  # §5.2: a HandshakeInit on a link that has a channel; nothing changes
+                raise Refused("Protocol.Unexpected")
             sym = Symmetric(b"e2e-ref/channel/v1", server_pub)
             payload1 = H(case["payload"])
             check("payload_message", case["payload_message"], decode_message(payload1))

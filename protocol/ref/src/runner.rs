@@ -148,6 +148,23 @@ pub enum Step {
         /// The content.
         text: String,
     },
+    /// The client sends `text` to `to`, a name of its choosing (in the default steps the recipient
+    /// is always the other client): a name nobody registered is refused by the server (hop) or has
+    /// no bundle (e2e).
+    SendTo {
+        /// The sending client.
+        from: Party,
+        /// The recipient's name.
+        to: Name,
+        /// The content.
+        text: String,
+    },
+    /// Attack: a network attacker delivers `of`'s last `HandshakeInit` again, on `of`'s current
+    /// link, which already has a channel.
+    ReplayHandshakeInit {
+        /// Whose handshake.
+        of: Party,
+    },
     /// Attack: the server seals `message`, a message of its choosing, on `to`'s link.
     ServerForges {
         /// The recipient.
@@ -512,6 +529,8 @@ struct World<'o, P: ContentPolicy> {
     late: Vec<(Party, Late, String)>,
     /// The last frame each party received, and its sender: what [`Step::ReplayLastFrame`] replays.
     last_frame_to: BTreeMap<Party, (Party, Vec<u8>)>,
+    /// Each client's last `HandshakeInit`: what [`Step::ReplayHandshakeInit`] replays.
+    last_handshake_of: BTreeMap<Party, Vec<u8>>,
     /// Each `Deliver` or `E2eDeliver` the server accepted to make, with its recipient: what
     /// [`Step::ServerReplaysDelivery`] seals again.
     deliveries: Vec<(Name, Message)>,
@@ -613,6 +632,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             waiting: BTreeMap::new(),
             late: Vec::new(),
             last_frame_to: BTreeMap::new(),
+            last_handshake_of: BTreeMap::new(),
             deliveries: Vec::new(),
             tamper_envelope_from: None,
             note: (!notes.is_empty()).then(|| notes.join("; ")),
@@ -752,6 +772,21 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 let frame = self.server.seal_transport(link, &message)?;
                 self.in_flight.push_back((Party::Server, *to, frame));
             }
+            Step::SendTo { from, to, text } => {
+                self.add_note(format!("{} sends {text:?} to {to}", from.label()));
+                self.send_to(*from, to.clone(), text)?;
+                self.pump()?;
+                return self.flush_late();
+            }
+            Step::ReplayHandshakeInit { of } => {
+                let frame =
+                    self.last_handshake_of.get(of).cloned().ok_or(MisuseError::NotConnected)?;
+                self.add_note(format!(
+                    "a network attacker delivers {}'s last HandshakeInit again, on its open link",
+                    of.label()
+                ));
+                self.in_flight.push_back((*of, Party::Server, frame));
+            }
             Step::ServerForges { to, message } => {
                 let link = *self.links.get(to).ok_or(MisuseError::NotConnected)?;
                 self.add_note(format!(
@@ -815,7 +850,11 @@ impl<'o, P: ContentPolicy> World<'o, P> {
 
     /// Hands `text` from `from` to its client, for the other client; its frames wait in flight.
     fn send(&mut self, from: Party, text: &str) -> Result<(), Error> {
-        let to = name(from.peer())?;
+        self.send_to(from, name(from.peer())?, text)
+    }
+
+    /// Hands `text` from `from` to its client, for `to`; its frames wait in flight.
+    fn send_to(&mut self, from: Party, to: Name, text: &str) -> Result<(), Error> {
         let body = Body::new(text.as_bytes().to_vec())?;
         match self.protocol {
             Protocol::Hop => {
@@ -871,6 +910,11 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             let client = if to == Party::Server { from } else { to };
             let link = self.links.get(&client).copied();
             self.last_frame_to.insert(to, (from, frame.clone()));
+            if to == Party::Server
+                && LinkFrame::decode(&frame).is_ok_and(|f| f.kind() == LinkKind::HandshakeInit)
+            {
+                self.last_handshake_of.insert(from, frame.clone());
+            }
             let frame_type = LinkFrame::decode(&frame).map_or("malformed", |f| f.type_name());
             let mut event = Event {
                 step: self.events.len() + 1,

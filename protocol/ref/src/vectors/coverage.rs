@@ -400,10 +400,20 @@ pub const RULES: &[Rule] = &[
         "a message to an offline name is queued, then Ack{Queued}",
         &["hop_transcript#hop-seed-1/step-23", "e2e_transcript#e2e-seed-1/step-29"],
     ),
-    gap(
+    rule(
         "§5.2",
-        "Reject{UnknownRecipient}, Reject{Policy}, Reject{MailboxFull} as behaviour",
-        "transcript steps: a send to an unregistered name, a denied word, a 65th queued message",
+        "a message to a name never registered: Reject{UnknownRecipient}",
+        &["hop_transcript#hop-seed-1/step-39"],
+    ),
+    gap(
+        "§5.2, §5.5",
+        "a message the content policy denies: Reject{Policy}",
+        "a hop run with DenyWord",
+    ),
+    rule(
+        "§5.2",
+        "a HandshakeInit on a link that has a channel is Unexpected and changes nothing",
+        &["hop_transcript#hop-seed-1/step-37 Protocol.Unexpected"],
     ),
     gap(
         "§5.2",
@@ -420,16 +430,16 @@ pub const RULES: &[Rule] = &[
         "§5.3",
         "id 0 and an id 64 or more behind the highest are OutOfWindow; 63 behind and unseen is accepted",
         &[
-            "hop_transcript#hop-seed-1/step-37 Protocol.OutOfWindow",
-            "hop_transcript#hop-seed-1/step-39 Protocol.OutOfWindow",
-            "hop_transcript#hop-seed-1/step-40 Protocol.OutOfWindow",
-            "hop_transcript#hop-seed-1/step-41",
+            "hop_transcript#hop-seed-1/step-240 Protocol.OutOfWindow",
+            "hop_transcript#hop-seed-1/step-242 Protocol.OutOfWindow",
+            "hop_transcript#hop-seed-1/step-243 Protocol.OutOfWindow",
+            "hop_transcript#hop-seed-1/step-244",
         ],
     ),
     rule(
         "§5.2, §5.3",
         "hop: from is the name the server vouches for; a new sender gets a fresh window",
-        &["hop_transcript#hop-seed-1/step-42"],
+        &["hop_transcript#hop-seed-1/step-245"],
     ),
     rule(
         "§5.3",
@@ -445,10 +455,15 @@ pub const RULES: &[Rule] = &[
         "257 senders, then the first again",
     ),
     // §5.4
-    gap(
-        "§5.4",
-        "a mailbox holds MAILBOX_CAPACITY messages; the next is refused MailboxFull",
-        "65 messages to an offline name",
+    rule(
+        "§5.4, §8",
+        "a mailbox holds MAILBOX_CAPACITY messages; the next is refused MailboxFull; all 64 arrive in order",
+        &[
+            "hop_transcript#hop-seed-1/step-167",
+            "hop_transcript#hop-seed-1/step-169",
+            "hop_transcript#hop-seed-1/step-173",
+            "hop_transcript#hop-seed-1/step-236",
+        ],
     ),
     gap(
         "§5.4",
@@ -710,10 +725,15 @@ pub const RULES: &[Rule] = &[
         "a fetch hands out the oldest one-time prekey",
         &["e2e_transcript#e2e-seed-1/step-12"],
     ),
+    rule(
+        "§15.2, §15.3",
+        "a fetch for a name with no bundle is answered NoBundle; the waiting message is discarded unencrypted",
+        &["e2e_transcript#e2e-seed-1/step-54", "e2e_transcript#e2e-seed-1/step-55"],
+    ),
     gap(
         "§15.2",
-        "one one-time prekey per requester per upload; NoBundle; PrekeysLow at PREKEYS_LOW_WATER",
-        "transcript steps: a second fetch by the same requester, a fetch of an unknown name, a drained bundle",
+        "one one-time prekey per requester per upload; PrekeysLow at PREKEYS_LOW_WATER",
+        "transcript steps: a second fetch by the same requester, a drained bundle",
     ),
     // §15.3
     rule(

@@ -62,7 +62,9 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          (Unexpected, before the bundle is even validated); Alice's last envelope (id 5) relabelled as \
          from carol (Bob has no session with carol: NoSession); her first prekey message (id 1) relabelled \
          as from carol (it would start a session with carol, but the one-time prekey it names was deleted \
-         at its first use: UnknownPrekey); then Alice writes again and Bob reads it: nothing broke the session.",
+         at its first use: UnknownPrekey); then Alice writes again and Bob reads it: nothing broke the session. Last, Alice writes to carol, \
+         whom nobody registered: she asks for carol's bundle, the server answers NoBundle, and the waiting \
+         message is discarded unencrypted (SendFailed, SPEC.md §15.3).",
         seed: 1,
         script: default_script(Protocol::E2e),
         attacks: vec![
@@ -90,6 +92,7 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
             Step::ServerRelabelsDelivery { to: b, id: 5, as_from: name("carol")? },
             Step::ServerRelabelsDelivery { to: b, id: 1, as_from: name("carol")? },
             Step::Send { from: a, text: "still here".to_owned() },
+            Step::SendTo { from: a, to: name("carol")?, text: "anyone there?".to_owned() },
         ],
     }])
 }

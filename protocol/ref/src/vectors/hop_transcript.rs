@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::run::{RunSpec, run, verify_run};
 use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
+use e2e_protocol::roles::MAILBOX_CAPACITY;
 use e2e_protocol::wire::{Body, Message, MessageId, Name};
 
 const DESCRIPTION: &str = "A whole hop run (SPEC.md §5, §9): the default script of `e2e-ref run hop` \
@@ -31,12 +32,17 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
         comment: "The default hop conversation, then: a network attacker replays the last frame Alice received \
          (it does not open: the counter moved on); Alice sends one more message (her id 5) of which the attacker first \
          delivers a copy with one bit flipped (refused), then the genuine frame; the server seals that \
-         Deliver to Bob a second time under the same id (Bob's replay window refuses it); Bob answers. Then \
-         the server, which can forge anything in hop, shows what Bob's window does (SPEC.md §5.3): a Deliver \
-         from alice with id 0 (OutOfWindow); one with id 2^64 - 1 (accepted: the window moves there); id 5 \
-         again (now 2^64 - 1 - 5 behind: OutOfWindow); id 2^64 - 65 (64 behind: OutOfWindow); id \
-         2^64 - 64 (63 behind, not seen: accepted); and id 5 relabelled as from carol (a sender Bob has no \
-         window for: accepted — the server vouches for the name).",
+         Deliver to Bob a second time under the same id (Bob's replay window refuses it); Bob answers. Then the \
+         server's refusals as behaviour: a network attacker delivers Alice's HandshakeInit again on her \
+         open link (the server refuses a handshake on a link with a channel: Unexpected, nothing changes); \
+         Alice sends to carol, whom nobody registered (Reject UnknownRecipient); Bob goes offline and Alice \
+         sends him 65 messages: 64 are queued (Ack Queued), the 65th does not fit his mailbox (Reject \
+         MailboxFull); Bob reconnects, receives the 64 in order, and answers. Last, the server, which can \
+         forge anything in hop, shows what Bob's replay window does (SPEC.md §5.3): a Deliver from alice \
+         with id 0 (OutOfWindow); one with id 2^64 - 1 (accepted: the window moves there, and alice's \
+         real ids are silenced — the hop trade-off of §16.1); id 5 again (OutOfWindow); id 2^64 - 65 (64 \
+         behind: OutOfWindow); id 2^64 - 64 (63 behind, not seen: accepted); and id 5 relabelled as from \
+         carol (a sender Bob has no window for: accepted — the server vouches for the name).",
         seed: 1,
         script: default_script(Protocol::Hop),
         attacks: vec![
@@ -44,7 +50,19 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
             Step::TamperNextFrame { from: a, text: "one more thing".to_owned() },
             Step::ServerReplaysDelivery { to: b, id: 5, new_id: None },
             Step::Send { from: b, text: "got it".to_owned() },
-            // Bob's window for alice now holds ids up to 5; the server forges ids outside it.
+            // The server's refusals as behaviour (SPEC.md §5.1, §5.2, §5.4).
+            Step::ReplayHandshakeInit { of: a },
+            Step::SendTo { from: a, to: Name::new("carol")?, text: "anyone there?".to_owned() },
+            Step::Disconnect(b),
+        ]
+        .into_iter()
+        .chain(
+            (1..=MAILBOX_CAPACITY + 1).map(|i| Step::Send { from: a, text: format!("queued {i}") }),
+        )
+        .chain([
+            Step::Connect(b),
+            Step::Send { from: b, text: "all 64 arrived".to_owned() },
+            // Bob's window for alice now holds ids up to 70; the server forges ids outside it.
             Step::ServerForges {
                 to: b,
                 message: Message::Deliver {
@@ -65,7 +83,8 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
             Step::ServerReplaysDelivery { to: b, id: 5, new_id: Some(u64::MAX - 64) },
             Step::ServerReplaysDelivery { to: b, id: 5, new_id: Some(u64::MAX - 63) },
             Step::ServerRelabelsDelivery { to: b, id: 5, as_from: Name::new("carol")? },
-        ],
+        ])
+        .collect(),
     }])
 }
 

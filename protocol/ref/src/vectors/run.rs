@@ -622,6 +622,13 @@ fn describe(step: &Step) -> Value {
         Step::ServerTampersNextEnvelope { from, text } => {
             format!("{} sends {text:?}; server delivers a tampered copy first", from.label())
         }
+        Step::SendTo { from, to, text } => format!("{} sends {text:?} to {to}", from.label()),
+        Step::ReplayHandshakeInit { of } => {
+            format!(
+                "network attacker: replays {}'s last HandshakeInit on its open link",
+                of.label()
+            )
+        }
         Step::ServerForges { to, message } => {
             format!("server: forges a {} for {}", message.type_name(), to.label())
         }
