@@ -1041,6 +1041,24 @@ def verify_key_schedule(case: dict):
         check("result", case["result"], "invalid" if first_error else "valid")
         check("error", case.get("error"), first_error)
         return
+    elif f == "ratchet_edge":
+        sk, ad = H(case["SK"]), H(case["AD"])
+        spk = H(case["bob_signed_prekey"]["private"])
+        r = Ratchet(sk, ad, dhr=x25519_public(spk)) if case["role"] == "initiator" else Ratchet(sk, ad, dhs=spk)
+        draw = H(case["alice_ratchet_key"]["private"])
+        outcome = None
+        try:
+            for i in range(case["messages_sent"]):
+                r.encrypt_with(draw, b"message %d" % i)
+            if case["then"] == "send":
+                r.encrypt_with(draw, b"message %d" % case["messages_sent"])
+            else:
+                r.decrypt(H(case["header"]), H(case["ciphertext"]))
+        except Refused as e:
+            outcome = e.cls
+        check("result", case["result"], "invalid" if outcome else "valid")
+        check("error", case.get("error"), outcome)
+        return
     elif f == "safety_number":
         a, b = (H(case["a"]["IK"]), case["a"]["name"]), (H(case["b"]["IK"]), case["b"]["name"])
         check("iterations", case["iterations"], 5200)

@@ -81,7 +81,7 @@ pub const CLASSES: &[(&str, Status)] = &[
     ("E2e.ReplayedPrekeyMessage", Status::Gap("a prekey message whose session left the archive")),
     ("E2e.NoSession", Status::Required),
     ("E2e.NoBundle", Status::Gap("a transcript step: NoBundle for a name with messages waiting")),
-    ("E2e.Ratchet.NoSession", Status::Gap("a responder asked to send before it has heard")),
+    ("E2e.Ratchet.NoSession", Status::Required),
     ("E2e.Ratchet.TooFarAhead", Status::Required),
     ("E2e.Ratchet.Replayed", Status::Required),
     ("E2e.Ratchet.DecryptFailed", Status::Required),
@@ -628,7 +628,11 @@ pub const RULES: &[Rule] = &[
             "key_schedule#ratchet-first-message",
         ],
     ),
-    gap("§12.3", "a responder cannot send before it has heard (NoSession)", "a send by Bob first"),
+    rule(
+        "§12.3",
+        "a responder cannot send before it has heard (NoSession)",
+        &["key_schedule#ratchet-responder-sends-first E2e.Ratchet.NoSession"],
+    ),
     rule(
         "§12.4",
         "skipped keys are stored and used once; n < Nr is Replayed; a gap beyond MAX_SKIP is TooFarAhead; \
@@ -639,10 +643,13 @@ pub const RULES: &[Rule] = &[
             "key_schedule#ratchet-receive-skip-replay-tamper E2e.Ratchet.DecryptFailed",
         ],
     ),
-    gap(
+    rule(
         "§12.4",
         "the two \"missing chain\" paths fail DecryptFailed",
-        "a header with dh = DHr before CKr exists, and a new dh before DHs exists",
+        &[
+            "key_schedule#ratchet-initiator-receives-before-sending E2e.Ratchet.DecryptFailed",
+            "key_schedule#ratchet-initiator-receives-on-signed-prekey E2e.Ratchet.DecryptFailed",
+        ],
     ),
     gap(
         "§12.4",

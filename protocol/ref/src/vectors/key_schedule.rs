@@ -620,6 +620,94 @@ fn verify_receive(case: &Value) -> Result<Value, VectorError> {
     )
 }
 
+/// `ratchet_edge`: a ratchet asked for something its state cannot do yet (SPEC.md §12.3–§12.4): a
+/// responder that sends before it has heard (`NoSession`), or an initiator that receives a header
+/// for which it has no receiving chain or no sending ratchet key (`DecryptFailed`).
+struct Edge<'a> {
+    sk: [u8; 32],
+    ad: &'a [u8],
+    spk: &'a PrivateKey,
+    /// `"initiator"` (Alice, `DHr = SPK_B`) or `"responder"` (Bob, `DHs = spk_B`).
+    role: &'a str,
+    /// The initiator's ratchet key, drawn at its first send.
+    ratchet: &'a PrivateKey,
+    /// How many messages the party sends first.
+    sent: u32,
+    /// `None`: the party then sends one more; `Some((header, ciphertext))`: it receives these.
+    receive: Option<(Header, Vec<u8>)>,
+}
+
+fn edge_case(id: &str, comment: &str, inputs: &Edge<'_>) -> Result<Value, VectorError> {
+    let Edge { sk, ad, spk, role, ratchet, sent, ref receive } = *inputs;
+    let mut session = match role {
+        "initiator" => Session::initiator(Secret::new(sk), ad.to_vec(), spk.public_key()),
+        "responder" => Session::responder(Secret::new(sk), ad.to_vec(), spk.clone()),
+        _ => return Err(VectorError::malformed("role")),
+    };
+    let mut rng = ReplayRng::new([ratchet.expose().to_vec()]);
+    let send = |session: &mut Session, rng: &mut ReplayRng, i: u32| {
+        session
+            .encrypt(format!("message {i}").as_bytes(), rng)
+            .map_err(|e| Error::from(e2e_protocol::e2e::E2eError::from(e)))
+    };
+    for i in 0..sent {
+        send(&mut session, &mut rng, i)?;
+    }
+    let outcome = match receive {
+        None => send(&mut session, &mut rng, sent).map(|_| ()),
+        Some((header, ciphertext)) => session
+            .decrypt(header, ciphertext)
+            .map(|_| ())
+            .map_err(|e| Error::from(e2e_protocol::e2e::E2eError::from(e))),
+    };
+    let (result, error) = super::util::outcome_fields(&outcome);
+    let mut case = head(id, "ratchet_edge", comment, result);
+    if let Some(error) = error {
+        case.push(("error", error.into()));
+    }
+    case.extend([
+        ("SK", hex(sk).into()),
+        ("AD", hex(ad).into()),
+        ("bob_signed_prekey", key_json(spk)),
+        ("role", role.into()),
+        ("alice_ratchet_key", key_json(ratchet)),
+        ("messages_sent", sent.into()),
+        ("plaintexts", "message i is the ASCII text \"message <i>\"".into()),
+    ]);
+    match receive {
+        None => case.push(("then", "send".into())),
+        Some((header, ciphertext)) => case.extend([
+            ("then", "receive".into()),
+            ("header", hex(header.encode()).into()),
+            ("ciphertext", hex(ciphertext).into()),
+        ]),
+    }
+    Ok(object(case))
+}
+
+fn verify_edge(case: &Value) -> Result<Value, VectorError> {
+    let receive = match str_field(case, "then")? {
+        "send" => None,
+        "receive" => {
+            Some((Header::decode(&hex_array(case, "header")?), hex_field(case, "ciphertext")?))
+        }
+        _ => return Err(VectorError::malformed("then")),
+    };
+    edge_case(
+        str_field(case, "id")?,
+        str_field(case, "comment")?,
+        &Edge {
+            sk: hex_array(case, "SK")?,
+            ad: &hex_field(case, "AD")?,
+            spk: &key_from_json(&case["bob_signed_prekey"])?,
+            role: str_field(case, "role")?,
+            ratchet: &key_from_json(&case["alice_ratchet_key"])?,
+            sent: u32_field(case, "messages_sent")?,
+            receive,
+        },
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Safety numbers
 // ---------------------------------------------------------------------------------------------
@@ -924,6 +1012,45 @@ pub fn generate() -> Result<Value, VectorError> {
         },
     )?);
 
+    let edge_spk = fixed_key("key-schedule/edge/spk");
+    let edge_ratchet = fixed_key("key-schedule/edge/alice-ratchet");
+    let edge = |role, sent, receive| Edge {
+        sk: fixed_bytes("key-schedule/edge/sk"),
+        ad: b"e2e-ref/vectors/edge-ad",
+        spk: &edge_spk,
+        role,
+        ratchet: &edge_ratchet,
+        sent,
+        receive,
+    };
+    cases.push(edge_case(
+        "ratchet-responder-sends-first",
+        "Bob, as responder, has DHs = spk_B but no DHr and no CKs: he cannot send before he has heard \
+         (SPEC.md §12.3: NoSession).",
+        &edge("responder", 0, None),
+    )?);
+    // The X25519 base point (u = 9): a valid key that is not Alice's DHr.
+    let mut nine = [0u8; 32];
+    nine[0] = 9;
+    cases.push(edge_case(
+        "ratchet-initiator-receives-before-sending",
+        "Alice, as initiator, has not sent yet (DHs is none) and receives a header with another ratchet key \
+         (u = 9): the ratchet step would need DHs, so the message cannot be genuine (SPEC.md §12.4: \
+         DecryptFailed).",
+        &edge("initiator", 0, Some((Header { dh: PublicKey::from_bytes(nine), pn: 0, n: 0 }, vec![0; 16]))),
+    )?);
+    cases.push(edge_case(
+        "ratchet-initiator-receives-on-signed-prekey",
+        "Alice, as initiator, has sent one message and receives a header whose ratchet key is her DHr, \
+         SPK_B, with n = 3: she has no receiving chain for it (CKr is none), so the message cannot be \
+         genuine (SPEC.md §12.4: DecryptFailed).",
+        &edge(
+            "initiator",
+            1,
+            Some((Header { dh: edge_spk.public_key(), pn: 0, n: 3 }, vec![0; 16])),
+        ),
+    )?);
+
     let ik = |label: &str| -> [u8; 64] {
         let pair = Ident::fixed(label).pair();
         pair.public().to_bytes()
@@ -978,6 +1105,7 @@ pub fn verify(file: &Value) -> Vec<CaseResult> {
             "message_keys" => verify_message_keys(case)?,
             "ratchet_first_message" => verify_first_message(case)?,
             "ratchet_receive" => verify_receive(case)?,
+            "ratchet_edge" => verify_edge(case)?,
             "safety_number" => verify_safety(case)?,
             _ => return Err(VectorError::malformed("function")),
         };
