@@ -521,6 +521,10 @@ mod tests {
         // The pending bodies dominate: 256 peers × 16 messages × (2 + 16384) bytes.
         let pending = MAX_PEERS * MAX_PENDING * (2 + MAX_BODY_LEN);
         assert!(MAX_STATE_BODY_LEN > pending && MAX_STATE_BODY_LEN < pending + 3_000_000);
+        // The numbers SPEC.md §18.1 states.
+        assert_eq!((SESSION, PEER_SESSION, PEER_SESSIONS, PREKEYS), (373, 479, 2918, 7287));
+        assert_eq!(MAX_STATE_BODY_LEN, 68_546_617);
+        assert_eq!(MAX_STATE_LEN, 68_546_674);
     }
 
     #[test]
