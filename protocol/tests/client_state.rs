@@ -598,6 +598,74 @@ fn targeted_invalid_fields_have_their_typed_errors() {
     assert!(matches!(Client::restore_state(&huge), Err(StateError::Oversized { .. })));
 }
 
+/// The prekey id rules of SPEC.md §18.3, each broken in a fresh e2e client's state, at offsets
+/// read off §18.2–§18.3: `name` ("alice": 6) · static key (32) · server key (32) · `last_id` (8) ·
+/// windows (clock 8, count 2, none) · e2e flag (1) · `ik` (32) · `isk` (32) — then the prekeys at
+/// 153: `next_id` (8), `uploaded_through` (4), `spk_id` (4), `spk` (32), previous flag (1), count
+/// (2), then `(opk_id, opk)` from 204.
+#[test]
+fn each_prekey_id_rule_has_its_error() {
+    let mut rng = ChaCha20Rng::seed_from_u64(16);
+    let server_key = PrivateKey::generate(&mut rng).public_key();
+    let key = PrivateKey::generate(&mut rng);
+    let client = Client::with_e2e(name("alice"), key, server_key, Peers::generate(&mut rng));
+    let bytes = client.export_state();
+    let body = body_of(bytes.as_bytes()).to_vec();
+    assert_eq!(&body[153..161], &12u64.to_be_bytes(), "next_id: spk 1 and opks 2..=11 assigned");
+    assert_eq!(&body[165..169], &1u32.to_be_bytes(), "spk_id");
+    assert_eq!(&body[201..204], &[0, 0, 10], "no previous spk, 10 one-time prekeys");
+    assert_eq!(&body[204..208], &2u32.to_be_bytes(), "the first opk_id");
+    let with = |at: usize, value: &[u8]| {
+        let mut changed = body.clone();
+        changed[at..at + value.len()].copy_from_slice(value);
+        Client::restore_state(&seal(STATE_VERSION, &changed))
+    };
+    let inconsistent = |what| Err(StateError::Inconsistent { what });
+    assert_eq!(
+        with(153, &11u64.to_be_bytes()),
+        inconsistent("one-time prekey id never assigned, or shared with a signed prekey")
+    );
+    assert_eq!(with(153, &1u64.to_be_bytes()), inconsistent("signed prekey id never assigned"));
+    assert_eq!(
+        with(153, &(1u64 << 32 | 1).to_be_bytes()),
+        inconsistent("prekey id counter beyond 2^32")
+    );
+    assert_eq!(
+        with(161, &12u32.to_be_bytes()),
+        inconsistent("upload watermark beyond the id counter")
+    );
+    assert_eq!(with(165, &0u32.to_be_bytes()), inconsistent("signed prekey id never assigned"));
+    assert_eq!(
+        with(204, &1u32.to_be_bytes()),
+        inconsistent("one-time prekey id never assigned, or shared with a signed prekey")
+    );
+    assert_eq!(
+        with(204, &3u32.to_be_bytes()),
+        Err(StateError::InvalidValue { field: "one-time prekey id" })
+    );
+    assert_eq!(with(201, &[2]), Err(StateError::InvalidValue { field: "previous signed prekey" }));
+    assert_eq!(
+        with(202, &[0, 201]),
+        Err(StateError::BadLength { field: "one-time prekeys", len: 201 })
+    );
+    // The largest id counter there is, and a watermark below it, are fine.
+    assert!(with(153, &(1u64 << 32).to_be_bytes()).is_ok());
+    assert!(with(161, &11u32.to_be_bytes()).is_ok());
+}
+
+/// A session's `AD` names both parties (SPEC.md §11.1): a state whose client name was changed no
+/// longer fits its sessions.
+#[test]
+fn a_state_under_another_name_does_not_fit_its_sessions() {
+    let mut body = body_of(busy()).to_vec();
+    assert_eq!(&body[..6], b"\x05alice");
+    body[1] = b'e';
+    assert_eq!(
+        Client::restore_state(&seal(STATE_VERSION, &body)),
+        Err(StateError::Inconsistent { what: "a session's AD is not the one of its two parties" })
+    );
+}
+
 #[test]
 fn debug_shows_no_secret() {
     let w = World::new(14, true);

@@ -45,6 +45,58 @@
 //! ratchet that already used a message key, and the next message reuses that key and nonce with
 //! another plaintext (SPEC.md §18.5).
 //!
+//! The library does no file I/O. This is the write a driver does (SPEC.md §2.3, §18.5) — a
+//! temporary file in the same directory, created `0600`, written in full and flushed to disk, then
+//! renamed over the state file, then the directory flushed so that the rename is durable:
+//!
+//! ```
+//! use std::fs::{self, File, OpenOptions};
+//! use std::io::{self, Write};
+//! use std::path::Path;
+//!
+//! /// Replaces the state file at `path` with `bytes`: a crash leaves the old state or the new one.
+//! fn save(path: &Path, bytes: &[u8]) -> io::Result<()> {
+//!     let dir = path.parent().unwrap_or(Path::new("."));
+//!     let tmp = path.with_extension("tmp");
+//!     // A leftover from a crash mid-write was never renamed, so it was never the state: remove
+//!     // it, so that the file is created here, with the mode below, and by nobody else.
+//!     match fs::remove_file(&tmp) {
+//!         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+//!         _ => {}
+//!     }
+//!     let mut options = OpenOptions::new();
+//!     options.write(true).create_new(true);
+//!     #[cfg(unix)]
+//!     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600); // never readable by others
+//!     let mut file = options.open(&tmp)?;
+//!     file.write_all(bytes)?;
+//!     file.sync_all()?; // the bytes are on disk before the name points at them
+//!     drop(file);
+//!     fs::rename(&tmp, path)?; // atomic: readers see the old file or the new one
+//!     #[cfg(unix)]
+//!     File::open(dir)?.sync_all()?; // the rename itself is durable
+//!     Ok(())
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # use e2e_protocol::{roles::Client, suite::PrivateKey, wire::Name};
+//! # let server_key = PrivateKey::from_bytes([7; 32]).public_key();
+//! # let client = Client::new(Name::new("alice")?, PrivateKey::from_bytes([1; 32]), server_key);
+//! # let dir = std::env::temp_dir().join(format!("e2e-ref-state-doc-{}", std::process::id()));
+//! # fs::create_dir_all(&dir)?;
+//! let path = dir.join("alice.state");
+//! save(&path, client.export_state().as_bytes())?;
+//! let restored = Client::restore_state(&fs::read(&path)?)?;
+//! assert_eq!(restored, client);
+//! # fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Example
+//!
+//! A round trip: the restored client is the exported one, offline, and exports the same bytes.
+//!
 //! ```
 //! use e2e_protocol::roles::Client;
 //! use e2e_protocol::suite::PrivateKey;
@@ -54,8 +106,7 @@
 //! let server_key = PrivateKey::from_bytes([7; 32]).public_key();
 //! let alice = Client::new(Name::new("alice")?, PrivateKey::from_bytes([1; 32]), server_key);
 //! let bytes = alice.export_state();
-//! // A driver now writes `bytes.as_bytes()` to `FILE.tmp` (created with mode 0600), fsyncs it,
-//! // renames it to `FILE` and fsyncs the directory (SPEC.md §18.5).
+//! // A driver now saves `bytes.as_bytes()` as above.
 //! let restored = Client::restore_state(bytes.as_bytes())?;
 //! assert_eq!(restored, alice);
 //! assert_eq!(restored.export_state().as_bytes(), bytes.as_bytes());
@@ -194,9 +245,10 @@ impl From<WireError> for StateError {
             WireError::BadLength { field, len } => Self::BadLength { field, len },
             WireError::TrailingBytes { extra } => Self::TrailingBytes { extra },
             WireError::InvalidValue { field } => Self::InvalidValue { field },
-            // The state codec reads no frame header; these cannot arise, but the mapping is total.
+            // The state codec reads no frame header, so these two cannot arise; the mapping is
+            // total all the same.
             WireError::UnknownVersion(v) => Self::UnknownVersion(v),
-            _ => Self::InvalidValue { field: "frame" },
+            WireError::UnknownType(_) => Self::InvalidValue { field: "frame type" },
         }
     }
 }
