@@ -14,6 +14,13 @@
 //!   the server did send it, and the channel's receive counter must move past it or the channel
 //!   would be dead. So the channel advances, **nothing else changes**, and the refusal is reported as
 //!   [`ClientEvent::Dropped`] carrying the typed [`Error`] (SPEC.md §7.2).
+//!
+//! # Persistence
+//!
+//! [`Client::export_state`] encodes everything but the channel; [`Client::restore_state`] gives back
+//! an offline client that reconnects with [`Client::connect`] (SPEC.md §18). A driver saves the state
+//! after every call that changed the client and *before* it sends the frames that call returned: a
+//! client restored from a state older than what it sent would use message keys again (§18.5).
 
 use rand_core::CryptoRng;
 use subtle::ConstantTimeEq;

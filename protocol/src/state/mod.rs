@@ -35,8 +35,11 @@
 //! Strict, total and canonical, as the wire codec (SPEC.md §3.4): checks in a fixed order, each
 //! length and count against a named maximum, every map in strictly ascending key order, flags only
 //! `0x00` or `0x01`, no trailing bytes; then the consistency of what was read (ids below the id
-//! counter, one identity per peer, the skipped-key bounds, …). Every state the API can reach
-//! encodes, and every encoding that restores re-encodes to the same bytes.
+//! counter, one identity per peer, the skipped-key bounds, …). Every state a `Client` reaches
+//! through its own methods encodes within [`MAX_STATE_LEN`] and restores, and every encoding that
+//! restores re-encodes to the same bytes. (A [`Peers`](crate::e2e::peers::Peers) driven on its own
+//! under another name than the client's it is later given to holds sessions whose `AD` names
+//! someone else: its state is refused as [`StateError::Inconsistent`], which it is.)
 //!
 //! # Write before you send
 //!
