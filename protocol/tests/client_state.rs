@@ -11,13 +11,15 @@ use std::collections::VecDeque;
 
 use e2e_protocol::Error;
 use e2e_protocol::e2e::peers::Peers;
-use e2e_protocol::e2e::{E2eError, MAX_PEERS, MAX_PENDING, MAX_PINNED};
+use e2e_protocol::e2e::{
+    E2eError, MAX_PEERS, MAX_PENDING, MAX_PINNED, MAX_SKIPPED_KEYS_PER_CLIENT,
+};
 use e2e_protocol::roles::{Client, ClientEvent, LinkId, Server};
 use e2e_protocol::state::{
     MAX_STATE_LEN, STATE_CHECKSUM_LEN, STATE_HEADER_LEN, STATE_MAGIC, STATE_VERSION, StateError,
 };
 use e2e_protocol::suite::{PrivateKey, sha256};
-use e2e_protocol::wire::{Body, Codec, Envelope, Message, MessageId, Name};
+use e2e_protocol::wire::{Body, Codec, Envelope, FetchedBundle, Message, MessageId, Name};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -470,6 +472,36 @@ fn pins_and_peers_awaited_are_bounded() {
     // The fullest pins and queue still round trip.
     let server_key = PrivateKey::generate(&mut rng).public_key();
     let client = Client::with_e2e(name("alice"), PrivateKey::generate(&mut rng), server_key, peers);
+    round_trip(&client);
+}
+
+/// Bob holds as many skipped keys as a client may (SPEC.md §12.5), over ten senders' sessions: the
+/// bound §18.3 checks admits the state at the bound.
+#[test]
+fn a_client_at_the_skipped_key_bound_round_trips() {
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    let bob_name = name("bob");
+    let mut bob = Peers::generate(&mut rng);
+    let upload = bob.prepare_upload().unwrap();
+    let bundle = FetchedBundle {
+        identity: *upload.identity(),
+        signed_prekey: *upload.signed_prekey(),
+        one_time_prekey: None,
+    };
+    for i in 0..MAX_SKIPPED_KEYS_PER_CLIENT / 1000 + 2 {
+        let from = name(&format!("p{i}"));
+        let mut peer = Peers::generate(&mut rng);
+        peer.start_session(&from, &bob_name, &bundle, &mut rng).unwrap();
+        let mut last = None;
+        for k in 0..=1000 {
+            last = Some(peer.encrypt(&bob_name, &body(&format!("{k}")), &mut rng).unwrap());
+        }
+        // The last arrives first: Bob stores the keys of the 1000 before it.
+        bob.decrypt(&bob_name, &from, &last.unwrap()).unwrap();
+    }
+    assert_eq!(bob.skipped_key_count(), MAX_SKIPPED_KEYS_PER_CLIENT);
+    let server_key = PrivateKey::generate(&mut rng).public_key();
+    let client = Client::with_e2e(bob_name, PrivateKey::generate(&mut rng), server_key, bob);
     round_trip(&client);
 }
 
