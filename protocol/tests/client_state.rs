@@ -289,6 +289,54 @@ fn restored_alice_and_bob_continue_their_conversation() {
     assert_eq!(w.alice.safety_number(&name("bob")), w.bob.safety_number(&name("alice")));
 }
 
+/// The bytes of two fresh clients, built by hand from SPEC.md §18 and the draws of §2.4 / §10: a hop
+/// client, and an e2e client whose identity and prekeys come from a seeded RNG.
+#[test]
+fn fresh_states_are_the_bytes_the_spec_describes() {
+    let static_key = [1u8; 32];
+    let server_key = PrivateKey::from_bytes([7; 32]).public_key();
+    let mut head = vec![5];
+    head.extend_from_slice(b"alice");
+    head.extend_from_slice(&static_key);
+    head.extend_from_slice(server_key.as_bytes());
+    head.extend_from_slice(&0u64.to_be_bytes()); // last_id
+    head.extend_from_slice(&0u64.to_be_bytes()); // windows: clock
+    head.extend_from_slice(&0u16.to_be_bytes()); // windows: count
+
+    let hop = Client::new(name("alice"), PrivateKey::from_bytes(static_key), server_key);
+    let expected = seal(STATE_VERSION, &[head.as_slice(), &[0x00]].concat());
+    assert_eq!(hop.export_state().as_bytes(), expected.as_slice());
+    assert_eq!(expected.len(), 25 + 6 + 32 + 32 + 8 + 10 + 1 + 32);
+
+    // Peers::generate draws ik, isk, spk (id 1), then opk 2..=11, 32 bytes each (§10.1–§10.2).
+    let peers = Peers::generate(&mut ChaCha20Rng::seed_from_u64(18));
+    let mut draws = ChaCha20Rng::seed_from_u64(18);
+    let mut draw = || {
+        let mut key = [0u8; 32];
+        rand_core::Rng::fill_bytes(&mut draws, &mut key);
+        key
+    };
+    let mut body = head;
+    body.push(0x01); // e2e
+    body.extend_from_slice(&draw()); // ik
+    body.extend_from_slice(&draw()); // isk
+    body.extend_from_slice(&12u64.to_be_bytes()); // next_id
+    body.extend_from_slice(&0u32.to_be_bytes()); // uploaded_through
+    body.extend_from_slice(&1u32.to_be_bytes()); // spk_id
+    body.extend_from_slice(&draw()); // spk
+    body.push(0x00); // no previous signed prekey
+    body.extend_from_slice(&10u16.to_be_bytes());
+    for id in 2u32..=11 {
+        body.extend_from_slice(&id.to_be_bytes());
+        body.extend_from_slice(&draw());
+    }
+    body.extend_from_slice(&0u64.to_be_bytes()); // clock
+    body.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // no peers, pins, or messages waiting
+    let e2e =
+        Client::with_e2e(name("alice"), PrivateKey::from_bytes(static_key), server_key, peers);
+    assert_eq!(e2e.export_state().as_bytes(), seal(STATE_VERSION, &body).as_slice());
+}
+
 #[test]
 fn a_restored_state_refuses_what_the_original_refused() {
     let mut w = World::new(4, true);
