@@ -346,7 +346,9 @@ impl Client {
 
     /// The client [`Client::export_state`] encoded, offline. Parsing is strict and total (SPEC.md
     /// §18.4): any input either restores a client whose export is exactly `bytes`, or fails with a
-    /// typed error; it never panics, and nothing is half restored.
+    /// typed error; it never panics, and nothing is half restored. `bytes` holds the client's keys:
+    /// the caller erases its buffer once the client is restored (the client keeps its own copies,
+    /// in types that erase themselves).
     ///
     /// # Errors
     /// The first check that fails, as a [`StateError`]: framing (size, magic, version, length,
