@@ -10,6 +10,7 @@ pub mod flaws;
 pub mod fuzzing;
 pub mod hop;
 pub mod roles;
+pub mod state;
 pub mod suite;
 pub mod wire;
 

@@ -684,9 +684,9 @@ fn compromise_reveals_the_first_sending_chain_without_a_one_time_prekey_and_noth
             .collect();
         // Compromise of Bob, after all of it.
         let mut stolen = bob.clone();
-        stolen.pin(alice_name.clone(), Peers::generate(&mut rng).identity());
+        stolen.pin(alice_name.clone(), Peers::generate(&mut rng).identity()).unwrap();
         assert!(!stolen.has_session(&alice_name));
-        stolen.pin(alice_name.clone(), alice.identity());
+        stolen.pin(alice_name.clone(), alice.identity()).unwrap();
         let opens =
             |envelope: &Envelope| stolen.clone().decrypt(&bob_name, &alice_name, envelope).is_ok();
         let revealed: Vec<bool> = first_chain.iter().map(opens).collect();
@@ -814,7 +814,7 @@ fn a_pinned_identity_refuses_every_mix_of_halves() {
     let attacker_sign = SigningKey::from_seed([6; 32]);
     let attacker =
         IdentityKeyPair::from_parts(PrivateKey::from_bytes([5; 32]), attacker_sign.clone());
-    bob.pin(name("alice"), alice.public());
+    bob.pin(name("alice"), alice.public()).unwrap();
     let (_, genuine) = forged_first_message(&bundle, "alice", "hi", &mut rng);
     let EnvelopeBody::Prekey { prekey, message } =
         EnvelopeBody::decode(genuine.as_bytes()).unwrap()
@@ -874,7 +874,7 @@ fn key_compromise_impersonation_through_a_stolen_signed_prekey_is_inherent() {
     let bob_store = PrekeyStore::generate(&bob_identity, &mut rng);
     let mut bob = Peers::new(bob_identity.clone(), bob_store.clone());
     let bundle = bundle_without_one_time_prekey(&mut bob);
-    bob.pin(alice_name.clone(), alice.identity());
+    bob.pin(alice_name.clone(), alice.identity()).unwrap();
     // Alice's real first message: Bob accepts it; its header shows her id_sig to everyone.
     alice.start_session(&alice_name, &bob_name, &bundle, &mut rng).unwrap();
     let first = alice.encrypt(&bob_name, &body("hi bob"), &mut rng).unwrap();

@@ -19,9 +19,11 @@
 //! device to the server; the server never sees an e2e private key.
 
 use rand_core::CryptoRng;
+use zeroize::Zeroize;
 
+use crate::state::{StateError, StateWriter, read_private_key};
 use crate::suite::{PrivateKey, PublicKey, Signature, SigningKey};
-use crate::wire::{IdentityPublic, SignedPrekeyPublic};
+use crate::wire::{IdentityPublic, Reader, SignedPrekeyPublic};
 
 use super::signed::{identity_binding_message, signed_prekey_message};
 
@@ -68,6 +70,24 @@ impl IdentityKeyPair {
     #[must_use]
     pub fn binding_signature(&self) -> Signature {
         self.sign.sign(&identity_binding_message(&self.dh.public_key()))
+    }
+
+    /// The persisted form (SPEC.md §18.3): `ik (32) || isk (32)`, the two private keys.
+    pub(crate) fn write_state(&self, w: &mut StateWriter) {
+        w.private_key(&self.dh);
+        w.bytes(self.sign.expose());
+    }
+
+    /// Reads [`Self::write_state`]'s form. Every 64-byte string is an identity.
+    ///
+    /// # Errors
+    /// Truncation.
+    pub(crate) fn read_state(r: &mut Reader<'_>) -> Result<Self, StateError> {
+        let dh = read_private_key(r)?;
+        let mut seed: [u8; 32] = r.array()?;
+        let sign = SigningKey::from_seed(seed);
+        seed.zeroize();
+        Ok(Self { dh, sign })
     }
 
     /// Signs a signed prekey (SPEC.md §10.2):

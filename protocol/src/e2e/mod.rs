@@ -41,7 +41,8 @@ pub const ONE_TIME_PREKEYS_PER_UPLOAD: usize = 10;
 /// (SPEC.md §11.3). Sixteen replacements per peer is far more than honest use produces.
 pub const RETIRED_BASE_KEYS: usize = 16;
 
-/// Messages a client queues per peer while it waits for that peer's bundle (SPEC.md §15.3).
+/// Messages a client queues per peer while it waits for that peer's bundle (SPEC.md §15.3). At most
+/// [`MAX_PEERS`] peers have messages waiting at one time.
 pub const MAX_PENDING: usize = 16;
 
 /// Replaced sessions a client keeps per peer and tries when the current one cannot open a message
@@ -62,6 +63,12 @@ pub const MAX_PEERS: usize = 256;
 /// client hold `MAX_SKIPPED_KEYS` keys in each of `(1 + MAX_ARCHIVED_SESSIONS) × MAX_PEERS`
 /// sessions (2.5 million keys). Beyond it, the keys of the least recently active peers go first.
 pub const MAX_SKIPPED_KEYS_PER_CLIENT: usize = 4 * ratchet::MAX_SKIPPED_KEYS;
+
+/// Names whose identity a client has verified (pinned, SPEC.md §14.2). Pins outlive sessions — an
+/// evicted peer stays pinned — so the bound is four times [`MAX_PEERS`]. It exists so that a
+/// client's whole state has a size limit (its persisted form, SPEC.md §18); pinning one more name is
+/// refused ([`E2eError::TooManyPinned`]), never made room for: a pin is not dropped silently.
+pub const MAX_PINNED: usize = 4 * MAX_PEERS;
 
 /// The server tells a client its one-time prekeys run low (`PrekeysLow`, SPEC.md §15.2) when a
 /// fetch leaves it this many or fewer; the client then makes and uploads a new batch (§15.3).
@@ -121,8 +128,11 @@ pub enum E2eError {
     PrekeyIdsExhausted,
     /// The envelope does not parse (SPEC.md §13), or its ciphertext is longer than a body can be.
     Envelope(WireError),
-    /// [`MAX_PENDING`] messages already wait for this peer's bundle (SPEC.md §15.3).
+    /// [`MAX_PENDING`] messages already wait for this peer's bundle, or messages already wait for
+    /// [`MAX_PEERS`] other peers' bundles (SPEC.md §15.3).
     PendingFull,
+    /// [`MAX_PINNED`] names are already pinned; a pin for one more is refused (SPEC.md §14.2).
+    TooManyPinned,
 }
 
 impl From<RatchetError> for E2eError {
@@ -162,7 +172,8 @@ impl core::fmt::Display for E2eError {
             }
             Self::PrekeyIdsExhausted => f.write_str("prekey ids exhausted"),
             Self::Envelope(e) => write!(f, "malformed envelope: {e}"),
-            Self::PendingFull => write!(f, "{MAX_PENDING} messages already wait for a bundle"),
+            Self::PendingFull => f.write_str("too many messages already wait for bundles"),
+            Self::TooManyPinned => write!(f, "{MAX_PINNED} names are already pinned"),
         }
     }
 }

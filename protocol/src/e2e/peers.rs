@@ -12,16 +12,22 @@ use rand_core::CryptoRng;
 use super::envelope::{self, ParsedEnvelope};
 use super::identity::IdentityKeyPair;
 use super::prekeys::PrekeyStore;
+use super::ratchet::MAX_SKIPPED_KEYS;
 use super::ratchet::{Header, Session, WorkBudget};
 use super::safety_number::SafetyNumber;
 use super::x3dh::{self, PrekeyHeader};
 use super::{
-    E2eError, MAX_ARCHIVED_SESSIONS, MAX_PEERS, MAX_PENDING, MAX_SKIPPED_KEYS_PER_CLIENT,
-    RETIRED_BASE_KEYS, bundle,
+    E2eError, MAX_ARCHIVED_SESSIONS, MAX_PEERS, MAX_PENDING, MAX_PINNED,
+    MAX_SKIPPED_KEYS_PER_CLIENT, RETIRED_BASE_KEYS, bundle,
+};
+use crate::state::{
+    StateError, StateWriter, ensure, read_count, read_flag, read_identity, read_next_name,
+    read_public_key, read_small_count, read_valid_identity,
 };
 use crate::suite::{AEAD_TAG_LEN, PrivateKey, PublicKey};
 use crate::wire::{
-    Body, Envelope, FetchedBundle, IdentityPublic, MAX_BODY_LEN, Name, UploadedBundle, WireError,
+    Body, Envelope, FetchedBundle, IdentityPublic, MAX_BODY_LEN, Name, Reader, UploadedBundle,
+    WireError,
 };
 
 /// A session with one peer.
@@ -240,10 +246,17 @@ impl Peers {
 
     /// Marks `identity` as verified for `name` (SPEC.md §14.2). Every session with `name` that uses
     /// another identity is deleted: nothing is encrypted to, or accepted from, another identity.
-    pub fn pin(&mut self, name: Name, identity: IdentityPublic) {
+    ///
+    /// # Errors
+    /// [`E2eError::TooManyPinned`] if `name` is not pinned yet and [`MAX_PINNED`] names are; nothing
+    /// changes.
+    pub fn pin(&mut self, name: Name, identity: IdentityPublic) -> Result<(), E2eError> {
         if crate::flaws::on(crate::flaws::Flaw::IgnorePin) {
-            return;
+            return Ok(());
         } // seeded flaw hook: `if false` without the feature
+        if !self.pinned.contains_key(&name) && self.pinned.len() >= MAX_PINNED {
+            return Err(E2eError::TooManyPinned);
+        }
         if let Some(sessions) = self.peers.get_mut(&name) {
             if sessions.current.as_ref().is_some_and(|s| s.peer != identity) {
                 sessions.current = None;
@@ -251,6 +264,7 @@ impl Peers {
             sessions.archived.retain(|s| s.peer == identity);
         }
         self.pinned.insert(name, identity);
+        Ok(())
     }
 
     /// The identity the current session with `name` uses, if there is one.
@@ -280,10 +294,11 @@ impl Peers {
     /// (so the caller asks for the bundle once).
     ///
     /// # Errors
-    /// [`E2eError::PendingFull`] beyond [`MAX_PENDING`] messages for one peer; nothing changes.
+    /// [`E2eError::PendingFull`] beyond [`MAX_PENDING`] messages for one peer, or for a peer that has
+    /// none waiting while messages wait for [`MAX_PEERS`] others; nothing changes.
     pub fn queue(&mut self, to: &Name, body: Body) -> Result<bool, E2eError> {
         let queued = self.pending.get(to).map_or(0, Vec::len);
-        if queued >= MAX_PENDING {
+        if queued >= MAX_PENDING || (queued == 0 && self.pending.len() >= MAX_PEERS) {
             return Err(E2eError::PendingFull);
         }
         self.pending.entry(to.clone()).or_default().push(body);
@@ -592,6 +607,215 @@ impl Peers {
     #[must_use]
     pub fn skipped_key_count(&self) -> usize {
         self.peers.values().map(PeerSessions::skipped_key_count).sum()
+    }
+}
+
+/// What a peer's sessions are checked against when they are restored: this client's identity and
+/// name (the `AD` of every session names both parties), and the prekey header fields an unanswered
+/// initiator repeats that are this client's own.
+struct Own<'a> {
+    identity: IdentityPublic,
+    identity_signature: crate::suite::Signature,
+    name: &'a Name,
+}
+
+impl PeerSession {
+    /// The persisted form (SPEC.md §18.3): `IK (64)`, base key (32), the prekey ids an unanswered
+    /// initiator repeats (flag; `BE32(spk_id)`, flag, `BE32(opk_id)`), the ratchet. The rest of
+    /// the prekey header is this client's identity, its binding signature and the base key.
+    fn write_state(&self, w: &mut StateWriter) {
+        w.identity(&self.peer);
+        w.public_key(&self.base_key);
+        w.flag(self.prekey.is_some());
+        if let Some(prekey) = &self.prekey {
+            w.u32(prekey.signed_prekey_id);
+            w.flag(prekey.one_time_prekey_id.is_some());
+            if let Some(id) = prekey.one_time_prekey_id {
+                w.u32(id);
+            }
+        }
+        self.ratchet.write_state(w);
+    }
+
+    /// Reads [`Self::write_state`]'s form for the session with `peer_name`, and checks that its
+    /// `AD` is the one the handshake makes for these two parties (SPEC.md §11.1–§11.2) — ours
+    /// first if we initiated (which an unanswered initiator did).
+    fn read_state(r: &mut Reader<'_>, own: &Own<'_>, peer_name: &Name) -> Result<Self, StateError> {
+        let peer = read_valid_identity(r, "peer identity")?;
+        let base_key = read_public_key(r, "base key")?;
+        let prekey = if read_flag(r, "prekey header")? {
+            let signed_prekey_id = r.u32()?;
+            let one_time_prekey_id =
+                if read_flag(r, "one-time prekey id")? { Some(r.u32()?) } else { None };
+            Some(PrekeyHeader {
+                identity: own.identity,
+                identity_signature: own.identity_signature,
+                base_key,
+                signed_prekey_id,
+                one_time_prekey_id,
+            })
+        } else {
+            None
+        };
+        let ratchet = Session::read_state(r)?;
+        let ours = (&own.identity, own.name);
+        let theirs = (&peer, peer_name);
+        let initiated = x3dh::associated_data(ours, theirs);
+        let ad = ratchet.ad();
+        ensure(
+            ad == initiated.as_slice()
+                || (prekey.is_none() && ad == x3dh::associated_data(theirs, ours).as_slice()),
+            "a session's AD is not the one of its two parties",
+        )?;
+        Ok(Self { ratchet, peer, base_key, prekey })
+    }
+}
+
+impl PeerSessions {
+    /// The persisted form (SPEC.md §18.3): `BE64(last_active)`, the current session (flag), the
+    /// archived ones newest first (`count: u8`), the retired base keys oldest first (`count: u8`).
+    fn write_state(&self, w: &mut StateWriter) {
+        w.u64(self.last_active);
+        w.flag(self.current.is_some());
+        if let Some(current) = &self.current {
+            current.write_state(w);
+        }
+        w.small_count(self.archived.len());
+        for session in &self.archived {
+            session.write_state(w);
+        }
+        w.small_count(self.retired.len());
+        for base_key in &self.retired {
+            w.public_key(base_key);
+        }
+    }
+
+    /// Reads [`Self::write_state`]'s form, and checks the rules of SPEC.md §11.3: at most
+    /// [`MAX_ARCHIVED_SESSIONS`] archived sessions and [`RETIRED_BASE_KEYS`] retired keys, one
+    /// identity for every session, no archive without a current session.
+    fn read_state(r: &mut Reader<'_>, own: &Own<'_>, name: &Name) -> Result<Self, StateError> {
+        let last_active = r.u64()?;
+        let current = if read_flag(r, "current session")? {
+            Some(PeerSession::read_state(r, own, name)?)
+        } else {
+            None
+        };
+        let archived_count = read_small_count(r, "archived sessions", MAX_ARCHIVED_SESSIONS)?;
+        let mut archived = VecDeque::with_capacity(archived_count);
+        for _ in 0..archived_count {
+            archived.push_back(PeerSession::read_state(r, own, name)?);
+        }
+        let retired_count = read_small_count(r, "retired base keys", RETIRED_BASE_KEYS)?;
+        let mut retired = VecDeque::with_capacity(retired_count);
+        for _ in 0..retired_count {
+            retired.push_back(read_public_key(r, "retired base key")?);
+        }
+        let sessions = Self { current, archived, retired, last_active };
+        ensure(
+            sessions.current.is_some() || sessions.archived.is_empty(),
+            "archived sessions without a current one",
+        )?;
+        let identity = sessions.identity();
+        ensure(
+            sessions.current.iter().chain(&sessions.archived).all(|s| Some(s.peer) == identity),
+            "two identities in one peer's sessions",
+        )?;
+        Ok(sessions)
+    }
+}
+
+impl Peers {
+    /// The persisted form (SPEC.md §18.3): the identity, the prekey store, `BE64(clock)`, then three
+    /// maps in ascending name order, each `count: u16` entries: the peers' sessions
+    /// (`Name`, sessions), the pinned identities (`Name`, `IK (64)`), and the messages waiting for
+    /// a bundle (`Name`, `count: u8`, that many `Body`s in order).
+    pub(crate) fn write_state(&self, w: &mut StateWriter) {
+        self.identity.write_state(w);
+        self.prekeys.write_state(w);
+        w.u64(self.clock);
+        w.count(self.peers.len());
+        for (name, sessions) in &self.peers {
+            w.name(name);
+            sessions.write_state(w);
+        }
+        w.count(self.pinned.len());
+        for (name, identity) in &self.pinned {
+            w.name(name);
+            w.identity(identity);
+        }
+        w.count(self.pending.len());
+        for (name, bodies) in &self.pending {
+            w.name(name);
+            w.small_count(bodies.len());
+            for body in bodies {
+                let len = u16::try_from(body.as_bytes().len()).unwrap_or(u16::MAX);
+                w.u16(len);
+                w.bytes(body.as_bytes());
+            }
+        }
+    }
+
+    /// Reads [`Self::write_state`]'s form for the client `own_name`, and checks every bound a
+    /// client keeps ([`MAX_PEERS`], [`MAX_PINNED`], [`MAX_PENDING`], the skipped-key bounds of
+    /// SPEC.md §12.5) and that a pinned peer's sessions use the pinned identity (§14.2).
+    ///
+    /// # Errors
+    /// The first field that fails, as a [`StateError`].
+    pub(crate) fn read_state(r: &mut Reader<'_>, own_name: &Name) -> Result<Self, StateError> {
+        let identity = IdentityKeyPair::read_state(r)?;
+        let prekeys = PrekeyStore::read_state(r, &identity)?;
+        let clock = r.u64()?;
+        let own = Own {
+            identity: identity.public(),
+            identity_signature: identity.binding_signature(),
+            name: own_name,
+        };
+        let mut peers = BTreeMap::new();
+        let mut last: Option<Name> = None;
+        for _ in 0..read_count(r, "peers", MAX_PEERS)? {
+            let name = read_next_name(r, last.as_ref(), "peer name order")?;
+            let sessions = PeerSessions::read_state(r, &own, &name)?;
+            last = Some(name.clone());
+            peers.insert(name, sessions);
+        }
+        let mut pinned = BTreeMap::new();
+        let mut last: Option<Name> = None;
+        for _ in 0..read_count(r, "pinned", MAX_PINNED)? {
+            let name = read_next_name(r, last.as_ref(), "pinned name order")?;
+            let identity = read_identity(r)?;
+            last = Some(name.clone());
+            pinned.insert(name, identity);
+        }
+        let mut pending = BTreeMap::new();
+        let mut last: Option<Name> = None;
+        for _ in 0..read_count(r, "pending peers", MAX_PEERS)? {
+            let name = read_next_name(r, last.as_ref(), "pending name order")?;
+            let count = read_small_count(r, "pending messages", MAX_PENDING)?;
+            ensure(count > 0, "a peer awaited with no message waiting")?;
+            let mut bodies = Vec::with_capacity(count);
+            for _ in 0..count {
+                bodies.push(Body::new(Body::read_ref(r)?.to_vec())?);
+            }
+            last = Some(name.clone());
+            pending.insert(name, bodies);
+        }
+        let peers = Self { identity, prekeys, peers, pinned, pending, clock };
+        ensure(
+            peers.peers.values().all(|p| {
+                p.current
+                    .iter()
+                    .chain(&p.archived)
+                    .all(|s| s.ratchet.skipped_key_count() <= MAX_SKIPPED_KEYS)
+            }) && peers.skipped_key_count() <= MAX_SKIPPED_KEYS_PER_CLIENT,
+            "more skipped keys than the bounds allow",
+        )?;
+        ensure(
+            peers.pinned.iter().all(|(name, pin)| {
+                peers.peers.get(name).and_then(PeerSessions::identity).is_none_or(|id| id == *pin)
+            }),
+            "a pinned peer's session uses another identity",
+        )?;
+        Ok(peers)
     }
 }
 

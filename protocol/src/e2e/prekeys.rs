@@ -27,9 +27,11 @@ use std::collections::BTreeMap;
 
 use rand_core::CryptoRng;
 
+use crate::state::{StateError, StateWriter, ensure, read_count, read_flag, read_private_key};
 use crate::suite::{PrivateKey, Signature};
 use crate::wire::{
-    BundleRefusal, MAX_ENCODED_PREKEYS, OneTimePrekeyPublic, SignedPrekeyPublic, UploadedBundle,
+    BundleRefusal, MAX_ENCODED_PREKEYS, OneTimePrekeyPublic, Reader, SignedPrekeyPublic,
+    UploadedBundle,
 };
 
 use super::identity::IdentityKeyPair;
@@ -241,6 +243,77 @@ impl PrekeyStore {
     #[must_use]
     pub fn one_time_count(&self) -> usize {
         self.one_time.len()
+    }
+
+    /// The persisted form (SPEC.md §18.3): `BE64(next_id) || BE32(uploaded_through)`, the current
+    /// signed prekey `BE32(id) || spk (32)`, the previous one (flag, then the same), and
+    /// `count: u16` one-time prekeys `BE32(id) || opk (32)` in ascending id order. Signatures are
+    /// not stored: Ed25519 is deterministic, so [`Self::read_state`] signs again.
+    pub(crate) fn write_state(&self, w: &mut StateWriter) {
+        w.u64(self.next_id);
+        w.u32(self.uploaded_through);
+        w.u32(self.current.id);
+        w.private_key(&self.current.key);
+        w.flag(self.previous.is_some());
+        if let Some(previous) = &self.previous {
+            w.u32(previous.id);
+            w.private_key(&previous.key);
+        }
+        w.count(self.one_time.len());
+        for (id, key) in &self.one_time {
+            w.u32(*id);
+            w.private_key(key);
+        }
+    }
+
+    /// Reads [`Self::write_state`]'s form for `identity` (which signs the signed prekeys again),
+    /// and checks the id rules of SPEC.md §10.2: every id was assigned (`1 ≤ id < next_id ≤
+    /// 2^32`), none twice, the previous signed prekey older than the current one.
+    ///
+    /// # Errors
+    /// A count over [`MAX_HELD_ONE_TIME_PREKEYS`], ids out of order, an id rule broken, a bad flag,
+    /// or truncation.
+    pub(crate) fn read_state(
+        r: &mut Reader<'_>,
+        identity: &IdentityKeyPair,
+    ) -> Result<Self, StateError> {
+        let next_id = r.u64()?;
+        let uploaded_through = r.u32()?;
+        let read_signed = |r: &mut Reader<'_>| -> Result<SignedPrekey, StateError> {
+            let id = r.u32()?;
+            let key = read_private_key(r)?;
+            let signature = identity.sign_prekey(id, key.public_key()).signature;
+            Ok(SignedPrekey { id, key, signature })
+        };
+        let current = read_signed(r)?;
+        let previous =
+            if read_flag(r, "previous signed prekey")? { Some(read_signed(r)?) } else { None };
+        let count = read_count(r, "one-time prekeys", MAX_HELD_ONE_TIME_PREKEYS)?;
+        let mut one_time = BTreeMap::new();
+        let mut last = None;
+        for _ in 0..count {
+            let id = r.u32()?;
+            if last.is_some_and(|last| last >= id) {
+                return Err(StateError::InvalidValue { field: "one-time prekey id" });
+            }
+            last = Some(id);
+            one_time.insert(id, read_private_key(r)?);
+        }
+        let assigned = |id: u32| id >= FIRST_PREKEY_ID && u64::from(id) < next_id;
+        ensure(next_id <= u64::from(u32::MAX) + 1, "prekey id counter beyond 2^32")?;
+        ensure(assigned(current.id), "signed prekey id never assigned")?;
+        ensure(
+            previous.as_ref().is_none_or(|p| p.id >= FIRST_PREKEY_ID && p.id < current.id),
+            "previous signed prekey not older than the current one",
+        )?;
+        ensure(
+            one_time.keys().all(|&id| {
+                assigned(id) && id != current.id && previous.as_ref().is_none_or(|p| p.id != id)
+            }),
+            "one-time prekey id never assigned, or shared with a signed prekey",
+        )?;
+        ensure(u64::from(uploaded_through) < next_id, "upload watermark beyond the id counter")?;
+        Ok(Self { current, previous, one_time, next_id, uploaded_through })
     }
 }
 

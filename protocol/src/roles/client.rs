@@ -14,6 +14,13 @@
 //!   the server did send it, and the channel's receive counter must move past it or the channel
 //!   would be dead. So the channel advances, **nothing else changes**, and the refusal is reported as
 //!   [`ClientEvent::Dropped`] carrying the typed [`Error`] (SPEC.md §7.2).
+//!
+//! # Persistence
+//!
+//! [`Client::export_state`] encodes everything but the channel; [`Client::restore_state`] gives back
+//! an offline client that reconnects with [`Client::connect`] (SPEC.md §18). A driver saves the state
+//! after every call that changed the client and *before* it sends the frames that call returned: a
+//! client restored from a state older than what it sent would use message keys again (§18.5).
 
 use rand_core::CryptoRng;
 use subtle::ConstantTimeEq;
@@ -26,6 +33,9 @@ use crate::e2e::peers::{Peers, SessionStart};
 use crate::e2e::safety_number::SafetyNumber;
 use crate::e2e::{E2eError, MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEYS_PER_UPLOAD};
 use crate::error::{Error, MisuseError, ProtocolError};
+use crate::state::{
+    StateBytes, StateError, read_flag, read_name, read_private_key, read_public_key,
+};
 use crate::suite::{PrivateKey, PublicKey};
 use crate::wire::{
     AckStatus, Body, BundleRefusal, Codec, Envelope, FetchedBundle, HEADER_LEN, IdentityPublic,
@@ -254,10 +264,10 @@ impl Client {
     /// session with `peer` that uses another identity is deleted (SPEC.md §14.2).
     ///
     /// # Errors
-    /// [`MisuseError::NoE2eIdentity`] for a hop-only client.
+    /// [`MisuseError::NoE2eIdentity`] for a hop-only client; [`E2eError::TooManyPinned`] if `peer`
+    /// is not pinned yet and [`crate::e2e::MAX_PINNED`] names are. Nothing changes on error.
     pub fn verify_peer(&mut self, peer: Name, identity: IdentityPublic) -> Result<(), Error> {
-        self.e2e.as_mut().ok_or(MisuseError::NoE2eIdentity)?.pin(peer, identity);
-        Ok(())
+        Ok(self.e2e.as_mut().ok_or(MisuseError::NoE2eIdentity)?.pin(peer, identity)?)
     }
 
     /// Pins the identity behind the safety number the users compared (SPEC.md §14.2): if `number`
@@ -268,7 +278,8 @@ impl Client {
     ///
     /// # Errors
     /// [`MisuseError::NoE2eIdentity`]; [`E2eError::NoSession`] without a session with `peer`;
-    /// [`E2eError::SafetyNumberMismatch`] if `number` differs. Nothing changes on error.
+    /// [`E2eError::SafetyNumberMismatch`] if `number` differs; [`E2eError::TooManyPinned`]. Nothing
+    /// changes on error.
     pub fn verify_safety_number(
         &mut self,
         peer: &Name,
@@ -284,8 +295,7 @@ impl Client {
         if !bool::from(ours.digits().as_bytes().ct_eq(number.digits().as_bytes())) {
             return Err(E2eError::SafetyNumberMismatch { name: peer.clone() }.into());
         }
-        peers.pin(peer.clone(), identity);
-        Ok(())
+        Ok(peers.pin(peer.clone(), identity)?)
     }
 
     /// Starts the handshake: returns the `HandshakeInit` frame to send. Draws one ephemeral key.
@@ -307,6 +317,53 @@ impl Client {
     /// Forgets the channel (the connection is gone). Everything else is kept.
     pub fn disconnect(&mut self) {
         self.link = Link::Offline;
+    }
+
+    /// Everything this client must remember across a restart, encoded as SPEC.md §18 specifies:
+    /// name, channel static key, the server's key, the last message id, the hop replay windows and,
+    /// for an e2e client, its whole e2e state (identity, prekeys, sessions with their ratchets and
+    /// skipped keys, archived sessions, retired base keys, pinned identities, messages waiting for
+    /// a bundle). Not the channel: a restored client is offline.
+    ///
+    /// The bytes hold private keys and the plaintext of messages waiting for a bundle: write them
+    /// only to the state file (SPEC.md §2.3), atomically, mode `0600`. Persist after every call
+    /// that changed the client and **before** sending the frames it returned (§18.5): a client
+    /// restored from an older state would reuse message keys it already used.
+    #[must_use]
+    pub fn export_state(&self) -> StateBytes {
+        crate::state::export(|w| {
+            w.name(&self.name);
+            w.private_key(&self.static_key);
+            w.public_key(&self.server_key);
+            w.u64(self.last_id);
+            self.accepted.write_state(w);
+            w.flag(self.e2e.is_some());
+            if let Some(peers) = &self.e2e {
+                peers.write_state(w);
+            }
+        })
+    }
+
+    /// The client [`Client::export_state`] encoded, offline. Parsing is strict and total (SPEC.md
+    /// §18.4): any input either restores a client whose export is exactly `bytes`, or fails with a
+    /// typed error; it never panics, and nothing is half restored. `bytes` holds the client's keys:
+    /// the caller erases its buffer once the client is restored (the client keeps its own copies,
+    /// in types that erase themselves).
+    ///
+    /// # Errors
+    /// The first check that fails, as a [`StateError`]: framing (size, magic, version, length,
+    /// checksum), a field (truncated, bad length or count, invalid value or key, trailing bytes),
+    /// or a state no client could have reached ([`StateError::Inconsistent`]).
+    pub fn restore_state(bytes: &[u8]) -> Result<Self, StateError> {
+        crate::state::restore(bytes, |r| {
+            let name = read_name(r)?;
+            let static_key = read_private_key(r)?;
+            let server_key = read_public_key(r, "server key")?;
+            let last_id = r.u64()?;
+            let accepted = ReplayWindows::read_state(r)?;
+            let e2e = if read_flag(r, "e2e")? { Some(Peers::read_state(r, &name)?) } else { None };
+            Ok(Self { name, static_key, server_key, link: Link::Offline, last_id, accepted, e2e })
+        })
     }
 
     /// Hop: seals a plaintext message for `to`; returns its id and the frame to send.

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use crate::e2e::MAX_PEERS;
-use crate::wire::{MessageId, Name};
+use crate::state::{StateError, StateWriter, ensure, read_count, read_next_name};
+use crate::wire::{MessageId, Name, Reader};
 
 /// How far behind the highest id seen from a sender an id may still be accepted, in ids.
 ///
@@ -133,6 +134,46 @@ impl ReplayWindows {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.windows.is_empty()
+    }
+
+    /// The persisted form (SPEC.md §18.2): `BE64(clock)`, then `count: u16` windows in ascending
+    /// name order, each `Name || BE64(highest) || BE64(seen) || BE64(last accepted at)`.
+    pub(crate) fn write_state(&self, w: &mut StateWriter) {
+        w.u64(self.clock);
+        w.count(self.windows.len());
+        for (name, (window, at)) in &self.windows {
+            w.name(name);
+            w.u64(window.highest);
+            w.u64(window.seen);
+            w.u64(*at);
+        }
+    }
+
+    /// Reads [`Self::write_state`]'s form. A window only exists once an id was accepted, so its
+    /// highest id is at least 1 and accepted (bit 0 set), and no bit stands for an id below 1.
+    ///
+    /// # Errors
+    /// A count over [`MAX_PEERS`], names out of order, an impossible window, or truncation.
+    pub(crate) fn read_state(r: &mut Reader<'_>) -> Result<Self, StateError> {
+        let clock = r.u64()?;
+        let count = read_count(r, "replay windows", MAX_PEERS)?;
+        let mut windows = BTreeMap::new();
+        let mut last: Option<Name> = None;
+        for _ in 0..count {
+            let name = read_next_name(r, last.as_ref(), "replay window order")?;
+            let window = ReplayWindow { highest: r.u64()?, seen: r.u64()? };
+            let at = r.u64()?;
+            // Bit i stands for id highest − i, which must be at least 1.
+            let below_one =
+                window.seen.checked_shr(u32::try_from(window.highest).unwrap_or(u32::MAX));
+            ensure(
+                window.highest >= 1 && window.seen & 1 == 1 && below_one.unwrap_or(0) == 0,
+                "a replay window no accepted id could have made",
+            )?;
+            last = Some(name.clone());
+            windows.insert(name, (window, at));
+        }
+        Ok(Self { windows, clock })
     }
 }
 

@@ -2,7 +2,12 @@
 
 use rand_core::CryptoRng;
 
+use crate::state::{
+    StateError, StateWriter, ensure, read_flag, read_private_key, read_public_key, read_secret,
+    read_small_count,
+};
 use crate::suite::{AEAD_TAG_LEN, HASH_LEN, PrivateKey, PublicKey, Secret};
+use crate::wire::Reader;
 
 use super::chain_key::ChainKey;
 use super::header::{HEADER_LEN, Header};
@@ -354,6 +359,72 @@ impl Session {
     /// bound); returns how many were evicted.
     pub fn evict_skipped_keys(&mut self, count: usize) -> usize {
         self.skipped.evict_oldest(count)
+    }
+
+    /// The persisted form (SPEC.md §18.3): `RK (32)`, `DHs` (flag, private key), `DHr` (flag,
+    /// key), `CKs` (flag, key), `CKr` (flag, key), `BE32(Ns) || BE32(Nr) || BE32(PN)`,
+    /// `AD` (`len: u8 || bytes`), the skipped keys.
+    pub(crate) fn write_state(&self, w: &mut StateWriter) {
+        w.bytes(self.root_key.expose());
+        w.flag(self.sending_ratchet_key.is_some());
+        if let Some(key) = &self.sending_ratchet_key {
+            w.private_key(key);
+        }
+        w.flag(self.receiving_ratchet_key.is_some());
+        if let Some(key) = &self.receiving_ratchet_key {
+            w.public_key(key);
+        }
+        for chain in [&self.sending_chain, &self.receiving_chain] {
+            w.flag(chain.is_some());
+            if let Some(chain) = chain {
+                w.bytes(chain.expose());
+            }
+        }
+        w.u32(self.ns);
+        w.u32(self.nr);
+        w.u32(self.pn);
+        w.small_count(self.ad.len());
+        w.bytes(&self.ad);
+        self.skipped.write_state(w);
+    }
+
+    /// Reads [`Self::write_state`]'s form and checks what the ratchet's own rules imply: a
+    /// sending chain only with a sending key and a receiving chain only with a peer key (§12.2),
+    /// and no counter moved without its chain. The caller checks the `AD`.
+    ///
+    /// # Errors
+    /// A bad flag, a low-order `DHr`, an `AD` longer than a handshake makes, an inconsistent
+    /// combination, a bad skipped-key store, or truncation.
+    pub(crate) fn read_state(r: &mut Reader<'_>) -> Result<Self, StateError> {
+        let root_key = read_secret(r, RootKey::new)?;
+        let sending_ratchet_key =
+            if read_flag(r, "DHs")? { Some(read_private_key(r)?) } else { None };
+        let receiving_ratchet_key =
+            if read_flag(r, "DHr")? { Some(read_public_key(r, "DHr")?) } else { None };
+        let sending_chain =
+            if read_flag(r, "CKs")? { Some(read_secret(r, ChainKey::new)?) } else { None };
+        let receiving_chain =
+            if read_flag(r, "CKr")? { Some(read_secret(r, ChainKey::new)?) } else { None };
+        let (ns, nr, pn) = (r.u32()?, r.u32()?, r.u32()?);
+        let ad_len = read_small_count(r, "AD", crate::e2e::x3dh::MAX_AD_LEN)?;
+        let ad = r.take(ad_len)?.to_vec();
+        let skipped = SkippedKeys::read_state(r)?;
+        ensure(sending_chain.is_none() || sending_ratchet_key.is_some(), "CKs without DHs")?;
+        ensure(receiving_chain.is_none() || receiving_ratchet_key.is_some(), "CKr without DHr")?;
+        ensure(sending_chain.is_some() || ns == 0, "Ns without CKs")?;
+        ensure(receiving_chain.is_some() || nr == 0, "Nr without CKr")?;
+        Ok(Self {
+            root_key,
+            sending_ratchet_key,
+            receiving_ratchet_key,
+            sending_chain,
+            receiving_chain,
+            ns,
+            nr,
+            pn,
+            skipped,
+            ad,
+        })
     }
 
     /// Sets `Ns`, to test the sending-chain bound without `2^32` messages.

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::state::{StateError, StateWriter, ensure, read_count, read_public_key, read_secret};
 use crate::suite::PublicKey;
+use crate::wire::Reader;
 
 use super::MAX_SKIPPED_KEYS;
 use super::message_key::MessageKey;
@@ -110,6 +112,35 @@ impl SkippedKeys {
             evicted += 1;
         }
         evicted
+    }
+
+    /// The persisted form (SPEC.md §18.3): `count: u16`, then per key, oldest first,
+    /// `DHr (32) || BE32(n) || MK (32)`. The order is the eviction order, so it is kept.
+    pub(crate) fn write_state(&self, w: &mut StateWriter) {
+        w.count(self.len());
+        for ((dh, n), key) in self.entries() {
+            w.public_key(dh);
+            w.u32(*n);
+            w.bytes(key.expose());
+        }
+    }
+
+    /// Reads [`Self::write_state`]'s form, inserting the keys oldest first.
+    ///
+    /// # Errors
+    /// A count over [`MAX_SKIPPED_KEYS`], a low-order `DHr`, a slot stored twice, or truncation.
+    pub(crate) fn read_state(r: &mut Reader<'_>) -> Result<Self, StateError> {
+        let count = read_count(r, "skipped keys", MAX_SKIPPED_KEYS)?;
+        let mut store = Self::new();
+        for _ in 0..count {
+            let dh = read_public_key(r, "skipped key DHr")?;
+            let n = r.u32()?;
+            let key = read_secret(r, MessageKey::new)?;
+            store.insert(dh, n, key);
+        }
+        // A repeated slot replaces the earlier one: fewer keys than the count.
+        ensure(store.len() == count, "a skipped key slot is stored twice")?;
+        Ok(store)
     }
 
     /// Whether the key for message `n` of the chain of `dh` is stored.
