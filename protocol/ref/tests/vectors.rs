@@ -173,3 +173,58 @@ fn cli_generate_and_verify() {
     assert!(stdout.contains("bundles.json: 0 passed, 1 failed"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A validator for one of `wire.schema.json`'s `$defs` (`message`, `envelope`, `link`): the one
+/// decoded form every file uses (SPEC.md §17.1).
+fn decoded_validator(def: &str) -> jsonschema::Validator {
+    let wire = json(&spec_vectors().join("schema").join("wire.schema.json"));
+    let schema = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$defs": wire["$defs"].clone(),
+        "$ref": format!("#/$defs/{def}"),
+    });
+    jsonschema::draft202012::new(&schema).unwrap_or_else(|e| panic!("$defs/{def}: {e}"))
+}
+
+/// Every decoded message and envelope in the transcripts has the form `wire.schema.json` defines,
+/// and the definitions refuse what they should (so the check is not vacuous).
+#[test]
+fn every_decoded_message_and_envelope_has_the_one_schema_form() {
+    let message = decoded_validator("message");
+    let envelope = decoded_validator("envelope");
+    let mut checked = 0;
+    for file in ["hop_transcript.json", "e2e_transcript.json"] {
+        let value = json(&spec_vectors().join(file));
+        for run in value["runs"].as_array().expect("runs") {
+            for case in run["cases"].as_array().expect("cases") {
+                for key in ["message", "payload_message"] {
+                    if let Some(m) = case.get(key) {
+                        assert!(message.is_valid(m), "{}: {key} {m}", case["id"]);
+                        checked += 1;
+                    }
+                }
+                if let Some(e) = case.get("e2e").and_then(|e| e.get("envelope")) {
+                    assert!(envelope.is_valid(e), "{}: envelope {e}", case["id"]);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 250, "only {checked} decoded forms checked");
+    let good = serde_json::json!({"type": "Ack", "id": 1, "status": "Queued"});
+    assert!(message.is_valid(&good));
+    for bad in [
+        serde_json::json!({"type": "Ack", "id": 1, "status": "Queued", "extra": 0}),
+        serde_json::json!({"type": "Ack", "id": 1}),
+        serde_json::json!({"type": "Ack", "id": -1, "status": "Queued"}),
+        serde_json::json!({"type": "Ack", "id": 1, "status": "queued"}),
+        serde_json::json!({"type": "Register", "name": "Bob"}),
+        serde_json::json!({"type": "Ping"}),
+    ] {
+        assert!(!message.is_valid(&bad), "accepted {bad}");
+    }
+    let no_opk = serde_json::json!({"type": "RatchetMessage", "header": {"dh": "00".repeat(32), "pn": 0, "n": 0}, "ciphertext": ""});
+    assert!(envelope.is_valid(&no_opk));
+    let bad_header = serde_json::json!({"type": "RatchetMessage", "header": {"dh": "00", "pn": 0, "n": 0}, "ciphertext": ""});
+    assert!(!envelope.is_valid(&bad_header));
+}
