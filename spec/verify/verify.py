@@ -1305,6 +1305,10 @@ def verify_transcript_run(run: dict, results: list):
     for case in run["cases"]:
         cid = case["id"]
         try:
+            if "call" in case:
+                verify_call(case, parties)
+                results.append((cid, None))
+                continue
             verify_transcript_case(case, parties, links, channels, server_pub, draw_by_public, run)
             results.append((cid, None))
         except (Mismatch, Refused, KeyError, ValueError, TypeError) as e:
@@ -1318,6 +1322,36 @@ def verify_transcript_run(run: dict, results: list):
             results.append((run["id"] + "/safety_numbers", None))
         except Mismatch as e:
             results.append((run["id"] + "/safety_numbers", str(e)))
+
+
+def verify_call(case, parties):
+    """A client call that crosses no link (§17.2): §15.3 for sends, §14.2 for verification."""
+    party, args, outcome = parties[case["party"]], case["args"], None
+    if case["call"] == "send_e2e":
+        if args["to"] != party.name:
+            raise Mismatch("only a send_e2e refused before anything is sent is a call case")
+        outcome = "Misuse.SendToSelf"  # §15.3: no e2e message to one's own name
+    elif case["call"] == "verify_safety_number":
+        peer = party.peers.get(args["peer"])
+        if peer is None or peer.current is None:
+            raise Mismatch("verify_safety_number without a session")
+        identity = peer.current.identity
+        expected = display(safety_number((party.identity, party.name), (identity, args["peer"])))
+        if args["number"] != expected:
+            outcome = "E2e.SafetyNumberMismatch"  # pins nothing
+        else:  # §14.2: pin, and delete every session with another identity
+            party.pins[args["peer"]] = identity
+            for s in list(peer.sessions()):
+                if s.identity != identity:
+                    peer.retire(s)
+                    if peer.current is s:
+                        peer.current = None
+                    else:
+                        peer.archived.remove(s)
+    else:
+        raise Mismatch(f"unknown call {case['call']}")
+    check("result", case["result"], "invalid" if outcome else "valid")
+    check("error", case.get("error"), outcome)
 
 
 def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_public, run):

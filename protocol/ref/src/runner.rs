@@ -20,6 +20,7 @@ use rand_core::{Rng as _, SeedableRng, TryCryptoRng, TryRng};
 use super::mitm::{Intercepted, Mitm};
 use super::transcript::{Event, SafetyNumbers, Summary, Transcript};
 use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::e2e::safety_number::SafetyNumber;
 use e2e_protocol::error::{Error, MisuseError};
 use e2e_protocol::hop::ContentPolicy;
 use e2e_protocol::roles::{
@@ -158,6 +159,19 @@ pub enum Step {
         to: Name,
         /// The content.
         text: String,
+    },
+    /// e2e: `party`'s user compares the safety number of its session with `peer` out of band and
+    /// enters it: the number `party` shows (`wrong: false`), which pins the peer's identity, or a
+    /// different one (`wrong: true`: the number of `party`'s own identity under both names), which
+    /// is refused and pins nothing (SPEC.md §14.2). A call, not a frame: reported to
+    /// [`Observer::called`].
+    VerifySafetyNumber {
+        /// The user's client.
+        party: Party,
+        /// The peer.
+        peer: Party,
+        /// Whether the number entered is wrong.
+        wrong: bool,
     },
     /// Attack: a network attacker delivers `of`'s last `HandshakeInit` again, on `of`'s current
     /// link, which already has a channel.
@@ -413,6 +427,20 @@ pub struct Delivery<'a> {
     pub outcome: Result<&'a Handled, &'a Error>,
 }
 
+/// A client call that crosses no link, with its outcome: a refusal here is the client's, before
+/// anything is sent (for example `Misuse.SendToSelf`, `E2e.SafetyNumberMismatch`).
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The client called.
+    pub party: Party,
+    /// The operation: `send_e2e` or `verify_safety_number`.
+    pub op: &'static str,
+    /// Its arguments, by name (`to`; `peer`, `number`).
+    pub args: &'a [(&'static str, String)],
+    /// What the client answered.
+    pub outcome: Result<(), &'a Error>,
+}
+
 /// Watches a run from inside. Every method does nothing by default; `()` observes nothing.
 pub trait Observer {
     /// The RNG was drawn from; draws are reported in order, each once, after the role call that
@@ -421,6 +449,9 @@ pub trait Observer {
 
     /// A frame was delivered; reported after its receiver handled it (and after the draws that made).
     fn delivered(&mut self, _delivery: &Delivery<'_>) {}
+
+    /// A client call that crosses no link was made, and refused or accepted.
+    fn called(&mut self, _call: &Call<'_>) {}
 }
 
 impl Observer for () {}
@@ -774,9 +805,37 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             }
             Step::SendTo { from, to, text } => {
                 self.add_note(format!("{} sends {text:?} to {to}", from.label()));
-                self.send_to(*from, to.clone(), text)?;
+                if let Err(e) = self.send_to(*from, to.clone(), text) {
+                    // A refusal before anything is sent is the case itself (SendToSelf, …).
+                    let args = [("to", to.as_str().to_owned())];
+                    let op = if self.protocol == Protocol::E2e { "send_e2e" } else { "send" };
+                    self.observer.called(&Call { party: *from, op, args: &args, outcome: Err(&e) });
+                    self.note = None;
+                    return Ok(());
+                }
                 self.pump()?;
                 return self.flush_late();
+            }
+            Step::VerifySafetyNumber { party, peer, wrong } => {
+                let peer_name = name(*peer)?;
+                let own = name(*party)?;
+                let client = self.client(*party)?;
+                let number = if *wrong {
+                    let identity = client.identity().ok_or(MisuseError::NoE2eIdentity)?;
+                    SafetyNumber::new((&identity, &own), (&identity, &peer_name))
+                } else {
+                    client.safety_number(&peer_name).ok_or(MisuseError::NotConnected)?
+                };
+                let outcome = client.verify_safety_number(&peer_name, &number);
+                let args =
+                    [("peer", peer_name.as_str().to_owned()), ("number", number.to_string())];
+                self.observer.called(&Call {
+                    party: *party,
+                    op: "verify_safety_number",
+                    args: &args,
+                    outcome: outcome.as_ref().map(|_| ()),
+                });
+                return Ok(());
             }
             Step::ReplayHandshakeInit { of } => {
                 let frame =

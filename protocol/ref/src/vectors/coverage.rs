@@ -97,7 +97,7 @@ pub const CLASSES: &[(&str, Status)] = &[
     ("E2e.Crypto.NonContributory", Status::Required),
     ("E2e.TooManyPeers", Status::Gap("a new session when every one of MAX_PEERS peers is spared")),
     ("E2e.PrekeyIdsExhausted", Status::Gap("a replenishment after prekey id 2^32 − 1")),
-    ("E2e.SafetyNumberMismatch", Status::Gap("a verification with a wrong safety number")),
+    ("E2e.SafetyNumberMismatch", Status::Required),
     (
         "Misuse.NotConnected",
         Status::Exempt("a call of the reference's API while offline; nothing crosses a link"),
@@ -116,7 +116,7 @@ pub const CLASSES: &[(&str, Status)] = &[
         Status::Exempt("an e2e call on a hop-only client of the reference's API"),
     ),
     ("Misuse.PendingFull", Status::Gap("a 17th message waiting for one peer's bundle")),
-    ("Misuse.SendToSelf", Status::Gap("an e2e message to one's own name")),
+    ("Misuse.SendToSelf", Status::Required),
 ];
 
 /// The MUST checks of SPEC.md that the vectors are to exercise, section by section.
@@ -706,10 +706,14 @@ pub const RULES: &[Rule] = &[
         "the safety number of two identities",
         &["key_schedule#safety-number-rfc-keys", "key_schedule#safety-number-x3dh-identities"],
     ),
-    gap(
+    rule(
         "§14.2",
-        "verification with a wrong number fails SafetyNumberMismatch and pins nothing",
-        "a verify step with a wrong number",
+        "verification with a wrong number fails SafetyNumberMismatch and pins nothing; the right one pins",
+        &[
+            "e2e_transcript#e2e-seed-1/call-01 E2e.SafetyNumberMismatch",
+            "e2e_transcript#e2e-seed-1/call-02",
+            "e2e_transcript#e2e-seed-1/step-57",
+        ],
     ),
     gap(
         "§14.2",
@@ -765,10 +769,15 @@ pub const RULES: &[Rule] = &[
             "e2e_transcript#e2e-seed-1/step-52",
         ],
     ),
+    rule(
+        "§15.3",
+        "no e2e message to oneself (SendToSelf), refused before anything is sent",
+        &["e2e_transcript#e2e-seed-1/call-03 Misuse.SendToSelf"],
+    ),
     gap(
         "§15.3",
-        "MAX_PENDING messages wait for a bundle (PendingFull); no e2e message to oneself (SendToSelf)",
-        "transcript steps with refused sends",
+        "MAX_PENDING messages wait for a bundle; the next is PendingFull",
+        "17 messages to a peer whose bundle has not arrived",
     ),
     gap(
         "§15.3",

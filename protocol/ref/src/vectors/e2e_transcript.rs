@@ -64,7 +64,11 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          as from carol (it would start a session with carol, but the one-time prekey it names was deleted \
          at its first use: UnknownPrekey); then Alice writes again and Bob reads it: nothing broke the session. Last, Alice writes to carol, \
          whom nobody registered: she asks for carol's bundle, the server answers NoBundle, and the waiting \
-         message is discarded unencrypted (SendFailed, SPEC.md §15.3).",
+         message is discarded unencrypted (SendFailed, SPEC.md §15.3). Then three client calls, which cross \
+         no link (cases call-NN, after the frame step they follow): Alice's user enters a wrong safety \
+         number for bob (SafetyNumberMismatch, nothing pinned), then the right one (bob's identity is \
+         pinned); Alice tries an e2e message to herself (SendToSelf, nothing sent); and Alice writes to Bob \
+         again, under the pin.",
         seed: 1,
         script: default_script(Protocol::E2e),
         attacks: vec![
@@ -93,6 +97,11 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
             Step::ServerRelabelsDelivery { to: b, id: 1, as_from: name("carol")? },
             Step::Send { from: a, text: "still here".to_owned() },
             Step::SendTo { from: a, to: name("carol")?, text: "anyone there?".to_owned() },
+            // Calls that cross no link (SPEC.md §14.2, §15.3).
+            Step::VerifySafetyNumber { party: a, peer: b, wrong: true },
+            Step::VerifySafetyNumber { party: a, peer: b, wrong: false },
+            Step::SendTo { from: a, to: name("alice")?, text: "note to self".to_owned() },
+            Step::Send { from: a, text: "verified".to_owned() },
         ],
     }])
 }

@@ -20,7 +20,9 @@ use super::noise_trace::{HandshakeInputs, HandshakeTrace, channel_nonce, trace, 
 use super::util::{compare_json, error_class, hex, key_json, object, str_field};
 use super::wire::{envelope_json, message_json};
 use super::{CaseResult, VectorError};
-use crate::runner::{Delivery, Draw, Handled, Observer, Party, Protocol, Purpose, RunConfig, Step};
+use crate::runner::{
+    Call, Delivery, Draw, Handled, Observer, Party, Protocol, Purpose, RunConfig, Step,
+};
 use crate::transcript::Transcript;
 use e2e_protocol::channel::PROLOGUE;
 use e2e_protocol::e2e::envelope::EnvelopeBody;
@@ -93,6 +95,8 @@ struct Recorder {
     link_models: Vec<LinkModel>,
     session: Option<SessionModel>,
     cases: Vec<Value>,
+    /// Client calls recorded so far (their cases are numbered `call-NN`).
+    calls: usize,
     /// The first disagreement of a model with the run; recording stops there.
     failure: Option<VectorError>,
 }
@@ -143,6 +147,48 @@ impl Observer for Recorder {
             self.failure = Some(e);
         }
     }
+
+    fn called(&mut self, call: &Call<'_>) {
+        self.calls += 1;
+        let mut case = vec![
+            ("id", format!("{}/call-{:02}", self.run_id, self.calls).into()),
+            (
+                "comment",
+                format!(
+                    "{} calls {}({}): {}",
+                    call.party.label(),
+                    call.op,
+                    call.args
+                        .iter()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if call.outcome.is_ok() {
+                        "accepted"
+                    } else {
+                        "refused; nothing is sent, nothing changes"
+                    }
+                )
+                .into(),
+            ),
+        ];
+        match call.outcome {
+            Ok(()) => case.push(("result", "valid".into())),
+            Err(e) => {
+                case.push(("result", "invalid".into()));
+                case.push(("error", error_class(e).into()));
+            }
+        }
+        let frames = self.cases.iter().filter(|c| c.get("step").is_some()).count();
+        case.push(("after_step", frames.into()));
+        case.push(("party", call.party.label().into()));
+        case.push(("call", call.op.into()));
+        case.push((
+            "args",
+            object(call.args.iter().map(|(k, v)| (*k, Value::from(v.as_str()))).collect()),
+        ));
+        self.cases.push(object(case));
+    }
 }
 
 impl Recorder {
@@ -156,6 +202,7 @@ impl Recorder {
             link_models: Vec::new(),
             session: None,
             cases: Vec::new(),
+            calls: 0,
             failure: None,
         }
     }
@@ -623,6 +670,12 @@ fn describe(step: &Step) -> Value {
             format!("{} sends {text:?}; server delivers a tampered copy first", from.label())
         }
         Step::SendTo { from, to, text } => format!("{} sends {text:?} to {to}", from.label()),
+        Step::VerifySafetyNumber { party, peer, wrong } => format!(
+            "{} verifies {}'s safety number, entering {} number",
+            party.label(),
+            peer.label(),
+            if *wrong { "a wrong" } else { "the right" }
+        ),
         Step::ReplayHandshakeInit { of } => {
             format!(
                 "network attacker: replays {}'s last HandshakeInit on its open link",
