@@ -31,6 +31,40 @@ enum Command {
     /// Generates or verifies the reference test vectors (spec/vectors/, SPEC.md §17).
     #[command(subcommand)]
     Vectors(VectorsCommand),
+    /// Runs the relay as a TCP server with its state in DIR (SPEC.md §9.2). Prints its public key
+    /// and address, then serves until killed; stopping it at any moment loses nothing acknowledged.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// The address to listen on; port 0 picks a free port (printed on start).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    listen: std::net::SocketAddr,
+    /// The data directory (created if needed): the static key, bindings, bundles, mailboxes.
+    #[arg(long, value_name = "DIR")]
+    data: std::path::PathBuf,
+    /// Listen on an address that is not loopback. Off by default: this is a reference, not a
+    /// hardened service.
+    #[arg(long)]
+    allow_non_loopback: bool,
+    /// Seeds the relay's RNG (its first static key and its ephemerals) instead of the operating
+    /// system: for reproducible tests only.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The most connections served at once; beyond it a handshake is answered
+    /// `Refused { ServerFull }`.
+    #[arg(long, default_value_t = e2e_ref::serve::Limits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a connection may stay silent after its handshake (there is no keep-alive).
+    #[arg(long, default_value_t = e2e_ref::serve::Limits::default().idle_timeout.as_secs())]
+    idle_timeout: u64,
+    /// Seconds a client has from connecting to finishing its handshake.
+    #[arg(long, default_value_t = e2e_ref::serve::Limits::default().handshake_timeout.as_secs())]
+    handshake_timeout: u64,
+    /// Seconds one frame may take to be read (after its header) or written.
+    #[arg(long, default_value_t = e2e_ref::serve::Limits::default().frame_timeout.as_secs())]
+    frame_timeout: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -115,6 +149,46 @@ fn main() -> ExitCode {
             }
         },
         Command::Vectors(command) => vectors(&command),
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    use e2e_ref::serve::{Limits, ServeConfig};
+    use std::io::Write as _;
+    use std::time::Duration;
+    let limits = Limits {
+        max_connections: args.max_connections,
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        frame_timeout: Duration::from_secs(args.frame_timeout),
+        ..Limits::default()
+    };
+    let config = ServeConfig {
+        listen: args.listen,
+        data: args.data,
+        allow_non_loopback: args.allow_non_loopback,
+        seed: args.seed,
+        limits,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let served = runtime.block_on(e2e_ref::serve::serve(config, |started| {
+        println!("public key: {}", hex::encode(started.public_key.as_bytes()));
+        println!("listening on {}", started.addr);
+        let _ = std::io::stdout().flush();
+    }));
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,0 +1,232 @@
+//! The actor: one thread that owns the [`Server`], its RNG and the [`Store`], and handles every
+//! command in the order it arrives.
+//!
+//! **Durability ordering.** For each `Server` call the actor commits the call's changes in one
+//! store transaction — durable when `commit` returns — and only then hands the call's frames to
+//! the connections. So `Ack { Queued }` never leaves before its message is on disk, and a
+//! `Bundle` never leaves before the one-time prekey in it is deleted on disk (SPEC.md §9.2). A
+//! store failure stops the relay: it must not acknowledge what it cannot keep.
+//!
+//! **Settling.** A mailbox sent on confirmation stays in the server and in the store until the
+//! connection's writer has written every frame before the [`Outbound::Settle`] marker that follows
+//! them; the writer then sends [`Command::Written`], and the actor [settles](Server::settle) and
+//! commits the removal. A crash in between sends the mailbox again on the next connection, where
+//! the recipient refuses what it already accepted (SPEC.md §5.4).
+//!
+//! The actor never waits on a connection: it queues frames with `try_send`, and a connection whose
+//! queue is full is a slow reader and is closed. It is a thread, not a task, because each commit
+//! waits for the disk.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use e2e_protocol::roles::{Delivery, LinkId, Server, ServerOutputs};
+use e2e_protocol::suite::{PrivateKey, PublicKey};
+use e2e_protocol::wire::RefusalReason;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::ServeError;
+use super::store::Store;
+
+/// Commands queued for the actor at once, from all connections: a full queue makes the readers
+/// wait (back-pressure), never the actor.
+const COMMAND_QUEUE: usize = 1024;
+
+/// What a connection asks of the actor.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Command {
+    /// A new connection is link `link`; frames for it go to `out`, and `kill` ends it at once.
+    Open {
+        /// The link.
+        link: LinkId,
+        /// Its outbound queue.
+        out: mpsc::Sender<Outbound>,
+        /// Notified when the connection must end without writing what is queued (a slow reader).
+        kill: Arc<Notify>,
+    },
+    /// A whole frame arrived on `link` (its length checked against SPEC.md §3.4 already).
+    Frame {
+        /// The link.
+        link: LinkId,
+        /// The frame, header included.
+        frame: Vec<u8>,
+    },
+    /// Every frame before a [`Outbound::Settle`] was written.
+    Written(Delivery),
+    /// The connection of `link` is gone.
+    Closed {
+        /// The link.
+        link: LinkId,
+    },
+    /// A connection beyond the limit sent `frame`: answer `Refused { ServerFull }` if it is a
+    /// `HandshakeInit`, else `None`.
+    Refuse {
+        /// The frame.
+        frame: Vec<u8>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Option<Vec<u8>>>,
+    },
+}
+
+/// What the actor queues for one connection, in order.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Outbound {
+    /// Write this frame.
+    Frame(Vec<u8>),
+    /// Once everything before this is written, report [`Command::Written`] with it.
+    Settle(Delivery),
+    /// Close the connection once everything before this is written.
+    Close,
+}
+
+/// The way to the actor; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ActorHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl ActorHandle {
+    /// Queues `command`, waiting while the actor's queue is full.
+    ///
+    /// # Errors
+    /// The actor has stopped.
+    pub async fn send(&self, command: Command) -> Result<(), ActorStopped> {
+        self.tx.send(command).await.map_err(|_| ActorStopped)
+    }
+}
+
+/// The actor has stopped; the relay is going down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActorStopped;
+
+/// Loads the server from `store` (generating and storing its static key on the first start) and
+/// starts the actor thread. Returns the way to it, the server's public key, and where the reason
+/// it stopped arrives.
+///
+/// # Errors
+/// The RNG, the store or the stored state failed.
+pub fn spawn<S: Store + Send + 'static>(
+    store: S,
+    seed: Option<u64>,
+) -> Result<(ActorHandle, PublicKey, oneshot::Receiver<ServeError>), ServeError>
+where
+    ServeError: From<S::Error>,
+{
+    let mut rng = match seed {
+        Some(seed) => ChaCha20Rng::seed_from_u64(seed),
+        None => {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|_| ServeError::Rng)?;
+            ChaCha20Rng::from_seed(seed)
+        }
+    };
+    let static_key = store.static_key(|| PrivateKey::generate(&mut rng))?;
+    let snapshot = store.load()?;
+    let server = Server::new(static_key).restore(snapshot).map_err(ServeError::Snapshot)?;
+    let public_key = server.public_key();
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let (failed_tx, failed_rx) = oneshot::channel();
+    std::thread::Builder::new().name("relay-actor".into()).spawn(move || {
+        let failure = Actor { server, store, rng, links: HashMap::new() }.run(rx);
+        let _ = failed_tx.send(failure);
+    })?;
+    Ok((ActorHandle { tx }, public_key, failed_rx))
+}
+
+struct Actor<S> {
+    server: Server,
+    store: S,
+    rng: ChaCha20Rng,
+    links: HashMap<LinkId, Connection>,
+}
+
+/// The actor's side of one connection.
+struct Connection {
+    out: mpsc::Sender<Outbound>,
+    kill: Arc<Notify>,
+}
+
+impl<S: Store> Actor<S>
+where
+    ServeError: From<S::Error>,
+{
+    /// Handles commands until the store fails (or every handle is gone).
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) -> ServeError {
+        while let Some(command) = rx.blocking_recv() {
+            if let Err(failure) = self.on(command) {
+                return failure;
+            }
+        }
+        ServeError::ActorGone
+    }
+
+    fn on(&mut self, command: Command) -> Result<(), ServeError> {
+        match command {
+            Command::Open { link, out, kill } => {
+                self.links.insert(link, Connection { out, kill });
+            }
+            Command::Frame { link, frame } => {
+                if !self.links.contains_key(&link) {
+                    return Ok(()); // closed meanwhile: what it sent goes nowhere
+                }
+                match self.server.handle(link, &frame, &mut self.rng) {
+                    Ok(out) => {
+                        self.store.commit(&out.changes)?;
+                        self.dispatch(out);
+                    }
+                    // A frame that does not parse or authenticate: the server is unchanged, and a
+                    // network driver has no reason to keep a peer that sends one (SPEC.md §7.2).
+                    Err(_) => self.close(link),
+                }
+            }
+            Command::Written(delivery) => {
+                let changes = self.server.settle(&delivery);
+                self.store.commit(&changes)?;
+            }
+            Command::Closed { link } => {
+                self.links.remove(&link);
+                self.server.close_link(link);
+            }
+            Command::Refuse { frame, reply } => {
+                let refusal =
+                    self.server.refuse(&frame, RefusalReason::ServerFull, &mut self.rng).ok();
+                let _ = reply.send(refusal);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the frames of one call (already committed), then the settle markers and closes.
+    fn dispatch(&mut self, out: ServerOutputs) {
+        for (link, frame) in out.transmit {
+            self.queue(link, Outbound::Frame(frame));
+        }
+        for delivery in out.delivered {
+            self.queue(delivery.link, Outbound::Settle(delivery));
+        }
+        for link in out.close {
+            self.close(link);
+        }
+    }
+
+    /// Queues `item` for `link`; a link whose queue is full is a slow reader and ends at once.
+    fn queue(&mut self, link: LinkId, item: Outbound) {
+        let Some(connection) = self.links.get(&link) else { return };
+        if connection.out.try_send(item).is_err() {
+            connection.kill.notify_one();
+            self.links.remove(&link);
+            self.server.close_link(link);
+        }
+    }
+
+    /// Forgets `link`: the server drops it, and its connection ends once what is queued is written.
+    fn close(&mut self, link: LinkId) {
+        self.queue(link, Outbound::Close);
+        self.links.remove(&link);
+        self.server.close_link(link);
+    }
+}
