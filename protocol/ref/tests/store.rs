@@ -251,3 +251,56 @@ fn bundle_entry(peers: &Peers) -> DirectoryEntry {
         other => panic!("one directory change expected, got {other:?}"),
     }
 }
+
+/// A mailbox delivered twice — its first delivery never settled, as after a crash — is accepted
+/// once: the hop copy by the replay window, the e2e copy by the ratchet (SPEC.md §5.4).
+#[test]
+fn a_mailbox_sent_again_is_accepted_once() {
+    let dir = TempDir::new("twice");
+    let mut w = World::new(&dir);
+    let (alice, bob) = (w.add("alice"), w.add("bob"));
+    // Carol speaks hop only (an e2e client refuses hop `Deliver`, §15.3).
+    let key = PrivateKey::generate(&mut w.rng);
+    w.clients.push((Client::new(name("carol"), key, w.server.public_key()), LinkId(0)));
+    let carol = w.clients.len() - 1;
+    w.connect(alice, 1);
+    for (c, link) in [(bob, 2), (carol, 3)] {
+        w.connect(c, link);
+    }
+    let upload = w.clients[bob].0.upload_bundle().unwrap();
+    w.deliver_from(bob, vec![upload]);
+    w.disconnect(bob);
+    w.disconnect(carol);
+    let body = Body::new(b"hop once".to_vec()).unwrap();
+    let (_, frame) = w.clients[alice].0.send(&name("carol"), body).unwrap();
+    w.deliver_from(alice, vec![frame]);
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let body = Body::new(b"e2e once".to_vec()).unwrap();
+    let out = w.clients[alice].0.send_e2e(&name("bob"), body, &mut rng).unwrap();
+    w.deliver_from(alice, out.transmit);
+    // Each connects twice; the first delivery is never settled (written, then the server
+    // crashed), so the second sends the same mailbox again.
+    for (c, text) in [(bob, b"e2e once".as_slice()), (carol, b"hop once".as_slice())] {
+        let mut received = Vec::new();
+        for link in [10, 11] {
+            let link = LinkId(link + 10 * c as u64);
+            w.clients[c].1 = link;
+            let init = w.clients[c].0.connect(&mut w.rng).unwrap();
+            let out = w.server.handle(link, &init, &mut w.rng).unwrap();
+            let ready = w.clients[c].0.handle(&out.transmit[0].1, &mut w.rng).unwrap().transmit;
+            let out = w.server.handle(link, &ready[0], &mut w.rng).unwrap();
+            assert_eq!(out.delivered.len(), 1, "the mailbox is sent, and held until settled");
+            for (_, frame) in &out.transmit {
+                let got = w.clients[c].0.handle(frame, &mut w.rng).unwrap();
+                received.extend(got.events.into_iter().filter_map(|e| match e {
+                    e2e_protocol::roles::ClientEvent::Received { body, .. } => Some(body),
+                    _ => None,
+                }));
+            }
+            w.disconnect(c);
+        }
+        let texts: Vec<&[u8]> = received.iter().map(Body::as_bytes).collect();
+        assert_eq!(texts, vec![text], "accepted once");
+        assert_eq!(w.server.queued(w.clients[c].0.name()), 1, "never settled, still held");
+    }
+}
