@@ -34,6 +34,35 @@ enum Command {
     /// Runs the relay as a TCP server with its state in DIR (SPEC.md §9.2). Prints its public key
     /// and address, then serves until killed; stopping it at any moment loses nothing acknowledged.
     Serve(ServeArgs),
+    /// Connects to a relay as NAME and takes one command per line: `send NAME TEXT`,
+    /// `safety-number NAME`, `verify NAME NUMBER`, `quit`. Prints events as they happen.
+    Client(ClientArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ClientArgs {
+    /// The relay's address.
+    #[arg(long, value_name = "ADDR")]
+    connect: std::net::SocketAddr,
+    /// The relay's static public key, as `serve` prints it (64 hex digits).
+    #[arg(long, value_name = "HEX")]
+    server_key: String,
+    /// This client's name (SPEC.md §3.3: `a`-`z`, `0`-`9`, `-`, `_`, `.`; at most 32).
+    #[arg(long)]
+    name: String,
+    /// Where the client's state is to be kept. Not written yet: the state lives in memory (see
+    /// `e2e_ref::client::StateFile`).
+    #[arg(long, value_name = "FILE")]
+    state: std::path::PathBuf,
+    /// Speak e2e: upload a bundle, send end to end, accept only e2e messages.
+    #[arg(long)]
+    e2e: bool,
+    /// Print events as JSON lines.
+    #[arg(long)]
+    json: bool,
+    /// Seeds the client's keys and ephemerals, for reproducible tests only.
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -150,7 +179,49 @@ fn main() -> ExitCode {
         },
         Command::Vectors(command) => vectors(&command),
         Command::Serve(args) => serve(args),
+        Command::Client(args) => client(args),
     }
+}
+
+fn client(args: ClientArgs) -> ExitCode {
+    let config = match client_config(args) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("e2e-ref: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(e2e_ref::client::run(config, tokio::io::stdin())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client_config(args: ClientArgs) -> Result<e2e_ref::client::ClientConfig, String> {
+    let key: [u8; 32] = hex::decode(args.server_key.trim())
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or("--server-key must be 64 hex digits")?;
+    let name = e2e_protocol::wire::Name::new(&args.name).map_err(|e| format!("--name: {e}"))?;
+    Ok(e2e_ref::client::ClientConfig {
+        connect: args.connect,
+        server_key: e2e_protocol::suite::PublicKey::from_bytes(key),
+        name,
+        state: args.state,
+        e2e: args.e2e,
+        json: args.json,
+        seed: args.seed,
+    })
 }
 
 fn serve(args: ServeArgs) -> ExitCode {

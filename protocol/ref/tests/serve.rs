@@ -469,3 +469,89 @@ fn one_time_prekeys_are_never_handed_out_twice_across_sigkill() {
         assert_eq!(received.get(&format!("from {who}")), Some(&1), "{received:?} {:?}", bob.events);
     }
 }
+
+/// An `e2e-ref client` process: commands on its stdin, JSON lines from its stdout.
+struct Terminal {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl Terminal {
+    fn start(relay: &Relay, who: &str, state: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-ref"))
+            .args(["client", "--e2e", "--json", "--name", who, "--connect"])
+            .arg(relay.addr.to_string())
+            .arg("--server-key")
+            .arg(hex::encode(relay.key.as_bytes()))
+            .arg("--state")
+            .arg(state.join(who))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    fn say(&mut self, command: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{command}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The first line for which `pick` gives something, within `WAIT`.
+    fn expect<T>(&self, pick: impl Fn(&serde_json::Value) -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).expect("the client printed it in time");
+            if let Some(found) = pick(&line) {
+                return found;
+            }
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn terminal_clients_talk_end_to_end_and_verify_safety_numbers() {
+    let dir = TempDir::new("terminal");
+    let relay = Relay::start(&dir.0, &[]);
+    let mut bob = Terminal::start(&relay, "bob", &dir.0);
+    let stored = |v: &serde_json::Value| {
+        v["debug"].as_str().filter(|d| d.starts_with("BundleStored")).map(|_| ())
+    };
+    bob.expect(stored);
+    let mut alice = Terminal::start(&relay, "alice", &dir.0);
+    alice.expect(stored);
+    alice.say("send bob hello from alice");
+    let text = bob.expect(|v| (v["event"] == "received").then(|| v["text"].clone()));
+    assert_eq!(text, "hello from alice");
+    alice.say("safety-number bob");
+    bob.say("safety-number alice");
+    let number = |v: &serde_json::Value| v["number"].as_str().map(str::to_owned);
+    let (a, b) = (alice.expect(number), bob.expect(number));
+    assert_eq!(a, b, "no one swapped keys: both see the same safety number");
+    alice.say(&format!("verify bob {a}"));
+    assert!(alice.expect(|v| v["ok"].as_bool()), "the number alice read out verifies");
+    bob.say("verify alice 12345");
+    assert!(!bob.expect(|v| v["ok"].as_bool()), "a wrong number does not");
+    alice.say("quit");
+    assert!(alice.child.wait().unwrap().success());
+}
