@@ -304,3 +304,36 @@ fn a_mailbox_sent_again_is_accepted_once() {
         assert_eq!(w.server.queued(w.clients[c].0.name()), 1, "never settled, still held");
     }
 }
+
+/// A store holding what no server writes is refused at restore, not served from.
+#[test]
+fn a_snapshot_no_server_could_write_is_refused() {
+    use e2e_protocol::roles::{SnapshotError, StoredMailbox};
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let fresh = |rng: &mut ChaCha20Rng| Server::new(PrivateKey::generate(rng));
+    let key = PrivateKey::generate(&mut rng).public_key();
+    let two_names = Snapshot {
+        accounts: vec![(name("alice"), key), (name("bob"), key)],
+        ..Snapshot::default()
+    };
+    assert!(matches!(fresh(&mut rng).restore(two_names), Err(SnapshotError::DuplicateBinding(_))));
+    let unbound = Snapshot {
+        mailboxes: vec![StoredMailbox { name: name("carol"), head: 0, messages: vec![] }],
+        ..Snapshot::default()
+    };
+    assert!(matches!(fresh(&mut rng).restore(unbound), Err(SnapshotError::Unbound(_))));
+    let not_a_delivery = Snapshot {
+        accounts: vec![(name("alice"), key)],
+        mailboxes: vec![StoredMailbox {
+            name: name("alice"),
+            head: 0,
+            messages: vec![e2e_protocol::wire::Message::Ready],
+        }],
+        ..Snapshot::default()
+    };
+    assert!(matches!(fresh(&mut rng).restore(not_a_delivery), Err(SnapshotError::BadMailbox(_))));
+    let too_many = Snapshot { accounts: vec![(name("alice"), key)], ..Snapshot::default() };
+    let limits = e2e_protocol::roles::ServerLimits { max_accounts: 0, ..Default::default() };
+    let small = fresh(&mut rng).with_limits(limits);
+    assert!(matches!(small.restore(too_many), Err(SnapshotError::OverLimit)));
+}

@@ -170,7 +170,12 @@ pub async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Resu
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of descriptors, most likely: let connections end before trying again,
+                    // rather than spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 // Small frames go out at once: no Nagle delay on a `Ready` or an `Ack`.
                 let _ = stream.set_nodelay(true);
                 match Arc::clone(&slots).try_acquire_owned() {
