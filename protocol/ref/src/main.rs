@@ -91,6 +91,9 @@ struct ServeArgs {
     /// Seconds a client has from connecting to finishing its handshake.
     #[arg(long, default_value_t = e2e_ref::serve::Limits::default().handshake_timeout.as_secs())]
     handshake_timeout: u64,
+    /// Print every server event, one line each (in hop, every plaintext the relay reads).
+    #[arg(long)]
+    log: bool,
     /// Seconds one frame may take to be read (after its header) or written.
     #[arg(long, default_value_t = e2e_ref::serve::Limits::default().frame_timeout.as_secs())]
     frame_timeout: u64,
@@ -241,6 +244,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         allow_non_loopback: args.allow_non_loopback,
         seed: args.seed,
         limits,
+        log: args.log,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

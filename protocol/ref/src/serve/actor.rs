@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use e2e_protocol::roles::{Delivery, LinkId, Server, ServerOutputs};
+use e2e_protocol::roles::{Delivery, LinkId, Server, ServerEvent, ServerOutputs};
 use e2e_protocol::suite::{PrivateKey, PublicKey};
 use e2e_protocol::wire::RefusalReason;
 use rand_chacha::ChaCha20Rng;
@@ -112,6 +112,7 @@ pub struct ActorStopped;
 pub fn spawn<S: Store + Send + 'static>(
     store: S,
     seed: Option<u64>,
+    log: bool,
 ) -> Result<(ActorHandle, PublicKey, oneshot::Receiver<ServeError>), ServeError>
 where
     ServeError: From<S::Error>,
@@ -131,7 +132,7 @@ where
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (failed_tx, failed_rx) = oneshot::channel();
     std::thread::Builder::new().name("relay-actor".into()).spawn(move || {
-        let failure = Actor { server, store, rng, links: HashMap::new() }.run(rx);
+        let failure = Actor { server, store, rng, links: HashMap::new(), log }.run(rx);
         let _ = failed_tx.send(failure);
     })?;
     Ok((ActorHandle { tx }, public_key, failed_rx))
@@ -142,6 +143,8 @@ struct Actor<S> {
     store: S,
     rng: ChaCha20Rng,
     links: HashMap<LinkId, Connection>,
+    /// Print every server event on standard output.
+    log: bool,
 }
 
 /// The actor's side of one connection.
@@ -176,6 +179,11 @@ where
                 match self.server.handle(link, &frame, &mut self.rng) {
                     Ok(out) => {
                         self.store.commit(&out.changes)?;
+                        if self.log {
+                            for event in &out.events {
+                                println!("{}", describe(event));
+                            }
+                        }
                         self.dispatch(out);
                     }
                     // A frame that does not parse or authenticate: the server is unchanged, and a
@@ -228,5 +236,46 @@ where
         self.queue(link, Outbound::Close);
         self.links.remove(&link);
         self.server.close_link(link);
+    }
+}
+
+/// One line for the operator's log: what the server did, and in hop what it read.
+fn describe(event: &ServerEvent) -> String {
+    match event {
+        ServerEvent::Registered { link, name } => format!("link {}: {name} registers", link.0),
+        ServerEvent::Online { link, name, delivered } => {
+            format!("link {}: {name} online, {delivered} queued message(s) sent", link.0)
+        }
+        ServerEvent::Refused { link, reason } => format!("link {}: refused ({reason:?})", link.0),
+        ServerEvent::Read { from, to, id, body } => format!(
+            "reads {from} -> {to} #{}: {:?}",
+            id.0,
+            String::from_utf8_lossy(body.as_bytes())
+        ),
+        ServerEvent::Envelope { from, to, id, len } => {
+            format!("relays {from} -> {to} #{}: a {len}-byte envelope it cannot open", id.0)
+        }
+        ServerEvent::Accepted { from, to, id, status } => {
+            format!("{from} -> {to} #{}: {status:?}", id.0)
+        }
+        ServerEvent::Rejected { from, id, reason } => {
+            format!("{from} #{}: rejected ({reason:?})", id.0)
+        }
+        ServerEvent::BundleStored { name, one_time_prekeys } => {
+            format!("{name}'s bundle stored ({one_time_prekeys} one-time prekeys held)")
+        }
+        ServerEvent::BundleRefused { name, reason } => {
+            format!("{name}'s bundle refused ({reason:?})")
+        }
+        ServerEvent::BundleFetched { by, name, one_time_prekey } => match one_time_prekey {
+            Some(id) => format!("{by} fetched {name}'s bundle with one-time prekey {id}, deleted"),
+            None => format!("{by} fetched {name}'s bundle, without a one-time prekey"),
+        },
+        ServerEvent::NoBundle { by, name } => format!("{by} asked for {name}'s bundle: none"),
+        ServerEvent::Dropped { link, error } => {
+            format!("link {}: content dropped ({error})", link.0)
+        }
+        // `ServerEvent` is non-exhaustive: a newer event still shows, in its Debug form.
+        other => format!("{other:?}"),
     }
 }

@@ -88,6 +88,8 @@ pub struct ServeConfig {
     pub seed: Option<u64>,
     /// Connection bounds.
     pub limits: Limits,
+    /// Print every server event on standard output (in hop, every plaintext the relay reads).
+    pub log: bool,
 }
 
 /// Why the relay could not start or stopped.
@@ -158,7 +160,7 @@ pub async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Resu
     }
     let store = RedbStore::open(&config.data)?;
     let listener = TcpListener::bind(config.listen).await?;
-    let (actor, public_key, mut failed) = actor::spawn(store, config.seed)?;
+    let (actor, public_key, mut failed) = actor::spawn(store, config.seed, config.log)?;
     let started = Started { addr: listener.local_addr()?, public_key };
     on_start(&started);
     let limits = config.limits;
