@@ -1,9 +1,9 @@
 //! The actor: one thread that owns the [`Server`], its RNG and the [`Store`], and handles every
 //! command in the order it arrives.
 //!
-//! **Durability ordering.** For each `Server` call the actor commits the call's changes in one
-//! store transaction — durable when `commit` returns — and only then hands the call's frames to
-//! the connections. So `Ack { Queued }` never leaves before its message is on disk, and a
+//! **Durability ordering.** The actor commits the changes of a `Server` call in a store
+//! transaction — durable when `commit` returns — and only then hands the call's frames to the
+//! connections (one transaction covers every call of a batch: group commit, see `run`). So `Ack { Queued }` never leaves before its message is on disk, and a
 //! `Bundle` never leaves before the one-time prekey in it is deleted on disk (SPEC.md §9.2). A
 //! store failure stops the relay: it must not acknowledge what it cannot keep.
 //!
@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use e2e_protocol::roles::{Delivery, LinkId, Server, ServerEvent, ServerOutputs};
+use e2e_protocol::roles::{Delivery, DurableChange, LinkId, Server, ServerEvent, ServerOutputs};
 use e2e_protocol::suite::{PrivateKey, PublicKey};
 use e2e_protocol::wire::RefusalReason;
 use rand_chacha::ChaCha20Rng;
@@ -151,6 +151,24 @@ struct Actor<S> {
 struct Connection {
     out: mpsc::Sender<Outbound>,
     kill: Arc<Notify>,
+    /// The server refused one of its frames: what it sends is ignored, and it is closed once the
+    /// frames already produced for it are queued.
+    closing: bool,
+}
+
+/// Commands handled per store transaction at most (group commit): bounds how long a frame waits
+/// for its commit, how large one transaction grows (32 frames of at most 64 KiB), and how many
+/// frames one batch hands one connection at once — at most two per command, plus one mailbox
+/// (`MAILBOX_CAPACITY` + 2), which [`super::Limits::outbound_frames`] must exceed so that only a
+/// peer that does not read overflows its queue.
+pub const GROUP_COMMIT: usize = 32;
+
+/// What a batch of commands produced: the changes to commit in one transaction, then the outputs
+/// to hand to the connections, in order.
+#[derive(Default)]
+struct Batch {
+    changes: Vec<DurableChange>,
+    outputs: Vec<ServerOutputs>,
 }
 
 impl<S: Store> Actor<S>
@@ -158,42 +176,66 @@ where
     ServeError: From<S::Error>,
 {
     /// Handles commands until the store fails (or every handle is gone).
+    ///
+    /// **Group commit.** The actor takes every command already waiting (at most [`GROUP_COMMIT`]),
+    /// handles each, commits all their changes in one transaction, and only then hands out their
+    /// frames. Nothing leaves before the transaction holding its changes is durable, exactly as
+    /// with one transaction per frame; a burst of frames costs one fsync instead of one each.
     fn run(mut self, mut rx: mpsc::Receiver<Command>) -> ServeError {
-        while let Some(command) = rx.blocking_recv() {
-            if let Err(failure) = self.on(command) {
-                return failure;
+        let mut batch = Batch::default();
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            let mut handled = 0;
+            while let Some(command) = next {
+                self.on(command, &mut batch);
+                handled += 1;
+                next = if handled < GROUP_COMMIT { rx.try_recv().ok() } else { None };
+            }
+            if let Err(failure) = self.store.commit(&batch.changes) {
+                return failure.into();
+            }
+            batch.changes.clear();
+            for out in batch.outputs.drain(..) {
+                if self.log {
+                    for event in &out.events {
+                        println!("{}", describe(event));
+                    }
+                }
+                self.dispatch(out);
             }
         }
         ServeError::ActorGone
     }
 
-    fn on(&mut self, command: Command) -> Result<(), ServeError> {
+    fn on(&mut self, command: Command, batch: &mut Batch) {
         match command {
             Command::Open { link, out, kill } => {
-                self.links.insert(link, Connection { out, kill });
+                self.links.insert(link, Connection { out, kill, closing: false });
             }
             Command::Frame { link, frame } => {
-                if !self.links.contains_key(&link) {
-                    return Ok(()); // closed meanwhile: what it sent goes nowhere
-                }
+                let Some(connection) = self.links.get_mut(&link).filter(|c| !c.closing) else {
+                    return; // closed or closing meanwhile: what it sent goes nowhere
+                };
                 match self.server.handle(link, &frame, &mut self.rng) {
-                    Ok(out) => {
-                        self.store.commit(&out.changes)?;
-                        if self.log {
-                            for event in &out.events {
-                                println!("{}", describe(event));
-                            }
-                        }
-                        self.dispatch(out);
+                    Ok(mut out) => {
+                        batch.changes.append(&mut out.changes);
+                        batch.outputs.push(out);
                     }
                     // A frame that does not parse or authenticate: the server is unchanged, and a
                     // network driver has no reason to keep a peer that sends one (SPEC.md §7.2).
-                    Err(_) => self.close(link),
+                    // The server forgets the link now; its connection closes after the frames this
+                    // batch already made for it.
+                    Err(_) => {
+                        connection.closing = true;
+                        self.server.close_link(link);
+                        batch
+                            .outputs
+                            .push(ServerOutputs { close: vec![link], ..Default::default() });
+                    }
                 }
             }
             Command::Written(delivery) => {
-                let changes = self.server.settle(&delivery);
-                self.store.commit(&changes)?;
+                batch.changes.extend(self.server.settle(&delivery));
             }
             Command::Closed { link } => {
                 self.links.remove(&link);
@@ -205,7 +247,6 @@ where
                 let _ = reply.send(refusal);
             }
         }
-        Ok(())
     }
 
     /// Queues the frames of one call (already committed), then the settle markers and closes.

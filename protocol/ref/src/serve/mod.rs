@@ -58,7 +58,9 @@ pub struct Limits {
     pub frame_timeout: Duration,
     /// Frames queued for one connection. A connection whose queue is full when the actor has a
     /// frame for it is a slow reader, and is closed: the actor never waits on one connection.
-    /// 128 frames hold a full mailbox (64) and what follows it.
+    /// 256 frames hold what one group commit can hand one connection (at most
+    /// `2 × GROUP_COMMIT + MAILBOX_CAPACITY + 2 = 130`, see [`actor::GROUP_COMMIT`]) with room to
+    /// spare; a server frame is at most about 17 KiB (a 16 KiB body), so this is about 4 MiB.
     pub outbound_frames: usize,
 }
 
@@ -69,7 +71,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(600),
             frame_timeout: Duration::from_secs(10),
-            outbound_frames: 128,
+            outbound_frames: 256,
         }
     }
 }
