@@ -176,8 +176,8 @@ pub struct ServerOutputs {
     /// What happened.
     pub events: Vec<ServerEvent>,
     /// A durable server's changes to its durable state, in order; empty for a server without a
-    /// store. The driver commits them in one transaction before it sends any frame of `transmit`
-    /// (SPEC.md §9.2).
+    /// store. The driver commits them atomically and durably before it sends any frame of
+    /// `transmit` (SPEC.md §9.2); one transaction may also hold other calls' changes.
     pub changes: Vec<DurableChange>,
     /// A durable server's mailboxes sent in `transmit` and still held: once a delivery's frames
     /// are written to its link, the driver passes it to [`Server::settle`].
@@ -623,7 +623,8 @@ impl<P: ContentPolicy> Server<P> {
 
     /// What answering `FetchBundle { name }` hands out — the bundle with its oldest one-time prekey,
     /// which is deleted — without sending it anywhere. For drivers playing a malicious server (see
-    /// [`Server::open_transport`]): a man in the middle fetches the real bundle this way.
+    /// [`Server::open_transport`]): a man in the middle fetches the real bundle this way. It reports
+    /// no [`DurableChange`]: a malicious server keeps no honest store.
     pub fn take_bundle(&mut self, name: &Name) -> Option<FetchedBundle> {
         self.directory.fetch(name)
     }

@@ -3,9 +3,10 @@
 //!
 //! **Durability ordering.** The actor commits the changes of a `Server` call in a store
 //! transaction — durable when `commit` returns — and only then hands the call's frames to the
-//! connections (one transaction covers every call of a batch: group commit, see `run`). So `Ack { Queued }` never leaves before its message is on disk, and a
-//! `Bundle` never leaves before the one-time prekey in it is deleted on disk (SPEC.md §9.2). A
-//! store failure stops the relay: it must not acknowledge what it cannot keep.
+//! connections (one transaction covers every call of a batch: group commit, see `Actor::run`).
+//! So `Ack { Queued }` never leaves before its message is on disk, and a `Bundle` never leaves
+//! before the one-time prekey in it is deleted on disk (SPEC.md §9.2). A store failure stops the
+//! relay: it must not acknowledge what it cannot keep.
 //!
 //! **Settling.** A mailbox sent on confirmation stays in the server and in the store until the
 //! connection's writer has written every frame before the [`Outbound::Settle`] marker that follows

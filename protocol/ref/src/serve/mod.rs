@@ -6,8 +6,9 @@
 //!
 //! * **one actor** ([`actor`]) — a thread that owns the `Server`, its RNG and the [`Store`]. Every
 //!   frame, every finished write and every closed connection is a command on one channel, handled
-//!   in order. For each `Server` call it commits the call's [`DurableChange`]s in one durable
-//!   transaction *before* it hands any of the call's frames to a connection (see [`actor`]).
+//!   in order. It commits each `Server` call's [`DurableChange`]s in a durable transaction (one
+//!   per batch of calls: group commit) *before* it hands any of the call's frames to a connection
+//!   (see [`actor`]).
 //! * **one task per connection** ([`conn`]) — reads a header, checks it with
 //!   [`frame_len`](e2e_protocol::wire::frame_len) before allocating the body, reads exactly the body,
 //!   and writes what the actor queued, in order, from a bounded queue.
