@@ -78,7 +78,8 @@ struct ServeArgs {
     #[arg(long)]
     allow_non_loopback: bool,
     /// Seeds the relay's RNG (its first static key and its ephemerals) instead of the operating
-    /// system: for reproducible tests only.
+    /// system: for reproducible tests only — every start on the same seed draws the same
+    /// ephemeral keys again.
     #[arg(long)]
     seed: Option<u64>,
     /// The most connections served at once; beyond it a handshake is answered

@@ -87,7 +87,8 @@ pub struct ServeConfig {
     /// Refuse to listen on anything but a loopback address unless this is set.
     pub allow_non_loopback: bool,
     /// Seeds the relay's RNG (its first static key and every ephemeral key) for reproducible
-    /// tests; `None` seeds it from the operating system.
+    /// tests; `None` seeds it from the operating system. Never in a deployment: each start on the
+    /// same seed draws the same ephemeral keys again.
     pub seed: Option<u64>,
     /// Connection bounds.
     pub limits: Limits,
