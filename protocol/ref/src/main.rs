@@ -31,6 +31,73 @@ enum Command {
     /// Generates or verifies the reference test vectors (spec/vectors/, SPEC.md §17).
     #[command(subcommand)]
     Vectors(VectorsCommand),
+    /// Runs the relay as a TCP server with its state in DIR (SPEC.md §9.2). Prints its public key
+    /// and address, then serves until killed; stopping it at any moment loses nothing acknowledged.
+    Serve(ServeArgs),
+    /// Connects to a relay as NAME and takes one command per line: `send NAME TEXT`,
+    /// `safety-number NAME`, `verify NAME NUMBER`, `quit`. Prints events as they happen.
+    Client(ClientArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ClientArgs {
+    /// The relay's address.
+    #[arg(long, value_name = "ADDR")]
+    connect: std::net::SocketAddr,
+    /// The relay's static public key, as `serve` prints it (64 hex digits).
+    #[arg(long, value_name = "HEX")]
+    server_key: String,
+    /// This client's name (SPEC.md §3.3: `a`-`z`, `0`-`9`, `-`, `_`, `.`; at most 32).
+    #[arg(long)]
+    name: String,
+    /// Where the client's state is to be kept. Not written yet: the state lives in memory (see
+    /// `e2e_ref::client::StateFile`).
+    #[arg(long, value_name = "FILE")]
+    state: std::path::PathBuf,
+    /// Speak e2e: upload a bundle, send end to end, accept only e2e messages.
+    #[arg(long)]
+    e2e: bool,
+    /// Print events as JSON lines.
+    #[arg(long)]
+    json: bool,
+    /// Seeds the client's keys and ephemerals, for reproducible tests only.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// The address to listen on; port 0 picks a free port (printed on start).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    listen: std::net::SocketAddr,
+    /// The data directory (created if needed): the static key, bindings, bundles, mailboxes.
+    #[arg(long, value_name = "DIR")]
+    data: std::path::PathBuf,
+    /// Listen on an address that is not loopback. Off by default: this is a reference, not a
+    /// hardened service.
+    #[arg(long)]
+    allow_non_loopback: bool,
+    /// Seeds the relay's RNG (its first static key and its ephemerals) instead of the operating
+    /// system: for reproducible tests only — every start on the same seed draws the same
+    /// ephemeral keys again.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The most connections served at once; beyond it a handshake is answered
+    /// `Refused { ServerFull }`.
+    #[arg(long, default_value_t = e2e_ref::serve::Limits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a connection may stay silent after its handshake (there is no keep-alive).
+    #[arg(long, default_value_t = e2e_ref::serve::Limits::default().idle_timeout.as_secs())]
+    idle_timeout: u64,
+    /// Seconds a client has from connecting to finishing its handshake.
+    #[arg(long, default_value_t = e2e_ref::serve::Limits::default().handshake_timeout.as_secs())]
+    handshake_timeout: u64,
+    /// Print every server event, one line each (in hop, every plaintext the relay reads).
+    #[arg(long)]
+    log: bool,
+    /// Seconds one frame may take to be read (after its header) or written.
+    #[arg(long, default_value_t = e2e_ref::serve::Limits::default().frame_timeout.as_secs())]
+    frame_timeout: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -115,6 +182,89 @@ fn main() -> ExitCode {
             }
         },
         Command::Vectors(command) => vectors(&command),
+        Command::Serve(args) => serve(args),
+        Command::Client(args) => client(args),
+    }
+}
+
+fn client(args: ClientArgs) -> ExitCode {
+    let config = match client_config(args) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("e2e-ref: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(e2e_ref::client::run(config, tokio::io::stdin())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client_config(args: ClientArgs) -> Result<e2e_ref::client::ClientConfig, String> {
+    let key: [u8; 32] = hex::decode(args.server_key.trim())
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or("--server-key must be 64 hex digits")?;
+    let name = e2e_protocol::wire::Name::new(&args.name).map_err(|e| format!("--name: {e}"))?;
+    Ok(e2e_ref::client::ClientConfig {
+        connect: args.connect,
+        server_key: e2e_protocol::suite::PublicKey::from_bytes(key),
+        name,
+        state: args.state,
+        e2e: args.e2e,
+        json: args.json,
+        seed: args.seed,
+    })
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    use e2e_ref::serve::{Limits, ServeConfig};
+    use std::io::Write as _;
+    use std::time::Duration;
+    let limits = Limits {
+        max_connections: args.max_connections,
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        frame_timeout: Duration::from_secs(args.frame_timeout),
+        ..Limits::default()
+    };
+    let config = ServeConfig {
+        listen: args.listen,
+        data: args.data,
+        allow_non_loopback: args.allow_non_loopback,
+        seed: args.seed,
+        limits,
+        log: args.log,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let served = runtime.block_on(e2e_ref::serve::serve(config, |started| {
+        println!("public key: {}", hex::encode(started.public_key.as_bytes()));
+        println!("listening on {}", started.addr);
+        let _ = std::io::stdout().flush();
+    }));
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use super::durable::DirectoryEntry;
 use crate::e2e::E2eError;
 use crate::e2e::bundle::validate_upload;
 use crate::wire::{
@@ -95,6 +96,29 @@ impl Directory {
             stored.one_time.pop_front();
             stored.takers.insert(by.clone());
         }
+    }
+
+    /// `name`'s entry as a store keeps it (SPEC.md §15.2), if `name` published a bundle.
+    #[must_use]
+    pub fn entry(&self, name: &Name) -> Option<DirectoryEntry> {
+        self.bundles.get(name).map(|stored| DirectoryEntry {
+            identity: stored.identity,
+            signed_prekey: stored.signed_prekey,
+            one_time: stored.one_time.iter().copied().collect(),
+            takers: stored.takers.iter().cloned().collect(),
+        })
+    }
+
+    /// Puts back an entry a store kept. It is not validated again: it was when it was uploaded.
+    pub fn restore_entry(&mut self, name: Name, entry: DirectoryEntry) {
+        let DirectoryEntry { identity, signed_prekey, one_time, takers } = entry;
+        let stored = Stored {
+            identity,
+            signed_prekey,
+            one_time: one_time.into(),
+            takers: takers.into_iter().collect(),
+        };
+        self.bundles.insert(name, stored);
     }
 
     /// Whether `name` has published a bundle.

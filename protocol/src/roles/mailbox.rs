@@ -23,9 +23,14 @@ pub fn queued_len(message: &Message) -> usize {
 }
 
 /// Messages waiting for one recipient, oldest first, each exactly as it will be delivered.
+///
+/// A durable server (SPEC.md §5.4) numbers the messages: `head` is the position of the oldest,
+/// and only [`Mailbox::settle`] advances it. A server without a store drains with
+/// [`Mailbox::drain`] and leaves `head` at 0, so its state does not count deliveries.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Mailbox {
     queue: VecDeque<Message>,
+    head: u64,
 }
 
 impl Mailbox {
@@ -39,6 +44,42 @@ impl Mailbox {
         }
         self.queue.push_back(message);
         Ok(())
+    }
+
+    /// A mailbox restored from a store: `messages` at positions `head, head + 1, …`. Restoring
+    /// ignores [`MAILBOX_CAPACITY`]; the caller checks it.
+    #[must_use]
+    pub fn restored(head: u64, messages: Vec<Message>) -> Self {
+        Self { queue: messages.into(), head }
+    }
+
+    /// The position the next pushed message gets.
+    #[must_use]
+    pub fn next_position(&self) -> u64 {
+        self.head.saturating_add(u64::try_from(self.queue.len()).unwrap_or(u64::MAX))
+    }
+
+    /// The position of the oldest message.
+    #[must_use]
+    pub const fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// The waiting messages, oldest first, without removing them.
+    pub fn iter(&self) -> impl Iterator<Item = &Message> + '_ {
+        self.queue.iter()
+    }
+
+    /// Removes every message below position `until` (delivered); returns the bytes freed, each
+    /// message counted by its [`queued_len`]. Idempotent: positions already removed stay removed.
+    pub fn settle(&mut self, until: u64) -> usize {
+        let mut freed = 0;
+        while self.head < until {
+            let Some(message) = self.queue.pop_front() else { break };
+            freed += queued_len(&message);
+            self.head += 1;
+        }
+        freed
     }
 
     /// Empties the mailbox, oldest first.

@@ -7,12 +7,16 @@
 
 mod client;
 mod directory;
+mod durable;
 mod mailbox;
 mod replay;
 mod server;
 
 pub use client::{Client, ClientEvent, ClientOutputs, Protection};
 pub use directory::Directory;
+pub use durable::{
+    Delivery, DirectoryEntry, DurableChange, Snapshot, SnapshotError, StoredMailbox,
+};
 pub use mailbox::{MAILBOX_CAPACITY, Mailbox, MailboxFull, queued_len};
 pub use replay::{REPLAY_WINDOW, Refusal, ReplayWindow, ReplayWindows};
 pub use server::{

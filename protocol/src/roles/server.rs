@@ -12,7 +12,8 @@ use rand_core::CryptoRng;
 
 use super::client::seal;
 use super::directory::Directory;
-use super::mailbox::{Mailbox, queued_len};
+use super::durable::{Delivery, DurableChange, Snapshot, SnapshotError};
+use super::mailbox::{MAILBOX_CAPACITY, Mailbox, queued_len};
 use crate::channel::{PROLOGUE, Responder, Transport};
 use crate::e2e::{E2eError, PREKEYS_LOW_WATER};
 use crate::error::{Error, MisuseError, ProtocolError};
@@ -164,7 +165,8 @@ pub enum ServerEvent {
     },
 }
 
-/// What one call produced: frames to send (in order), links to close (after sending), events.
+/// What one call produced: frames to send (in order), links to close (after sending), events, and
+/// for a durable server the changes to store first and the deliveries to settle after.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerOutputs {
     /// Frames to send, in order, each on its link.
@@ -173,6 +175,13 @@ pub struct ServerOutputs {
     pub close: Vec<LinkId>,
     /// What happened.
     pub events: Vec<ServerEvent>,
+    /// A durable server's changes to its durable state, in order; empty for a server without a
+    /// store. The driver commits them atomically and durably before it sends any frame of
+    /// `transmit` (SPEC.md §9.2); one transaction may also hold other calls' changes.
+    pub changes: Vec<DurableChange>,
+    /// A durable server's mailboxes sent in `transmit` and still held: once a delivery's frames
+    /// are written to its link, the driver passes it to [`Server::settle`].
+    pub delivered: Vec<Delivery>,
 }
 
 /// A channel with a registered client.
@@ -203,6 +212,9 @@ pub struct Server<P: ContentPolicy = AllowAll> {
     queued_bytes: usize,
     directory: Directory,
     limits: ServerLimits,
+    /// Whether the server reports [`DurableChange`]s and keeps mailboxes until [`Server::settle`]
+    /// (see [`Server::durable`]).
+    durable: bool,
 }
 
 impl Server<AllowAll> {
@@ -227,7 +239,110 @@ impl<P: ContentPolicy> Server<P> {
             queued_bytes: 0,
             directory: Directory::default(),
             limits: ServerLimits::default(),
+            durable: false,
         }
+    }
+
+    /// The same server, with an empty store behind it: from now on every change to its durable
+    /// state is reported in [`ServerOutputs::changes`], and a mailbox is removed only when the
+    /// driver [settles](Server::settle) its delivery (SPEC.md §9.2). Call it before any frame.
+    #[must_use]
+    pub const fn durable(mut self) -> Self {
+        self.durable = true;
+        self
+    }
+
+    /// The same server, durable, with the state a store kept: bindings, mailboxes and bundles. It
+    /// has no links; every client handshakes again.
+    ///
+    /// # Errors
+    /// [`SnapshotError`] for a snapshot no server could have written, or one beyond this server's
+    /// limits.
+    pub fn restore(mut self, snapshot: Snapshot) -> Result<Self, SnapshotError> {
+        self.durable = true;
+        self.links.clear();
+        self.accounts.clear();
+        self.keys.clear();
+        self.mailboxes.clear();
+        self.queued_bytes = 0;
+        self.directory = Directory::default();
+        for (name, key) in snapshot.accounts {
+            if self.accounts.insert(name.clone(), key).is_some()
+                || self.keys.insert(key, name.clone()).is_some()
+            {
+                return Err(SnapshotError::DuplicateBinding(name));
+            }
+        }
+        if self.accounts.len() > self.limits.max_accounts {
+            return Err(SnapshotError::OverLimit);
+        }
+        for stored in snapshot.mailboxes {
+            if !self.accounts.contains_key(&stored.name) {
+                return Err(SnapshotError::Unbound(stored.name));
+            }
+            let relayable =
+                |m: &Message| matches!(m, Message::Deliver { .. } | Message::E2eDeliver { .. });
+            if self.mailboxes.contains_key(&stored.name) || !stored.messages.iter().all(relayable) {
+                return Err(SnapshotError::BadMailbox(stored.name));
+            }
+            if stored.messages.len() > MAILBOX_CAPACITY {
+                return Err(SnapshotError::OverLimit);
+            }
+            let mailbox = Mailbox::restored(stored.head, stored.messages);
+            self.queued_bytes = self.queued_bytes.saturating_add(mailbox.bytes());
+            self.mailboxes.insert(stored.name, mailbox);
+        }
+        if self.queued_bytes > self.limits.max_queued_bytes {
+            return Err(SnapshotError::OverLimit);
+        }
+        for (name, entry) in snapshot.directory {
+            if !self.accounts.contains_key(&name) {
+                return Err(SnapshotError::Unbound(name));
+            }
+            self.directory.restore_entry(name, entry);
+        }
+        Ok(self)
+    }
+
+    /// The durable state as a store would hold it: what [`Server::restore`] takes back.
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            accounts: self.accounts.iter().map(|(name, key)| (name.clone(), *key)).collect(),
+            mailboxes: self
+                .mailboxes
+                .iter()
+                .map(|(name, mailbox)| super::durable::StoredMailbox {
+                    name: name.clone(),
+                    head: mailbox.head(),
+                    messages: mailbox.iter().cloned().collect(),
+                })
+                .collect(),
+            directory: self
+                .accounts
+                .keys()
+                .filter_map(|name| Some((name.clone(), self.directory.entry(name)?)))
+                .collect(),
+        }
+    }
+
+    /// Whether the server reports its durable changes ([`Server::durable`]).
+    #[must_use]
+    pub const fn is_durable(&self) -> bool {
+        self.durable
+    }
+
+    /// A durable server's mailbox `delivery` was written to its link: its messages are removed.
+    /// Returns the change to store (none if they were already removed — by an earlier delivery of
+    /// the same messages, for example). A server that is not durable has nothing to settle.
+    pub fn settle(&mut self, delivery: &Delivery) -> Vec<DurableChange> {
+        let Some(mailbox) = self.mailboxes.get_mut(&delivery.name) else { return Vec::new() };
+        if !self.durable || mailbox.head() >= delivery.until {
+            return Vec::new();
+        }
+        let freed = mailbox.settle(delivery.until);
+        self.queued_bytes = self.queued_bytes.saturating_sub(freed);
+        vec![DurableChange::Removed { name: delivery.name.clone(), until: mailbox.head() }]
     }
 
     /// The same server with other resource bounds.
@@ -372,9 +487,21 @@ impl<P: ContentPolicy> Server<P> {
         }
         let mut waiting = self.mailboxes.get(&name).cloned().unwrap_or_default();
         let delivered = waiting.len();
-        let freed = waiting.bytes();
-        for message in waiting.drain() {
-            out.transmit.push((link, seal(&mut sender, &message)?));
+        // A durable server keeps the mailbox until the driver settles the delivery; a crash
+        // before that sends it again (SPEC.md §5.4).
+        let freed = if self.durable { 0 } else { waiting.bytes() };
+        if self.durable {
+            for message in waiting.iter() {
+                out.transmit.push((link, seal(&mut sender, message)?));
+            }
+            if delivered > 0 {
+                let until = waiting.next_position();
+                out.delivered.push(Delivery { link, name: name.clone(), until });
+            }
+        } else {
+            for message in waiting.drain() {
+                out.transmit.push((link, seal(&mut sender, &message)?));
+            }
         }
         // A client that was offline while its one-time prekeys were taken hears it now (§15.2).
         let held = self.directory.one_time_count(&name);
@@ -388,9 +515,14 @@ impl<P: ContentPolicy> Server<P> {
             self.links.remove(&old);
             out.close.push(old);
         }
+        if self.durable && self.accounts.get(&name) != Some(&key) {
+            out.changes.push(DurableChange::Bound { name: name.clone(), key });
+        }
         self.accounts.insert(name.clone(), key);
         self.keys.insert(key, name.clone());
-        self.mailboxes.remove(&name);
+        if !self.durable {
+            self.mailboxes.remove(&name);
+        }
         self.queued_bytes = self.queued_bytes.saturating_sub(freed);
         if let Some(open) = self.links.get_mut(&link) {
             open.transport = sender;
@@ -491,7 +623,8 @@ impl<P: ContentPolicy> Server<P> {
 
     /// What answering `FetchBundle { name }` hands out — the bundle with its oldest one-time prekey,
     /// which is deleted — without sending it anywhere. For drivers playing a malicious server (see
-    /// [`Server::open_transport`]): a man in the middle fetches the real bundle this way.
+    /// [`Server::open_transport`]): a man in the middle fetches the real bundle this way. It reports
+    /// no [`DurableChange`]: a malicious server keeps no honest store.
     pub fn take_bundle(&mut self, name: &Name) -> Option<FetchedBundle> {
         self.directory.fetch(name)
     }
@@ -512,18 +645,29 @@ impl<P: ContentPolicy> Server<P> {
                 Message::BundleStored {
                     one_time_prekeys: u16::try_from(count).unwrap_or(u16::MAX),
                 },
-                ServerEvent::BundleStored { name: from, one_time_prekeys: count },
+                ServerEvent::BundleStored { name: from.clone(), one_time_prekeys: count },
             ),
             Err(E2eError::Bundle(reason)) => (
                 Message::BundleRefused { reason },
-                ServerEvent::BundleRefused { name: from, reason },
+                ServerEvent::BundleRefused { name: from.clone(), reason },
             ),
             Err(other) => return Err(other.into()),
         };
         let frame = seal(&mut sender, &reply)?;
+        let changes = match (&reply, directory.entry(&from)) {
+            (Message::BundleStored { .. }, Some(entry)) if self.durable => {
+                vec![DurableChange::Directory { name: from, entry }]
+            }
+            _ => Vec::new(),
+        };
         self.commit_link(link, sender);
         self.directory = directory;
-        Ok(ServerOutputs { transmit: vec![(link, frame)], close: vec![], events: vec![event] })
+        Ok(ServerOutputs {
+            transmit: vec![(link, frame)],
+            events: vec![event],
+            changes,
+            ..Default::default()
+        })
     }
 
     /// Answers `FetchBundle` with the bundle and its oldest one-time prekey, deleted on the way out.
@@ -569,6 +713,12 @@ impl<P: ContentPolicy> Server<P> {
         // Everything fallible is done: commit.
         if takes_one_time {
             self.directory.hand_out_one_time(&name, &by);
+            // The prekey is deleted in the store before the `Bundle` carrying it leaves (§9.2).
+            if self.durable
+                && let Some(entry) = self.directory.entry(&name)
+            {
+                out.changes.push(DurableChange::Directory { name: name.clone(), entry });
+            }
         }
         self.commit_link(link, sender);
         if let Some((owner_link, transport)) = owner {
@@ -582,6 +732,28 @@ impl<P: ContentPolicy> Server<P> {
         if let Some(open) = self.links.get_mut(&link) {
             open.transport = transport;
         }
+    }
+
+    /// Answers a `HandshakeInit` with `Refused { reason }` in handshake message 2, changing
+    /// nothing: for a driver that turns a connection away before it becomes a link (beyond its
+    /// connection limit, SPEC.md §9.2). The driver then closes the connection.
+    ///
+    /// # Errors
+    /// The frame is not a `HandshakeInit` that authenticates; the driver just closes.
+    pub fn refuse<R: CryptoRng + ?Sized>(
+        &self,
+        frame: &[u8],
+        reason: RefusalReason,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, Error> {
+        let (kind, noise) = LinkFrame::parse(frame)?;
+        if kind != LinkKind::HandshakeInit {
+            return Err(ProtocolError::Unexpected { state: "no channel", got: kind.name() }.into());
+        }
+        let received = Responder::new(PROLOGUE, self.static_key.clone()).read_message_1(noise)?;
+        let reply = Message::Refused { reason }.encode();
+        let (_, noise) = received.write_message_2(PrivateKey::generate(rng), &reply)?;
+        Ok(LinkFrame::handshake_resp(noise)?.encode())
     }
 
     /// Responds to handshake message 1 on a fresh link: register, or refuse.
@@ -653,8 +825,8 @@ impl<P: ContentPolicy> Server<P> {
         // Two frames (the delivery and the sender's answer) and two events, in every outcome.
         let mut out = ServerOutputs {
             transmit: Vec::with_capacity(2),
-            close: vec![],
             events: Vec::with_capacity(2),
+            ..Default::default()
         };
         let (denied, envelope_len, deliver) = match payload {
             Payload::Hop(body) => {
@@ -695,7 +867,18 @@ impl<P: ContentPolicy> Server<P> {
                     Outcome::Rejected(RejectReason::ServerFull)
                 } else {
                     let mut mailbox = self.mailboxes.get(&to).cloned().unwrap_or_default();
+                    let position = mailbox.next_position();
                     match mailbox.push(deliver.clone()) {
+                        // Stored before the `Ack { Queued }` leaves (SPEC.md §9.2).
+                        Ok(()) if self.durable => {
+                            let message = deliver.clone();
+                            out.changes.push(DurableChange::Queued {
+                                to: to.clone(),
+                                position,
+                                message,
+                            });
+                            Outcome::Queued(mailbox, len)
+                        }
                         Ok(()) => Outcome::Queued(mailbox, len),
                         Err(_) => Outcome::Rejected(RejectReason::MailboxFull),
                     }

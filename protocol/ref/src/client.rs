@@ -1,0 +1,342 @@
+//! `e2e-ref client`: the client role on a TCP connection to `e2e-ref serve`, driven from the
+//! terminal (issue 14, item 3).
+//!
+//! One command per line on standard input:
+//!
+//! | command | does |
+//! |---|---|
+//! | `send NAME TEXT` | sends TEXT to NAME: end to end with `--e2e`, else hop |
+//! | `safety-number NAME` | prints the safety number of the session with NAME (e2e) |
+//! | `verify NAME NUMBER` | pins NAME's identity if NUMBER is that safety number (e2e, SPEC.md §14.2) |
+//! | `quit` | ends |
+//!
+//! Events print as they happen, as text or (with `--json`) one JSON object per line. The library's
+//! [`Client`] is the only protocol logic; this driver owns the socket and the terminal.
+//!
+//! **State.** The client's state — its static key, e2e identity and prekeys, sessions, replay
+//! windows, message counter — lives in memory only for now: [`StateFile`] is the seam where the
+//! library's state export and restore (being built separately) plug in. Until then a restarted
+//! client has a new static key, and the relay refuses it a name it bound before (`NameTaken`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::roles::{Client, ClientEvent, ClientOutputs, Protection};
+use e2e_protocol::suite::{PrivateKey, PublicKey};
+use e2e_protocol::wire::{Body, HEADER_LEN, LinkFrame, Name, frame_len};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// How to run the client.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The relay's address.
+    pub connect: SocketAddr,
+    /// The relay's static public key (printed by `e2e-ref serve`).
+    pub server_key: PublicKey,
+    /// This client's name.
+    pub name: Name,
+    /// Where the client's state will be kept (see [`StateFile`]).
+    pub state: PathBuf,
+    /// Speak e2e (upload a bundle, send end to end, accept only e2e messages).
+    pub e2e: bool,
+    /// Print events as JSON lines.
+    pub json: bool,
+    /// Seeds the client's RNG (keys and ephemerals) for reproducible tests; `None`: the OS RNG.
+    pub seed: Option<u64>,
+}
+
+/// Why the client stopped.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The socket or the terminal failed.
+    Io(std::io::Error),
+    /// The relay sent a frame the client refused as an error, or closed the connection.
+    Disconnected(String),
+    /// The relay refused the registration.
+    Refused(String),
+    /// The operating system's RNG failed.
+    Rng,
+}
+
+impl core::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "{e}"),
+            Self::Disconnected(why) => write!(f, "disconnected: {why}"),
+            Self::Refused(why) => write!(f, "refused: {why}"),
+            Self::Rng => f.write_str("the operating system's RNG failed"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// The seam for the client's persisted state. Today it creates a fresh client in memory and saves
+/// nothing; with the library's state export it will read `path` in [`StateFile::load_or_create`] and
+/// write it (atomically: a temporary file, fsync, rename) in [`StateFile::save`], which the driver
+/// already calls after every change the client reports.
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    /// The file.
+    pub path: PathBuf,
+}
+
+impl StateFile {
+    /// The client kept in the file, or a new one (new keys from `rng`).
+    pub fn load_or_create(
+        &self,
+        name: Name,
+        server_key: PublicKey,
+        e2e: bool,
+        rng: &mut ChaCha20Rng,
+    ) -> Client {
+        let static_key = PrivateKey::generate(rng);
+        if e2e {
+            Client::with_e2e(name, static_key, server_key, Peers::generate(rng))
+        } else {
+            Client::new(name, static_key, server_key)
+        }
+    }
+
+    /// Keeps `client`'s state. Nothing is written yet (see the type's docs).
+    pub const fn save(&self, _client: &Client) {}
+}
+
+/// Connects, registers, and runs the command loop on `commands` until `quit`, the end of input,
+/// or the connection ends. Events and answers go to standard output.
+///
+/// # Errors
+/// [`ClientError`]: the connection or the registration failed, or the relay ended the connection.
+pub async fn run<I: AsyncRead + Unpin>(
+    config: ClientConfig,
+    commands: I,
+) -> Result<(), ClientError> {
+    let mut rng = match config.seed {
+        Some(seed) => ChaCha20Rng::seed_from_u64(seed),
+        None => {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|_| ClientError::Rng)?;
+            ChaCha20Rng::from_seed(seed)
+        }
+    };
+    let state = StateFile { path: config.state.clone() };
+    let client = state.load_or_create(config.name.clone(), config.server_key, config.e2e, &mut rng);
+    let stream = TcpStream::connect(config.connect).await?;
+    stream.set_nodelay(true)?;
+    let (mut read, mut write) = stream.into_split();
+    let mut session = Session { client, rng, state, json: config.json, e2e: config.e2e };
+    let init = session.client.connect(&mut session.rng).map_err(disconnected)?;
+    write.write_all(&init).await?;
+    let mut lines = BufReader::new(commands).lines();
+    loop {
+        tokio::select! {
+            frame = read_frame(&mut read) => {
+                let Some(frame) = frame? else {
+                    return Err(ClientError::Disconnected("the relay closed the connection".into()));
+                };
+                let out = session.client.handle(&frame, &mut session.rng).map_err(disconnected)?;
+                let extra = session.after(&out)?;
+                for frame in out.transmit.iter().chain(&extra) {
+                    write.write_all(frame).await?;
+                }
+            }
+            line = lines.next_line() => {
+                let Some(line) = line? else { return Ok(()) };
+                match session.command(line.trim()) {
+                    Step::Send(frames) => {
+                        for frame in frames {
+                            write.write_all(&frame).await?;
+                        }
+                    }
+                    Step::Quit => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+fn disconnected(e: e2e_protocol::Error) -> ClientError {
+    ClientError::Disconnected(e.to_string())
+}
+
+/// One frame, as SPEC.md §3 frames it: `None` when the relay closed between frames.
+async fn read_frame<R: AsyncRead + Unpin>(read: &mut R) -> Result<Option<Vec<u8>>, ClientError> {
+    let mut header = [0u8; HEADER_LEN];
+    match read.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = frame_len::<LinkFrame>(&header)
+        .map_err(|e| ClientError::Disconnected(e.to_string()))?
+        .ok_or_else(|| ClientError::Disconnected("short header".into()))?;
+    let mut frame = vec![0u8; len];
+    let (head, body) = frame
+        .split_at_mut_checked(HEADER_LEN)
+        .ok_or_else(|| ClientError::Disconnected("short frame".into()))?;
+    head.copy_from_slice(&header);
+    read.read_exact(body).await?;
+    Ok(Some(frame))
+}
+
+/// What a command asks the loop to do.
+enum Step {
+    /// Write these frames (possibly none).
+    Send(Vec<Vec<u8>>),
+    /// End.
+    Quit,
+}
+
+struct Session {
+    client: Client,
+    rng: ChaCha20Rng,
+    state: StateFile,
+    json: bool,
+    e2e: bool,
+}
+
+impl Session {
+    /// Prints `out`'s events, saves the state, and returns frames the driver sends on its own
+    /// account (an e2e client's first bundle upload, once connected).
+    fn after(&mut self, out: &ClientOutputs) -> Result<Vec<Vec<u8>>, ClientError> {
+        let mut extra = Vec::new();
+        for event in &out.events {
+            self.print_event(event);
+            match event {
+                ClientEvent::Connected if self.e2e => {
+                    extra.push(self.client.upload_bundle().map_err(disconnected)?);
+                }
+                ClientEvent::Refused(reason) => {
+                    return Err(ClientError::Refused(format!("{reason:?}")));
+                }
+                _ => {}
+            }
+        }
+        self.state.save(&self.client);
+        Ok(extra)
+    }
+
+    fn command(&mut self, line: &str) -> Step {
+        let mut words = line.splitn(3, ' ');
+        let (verb, who, rest) = (words.next(), words.next(), words.next());
+        let peer = who.and_then(|w| Name::new(w).ok());
+        match (verb, peer, rest) {
+            (Some("quit"), None, None) => Step::Quit,
+            (Some(""), None, None) | (None, _, _) => Step::Send(Vec::new()),
+            (Some("send"), Some(to), Some(text)) => match Body::new(text.as_bytes().to_vec()) {
+                Ok(body) => self.send(&to, body),
+                Err(e) => self.complain(&e.to_string()),
+            },
+            (Some("safety-number"), Some(peer), None) => {
+                match self.client.safety_number(&peer) {
+                    Some(number) => self.print(
+                        &format!("safety number with {peer}: {number}"),
+                        json!({"event": "safety_number", "peer": peer.as_str(), "number": number.to_string()}),
+                    ),
+                    None => {
+                        self.complain(&format!("no e2e session with {peer}"));
+                    }
+                }
+                Step::Send(Vec::new())
+            }
+            (Some("verify"), Some(peer), Some(number)) => {
+                let typed: String = number.chars().filter(char::is_ascii_digit).collect();
+                // The number is compared in constant time by the library; the digits typed are
+                // matched here to the session's own number, which is what the library takes.
+                let ours = self.client.safety_number(&peer);
+                let matches = ours.as_ref().is_some_and(|n| {
+                    n.digits().chars().filter(char::is_ascii_digit).collect::<String>() == typed
+                });
+                let verified = match (ours, matches) {
+                    (Some(ours), true) => self.client.verify_safety_number(&peer, &ours).is_ok(),
+                    _ => false,
+                };
+                self.print(
+                    &if verified {
+                        format!("{peer} verified: a key change is now refused")
+                    } else {
+                        format!("{peer} NOT verified: the numbers differ, or there is no session")
+                    },
+                    json!({"event": "verified", "peer": peer.as_str(), "ok": verified}),
+                );
+                self.state.save(&self.client);
+                Step::Send(Vec::new())
+            }
+            _ => self.complain(
+                "commands: send NAME TEXT | safety-number NAME | verify NAME NUMBER | quit",
+            ),
+        }
+    }
+
+    fn send(&mut self, to: &Name, body: Body) -> Step {
+        let sent = if self.e2e {
+            self.client.send_e2e(to, body, &mut self.rng).map(|out| {
+                for event in &out.events {
+                    self.print_event(event);
+                }
+                out.transmit
+            })
+        } else {
+            self.client.send(to, body).map(|(_, frame)| vec![frame])
+        };
+        self.state.save(&self.client);
+        match sent {
+            Ok(frames) => Step::Send(frames),
+            Err(e) => self.complain(&e.to_string()),
+        }
+    }
+
+    fn complain(&self, why: &str) -> Step {
+        self.print(&format!("error: {why}"), json!({"event": "error", "error": why}));
+        Step::Send(Vec::new())
+    }
+
+    fn print(&self, text: &str, value: serde_json::Value) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    fn print_event(&self, event: &ClientEvent) {
+        let (text, value) = match event {
+            ClientEvent::Connected => ("connected".to_owned(), json!({"event": "connected"})),
+            ClientEvent::Received { from, id, body, protection } => {
+                let text = String::from_utf8_lossy(body.as_bytes()).into_owned();
+                let how = match protection {
+                    Protection::Hop => "hop",
+                    Protection::E2e { .. } => "e2e",
+                };
+                (
+                    format!("{from} ({how}): {text}"),
+                    json!({"event": "received", "from": from.as_str(), "id": id.0, "protection": how, "text": text}),
+                )
+            }
+            ClientEvent::Acked { id, status } => (
+                format!("message {} {status:?}", id.0),
+                json!({"event": "acked", "id": id.0, "status": format!("{status:?}")}),
+            ),
+            ClientEvent::Rejected { id, reason } => (
+                format!("message {} rejected: {reason:?}", id.0),
+                json!({"event": "rejected", "id": id.0, "reason": format!("{reason:?}")}),
+            ),
+            other => {
+                (format!("{other:?}"), json!({"event": "other", "debug": format!("{other:?}")}))
+            }
+        };
+        self.print(&text, value);
+    }
+}
