@@ -13,10 +13,12 @@
 //! Events print as they happen, as text or (with `--json`) one JSON object per line. The library's
 //! [`Client`] is the only protocol logic; this driver owns the socket and the terminal.
 //!
-//! **State.** The client's state — its static key, e2e identity and prekeys, sessions, replay
-//! windows, message counter — lives in memory only for now: [`StateFile`] is the seam where the
-//! library's state export and restore (being built separately) plug in. Until then a restarted
-//! client has a new static key, and the relay refuses it a name it bound before (`NameTaken`).
+//! **State.** The client's whole state — its static key, e2e identity and prekeys, sessions,
+//! ratchets, replay windows, message counter — lives in the `--state` file ([`StateFile`]), in the
+//! format of SPEC.md §18: created on the first run, read back on the next, and rewritten atomically
+//! (a temporary file created `0600`, fsync, rename, fsync of the directory) after every change and
+//! before any frame that change produced is written to the socket (§18.5). It is the only place
+//! the client writes a secret. A restarted client keeps its name and continues its sessions.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,7 +42,7 @@ pub struct ClientConfig {
     pub server_key: PublicKey,
     /// This client's name.
     pub name: Name,
-    /// Where the client's state will be kept (see [`StateFile`]).
+    /// The client's state file (see [`StateFile`]).
     pub state: PathBuf,
     /// Speak e2e (upload a bundle, send end to end, accept only e2e messages).
     pub e2e: bool,
@@ -62,6 +64,8 @@ pub enum ClientError {
     Refused(String),
     /// The operating system's RNG failed.
     Rng,
+    /// The state file does not restore, or belongs to another client.
+    State(String),
 }
 
 impl core::fmt::Display for ClientError {
@@ -71,6 +75,7 @@ impl core::fmt::Display for ClientError {
             Self::Disconnected(why) => write!(f, "disconnected: {why}"),
             Self::Refused(why) => write!(f, "refused: {why}"),
             Self::Rng => f.write_str("the operating system's RNG failed"),
+            Self::State(why) => write!(f, "state file {why}"),
         }
     }
 }
@@ -83,10 +88,7 @@ impl From<std::io::Error> for ClientError {
     }
 }
 
-/// The seam for the client's persisted state. Today it creates a fresh client in memory and saves
-/// nothing; with the library's state export it will read `path` in [`StateFile::load_or_create`] and
-/// write it (atomically: a temporary file, fsync, rename) in [`StateFile::save`], which the driver
-/// already calls after every change the client reports.
+/// The client's state file (SPEC.md §2.3, §18): the only place its secrets are written.
 #[derive(Debug, Clone)]
 pub struct StateFile {
     /// The file.
@@ -94,24 +96,94 @@ pub struct StateFile {
 }
 
 impl StateFile {
-    /// The client kept in the file, or a new one (new keys from `rng`).
+    /// The client kept in the file; or, if there is no file, a new one (new keys from `rng`),
+    /// saved at once so that its keys outlive this run.
+    ///
+    /// # Errors
+    /// [`ClientError::State`] if the file does not restore, or holds another client (another
+    /// name, server key or protocol) than the one asked for; [`ClientError::Io`] if it cannot be
+    /// read or written.
     pub fn load_or_create(
         &self,
         name: Name,
         server_key: PublicKey,
         e2e: bool,
         rng: &mut ChaCha20Rng,
-    ) -> Client {
-        let static_key = PrivateKey::generate(rng);
-        if e2e {
-            Client::with_e2e(name, static_key, server_key, Peers::generate(rng))
-        } else {
-            Client::new(name, static_key, server_key)
+    ) -> Result<Client, ClientError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => {
+                let bytes = zeroize::Zeroizing::new(bytes);
+                let client = Client::restore_state(&bytes)
+                    .map_err(|e| ClientError::State(format!("{}: {e}", self.path.display())))?;
+                let mismatch = if *client.name() != name {
+                    Some(format!("it is {}'s, not {name}'s", client.name()))
+                } else if client.server_key() != server_key {
+                    Some("it is for another server key".to_owned())
+                } else if client.identity().is_some() != e2e {
+                    Some(
+                        if e2e {
+                            "it has no e2e identity (drop --e2e)"
+                        } else {
+                            "it is an e2e client (add --e2e)"
+                        }
+                        .to_owned(),
+                    )
+                } else {
+                    None
+                };
+                match mismatch {
+                    Some(why) => Err(ClientError::State(format!("{}: {why}", self.path.display()))),
+                    None => Ok(client),
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let static_key = PrivateKey::generate(rng);
+                let client = if e2e {
+                    Client::with_e2e(name, static_key, server_key, Peers::generate(rng))
+                } else {
+                    Client::new(name, static_key, server_key)
+                };
+                self.save(&client)?;
+                Ok(client)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
-    /// Keeps `client`'s state. Nothing is written yet (see the type's docs).
-    pub const fn save(&self, _client: &Client) {}
+    /// Writes `client`'s state over the file, atomically: a temporary file beside it, created
+    /// with mode `0600`, written in full and flushed to disk, renamed over the file, then the
+    /// directory flushed (SPEC.md §18.5). A reader sees the old state or the new, never a mix.
+    ///
+    /// # Errors
+    /// [`ClientError::Io`].
+    pub fn save(&self, client: &Client) -> Result<(), ClientError> {
+        use std::io::Write as _;
+        let state = client.export_state();
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        // A leftover of a crash mid-write was never renamed, so it was never the state.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(state.as_bytes())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, &self.path)?;
+        #[cfg(unix)]
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    }
 }
 
 /// Connects, registers, and runs the command loop on `commands` until `quit`, the end of input,
@@ -132,7 +204,8 @@ pub async fn run<I: AsyncRead + Unpin>(
         }
     };
     let state = StateFile { path: config.state.clone() };
-    let client = state.load_or_create(config.name.clone(), config.server_key, config.e2e, &mut rng);
+    let client =
+        state.load_or_create(config.name.clone(), config.server_key, config.e2e, &mut rng)?;
     let stream = TcpStream::connect(config.connect).await?;
     stream.set_nodelay(true)?;
     let (mut read, mut write) = stream.into_split();
@@ -154,7 +227,7 @@ pub async fn run<I: AsyncRead + Unpin>(
             }
             line = lines.next_line() => {
                 let Some(line) = line? else { return Ok(()) };
-                match session.command(line.trim()) {
+                match session.command(line.trim())? {
                     Step::Send(frames) => {
                         for frame in frames {
                             write.write_all(&frame).await?;
@@ -224,19 +297,21 @@ impl Session {
                 _ => {}
             }
         }
-        self.state.save(&self.client);
+        self.state.save(&self.client)?;
         Ok(extra)
     }
 
-    fn command(&mut self, line: &str) -> Step {
+    /// Runs one command line. A state file that cannot be written stops the client: frames the
+    /// change produced are not sent (SPEC.md §18.5).
+    fn command(&mut self, line: &str) -> Result<Step, ClientError> {
         let mut words = line.splitn(3, ' ');
         let (verb, who, rest) = (words.next(), words.next(), words.next());
         let peer = who.and_then(|w| Name::new(w).ok());
-        match (verb, peer, rest) {
+        Ok(match (verb, peer, rest) {
             (Some("quit"), None, None) => Step::Quit,
             (Some(""), None, None) | (None, _, _) => Step::Send(Vec::new()),
             (Some("send"), Some(to), Some(text)) => match Body::new(text.as_bytes().to_vec()) {
-                Ok(body) => self.send(&to, body),
+                Ok(body) => self.send(&to, body)?,
                 Err(e) => self.complain(&e.to_string()),
             },
             (Some("safety-number"), Some(peer), None) => {
@@ -271,16 +346,16 @@ impl Session {
                     },
                     json!({"event": "verified", "peer": peer.as_str(), "ok": verified}),
                 );
-                self.state.save(&self.client);
+                self.state.save(&self.client)?;
                 Step::Send(Vec::new())
             }
             _ => self.complain(
                 "commands: send NAME TEXT | safety-number NAME | verify NAME NUMBER | quit",
             ),
-        }
+        })
     }
 
-    fn send(&mut self, to: &Name, body: Body) -> Step {
+    fn send(&mut self, to: &Name, body: Body) -> Result<Step, ClientError> {
         let sent = if self.e2e {
             self.client.send_e2e(to, body, &mut self.rng).map(|out| {
                 for event in &out.events {
@@ -291,11 +366,11 @@ impl Session {
         } else {
             self.client.send(to, body).map(|(_, frame)| vec![frame])
         };
-        self.state.save(&self.client);
-        match sent {
+        self.state.save(&self.client)?;
+        Ok(match sent {
             Ok(frames) => Step::Send(frames),
             Err(e) => self.complain(&e.to_string()),
-        }
+        })
     }
 
     fn complain(&self, why: &str) -> Step {

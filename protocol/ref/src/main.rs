@@ -50,8 +50,8 @@ struct ClientArgs {
     /// This client's name (SPEC.md §3.3: `a`-`z`, `0`-`9`, `-`, `_`, `.`; at most 32).
     #[arg(long)]
     name: String,
-    /// Where the client's state is to be kept. Not written yet: the state lives in memory (see
-    /// `e2e_ref::client::StateFile`).
+    /// The client's state file (SPEC.md §18): created with new keys if absent, else restored;
+    /// rewritten atomically, mode 0600, after every change. It holds the client's secrets.
     #[arg(long, value_name = "FILE")]
     state: std::path::PathBuf,
     /// Speak e2e: upload a bundle, send end to end, accept only e2e messages.

@@ -569,3 +569,59 @@ fn terminal_clients_talk_end_to_end_and_verify_safety_numbers() {
     alice.say("quit");
     assert!(alice.child.wait().unwrap().success());
 }
+
+#[test]
+fn a_restarted_terminal_client_keeps_its_name_and_continues_its_sessions() {
+    let dir = TempDir::new("restart");
+    let relay = Relay::start(&dir.0, &[]);
+    let stored = |v: &serde_json::Value| {
+        v["debug"].as_str().filter(|d| d.starts_with("BundleStored")).map(|_| ())
+    };
+    let received = |v: &serde_json::Value| (v["event"] == "received").then(|| v["text"].clone());
+    let number = |v: &serde_json::Value| v["number"].as_str().map(str::to_owned);
+    let bob = Terminal::start(&relay, "bob", &dir.0);
+    bob.expect(stored);
+    let mut alice = Terminal::start(&relay, "alice", &dir.0);
+    alice.expect(stored);
+    alice.say("send bob before the restart");
+    assert_eq!(bob.expect(received), "before the restart");
+    alice.say("safety-number bob");
+    let before = alice.expect(number);
+    // SIGKILL both: whatever they last wrote is their state.
+    drop(alice);
+    drop(bob);
+    #[cfg(unix)]
+    for who in ["alice", "bob"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.0.join(who)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{who}'s state file is readable by its owner only");
+    }
+    // The same names, keys and sessions: the relay takes the names back (no NameTaken), and Bob
+    // answers in the session Alice started before the restart, which she still holds.
+    let mut bob = Terminal::start(&relay, "bob", &dir.0);
+    bob.expect(stored);
+    let mut alice = Terminal::start(&relay, "alice", &dir.0);
+    alice.expect(stored);
+    bob.say("send alice after the restart");
+    assert_eq!(alice.expect(received), "after the restart");
+    alice.say("safety-number bob");
+    assert_eq!(alice.expect(number), before, "the same identities: the same safety number");
+    alice.say("quit");
+    assert!(alice.child.wait().unwrap().success());
+    // A state file is one client's: used under another name it is refused, and left as it was.
+    let kept = std::fs::read(dir.0.join("alice")).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_e2e-ref"))
+        .args(["client", "--e2e", "--name", "carol", "--connect"])
+        .arg(relay.addr.to_string())
+        .arg("--server-key")
+        .arg(hex::encode(relay.key.as_bytes()))
+        .arg("--state")
+        .arg(dir.0.join("alice"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    assert_eq!(std::fs::read(dir.0.join("alice")).unwrap(), kept);
+}

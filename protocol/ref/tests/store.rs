@@ -230,6 +230,23 @@ fn the_static_key_is_made_once_and_kept() {
     assert_eq!(again.unwrap().public_key(), first.public_key());
 }
 
+/// The store holds the static key, so only its owner may read it (SPEC.md §2.3): the directory is
+/// 0700 and the file 0600, also when they existed with wider modes before.
+#[cfg(unix)]
+#[test]
+fn the_store_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("mode");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    drop(RedbStore::open(&dir.0).unwrap());
+    let file = std::fs::read_dir(&dir.0).unwrap().next().unwrap().unwrap().path();
+    assert_eq!((mode(&dir.0), mode(&file)), (0o700, 0o600));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(RedbStore::open(&dir.0).unwrap());
+    assert_eq!(mode(&file), 0o600);
+}
+
 /// The directory entry a server stores for a fresh client's first upload.
 fn bundle_entry(peers: &Peers) -> DirectoryEntry {
     let mut rng = ChaCha20Rng::seed_from_u64(8);

@@ -235,6 +235,12 @@ impl Client {
         &self.name
     }
 
+    /// The static public key of the server this client registers with.
+    #[must_use]
+    pub const fn server_key(&self) -> PublicKey {
+        self.server_key
+    }
+
     /// The client's channel static public key.
     #[must_use]
     pub const fn static_public(&self) -> PublicKey {

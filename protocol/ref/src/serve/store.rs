@@ -105,8 +105,14 @@ impl RedbStore {
     /// # Errors
     /// The directory or file cannot be created or opened, or the file is another format.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(e.into()))?;
-        let db = Database::create(dir.join(STORE_FILE))?;
+        let io = |e: std::io::Error| StoreError::Db(e.into());
+        std::fs::create_dir_all(dir).map_err(io)?;
+        // The store holds the server's static key: owner-only, like a client's state file (SPEC.md
+        // §2.3). The file is created empty with mode 0600 before redb initialises it, so the key
+        // is never in a file anyone else can read; an existing file is narrowed too.
+        let path = dir.join(STORE_FILE);
+        owner_only(dir, &path).map_err(io)?;
+        let db = Database::create(&path)?;
         let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
@@ -285,4 +291,24 @@ pub fn decode_entry(bytes: &[u8]) -> Result<DirectoryEntry, StoreError> {
         one_time: bundle.one_time_prekeys().to_vec(),
         takers,
     })
+}
+
+/// Narrows `dir` to `0700` and creates (or narrows) `file` with mode `0600`.
+#[cfg(unix)]
+fn owner_only(dir: &Path, file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(file)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+/// Elsewhere the platform's defaults apply.
+#[cfg(not(unix))]
+fn owner_only(_dir: &Path, _file: &Path) -> std::io::Result<()> {
+    Ok(())
 }
