@@ -405,10 +405,10 @@ pub const RULES: &[Rule] = &[
         "a message to a name never registered: Reject{UnknownRecipient}",
         &["hop_transcript#hop-seed-1/step-39"],
     ),
-    gap(
+    rule(
         "§5.2, §5.5",
-        "a message the content policy denies: Reject{Policy}",
-        "a hop run with DenyWord",
+        "a message the content policy denies (DenyWord, ASCII case-insensitive): Reject{Policy}, nothing relayed",
+        &["hop_transcript#hop-policy-seed-2/step-11", "hop_transcript#hop-policy-seed-2/step-13"],
     ),
     rule(
         "§5.2",

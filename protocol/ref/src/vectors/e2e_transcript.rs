@@ -103,6 +103,7 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
             Step::SendTo { from: a, to: name("alice")?, text: "note to self".to_owned() },
             Step::Send { from: a, text: "verified".to_owned() },
         ],
+        deny_word: None,
     }])
 }
 

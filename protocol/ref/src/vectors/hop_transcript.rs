@@ -27,9 +27,10 @@ fn alice() -> Result<Name, VectorError> {
 /// The runs of the file.
 fn runs() -> Result<Vec<RunSpec>, VectorError> {
     let (a, b) = (Party::Alice, Party::Bob);
-    Ok(vec![RunSpec {
-        id: "hop-seed-1",
-        comment: "The default hop conversation, then: a network attacker replays the last frame Alice received \
+    Ok(vec![
+        RunSpec {
+            id: "hop-seed-1",
+            comment: "The default hop conversation, then: a network attacker replays the last frame Alice received \
          (it does not open: the counter moved on); Alice sends one more message (her id 5) of which the attacker first \
          delivers a copy with one bit flipped (refused), then the genuine frame; the server seals that \
          Deliver to Bob a second time under the same id (Bob's replay window refuses it); Bob answers. Then the \
@@ -43,49 +44,67 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          real ids are silenced — the hop trade-off of §16.1); id 5 again (OutOfWindow); id 2^64 - 65 (64 \
          behind: OutOfWindow); id 2^64 - 64 (63 behind, not seen: accepted); and id 5 relabelled as from \
          carol (a sender Bob has no window for: accepted — the server vouches for the name).",
-        seed: 1,
-        script: default_script(Protocol::Hop),
-        attacks: vec![
-            Step::ReplayLastFrame { to: a },
-            Step::TamperNextFrame { from: a, text: "one more thing".to_owned() },
-            Step::ServerReplaysDelivery { to: b, id: 5, new_id: None },
-            Step::Send { from: b, text: "got it".to_owned() },
-            // The server's refusals as behaviour (SPEC.md §5.1, §5.2, §5.4).
-            Step::ReplayHandshakeInit { of: a },
-            Step::SendTo { from: a, to: Name::new("carol")?, text: "anyone there?".to_owned() },
-            Step::Disconnect(b),
-        ]
-        .into_iter()
-        .chain(
-            (1..=MAILBOX_CAPACITY + 1).map(|i| Step::Send { from: a, text: format!("queued {i}") }),
-        )
-        .chain([
-            Step::Connect(b),
-            Step::Send { from: b, text: "all 64 arrived".to_owned() },
-            // Bob's window for alice now holds ids up to 70; the server forges ids outside it.
-            Step::ServerForges {
-                to: b,
-                message: Message::Deliver {
-                    id: MessageId(0),
-                    from: alice()?,
-                    body: Body::new(b"id zero".to_vec())?,
+            seed: 1,
+            script: default_script(Protocol::Hop),
+            attacks: vec![
+                Step::ReplayLastFrame { to: a },
+                Step::TamperNextFrame { from: a, text: "one more thing".to_owned() },
+                Step::ServerReplaysDelivery { to: b, id: 5, new_id: None },
+                Step::Send { from: b, text: "got it".to_owned() },
+                // The server's refusals as behaviour (SPEC.md §5.1, §5.2, §5.4).
+                Step::ReplayHandshakeInit { of: a },
+                Step::SendTo { from: a, to: Name::new("carol")?, text: "anyone there?".to_owned() },
+                Step::Disconnect(b),
+            ]
+            .into_iter()
+            .chain(
+                (1..=MAILBOX_CAPACITY + 1)
+                    .map(|i| Step::Send { from: a, text: format!("queued {i}") }),
+            )
+            .chain([
+                Step::Connect(b),
+                Step::Send { from: b, text: "all 64 arrived".to_owned() },
+                // Bob's window for alice now holds ids up to 70; the server forges ids outside it.
+                Step::ServerForges {
+                    to: b,
+                    message: Message::Deliver {
+                        id: MessageId(0),
+                        from: alice()?,
+                        body: Body::new(b"id zero".to_vec())?,
+                    },
                 },
-            },
-            Step::ServerForges {
-                to: b,
-                message: Message::Deliver {
-                    id: MessageId(u64::MAX),
-                    from: alice()?,
-                    body: Body::new(b"far ahead".to_vec())?,
+                Step::ServerForges {
+                    to: b,
+                    message: Message::Deliver {
+                        id: MessageId(u64::MAX),
+                        from: alice()?,
+                        body: Body::new(b"far ahead".to_vec())?,
+                    },
                 },
-            },
-            Step::ServerReplaysDelivery { to: b, id: 5, new_id: None },
-            Step::ServerReplaysDelivery { to: b, id: 5, new_id: Some(u64::MAX - 64) },
-            Step::ServerReplaysDelivery { to: b, id: 5, new_id: Some(u64::MAX - 63) },
-            Step::ServerRelabelsDelivery { to: b, id: 5, as_from: Name::new("carol")? },
-        ])
-        .collect(),
-    }])
+                Step::ServerReplaysDelivery { to: b, id: 5, new_id: None },
+                Step::ServerReplaysDelivery { to: b, id: 5, new_id: Some(u64::MAX - 64) },
+                Step::ServerReplaysDelivery { to: b, id: 5, new_id: Some(u64::MAX - 63) },
+                Step::ServerRelabelsDelivery { to: b, id: 5, as_from: Name::new("carol")? },
+            ])
+            .collect(),
+            deny_word: None,
+        },
+        RunSpec {
+            id: "hop-policy-seed-2",
+            comment: "A server with the content policy DenyWord(swordfish) (SPEC.md §5.5): both connect; Alice's \
+         first message passes; her second contains the word, in another case (\"SwordFish\": the match is \
+         ASCII case-insensitive), and is refused with Reject Policy — only Alice learns it, Bob sees \
+         nothing; her third passes.",
+            seed: 2,
+            script: vec![Step::Connect(a), Step::Connect(b)],
+            attacks: vec![
+                Step::Send { from: a, text: "is the vault open?".to_owned() },
+                Step::Send { from: a, text: "the password is SwordFish".to_owned() },
+                Step::Send { from: a, text: "never mind".to_owned() },
+            ],
+            deny_word: Some("swordfish"),
+        },
+    ])
 }
 
 /// Builds `hop_transcript.json`.

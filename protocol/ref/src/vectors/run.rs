@@ -31,7 +31,7 @@ use e2e_protocol::e2e::prekeys::PrekeyStore;
 use e2e_protocol::e2e::ratchet::{ChainKey, RootKey};
 use e2e_protocol::e2e::x3dh;
 use e2e_protocol::error::Error;
-use e2e_protocol::hop::AllowAll;
+use e2e_protocol::hop::{AllowAll, ContentPolicy, DenyWord};
 use e2e_protocol::roles::LinkId;
 use e2e_protocol::suite::{PrivateKey, PublicKey, Secret, SigningKey};
 use e2e_protocol::wire::{Codec, LinkFrame, LinkKind, Message, Name};
@@ -605,6 +605,7 @@ impl Recorder {
             ("protocol", self.protocol.label().into()),
             ("seed", spec.seed.into()),
             ("rng", "ChaCha20Rng::seed_from_u64(seed) (rand_chacha 0.10): each draw is the next 32 bytes of its stream".into()),
+            ("server_policy", spec.deny_word.map_or_else(|| "AllowAll".into(), |w| format!("DenyWord({w})").into())),
             ("script", script.iter().map(describe).collect()),
             ("rng_draws", Value::Array(draws)),
             ("parties", object(parties)),
@@ -706,6 +707,8 @@ pub struct RunSpec {
     pub script: Vec<Step>,
     /// The steps after the script: attacks, and what follows them.
     pub attacks: Vec<Step>,
+    /// The server's hop content policy: `None` is `AllowAll`, `Some(w)` is `DenyWord(w)` (SPEC.md §5.5).
+    pub deny_word: Option<&'static str>,
 }
 
 /// Runs `spec` (its script, then its attacks) in the runner and returns the run's JSON.
@@ -713,11 +716,22 @@ pub struct RunSpec {
 /// # Errors
 /// A role error on a frame the run produced, or a disagreement of a model with the run.
 pub fn run(protocol: Protocol, spec: &RunSpec) -> Result<Value, VectorError> {
+    match spec.deny_word {
+        None => run_with(protocol, spec, AllowAll),
+        Some(word) => run_with(protocol, spec, DenyWord::new(word)),
+    }
+}
+
+fn run_with<P: ContentPolicy>(
+    protocol: Protocol,
+    spec: &RunSpec,
+    policy: P,
+) -> Result<Value, VectorError> {
     let config = RunConfig {
         protocol,
         seed: spec.seed,
         script: spec.script.iter().chain(&spec.attacks).cloned().collect(),
-        policy: AllowAll,
+        policy,
         mitm: false,
         verified: false,
     };
