@@ -1,0 +1,34 @@
+//! The implementations of the primitives that differ between backends, chosen at compile time.
+//!
+//! Two backends implement the same small set of functions over fixed-size byte arrays: X25519
+//! (public key and DH with the contributory check) and ChaCha20-Poly1305 (seal and open in place,
+//! detached tag). The suite's types ([`super::PrivateKey`], [`super::AeadKey`]) hold the secrets
+//! in their zeroizing newtypes and call [`active`] with borrowed bytes; nothing above `suite`
+//! sees which backend runs, and both give the same bytes for every input (tests/suite_backends.rs
+//! compares them on every Wycheproof case and on random inputs).
+//!
+//! * [`dalek`], the default: x25519-dalek and RustCrypto's chacha20poly1305.
+//! * `aws_lc`, with the feature `backend-aws-lc`: aws-lc-rs (AWS-LC), whose x86-64 X25519 is
+//!   s2n-bignum's formally verified assembly and whose ChaCha20-Poly1305 is vectorized assembly.
+//!
+//! The other primitives have one implementation for both backends: SHA-256/512, HMAC and HKDF
+//! stay with RustCrypto (`sha2` uses the SHA extensions where the CPU has them, and AWS-LC was no
+//! faster at the 32- to 64-byte inputs the protocols hash: README "Benchmarks"), and Ed25519 stays
+//! with ed25519-dalek, whose `verify_strict` implements SPEC §10.3's strict rules (AWS-LC's
+//! `ED25519_verify` accepts a small-order `R` and a non-canonical key encoding, so it would need
+//! a second point decoding around it to give the same verdicts).
+//!
+//! With `backend-aws-lc` the dalek backend is compiled too (it is small, and its crates are
+//! dependencies either way), so that one test binary can compare the two: both are reachable,
+//! hidden from the documentation, through `suite::backends`.
+
+pub mod dalek;
+
+#[cfg(feature = "backend-aws-lc")]
+pub mod aws_lc;
+
+#[cfg(not(feature = "backend-aws-lc"))]
+pub(crate) use dalek as active;
+
+#[cfg(feature = "backend-aws-lc")]
+pub(crate) use aws_lc as active;
