@@ -48,8 +48,8 @@ pub fn x25519_public_key(secret: &[u8; DH_LEN]) -> [u8; DH_LEN] {
 /// same way: a refusal, never a predictable key.
 ///
 /// `from_private_key` derives the public key too (AWS-LC's `EVP_PKEY` keeps both), one
-/// fixed-base multiplication more per DH; even so AWS-LC's DH is faster than x25519-dalek's
-/// (README "Benchmarks"). Keeping AWS-LC's key object inside [`crate::suite::PrivateKey`] would
+/// fixed-base multiplication more per DH (README "Benchmarks" measures both: `x25519_dh` and
+/// `x25519_dh_prepared_key`). Keeping AWS-LC's key object inside [`crate::suite::PrivateKey`] would
 /// save it, but would tie a C object's lifetime to a value the model checker clones and hashes.
 ///
 /// # Errors

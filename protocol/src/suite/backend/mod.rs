@@ -16,9 +16,10 @@
 //! `ED25519_verify` gives the same verdicts on every Wycheproof case but checks only the
 //! cofactorless equation and a canonical `S`, so it accepts a signature under a key of small order
 //! and one whose `R` has small order (tests/suite_backends.rs crafts both); using it would mean
-//! decoding the key and `R` around it, which is most of the cost it would save. SHA-256/512, HMAC
-//! and HKDF stay with RustCrypto: at the 32- to 64-byte inputs the protocols hash, AWS-LC's were
-//! not faster enough to matter (README "Benchmarks" has the figures).
+//! decoding the key and `R` around it, and it was not clearly faster here anyway. SHA-256/512,
+//! HMAC and HKDF stay with RustCrypto: at the 32- to 64-byte inputs the protocols hash, aws-lc-rs's
+//! HMAC and HKDF were slower (a key object and a foreign call per operation) and its SHA-256 within
+//! the noise. README "Benchmarks" has the figures.
 //!
 //! With `backend-aws-lc` the dalek backend is compiled too (it is small, and its crates are
 //! dependencies either way), so that one test binary can compare the two: both are reachable,
