@@ -20,19 +20,33 @@ use super::attack::{FORGED_CT, SESSIONS};
 use super::e2e::OUT_OF_ORDER;
 use super::fixtures::SIZES;
 use super::primitives::GROUPS;
+#[cfg(feature = "backend-aws-lc")]
+use super::primitives_aws_lc::{ALTERNATIVES, GROUPS as AWS_LC_GROUPS};
+
+/// The backend this bench binary's paths run on.
+pub const BACKEND: &str = if cfg!(feature = "backend-aws-lc") { "aws-lc" } else { "dalek" };
+
+/// The groups that measure the primitives the active backend implements (X25519 and the AEAD);
+/// the others (SHA-2, HMAC, HKDF, Ed25519) are the same crates in both and measured in [`GROUPS`].
+#[cfg(feature = "backend-aws-lc")]
+const BACKEND_GROUPS: [&str; 3] = AWS_LC_GROUPS;
+#[cfg(not(feature = "backend-aws-lc"))]
+const BACKEND_GROUPS: [&str; 3] = GROUPS;
 use super::relay::channel_plaintexts;
 
 /// Where criterion writes its estimates: `$CRITERION_HOME`, else `criterion/` in the target
-/// directory this bench binary was built in (`target/release/deps/…` → `target/`).
+/// directory this bench binary was built in (`target/release/deps/…` → `target/`); a
+/// `backend-aws-lc` build writes into its subdirectory `backend-aws-lc/`, so that the two
+/// backends' paths (same bench ids) and summaries never overwrite or compare with each other.
 pub fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).or_else(|| {
-        let exe = std::env::current_exe().ok()?;
-        exe.ancestors().nth(3).map(Path::to_path_buf)
+    let base = std::env::var_os("CRITERION_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            exe.ancestors().nth(3).map(Path::to_path_buf)
+        });
+        target.unwrap_or_else(|| PathBuf::from("target")).join("criterion")
     });
-    target.unwrap_or_else(|| PathBuf::from("target")).join("criterion")
+    if cfg!(feature = "backend-aws-lc") { base.join("backend-aws-lc") } else { base }
 }
 
 /// A primitive operation, named by its bench id in the `primitives` group.
@@ -80,25 +94,27 @@ impl Medians {
         estimates["median"]["point_estimate"].as_f64()
     }
 
-    /// A primitive's medians, one per measurement in [`GROUPS`] (`None` where not measured).
-    fn primitive_medians(&self, id: &str) -> [Option<f64>; GROUPS.len()] {
-        GROUPS.map(|group| self.get(&format!("{group}/{id}")))
+    /// A primitive's medians, one per measurement in `groups` (`None` where not measured).
+    fn primitive_medians(&self, groups: [&str; 3], id: &str) -> [Option<f64>; 3] {
+        groups.map(|group| self.get(&format!("{group}/{id}")))
     }
 
     /// The lowest of a primitive's medians in this run.
-    fn primitive(&self, id: &str) -> Option<f64> {
-        self.primitive_medians(id).into_iter().flatten().reduce(f64::min)
+    fn primitive(&self, groups: [&str; 3], id: &str) -> Option<f64> {
+        self.primitive_medians(groups, id).into_iter().flatten().reduce(f64::min)
     }
 
+    /// An operation's price on the active backend.
     fn op(&self, op: Op) -> Option<f64> {
-        let fixed = |id: &str| self.primitive(id);
+        let shared = |id: &str| self.primitive(GROUPS, id);
+        let fixed = |id: &str| self.primitive(BACKEND_GROUPS, id);
         match op {
             Op::Keygen => fixed("x25519_keygen"),
             Op::Dh => fixed("x25519_dh"),
-            Op::Verify => fixed("ed25519_verify"),
-            Op::Hkdf => fixed("hkdf_sha256"),
-            Op::Hmac => fixed("hmac_sha256"),
-            Op::Hash => fixed("sha256_64"),
+            Op::Verify => shared("ed25519_verify"),
+            Op::Hkdf => shared("hkdf_sha256"),
+            Op::Hmac => shared("hmac_sha256"),
+            Op::Hash => shared("sha256_64"),
             Op::Aead(n) => {
                 let points: Vec<(f64, f64)> = SIZES
                     .iter()
@@ -294,21 +310,55 @@ pub fn report(dir: &Path, since: SystemTime) {
         "aead_seal_open/1024",
         "aead_seal_open/16384",
     ];
+    // What each backend implements itself; the rest is shared (measured in `GROUPS` only).
+    let own = |id: &str| id.starts_with("x25519") || id.starts_with("aead");
+    let backends: &[(&str, [&str; 3])] = &[
+        ("dalek", GROUPS),
+        #[cfg(feature = "backend-aws-lc")]
+        ("aws-lc", AWS_LC_GROUPS),
+    ];
     let mut floor_table = String::from(
-        "| primitive | median, first | middle | last | floor uses |\n|---|---|---|---|---|\n",
+        "| primitive | backend | median, first | middle | last | floor uses |\n\
+         |---|---|---|---|---|---|\n",
     );
     let mut drift: Option<f64> = None;
     for id in primitives {
-        let measured = medians.primitive_medians(id);
-        let Some(floor) = medians.primitive(id) else { continue };
-        let present: Vec<f64> = measured.into_iter().flatten().collect();
-        if present.len() > 1 {
-            let high = present.iter().copied().fold(floor, f64::max);
-            drift = Some(drift.unwrap_or(0.0).max((high - floor) / floor));
+        for &(backend, groups) in backends {
+            if backend != "dalek" && !own(id) {
+                continue;
+            }
+            let measured = medians.primitive_medians(groups, id);
+            let Some(floor) = medians.primitive(groups, id) else { continue };
+            let present: Vec<f64> = measured.into_iter().flatten().collect();
+            if present.len() > 1 {
+                let high = present.iter().copied().fold(floor, f64::max);
+                drift = Some(drift.unwrap_or(0.0).max((high - floor) / floor));
+            }
+            let show = |m: &Option<f64>| m.map_or_else(|| "—".to_owned(), time);
+            let columns: Vec<String> = measured.iter().map(show).collect();
+            let used =
+                if own(id) && backend != BACKEND { "not this floor".into() } else { time(floor) };
+            let backend = if own(id) { backend } else { "both" };
+            floor_table
+                .push_str(&format!("| {id} | {backend} | {} | {used} |\n", columns.join(" | ")));
         }
-        let show = |m: &Option<f64>| m.map_or_else(|| "—".to_owned(), time);
-        let columns: Vec<String> = measured.iter().map(show).collect();
-        floor_table.push_str(&format!("| {id} | {} | {} |\n", columns.join(" | "), time(floor)));
+    }
+    #[cfg(feature = "backend-aws-lc")]
+    {
+        let mut alternatives = String::new();
+        for id in
+            ["x25519_dh_prepared_key", "ed25519_verify", "hkdf_sha256", "hmac_sha256", "sha256_64"]
+        {
+            if let Some(m) = medians.get(&format!("{ALTERNATIVES}/{id}")) {
+                alternatives.push_str(&format!("| {id} | {} |\n", time(m)));
+            }
+        }
+        if !alternatives.is_empty() {
+            floor_table.push_str(&format!(
+                "\naws-lc-rs alternatives, measured once, used by neither backend:\n\n\
+                 | primitive | median |\n|---|---|\n{alternatives}"
+            ));
+        }
     }
     if rows == 0 {
         println!("\nfloor summary: no protocol path was measured in this run");
@@ -332,7 +382,10 @@ pub fn report(dir: &Path, since: SystemTime) {
             }
         ),
     };
-    let summary = format!("{floor_table}\n{steadiness}\n\n{table}\n{verdict}\n");
+    let summary = format!(
+        "Backend: {BACKEND}: the paths ran on it and are priced at its floor.\n\n\
+         {floor_table}\n{steadiness}\n\n{table}\n{verdict}\n"
+    );
     println!("\n## Floor summary\n\n{summary}");
     let file = dir.join("floor-summary.md");
     if fs::create_dir_all(dir).and_then(|()| fs::write(&file, &summary)).is_ok() {

@@ -3,6 +3,11 @@
 //!
 //! `cargo bench -- e2e/` runs part of it; the summary then shows the paths measured by this run
 //! whose primitives were measured too (`cargo bench -- 'primitives|e2e/'`).
+//!
+//! `cargo bench --features backend-aws-lc` runs the paths on the aws-lc backend, measures both
+//! backends' primitives, and prices the paths at the aws-lc floor; its criterion output and
+//! summary go to a directory of their own (`floor::criterion_dir`). `scripts/bench-backends`
+//! runs both builds and prints both summaries.
 
 // A bench fixture that fails is a broken bench, not a result: it stops with a message.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -14,6 +19,8 @@ mod e2e;
 mod fixtures;
 mod floor;
 mod primitives;
+#[cfg(feature = "backend-aws-lc")]
+mod primitives_aws_lc;
 mod relay;
 
 use std::time::{Duration, SystemTime};
@@ -29,15 +36,23 @@ fn main() {
         .sample_size(50)
         .output_directory(&dir)
         .configure_from_args();
-    let [first, middle, last] = primitives::GROUPS;
-    primitives::bench(&mut c, first);
+    // Both backends' primitives in every run of a `backend-aws-lc` build, so the summary compares
+    // them; the paths run on the backend compiled in, and are priced at its floor.
+    let primitives = |c: &mut Criterion, at: usize| {
+        primitives::bench(c, primitives::GROUPS[at]);
+        #[cfg(feature = "backend-aws-lc")]
+        primitives_aws_lc::bench(c, primitives_aws_lc::GROUPS[at]);
+    };
+    primitives(&mut c, 0);
+    #[cfg(feature = "backend-aws-lc")]
+    primitives_aws_lc::bench_alternatives(&mut c);
     channel::bench(&mut c);
     e2e::bench(&mut c);
     attack::bench(&mut c);
-    primitives::bench(&mut c, middle);
+    primitives(&mut c, 1);
     relay::bench(&mut c);
     codec::bench(&mut c);
-    primitives::bench(&mut c, last);
+    primitives(&mut c, 2);
     c.final_summary();
     floor::report(&dir, started);
 }

@@ -1,5 +1,6 @@
 //! The floor: each primitive operation the protocols are built from, called on the underlying
-//! crates directly (no e2e-ref code), at the shapes the protocols use them.
+//! crates directly (no e2e-ref code), at the shapes the protocols use them. These are the default
+//! (dalek) backend's crates; `primitives_aws_lc` measures the other backend's.
 
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
@@ -14,6 +15,11 @@ use super::fixtures::SIZES;
 /// under these group names: the floor takes the lowest median of each, and the summary shows all
 /// three, so that a machine whose speed drifted during the run is visible.
 pub const GROUPS: [&str; 3] = ["primitives", "primitives-middle", "primitives-last"];
+
+/// The X25519 public key of `secret` (x25519-dalek), for the DH benches' peer key.
+pub fn x25519_public(secret: [u8; 32]) -> [u8; 32] {
+    x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(secret)).to_bytes()
+}
 
 pub fn bench(c: &mut Criterion, group: &str) {
     let mut group = c.benchmark_group(group);
@@ -30,7 +36,7 @@ pub fn bench(c: &mut Criterion, group: &str) {
 
     // X25519: one variable-base scalar multiplication and the contributory check of SPEC §2.1.
     let ours = x25519_dalek::StaticSecret::from([0x42u8; 32]);
-    let theirs = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([0x24u8; 32]));
+    let theirs = x25519_dalek::PublicKey::from(x25519_public([0x24u8; 32]));
     group.bench_function("x25519_dh", |b| {
         b.iter(|| {
             let shared = black_box(&ours).diffie_hellman(black_box(&theirs));

@@ -1,8 +1,5 @@
 //! ChaCha20-Poly1305 (RFC 8439).
 
-use chacha20poly1305::aead::{AeadInOut, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
-
 use super::{CryptoError, Secret};
 
 /// AEAD key length.
@@ -16,10 +13,6 @@ pub const AEAD_TAG_LEN: usize = 16;
 pub type AeadKey = Secret<AEAD_KEY_LEN>;
 
 impl AeadKey {
-    fn cipher(&self) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new(&Key::from(*self.expose()))
-    }
-
     /// Encrypts `plaintext`, returning `ciphertext || tag` (`plaintext.len() + 16` bytes).
     #[must_use]
     pub fn seal(&self, nonce: &[u8; AEAD_NONCE_LEN], ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
@@ -45,14 +38,9 @@ impl AeadKey {
         start: usize,
     ) {
         let start = start.min(buffer.len());
-        let tag = self.cipher().encrypt_inout_detached(
-            &Nonce::from(*nonce),
-            ad,
-            buffer[start..].as_mut().into(),
-        );
-        match tag {
-            Ok(tag) => buffer.extend_from_slice(&tag),
-            Err(_) => buffer.truncate(start),
+        match super::backend::active::aead_seal(self.expose(), nonce, ad, &mut buffer[start..]) {
+            Some(tag) => buffer.extend_from_slice(&tag),
+            None => buffer.truncate(start),
         }
     }
 
@@ -73,10 +61,10 @@ impl AeadKey {
     }
 
     /// [`Self::open`] in place: `buffer[start..]` is `ciphertext || tag`; on success it becomes the
-    /// plaintext (the tag is cut off). The tag is verified before anything is decrypted, so on
-    /// error `buffer` is exactly as it was (a caller can try another key on it). That is how
-    /// `chacha20poly1305` 0.11 decrypts, not a promise of its trait; the Wycheproof test checks
-    /// it for every case, so a version that decrypted first would fail there.
+    /// plaintext (the tag is cut off). On error `buffer` is exactly as it was (a caller can try
+    /// another key on it): each backend keeps that promise its own way (`backend::dalek::aead_open`
+    /// verifies before it decrypts, `backend::aws_lc::aead_open` restores the ciphertext), and the
+    /// Wycheproof tests check it for every case on both.
     ///
     /// # Errors
     /// As [`Self::open`], for `buffer[start..]`.
@@ -90,10 +78,8 @@ impl AeadKey {
         let sealed = buffer.get_mut(start..).ok_or(CryptoError::AeadTruncated)?;
         let body_len = sealed.len().checked_sub(AEAD_TAG_LEN).ok_or(CryptoError::AeadTruncated)?;
         let (body, tag) = sealed.split_at_mut(body_len);
-        let tag = Tag::try_from(&*tag).map_err(|_| CryptoError::AeadTruncated)?;
-        self.cipher()
-            .decrypt_inout_detached(&Nonce::from(*nonce), ad, body.into(), &tag)
-            .map_err(|_| CryptoError::AeadOpen)?;
+        let tag = <[u8; AEAD_TAG_LEN]>::try_from(&*tag).map_err(|_| CryptoError::AeadTruncated)?;
+        super::backend::active::aead_open(self.expose(), nonce, ad, body, &tag)?;
         buffer.truncate(start + body_len);
         Ok(())
     }

@@ -133,8 +133,7 @@ impl PrivateKey {
     /// Builds a key from its 32 private bytes (for example a test vector's `init_static`).
     #[must_use]
     pub fn from_bytes(bytes: [u8; DH_LEN]) -> Self {
-        let dalek = x25519_dalek::StaticSecret::from(bytes);
-        let public = PublicKey(x25519_dalek::PublicKey::from(&dalek).to_bytes());
+        let public = PublicKey(super::backend::active::x25519_public_key(&bytes));
         Self { secret: Secret::new(bytes), public }
     }
 
@@ -156,12 +155,7 @@ impl PrivateKey {
     /// [`CryptoError::NonContributory`] if the result is all zero, which happens exactly when
     /// `their_public` has small order. The check is constant time.
     pub fn diffie_hellman(&self, their_public: &PublicKey) -> Result<SharedSecret, CryptoError> {
-        let dalek = x25519_dalek::StaticSecret::from(*self.secret.expose());
-        let shared = dalek.diffie_hellman(&x25519_dalek::PublicKey::from(their_public.0));
-        if !shared.was_contributory() {
-            return Err(CryptoError::NonContributory);
-        }
-        Ok(Secret::new(shared.to_bytes()))
+        super::backend::active::x25519(self.secret.expose(), &their_public.0)
     }
 }
 

@@ -3,18 +3,23 @@
 //! Everything above this layer (wire, channel, hop, e2e, roles) calls these functions and types and
 //! never a primitive crate directly. The suite is fixed — there is no negotiation:
 //!
-//! | role              | primitive                    | crate                 |
-//! |-------------------|------------------------------|-----------------------|
-//! | key agreement     | X25519 (RFC 7748)            | `x25519-dalek`        |
-//! | AEAD              | ChaCha20-Poly1305 (RFC 8439) | `chacha20poly1305`    |
-//! | hash              | SHA-256, SHA-512 (FIPS 180-4)| `sha2`                |
-//! | MAC / KDF         | HMAC-SHA-256, HKDF-SHA-256   | `hmac`, `hkdf`        |
-//! | prekey signatures | Ed25519 (RFC 8032), strict   | `ed25519-dalek`       |
+//! | role              | primitive                    | crate (default)       | with `backend-aws-lc` |
+//! |-------------------|------------------------------|-----------------------|-----------------------|
+//! | key agreement     | X25519 (RFC 7748)            | `x25519-dalek`        | `aws-lc-rs`           |
+//! | AEAD              | ChaCha20-Poly1305 (RFC 8439) | `chacha20poly1305`    | `aws-lc-rs`           |
+//! | hash              | SHA-256, SHA-512 (FIPS 180-4)| `sha2`                | `sha2`                |
+//! | MAC / KDF         | HMAC-SHA-256, HKDF-SHA-256   | `hmac`, `hkdf`        | `hmac`, `hkdf`        |
+//! | prekey signatures | Ed25519 (RFC 8032), strict   | `ed25519-dalek`       | `ed25519-dalek`       |
+//!
+//! The backend is chosen at compile time (the Cargo feature `backend-aws-lc`, off by default) and
+//! only inside this module (`backend`, which says why the last three rows stay the same); the
+//! bytes on the wire, the errors and the rules below are the same with either.
 //!
 //! Secret values are [`Secret`] newtypes: fixed-size arrays that zeroize on drop, print as
 //! `[redacted]`, compare in constant time and are never serialized.
 
 mod aead;
+mod backend;
 mod dh;
 mod hash;
 mod secret;
@@ -28,6 +33,14 @@ impl core::fmt::Display for Hex<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
+}
+
+/// Not part of the API: both backends' primitives side by side, for the test that compares them
+/// (tests/suite_backends.rs) and the benches. Only with the feature `backend-aws-lc`.
+#[doc(hidden)]
+#[cfg(feature = "backend-aws-lc")]
+pub mod backends {
+    pub use super::backend::{aws_lc, dalek};
 }
 
 pub use aead::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadKey};

@@ -1,0 +1,134 @@
+//! The floor of the `backend-aws-lc` build: the primitives that backend takes from aws-lc-rs,
+//! called on aws-lc-rs directly, exactly as `suite/backend/aws_lc.rs` calls them (an AWS-LC key
+//! object built per operation), at the shapes the protocols use them. The primitives both
+//! backends share (SHA-2, HMAC, HKDF, Ed25519) are priced from the `primitives` groups.
+//!
+//! [`bench_alternatives`] also measures what aws-lc-rs offers for those shared primitives, and a DH
+//! with a prepared key, so the README can say with figures why they are not swapped; the floor
+//! uses none of them.
+
+use aws_lc_rs::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::agreement::{self, X25519};
+use aws_lc_rs::{digest, hkdf, hmac, signature};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+
+use super::fixtures::SIZES;
+
+/// As [`super::primitives::GROUPS`], for this backend's primitives.
+pub const GROUPS: [&str; 3] =
+    ["primitives-aws-lc", "primitives-aws-lc-middle", "primitives-aws-lc-last"];
+
+/// aws-lc-rs's versions of what the suite takes from elsewhere: measured, not used by the floor.
+pub const ALTERNATIVES: &str = "aws-lc-not-used";
+
+fn aead_key(key: &[u8; 32]) -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, key).unwrap())
+}
+
+pub fn bench(c: &mut Criterion, group: &str) {
+    let mut group = c.benchmark_group(group);
+    group.throughput(Throughput::Elements(1));
+
+    // X25519 key generation: AWS-LC's key object from 32 bytes (it derives the public key), then
+    // the public key's bytes.
+    let scalar = [0x42u8; 32];
+    group.bench_function("x25519_keygen", |b| {
+        b.iter(|| {
+            let key = agreement::PrivateKey::from_private_key(&X25519, black_box(&scalar)).unwrap();
+            let public = key.compute_public_key().unwrap();
+            <[u8; 32]>::try_from(public.as_ref()).unwrap()
+        });
+    });
+
+    // X25519 as the backend does it: the key object from the private bytes (which costs a
+    // fixed-base multiplication, AWS-LC derives the public key), the peer's key, the DH, whose
+    // all-zero output AWS-LC refuses itself.
+    let theirs = super::primitives::x25519_public([0x24u8; 32]);
+    group.bench_function("x25519_dh", |b| {
+        b.iter(|| {
+            let ours =
+                agreement::PrivateKey::from_private_key(&X25519, black_box(&scalar)).unwrap();
+            let peer = agreement::UnparsedPublicKey::new(&X25519, black_box(&theirs));
+            agreement::agree(&ours, peer, (), |s| Ok(<[u8; 32]>::try_from(s).unwrap()))
+        });
+    });
+
+    // ChaCha20-Poly1305: one seal and one open of `size` bytes in place, no associated data, each
+    // with its own key object as a protocol message needs.
+    for size in SIZES {
+        group.throughput(Throughput::Bytes(size as u64));
+        let key = [5u8; 32];
+        let mut buffer = vec![6u8; size];
+        group.bench_with_input(BenchmarkId::new("aead_seal_open", size), &size, |b, _| {
+            b.iter(|| {
+                let nonce = || Nonce::assume_unique_for_key([0u8; 12]);
+                let tag = aead_key(black_box(&key))
+                    .seal_in_place_separate_tag(nonce(), Aad::empty(), &mut buffer)
+                    .map_err(|_| ())?;
+                aead_key(black_box(&key))
+                    .open_in_place_separate_tag(nonce(), Aad::empty(), tag.as_ref(), &mut buffer)
+                    .map(|_| ())
+                    .map_err(|_| ())
+            });
+        });
+    }
+    group.finish();
+}
+
+/// An HKDF output length for aws-lc-rs.
+struct Len(usize);
+
+impl hkdf::KeyType for Len {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+pub fn bench_alternatives(c: &mut Criterion) {
+    let mut group = c.benchmark_group(ALTERNATIVES);
+    group.throughput(Throughput::Elements(1));
+
+    // X25519 with AWS-LC's key object built once (what caching it in `PrivateKey` would give).
+    let ours = agreement::PrivateKey::from_private_key(&X25519, &[0x42u8; 32]).unwrap();
+    let theirs = super::primitives::x25519_public([0x24u8; 32]);
+    group.bench_function("x25519_dh_prepared_key", |b| {
+        b.iter(|| {
+            let peer = agreement::UnparsedPublicKey::new(&X25519, black_box(&theirs));
+            agreement::agree(black_box(&ours), peer, (), |s| Ok(<[u8; 32]>::try_from(s).unwrap()))
+        });
+    });
+
+    // Ed25519 (AWS-LC's verification, which is not SPEC §10.3's strict one: see
+    // suite/backend/mod.rs), same key, message and signature shape as `primitives`.
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[0x11u8; 32]);
+    let key_bytes = signing.verifying_key().to_bytes();
+    let message = [0x5au8; 92];
+    let sig = ed25519_dalek::Signer::sign(&signing, &message).to_bytes();
+    group.bench_function("ed25519_verify", |b| {
+        b.iter(|| {
+            signature::UnparsedPublicKey::new(&signature::ED25519, black_box(&key_bytes))
+                .verify(black_box(&message), &sig)
+        });
+    });
+
+    let (salt, ikm, info) = ([1u8; 32], [2u8; 32], *b"e2e-ref/ratchet/message/v1");
+    group.bench_function("hkdf_sha256", |b| {
+        b.iter(|| {
+            let mut okm = [0u8; 64];
+            let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, black_box(&salt)).extract(black_box(&ikm));
+            prk.expand(&[&info], Len(64)).and_then(|o| o.fill(&mut okm)).map(|()| okm)
+        });
+    });
+
+    let key = [3u8; 32];
+    group.bench_function("hmac_sha256", |b| {
+        b.iter(|| hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, black_box(&key)), &[0x01]));
+    });
+
+    let input = [4u8; 64];
+    group.bench_function("sha256_64", |b| {
+        b.iter(|| digest::digest(&digest::SHA256, black_box(&input)));
+    });
+    group.finish();
+}

@@ -1,0 +1,155 @@
+//! The backend of the feature `backend-aws-lc`: X25519 and ChaCha20-Poly1305 from aws-lc-rs.
+//!
+//! AWS-LC's x86-64 X25519 is s2n-bignum's formally verified assembly; its ChaCha20-Poly1305 is
+//! vectorized assembly. Both are called through aws-lc-rs's safe API only (`unsafe` stays
+//! forbidden in this crate).
+//!
+//! **Secrets.** aws-lc-rs key objects never outlive a call: each function builds the AWS-LC key
+//! from the caller's bytes (held in the suite's zeroizing [`Secret`] newtypes), uses it once and
+//! drops it before returning. AWS-LC copies the key into memory of its own, and its
+//! `OPENSSL_free` erases every allocation before freeing it (`OPENSSL_cleanse`), so no copy of a
+//! key outlives the call there either; the shared secret aws-lc-rs hands back is a
+//! `Zeroizing<Vec<u8>>`, copied into a [`Secret`] here.
+//!
+//! **Same rules, same bytes.** Clamping happens inside AWS-LC's `X25519` exactly as RFC 7748 §5
+//! says, as in x25519-dalek, and bit 255 of a peer key is ignored by both; the private bytes come
+//! from the caller (the suite draws them from the caller's RNG), never from AWS-LC's RNG, so a
+//! seeded run is byte-identical on both backends. tests/suite_backends.rs checks all of it.
+
+use core::cell::RefCell;
+
+use aws_lc_rs::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::agreement::{self, X25519};
+
+use super::dalek;
+use crate::suite::{
+    AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, CryptoError, DH_LEN, Secret, SharedSecret,
+};
+
+/// `X25519(secret, 9)`, as [`dalek::x25519_public_key`].
+///
+/// AWS-LC refuses only on an allocation failure of its own; then the dalek backend computes the
+/// same bytes, so this stays total without a panic.
+#[must_use]
+pub fn x25519_public_key(secret: &[u8; DH_LEN]) -> [u8; DH_LEN] {
+    agreement::PrivateKey::from_private_key(&X25519, secret)
+        .ok()
+        .and_then(|key| key.compute_public_key().ok())
+        .and_then(|public| <[u8; DH_LEN]>::try_from(public.as_ref()).ok())
+        .unwrap_or_else(|| dalek::x25519_public_key(secret))
+}
+
+/// `X25519(secret, their_public)`, refused if the result is all zero, as [`dalek::x25519`].
+///
+/// AWS-LC's `X25519` itself refuses the all-zero output (a constant-time comparison,
+/// `CRYPTO_memcmp`); aws-lc-rs accepts every 32-byte public key (RFC 7748: no validation), so for
+/// these fixed-size inputs its refusal means exactly that, and is reported as
+/// [`CryptoError::NonContributory`]. An allocation failure inside AWS-LC would be reported the
+/// same way: a refusal, never a predictable key.
+///
+/// `from_private_key` derives the public key too (AWS-LC's `EVP_PKEY` keeps both), one
+/// fixed-base multiplication more per DH (README "Benchmarks" measures both: `x25519_dh` and
+/// `x25519_dh_prepared_key`). Keeping AWS-LC's key object inside [`crate::suite::PrivateKey`] would
+/// save it, but would tie a C object's lifetime to a value the model checker clones and hashes.
+///
+/// # Errors
+/// [`CryptoError::NonContributory`] if the output is all zero.
+pub fn x25519(
+    secret: &[u8; DH_LEN],
+    their_public: &[u8; DH_LEN],
+) -> Result<SharedSecret, CryptoError> {
+    let ours = agreement::PrivateKey::from_private_key(&X25519, secret)
+        .map_err(|_| CryptoError::NonContributory)?;
+    let theirs = agreement::UnparsedPublicKey::new(&X25519, their_public);
+    agreement::agree(&ours, theirs, CryptoError::NonContributory, |shared| {
+        <[u8; DH_LEN]>::try_from(shared).map(Secret::new).map_err(|_| CryptoError::NonContributory)
+    })
+}
+
+/// A ChaCha20-Poly1305 key object for one operation; `None` only if AWS-LC cannot allocate it.
+fn aead_key(key: &[u8; AEAD_KEY_LEN]) -> Option<LessSafeKey> {
+    UnboundKey::new(&CHACHA20_POLY1305, key).ok().map(LessSafeKey::new)
+}
+
+/// Encrypts `body` in place and returns the tag, as [`dalek::aead_seal`]; `None` if AWS-LC
+/// refuses (a body over ChaCha20's 2^38-byte limit, or an allocation failure): then `body` holds
+/// no plaintext but is otherwise unspecified, and the caller discards it.
+#[must_use]
+pub fn aead_seal(
+    key: &[u8; AEAD_KEY_LEN],
+    nonce: &[u8; AEAD_NONCE_LEN],
+    ad: &[u8],
+    body: &mut [u8],
+) -> Option<[u8; AEAD_TAG_LEN]> {
+    let tag = aead_key(key)?
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(ad), body)
+        .ok()?;
+    <[u8; AEAD_TAG_LEN]>::try_from(tag.as_ref()).ok()
+}
+
+/// How much of the ciphertext backup [`aead_open`] keeps between calls: every link frame fits
+/// (`wire::MAX_FRAME_LEN` is 64 KiB and a few bytes), so a thread that only opens protocol frames
+/// allocates it once; a larger one is freed after its call.
+const BACKUP_KEPT: usize = 1 << 17;
+
+std::thread_local! {
+    /// The ciphertext [`aead_open`] restores on failure. It only ever holds ciphertext, which is
+    /// public (it crossed the network), never a plaintext or a key.
+    static CIPHERTEXT_BACKUP: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Verifies `tag` and decrypts `body` in place, as [`dalek::aead_open`]: on error `body` is
+/// exactly as it was.
+///
+/// AWS-LC decrypts while it authenticates and erases its output when the tag does not verify
+/// (`EVP_AEAD_CTX_open_gather`), which would destroy a ciphertext the caller may still try
+/// another key on (the e2e ratchet tries an envelope in several sessions). So the ciphertext is
+/// copied first and put back on failure. The copy goes to a buffer of this thread that is reused
+/// from call to call, so that opening a message allocates nothing, as with the dalek backend
+/// (tests/allocations.rs counts it).
+///
+/// # Errors
+/// [`CryptoError::AeadOpen`] if the tag does not verify.
+pub fn aead_open(
+    key: &[u8; AEAD_KEY_LEN],
+    nonce: &[u8; AEAD_NONCE_LEN],
+    ad: &[u8],
+    body: &mut [u8],
+    tag: &[u8; AEAD_TAG_LEN],
+) -> Result<(), CryptoError> {
+    let key = aead_key(key).ok_or(CryptoError::AeadOpen)?;
+    let reused = CIPHERTEXT_BACKUP.try_with(|backup| {
+        backup
+            .try_borrow_mut()
+            .ok()
+            .map(|mut backup| open_restoring(&key, nonce, ad, body, tag, &mut backup))
+    });
+    match reused {
+        Ok(Some(result)) => result,
+        // The thread's buffer is gone (thread teardown) or in use (not re-entrant): a fresh one.
+        _ => open_restoring(&key, nonce, ad, body, tag, &mut Vec::new()),
+    }
+}
+
+/// [`aead_open`] with `backup` as the place to save the ciphertext in.
+fn open_restoring(
+    key: &LessSafeKey,
+    nonce: &[u8; AEAD_NONCE_LEN],
+    ad: &[u8],
+    body: &mut [u8],
+    tag: &[u8; AEAD_TAG_LEN],
+    backup: &mut Vec<u8>,
+) -> Result<(), CryptoError> {
+    backup.clear();
+    backup.extend_from_slice(body);
+    let opened = key
+        .open_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(ad), tag, body)
+        .map(|_| ());
+    if opened.is_err() {
+        body.copy_from_slice(backup);
+    }
+    if backup.capacity() > BACKUP_KEPT {
+        *backup = Vec::new();
+    }
+    opened.map_err(|_| CryptoError::AeadOpen)
+}

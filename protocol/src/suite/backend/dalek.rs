@@ -1,0 +1,68 @@
+//! The default backend: x25519-dalek and RustCrypto's chacha20poly1305.
+
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+
+use crate::suite::{
+    AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, CryptoError, DH_LEN, Secret, SharedSecret,
+};
+
+/// `X25519(secret, 9)`: the public key of the 32 private bytes (clamped inside, RFC 7748 §5).
+#[must_use]
+pub fn x25519_public_key(secret: &[u8; DH_LEN]) -> [u8; DH_LEN] {
+    let dalek = x25519_dalek::StaticSecret::from(*secret);
+    x25519_dalek::PublicKey::from(&dalek).to_bytes()
+}
+
+/// `X25519(secret, their_public)`, refused if the result is all zero.
+///
+/// # Errors
+/// [`CryptoError::NonContributory`] if the output is all zero (x25519-dalek's
+/// `was_contributory`, a constant-time comparison).
+pub fn x25519(
+    secret: &[u8; DH_LEN],
+    their_public: &[u8; DH_LEN],
+) -> Result<SharedSecret, CryptoError> {
+    // `StaticSecret` zeroizes on drop (feature `zeroize`), as does the `SharedSecret` it returns.
+    let dalek = x25519_dalek::StaticSecret::from(*secret);
+    let shared = dalek.diffie_hellman(&x25519_dalek::PublicKey::from(*their_public));
+    if !shared.was_contributory() {
+        return Err(CryptoError::NonContributory);
+    }
+    Ok(Secret::new(shared.to_bytes()))
+}
+
+/// Encrypts `body` in place and returns the tag; `None` only for a body over ChaCha20's 2^38-byte
+/// limit (then `body` is unchanged).
+#[must_use]
+pub fn aead_seal(
+    key: &[u8; AEAD_KEY_LEN],
+    nonce: &[u8; AEAD_NONCE_LEN],
+    ad: &[u8],
+    body: &mut [u8],
+) -> Option<[u8; AEAD_TAG_LEN]> {
+    ChaCha20Poly1305::new(&Key::from(*key))
+        .encrypt_inout_detached(&Nonce::from(*nonce), ad, body.into())
+        .ok()
+        .map(Into::into)
+}
+
+/// Verifies `tag` over `ad` and `body`, then decrypts `body` in place.
+///
+/// The tag is verified before anything is decrypted, so on error `body` is exactly as it was.
+/// That is how `chacha20poly1305` 0.11 decrypts, not a promise of its trait; the Wycheproof tests
+/// check it for every case, so a version that decrypted first would fail there.
+///
+/// # Errors
+/// [`CryptoError::AeadOpen`] if the tag does not verify.
+pub fn aead_open(
+    key: &[u8; AEAD_KEY_LEN],
+    nonce: &[u8; AEAD_NONCE_LEN],
+    ad: &[u8],
+    body: &mut [u8],
+    tag: &[u8; AEAD_TAG_LEN],
+) -> Result<(), CryptoError> {
+    ChaCha20Poly1305::new(&Key::from(*key))
+        .decrypt_inout_detached(&Nonce::from(*nonce), ad, body.into(), &Tag::from(*tag))
+        .map_err(|_| CryptoError::AeadOpen)
+}
