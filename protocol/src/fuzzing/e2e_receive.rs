@@ -24,7 +24,7 @@ use rand_chacha::ChaCha20Rng;
 use crate::channel::Transport;
 use crate::e2e::envelope::{EnvelopeBody, RatchetMessage};
 use crate::e2e::peers::Peers;
-use crate::e2e::{MAX_ARCHIVED_SESSIONS, MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEYS_PER_UPLOAD};
+use crate::e2e::{MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEYS_PER_UPLOAD};
 use crate::error::{Error, ProtocolError};
 use crate::roles::{Client, ClientEvent, ClientOutputs, Protection};
 use crate::suite::PrivateKey;
@@ -128,7 +128,7 @@ pub enum Op {
     },
     /// Alice fetches Bob's bundle again and starts a new session (new base key, the next one-time
     /// prekey); Bob keeps replaced sessions and still opens their messages. Ignored after
-    /// `MAX_ARCHIVED_SESSIONS` restarts, beyond which old sessions are retired by design.
+    /// [`MAX_RESTARTS`] restarts.
     Restart,
 }
 
@@ -196,6 +196,22 @@ impl Encode for Op {
     }
 }
 
+/// The most [`Op::Restart`]s one input runs; later ones are skipped, as if the input did not hold
+/// them. A restart is a session set-up on each side (X3DH: a dozen X25519 and a signature check,
+/// ~0.7 ms; README "Benchmarks"), and an input of nothing but restarts would otherwise cost a second.
+/// Two exercise a replaced session and one replaced twice; `MAX_ARCHIVED_SESSIONS` (4), beyond
+/// which old sessions are retired by design, is out of reach either way.
+pub const MAX_RESTARTS: usize = 2;
+
+/// The most [`Op::Reconnect`]s one input runs (a Noise handshake, ~0.5 ms); later ones are skipped.
+/// One shows that Bob's e2e state survives a new channel.
+pub const MAX_RECONNECTS: usize = 1;
+
+/// The most [`Op::Reply`]s one input runs; later ones are skipped. Each turns the DH ratchet twice
+/// (Alice reads the reply, Bob reads her next message: ~0.26 ms); two make Alice's and Bob's
+/// sending chains each replaced at least once.
+pub const MAX_REPLIES: usize = 2;
+
 /// Bob online with the server end in hand, Alice with a session to him.
 #[derive(Clone)]
 struct World {
@@ -243,6 +259,7 @@ fn worlds() -> &'static (World, World) {
         run.step(&Op::Seal(SmallBytes(b"hello".to_vec())));
         run.step(&Op::Deliver { index: 0, id: Id::Fresh });
         run.restarts = 0;
+        run.replies = 0;
         let unanswered = run.world();
         for text in [&b"hi"[..], b"again"] {
             run.step(&Op::Reply(SmallBytes(text.to_vec())));
@@ -273,6 +290,9 @@ struct Run {
     rng: ChaCha20Rng,
     /// How many times Alice restarted her session in this run.
     restarts: usize,
+    /// How many [`Op::Reconnect`]s and [`Op::Reply`]s this run made.
+    reconnects: usize,
+    replies: usize,
     /// Genuine envelopes not yet accepted, with their plaintexts.
     waiting: Vec<(Envelope, Body)>,
     /// Genuine envelopes Bob accepted.
@@ -312,6 +332,8 @@ impl Run {
             last_id: world.last_id,
             rng: world.rng,
             restarts: 0,
+            reconnects: 0,
+            replies: 0,
             waiting: Vec::new(),
             delivered: Vec::new(),
             frames: Vec::new(),
@@ -400,6 +422,10 @@ impl Run {
                 self.outside(&self.frames[i].clone());
             }
             Op::Reply(body) => {
+                if self.replies >= MAX_REPLIES {
+                    return;
+                }
+                self.replies += 1;
                 let body = body_of(&body.0);
                 let before = self.bob.clone();
                 match self.bob.send_e2e(&alice(), body.clone(), &mut self.rng) {
@@ -420,6 +446,10 @@ impl Run {
                 }
             }
             Op::Reconnect => {
+                if self.reconnects >= MAX_RECONNECTS {
+                    return;
+                }
+                self.reconnects += 1;
                 self.bob.disconnect();
                 self.server_end = hand_serve(&mut self.bob, &self.server_key, &mut self.rng);
             }
@@ -430,7 +460,7 @@ impl Run {
                 self.deliver(&Message::E2eDeliver { id, from: from.name(), envelope });
             }
             Op::Restart => {
-                if self.restarts >= MAX_ARCHIVED_SESSIONS {
+                if self.restarts >= MAX_RESTARTS {
                     return;
                 }
                 self.restarts += 1;
