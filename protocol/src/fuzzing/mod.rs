@@ -12,6 +12,7 @@
 //! |-----------------------|-----------------------------------------------------|------------------------------|
 //! | [`wire_decode`]       | bytes as a link frame, a message, an envelope        | accepted ⇒ re-encodes to the same bytes; `frame_len` agrees with `decode` |
 //! | [`channel_handshake`] | bytes as handshake message 1 / 2, transport frames   | errors change nothing; only the genuine message opens |
+//! | [`channel_snow`]      | keys, payloads, damaged handshake messages and transport frames, to the channel and to snow | both agree on every accept, every refusal and every byte written or read (but an all-zero DH, which only we refuse) |
 //! | [`hop_server`]        | any plaintext sealed in valid client channels, raw frames, handshakes | errors and refusals change nothing but the channel; every request is answered; registrations, `Ready` and relay answers agree with the §5.1/§5.4 model (bound at `Ready`, one key one name, bounded accounts and queued bytes) |
 //! | [`e2e_receive`]       | envelopes and messages sealed into Bob's channel     | errors and `Dropped` leave Bob unchanged; genuine messages still decrypt, in any order, under any id, once; hop `Deliver` refused; `PrekeysLow` answered with one upload |
 //! | [`bundle_parse`]      | prekey bundles into the server's upload and the client's fetch path | server and client agree with the §10.3/§15.2 model: one one-time prekey per requester per upload, one answer to the requester, `PrekeysLow` to the owner exactly when owed |
@@ -25,6 +26,7 @@
 
 mod bundle_parse;
 mod channel_handshake;
+mod channel_snow;
 mod e2e_receive;
 mod frame_stream;
 mod hop_server;
@@ -36,6 +38,7 @@ mod wire_decode;
 
 pub use bundle_parse::bundle_parse;
 pub use channel_handshake::channel_handshake;
+pub use channel_snow::channel_snow;
 pub use e2e_receive::e2e_receive;
 pub use frame_stream::frame_stream;
 pub use hop_server::hop_server;
@@ -54,6 +57,7 @@ pub const TARGETS: &[Target] = &[
     ("bundle_parse", bundle_parse),
     ("roles_sequence", roles_sequence),
     ("frame_stream", frame_stream),
+    ("channel_snow", channel_snow),
 ];
 
 /// Reports a broken invariant: a bug the fuzzer found. This is the oracle, so it panics on purpose

@@ -41,6 +41,7 @@ pub fn seeds() -> Vec<Seed> {
     let mut out = wire_decode();
     out.extend(frame_stream(&out));
     out.extend(channel_handshake());
+    out.extend(channel_snow());
     out.extend(hop_server());
     out.extend(e2e_receive());
     out.extend(bundle_parse());
@@ -202,6 +203,74 @@ fn frame_stream(wire: &[Seed]) -> Vec<Seed> {
         }
     }
     seeds
+}
+
+/// Handshakes whole and damaged, and transport frames in order, replayed, damaged and raw.
+fn channel_snow() -> Vec<Seed> {
+    use super::channel_snow::Handshake;
+    const T: &str = "channel_snow";
+    use TransportOp::{Deliver, Raw, Write};
+    let genuine = Handshake {
+        initiator_static: [1; 32],
+        initiator_ephemeral: [2; 32],
+        responder_static: [3; 32],
+        responder_ephemeral: [4; 32],
+        payload_1: SmallBytes(Message::Register { name: name("alice") }.encode()),
+        payload_2: SmallBytes(Message::Welcome { name: name("alice") }.encode()),
+        message_1: Mutation::None,
+        message_2: Mutation::None,
+    };
+    let none: &[TransportOp] = &[];
+    let damaged = |message_1, message_2| Handshake { message_1, message_2, ..genuine.clone() };
+    let zeros = || Mutation::Overwrite { pos: 0, bytes: SmallBytes(vec![0; 32]) };
+    vec![
+        structured(T, "handshake", &genuine, none),
+        structured(
+            T,
+            "empty-payloads",
+            &Handshake {
+                payload_1: SmallBytes::default(),
+                payload_2: SmallBytes::default(),
+                ..genuine.clone()
+            },
+            none,
+        ),
+        structured(
+            T,
+            "message-1-flipped",
+            &damaged(Mutation::Flip { pos: 40, xor: 1 }, Mutation::None),
+            none,
+        ),
+        structured(T, "message-1-low-order-ephemeral", &damaged(zeros(), Mutation::None), none),
+        structured(T, "message-2-low-order-ephemeral", &damaged(Mutation::None, zeros()), none),
+        structured(
+            T,
+            "message-2-truncated",
+            &damaged(Mutation::None, Mutation::Truncate { len: 47 }),
+            none,
+        ),
+        structured(
+            T,
+            "transport",
+            &genuine,
+            &[
+                Write { to_responder: true, plaintext: small("ready") },
+                Write { to_responder: false, plaintext: small("ack") },
+                Write { to_responder: true, plaintext: small("two") },
+                Deliver { to_responder: true, index: 1, mutation: Mutation::None },
+                Deliver { to_responder: true, index: 0, mutation: Mutation::None },
+                Deliver { to_responder: true, index: 0, mutation: Mutation::None },
+                Deliver {
+                    to_responder: false,
+                    index: 0,
+                    mutation: Mutation::Flip { pos: 3, xor: 8 },
+                },
+                Deliver { to_responder: false, index: 0, mutation: Mutation::None },
+                Raw { to_responder: true, bytes: Bytes(vec![0; 16]) },
+                Deliver { to_responder: true, index: 1, mutation: Mutation::None },
+            ],
+        ),
+    ]
 }
 
 fn channel_handshake() -> Vec<Seed> {
