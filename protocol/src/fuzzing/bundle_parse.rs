@@ -14,8 +14,9 @@
 //! the server stores passes the client's check; and that the client starts a session exactly when
 //! [`verify_fetched`] accepts the bundle.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::Hash;
+use std::sync::{Mutex, OnceLock};
 
 use arbitrary::Arbitrary;
 use rand_chacha::ChaCha20Rng;
@@ -369,28 +370,34 @@ impl Run {
         }
     }
 
-    /// The identity, and the key pair that signs "genuine" signatures for it.
-    fn identity(&self, choice: IdentityChoice) -> (IdentityPublic, &IdentityKeyPair) {
+    /// The identity, and the index of the key pair that signs "genuine" signatures for it.
+    fn identity(&self, choice: IdentityChoice) -> (IdentityPublic, usize) {
         match choice {
             IdentityChoice::Pool(n) => {
-                let pair = &self.world.identities[usize::from(n % 3)];
-                (pair.public(), pair)
+                let signer = usize::from(n % 3);
+                (self.world.identities[signer].public(), signer)
             }
-            IdentityChoice::Raw { dh, sign } => (
-                IdentityPublic { dh: self.key(dh), sign: VerifyingKey::from_bytes(sign) },
-                &self.world.identities[0],
-            ),
+            IdentityChoice::Raw { dh, sign } => {
+                (IdentityPublic { dh: self.key(dh), sign: VerifyingKey::from_bytes(sign) }, 0)
+            }
         }
     }
 
     fn core(&self, core: &Core) -> (IdentityPublic, SignedPrekeyPublic) {
         let (identity, signer) = self.identity(core.identity);
         let key = self.key(core.spk);
-        let genuine = signer.sign_prekey(core.spk_id, key).signature;
+        // Ed25519 signatures are deterministic: the one made for these fields in an earlier input
+        // is the one signing them now would make.
+        let genuine = || {
+            let pair = &self.world.identities[signer];
+            memo(&GENUINE, (signer, core.spk_id, key), || {
+                pair.sign_prekey(core.spk_id, key).signature
+            })
+        };
         let signature = match core.signature {
-            SignatureChoice::Genuine => genuine,
+            SignatureChoice::Genuine => genuine(),
             SignatureChoice::Flipped { pos, xor } => {
-                let mut bytes = *genuine.as_bytes();
+                let mut bytes = *genuine().as_bytes();
                 bytes[usize::from(pos % 64)] ^= xor.max(1);
                 Signature::from_bytes(bytes)
             }
@@ -503,7 +510,7 @@ impl Run {
             .one_time_prekeys()
             .iter()
             .any(|k| !self.world.pool.contains(&k.key) && k.key.is_low_order());
-        match verify_fetched(name, &core, None) {
+        match model_verify(name, &core, None) {
             Err(E2eError::Bundle(BundleRefusal::BadSignature)) if low_order => {
                 return Err(BundleRefusal::LowOrderKey);
             }
@@ -595,7 +602,7 @@ impl Run {
                     requester.name
                 );
                 must(
-                    verify_fetched(&name, bundle, None),
+                    model_verify(&name, bundle, None),
                     "the server handed out a bundle the client refuses",
                 );
                 let one_time_prekey = one_time.map(|k| k.id);
@@ -643,8 +650,8 @@ impl Run {
         }
         let (name, expected) = match Message::decode(plaintext) {
             Ok(Message::Bundle { name, bundle }) => {
-                let expected = verify_fetched(&name, &bundle, self.pins.get(&name));
-                (name, expected.map(|_| ()))
+                let expected = model_verify(&name, &bundle, self.pins.get(&name));
+                (name, expected)
             }
             Ok(Message::NoBundle { name }) => (name.clone(), Err(E2eError::NoBundle { name })),
             _ => (name("-"), Err(E2eError::NoSession { name: name("-") })),
@@ -671,6 +678,51 @@ impl Run {
             }
         }
     }
+}
+
+/// A memo of a deterministic function the harness computes for its own model, shared by every input
+/// of the process. Emptied when it reaches [`MEMO_LEN`], so it stays small.
+type Memo<K, V> = OnceLock<Mutex<HashMap<K, V>>>;
+
+/// Entries a [`Memo`] holds before it is emptied.
+const MEMO_LEN: usize = 1 << 14;
+
+/// Genuine signatures, per signer (an index into [`World::identities`]), prekey id and key.
+static GENUINE: Memo<(usize, u32, PublicKey), Signature> = OnceLock::new();
+
+/// The model's verdicts ([`verify_fetched`]) per name, bundle and pin.
+static VERDICTS: Memo<(Name, FetchedBundle, Option<IdentityPublic>), Result<(), E2eError>> =
+    OnceLock::new();
+
+/// `compute()`, or the value it returned for `key` before: the same value, without the work.
+fn memo<K: Hash + Eq, V: Clone>(memo: &Memo<K, V>, key: K, compute: impl FnOnce() -> V) -> V {
+    let map = memo.get_or_init(|| Mutex::new(HashMap::new()));
+    // A poisoned lock means a panic in another input's `compute`: the fuzzer has stopped already.
+    let cached = map.lock().ok().and_then(|map| map.get(&key).cloned());
+    if let Some(value) = cached {
+        return value;
+    }
+    let value = compute();
+    if let Ok(mut map) = map.lock() {
+        if map.len() >= MEMO_LEN {
+            map.clear();
+        }
+        map.insert(key, value.clone());
+    }
+    value
+}
+
+/// [`verify_fetched`], for the model: the harness checks each bundle the roles see against the
+/// spec's verdict, and the fuzzer shows the same bundles again and again; the roles' own checks
+/// (the system under test) are never memoized.
+fn model_verify(
+    name: &Name,
+    bundle: &FetchedBundle,
+    pin: Option<&IdentityPublic>,
+) -> Result<(), E2eError> {
+    memo(&VERDICTS, (name.clone(), *bundle, pin.copied()), || {
+        verify_fetched(name, bundle, pin).map(|_| ())
+    })
 }
 
 /// A message frame of type `frame_type` around an arbitrary body.

@@ -24,7 +24,7 @@ use rand_chacha::ChaCha20Rng;
 use crate::channel::Transport;
 use crate::e2e::envelope::{EnvelopeBody, RatchetMessage};
 use crate::e2e::peers::Peers;
-use crate::e2e::{MAX_ARCHIVED_SESSIONS, MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEYS_PER_UPLOAD};
+use crate::e2e::{MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEYS_PER_UPLOAD};
 use crate::error::{Error, ProtocolError};
 use crate::roles::{Client, ClientEvent, ClientOutputs, Protection};
 use crate::suite::PrivateKey;
@@ -128,7 +128,7 @@ pub enum Op {
     },
     /// Alice fetches Bob's bundle again and starts a new session (new base key, the next one-time
     /// prekey); Bob keeps replaced sessions and still opens their messages. Ignored after
-    /// `MAX_ARCHIVED_SESSIONS` restarts, beyond which old sessions are retired by design.
+    /// [`MAX_RESTARTS`] restarts.
     Restart,
 }
 
@@ -196,6 +196,29 @@ impl Encode for Op {
     }
 }
 
+/// The most [`Op::Restart`]s one input runs; later ones are skipped, as if the input did not hold
+/// them. A restart is a session set-up on each side (X3DH: a dozen X25519 and a signature check,
+/// ~0.7 ms; README "Benchmarks"), and an input of nothing but restarts would otherwise cost a second.
+/// Two exercise a replaced session and one replaced twice; `MAX_ARCHIVED_SESSIONS` (4), beyond
+/// which old sessions are retired by design, is out of reach either way.
+pub const MAX_RESTARTS: usize = 2;
+
+/// The most [`Op::Reconnect`]s one input runs (a Noise handshake, ~0.5 ms); later ones are skipped.
+/// One shows that Bob's e2e state survives a new channel.
+pub const MAX_RECONNECTS: usize = 1;
+
+/// The most [`Op::Reply`]s one input runs; later ones are skipped. Each turns the DH ratchet twice
+/// (Alice reads the reply, Bob reads her next message: ~0.26 ms); two make Alice's and Bob's
+/// sending chains each replaced at least once.
+pub const MAX_REPLIES: usize = 2;
+
+/// The most prekey messages one input hands Bob through [`Op::Mutate`], [`Op::Replay`],
+/// [`Op::Forge`] and [`Op::Relabel`]; later ones are skipped. Bob answers a prekey message he has no
+/// session for with X3DH before its MAC can be checked (four X25519 and a signature check, ~0.25
+/// ms): that check is what these operations test, and a few of them per input test it as well as a
+/// hundred. Ratchet messages, which cost microseconds, are not counted.
+pub const MAX_ADVERSARIAL_PREKEY_MESSAGES: usize = 4;
+
 /// Bob online with the server end in hand, Alice with a session to him.
 #[derive(Clone)]
 struct World {
@@ -243,6 +266,7 @@ fn worlds() -> &'static (World, World) {
         run.step(&Op::Seal(SmallBytes(b"hello".to_vec())));
         run.step(&Op::Deliver { index: 0, id: Id::Fresh });
         run.restarts = 0;
+        run.replies = 0;
         let unanswered = run.world();
         for text in [&b"hi"[..], b"again"] {
             run.step(&Op::Reply(SmallBytes(text.to_vec())));
@@ -273,6 +297,11 @@ struct Run {
     rng: ChaCha20Rng,
     /// How many times Alice restarted her session in this run.
     restarts: usize,
+    /// How many [`Op::Reconnect`]s and [`Op::Reply`]s this run made.
+    reconnects: usize,
+    replies: usize,
+    /// How many prekey messages the adversarial operations delivered.
+    adversarial_prekey_messages: usize,
     /// Genuine envelopes not yet accepted, with their plaintexts.
     waiting: Vec<(Envelope, Body)>,
     /// Genuine envelopes Bob accepted.
@@ -312,6 +341,9 @@ impl Run {
             last_id: world.last_id,
             rng: world.rng,
             restarts: 0,
+            reconnects: 0,
+            replies: 0,
+            adversarial_prekey_messages: 0,
             waiting: Vec::new(),
             delivered: Vec::new(),
             frames: Vec::new(),
@@ -369,18 +401,24 @@ impl Run {
                 let Some(i) = usize::from(*index).checked_rem(all.len()) else { return };
                 let Some(id) = self.id(*id) else { return };
                 let envelope = envelope_of(&mutation.apply(all[i].as_bytes()));
-                self.deliver(&Message::E2eDeliver { id, from: alice(), envelope });
+                if self.within_bound(&envelope) {
+                    self.deliver(&Message::E2eDeliver { id, from: alice(), envelope });
+                }
             }
             Op::Replay { index, id } => {
                 let Some(i) = usize::from(*index).checked_rem(self.delivered.len()) else { return };
                 let Some(id) = self.id(*id) else { return };
                 let envelope = self.delivered[i].clone();
-                self.deliver(&Message::E2eDeliver { id, from: alice(), envelope });
+                if self.within_bound(&envelope) {
+                    self.deliver(&Message::E2eDeliver { id, from: alice(), envelope });
+                }
             }
             Op::Forge { from, id, envelope } => {
                 let Some(id) = self.id(*id) else { return };
                 let envelope = envelope_of(&envelope.0);
-                self.deliver(&Message::E2eDeliver { id, from: from.name(), envelope });
+                if self.within_bound(&envelope) {
+                    self.deliver(&Message::E2eDeliver { id, from: from.name(), envelope });
+                }
             }
             Op::Plaintext(bytes) => {
                 self.deliver_bytes(&bytes.0);
@@ -400,6 +438,10 @@ impl Run {
                 self.outside(&self.frames[i].clone());
             }
             Op::Reply(body) => {
+                if self.replies >= MAX_REPLIES {
+                    return;
+                }
+                self.replies += 1;
                 let body = body_of(&body.0);
                 let before = self.bob.clone();
                 match self.bob.send_e2e(&alice(), body.clone(), &mut self.rng) {
@@ -420,6 +462,10 @@ impl Run {
                 }
             }
             Op::Reconnect => {
+                if self.reconnects >= MAX_RECONNECTS {
+                    return;
+                }
+                self.reconnects += 1;
                 self.bob.disconnect();
                 self.server_end = hand_serve(&mut self.bob, &self.server_key, &mut self.rng);
             }
@@ -427,10 +473,12 @@ impl Run {
                 let Some(i) = usize::from(*index).checked_rem(self.waiting.len()) else { return };
                 let Some(id) = self.id(*id) else { return };
                 let envelope = self.waiting[i].0.clone();
-                self.deliver(&Message::E2eDeliver { id, from: from.name(), envelope });
+                if self.within_bound(&envelope) {
+                    self.deliver(&Message::E2eDeliver { id, from: from.name(), envelope });
+                }
             }
             Op::Restart => {
-                if self.restarts >= MAX_ARCHIVED_SESSIONS {
+                if self.restarts >= MAX_RESTARTS {
                     return;
                 }
                 self.restarts += 1;
@@ -448,6 +496,16 @@ impl Run {
                 must(started, "Alice starts a session");
             }
         }
+    }
+
+    /// Whether an adversarial operation may deliver `envelope`: always a ratchet message or bytes
+    /// that are not an envelope, a prekey message only within [`MAX_ADVERSARIAL_PREKEY_MESSAGES`].
+    fn within_bound(&mut self, envelope: &Envelope) -> bool {
+        if !matches!(EnvelopeBody::decode(envelope.as_bytes()), Ok(EnvelopeBody::Prekey { .. })) {
+            return true;
+        }
+        self.adversarial_prekey_messages += 1;
+        self.adversarial_prekey_messages <= MAX_ADVERSARIAL_PREKEY_MESSAGES
     }
 
     /// Seals `message` into Bob's channel and checks what he makes of it.

@@ -12,9 +12,11 @@
 //! |-----------------------|-----------------------------------------------------|------------------------------|
 //! | [`wire_decode`]       | bytes as a link frame, a message, an envelope        | accepted ⇒ re-encodes to the same bytes; `frame_len` agrees with `decode` |
 //! | [`channel_handshake`] | bytes as handshake message 1 / 2, transport frames   | errors change nothing; only the genuine message opens |
+//! | [`channel_snow`]      | keys, payloads, damaged handshake messages and transport frames, to the channel and to snow | both agree on every accept, every refusal and every byte written or read (but an all-zero DH, which only we refuse) |
 //! | [`hop_server`]        | any plaintext sealed in valid client channels, raw frames, handshakes | errors and refusals change nothing but the channel; every request is answered; registrations, `Ready` and relay answers agree with the §5.1/§5.4 model (bound at `Ready`, one key one name, bounded accounts and queued bytes) |
 //! | [`e2e_receive`]       | envelopes and messages sealed into Bob's channel     | errors and `Dropped` leave Bob unchanged; genuine messages still decrypt, in any order, under any id, once; hop `Deliver` refused; `PrekeysLow` answered with one upload |
 //! | [`bundle_parse`]      | prekey bundles into the server's upload and the client's fetch path | server and client agree with the §10.3/§15.2 model: one one-time prekey per requester per upload, one answer to the requester, `PrekeysLow` to the owner exactly when owed |
+//! | [`frame_stream`]      | a stream of frames cut into pieces at arbitrary points | the pieces framed with `frame_len` give the frames, and the stop, of a reader written from SPEC.md §3.1/§3.4; at most one frame buffered; a cut frame passes `split`, never fails `decode` for a header reason, and re-encodes |
 //! | [`roles_sequence`]    | operations over Alice's and Bob's e2e and hop-only clients and the server on a hostile network | nothing accepted twice; everything accepted was sent by its claimed sender, under the right protection; e2e clients refuse hop messages; `PrekeysLow` is answered; the network heals |
 //!
 //! Operation sequences are decoded with [`arbitrary`]; [`seeds`] builds the seed corpus by encoding
@@ -24,7 +26,9 @@
 
 mod bundle_parse;
 mod channel_handshake;
+mod channel_snow;
 mod e2e_receive;
+mod frame_stream;
 mod hop_server;
 mod input;
 mod net;
@@ -34,7 +38,9 @@ mod wire_decode;
 
 pub use bundle_parse::bundle_parse;
 pub use channel_handshake::channel_handshake;
+pub use channel_snow::channel_snow;
 pub use e2e_receive::e2e_receive;
+pub use frame_stream::frame_stream;
 pub use hop_server::hop_server;
 pub use roles_sequence::roles_sequence;
 pub use wire_decode::wire_decode;
@@ -50,6 +56,8 @@ pub const TARGETS: &[Target] = &[
     ("e2e_receive", e2e_receive),
     ("bundle_parse", bundle_parse),
     ("roles_sequence", roles_sequence),
+    ("frame_stream", frame_stream),
+    ("channel_snow", channel_snow),
 ];
 
 /// Reports a broken invariant: a bug the fuzzer found. This is the oracle, so it panics on purpose

@@ -235,7 +235,8 @@ pub enum Op {
     },
     /// A person's connections end (both sides learn it; their frames in flight are lost).
     Disconnect(Who),
-    /// A person's clients connect (each refused with `AlreadyConnected` unless offline).
+    /// A person's clients connect (each refused with `AlreadyConnected` unless offline). Ignored
+    /// after [`MAX_RECONNECTS`].
     Reconnect(Who),
     /// A person's e2e client uploads its bundle again.
     Upload(Who),
@@ -338,7 +339,15 @@ struct Run {
     uploads: BTreeMap<LinkId, VecDeque<usize>>,
     /// [`Setup::hop_to_e2e`].
     hop_to_e2e: bool,
+    /// How many [`Op::Reconnect`]s of the input ran.
+    reconnects: usize,
 }
+
+/// The most [`Op::Reconnect`]s one input runs; later ones are skipped, as if the input did not hold
+/// them. Each is two Noise handshakes (~1 ms, README "Benchmarks"), where most other operations
+/// cost microseconds: without a bound the fuzzer spent its time in X25519. Two let both people come
+/// back once, or one person twice (a reconnection racing frames of the older link).
+pub const MAX_RECONNECTS: usize = 2;
 
 /// How many recent frames [`Op::Inject`] chooses from.
 const HISTORY: usize = 64;
@@ -389,6 +398,7 @@ fn worlds() -> &'static (Run, Run) {
             unuploaded: [ONE_TIME_PREKEYS_PER_UPLOAD; 2],
             uploads: BTreeMap::new(),
             hop_to_e2e: false,
+            reconnects: 0,
         };
         let hello = |from| Op::SendE2e { from, to_peer: true, body: SmallBytes(b"hello".to_vec()) };
         for op in [
@@ -420,6 +430,12 @@ pub fn roles_sequence(data: &[u8]) {
     let mut run = if setup.low_prekeys { low.clone() } else { plain.clone() };
     run.hop_to_e2e = setup.hop_to_e2e;
     for op in &ops {
+        if let Op::Reconnect(_) = op {
+            if run.reconnects >= MAX_RECONNECTS {
+                continue;
+            }
+            run.reconnects += 1;
+        }
         run.step(op);
     }
     if setup.heal {

@@ -39,7 +39,9 @@ pub struct Seed {
 /// Every seed of every target.
 pub fn seeds() -> Vec<Seed> {
     let mut out = wire_decode();
+    out.extend(frame_stream(&out));
     out.extend(channel_handshake());
+    out.extend(channel_snow());
     out.extend(hop_server());
     out.extend(e2e_receive());
     out.extend(bundle_parse());
@@ -156,6 +158,119 @@ fn wire_decode() -> Vec<Seed> {
     seeds.push(raw(T, "envelope-prekey", prekey.as_bytes().to_vec()));
     seeds.push(raw(T, "envelope-ratchet", ratchet.as_bytes().to_vec()));
     seeds
+}
+
+/// Streams of `wire_decode`'s link frames and of its messages, whole, byte by byte and in uneven
+/// pieces; then with a refused header after two frames, and ending inside a frame.
+fn frame_stream(wire: &[Seed]) -> Vec<Seed> {
+    const T: &str = "frame_stream";
+    let family = |prefix: &str| -> Vec<u8> {
+        wire.iter().filter(|s| s.name.starts_with(prefix)).flat_map(|s| s.bytes.clone()).collect()
+    };
+    let links = family("seed-link-");
+    let messages = family("seed-message-");
+    let input = |messages: bool, pieces: &[u8], stream: &[u8]| {
+        let n = u8::try_from(pieces.len()).unwrap_or(u8::MAX);
+        [&[u8::from(messages), n][..], pieces, stream].concat()
+    };
+    let two = |frames: &[u8], prefix: &str| {
+        wire.iter()
+            .filter(|s| s.name.starts_with(prefix))
+            .take(2)
+            .flat_map(|s| s.bytes.clone())
+            .chain(frames.iter().copied())
+            .collect::<Vec<u8>>()
+    };
+    let mut seeds = Vec::new();
+    for (messages, name, stream) in [(false, "links", &links), (true, "messages", &messages)] {
+        seeds.push(raw(T, &format!("{name}-whole"), input(messages, &[], stream)));
+        seeds.push(raw(T, &format!("{name}-bytewise"), input(messages, &[1], stream)));
+        seeds.push(raw(T, &format!("{name}-uneven"), input(messages, &[5, 1, 0, 7, 200], stream)));
+        let tail = &stream[..stream.len() - 3];
+        seeds.push(raw(T, &format!("{name}-cut-short"), input(messages, &[4, 9], tail)));
+    }
+    let prefix = ["seed-link-", "seed-message-"];
+    for (messages, prefix) in [(false, prefix[0]), (true, prefix[1])] {
+        let family = if messages { "messages" } else { "links" };
+        let bad = [
+            ("bad-version", vec![2, 1, 0, 0, 0, 0]),
+            ("unknown-type", vec![1, 0xee, 0, 0, 0, 0]),
+            ("oversized", vec![1, if messages { 0x10 } else { 3 }, 0, 1, 0, 0]),
+        ];
+        for (what, header) in bad {
+            let stream = two(&header, prefix);
+            seeds.push(raw(T, &format!("{family}-{what}"), input(messages, &[3], &stream)));
+        }
+    }
+    seeds
+}
+
+/// Handshakes whole and damaged, and transport frames in order, replayed, damaged and raw.
+fn channel_snow() -> Vec<Seed> {
+    use super::channel_snow::Handshake;
+    const T: &str = "channel_snow";
+    use TransportOp::{Deliver, Raw, Write};
+    let genuine = Handshake {
+        initiator_static: [1; 32],
+        initiator_ephemeral: [2; 32],
+        responder_static: [3; 32],
+        responder_ephemeral: [4; 32],
+        payload_1: SmallBytes(Message::Register { name: name("alice") }.encode()),
+        payload_2: SmallBytes(Message::Welcome { name: name("alice") }.encode()),
+        message_1: Mutation::None,
+        message_2: Mutation::None,
+    };
+    let none: &[TransportOp] = &[];
+    let damaged = |message_1, message_2| Handshake { message_1, message_2, ..genuine.clone() };
+    let zeros = || Mutation::Overwrite { pos: 0, bytes: SmallBytes(vec![0; 32]) };
+    vec![
+        structured(T, "handshake", &genuine, none),
+        structured(
+            T,
+            "empty-payloads",
+            &Handshake {
+                payload_1: SmallBytes::default(),
+                payload_2: SmallBytes::default(),
+                ..genuine.clone()
+            },
+            none,
+        ),
+        structured(
+            T,
+            "message-1-flipped",
+            &damaged(Mutation::Flip { pos: 40, xor: 1 }, Mutation::None),
+            none,
+        ),
+        structured(T, "message-1-low-order-ephemeral", &damaged(zeros(), Mutation::None), none),
+        structured(T, "message-2-low-order-ephemeral", &damaged(Mutation::None, zeros()), none),
+        structured(
+            T,
+            "message-2-truncated",
+            &damaged(Mutation::None, Mutation::Truncate { len: 47 }),
+            none,
+        ),
+        structured(
+            T,
+            "transport",
+            &genuine,
+            &[
+                Write { to_responder: true, plaintext: small("ready") },
+                Write { to_responder: false, plaintext: small("ack") },
+                Write { to_responder: true, plaintext: small("two") },
+                Deliver { to_responder: true, index: 1, mutation: Mutation::None },
+                Deliver { to_responder: true, index: 0, mutation: Mutation::None },
+                Deliver { to_responder: true, index: 0, mutation: Mutation::None },
+                Deliver {
+                    to_responder: false,
+                    index: 0,
+                    mutation: Mutation::Flip { pos: 3, xor: 8 },
+                },
+                Deliver { to_responder: false, index: 0, mutation: Mutation::None },
+                Raw { to_responder: true, bytes: Bytes(vec![0; 16]) },
+                Deliver { to_responder: true, index: 1, mutation: Mutation::None },
+            ],
+        ),
+    ]
 }
 
 fn channel_handshake() -> Vec<Seed> {
