@@ -14,9 +14,9 @@ use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::e2e::{
     E2eError, MAX_PEERS, MAX_PENDING, MAX_PINNED, MAX_SKIPPED_KEYS_PER_CLIENT,
 };
-use e2e_protocol::roles::{Client, ClientEvent, LinkId, Server};
+use e2e_protocol::roles::{Client, ClientEvent, LinkId, MAX_STATE_LEN, Server};
 use e2e_protocol::state::{
-    MAX_STATE_LEN, STATE_CHECKSUM_LEN, STATE_HEADER_LEN, STATE_MAGIC, STATE_VERSION, StateError,
+    STATE_CHECKSUM_LEN, STATE_HEADER_LEN, STATE_MAGIC, STATE_VERSION, StateError,
 };
 use e2e_protocol::suite::{PrivateKey, sha256};
 use e2e_protocol::wire::{Body, Codec, Envelope, FetchedBundle, Message, MessageId, Name};

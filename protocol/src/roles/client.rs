@@ -361,7 +361,7 @@ impl Client {
     /// checksum), a field (truncated, bad length or count, invalid value or key, trailing bytes),
     /// or a state no client could have reached ([`StateError::Inconsistent`]).
     pub fn restore_state(bytes: &[u8]) -> Result<Self, StateError> {
-        crate::state::restore(bytes, |r| {
+        crate::state::restore(bytes, super::MAX_STATE_BODY_LEN, |r| {
             let name = read_name(r)?;
             let static_key = read_private_key(r)?;
             let server_key = read_public_key(r, "server key")?;

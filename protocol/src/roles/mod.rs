@@ -11,6 +11,7 @@ mod durable;
 mod mailbox;
 mod replay;
 mod server;
+mod state_bound;
 
 pub use client::{Client, ClientEvent, ClientOutputs, Protection};
 pub use directory::Directory;
@@ -22,3 +23,4 @@ pub use replay::{REPLAY_WINDOW, Refusal, ReplayWindow, ReplayWindows};
 pub use server::{
     LinkId, MAX_ACCOUNTS, MAX_QUEUED_BYTES, Server, ServerEvent, ServerLimits, ServerOutputs,
 };
+pub use state_bound::{MAX_STATE_BODY_LEN, MAX_STATE_LEN};

@@ -36,7 +36,7 @@
 //! length and count against a named maximum, every map in strictly ascending key order, flags only
 //! `0x00` or `0x01`, no trailing bytes; then the consistency of what was read (ids below the id
 //! counter, one identity per peer, the skipped-key bounds, …). Every state a `Client` reaches
-//! through its own methods encodes within [`MAX_STATE_LEN`] and restores, and every encoding that
+//! through its own methods encodes within [`MAX_STATE_LEN`](crate::roles::MAX_STATE_LEN) and restores, and every encoding that
 //! restores re-encodes to the same bytes. (A [`Peers`](crate::e2e::peers::Peers) driven on its own
 //! under another name than the client's it is later given to holds sessions whose `AD` names
 //! someone else: its state is refused as [`StateError::Inconsistent`], which it is.)
@@ -121,13 +121,8 @@ use core::fmt;
 
 use zeroize::Zeroize;
 
-use crate::e2e::x3dh::MAX_AD_LEN;
-use crate::e2e::{
-    MAX_ARCHIVED_SESSIONS, MAX_HELD_ONE_TIME_PREKEYS, MAX_PEERS, MAX_PENDING, MAX_PINNED,
-    MAX_SKIPPED_KEYS_PER_CLIENT, RETIRED_BASE_KEYS,
-};
 use crate::suite::{DH_LEN, HASH_LEN, PrivateKey, PublicKey, sha256};
-use crate::wire::{IdentityPublic, MAX_BODY_LEN, MAX_NAME_LEN, Name, Reader, WireError};
+use crate::wire::{IdentityPublic, Name, Reader, WireError};
 
 /// The 20 ASCII bytes every state file starts with.
 pub const STATE_MAGIC: &[u8; 20] = b"e2e-ref/client-state";
@@ -141,53 +136,6 @@ pub const STATE_HEADER_LEN: usize = STATE_MAGIC.len() + 1 + 4;
 /// Bytes after the body: the SHA-256 checksum.
 pub const STATE_CHECKSUM_LEN: usize = HASH_LEN;
 
-/// An encoded `Name`, at most.
-const NAME: usize = 1 + MAX_NAME_LEN;
-/// An optional 32-byte value: flag and value.
-const OPTION_32: usize = 1 + DH_LEN;
-/// A ratchet's fixed part and its `AD`, without skipped keys: `RK`, `DHs`, `DHr`, `CKs`, `CKr`,
-/// `Ns`, `Nr`, `PN`, `AD`, the skipped-key count.
-const SESSION: usize = HASH_LEN + 4 * OPTION_32 + 3 * 4 + 1 + MAX_AD_LEN + 2;
-/// One skipped key: `DHr`, `n`, `MK`.
-pub(crate) const SKIPPED_KEY: usize = DH_LEN + 4 + HASH_LEN;
-/// A session with one peer, without skipped keys: identity, base key, prekey ids, ratchet.
-const PEER_SESSION: usize = IdentityPublic::LEN + DH_LEN + 1 + 4 + 1 + 4 + SESSION;
-/// One peer's sessions: activity, current, archived, retired base keys.
-const PEER_SESSIONS: usize = 8
-    + 1
-    + PEER_SESSION
-    + 1
-    + MAX_ARCHIVED_SESSIONS * PEER_SESSION
-    + 1
-    + RETIRED_BASE_KEYS * DH_LEN;
-/// The prekey store: id counter, upload watermark, current and previous signed prekeys, one-time
-/// prekeys.
-const PREKEYS: usize = 8 + 4 + (4 + DH_LEN) + 1 + (4 + DH_LEN) + 2 + MAX_HELD_ONE_TIME_PREKEYS * 36;
-/// The whole e2e state.
-const PEERS: usize = 2 * DH_LEN
-    + PREKEYS
-    + 8
-    + 2
-    + MAX_PEERS * (NAME + PEER_SESSIONS)
-    + MAX_SKIPPED_KEYS_PER_CLIENT * SKIPPED_KEY
-    + 2
-    + MAX_PINNED * (NAME + IdentityPublic::LEN)
-    + 2
-    + MAX_PEERS * (NAME + 1 + MAX_PENDING * (2 + MAX_BODY_LEN));
-/// The hop replay windows: clock, count, and per sender its name, highest id, bitmap, activity.
-const REPLAY_WINDOWS: usize = 8 + 2 + MAX_PEERS * (NAME + 8 + 8 + 8);
-
-/// The longest body any reachable client state encodes to: the sum of every part at its bound
-/// (about 68 MB, nearly all of it the messages that may wait for bundles: `MAX_PENDING` bodies
-/// of `MAX_BODY_LEN` bytes for each of `MAX_PEERS` peers). A larger declared length is
-/// [`StateError::Oversized`] before anything is read or hashed.
-pub const MAX_STATE_BODY_LEN: usize = NAME + 2 * DH_LEN + 8 + REPLAY_WINDOWS + 1 + PEERS;
-
-/// The longest state file: header, the longest body, checksum.
-pub const MAX_STATE_LEN: usize = STATE_HEADER_LEN + MAX_STATE_BODY_LEN + STATE_CHECKSUM_LEN;
-
-const _: () = assert!(MAX_STATE_BODY_LEN <= u32::MAX as usize);
-
 /// A state file could not be restored. Each variant is one class of bad input; nothing about a
 /// file is ever half restored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -195,11 +143,11 @@ const _: () = assert!(MAX_STATE_BODY_LEN <= u32::MAX as usize);
 pub enum StateError {
     /// The input ended before the header, the declared body or a field was complete.
     Truncated,
-    /// The input, or the file its header declares, is longer than [`MAX_STATE_LEN`].
+    /// The input, or the file its header declares, is longer than [`MAX_STATE_LEN`](crate::roles::MAX_STATE_LEN).
     Oversized {
         /// The length seen (the input's, or the one the header declares).
         len: usize,
-        /// [`MAX_STATE_LEN`].
+        /// [`MAX_STATE_LEN`](crate::roles::MAX_STATE_LEN).
         max: usize,
     },
     /// The input does not start with [`STATE_MAGIC`]: not a state file.
@@ -370,7 +318,7 @@ impl StateWriter {
     }
 
     pub(crate) fn name(&mut self, name: &Name) {
-        let mut encoded = Vec::with_capacity(NAME);
+        let mut encoded = Vec::with_capacity(1 + crate::wire::MAX_NAME_LEN);
         name.encode(&mut encoded);
         self.bytes(&encoded);
     }
@@ -392,7 +340,7 @@ impl StateWriter {
         let mut out = Self { buf: Vec::with_capacity(STATE_HEADER_LEN + body.buf.len() + 32) };
         out.bytes(STATE_MAGIC);
         out.u8(STATE_VERSION);
-        // Every part is bounded so that the body stays within MAX_STATE_BODY_LEN < 2^32.
+        // Every part is bounded so that the body stays within roles::MAX_STATE_BODY_LEN < 2^32.
         out.u32(u32::try_from(body.buf.len()).unwrap_or(u32::MAX));
         out.bytes(&body.buf);
         let checksum = sha256(&[&out.buf]);
@@ -414,17 +362,20 @@ pub(crate) fn export(write: impl FnOnce(&mut StateWriter)) -> StateBytes {
     StateWriter::seal(body)
 }
 
-/// Checks the framing of `bytes` in order — length, magic, version, declared length, exact
-/// length, checksum — and hands the body to `read`, which must consume all of it.
+/// Checks the framing of `bytes` in order — length (a body of at most `max_body_len` bytes, the
+/// caller's bound: [`crate::roles::MAX_STATE_BODY_LEN`] for a client), magic, version, declared
+/// length, exact length, checksum — and hands the body to `read`, which must consume all of it.
 ///
 /// # Errors
 /// The first check that fails, or `read`'s error, or [`StateError::TrailingBytes`].
 pub(crate) fn restore<T>(
     bytes: &[u8],
+    max_body_len: usize,
     read: impl FnOnce(&mut Reader<'_>) -> Result<T, StateError>,
 ) -> Result<T, StateError> {
-    if bytes.len() > MAX_STATE_LEN {
-        return Err(StateError::Oversized { len: bytes.len(), max: MAX_STATE_LEN });
+    let max_len = STATE_HEADER_LEN + max_body_len + STATE_CHECKSUM_LEN;
+    if bytes.len() > max_len {
+        return Err(StateError::Oversized { len: bytes.len(), max: max_len });
     }
     let mut r = Reader::new(bytes);
     let magic = r.take(STATE_MAGIC.len().min(bytes.len()))?;
@@ -439,9 +390,9 @@ pub(crate) fn restore<T>(
         return Err(StateError::UnknownVersion(version));
     }
     let declared = usize::try_from(r.u32()?).unwrap_or(usize::MAX);
-    if declared > MAX_STATE_BODY_LEN {
+    if declared > max_body_len {
         let len = STATE_HEADER_LEN.saturating_add(declared).saturating_add(STATE_CHECKSUM_LEN);
-        return Err(StateError::Oversized { len, max: MAX_STATE_LEN });
+        return Err(StateError::Oversized { len, max: max_len });
     }
     let body = r.take(declared)?;
     let checksum: [u8; STATE_CHECKSUM_LEN] = r.array()?;
@@ -570,22 +521,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_limits_are_what_the_spec_says() {
+    fn the_header_is_what_the_spec_says() {
         assert_eq!(STATE_HEADER_LEN, 25);
-        assert_eq!(SKIPPED_KEY, 68);
-        // The pending bodies dominate: 256 peers × 16 messages × (2 + 16384) bytes.
-        let pending = MAX_PEERS * MAX_PENDING * (2 + MAX_BODY_LEN);
-        assert!(MAX_STATE_BODY_LEN > pending && MAX_STATE_BODY_LEN < pending + 3_000_000);
-        // The numbers SPEC.md §18.1 states.
-        assert_eq!((SESSION, PEER_SESSION, PEER_SESSIONS, PREKEYS), (373, 479, 2918, 7287));
-        assert_eq!(MAX_STATE_BODY_LEN, 68_546_617);
-        assert_eq!(MAX_STATE_LEN, 68_546_674);
+        assert_eq!(STATE_CHECKSUM_LEN, 32);
     }
 
     #[test]
     fn framing_checks_run_in_order() {
         let sealed = export(|w| w.u8(7));
-        let ok = |b: &[u8]| restore(b, |r| Ok(r.u8()?));
+        let ok = |b: &[u8]| restore(b, 1000, |r| Ok(r.u8()?));
         assert_eq!(ok(sealed.as_bytes()), Ok(7));
         assert_eq!(ok(b""), Err(StateError::Truncated));
         assert_eq!(ok(b"e2e-ref/"), Err(StateError::Truncated));
@@ -604,8 +548,20 @@ mod tests {
         assert_eq!(ok(&bytes), Err(StateError::ChecksumMismatch));
         // A body the reader leaves unread is trailing bytes.
         assert_eq!(
-            restore(sealed.as_bytes(), |_| Ok(())),
+            restore(sealed.as_bytes(), 1000, |_| Ok(())),
             Err(StateError::TrailingBytes { extra: 1 })
+        );
+    }
+
+    #[test]
+    fn the_callers_bound_is_checked_before_anything_is_read() {
+        let sealed = export(|w| w.bytes(&[7; 10]));
+        let len = sealed.as_bytes().len();
+        assert_eq!(restore(sealed.as_bytes(), 10, |r| Ok(r.take(10)?.len())), Ok(10));
+        let max = STATE_HEADER_LEN + 9 + STATE_CHECKSUM_LEN;
+        assert_eq!(
+            restore(sealed.as_bytes(), 9, |_| Ok(())),
+            Err(StateError::Oversized { len, max })
         );
     }
 
