@@ -165,6 +165,12 @@ pub struct LoadReport {
     pub floor: Floor,
     /// `rate / floor.rate()`.
     pub ratio: f64,
+    /// CPU seconds (user + system) the load process and the relay spent from the start signal to
+    /// the end; `None` if `/proc` could not tell (the relay's share needs its pid).
+    pub cpu_seconds: Option<f64>,
+    /// `received / cpu_seconds` divided by the floor's rate: the ratio per CPU-second consumed,
+    /// which does not depend on how much of the machine other processes took.
+    pub cpu_ratio: Option<f64>,
     /// The 1-minute load average when the load ended.
     pub loadavg: String,
     /// This process's open-file limit (soft).
@@ -192,6 +198,7 @@ impl LoadReport {
             "relay_peak_rss_kib": self.relay_peak_rss_kib, "kills": self.kills,
             "floor_ops": self.floor.ops, "floor_ns": self.floor.ns,
             "floor_msgs_per_s_one_core": self.floor.rate(), "ratio": self.ratio,
+            "cpu_seconds": self.cpu_seconds, "cpu_ratio": self.cpu_ratio,
             "loadavg": self.loadavg, "nofile": self.nofile,
         })
     }
@@ -208,6 +215,7 @@ impl LoadReport {
              received {} distinct | lost Queued-acked {} | lost Relayed-acked {} | unacked that arrived {} | duplicated {}\n\
              {:.0} msgs/s over {:.2} s | latency p50 {:.2} ms, p99 {:.2} ms | relay peak RSS {rss}\n\
              floor (one core): {} = {:.2} µs/msg = {:.0} msgs/s | ratio {:.1}%\n\
+             CPU (load process + relay) {} | ratio per CPU-second {}\n\
              load average {} | open files limit {}\n",
             self.protocol,
             self.clients,
@@ -232,6 +240,8 @@ impl LoadReport {
             self.floor.ns / 1e3,
             self.floor.rate(),
             self.ratio * 100.0,
+            self.cpu_seconds.map_or_else(|| "unknown".to_owned(), |c| format!("{c:.2} s")),
+            self.cpu_ratio.map_or_else(|| "unknown".to_owned(), |r| format!("{:.1}%", r * 100.0)),
             self.loadavg,
             self.nofile,
         )
@@ -336,6 +346,8 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let start_ns = shared.now_ns();
+    let own_cpu_start = cpu_ticks("self");
+    let mut relay_cpu = relay.cpu().map(|t| -(t as f64));
     let _ = go_tx.send(true);
 
     let mut peak_rss = None;
@@ -344,6 +356,7 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         for _ in 0..config.kills {
             tokio::time::sleep(every).await;
             peak_rss = peak_rss.max(relay.peak_rss());
+            relay_cpu = relay_cpu.zip(relay.cpu()).map(|(sum, t)| sum + t as f64);
             relay.kill().await?;
             kills += 1;
             relay.start().await?;
@@ -366,6 +379,9 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         }
     }
     peak_rss = peak_rss.max(relay.peak_rss());
+    relay_cpu = relay_cpu.zip(relay.cpu()).map(|(sum, t)| sum + t as f64);
+    let own_cpu = own_cpu_start.zip(cpu_ticks("self")).map(|(a, b)| b.saturating_sub(a) as f64);
+    let cpu_seconds = own_cpu.zip(relay_cpu).map(|(a, b)| (a + b) / CLOCK_TICKS);
     let _ = stop_tx.send(true);
     let mut outcomes = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -394,6 +410,8 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         p99_ms: 0.0,
         relay_peak_rss_kib: peak_rss,
         kills,
+        cpu_seconds,
+        cpu_ratio: None,
         ratio: 0.0,
         floor,
         loadavg: std::fs::read_to_string("/proc/loadavg")
@@ -449,11 +467,26 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         report.rate = report.received as f64 / report.seconds;
     }
     report.ratio = report.rate / report.floor.rate();
+    report.cpu_ratio =
+        cpu_seconds.filter(|c| *c > 0.0).map(|c| report.received as f64 / c / report.floor.rate());
     Ok(report)
 }
 
 fn client_name(i: usize) -> Result<Name, LoadError> {
     Name::new(&format!("c{i}")).map_err(err)
+}
+
+/// `/proc/PID/stat`'s clock ticks per second (`USER_HZ`, 100 on Linux).
+const CLOCK_TICKS: f64 = 100.0;
+
+/// User + system CPU time of `/proc/{pid}`, in clock ticks.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses: state is field 3,
+    // utime 14 and stime 15.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 fn nofile() -> String {
@@ -741,6 +774,11 @@ impl Relay {
 
     async fn stop(&mut self) {
         let _ = self.kill().await;
+    }
+
+    /// The relay's CPU time so far, clock ticks.
+    fn cpu(&self) -> Option<u64> {
+        cpu_ticks(&self.pid?.to_string())
     }
 
     /// `VmHWM` of the relay process, KiB.
