@@ -161,6 +161,8 @@ pub struct LoadReport {
     pub relay_peak_rss_kib: Option<u64>,
     /// Relay kills done.
     pub kills: usize,
+    /// Of those, kills done while some client still had messages to send.
+    pub kills_under_load: usize,
     /// The crypto floor.
     pub floor: Floor,
     /// `rate / floor.rate()`.
@@ -195,7 +197,7 @@ impl LoadReport {
             "lost_relayed": self.lost_relayed, "unacked_arrived": self.unacked_arrived,
             "duplicated": self.duplicated, "seconds": self.seconds, "msgs_per_s": self.rate,
             "p50_ms": self.p50_ms, "p99_ms": self.p99_ms,
-            "relay_peak_rss_kib": self.relay_peak_rss_kib, "kills": self.kills,
+            "relay_peak_rss_kib": self.relay_peak_rss_kib, "kills": self.kills, "kills_under_load": self.kills_under_load,
             "floor_ops": self.floor.ops, "floor_ns": self.floor.ns,
             "floor_msgs_per_s_one_core": self.floor.rate(), "ratio": self.ratio,
             "cpu_seconds": self.cpu_seconds, "cpu_ratio": self.cpu_ratio,
@@ -210,7 +212,7 @@ impl LoadReport {
             .relay_peak_rss_kib
             .map_or_else(|| "unknown".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
         format!(
-            "protocol {} | clients {} | messages {} each | size {} B | relay kills {}\n\
+            "protocol {} | clients {} | messages {} each | size {} B | relay kills {} ({} under load)\n\
              sent {} | acked Queued {} | acked Relayed {} | rejected {} | unacked (connection died) {}\n\
              received {} distinct | lost Queued-acked {} | lost Relayed-acked {} | unacked that arrived {} | duplicated {}\n\
              {:.0} msgs/s over {:.2} s | latency p50 {:.2} ms, p99 {:.2} ms | relay peak RSS {rss}\n\
@@ -222,6 +224,7 @@ impl LoadReport {
             self.messages,
             self.size,
             self.kills,
+            self.kills_under_load,
             self.sent,
             self.acked_queued,
             self.acked_relayed,
@@ -351,14 +354,16 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
     let _ = go_tx.send(true);
 
     let mut peak_rss = None;
-    let mut kills = 0;
+    let (mut kills, mut kills_under_load) = (0, 0);
     if let Some(every) = config.kill_every {
         for _ in 0..config.kills {
             tokio::time::sleep(every).await;
             peak_rss = peak_rss.max(relay.peak_rss());
             relay_cpu = relay_cpu.zip(relay.cpu()).map(|(sum, t)| sum + t as f64);
+            let under_load = shared.done.load(Ordering::Acquire) < config.clients;
             relay.kill().await?;
             kills += 1;
+            kills_under_load += usize::from(under_load);
             relay.start().await?;
             let _ = addr_tx.send(relay.addr);
         }
@@ -410,6 +415,7 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         p99_ms: 0.0,
         relay_peak_rss_kib: peak_rss,
         kills,
+        kills_under_load,
         cpu_seconds,
         cpu_ratio: None,
         ratio: 0.0,
