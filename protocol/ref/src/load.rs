@@ -83,6 +83,9 @@ pub struct LoadConfig {
     pub kills: usize,
     /// After every sender finished, how long to wait without a new arrival before stopping.
     pub drain: Duration,
+    /// Only even clients send (odd ones only receive): every e2e message then follows one of the
+    /// same sender, so the ratchet takes only its symmetric step, as the `relay/e2e` floor counts.
+    pub one_way: bool,
 }
 
 /// Why the load did not run.
@@ -127,6 +130,8 @@ pub struct LoadReport {
     pub clients: usize,
     /// Messages each client was to send.
     pub messages: usize,
+    /// Only even clients sent.
+    pub one_way: bool,
     /// Body size.
     pub size: usize,
     /// Messages sent (written to a connection).
@@ -190,7 +195,7 @@ impl LoadReport {
     #[must_use]
     pub fn to_json(&self) -> serde_json::Value {
         json!({
-            "protocol": self.protocol, "clients": self.clients, "messages": self.messages,
+            "protocol": self.protocol, "clients": self.clients, "messages": self.messages, "one_way": self.one_way,
             "size": self.size, "sent": self.sent, "acked_queued": self.acked_queued,
             "acked_relayed": self.acked_relayed, "rejected": self.rejected, "unacked": self.unacked,
             "received": self.received, "lost_queued": self.lost_queued,
@@ -212,7 +217,7 @@ impl LoadReport {
             .relay_peak_rss_kib
             .map_or_else(|| "unknown".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
         format!(
-            "protocol {} | clients {} | messages {} each | size {} B | relay kills {} ({} under load)\n\
+            "protocol {} | clients {} | messages {} each{} | size {} B | relay kills {} ({} under load)\n\
              sent {} | acked Queued {} | acked Relayed {} | rejected {} | unacked (connection died) {}\n\
              received {} distinct | lost Queued-acked {} | lost Relayed-acked {} | unacked that arrived {} | duplicated {}\n\
              {:.0} msgs/s over {:.2} s | latency p50 {:.2} ms, p99 {:.2} ms | relay peak RSS {rss}\n\
@@ -222,6 +227,7 @@ impl LoadReport {
             self.protocol,
             self.clients,
             self.messages,
+            if self.one_way { " (even clients only)" } else { "" },
             self.size,
             self.kills,
             self.kills_under_load,
@@ -319,7 +325,7 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
             rng,
             e2e: config.e2e,
             size: config.size,
-            messages: config.messages,
+            messages: if config.one_way && i % 2 == 1 { 0 } else { config.messages },
             shared: Arc::clone(&shared),
             addr: addr_rx.clone(),
             go: go_rx.clone(),
@@ -371,7 +377,8 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
 
     // Wait for the senders, then for arrivals to stop.
     let mut last = (shared.received.load(Ordering::Acquire), Instant::now());
-    let expected = (config.clients * config.messages) as u64;
+    let senders = if config.one_way { config.clients / 2 } else { config.clients };
+    let expected = (senders * config.messages) as u64;
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let received = shared.received.load(Ordering::Acquire);
@@ -398,6 +405,7 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         protocol: if config.e2e { "e2e" } else { "hop" },
         clients: config.clients,
         messages: config.messages,
+        one_way: config.one_way,
         size: config.size,
         sent: 0,
         acked_queued: 0,

@@ -87,6 +87,9 @@ struct LoadArgs {
     /// Once every client has sent everything, stop after this many milliseconds without an arrival.
     #[arg(long, value_name = "MS", default_value_t = 3000)]
     drain: u64,
+    /// Only even clients send, odd ones only receive (e2e: no DH ratchet step per message).
+    #[arg(long)]
+    one_way: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -287,6 +290,7 @@ fn load(args: LoadArgs) -> ExitCode {
         kill_every: args.kill_every.map(std::time::Duration::from_millis),
         kills: args.kills,
         drain: std::time::Duration::from_millis(args.drain),
+        one_way: args.one_way,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
