@@ -6,11 +6,13 @@
 //! * [`compare`](mod@compare) — hop and e2e on the same messages and seed, side by side.
 //! * [`transcript`] — the record of a run, rendered as text, JSON or a Mermaid sequence diagram.
 //! * [`client`](mod@client) — `e2e-ref client`: the client role on TCP, driven from the terminal.
+//! * [`load`] — `e2e-ref load`: many clients against the relay, measured, with SIGKILL faults.
 //! * [`serve`] — `e2e-ref serve`: the relay on TCP (tokio), its state in an ACID store (redb).
 //! * [`vectors`] — the reference test vectors of `spec/vectors/`: generation and verification.
 
 pub mod client;
 pub mod compare;
+pub mod load;
 pub mod mitm;
 pub mod runner;
 pub mod serve;

@@ -37,6 +37,68 @@ enum Command {
     /// Connects to a relay as NAME and takes one command per line: `send NAME TEXT`,
     /// `safety-number NAME`, `verify NAME NUMBER`, `quit`. Prints events as they happen.
     Client(ClientArgs),
+    /// Runs many clients against a relay and reports messages/s, latency, the relay's peak RSS
+    /// and the ratio to the crypto floor; with --spawn-relay --kill-every D --kills K, SIGKILLs
+    /// and restarts the relay under load and checks that no acknowledged message is lost or
+    /// duplicated. Exits non-zero if one is.
+    Load(LoadArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct LoadArgs {
+    /// The relay's address (a relay already running).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        required_unless_present = "spawn_relay",
+        requires = "server_key"
+    )]
+    connect: Option<std::net::SocketAddr>,
+    /// The relay's static public key, as `serve` prints it (64 hex digits).
+    #[arg(long, value_name = "HEX")]
+    server_key: Option<String>,
+    /// The relay's process id, to report its peak RSS (VmHWM).
+    #[arg(long, value_name = "PID")]
+    relay_pid: Option<u32>,
+    /// Start a relay (this executable's `serve`) on loopback with a temporary data directory.
+    #[arg(long, conflicts_with_all = ["connect", "relay_pid"])]
+    spawn_relay: bool,
+    /// Clients, one TCP connection each; client i sends to client i^1 (even, at least 2).
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// Messages each client sends, one at a time (the next after the previous one's answer).
+    #[arg(long, default_value_t = 20)]
+    messages: usize,
+    /// hop or e2e.
+    #[arg(long, value_enum, default_value_t = LoadProtocol::Hop)]
+    protocol: LoadProtocol,
+    /// Body size in bytes (16..=16384; the first 16 are the tag).
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Seeds the clients' keys.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// With --spawn-relay: SIGKILL the relay this often (milliseconds), then restart it.
+    #[arg(long, value_name = "MS", requires = "spawn_relay")]
+    kill_every: Option<u64>,
+    /// With --kill-every: how many times.
+    #[arg(long, default_value_t = 0, requires = "kill_every")]
+    kills: usize,
+    /// Once every client has sent everything, stop after this many milliseconds without an arrival.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    drain: u64,
+    /// Only even clients send, odd ones only receive (e2e: no DH ratchet step per message).
+    #[arg(long)]
+    one_way: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LoadProtocol {
+    Hop,
+    E2e,
 }
 
 #[derive(clap::Args, Debug)]
@@ -184,6 +246,72 @@ fn main() -> ExitCode {
         Command::Vectors(command) => vectors(&command),
         Command::Serve(args) => serve(args),
         Command::Client(args) => client(args),
+        Command::Load(args) => load(args),
+    }
+}
+
+fn load(args: LoadArgs) -> ExitCode {
+    use e2e_ref::load::{LoadConfig, RelaySource};
+    let relay = if args.spawn_relay {
+        match std::env::current_exe() {
+            Ok(exe) => RelaySource::Spawn { exe },
+            Err(e) => {
+                eprintln!("e2e-ref: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        let key: Option<[u8; 32]> = args
+            .server_key
+            .as_deref()
+            .and_then(|k| hex::decode(k.trim()).ok())
+            .and_then(|bytes| bytes.try_into().ok());
+        match (args.connect, key) {
+            (Some(addr), Some(key)) => RelaySource::Connect {
+                addr,
+                key: e2e_protocol::suite::PublicKey::from_bytes(key),
+                pid: args.relay_pid,
+            },
+            _ => {
+                eprintln!(
+                    "e2e-ref: --connect ADDR --server-key HEX (64 hex digits), or --spawn-relay"
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let config = LoadConfig {
+        relay,
+        clients: args.clients,
+        messages: args.messages,
+        e2e: args.protocol == LoadProtocol::E2e,
+        size: args.size,
+        seed: args.seed,
+        kill_every: args.kill_every.map(std::time::Duration::from_millis),
+        kills: args.kills,
+        drain: std::time::Duration::from_millis(args.drain),
+        one_way: args.one_way,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(e2e_ref::load::run(config)) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            if report.exactly_once() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
