@@ -7,10 +7,12 @@
 //! * [`transcript`] — the record of a run, rendered as text, JSON or a Mermaid sequence diagram.
 //! * [`client`](mod@client) — `e2e-ref client`: the client role on TCP, driven from the terminal.
 //! * [`serve`] — `e2e-ref serve`: the relay on TCP (tokio), its state in an ACID store (redb).
+//! * [`interop`] — `e2e-ref shim` and `e2e-ref interop` (spec/INTEROP.md).
 //! * [`vectors`] — the reference test vectors of `spec/vectors/`: generation and verification.
 
 pub mod client;
 pub mod compare;
+pub mod interop;
 pub mod mitm;
 pub mod runner;
 pub mod serve;

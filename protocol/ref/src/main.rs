@@ -37,6 +37,12 @@ enum Command {
     /// Connects to a relay as NAME and takes one command per line: `send NAME TEXT`,
     /// `safety-number NAME`, `verify NAME NUMBER`, `quit`. Prints events as they happen.
     Client(ClientArgs),
+    /// The reference client speaking the interop shim protocol (spec/INTEROP.md): one JSON command
+    /// per line on standard input, one JSON answer or event per line on standard output.
+    Shim,
+    /// Runs the interop scenarios (spec/INTEROP.md) through a real relay for every ordered pair of
+    /// the given client implementations and prints a pass/fail matrix.
+    Interop(e2e_ref::interop::harness::InteropArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -184,6 +190,8 @@ fn main() -> ExitCode {
         Command::Vectors(command) => vectors(&command),
         Command::Serve(args) => serve(args),
         Command::Client(args) => client(args),
+        Command::Shim => shim(),
+        Command::Interop(args) => e2e_ref::interop::harness::main(&args),
     }
 }
 
@@ -203,6 +211,23 @@ fn client(args: ClientArgs) -> ExitCode {
         }
     };
     match runtime.block_on(e2e_ref::client::run(config, tokio::io::stdin())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn shim() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(e2e_ref::interop::shim::run(tokio::io::stdin())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("e2e-ref: {e}");
