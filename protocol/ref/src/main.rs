@@ -104,6 +104,10 @@ struct ServeArgs {
     /// Seconds one frame may take to be read (after its header) or written.
     #[arg(long, default_value_t = e2e_ref::serve::Limits::default().frame_timeout.as_secs())]
     frame_timeout: u64,
+    /// For the interop scenarios only: a malicious relay. `bad-bundle` corrupts every bundle's
+    /// signature; `mitm=A,B` substitutes bundles between A and B and reads their messages.
+    #[arg(long, value_name = "MODE")]
+    adversary: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -264,6 +268,18 @@ fn serve(args: ServeArgs) -> ExitCode {
         frame_timeout: Duration::from_secs(args.frame_timeout),
         ..Limits::default()
     };
+    let adversary = match args
+        .adversary
+        .as_deref()
+        .map(|mode| e2e_ref::interop::adversary::Adversary::parse(mode, args.seed.unwrap_or(0)))
+    {
+        Some(Err(message)) => {
+            eprintln!("e2e-ref: {message}");
+            return ExitCode::FAILURE;
+        }
+        Some(Ok(adversary)) => Some(adversary),
+        None => None,
+    };
     let config = ServeConfig {
         listen: args.listen,
         data: args.data,
@@ -271,6 +287,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         seed: args.seed,
         limits,
         log: args.log,
+        adversary,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -83,6 +83,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "mitm_detected",
         "e2e: a relay that substitutes bundles: safety numbers differ; once verified, refused",
     ),
+    (
+        "mitm_refused_when_verified",
+        "e2e: Alice pinned Bob's real identity beforehand: the substituted bundle is refused, nothing is sent",
+    ),
     ("server_restart", "the relay is killed mid-conversation and restarted: queued mail survives"),
     ("client_restart", "Alice's process exits mid-session and restarts from her state file"),
 ];
@@ -498,6 +502,8 @@ struct World<'a> {
     bob: Peer,
     e2e: bool,
     started: Instant,
+    /// Bob's e2e identity as his `start` answered it (hex), or empty.
+    bob_identity: String,
 }
 
 impl<'a> World<'a> {
@@ -516,6 +522,7 @@ impl<'a> World<'a> {
             bob,
             e2e,
             started: Instant::now(),
+            bob_identity: String::new(),
         };
         world.start_alice()?;
         world.start_bob()?;
@@ -540,7 +547,9 @@ impl<'a> World<'a> {
 
     fn start_bob(&mut self) -> Outcome {
         let c = self.start_command("bob");
-        self.bob.ok(&c).map(drop)
+        let answer = self.bob.ok(&c)?;
+        self.bob_identity = answer["identity"].as_str().unwrap_or_default().to_owned();
+        Ok(())
     }
 
     fn check_time(&self) -> Outcome {
@@ -824,7 +833,7 @@ impl Ctx<'_> {
                 w.finish()
             }
             "mitm_detected" => {
-                let mut w = World::new(self, true, &["--adversary", "mitm"])?;
+                let mut w = World::new(self, true, &["--adversary", "mitm=alice,bob"])?;
                 w.converse()?;
                 let (a, b) = (w.safety_number(Alice)?, w.safety_number(Bob)?);
                 if a == b {
@@ -834,6 +843,22 @@ impl Ctx<'_> {
                 if w.verify(Alice, &b)? || w.verify(Bob, &a)? {
                     return Err("a number read out across a MITM verified".into());
                 }
+                w.finish()
+            }
+            "mitm_refused_when_verified" => {
+                let mut w = World::new(self, true, &["--adversary", "mitm=alice,bob"])?;
+                // Out of band, before any session: Alice learns Bob's real identity (the shim's
+                // `start` answer) and pins it, as users who compared safety numbers before would.
+                let bob_identity = w.bob_identity.clone();
+                w.alice.ok(&json!({"cmd": "pin", "peer": "bob", "identity": bob_identity}))?;
+                w.connect(Bob)?;
+                w.connect(Alice)?;
+                w.alice.ok(&json!({"cmd": "send", "to": "bob", "text": "for bob only"}))?;
+                let failed = w.alice.event("send_failed")?;
+                if failed["peer"] != "bob" || failed["error"] != "E2e" {
+                    return Err(format!("alice: unexpected {failed}"));
+                }
+                w.bob.never("a message", |v| v["event"] == "received")?;
                 w.finish()
             }
             "server_restart" => {

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 
 use e2e_protocol::Error;
 use e2e_protocol::roles::{Client, ClientEvent, ClientOutputs, Protection};
-use e2e_protocol::suite::PublicKey;
-use e2e_protocol::wire::{Body, Envelope, Name};
+use e2e_protocol::suite::{PublicKey, VerifyingKey};
+use e2e_protocol::wire::{Body, Envelope, IdentityPublic, Name};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Value, json};
@@ -298,6 +298,22 @@ impl Shim {
                 };
                 started.state.save(&started.client)?;
                 json!({"verified": verified})
+            }
+            "pin" => {
+                let peer = name_field(command, "peer")?;
+                let bytes: [u8; 64] = hex::decode(field(command, "identity")?)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| shim("\"identity\": not 128 hex digits"))?;
+                let (dh, sign) = bytes.split_at(32);
+                let identity = IdentityPublic {
+                    dh: PublicKey::from_bytes(dh.try_into().map_err(|_| shim("identity"))?),
+                    sign: VerifyingKey::from_bytes(sign.try_into().map_err(|_| shim("identity"))?),
+                };
+                let started = self.started()?;
+                started.client.verify_peer(peer, identity)?;
+                started.state.save(&started.client)?;
+                json!({})
             }
             "quit" => return Ok(None),
             other => return Err(shim(format!("unknown command {other:?}"))),
