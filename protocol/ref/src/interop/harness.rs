@@ -354,15 +354,31 @@ impl Relay {
         Ok(Self { proc, addr, key })
     }
 
-    /// Waits for the log line saying `name`'s link is active (SPEC.md §5.1: only after `Ready`).
-    fn wait_online(&mut self, name: &str) -> Outcome {
+    /// Waits for the log line saying `name`'s link is active (SPEC.md §5.1: only after `Ready`):
+    /// `link N: NAME online, ...`. Returns `link N`.
+    fn wait_online(&mut self, name: &str) -> Result<String, String> {
         let needle = format!(": {name} online,");
+        self.wait_line(&format!("{name} online"), |line| {
+            line.split_once(&needle).map(|(link, _)| link.to_owned())
+        })
+    }
+
+    /// Waits for the log line saying `link` (`link N`) closed.
+    fn wait_closed(&mut self, link: &str) -> Outcome {
+        let needle = format!("{link}: closed");
+        self.wait_line(&needle.clone(), |line| (line == needle).then_some(()))
+    }
+
+    fn wait_line<T>(
+        &mut self,
+        what: &str,
+        matches: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, String> {
         let deadline = Instant::now() + STEP;
         loop {
-            let line =
-                self.proc.line(deadline).map_err(|e| format!("waiting for {name} online: {e}"))?;
-            if line.contains(&needle) {
-                return Ok(());
+            let line = self.proc.line(deadline).map_err(|e| format!("waiting for {what}: {e}"))?;
+            if let Some(found) = matches(&line) {
+                return Ok(found);
             }
         }
     }
@@ -504,6 +520,8 @@ struct World<'a> {
     started: Instant,
     /// Bob's e2e identity as his `start` answered it (hex), or empty.
     bob_identity: String,
+    /// The relay's names (`link N`) for Alice's and Bob's current connections.
+    links: (String, String),
 }
 
 impl<'a> World<'a> {
@@ -523,6 +541,7 @@ impl<'a> World<'a> {
             e2e,
             started: Instant::now(),
             bob_identity: String::new(),
+            links: (String::new(), String::new()),
         };
         world.start_alice()?;
         world.start_bob()?;
@@ -571,11 +590,23 @@ impl<'a> World<'a> {
         }
         // `connected` means the client sent `Ready`; the relay binds the name only when it reads
         // it. Its log tells when it has, so that a message to this peer is not `UnknownRecipient`.
-        self.relay.wait_online(who.name())
+        let link = self.relay.wait_online(who.name())?;
+        match who {
+            Who::Alice => self.links.0 = link,
+            Who::Bob => self.links.1 = link,
+        }
+        Ok(())
     }
 
+    /// Disconnects `who` and waits until the relay has seen the connection close (its log line
+    /// `link N: closed`): until then a message to `who` would still be relayed to the dead link.
     fn disconnect(&mut self, who: Who) -> Outcome {
-        self.peer(who).ok(&json!({"cmd": "disconnect"})).map(drop)
+        self.peer(who).ok(&json!({"cmd": "disconnect"}))?;
+        let link = match who {
+            Who::Alice => self.links.0.clone(),
+            Who::Bob => self.links.1.clone(),
+        };
+        self.relay.wait_closed(&link)
     }
 
     fn peer(&mut self, who: Who) -> &mut Peer {

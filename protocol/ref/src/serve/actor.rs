@@ -249,6 +249,9 @@ where
                 batch.changes.extend(self.server.settle(&delivery));
             }
             Command::Closed { link } => {
+                if self.log {
+                    println!("link {}: closed", link.0);
+                }
                 self.links.remove(&link);
                 self.server.close_link(link);
             }
