@@ -511,7 +511,6 @@ struct Ctx<'a> {
 /// A running scenario: the relay, Alice, Bob, their files.
 struct World<'a> {
     ctx: &'a Ctx<'a>,
-    dir: TempDir,
     relay: Relay,
     relay_extra: Vec<&'static str>,
     alice: Peer,
@@ -522,6 +521,8 @@ struct World<'a> {
     bob_identity: String,
     /// The relay's names (`link N`) for Alice's and Bob's current connections.
     links: (String, String),
+    /// Last: fields drop in order, so the relay and the clients are killed before it is removed.
+    dir: TempDir,
 }
 
 impl<'a> World<'a> {
@@ -893,7 +894,7 @@ impl Ctx<'_> {
                 w.finish()
             }
             "server_restart" => {
-                let mut w = World::new(self, w_e2e(), &[])?;
+                let mut w = World::new(self, true, &[])?;
                 w.converse()?;
                 w.disconnect(Bob)?;
                 w.send(Alice, "queued before the crash", Some("Queued"))?;
@@ -925,9 +926,4 @@ impl Ctx<'_> {
             other => Err(format!("no scenario {other}")),
         }
     }
-}
-
-/// The server-restart scenario runs in e2e (the mailbox holds an envelope across the crash).
-const fn w_e2e() -> bool {
-    true
 }
