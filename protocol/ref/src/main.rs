@@ -271,7 +271,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let adversary = match args
         .adversary
         .as_deref()
-        .map(|mode| e2e_ref::interop::adversary::Adversary::parse(mode, args.seed.unwrap_or(0)))
+        .map(|mode| e2e_ref::interop::adversary::Adversary::parse(mode, args.seed))
     {
         Some(Err(message)) => {
             eprintln!("e2e-ref: {message}");

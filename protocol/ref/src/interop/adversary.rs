@@ -31,11 +31,12 @@ pub enum Adversary {
 }
 
 impl Adversary {
-    /// Parses `bad-bundle` or `mitm=A,B`; the forged keys of `mitm` come from `seed`.
+    /// Parses `bad-bundle` or `mitm=A,B`; the forged keys of `mitm` come from `seed` (the relay's
+    /// `--seed`, for reproducible tests) or else from the operating system.
     ///
     /// # Errors
-    /// An unknown mode or a bad name.
-    pub fn parse(mode: &str, seed: u64) -> Result<Self, String> {
+    /// An unknown mode, a bad name, or the operating system's RNG failed.
+    pub fn parse(mode: &str, seed: Option<u64>) -> Result<Self, String> {
         if mode == "bad-bundle" {
             return Ok(Self::BadBundle);
         }
@@ -45,7 +46,14 @@ impl Adversary {
         let (a, b) = pair.split_once(',').ok_or("--adversary mitm=A,B")?;
         let a = Name::new(a).map_err(|e| format!("--adversary: {e}"))?;
         let b = Name::new(b).map_err(|e| format!("--adversary: {e}"))?;
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut rng = match seed {
+            Some(seed) => ChaCha20Rng::seed_from_u64(seed),
+            None => {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes).map_err(|_| "the operating system's RNG failed")?;
+                ChaCha20Rng::from_seed(bytes)
+            }
+        };
         let mitm = Mitm::new(&a, &b, &mut rng).map_err(|e| format!("--adversary: {e:?}"))?;
         Ok(Self::Mitm(Box::new(mitm)))
     }
