@@ -245,7 +245,9 @@ fn disconnected(e: e2e_protocol::Error) -> ClientError {
 }
 
 /// One frame, as SPEC.md §3 frames it: `None` when the relay closed between frames.
-async fn read_frame<R: AsyncRead + Unpin>(read: &mut R) -> Result<Option<Vec<u8>>, ClientError> {
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    read: &mut R,
+) -> Result<Option<Vec<u8>>, ClientError> {
     let mut header = [0u8; HEADER_LEN];
     match read.read_exact(&mut header).await {
         Ok(_) => {}

@@ -8,10 +8,12 @@
 //! * [`client`](mod@client) — `e2e-ref client`: the client role on TCP, driven from the terminal.
 //! * [`load`] — `e2e-ref load`: many clients against the relay, measured, with SIGKILL faults.
 //! * [`serve`] — `e2e-ref serve`: the relay on TCP (tokio), its state in an ACID store (redb).
+//! * [`interop`] — `e2e-ref shim` and `e2e-ref interop` (spec/INTEROP.md).
 //! * [`vectors`] — the reference test vectors of `spec/vectors/`: generation and verification.
 
 pub mod client;
 pub mod compare;
+pub mod interop;
 pub mod load;
 pub mod mitm;
 pub mod runner;

@@ -37,6 +37,12 @@ enum Command {
     /// Connects to a relay as NAME and takes one command per line: `send NAME TEXT`,
     /// `safety-number NAME`, `verify NAME NUMBER`, `quit`. Prints events as they happen.
     Client(ClientArgs),
+    /// The reference client speaking the interop shim protocol (spec/INTEROP.md): one JSON command
+    /// per line on standard input, one JSON answer or event per line on standard output.
+    Shim,
+    /// Runs the interop scenarios (spec/INTEROP.md) through a real relay for every ordered pair of
+    /// the given client implementations and prints a pass/fail matrix.
+    Interop(e2e_ref::interop::harness::InteropArgs),
     /// Runs many clients against a relay and reports messages/s, latency, the relay's peak RSS
     /// and the ratio to the crypto floor; with --spawn-relay --kill-every D --kills K, SIGKILLs
     /// and restarts the relay under load and checks that no acknowledged message is lost or
@@ -160,6 +166,10 @@ struct ServeArgs {
     /// Seconds one frame may take to be read (after its header) or written.
     #[arg(long, default_value_t = e2e_ref::serve::Limits::default().frame_timeout.as_secs())]
     frame_timeout: u64,
+    /// For the interop scenarios only: a malicious relay. `bad-bundle` corrupts every bundle's
+    /// signature; `mitm=A,B` substitutes bundles between A and B and reads their messages.
+    #[arg(long, value_name = "MODE")]
+    adversary: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -246,6 +256,8 @@ fn main() -> ExitCode {
         Command::Vectors(command) => vectors(&command),
         Command::Serve(args) => serve(args),
         Command::Client(args) => client(args),
+        Command::Shim => shim(),
+        Command::Interop(args) => e2e_ref::interop::harness::main(&args),
         Command::Load(args) => load(args),
     }
 }
@@ -339,6 +351,23 @@ fn client(args: ClientArgs) -> ExitCode {
     }
 }
 
+fn shim() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(e2e_ref::interop::shim::run(tokio::io::stdin())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("e2e-ref: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn client_config(args: ClientArgs) -> Result<e2e_ref::client::ClientConfig, String> {
     let key: [u8; 32] = hex::decode(args.server_key.trim())
         .ok()
@@ -367,6 +396,18 @@ fn serve(args: ServeArgs) -> ExitCode {
         frame_timeout: Duration::from_secs(args.frame_timeout),
         ..Limits::default()
     };
+    let adversary = match args
+        .adversary
+        .as_deref()
+        .map(|mode| e2e_ref::interop::adversary::Adversary::parse(mode, args.seed))
+    {
+        Some(Err(message)) => {
+            eprintln!("e2e-ref: {message}");
+            return ExitCode::FAILURE;
+        }
+        Some(Ok(adversary)) => Some(adversary),
+        None => None,
+    };
     let config = ServeConfig {
         listen: args.listen,
         data: args.data,
@@ -374,6 +415,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         seed: args.seed,
         limits,
         log: args.log,
+        adversary,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

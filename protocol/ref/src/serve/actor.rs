@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::interop::adversary::Adversary;
 use e2e_protocol::roles::{Delivery, DurableChange, LinkId, Server, ServerEvent, ServerOutputs};
 use e2e_protocol::suite::{PrivateKey, PublicKey};
 use e2e_protocol::wire::RefusalReason;
@@ -114,6 +115,7 @@ pub fn spawn<S: Store + Send + 'static>(
     store: S,
     seed: Option<u64>,
     log: bool,
+    adversary: Option<Adversary>,
 ) -> Result<(ActorHandle, PublicKey, oneshot::Receiver<ServeError>), ServeError>
 where
     ServeError: From<S::Error>,
@@ -133,7 +135,7 @@ where
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (failed_tx, failed_rx) = oneshot::channel();
     std::thread::Builder::new().name("relay-actor".into()).spawn(move || {
-        let failure = Actor { server, store, rng, links: HashMap::new(), log }.run(rx);
+        let failure = Actor { server, store, rng, links: HashMap::new(), log, adversary }.run(rx);
         let _ = failed_tx.send(failure);
     })?;
     Ok((ActorHandle { tx }, public_key, failed_rx))
@@ -146,6 +148,8 @@ struct Actor<S> {
     links: HashMap<LinkId, Connection>,
     /// Print every server event on standard output.
     log: bool,
+    /// The malicious mode of `serve --adversary`, if any.
+    adversary: Option<Adversary>,
 }
 
 /// The actor's side of one connection.
@@ -217,7 +221,13 @@ where
                 let Some(connection) = self.links.get_mut(&link).filter(|c| !c.closing) else {
                     return; // closed or closing meanwhile: what it sent goes nowhere
                 };
-                match self.server.handle(link, &frame, &mut self.rng) {
+                let handled = match &mut self.adversary {
+                    Some(adversary) => {
+                        adversary.handle(&mut self.server, link, &frame, &mut self.rng)
+                    }
+                    None => self.server.handle(link, &frame, &mut self.rng),
+                };
+                match handled {
                     Ok(mut out) => {
                         batch.changes.append(&mut out.changes);
                         batch.outputs.push(out);
@@ -239,6 +249,9 @@ where
                 batch.changes.extend(self.server.settle(&delivery));
             }
             Command::Closed { link } => {
+                if self.log {
+                    println!("link {}: closed", link.0);
+                }
                 self.links.remove(&link);
                 self.server.close_link(link);
             }

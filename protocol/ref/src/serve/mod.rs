@@ -94,6 +94,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Print every server event on standard output (in hop, every plaintext the relay reads).
     pub log: bool,
+    /// A malicious mode for the interop scenarios (`--adversary`); `None`: the honest relay.
+    pub adversary: Option<crate::interop::adversary::Adversary>,
 }
 
 /// Why the relay could not start or stopped.
@@ -164,7 +166,8 @@ pub async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Resu
     }
     let store = RedbStore::open(&config.data)?;
     let listener = TcpListener::bind(config.listen).await?;
-    let (actor, public_key, mut failed) = actor::spawn(store, config.seed, config.log)?;
+    let (actor, public_key, mut failed) =
+        actor::spawn(store, config.seed, config.log, config.adversary)?;
     let started = Started { addr: listener.local_addr()?, public_key };
     on_start(&started);
     let limits = config.limits;
