@@ -773,14 +773,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 return self.flush_late();
             }
             Step::ServerReplaysDelivery { to, id, new_id } => {
-                let recipient = name(*to)?;
-                let message = self
-                    .deliveries
-                    .iter()
-                    .rev()
-                    .find(|(r, m)| *r == recipient && delivery_id(m) == Some(MessageId(*id)))
-                    .map(|(_, m)| m.clone())
-                    .ok_or(MisuseError::NotConnected)?;
+                let message = self.delivery(*to, *id)?;
                 let message = match (message, new_id) {
                     (Message::Deliver { from, body, .. }, Some(id)) => {
                         Message::Deliver { id: MessageId(*id), from, body }
@@ -857,14 +850,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 self.in_flight.push_back((Party::Server, *to, frame));
             }
             Step::ServerRelabelsDelivery { to, id, as_from } => {
-                let recipient = name(*to)?;
-                let message = self
-                    .deliveries
-                    .iter()
-                    .rev()
-                    .find(|(r, m)| *r == recipient && delivery_id(m) == Some(MessageId(*id)))
-                    .map(|(_, m)| m.clone())
-                    .ok_or(MisuseError::NotConnected)?;
+                let message = self.delivery(*to, *id)?;
                 let message = match message {
                     Message::Deliver { id, body, .. } => {
                         Message::Deliver { id, from: as_from.clone(), body }
@@ -899,6 +885,18 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             }
         }
         self.pump()
+    }
+
+    /// The most recent `Deliver` or `E2eDeliver` with id `id` the server made for `to`: what the
+    /// server's replay and relabelling attacks seal again.
+    fn delivery(&self, to: Party, id: u64) -> Result<Message, Error> {
+        let recipient = name(to)?;
+        self.deliveries
+            .iter()
+            .rev()
+            .find(|(r, m)| *r == recipient && delivery_id(m) == Some(MessageId(id)))
+            .map(|(_, m)| m.clone())
+            .ok_or_else(|| MisuseError::NotConnected.into())
     }
 
     /// Notes that `party` handed `text` to the server as message `id`.
