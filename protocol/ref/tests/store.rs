@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
+use common::TempDir;
 
 use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::roles::{
@@ -16,25 +17,6 @@ use e2e_ref::serve::Store;
 use e2e_ref::serve::store::{RedbStore, decode_entry, encode_entry};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("e2e-ref-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn name(s: &str) -> Name {
     Name::new(s).unwrap()
