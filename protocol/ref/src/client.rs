@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use e2e_protocol::e2e::peers::Peers;
-use e2e_protocol::roles::{Client, ClientEvent, ClientOutputs, Protection};
+use e2e_protocol::roles::{Client, ClientEvent, ClientOutputs};
 use e2e_protocol::suite::{PrivateKey, PublicKey};
 use e2e_protocol::wire::{Body, HEADER_LEN, LinkFrame, Name, frame_len};
 use rand_chacha::ChaCha20Rng;
@@ -32,6 +32,8 @@ use rand_core::SeedableRng;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+use crate::events;
 
 /// How to run the client.
 #[derive(Debug, Clone)]
@@ -389,31 +391,6 @@ impl Session {
     }
 
     fn print_event(&self, event: &ClientEvent) {
-        let (text, value) = match event {
-            ClientEvent::Connected => ("connected".to_owned(), json!({"event": "connected"})),
-            ClientEvent::Received { from, id, body, protection } => {
-                let text = String::from_utf8_lossy(body.as_bytes()).into_owned();
-                let how = match protection {
-                    Protection::Hop => "hop",
-                    Protection::E2e { .. } => "e2e",
-                };
-                (
-                    format!("{from} ({how}): {text}"),
-                    json!({"event": "received", "from": from.as_str(), "id": id.0, "protection": how, "text": text}),
-                )
-            }
-            ClientEvent::Acked { id, status } => (
-                format!("message {} {status:?}", id.0),
-                json!({"event": "acked", "id": id.0, "status": format!("{status:?}")}),
-            ),
-            ClientEvent::Rejected { id, reason } => (
-                format!("message {} rejected: {reason:?}", id.0),
-                json!({"event": "rejected", "id": id.0, "reason": format!("{reason:?}")}),
-            ),
-            other => {
-                (format!("{other:?}"), json!({"event": "other", "debug": format!("{other:?}")}))
-            }
-        };
-        self.print(&text, value);
+        self.print(&events::text(event), events::json(event));
     }
 }

@@ -6,6 +6,7 @@
 //! * [`compare`](mod@compare) — hop and e2e on the same messages and seed, side by side.
 //! * [`transcript`] — the record of a run, rendered as text, JSON or a Mermaid sequence diagram.
 //! * [`client`](mod@client) — `e2e-ref client`: the client role on TCP, driven from the terminal.
+//! * [`events`] — a client's events as a line of text and as spec/INTEROP.md's JSON.
 //! * [`load`] — `e2e-ref load`: many clients against the relay, measured, with SIGKILL faults.
 //! * [`serve`] — `e2e-ref serve`: the relay on TCP (tokio), its state in an ACID store (redb).
 //! * [`interop`] — `e2e-ref shim` and `e2e-ref interop` (spec/INTEROP.md).
@@ -13,6 +14,7 @@
 
 pub mod client;
 pub mod compare;
+pub mod events;
 pub mod interop;
 pub mod load;
 pub mod mitm;

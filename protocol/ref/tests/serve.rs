@@ -530,9 +530,7 @@ fn terminal_clients_talk_end_to_end_and_verify_safety_numbers() {
     let dir = TempDir::new("terminal");
     let relay = Relay::start(&dir.0, &[]);
     let mut bob = Terminal::start(&relay, "bob", &dir.0);
-    let stored = |v: &serde_json::Value| {
-        v["debug"].as_str().filter(|d| d.starts_with("BundleStored")).map(|_| ())
-    };
+    let stored = |v: &serde_json::Value| (v["event"] == "bundle_stored").then_some(());
     bob.expect(stored);
     let mut alice = Terminal::start(&relay, "alice", &dir.0);
     alice.expect(stored);
@@ -556,9 +554,7 @@ fn terminal_clients_talk_end_to_end_and_verify_safety_numbers() {
 fn a_restarted_terminal_client_keeps_its_name_and_continues_its_sessions() {
     let dir = TempDir::new("restart");
     let relay = Relay::start(&dir.0, &[]);
-    let stored = |v: &serde_json::Value| {
-        v["debug"].as_str().filter(|d| d.starts_with("BundleStored")).map(|_| ())
-    };
+    let stored = |v: &serde_json::Value| (v["event"] == "bundle_stored").then_some(());
     let received = |v: &serde_json::Value| (v["event"] == "received").then(|| v["text"].clone());
     let number = |v: &serde_json::Value| v["number"].as_str().map(str::to_owned);
     let bob = Terminal::start(&relay, "bob", &dir.0);

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use e2e_protocol::Error;
-use e2e_protocol::roles::{Client, ClientEvent, ClientOutputs, Protection};
+use e2e_protocol::roles::{Client, ClientEvent, ClientOutputs};
 use e2e_protocol::suite::{PublicKey, VerifyingKey};
 use e2e_protocol::wire::{Body, Envelope, IdentityPublic, Name};
 use rand_chacha::ChaCha20Rng;
@@ -20,20 +20,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
 use crate::client::{ClientError, StateFile, read_frame};
-
-/// The SPEC.md §7.1 class of `error`: `Wire`, `Channel`, `Protocol`, `E2e` or `Misuse`.
-#[must_use]
-pub fn class(error: &Error) -> &'static str {
-    match error {
-        Error::Wire(_) => "Wire",
-        Error::Channel(_) => "Channel",
-        Error::Protocol(_) => "Protocol",
-        Error::E2e(_) => "E2e",
-        Error::Misuse(_) => "Misuse",
-        #[allow(unreachable_patterns)]
-        _ => "Other",
-    }
-}
+use crate::events::{self, class};
 
 /// A refusal of one command: `{"ok":false,"error":CLASS,"detail":TEXT}`.
 struct Refusal {
@@ -120,51 +107,6 @@ fn body_field(command: &Value) -> Result<Body, Refusal> {
     Body::new(field(command, "text")?.as_bytes().to_vec()).map_err(|e| shim(e.to_string()))
 }
 
-/// The JSON event for `event` (spec/INTEROP.md §4).
-#[must_use]
-pub fn event_json(event: &ClientEvent) -> Value {
-    match event {
-        ClientEvent::Connected => json!({"event": "connected"}),
-        ClientEvent::Refused(reason) => {
-            json!({"event": "refused", "reason": format!("{reason:?}")})
-        }
-        ClientEvent::Received { from, id, body, protection } => json!({
-            "event": "received",
-            "from": from.as_str(),
-            "id": id.0,
-            "text": String::from_utf8_lossy(body.as_bytes()),
-            "protection": match protection { Protection::Hop => "hop", Protection::E2e { .. } => "e2e" },
-        }),
-        ClientEvent::Sent { to, id } => json!({"event": "sent", "to": to.as_str(), "id": id.0}),
-        ClientEvent::Acked { id, status } => {
-            json!({"event": "acked", "id": id.0, "status": format!("{status:?}")})
-        }
-        ClientEvent::Rejected { id, reason } => {
-            json!({"event": "rejected", "id": id.0, "reason": format!("{reason:?}")})
-        }
-        ClientEvent::BundleStored { one_time_prekeys } => {
-            json!({"event": "bundle_stored", "one_time_prekeys": one_time_prekeys})
-        }
-        ClientEvent::BundleRefused(why) => {
-            json!({"event": "bundle_refused", "detail": format!("{why:?}")})
-        }
-        ClientEvent::SessionStarted { peer, one_time_prekey } => json!({
-            "event": "session_started", "peer": peer.as_str(), "one_time_prekey": one_time_prekey,
-        }),
-        ClientEvent::IdentityChanged { peer, .. } => {
-            json!({"event": "identity_changed", "peer": peer.as_str()})
-        }
-        ClientEvent::SendFailed { peer, error, discarded } => json!({
-            "event": "send_failed", "peer": peer.as_str(), "error": "E2e",
-            "detail": format!("{error:?}"), "discarded": discarded,
-        }),
-        ClientEvent::Dropped { error } => {
-            json!({"event": "dropped", "error": class(error), "detail": format!("{error:?}")})
-        }
-        other => json!({"event": "other", "detail": format!("{other:?}")}),
-    }
-}
-
 impl Shim {
     fn started(&mut self) -> Result<&mut Started, Refusal> {
         self.started.as_mut().ok_or_else(|| shim("no \"start\" yet"))
@@ -189,7 +131,7 @@ impl Shim {
         let mut frames = out.transmit;
         let mut refused = false;
         for event in &out.events {
-            emit(&event_json(event));
+            emit(&events::json(event));
             match event {
                 ClientEvent::Connected if started.e2e => {
                     frames.push(started.client.upload_bundle()?);
