@@ -592,15 +592,27 @@ class Direction:
         self.key, self.n = key, 0
 
     def seal(self, pt: bytes) -> bytes:
+        if len(pt) + 16 > 65535:
+            raise Refused("Channel.MessageTooLong")
+        if self.n == 2**64 - 1:  # the reserved counter (§4.4)
+            raise Refused("Channel.NonceExhausted")
         ct = aead_seal(self.key, channel_nonce(self.n), b"", pt)
         self.n += 1
         return ct
+
+    def set_nonce(self, n: int):
+        """Noise SetNonce, forward only (§17.2 channel.json `*_set_nonce`)."""
+        if not self.n <= n < 2**64:
+            raise Mismatch(f"SetNonce to {n} from counter {self.n}")
+        self.n = n
 
     def open(self, ct: bytes) -> bytes:
         if len(ct) > 65535:
             raise Refused("Channel.MessageTooLong")
         if len(ct) < 16:
             raise Refused("Channel.MessageTooShort")
+        if self.n == 2**64 - 1:  # the reserved counter (§4.4), after the length checks
+            raise Refused("Channel.NonceExhausted")
         pt = aead_open(self.key, channel_nonce(self.n), b"", ct, "Channel.Crypto.AeadOpen")
         self.n += 1  # only after the tag verified
         return pt
@@ -697,6 +709,9 @@ def verify_channel(case: dict):
             elif op in ("initiator_receive", "responder_receive"):
                 d = tx[op.split("_")[0] + "_rx"]
                 check(f"step {i} plaintext", step.get("plaintext"), d.open(H(step["ciphertext"])).hex())
+            elif op in ("initiator_set_nonce", "responder_set_nonce"):
+                side = op.split("_")[0]
+                tx[side if step["direction"] == "send" else side + "_rx"].set_nonce(step["n"])
             else:
                 raise Mismatch(f"unknown op {op}")
             check(f"step {i} result", step["result"], "valid")

@@ -66,7 +66,7 @@ pub const CLASSES: &[(&str, Status)] = &[
     ("Channel.Crypto.NonContributory", Status::Required),
     ("Channel.MessageTooShort", Status::Required),
     ("Channel.MessageTooLong", Status::Required),
-    ("Channel.NonceExhausted", Status::Gap("a channel whose counter has reached 2^64 − 1")),
+    ("Channel.NonceExhausted", Status::Required),
     ("Protocol.Unexpected", Status::Required),
     ("Protocol.WrongName", Status::Gap("a transcript step: a Welcome for another name")),
     ("Protocol.Replayed", Status::Required),
@@ -325,10 +325,13 @@ pub const RULES: &[Rule] = &[
         "h hashes an ephemeral key as received, including the bit X25519 ignores",
         &["channel#message1-tampered-ephemeral-high-bit Channel.Crypto.AeadOpen"],
     ),
-    gap(
-        "§4.3",
+    rule(
+        "§4.3, §4.4",
         "a replayed handshake message is refused by the state that already read it",
-        "message 2 delivered twice to the initiator",
+        &[
+            "channel#handshake-message2-replayed Channel.Crypto.AeadOpen",
+            "channel#handshake-message1-replayed Channel.Crypto.AeadOpen",
+        ],
     ),
     rule(
         "§4.4",
@@ -344,10 +347,10 @@ pub const RULES: &[Rule] = &[
             "hop_transcript#hop-seed-1/step-29 Channel.Crypto.AeadOpen",
         ],
     ),
-    gap(
+    rule(
         "§4.4",
         "the counter 2^64 − 1 is reserved: send and receive fail NonceExhausted",
-        "a channel step at counter 2^64 − 1",
+        &["channel#transport-nonce-exhausted Channel.NonceExhausted"],
     ),
     // §5.1
     rule(
