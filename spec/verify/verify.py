@@ -1053,6 +1053,11 @@ def verify_key_schedule(case: dict):
                 check(f"delivery {i} error", d["error"], r.cls)
                 first_error = first_error or r.cls
             check(f"delivery {i} skipped keys", d["skipped_keys_after"], len(bob.skipped))
+            start = case.get("receiver_index_after_first")
+            if i == 0 and start is not None:  # §17.2: Nr moved forward, CKr kept
+                if bob.ckr is None or start < bob.nr:
+                    raise Mismatch("receiver_index_after_first without a chain or below Nr")
+                bob.nr = start
         check("result", case["result"], "invalid" if first_error else "valid")
         check("error", case.get("error"), first_error)
         return
