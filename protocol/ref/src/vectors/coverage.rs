@@ -589,10 +589,10 @@ pub const RULES: &[Rule] = &[
             "key_schedule#x3dh-respond-unknown-one-time-prekey E2e.UnknownPrekey",
         ],
     ),
-    gap(
+    rule(
         "§11.2, §14.2",
         "a prekey message claiming a pinned name with another identity: IdentityMismatch",
-        "a transcript step after verification",
+        &["e2e_transcript#e2e-seed-1/step-59 E2e.IdentityMismatch"],
     ),
     // §11.3
     rule(

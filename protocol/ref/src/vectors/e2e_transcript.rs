@@ -7,11 +7,16 @@ use serde_json::Value;
 
 use super::hop_transcript::verify_transcript;
 use super::run::{RunSpec, run};
+use super::util::{fixed_bytes, fixed_key};
 use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
-use e2e_protocol::suite::{PublicKey, Signature, VerifyingKey};
+use e2e_protocol::e2e::envelope::{EnvelopeBody, RatchetMessage};
+use e2e_protocol::e2e::identity::IdentityKeyPair;
+use e2e_protocol::e2e::ratchet::Header;
+use e2e_protocol::e2e::x3dh::PrekeyHeader;
+use e2e_protocol::suite::{PublicKey, Signature, SigningKey, VerifyingKey};
 use e2e_protocol::wire::{
-    Body, FetchedBundle, IdentityPublic, Message, MessageId, Name, SignedPrekeyPublic,
+    Body, Envelope, FetchedBundle, IdentityPublic, Message, MessageId, Name, SignedPrekeyPublic,
 };
 
 const DESCRIPTION: &str = "A whole e2e run (SPEC.md §10–§15, §9): the default script of `e2e-ref run \
@@ -46,6 +51,34 @@ fn stale_bundle() -> FetchedBundle {
     }
 }
 
+/// A prekey message claiming to come from a pinned peer under an identity the server made up: a
+/// valid identity (its `id_sig` verifies), so only the pin can refuse it (SPEC.md §11.2, §14.2).
+/// Its other fields do not matter: the pin is checked before any prekey or DH.
+fn impostor_prekey_message() -> Result<Envelope, VectorError> {
+    let identity = IdentityKeyPair::from_parts(
+        fixed_key("e2e-transcript/impostor/ik"),
+        SigningKey::from_seed(fixed_bytes("e2e-transcript/impostor/isk")),
+    );
+    let body = EnvelopeBody::Prekey {
+        prekey: PrekeyHeader {
+            identity: identity.public(),
+            identity_signature: identity.binding_signature(),
+            base_key: fixed_key("e2e-transcript/impostor/base-key").public_key(),
+            signed_prekey_id: 1,
+            one_time_prekey_id: None,
+        },
+        message: RatchetMessage {
+            header: Header {
+                dh: fixed_key("e2e-transcript/impostor/ratchet-key").public_key(),
+                pn: 0,
+                n: 0,
+            },
+            ciphertext: vec![0; 16],
+        },
+    };
+    Ok(Envelope::new(body.encode())?)
+}
+
 fn runs() -> Result<Vec<RunSpec>, VectorError> {
     let (a, b) = (Party::Alice, Party::Bob);
     Ok(vec![RunSpec {
@@ -68,7 +101,9 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          no link (cases call-NN, after the frame step they follow): Alice's user enters a wrong safety \
          number for bob (SafetyNumberMismatch, nothing pinned), then the right one (bob's identity is \
          pinned); Alice tries an e2e message to herself (SendToSelf, nothing sent); and Alice writes to Bob \
-         again, under the pin.",
+         again, under the pin. Last, the server forges a prekey message to Alice from bob under an identity \
+         of its own, valid in itself (its id_sig verifies): Alice has pinned bob, so it is refused \
+         (IdentityMismatch, before any prekey or DH, nothing changes); Bob then writes to Alice, who reads it.",
         seed: 1,
         script: default_script(Protocol::E2e),
         attacks: vec![
@@ -102,6 +137,16 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
             Step::VerifySafetyNumber { party: a, peer: b, wrong: false },
             Step::SendTo { from: a, to: name("alice")?, text: "note to self".to_owned() },
             Step::Send { from: a, text: "verified".to_owned() },
+            // Under the pin, a prekey message from bob with another identity (SPEC.md §11.2, §14.2).
+            Step::ServerForges {
+                to: a,
+                message: Message::E2eDeliver {
+                    id: MessageId(7),
+                    from: name("bob")?,
+                    envelope: impostor_prekey_message()?,
+                },
+            },
+            Step::Send { from: b, text: "still me".to_owned() },
         ],
         deny_word: None,
     }])
