@@ -738,6 +738,7 @@ MAX_ENVELOPE_CHAIN_STEPS = 2000
 MAX_ARCHIVED_SESSIONS = 4
 RETIRED_BASE_KEYS = 16
 MAX_PEERS = 256
+MAX_PENDING = 16
 
 
 def identity_public(ik: bytes, isk: bytes) -> bytes:
@@ -1255,6 +1256,7 @@ class Party:
         self.peers = {}  # name -> Peer (§11.3)
         self.pins = {}  # name -> pinned IK (§14.2); nothing in the transcripts pins
         self.awaiting = set()  # names it sent FetchBundle for and has no answer from yet (§15.3)
+        self.pending = {}  # name -> messages waiting for its bundle (§15.3, at most MAX_PENDING)
         self.clock = 0
         self.bundle = None
         self.chains_by_dh = {}
@@ -1348,9 +1350,16 @@ def verify_call(case, parties):
     """A client call that crosses no link (§17.2): §15.3 for sends, §14.2 for verification."""
     party, args, outcome = parties[case["party"]], case["args"], None
     if case["call"] == "send_e2e":
-        if args["to"] != party.name:
-            raise Mismatch("only a send_e2e refused before anything is sent is a call case")
-        outcome = "Misuse.SendToSelf"  # §15.3: no e2e message to one's own name
+        to = args["to"]
+        if to == party.name:
+            outcome = "Misuse.SendToSelf"  # §15.3: no e2e message to one's own name
+        elif to in party.awaiting:  # §15.3: it waits behind the FetchBundle already sent
+            if party.pending.get(to, 0) >= MAX_PENDING:
+                outcome = "Misuse.PendingFull"
+            else:
+                party.pending[to] = party.pending.get(to, 0) + 1
+        else:
+            raise Mismatch("a send_e2e that crosses no link needs a request outstanding for its peer")
     elif case["call"] == "verify_safety_number":
         peer = party.peers.get(args["peer"])
         if peer is None or peer.current is None:
@@ -1417,6 +1426,8 @@ def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_p
             check("plaintext", case["plaintext"], plaintext.hex())
             message = decode_message(plaintext)
             check("message", case["message"], message)
+            if message["type"] not in ("Bundle", "NoBundle"):
+                check("send_failed", case.get("send_failed"), None)
             outcome = on_message(case, message, parties, draw_by_public, run)
     except Refused as r:
         outcome = r.cls
@@ -1432,15 +1443,29 @@ def on_message(case, m, parties, draw_by_public, run):
     """What the receiver does with an authenticated message; returns an error class or None."""
     t = m["type"]
     if t == "FetchBundle":
-        parties[case["from"]].awaiting.add(m["name"])
+        sender = parties[case["from"]]
+        sender.awaiting.add(m["name"])
+        # one request per queue: the first waiting message (a repeat after reconnecting keeps the count)
+        sender.pending[m["name"]] = max(sender.pending.get(m["name"], 0), 1)
         return None
     if t in ("Bundle", "NoBundle"):
         to = parties[case["to"]]
         if m["name"] not in to.awaiting:  # §15.3: one it did not ask for
             return "Protocol.Unexpected"
         to.awaiting.discard(m["name"])
+        to.pending.pop(m["name"], None)  # sent, or discarded
+        # §15.3, §17.2: a refused bundle, or NoBundle, discards the waiting messages: SendFailed
+        failed = "E2e.NoBundle" if t == "NoBundle" else None
         if t == "Bundle":
-            to.bundle = m
+            try:
+                opk = [H(m["one_time_prekey"]["key"])] if m["one_time_prekey"] else []
+                validate_bundle(H(m["IK"]), m["spk_id"], H(m["spk"]), H(m["spk_sig"]), opk)
+                if m["name"] in to.pins and to.pins[m["name"]] != H(m["IK"]):
+                    raise Refused("E2e.IdentityMismatch")
+                to.bundle = m
+            except Refused as r:
+                failed = r.cls
+        check("send_failed", case.get("send_failed"), failed and {"peer": m["name"], "error": failed})
         return None
     if t == "E2eSend":
         sender = parties[case["from"]]

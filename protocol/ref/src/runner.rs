@@ -186,6 +186,14 @@ pub enum Step {
         /// What the server sends.
         message: Message,
     },
+    /// Attack, e2e: the server answers `from`'s next `FetchBundle` with `answer` instead of what
+    /// its directory holds — or, with `None`, withholds the answer (the client keeps waiting).
+    ServerAnswersNextFetch {
+        /// Whose request.
+        from: Party,
+        /// The server's answer, or `None` for none.
+        answer: Option<Message>,
+    },
     /// Attack: the server seals again the `Deliver` or `E2eDeliver` with id `id` it delivered to
     /// `to`, with `from` replaced by `as_from` (the server chooses `from`, SPEC.md §5.2).
     ServerRelabelsDelivery {
@@ -567,6 +575,8 @@ struct World<'o, P: ContentPolicy> {
     deliveries: Vec<(Name, Message)>,
     /// During a [`Step::ServerTampersNextEnvelope`]: the sender whose next `E2eSend` is tampered.
     tamper_envelope_from: Option<Party>,
+    /// After a [`Step::ServerAnswersNextFetch`]: whose next `FetchBundle` gets which answer.
+    fetch_answer: Option<(Party, Option<Message>)>,
     note: Option<String>,
     events: Vec<Event>,
     summary: Summary,
@@ -666,6 +676,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             last_handshake_of: BTreeMap::new(),
             deliveries: Vec::new(),
             tamper_envelope_from: None,
+            fetch_answer: None,
             note: (!notes.is_empty()).then(|| notes.join("; ")),
             events: Vec::new(),
             summary: Summary::default(),
@@ -849,6 +860,13 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 let frame = self.server.seal_transport(link, message)?;
                 self.in_flight.push_back((Party::Server, *to, frame));
             }
+            Step::ServerAnswersNextFetch { from, answer } => {
+                if self.protocol != Protocol::E2e {
+                    return Err(MisuseError::NoE2eIdentity.into());
+                }
+                self.fetch_answer = Some((*from, answer.clone()));
+                return Ok(());
+            }
             Step::ServerRelabelsDelivery { to, id, as_from } => {
                 let message = self.delivery(*to, *id)?;
                 let message = match message {
@@ -925,6 +943,17 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 self.rng = rng;
                 self.rng.report(self.observer, |_| Purpose::RatchetKey(from));
                 self.waiting.entry(from).or_default().push_back(text.to_owned());
+                if out.transmit.is_empty() {
+                    // Queued behind a request already made: a call that crosses no link.
+                    let args = [("to", to.as_str().to_owned())];
+                    self.observer.called(&Call {
+                        party: from,
+                        op: "send_e2e",
+                        args: &args,
+                        outcome: Ok(()),
+                    });
+                    self.note = None;
+                }
                 self.client_outputs(from, out);
             }
         }
@@ -1029,7 +1058,15 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 None => Intercepted::PassThrough,
             };
             match intercepted {
-                Intercepted::PassThrough => self.process(from, link, sender, plaintext)?,
+                Intercepted::PassThrough => {
+                    match self.forged_fetch_answer(from, link, &plaintext)? {
+                        Some((out, read)) => {
+                            reads.push(read);
+                            (out, None)
+                        }
+                        None => self.process(from, link, sender, plaintext)?,
+                    }
+                }
                 Intercepted::Rewritten { plaintext, read, content } => {
                     reads.push(read);
                     self.summary.server_read.push(String::from_utf8_lossy(&content).into_owned());
@@ -1058,6 +1095,36 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     /// The server acts on a plaintext it opened from `from` on `link`, honestly — after sealing a
     /// tampered copy for the recipient first if a [`Step::ServerTampersNextEnvelope`] asks for one
     /// (then it also says so). Remembers what it delivers, for [`Step::ServerReplaysDelivery`].
+    /// As in [`Step::ServerAnswersNextFetch`]: the server's own answer to `from`'s `FetchBundle`
+    /// in `plaintext`, if one is set, instead of processing it.
+    fn forged_fetch_answer(
+        &mut self,
+        from: Party,
+        link: LinkId,
+        plaintext: &[u8],
+    ) -> Result<Option<(ServerOutputs, String)>, Error> {
+        let Some((party, _)) = &self.fetch_answer else { return Ok(None) };
+        let Ok(Message::FetchBundle { name }) = Message::decode(plaintext) else { return Ok(None) };
+        if *party != from {
+            return Ok(None);
+        }
+        let answer = self.fetch_answer.take().and_then(|(_, answer)| answer);
+        Ok(Some(match answer {
+            Some(message) => {
+                let frame = self.server.seal_transport(link, &message)?;
+                let read = format!(
+                    "FetchBundle {name}: the server answers {} of its own",
+                    message.type_name()
+                );
+                (ServerOutputs { transmit: vec![(link, frame)], ..Default::default() }, read)
+            }
+            None => (
+                ServerOutputs::default(),
+                format!("FetchBundle {name}: the server withholds the answer"),
+            ),
+        }))
+    }
+
     fn process(
         &mut self,
         from: Party,

@@ -777,15 +777,22 @@ pub const RULES: &[Rule] = &[
         "no e2e message to oneself (SendToSelf), refused before anything is sent",
         &["e2e_transcript#e2e-seed-1/call-03 Misuse.SendToSelf"],
     ),
-    gap(
+    rule(
         "§15.3",
         "MAX_PENDING messages wait for a bundle; the next is PendingFull",
-        "17 messages to a peer whose bundle has not arrived",
+        &[
+            "e2e_transcript#e2e-seed-1/step-65",
+            "e2e_transcript#e2e-seed-1/call-18",
+            "e2e_transcript#e2e-seed-1/call-19 Misuse.PendingFull",
+        ],
     ),
-    gap(
+    rule(
         "§15.3",
         "a refused bundle discards the waiting messages (SendFailed)",
-        "a transcript with a bundle the client refuses",
+        &[
+            "e2e_transcript#e2e-seed-1/step-64 E2e.Bundle.BadSigningKey",
+            "e2e_transcript#e2e-seed-1/step-55 E2e.NoBundle",
+        ],
     ),
     // §8
     rule(

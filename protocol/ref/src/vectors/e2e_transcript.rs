@@ -10,6 +10,7 @@ use super::run::{RunSpec, run};
 use super::util::{fixed_bytes, fixed_key};
 use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
+use e2e_protocol::e2e::MAX_PENDING;
 use e2e_protocol::e2e::envelope::{EnvelopeBody, RatchetMessage};
 use e2e_protocol::e2e::identity::IdentityKeyPair;
 use e2e_protocol::e2e::ratchet::Header;
@@ -81,6 +82,7 @@ fn impostor_prekey_message() -> Result<Envelope, VectorError> {
 
 fn runs() -> Result<Vec<RunSpec>, VectorError> {
     let (a, b) = (Party::Alice, Party::Bob);
+    let carol = name("carol")?;
     Ok(vec![RunSpec {
         id: "e2e-seed-1",
         comment: "The default e2e conversation, then: the server delivers Alice's last envelope (id 4) to Bob again \
@@ -103,7 +105,12 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          pinned); Alice tries an e2e message to herself (SendToSelf, nothing sent); and Alice writes to Bob \
          again, under the pin. Last, the server forges a prekey message to Alice from bob under an identity \
          of its own, valid in itself (its id_sig verifies): Alice has pinned bob, so it is refused \
-         (IdentityMismatch, before any prekey or DH, nothing changes); Bob then writes to Alice, who reads it.",
+         (IdentityMismatch, before any prekey or DH, nothing changes); Bob then writes to Alice, who reads it. \
+         Then the server answers Alice's request for carol's bundle with a bundle of its own that fails \
+         validation: the frame is accepted, the bundle refused, and the waiting message discarded \
+         (send_failed). Last, the server withholds its answer to her next request for carol's bundle: \
+         Alice's next 15 messages to carol wait with the first (calls that cross no link), 16 in all \
+         (MAX_PENDING), and the 17th is refused (PendingFull).",
         seed: 1,
         script: default_script(Protocol::E2e),
         attacks: vec![
@@ -147,7 +154,22 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
                 },
             },
             Step::Send { from: b, text: "still me".to_owned() },
-        ],
+            // A bundle the client asked for and refuses (SPEC.md §15.3): SendFailed.
+            Step::ServerAnswersNextFetch {
+                from: a,
+                answer: Some(Message::Bundle { name: name("carol")?, bundle: stale_bundle() }),
+            },
+            Step::SendTo { from: a, to: name("carol")?, text: "carol, is that you?".to_owned() },
+            // MAX_PENDING messages wait for one bundle; the next is refused (SPEC.md §15.3).
+            Step::ServerAnswersNextFetch { from: a, answer: None },
+        ]
+        .into_iter()
+        .chain((1..=MAX_PENDING + 1).map(|i| Step::SendTo {
+            from: a,
+            to: carol.clone(),
+            text: format!("waiting {i}"),
+        }))
+        .collect(),
         deny_word: None,
     }])
 }

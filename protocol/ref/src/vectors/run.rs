@@ -32,7 +32,7 @@ use e2e_protocol::e2e::ratchet::{ChainKey, RootKey};
 use e2e_protocol::e2e::x3dh;
 use e2e_protocol::error::Error;
 use e2e_protocol::hop::{AllowAll, ContentPolicy, DenyWord};
-use e2e_protocol::roles::LinkId;
+use e2e_protocol::roles::{ClientEvent, LinkId};
 use e2e_protocol::suite::{PrivateKey, PublicKey, Secret, SigningKey};
 use e2e_protocol::wire::{Codec, LinkFrame, LinkKind, Message, Name};
 
@@ -230,6 +230,19 @@ impl Recorder {
             },
             Err(e) => (Some(e), "refused before it authenticated; nothing changed"),
         };
+        let mut record = record;
+        if let Ok(Handled::Client(events)) = d.outcome
+            && let Some((peer, error)) = events.iter().find_map(|e| match e {
+                ClientEvent::SendFailed { peer, error, .. } => Some((peer, error)),
+                _ => None,
+            })
+            && let Value::Object(map) = &mut record
+        {
+            map.insert(
+                "send_failed".to_owned(),
+                json!({"peer": peer.as_str(), "error": error_class(&Error::from(error.clone()))}),
+            );
+        }
         self.push_case(d, record, error, description);
         Ok(())
     }
@@ -689,6 +702,14 @@ fn describe(step: &Step) -> Value {
         Step::ServerRelabelsDelivery { to, id, as_from } => {
             format!("server: seals its delivery #{id} to {} again as from {as_from}", to.label())
         }
+        Step::ServerAnswersNextFetch { from, answer } => match answer {
+            Some(m) => format!(
+                "server: answers {}'s next FetchBundle with a {} of its own",
+                from.label(),
+                m.type_name()
+            ),
+            None => format!("server: withholds the answer to {}'s next FetchBundle", from.label()),
+        },
     }
     .into()
 }
