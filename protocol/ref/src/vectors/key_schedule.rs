@@ -1031,6 +1031,22 @@ pub fn generate() -> Result<Value, VectorError> {
         },
     )?);
     cases.push(receive_case(
+        "ratchet-receive-skipped-key-eviction",
+        "Alice sends messages 0..=3000 in her first chain; Bob receives 1000 (stores the keys of 0..=999), \
+         2000 (stores 1001..=1999: 1999 keys) and 3000 (1001..=1999 and 2001..=2999 would make 2998, more \
+         than MAX_SKIPPED_KEYS: the oldest are evicted first, 0..=997, leaving 2000). Then 0 and 997, \
+         whose keys were evicted and are below Nr: Replayed; 998, the oldest key kept, opens (1999 left).",
+        &Receive {
+            sk: fixed_bytes("key-schedule/receive-eviction/sk"),
+            ad: &fixed_bytes("key-schedule/receive-eviction/ad"),
+            spk: &fixed_key("key-schedule/receive-eviction/spk"),
+            ratchet: &fixed_key("key-schedule/receive-eviction/alice-ratchet"),
+            count: 3001,
+            plan: &[(1000, ""), (2000, ""), (3000, ""), (0, ""), (997, ""), (998, "")],
+            index_after_first: None,
+        },
+    )?);
+    cases.push(receive_case(
         "ratchet-receive-chain-exhausted",
         "Alice sends messages 0..=2 in her first chain; Bob receives 0; then his Nr is moved forward to \
          2^32 - 1 - MAX_SKIP = 4294966295 (receiver_index_after_first: the end of a chain, reached without \
