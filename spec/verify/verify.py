@@ -1402,20 +1402,26 @@ def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_p
             check("payload_message", case["payload_message"], decode_message(payload1))
             m1 = write_message_1(sym, client.static, ce, server_pub, payload1)
             check("message 1", noise.hex(), m1.hex())
-            ch["init"] = sym
+            ch["init"], ch["payload1"] = sym, payload1
         elif f["type"] == "HandshakeResp":
             sym = ch["init"]
             resp = Symmetric(b"e2e-ref/channel/v1", server_pub)
-            re, rs, _ = read_message_1(resp, parties["server"].static, write_message_1(Symmetric(b"e2e-ref/channel/v1", server_pub), client.static, ce, server_pub, encode_message({"type": "Register", "name": client.name})))
+            # message 1 as it was sent on this link, with its own payload (§5.1: normally Register)
+            m1 = write_message_1(Symmetric(b"e2e-ref/channel/v1", server_pub), client.static, ce, server_pub, ch["payload1"])
+            re, rs, _ = read_message_1(resp, parties["server"].static, m1)
             payload2 = H(case["payload"])
             m2 = write_message_2(resp, H(se["private"]), re, rs, payload2)
             check("message 2", noise.hex(), m2.hex())
-            check("payload_message", case["payload_message"], decode_message(read_message_2(sym, client.static, ce, noise)))
+            answer = decode_message(read_message_2(sym, client.static, ce, noise))
+            check("payload_message", case["payload_message"], answer)
             check("handshake_hash", link["handshake_hash"], sym.h.hex())
             k1, k2 = sym.split()
             check("k1", link["k1_client_to_server"], k1.hex())
             check("k2", link["k2_server_to_client"], k2.hex())
             ch["c2s"], ch["s2c"] = Direction(k1), Direction(k2)
+            registered = decode_message(ch["payload1"])
+            if answer["type"] == "Welcome" and answer["name"] != registered.get("name"):
+                raise Refused("Protocol.WrongName")  # §5.1 step 4: only a Welcome for its own name
         else:
             direction = "s2c" if case["from"] == "server" else "c2s"
             d = ch[direction]

@@ -19,6 +19,7 @@ use rand_core::{Rng as _, SeedableRng, TryCryptoRng, TryRng};
 
 use super::mitm::{Intercepted, Mitm};
 use super::transcript::{Event, SafetyNumbers, Summary, Transcript};
+use e2e_protocol::channel::{Initiator, InitiatorAwaitingResponse, PROLOGUE, Responder};
 use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::e2e::safety_number::SafetyNumber;
 use e2e_protocol::error::{Error, MisuseError};
@@ -185,6 +186,23 @@ pub enum Step {
         to: Party,
         /// What the server sends.
         message: Message,
+    },
+    /// `party`, offline, opens a new link with a handshake whose message 1 carries `payload`
+    /// instead of `Register { its name }` (a misbehaving client: another name, or not a
+    /// registration at all). It reads the server's answer and stays offline.
+    RegisterWith {
+        /// The client, whose static key signs the handshake; it must be offline.
+        party: Party,
+        /// Message 1's payload.
+        payload: Message,
+    },
+    /// Attack: the server answers `to`'s next `HandshakeInit` itself with `Welcome { name }`,
+    /// whatever name was registered (the client must refuse a name other than its own: WrongName).
+    ServerWelcomesAs {
+        /// The client.
+        to: Party,
+        /// The name in the forged `Welcome`.
+        name: Name,
     },
     /// Attack, e2e: the server answers `from`'s next `FetchBundle` with `answer` instead of what
     /// its directory holds — or, with `None`, withholds the answer (the client keeps waiting).
@@ -577,6 +595,13 @@ struct World<'o, P: ContentPolicy> {
     tamper_envelope_from: Option<Party>,
     /// After a [`Step::ServerAnswersNextFetch`]: whose next `FetchBundle` gets which answer.
     fetch_answer: Option<(Party, Option<Message>)>,
+    /// After a [`Step::ServerWelcomesAs`]: whose next `HandshakeInit` gets which `Welcome`.
+    welcome_as: Option<(Party, Name)>,
+    /// During a [`Step::RegisterWith`]: the party and its handshake, waiting for message 2.
+    raw_handshake: Option<(Party, InitiatorAwaitingResponse)>,
+    /// Every party's channel static key (the server's too), for the steps that run a handshake
+    /// outside the roles.
+    static_keys: BTreeMap<Party, PrivateKey>,
     note: Option<String>,
     events: Vec<Event>,
     summary: Summary,
@@ -613,9 +638,15 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             rng.report(observer, |_| Purpose::ChannelStatic(party));
             key
         };
-        let server = Server::with_policy(static_key(Party::Server), config.policy.clone());
+        let server_key = static_key(Party::Server);
         let alice_key = static_key(Party::Alice);
         let bob_key = static_key(Party::Bob);
+        let static_keys = BTreeMap::from([
+            (Party::Server, server_key.clone()),
+            (Party::Alice, alice_key.clone()),
+            (Party::Bob, bob_key.clone()),
+        ]);
+        let server = Server::with_policy(server_key, config.policy.clone());
         let (mut alice, mut bob) = match config.protocol {
             Protocol::Hop => (
                 Client::new(name(Party::Alice)?, alice_key, server.public_key()),
@@ -677,6 +708,9 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             deliveries: Vec::new(),
             tamper_envelope_from: None,
             fetch_answer: None,
+            welcome_as: None,
+            raw_handshake: None,
+            static_keys,
             note: (!notes.is_empty()).then(|| notes.join("; ")),
             events: Vec::new(),
             summary: Summary::default(),
@@ -859,6 +893,34 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 ));
                 let frame = self.server.seal_transport(link, message)?;
                 self.in_flight.push_back((Party::Server, *to, frame));
+            }
+            Step::RegisterWith { party, payload } => {
+                if self.links.contains_key(party) {
+                    return Err(MisuseError::AlreadyConnected.into());
+                }
+                let key = self.static_keys.get(party).cloned().ok_or(MisuseError::NotConnected)?;
+                let initiator = Initiator::new(PROLOGUE, key, self.server.public_key());
+                let mut rng = self.rng.clone();
+                let (awaiting, noise) =
+                    initiator.write_message_1_with_rng(&mut rng, &payload.encode())?;
+                self.rng = rng;
+                let link = LinkId(self.next_link);
+                self.rng
+                    .report(self.observer, |_| Purpose::ChannelEphemeral { party: *party, link });
+                self.links.insert(*party, link);
+                self.next_link += 1;
+                self.raw_handshake = Some((*party, awaiting));
+                self.add_note(format!(
+                    "{} connects with {} as its handshake payload",
+                    party.label(),
+                    payload.type_name()
+                ));
+                let frame = LinkFrame::handshake_init(noise)?.encode();
+                self.in_flight.push_back((*party, Party::Server, frame));
+            }
+            Step::ServerWelcomesAs { to, name } => {
+                self.welcome_as = Some((*to, name.clone()));
+                return Ok(());
             }
             Step::ServerAnswersNextFetch { from, answer } => {
                 if self.protocol != Protocol::E2e {
@@ -1078,6 +1140,9 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                     (ServerOutputs { transmit: vec![(link, frame)], ..Default::default() }, None)
                 }
             }
+        } else if let Some((forged, reply)) = self.forged_welcome(from, link, frame)? {
+            reads.push(format!("HandshakeInit: the server answers Welcome {forged} itself"));
+            (ServerOutputs { transmit: vec![(link, reply)], ..Default::default() }, None)
         } else {
             let out = self.server.handle(link, frame, &mut self.rng);
             self.rng.report(self.observer, |_| Purpose::ChannelEphemeral {
@@ -1095,6 +1160,33 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     /// The server acts on a plaintext it opened from `from` on `link`, honestly — after sealing a
     /// tampered copy for the recipient first if a [`Step::ServerTampersNextEnvelope`] asks for one
     /// (then it also says so). Remembers what it delivers, for [`Step::ServerReplaysDelivery`].
+    /// As in [`Step::ServerWelcomesAs`]: the server's own `HandshakeResp` with `Welcome { name }`
+    /// to `from`'s `HandshakeInit` in `frame`, if one is set, instead of handling it.
+    fn forged_welcome(
+        &mut self,
+        from: Party,
+        link: LinkId,
+        frame: &[u8],
+    ) -> Result<Option<(Name, Vec<u8>)>, Error> {
+        if self.welcome_as.as_ref().is_none_or(|(party, _)| *party != from) {
+            return Ok(None);
+        }
+        let Ok(decoded) = LinkFrame::decode(frame) else { return Ok(None) };
+        if decoded.kind() != LinkKind::HandshakeInit {
+            return Ok(None);
+        }
+        let Some((_, name)) = self.welcome_as.take() else { return Ok(None) };
+        let key = self.static_keys.get(&Party::Server).cloned().ok_or(MisuseError::NotConnected)?;
+        let received = Responder::new(PROLOGUE, key).read_message_1(decoded.noise())?;
+        let payload = Message::Welcome { name: name.clone() }.encode();
+        let mut rng = self.rng.clone();
+        let (_, noise) = received.write_message_2_with_rng(&mut rng, &payload)?;
+        self.rng = rng;
+        self.rng
+            .report(self.observer, |_| Purpose::ChannelEphemeral { party: Party::Server, link });
+        Ok(Some((name, LinkFrame::handshake_resp(noise)?.encode())))
+    }
+
     /// As in [`Step::ServerAnswersNextFetch`]: the server's own answer to `from`'s `FetchBundle`
     /// in `plaintext`, if one is set, instead of processing it.
     fn forged_fetch_answer(
@@ -1171,8 +1263,10 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 self.in_flight.push_back((Party::Server, party, frame));
             }
         }
+        // The party of a Step::RegisterWith reads the answer on its link before it is gone.
+        let raw = self.raw_handshake.as_ref().map(|(party, _)| *party);
         for link in out.close {
-            self.links.retain(|_, l| *l != link);
+            self.links.retain(|p, l| *l != link || raw == Some(*p));
         }
         for event in &out.events {
             reads.push(match event {
@@ -1226,6 +1320,20 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     }
 
     fn deliver_to_client(&mut self, to: Party, frame: &[u8]) -> Result<(String, Handled), Error> {
+        if let Some((party, awaiting)) = self.raw_handshake.take() {
+            if party == to {
+                // Step::RegisterWith: the answer to a handshake made outside the client role.
+                let noise = LinkFrame::decode(frame)?;
+                let (_, payload) = awaiting.read_message_2(noise.noise())?;
+                let answer = Message::decode(&payload)?;
+                self.links.remove(&to);
+                return Ok((
+                    format!("{}: stays offline", answer.type_name()),
+                    Handled::Client(Vec::new()),
+                ));
+            }
+            self.raw_handshake = Some((party, awaiting));
+        }
         let mut rng = self.rng.clone();
         let out = self.client(to)?.handle(frame, &mut rng)?;
         self.rng = rng;

@@ -68,7 +68,7 @@ pub const CLASSES: &[(&str, Status)] = &[
     ("Channel.MessageTooLong", Status::Required),
     ("Channel.NonceExhausted", Status::Required),
     ("Protocol.Unexpected", Status::Required),
-    ("Protocol.WrongName", Status::Gap("a transcript step: a Welcome for another name")),
+    ("Protocol.WrongName", Status::Required),
     ("Protocol.Replayed", Status::Required),
     ("Protocol.OutOfWindow", Status::Required),
     ("E2e.Bundle.BadSigningKey", Status::Required),
@@ -362,30 +362,30 @@ pub const RULES: &[Rule] = &[
             "e2e_transcript#e2e-seed-1/step-06",
         ],
     ),
-    gap(
+    rule(
         "§5.1",
         "a payload that is a message but not Register: Refused{NotARegistration}",
-        "a transcript step: HandshakeInit carrying Ready",
+        &["hop_transcript#hop-seed-1/step-248", "hop_transcript#hop-seed-1/step-249"],
     ),
-    gap(
+    rule(
         "§5.1",
         "a name bound to another key: Refused{NameTaken}",
-        "a transcript step: a third client registering as alice",
+        &["hop_transcript#hop-seed-1/step-246", "hop_transcript#hop-seed-1/step-247"],
     ),
-    gap(
+    rule(
         "§5.1",
         "a key bound to another name: Refused{KeyInUse}",
-        "a transcript step: alice's key registering a second name",
+        &["hop_transcript#hop-seed-1/step-250", "hop_transcript#hop-seed-1/step-251"],
     ),
     gap(
         "§5.1",
         "key confirmation: an unconfirmed link receives nothing, displaces nothing, drains no mailbox",
         "a transcript step: a replayed HandshakeInit of a connected client, then a message for it",
     ),
-    gap(
+    rule(
         "§5.1",
         "the client accepts Welcome only for its own name (WrongName)",
-        "a transcript step: a server answering with another name",
+        &["hop_transcript#hop-seed-1/step-259 Protocol.WrongName"],
     ),
     rule(
         "§5.1, §5.4",

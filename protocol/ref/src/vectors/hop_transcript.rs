@@ -43,7 +43,12 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          with id 0 (OutOfWindow); one with id 2^64 - 1 (accepted: the window moves there, and alice's \
          real ids are silenced — the hop trade-off of §16.1); id 5 again (OutOfWindow); id 2^64 - 65 (64 \
          behind: OutOfWindow); id 2^64 - 64 (63 behind, not seen: accepted); and id 5 relabelled as from \
-         carol (a sender Bob has no window for: accepted — the server vouches for the name).",
+         carol (a sender Bob has no window for: accepted — the server vouches for the name). Then \
+         registrations the server refuses (SPEC.md §5.1), each on a new link with Bob's static key: \
+         Register alice (a name bound to another key: Refused NameTaken), Ready (a message that is not a \
+         registration: Refused NotARegistration), Register mallory (Bob's key is bound to bob: Refused \
+         KeyInUse); Bob connects normally, as bob, and writes to Alice, who reads it. Last, the server answers \
+         Alice's reconnection with Welcome mallory: she refuses it (WrongName) and stays offline.",
             seed: 1,
             script: default_script(Protocol::Hop),
             attacks: vec![
@@ -85,6 +90,20 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
                 Step::ServerReplaysDelivery { to: b, id: 5, new_id: Some(u64::MAX - 64) },
                 Step::ServerReplaysDelivery { to: b, id: 5, new_id: Some(u64::MAX - 63) },
                 Step::ServerRelabelsDelivery { to: b, id: 5, as_from: Name::new("carol")? },
+                // Registrations the server refuses (SPEC.md §5.1), by Bob's software misbehaving.
+                Step::Disconnect(b),
+                Step::RegisterWith { party: b, payload: Message::Register { name: alice()? } },
+                Step::RegisterWith { party: b, payload: Message::Ready },
+                Step::RegisterWith {
+                    party: b,
+                    payload: Message::Register { name: Name::new("mallory")? },
+                },
+                Step::Connect(b),
+                Step::Send { from: b, text: "back as bob".to_owned() },
+                // A server that welcomes Alice under another name (SPEC.md §5.1 step 4).
+                Step::Disconnect(a),
+                Step::ServerWelcomesAs { to: a, name: Name::new("mallory")? },
+                Step::Connect(a),
             ])
             .collect(),
             deny_word: None,

@@ -24,7 +24,7 @@ use crate::runner::{
     Call, Delivery, Draw, Handled, Observer, Party, Protocol, Purpose, RunConfig, Step,
 };
 use crate::transcript::Transcript;
-use e2e_protocol::channel::PROLOGUE;
+use e2e_protocol::channel::{Initiator, PROLOGUE, Responder};
 use e2e_protocol::e2e::envelope::EnvelopeBody;
 use e2e_protocol::e2e::identity::IdentityKeyPair;
 use e2e_protocol::e2e::prekeys::PrekeyStore;
@@ -43,6 +43,8 @@ struct LinkModel {
     client_ephemeral: PrivateKey,
     server_ephemeral: Option<PrivateKey>,
     trace: Option<HandshakeTrace>,
+    /// Message 1's payload, as the server read it.
+    payload1: Option<Vec<u8>>,
     /// Next counter: client → server, server → client.
     counters: [u64; 2],
 }
@@ -129,6 +131,7 @@ impl Observer for Recorder {
                 client_ephemeral: key,
                 server_ephemeral: None,
                 trace: None,
+                payload1: None,
                 counters: [0, 0],
             }),
             Purpose::IdentityKey(party) => self.identities.entry(party).or_default().ik = bytes,
@@ -279,7 +282,12 @@ impl Recorder {
         let mut details = vec![("link", Value::from(link))];
         match decoded.kind() {
             LinkKind::HandshakeInit => {
-                let payload = Message::Register { name: name(model.client)? }.encode();
+                // The payload as the server reads it (normally Register { the client's name }).
+                let payload = Responder::new(PROLOGUE, server_key.clone())
+                    .read_message_1(decoded.noise())?
+                    .payload()
+                    .to_vec();
+                model.payload1 = Some(payload.clone());
                 details.push(("handshake_message", 1.into()));
                 details.push(("payload", hex(&payload).into()));
                 details.push(("payload_message", message_json(&Message::decode(&payload)?)));
@@ -290,14 +298,20 @@ impl Recorder {
                     .server_ephemeral
                     .clone()
                     .ok_or_else(|| VectorError::malformed("server ephemeral"))?;
-                let payload = Message::Welcome { name: name(model.client)? }.encode();
+                let payload1 =
+                    model.payload1.clone().ok_or_else(|| VectorError::malformed("message 1"))?;
+                // The payload as the client reads it (Welcome, or Refused).
+                let (awaiting, _) =
+                    Initiator::new(PROLOGUE, client_key.clone(), server_key.public_key())
+                        .write_message_1(model.client_ephemeral.clone(), &payload1)?;
+                let (_, payload) = awaiting.read_message_2(decoded.noise())?;
                 let t = trace(&HandshakeInputs {
                     prologue: PROLOGUE,
                     is: &client_key,
                     ie: &model.client_ephemeral,
                     rs: &server_key,
                     re: &server_ephemeral,
-                    payload1: &Message::Register { name: name(model.client)? }.encode(),
+                    payload1: &payload1,
                     payload2: &payload,
                 })?;
                 if t.message2 != decoded.noise() {
@@ -701,6 +715,14 @@ fn describe(step: &Step) -> Value {
         }
         Step::ServerRelabelsDelivery { to, id, as_from } => {
             format!("server: seals its delivery #{id} to {} again as from {as_from}", to.label())
+        }
+        Step::RegisterWith { party, payload } => format!(
+            "{} connects with {} as its handshake payload",
+            party.label(),
+            payload.type_name()
+        ),
+        Step::ServerWelcomesAs { to, name } => {
+            format!("server: answers {}'s next HandshakeInit with Welcome {name}", to.label())
         }
         Step::ServerAnswersNextFetch { from, answer } => match answer {
             Some(m) => format!(
