@@ -452,10 +452,14 @@ pub const RULES: &[Rule] = &[
             "e2e_transcript#e2e-seed-1/step-35 E2e.Ratchet.Replayed",
         ],
     ),
-    gap(
+    rule(
         "§5.3",
         "a window for one more than MAX_PEERS senders evicts the least recently accepted",
-        "257 senders, then the first again",
+        &[
+            "hop_transcript#hop-seed-1/step-514",
+            "hop_transcript#hop-seed-1/step-515 Protocol.Replayed",
+            "hop_transcript#hop-seed-1/step-516",
+        ],
     ),
     // §5.4
     rule(

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::run::{RunSpec, run, verify_run};
 use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
+use e2e_protocol::e2e::MAX_PEERS;
 use e2e_protocol::roles::MAILBOX_CAPACITY;
 use e2e_protocol::wire::{Body, Message, MessageId, Name};
 
@@ -48,7 +49,11 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          Register alice (a name bound to another key: Refused NameTaken), Ready (a message that is not a \
          registration: Refused NotARegistration), Register mallory (Bob's key is bound to bob: Refused \
          KeyInUse); Bob connects normally, as bob, and writes to Alice, who reads it. Last, the server answers \
-         Alice's reconnection with Welcome mallory: she refuses it (WrongName) and stays offline.",
+         Alice's reconnection with Welcome mallory: she refuses it (WrongName) and stays offline. Then the \
+         server shows Bob's bound on replay windows (MAX_PEERS = 256, SPEC.md §5.3): Delivers from 255 new \
+         senders, each accepted with a fresh window, so Bob holds 257 senders' worth and evicts the least \
+         recently accepted, alice's; carol's window is kept (her id 5 again: Replayed), while alice's id \
+         2^64 - 1, accepted before, is accepted again under a fresh window.",
             seed: 1,
             script: default_script(Protocol::Hop),
             attacks: vec![
@@ -104,6 +109,42 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
                 Step::Disconnect(a),
                 Step::ServerWelcomesAs { to: a, name: Name::new("mallory")? },
                 Step::Connect(a),
+            ])
+            // Bob keeps windows for alice and carol; 255 more senders fill MAX_PEERS and the 256th
+            // new window evicts the least recently accepted one, alice's (SPEC.md §5.3).
+            .chain(
+                (1..MAX_PEERS)
+                    .map(|i| {
+                        Ok(Step::ServerForges {
+                            to: b,
+                            message: Message::Deliver {
+                                id: MessageId(1),
+                                from: Name::new(&format!("sender-{i:03}"))?,
+                                body: Body::new(b"hello".to_vec())?,
+                            },
+                        })
+                    })
+                    .collect::<Result<Vec<_>, VectorError>>()?,
+            )
+            .chain([
+                // carol's window is still kept: her id 5 again is a replay.
+                Step::ServerForges {
+                    to: b,
+                    message: Message::Deliver {
+                        id: MessageId(5),
+                        from: Name::new("carol")?,
+                        body: Body::new(b"one more thing".to_vec())?,
+                    },
+                },
+                // alice's was evicted: an id Bob accepted from her is accepted again.
+                Step::ServerForges {
+                    to: b,
+                    message: Message::Deliver {
+                        id: MessageId(u64::MAX),
+                        from: alice()?,
+                        body: Body::new(b"far ahead".to_vec())?,
+                    },
+                },
             ])
             .collect(),
             deny_word: None,
