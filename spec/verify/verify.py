@@ -1390,6 +1390,10 @@ def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_p
     try:
         f = decode_link(frame)
         noise = H(f["noise"])
+        if link_id not in links:  # no handshake was ever made on it (§17.2)
+            if f["type"] != "HandshakeInit":  # §5.2: only HandshakeInit opens a link
+                raise Refused("Protocol.Unexpected")
+            raise Mismatch(f"a HandshakeInit on link {link_id}, which `links` does not list")
         link = links[link_id]
         client = parties[link["client"]]
         ce, se = H(link["client_ephemeral"]["private"]), link["server_ephemeral"]

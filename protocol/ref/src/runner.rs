@@ -196,6 +196,13 @@ pub enum Step {
         /// Message 1's payload.
         payload: Message,
     },
+    /// Attack: a network attacker opens a new link and sends on it, as its first frame, a copy of
+    /// the last frame `of` sent: a transport frame on a link without a channel (SPEC.md §5.2). `of`
+    /// must be offline (the link stands in its place); the link is closed afterwards.
+    ReplayOnNewLink {
+        /// Whose frame.
+        of: Party,
+    },
     /// Attack: the server answers `to`'s next `HandshakeInit` itself with `Welcome { name }`,
     /// whatever name was registered (the client must refuse a name other than its own: WrongName).
     ServerWelcomesAs {
@@ -586,6 +593,8 @@ struct World<'o, P: ContentPolicy> {
     late: Vec<(Party, Late, String)>,
     /// The last frame each party received, and its sender: what [`Step::ReplayLastFrame`] replays.
     last_frame_to: BTreeMap<Party, (Party, Vec<u8>)>,
+    /// The last frame each client sent: what [`Step::ReplayOnNewLink`] replays.
+    last_sent_by: BTreeMap<Party, Vec<u8>>,
     /// Each client's last `HandshakeInit`: what [`Step::ReplayHandshakeInit`] replays.
     last_handshake_of: BTreeMap<Party, Vec<u8>>,
     /// Each `Deliver` or `E2eDeliver` the server accepted to make, with its recipient: what
@@ -705,6 +714,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             late: Vec::new(),
             last_frame_to: BTreeMap::new(),
             last_handshake_of: BTreeMap::new(),
+            last_sent_by: BTreeMap::new(),
             deliveries: Vec::new(),
             tamper_envelope_from: None,
             fetch_answer: None,
@@ -918,6 +928,24 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 let frame = LinkFrame::handshake_init(noise)?.encode();
                 self.in_flight.push_back((*party, Party::Server, frame));
             }
+            Step::ReplayOnNewLink { of } => {
+                if self.links.contains_key(of) {
+                    return Err(MisuseError::AlreadyConnected.into());
+                }
+                let frame = self.last_sent_by.get(of).cloned().ok_or(MisuseError::NotConnected)?;
+                let link = LinkId(self.next_link);
+                self.next_link += 1;
+                self.links.insert(*of, link);
+                self.add_note(format!(
+                    "a network attacker opens a new link and sends on it a copy of the last frame {} sent",
+                    of.label()
+                ));
+                self.in_flight.push_back((*of, Party::Server, frame));
+                let pumped = self.pump();
+                self.links.remove(of);
+                self.server.close_link(link);
+                return pumped;
+            }
             Step::ServerWelcomesAs { to, name } => {
                 self.welcome_as = Some((*to, name.clone()));
                 return Ok(());
@@ -1058,6 +1086,9 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             let client = if to == Party::Server { from } else { to };
             let link = self.links.get(&client).copied();
             self.last_frame_to.insert(to, (from, frame.clone()));
+            if to == Party::Server {
+                self.last_sent_by.insert(from, frame.clone());
+            }
             if to == Party::Server
                 && LinkFrame::decode(&frame).is_ok_and(|f| f.kind() == LinkKind::HandshakeInit)
             {

@@ -385,7 +385,7 @@ pub const RULES: &[Rule] = &[
     rule(
         "§5.1",
         "the client accepts Welcome only for its own name (WrongName)",
-        &["hop_transcript#hop-seed-1/step-259 Protocol.WrongName"],
+        &["hop_transcript#hop-seed-1/step-263 Protocol.WrongName"],
     ),
     rule(
         "§5.1, §5.4",
@@ -418,10 +418,10 @@ pub const RULES: &[Rule] = &[
         "a HandshakeInit on a link that has a channel is Unexpected and changes nothing",
         &["hop_transcript#hop-seed-1/step-37 Protocol.Unexpected"],
     ),
-    gap(
+    rule(
         "§5.2",
         "a frame other than HandshakeInit on a link without a channel is Unexpected",
-        "a transcript step: a Transport frame on a fresh link",
+        &["hop_transcript#hop-seed-1/step-258 Protocol.Unexpected"],
     ),
     // §5.3
     rule(
@@ -456,9 +456,9 @@ pub const RULES: &[Rule] = &[
         "§5.3",
         "a window for one more than MAX_PEERS senders evicts the least recently accepted",
         &[
-            "hop_transcript#hop-seed-1/step-514",
-            "hop_transcript#hop-seed-1/step-515 Protocol.Replayed",
-            "hop_transcript#hop-seed-1/step-516",
+            "hop_transcript#hop-seed-1/step-518",
+            "hop_transcript#hop-seed-1/step-519 Protocol.Replayed",
+            "hop_transcript#hop-seed-1/step-520",
         ],
     ),
     // §5.4

@@ -48,7 +48,9 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          registrations the server refuses (SPEC.md §5.1), each on a new link with Bob's static key: \
          Register alice (a name bound to another key: Refused NameTaken), Ready (a message that is not a \
          registration: Refused NotARegistration), Register mallory (Bob's key is bound to bob: Refused \
-         KeyInUse); Bob connects normally, as bob, and writes to Alice, who reads it. Last, the server answers \
+         KeyInUse); Bob connects normally, as bob, and writes to Alice, who reads it; a network attacker \
+         sends a copy of that transport frame as the first frame of a new link (no channel there: \
+         Unexpected), and Bob reconnects. Last, the server answers \
          Alice's reconnection with Welcome mallory: she refuses it (WrongName) and stays offline. Then the \
          server shows Bob's bound on replay windows (MAX_PEERS = 256, SPEC.md §5.3): Delivers from 255 new \
          senders, each accepted with a fresh window, so Bob holds 257 senders' worth and evicts the least \
@@ -105,6 +107,10 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
                 },
                 Step::Connect(b),
                 Step::Send { from: b, text: "back as bob".to_owned() },
+                // A transport frame as the first frame of a link (SPEC.md §5.2).
+                Step::Disconnect(b),
+                Step::ReplayOnNewLink { of: b },
+                Step::Connect(b),
                 // A server that welcomes Alice under another name (SPEC.md §5.1 step 4).
                 Step::Disconnect(a),
                 Step::ServerWelcomesAs { to: a, name: Name::new("mallory")? },

@@ -721,6 +721,10 @@ fn describe(step: &Step) -> Value {
             party.label(),
             payload.type_name()
         ),
+        Step::ReplayOnNewLink { of } => format!(
+            "network attacker: sends a copy of {}'s last frame as the first frame of a new link",
+            of.label()
+        ),
         Step::ServerWelcomesAs { to, name } => {
             format!("server: answers {}'s next HandshakeInit with Welcome {name}", to.label())
         }
