@@ -203,6 +203,13 @@ pub enum Step {
         /// Whose frame.
         of: Party,
     },
+    /// Attack: a network attacker opens a new link and replays on it `of`'s last `HandshakeInit`.
+    /// The server answers it (the attacker cannot read the answer) and the link stays
+    /// *unconfirmed* (SPEC.md §5.1) until `of` next connects, when it closes. `of` must be offline.
+    ReplayHandshakeOnNewLink {
+        /// Whose handshake.
+        of: Party,
+    },
     /// Attack: the server answers `to`'s next `HandshakeInit` itself with `Welcome { name }`,
     /// whatever name was registered (the client must refuse a name other than its own: WrongName).
     ServerWelcomesAs {
@@ -593,6 +600,9 @@ struct World<'o, P: ContentPolicy> {
     late: Vec<(Party, Late, String)>,
     /// The last frame each party received, and its sender: what [`Step::ReplayLastFrame`] replays.
     last_frame_to: BTreeMap<Party, (Party, Vec<u8>)>,
+    /// After a [`Step::ReplayHandshakeOnNewLink`]: the party whose handshake the attacker's open
+    /// link carries, and the link; frames for it there go to the attacker.
+    attacker_link: Option<(Party, LinkId)>,
     /// The last frame each client sent: what [`Step::ReplayOnNewLink`] replays.
     last_sent_by: BTreeMap<Party, Vec<u8>>,
     /// Each client's last `HandshakeInit`: what [`Step::ReplayHandshakeInit`] replays.
@@ -715,6 +725,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             last_frame_to: BTreeMap::new(),
             last_handshake_of: BTreeMap::new(),
             last_sent_by: BTreeMap::new(),
+            attacker_link: None,
             deliveries: Vec::new(),
             tamper_envelope_from: None,
             fetch_answer: None,
@@ -746,6 +757,14 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     fn step(&mut self, step: &Step) -> Result<(), Error> {
         match step {
             Step::Connect(party) => {
+                if let Some((p, link)) = self.attacker_link
+                    && p == *party
+                {
+                    self.attacker_link = None;
+                    self.links.remove(party);
+                    self.server.close_link(link);
+                    self.add_note(format!("the attacker's link for {} closes", party.label()));
+                }
                 let mut rng = self.rng.clone();
                 let frame = self.client(*party)?.connect(&mut rng)?;
                 self.rng = rng;
@@ -945,6 +964,22 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 self.links.remove(of);
                 self.server.close_link(link);
                 return pumped;
+            }
+            Step::ReplayHandshakeOnNewLink { of } => {
+                if self.links.contains_key(of) {
+                    return Err(MisuseError::AlreadyConnected.into());
+                }
+                let frame =
+                    self.last_handshake_of.get(of).cloned().ok_or(MisuseError::NotConnected)?;
+                let link = LinkId(self.next_link);
+                self.next_link += 1;
+                self.links.insert(*of, link);
+                self.attacker_link = Some((*of, link));
+                self.add_note(format!(
+                    "a network attacker opens a new link and replays {}'s last HandshakeInit on it",
+                    of.label()
+                ));
+                self.in_flight.push_back((*of, Party::Server, frame));
             }
             Step::ServerWelcomesAs { to, name } => {
                 self.welcome_as = Some((*to, name.clone()));
@@ -1351,6 +1386,13 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     }
 
     fn deliver_to_client(&mut self, to: Party, frame: &[u8]) -> Result<(String, Handled), Error> {
+        if self.attacker_link.is_some_and(|(p, _)| p == to) {
+            // Step::ReplayHandshakeOnNewLink: it reaches the attacker, who has no key to read it.
+            return Ok((
+                "reaches the network attacker, who cannot read it".to_owned(),
+                Handled::Client(Vec::new()),
+            ));
+        }
         if let Some((party, awaiting)) = self.raw_handshake.take() {
             if party == to {
                 // Step::RegisterWith: the answer to a handshake made outside the client role.

@@ -377,10 +377,21 @@ pub const RULES: &[Rule] = &[
         "a key bound to another name: Refused{KeyInUse}",
         &["hop_transcript#hop-seed-1/step-250", "hop_transcript#hop-seed-1/step-251"],
     ),
+    rule(
+        "§5.1",
+        "key confirmation: an unconfirmed link receives nothing and drains no mailbox",
+        &[
+            "hop_transcript#hop-seed-1/step-264",
+            "hop_transcript#hop-seed-1/step-265",
+            "hop_transcript#hop-seed-1/step-267",
+            "hop_transcript#hop-seed-1/step-271",
+        ],
+    ),
     gap(
         "§5.1",
-        "key confirmation: an unconfirmed link receives nothing, displaces nothing, drains no mailbox",
-        "a transcript step: a replayed HandshakeInit of a connected client, then a message for it",
+        "key confirmation: an unconfirmed link displaces no confirmed link",
+        "a transcript step: a replayed HandshakeInit on a new link while the client is connected, \
+         then a message for it",
     ),
     rule(
         "§5.1",
@@ -456,9 +467,9 @@ pub const RULES: &[Rule] = &[
         "§5.3",
         "a window for one more than MAX_PEERS senders evicts the least recently accepted",
         &[
-            "hop_transcript#hop-seed-1/step-518",
-            "hop_transcript#hop-seed-1/step-519 Protocol.Replayed",
-            "hop_transcript#hop-seed-1/step-520",
+            "hop_transcript#hop-seed-1/step-526",
+            "hop_transcript#hop-seed-1/step-527 Protocol.Replayed",
+            "hop_transcript#hop-seed-1/step-528",
         ],
     ),
     // §5.4

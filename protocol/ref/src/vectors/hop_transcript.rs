@@ -51,7 +51,11 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          KeyInUse); Bob connects normally, as bob, and writes to Alice, who reads it; a network attacker \
          sends a copy of that transport frame as the first frame of a new link (no channel there: \
          Unexpected), and Bob reconnects. Last, the server answers \
-         Alice's reconnection with Welcome mallory: she refuses it (WrongName) and stays offline. Then the \
+         Alice's reconnection with Welcome mallory: she refuses it (WrongName) and stays offline. A network \
+         attacker replays her HandshakeInit on a new link: the server answers Welcome (which the attacker \
+         cannot read) and the link stays unconfirmed, so Bob's next message to alice is not sent there but \
+         queued (Ack Queued); when Alice really connects, the attacker's link closes and she receives it \
+         from her mailbox at Ready. Then the \
          server shows Bob's bound on replay windows (MAX_PEERS = 256, SPEC.md §5.3): Delivers from 255 new \
          senders, each accepted with a fresh window, so Bob holds 257 senders' worth and evicts the least \
          recently accepted, alice's; carol's window is kept (her id 5 again: Replayed), while alice's id \
@@ -114,6 +118,11 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
                 // A server that welcomes Alice under another name (SPEC.md §5.1 step 4).
                 Step::Disconnect(a),
                 Step::ServerWelcomesAs { to: a, name: Name::new("mallory")? },
+                Step::Connect(a),
+                // Key confirmation (SPEC.md §5.1): a replayed HandshakeInit gets an unconfirmed link.
+                Step::Disconnect(a),
+                Step::ReplayHandshakeOnNewLink { of: a },
+                Step::Send { from: b, text: "are you there, alice?".to_owned() },
                 Step::Connect(a),
             ])
             // Bob keeps windows for alice and carol; 255 more senders fill MAX_PEERS and the 256th

@@ -95,6 +95,8 @@ struct Recorder {
     statics: BTreeMap<Party, PrivateKey>,
     identities: BTreeMap<Party, Identity>,
     link_models: Vec<LinkModel>,
+    /// Server ephemerals drawn for links that have no model yet (a replayed `HandshakeInit`).
+    orphan_server_ephemerals: BTreeMap<u64, PrivateKey>,
     session: Option<SessionModel>,
     cases: Vec<Value>,
     /// Client calls recorded so far (their cases are numbered `call-NN`).
@@ -123,6 +125,9 @@ impl Observer for Recorder {
             Purpose::ChannelEphemeral { party: Party::Server, link } => {
                 if let Some(model) = self.link_models.iter_mut().find(|m| m.id == link.0) {
                     model.server_ephemeral = Some(key);
+                } else {
+                    // A link opened by a replayed HandshakeInit: its model comes with the frame.
+                    self.orphan_server_ephemerals.insert(link.0, key);
                 }
             }
             Purpose::ChannelEphemeral { party, link } => self.link_models.push(LinkModel {
@@ -203,6 +208,7 @@ impl Recorder {
             statics: BTreeMap::new(),
             identities: BTreeMap::new(),
             link_models: Vec::new(),
+            orphan_server_ephemerals: BTreeMap::new(),
             session: None,
             cases: Vec::new(),
             calls: 0,
@@ -276,6 +282,34 @@ impl Recorder {
             .get(&client)
             .cloned()
             .ok_or_else(|| VectorError::malformed("client key"))?;
+        if decoded.kind() == LinkKind::HandshakeInit
+            && !self.link_models.iter().any(|m| m.id == link)
+            && let Some(server_ephemeral) = self.orphan_server_ephemerals.remove(&link)
+        {
+            // A replayed HandshakeInit on a new link: the client ephemeral is the one of the link
+            // whose message 1 these bytes are.
+            let original = self.link_models.iter().find(|m| {
+                m.client == client
+                    && Initiator::new(PROLOGUE, client_key.clone(), server_key.public_key())
+                        .write_message_1(
+                            m.client_ephemeral.clone(),
+                            m.payload1.as_deref().unwrap_or(&[]),
+                        )
+                        .is_ok_and(|(_, m1)| m1 == decoded.noise())
+            });
+            if let Some(original) = original {
+                let client_ephemeral = original.client_ephemeral.clone();
+                self.link_models.push(LinkModel {
+                    id: link,
+                    client,
+                    client_ephemeral,
+                    server_ephemeral: Some(server_ephemeral),
+                    trace: None,
+                    payload1: None,
+                    counters: [0, 0],
+                });
+            }
+        }
         let Some(model) = self.link_models.iter_mut().rev().find(|m| m.id == link) else {
             return Ok(json!({"link": link}));
         };
@@ -720,6 +754,10 @@ fn describe(step: &Step) -> Value {
             "{} connects with {} as its handshake payload",
             party.label(),
             payload.type_name()
+        ),
+        Step::ReplayHandshakeOnNewLink { of } => format!(
+            "network attacker: replays {}'s last HandshakeInit on a new link and keeps it open",
+            of.label()
         ),
         Step::ReplayOnNewLink { of } => format!(
             "network attacker: sends a copy of {}'s last frame as the first frame of a new link",
