@@ -1257,6 +1257,7 @@ class Party:
         self.pins = {}  # name -> pinned IK (§14.2); nothing in the transcripts pins
         self.awaiting = set()  # names it sent FetchBundle for and has no answer from yet (§15.3)
         self.pending = {}  # name -> messages waiting for its bundle (§15.3, at most MAX_PENDING)
+        self.last_id = 0  # the last message id it used (§5.3; a restored state states it, §18.2)
         self.clock = 0
         self.bundle = None
         self.chains_by_dh = {}
@@ -1377,6 +1378,15 @@ def verify_call(case, parties):
                         peer.current = None
                     else:
                         peer.archived.remove(s)
+    elif case["call"] == "restore_state":  # §18: the client restarts with the stated last id
+        last_id = int(args["last_id"])
+        if not party.last_id <= last_id < 2**64:
+            raise Mismatch("restore_state with a last id below the client's")
+        party.last_id = last_id
+    elif case["call"] == "send":  # hop: a send refused before anything is sent
+        if party.last_id != 2**64 - 1:
+            raise Mismatch("a hop send call case with ids left")
+        outcome = "Misuse.IdsExhausted"  # §5.3: 2^64 - 1 messages exhaust the counter
     else:
         raise Mismatch(f"unknown call {case['call']}")
     check("result", case["result"], "invalid" if outcome else "valid")
@@ -1452,6 +1462,9 @@ def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_p
 def on_message(case, m, parties, draw_by_public, run):
     """What the receiver does with an authenticated message; returns an error class or None."""
     t = m["type"]
+    if t in ("Send", "E2eSend"):
+        sender = parties[case["from"]]
+        sender.last_id = max(sender.last_id, m["id"])
     if t == "FetchBundle":
         sender = parties[case["from"]]
         sender.awaiting.add(m["name"])

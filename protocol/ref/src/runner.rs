@@ -210,6 +210,15 @@ pub enum Step {
         /// Whose handshake.
         of: Party,
     },
+    /// `party`, offline, is restarted from its own state file (SPEC.md §18) with `last_id`, the
+    /// last message id it used, replaced by `last_id` (at least the current one): how a run
+    /// reaches the end of the id space without `2^64` messages. A call, not a frame.
+    RestoreWithLastId {
+        /// The client.
+        party: Party,
+        /// The last id it used, as the restored state says.
+        last_id: u64,
+    },
     /// Attack: the server answers `to`'s next `HandshakeInit` itself with `Welcome { name }`,
     /// whatever name was registered (the client must refuse a name other than its own: WrongName).
     ServerWelcomesAs {
@@ -236,6 +245,25 @@ pub enum Step {
         /// The sender's name the server claims.
         as_from: Name,
     },
+}
+
+/// `client` as its state file (SPEC.md §18) restores it with `last_id` in place of its own, or
+/// `None` if `last_id` is below the client's.
+fn restore_with_last_id(client: &Client, last_id: u64) -> Option<Client> {
+    use sha2::{Digest as _, Sha256};
+    let mut bytes = client.export_state().as_bytes().to_vec();
+    // §18.1: magic (20), version (1), body_len (4); §18.2: name (len u8, bytes), static_key (32),
+    // server_key (32), then last_id (u64, big-endian).
+    let at = 25 + 1 + usize::from(*bytes.get(25)?) + 32 + 32;
+    let field = bytes.get_mut(at..at + 8)?;
+    if u64::from_be_bytes(<[u8; 8]>::try_from(&*field).ok()?) > last_id {
+        return None;
+    }
+    field.copy_from_slice(&last_id.to_be_bytes());
+    let end = bytes.len().checked_sub(32)?;
+    let checksum = Sha256::digest(bytes.get(..end)?);
+    bytes.get_mut(end..)?.copy_from_slice(&checksum);
+    Client::restore_state(&bytes).ok()
 }
 
 /// A message written by [`Step::SendLate`], waiting to go out.
@@ -964,6 +992,23 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 self.links.remove(of);
                 self.server.close_link(link);
                 return pumped;
+            }
+            Step::RestoreWithLastId { party, last_id } => {
+                if self.links.contains_key(party) {
+                    return Err(MisuseError::AlreadyConnected.into());
+                }
+                let restored = restore_with_last_id(self.client(*party)?, *last_id)
+                    // Only a bug can make a state just exported, with one field in range, fail.
+                    .ok_or(MisuseError::NotConnected)?;
+                *self.client(*party)? = restored;
+                let args = [("last_id", last_id.to_string())];
+                self.observer.called(&Call {
+                    party: *party,
+                    op: "restore_state",
+                    args: &args,
+                    outcome: Ok(()),
+                });
+                return Ok(());
             }
             Step::ReplayHandshakeOnNewLink { of } => {
                 if self.links.contains_key(of) {

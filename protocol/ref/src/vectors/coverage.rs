@@ -110,7 +110,7 @@ pub const CLASSES: &[(&str, Status)] = &[
         "Misuse.UnknownLink",
         Status::Exempt("a driver naming a link the server does not have; nothing crosses a link"),
     ),
-    ("Misuse.IdsExhausted", Status::Gap("a send after message id 2^64 − 1")),
+    ("Misuse.IdsExhausted", Status::Required),
     (
         "Misuse.NoE2eIdentity",
         Status::Exempt("an e2e call on a hop-only client of the reference's API"),
@@ -464,12 +464,21 @@ pub const RULES: &[Rule] = &[
         ],
     ),
     rule(
+        "§5.3, §18",
+        "ids count 1, 2, 3, … across a restart; after 2^64 − 1 a send is refused (IdsExhausted)",
+        &[
+            "hop_transcript#hop-seed-1/call-01",
+            "hop_transcript#hop-seed-1/step-275",
+            "hop_transcript#hop-seed-1/call-02 Misuse.IdsExhausted",
+        ],
+    ),
+    rule(
         "§5.3",
         "a window for one more than MAX_PEERS senders evicts the least recently accepted",
         &[
-            "hop_transcript#hop-seed-1/step-526",
-            "hop_transcript#hop-seed-1/step-527 Protocol.Replayed",
-            "hop_transcript#hop-seed-1/step-528",
+            "hop_transcript#hop-seed-1/step-532",
+            "hop_transcript#hop-seed-1/step-533 Protocol.Replayed",
+            "hop_transcript#hop-seed-1/step-534",
         ],
     ),
     // §5.4

@@ -55,7 +55,9 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          attacker replays her HandshakeInit on a new link: the server answers Welcome (which the attacker \
          cannot read) and the link stays unconfirmed, so Bob's next message to alice is not sent there but \
          queued (Ack Queued); when Alice really connects, the attacker's link closes and she receives it \
-         from her mailbox at Ready. Then the \
+         from her mailbox at Ready. Bob restarts from his state file \
+         with the last id he used set to 2^64 - 2 (SPEC.md §18; call restore_state), reconnects, sends a \
+         message with id 2^64 - 1, and cannot send another (IdsExhausted, nothing sent). Then the \
          server shows Bob's bound on replay windows (MAX_PEERS = 256, SPEC.md §5.3): Delivers from 255 new \
          senders, each accepted with a fresh window, so Bob holds 257 senders' worth and evicts the least \
          recently accepted, alice's; carol's window is kept (her id 5 again: Replayed), while alice's id \
@@ -124,6 +126,12 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
                 Step::ReplayHandshakeOnNewLink { of: a },
                 Step::Send { from: b, text: "are you there, alice?".to_owned() },
                 Step::Connect(a),
+                // The end of the id space (SPEC.md §5.3), reached through a restored state (§18).
+                Step::Disconnect(b),
+                Step::RestoreWithLastId { party: b, last_id: u64::MAX - 1 },
+                Step::Connect(b),
+                Step::SendTo { from: b, to: alice()?, text: "the last id".to_owned() },
+                Step::SendTo { from: b, to: alice()?, text: "one too many".to_owned() },
             ])
             // Bob keeps windows for alice and carol; 255 more senders fill MAX_PEERS and the 256th
             // new window evicts the least recently accepted one, alice's (SPEC.md §5.3).

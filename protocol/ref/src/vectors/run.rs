@@ -755,6 +755,9 @@ fn describe(step: &Step) -> Value {
             party.label(),
             payload.type_name()
         ),
+        Step::RestoreWithLastId { party, last_id } => {
+            format!("{} restarts from its state file with last id {last_id}", party.label())
+        }
         Step::ReplayHandshakeOnNewLink { of } => format!(
             "network attacker: replays {}'s last HandshakeInit on a new link and keeps it open",
             of.label()
