@@ -1258,6 +1258,7 @@ class Party:
         self.awaiting = set()  # names it sent FetchBundle for and has no answer from yet (§15.3)
         self.pending = {}  # name -> messages waiting for its bundle (§15.3, at most MAX_PENDING)
         self.last_id = 0  # the last message id it used (§5.3; a restored state states it, §18.2)
+        self.next_prekey_id = 12  # §10.2: ids 1..=11 are made on creation
         self.clock = 0
         self.bundle = None
         self.chains_by_dh = {}
@@ -1378,11 +1379,21 @@ def verify_call(case, parties):
                         peer.current = None
                     else:
                         peer.archived.remove(s)
-    elif case["call"] == "restore_state":  # §18: the client restarts with the stated last id
-        last_id = int(args["last_id"])
-        if not party.last_id <= last_id < 2**64:
-            raise Mismatch("restore_state with a last id below the client's")
-        party.last_id = last_id
+    elif case["call"] == "restore_state":  # §18: the client restarts with the stated field
+        if "last_id" in args:
+            last_id = int(args["last_id"])
+            if not party.last_id <= last_id < 2**64:
+                raise Mismatch("restore_state with a last id below the client's")
+            party.last_id = last_id
+        if "next_prekey_id" in args:  # §18.3 Prekeys.next_id, at most 2^32
+            next_id = int(args["next_prekey_id"])
+            if not party.next_prekey_id <= next_id <= 2**32:
+                raise Mismatch("restore_state with a next prekey id out of range")
+            party.next_prekey_id = next_id
+    elif case["call"] == "replenish_prekeys":  # §10.2: a replenishment refused before anything is sent
+        if party.next_prekey_id + int(args["count"]) - 1 <= 2**32 - 1:
+            raise Mismatch("a replenish_prekeys call case with ids left")
+        outcome = "E2e.PrekeyIdsExhausted"  # ids never wrap
     elif case["call"] == "send":  # hop: a send refused before anything is sent
         if party.last_id != 2**64 - 1:
             raise Mismatch("a hop send call case with ids left")

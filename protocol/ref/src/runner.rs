@@ -219,6 +219,22 @@ pub enum Step {
         /// The last id it used, as the restored state says.
         last_id: u64,
     },
+    /// e2e: `party`, offline, is restarted from its own state file (SPEC.md §18) with its next
+    /// prekey id (§18.3 `next_id`) replaced by `next_id` (at least the current one). A call.
+    RestoreWithNextPrekeyId {
+        /// The client.
+        party: Party,
+        /// The next prekey id, at most `2^32`.
+        next_id: u64,
+    },
+    /// e2e: `party` makes `count` more one-time prekeys and uploads them (SPEC.md §10.2); a
+    /// refusal is a call case.
+    Replenish {
+        /// The client.
+        party: Party,
+        /// How many.
+        count: usize,
+    },
     /// Attack: the server answers `to`'s next `HandshakeInit` itself with `Welcome { name }`,
     /// whatever name was registered (the client must refuse a name other than its own: WrongName).
     ServerWelcomesAs {
@@ -260,6 +276,36 @@ fn restore_with_last_id(client: &Client, last_id: u64) -> Option<Client> {
         return None;
     }
     field.copy_from_slice(&last_id.to_be_bytes());
+    let end = bytes.len().checked_sub(32)?;
+    let checksum = Sha256::digest(bytes.get(..end)?);
+    bytes.get_mut(end..)?.copy_from_slice(&checksum);
+    Client::restore_state(&bytes).ok()
+}
+
+/// `client` as its state file (SPEC.md §18) restores it with its next prekey id set to `next_id`,
+/// or `None` if that is below the client's, or the client has no e2e state.
+fn restore_with_next_prekey_id(client: &Client, next_id: u64) -> Option<Client> {
+    use sha2::{Digest as _, Sha256};
+    let mut bytes = client.export_state().as_bytes().to_vec();
+    let name_at = |bytes: &[u8], at: usize| Some(at + 1 + usize::from(*bytes.get(at)?));
+    // §18.2: name, static_key, server_key, last_id, then the windows: clock, count, and per
+    // sender Name, highest, seen, at.
+    let mut at = name_at(&bytes, 25)? + 32 + 32 + 8 + 8;
+    let count = u16::from_be_bytes(<[u8; 2]>::try_from(bytes.get(at..at + 2)?).ok()?);
+    at += 2;
+    for _ in 0..count {
+        at = name_at(&bytes, at)? + 24;
+    }
+    // The e2e flag, then §18.3: ik, isk, and Prekeys.next_id.
+    if *bytes.get(at)? != 1 {
+        return None;
+    }
+    at += 1 + 32 + 32;
+    let field = bytes.get_mut(at..at + 8)?;
+    if u64::from_be_bytes(<[u8; 8]>::try_from(&*field).ok()?) > next_id {
+        return None;
+    }
+    field.copy_from_slice(&next_id.to_be_bytes());
     let end = bytes.len().checked_sub(32)?;
     let checksum = Sha256::digest(bytes.get(..end)?);
     bytes.get_mut(end..)?.copy_from_slice(&checksum);
@@ -1009,6 +1055,47 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                     outcome: Ok(()),
                 });
                 return Ok(());
+            }
+            Step::RestoreWithNextPrekeyId { party, next_id } => {
+                if self.links.contains_key(party) {
+                    return Err(MisuseError::AlreadyConnected.into());
+                }
+                let restored = restore_with_next_prekey_id(self.client(*party)?, *next_id)
+                    // Only a bug can make a state just exported, with one field in range, fail.
+                    .ok_or(MisuseError::NotConnected)?;
+                *self.client(*party)? = restored;
+                let args = [("next_prekey_id", next_id.to_string())];
+                self.observer.called(&Call {
+                    party: *party,
+                    op: "restore_state",
+                    args: &args,
+                    outcome: Ok(()),
+                });
+                return Ok(());
+            }
+            Step::Replenish { party, count } => {
+                let mut rng = self.rng.clone();
+                match self.client(*party)?.replenish_prekeys(&mut rng, *count) {
+                    Ok(frame) => {
+                        self.rng = rng;
+                        self.rng.report(self.observer, |_| Purpose::Replenished(*party));
+                        self.add_note(format!(
+                            "{} replenishes its one-time prekeys",
+                            party.label()
+                        ));
+                        self.in_flight.push_back((*party, Party::Server, frame));
+                    }
+                    Err(e) => {
+                        let args = [("count", count.to_string())];
+                        self.observer.called(&Call {
+                            party: *party,
+                            op: "replenish_prekeys",
+                            args: &args,
+                            outcome: Err(&e),
+                        });
+                        return Ok(());
+                    }
+                }
             }
             Step::ReplayHandshakeOnNewLink { of } => {
                 if self.links.contains_key(of) {

@@ -96,7 +96,7 @@ pub const CLASSES: &[(&str, Status)] = &[
     ("E2e.Ratchet.Crypto.NonContributory", Status::Required),
     ("E2e.Crypto.NonContributory", Status::Required),
     ("E2e.TooManyPeers", Status::Gap("a new session when every one of MAX_PEERS peers is spared")),
-    ("E2e.PrekeyIdsExhausted", Status::Gap("a replenishment after prekey id 2^32 − 1")),
+    ("E2e.PrekeyIdsExhausted", Status::Required),
     ("E2e.SafetyNumberMismatch", Status::Required),
     (
         "Misuse.NotConnected",
@@ -473,6 +473,14 @@ pub const RULES: &[Rule] = &[
         ],
     ),
     rule(
+        "§10.2, §18",
+        "prekey ids never wrap: after id 2^32 − 1 no prekey is made (PrekeyIdsExhausted)",
+        &[
+            "e2e_transcript#e2e-seed-1/call-04",
+            "e2e_transcript#e2e-seed-1/call-05 E2e.PrekeyIdsExhausted",
+        ],
+    ),
+    rule(
         "§5.3",
         "a window for one more than MAX_PEERS senders evicts the least recently accepted",
         &[
@@ -805,9 +813,9 @@ pub const RULES: &[Rule] = &[
         "§15.3",
         "MAX_PENDING messages wait for a bundle; the next is PendingFull",
         &[
-            "e2e_transcript#e2e-seed-1/step-65",
-            "e2e_transcript#e2e-seed-1/call-18",
-            "e2e_transcript#e2e-seed-1/call-19 Misuse.PendingFull",
+            "e2e_transcript#e2e-seed-1/step-68",
+            "e2e_transcript#e2e-seed-1/call-20",
+            "e2e_transcript#e2e-seed-1/call-21 Misuse.PendingFull",
         ],
     ),
     rule(

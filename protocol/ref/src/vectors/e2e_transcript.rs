@@ -110,7 +110,10 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          validation: the frame is accepted, the bundle refused, and the waiting message discarded \
          (send_failed). Last, the server withholds its answer to her next request for carol's bundle: \
          Alice's next 15 messages to carol wait with the first (calls that cross no link), 16 in all \
-         (MAX_PENDING), and the 17th is refused (PendingFull).",
+         (MAX_PENDING), and the 17th is refused (PendingFull). Bob restarts from his \
+         state file with his next prekey id set to 2^32 (every id assigned; SPEC.md §18, call \
+         restore_state), reconnects, and cannot make another one-time prekey (PrekeyIdsExhausted, nothing \
+         sent).",
         seed: 1,
         script: default_script(Protocol::E2e),
         attacks: vec![
@@ -162,6 +165,11 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
             Step::SendTo { from: a, to: name("carol")?, text: "carol, is that you?".to_owned() },
             // MAX_PENDING messages wait for one bundle; the next is refused (SPEC.md §15.3).
             Step::ServerAnswersNextFetch { from: a, answer: None },
+            // The end of the prekey id space (SPEC.md §10.2), reached through a restored state.
+            Step::Disconnect(b),
+            Step::RestoreWithNextPrekeyId { party: b, next_id: 1 << 32 },
+            Step::Connect(b),
+            Step::Replenish { party: b, count: 1 },
         ]
         .into_iter()
         .chain((1..=MAX_PENDING + 1).map(|i| Step::SendTo {

@@ -758,6 +758,12 @@ fn describe(step: &Step) -> Value {
         Step::RestoreWithLastId { party, last_id } => {
             format!("{} restarts from its state file with last id {last_id}", party.label())
         }
+        Step::RestoreWithNextPrekeyId { party, next_id } => {
+            format!("{} restarts from its state file with next prekey id {next_id}", party.label())
+        }
+        Step::Replenish { party, count } => {
+            format!("{} makes {count} more one-time prekeys", party.label())
+        }
         Step::ReplayHandshakeOnNewLink { of } => format!(
             "network attacker: replays {}'s last HandshakeInit on a new link and keeps it open",
             of.label()
