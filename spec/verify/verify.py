@@ -592,15 +592,27 @@ class Direction:
         self.key, self.n = key, 0
 
     def seal(self, pt: bytes) -> bytes:
+        if len(pt) + 16 > 65535:
+            raise Refused("Channel.MessageTooLong")
+        if self.n == 2**64 - 1:  # the reserved counter (§4.4)
+            raise Refused("Channel.NonceExhausted")
         ct = aead_seal(self.key, channel_nonce(self.n), b"", pt)
         self.n += 1
         return ct
+
+    def set_nonce(self, n: int):
+        """Noise SetNonce, forward only (§17.2 channel.json `*_set_nonce`)."""
+        if not self.n <= n < 2**64:
+            raise Mismatch(f"SetNonce to {n} from counter {self.n}")
+        self.n = n
 
     def open(self, ct: bytes) -> bytes:
         if len(ct) > 65535:
             raise Refused("Channel.MessageTooLong")
         if len(ct) < 16:
             raise Refused("Channel.MessageTooShort")
+        if self.n == 2**64 - 1:  # the reserved counter (§4.4), after the length checks
+            raise Refused("Channel.NonceExhausted")
         pt = aead_open(self.key, channel_nonce(self.n), b"", ct, "Channel.Crypto.AeadOpen")
         self.n += 1  # only after the tag verified
         return pt
@@ -697,6 +709,9 @@ def verify_channel(case: dict):
             elif op in ("initiator_receive", "responder_receive"):
                 d = tx[op.split("_")[0] + "_rx"]
                 check(f"step {i} plaintext", step.get("plaintext"), d.open(H(step["ciphertext"])).hex())
+            elif op in ("initiator_set_nonce", "responder_set_nonce"):
+                side = op.split("_")[0]
+                tx[side if step["direction"] == "send" else side + "_rx"].set_nonce(step["n"])
             else:
                 raise Mismatch(f"unknown op {op}")
             check(f"step {i} result", step["result"], "valid")
@@ -723,6 +738,7 @@ MAX_ENVELOPE_CHAIN_STEPS = 2000
 MAX_ARCHIVED_SESSIONS = 4
 RETIRED_BASE_KEYS = 16
 MAX_PEERS = 256
+MAX_PENDING = 16
 
 
 def identity_public(ik: bytes, isk: bytes) -> bytes:
@@ -1038,6 +1054,11 @@ def verify_key_schedule(case: dict):
                 check(f"delivery {i} error", d["error"], r.cls)
                 first_error = first_error or r.cls
             check(f"delivery {i} skipped keys", d["skipped_keys_after"], len(bob.skipped))
+            start = case.get("receiver_index_after_first")
+            if i == 0 and start is not None:  # §17.2: Nr moved forward, CKr kept
+                if bob.ckr is None or start < bob.nr:
+                    raise Mismatch("receiver_index_after_first without a chain or below Nr")
+                bob.nr = start
         check("result", case["result"], "invalid" if first_error else "valid")
         check("error", case.get("error"), first_error)
         return
@@ -1235,6 +1256,9 @@ class Party:
         self.peers = {}  # name -> Peer (§11.3)
         self.pins = {}  # name -> pinned IK (§14.2); nothing in the transcripts pins
         self.awaiting = set()  # names it sent FetchBundle for and has no answer from yet (§15.3)
+        self.pending = {}  # name -> messages waiting for its bundle (§15.3, at most MAX_PENDING)
+        self.last_id = 0  # the last message id it used (§5.3; a restored state states it, §18.2)
+        self.next_prekey_id = 12  # §10.2: ids 1..=11 are made on creation
         self.clock = 0
         self.bundle = None
         self.chains_by_dh = {}
@@ -1328,9 +1352,16 @@ def verify_call(case, parties):
     """A client call that crosses no link (§17.2): §15.3 for sends, §14.2 for verification."""
     party, args, outcome = parties[case["party"]], case["args"], None
     if case["call"] == "send_e2e":
-        if args["to"] != party.name:
-            raise Mismatch("only a send_e2e refused before anything is sent is a call case")
-        outcome = "Misuse.SendToSelf"  # §15.3: no e2e message to one's own name
+        to = args["to"]
+        if to == party.name:
+            outcome = "Misuse.SendToSelf"  # §15.3: no e2e message to one's own name
+        elif to in party.awaiting:  # §15.3: it waits behind the FetchBundle already sent
+            if party.pending.get(to, 0) >= MAX_PENDING:
+                outcome = "Misuse.PendingFull"
+            else:
+                party.pending[to] = party.pending.get(to, 0) + 1
+        else:
+            raise Mismatch("a send_e2e that crosses no link needs a request outstanding for its peer")
     elif case["call"] == "verify_safety_number":
         peer = party.peers.get(args["peer"])
         if peer is None or peer.current is None:
@@ -1348,6 +1379,25 @@ def verify_call(case, parties):
                         peer.current = None
                     else:
                         peer.archived.remove(s)
+    elif case["call"] == "restore_state":  # §18: the client restarts with the stated field
+        if "last_id" in args:
+            last_id = int(args["last_id"])
+            if not party.last_id <= last_id < 2**64:
+                raise Mismatch("restore_state with a last id below the client's")
+            party.last_id = last_id
+        if "next_prekey_id" in args:  # §18.3 Prekeys.next_id, at most 2^32
+            next_id = int(args["next_prekey_id"])
+            if not party.next_prekey_id <= next_id <= 2**32:
+                raise Mismatch("restore_state with a next prekey id out of range")
+            party.next_prekey_id = next_id
+    elif case["call"] == "replenish_prekeys":  # §10.2: a replenishment refused before anything is sent
+        if party.next_prekey_id + int(args["count"]) - 1 <= 2**32 - 1:
+            raise Mismatch("a replenish_prekeys call case with ids left")
+        outcome = "E2e.PrekeyIdsExhausted"  # ids never wrap
+    elif case["call"] == "send":  # hop: a send refused before anything is sent
+        if party.last_id != 2**64 - 1:
+            raise Mismatch("a hop send call case with ids left")
+        outcome = "Misuse.IdsExhausted"  # §5.3: 2^64 - 1 messages exhaust the counter
     else:
         raise Mismatch(f"unknown call {case['call']}")
     check("result", case["result"], "invalid" if outcome else "valid")
@@ -1361,6 +1411,10 @@ def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_p
     try:
         f = decode_link(frame)
         noise = H(f["noise"])
+        if link_id not in links:  # no handshake was ever made on it (§17.2)
+            if f["type"] != "HandshakeInit":  # §5.2: only HandshakeInit opens a link
+                raise Refused("Protocol.Unexpected")
+            raise Mismatch(f"a HandshakeInit on link {link_id}, which `links` does not list")
         link = links[link_id]
         client = parties[link["client"]]
         ce, se = H(link["client_ephemeral"]["private"]), link["server_ephemeral"]
@@ -1373,20 +1427,26 @@ def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_p
             check("payload_message", case["payload_message"], decode_message(payload1))
             m1 = write_message_1(sym, client.static, ce, server_pub, payload1)
             check("message 1", noise.hex(), m1.hex())
-            ch["init"] = sym
+            ch["init"], ch["payload1"] = sym, payload1
         elif f["type"] == "HandshakeResp":
             sym = ch["init"]
             resp = Symmetric(b"e2e-ref/channel/v1", server_pub)
-            re, rs, _ = read_message_1(resp, parties["server"].static, write_message_1(Symmetric(b"e2e-ref/channel/v1", server_pub), client.static, ce, server_pub, encode_message({"type": "Register", "name": client.name})))
+            # message 1 as it was sent on this link, with its own payload (§5.1: normally Register)
+            m1 = write_message_1(Symmetric(b"e2e-ref/channel/v1", server_pub), client.static, ce, server_pub, ch["payload1"])
+            re, rs, _ = read_message_1(resp, parties["server"].static, m1)
             payload2 = H(case["payload"])
             m2 = write_message_2(resp, H(se["private"]), re, rs, payload2)
             check("message 2", noise.hex(), m2.hex())
-            check("payload_message", case["payload_message"], decode_message(read_message_2(sym, client.static, ce, noise)))
+            answer = decode_message(read_message_2(sym, client.static, ce, noise))
+            check("payload_message", case["payload_message"], answer)
             check("handshake_hash", link["handshake_hash"], sym.h.hex())
             k1, k2 = sym.split()
             check("k1", link["k1_client_to_server"], k1.hex())
             check("k2", link["k2_server_to_client"], k2.hex())
             ch["c2s"], ch["s2c"] = Direction(k1), Direction(k2)
+            registered = decode_message(ch["payload1"])
+            if answer["type"] == "Welcome" and answer["name"] != registered.get("name"):
+                raise Refused("Protocol.WrongName")  # §5.1 step 4: only a Welcome for its own name
         else:
             direction = "s2c" if case["from"] == "server" else "c2s"
             d = ch[direction]
@@ -1397,6 +1457,8 @@ def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_p
             check("plaintext", case["plaintext"], plaintext.hex())
             message = decode_message(plaintext)
             check("message", case["message"], message)
+            if message["type"] not in ("Bundle", "NoBundle"):
+                check("send_failed", case.get("send_failed"), None)
             outcome = on_message(case, message, parties, draw_by_public, run)
     except Refused as r:
         outcome = r.cls
@@ -1411,16 +1473,33 @@ def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_p
 def on_message(case, m, parties, draw_by_public, run):
     """What the receiver does with an authenticated message; returns an error class or None."""
     t = m["type"]
+    if t in ("Send", "E2eSend"):
+        sender = parties[case["from"]]
+        sender.last_id = max(sender.last_id, m["id"])
     if t == "FetchBundle":
-        parties[case["from"]].awaiting.add(m["name"])
+        sender = parties[case["from"]]
+        sender.awaiting.add(m["name"])
+        # one request per queue: the first waiting message (a repeat after reconnecting keeps the count)
+        sender.pending[m["name"]] = max(sender.pending.get(m["name"], 0), 1)
         return None
     if t in ("Bundle", "NoBundle"):
         to = parties[case["to"]]
         if m["name"] not in to.awaiting:  # §15.3: one it did not ask for
             return "Protocol.Unexpected"
         to.awaiting.discard(m["name"])
+        to.pending.pop(m["name"], None)  # sent, or discarded
+        # §15.3, §17.2: a refused bundle, or NoBundle, discards the waiting messages: SendFailed
+        failed = "E2e.NoBundle" if t == "NoBundle" else None
         if t == "Bundle":
-            to.bundle = m
+            try:
+                opk = [H(m["one_time_prekey"]["key"])] if m["one_time_prekey"] else []
+                validate_bundle(H(m["IK"]), m["spk_id"], H(m["spk"]), H(m["spk_sig"]), opk)
+                if m["name"] in to.pins and to.pins[m["name"]] != H(m["IK"]):
+                    raise Refused("E2e.IdentityMismatch")
+                to.bundle = m
+            except Refused as r:
+                failed = r.cls
+        check("send_failed", case.get("send_failed"), failed and {"peer": m["name"], "error": failed})
         return None
     if t == "E2eSend":
         sender = parties[case["from"]]

@@ -19,6 +19,7 @@ use rand_core::{Rng as _, SeedableRng, TryCryptoRng, TryRng};
 
 use super::mitm::{Intercepted, Mitm};
 use super::transcript::{Event, SafetyNumbers, Summary, Transcript};
+use e2e_protocol::channel::{Initiator, InitiatorAwaitingResponse, PROLOGUE, Responder};
 use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::e2e::safety_number::SafetyNumber;
 use e2e_protocol::error::{Error, MisuseError};
@@ -186,6 +187,70 @@ pub enum Step {
         /// What the server sends.
         message: Message,
     },
+    /// `party`, offline, opens a new link with a handshake whose message 1 carries `payload`
+    /// instead of `Register { its name }` (a misbehaving client: another name, or not a
+    /// registration at all). It reads the server's answer and stays offline.
+    RegisterWith {
+        /// The client, whose static key signs the handshake; it must be offline.
+        party: Party,
+        /// Message 1's payload.
+        payload: Message,
+    },
+    /// Attack: a network attacker opens a new link and sends on it, as its first frame, a copy of
+    /// the last frame `of` sent: a transport frame on a link without a channel (SPEC.md §5.2). `of`
+    /// must be offline (the link stands in its place); the link is closed afterwards.
+    ReplayOnNewLink {
+        /// Whose frame.
+        of: Party,
+    },
+    /// Attack: a network attacker opens a new link and replays on it `of`'s last `HandshakeInit`.
+    /// The server answers it (the attacker cannot read the answer) and the link stays
+    /// *unconfirmed* (SPEC.md §5.1) until `of` next connects, when it closes. `of` must be offline.
+    ReplayHandshakeOnNewLink {
+        /// Whose handshake.
+        of: Party,
+    },
+    /// `party`, offline, is restarted from its own state file (SPEC.md §18) with `last_id`, the
+    /// last message id it used, replaced by `last_id` (at least the current one): how a run
+    /// reaches the end of the id space without `2^64` messages. A call, not a frame.
+    RestoreWithLastId {
+        /// The client.
+        party: Party,
+        /// The last id it used, as the restored state says.
+        last_id: u64,
+    },
+    /// e2e: `party`, offline, is restarted from its own state file (SPEC.md §18) with its next
+    /// prekey id (§18.3 `next_id`) replaced by `next_id` (at least the current one). A call.
+    RestoreWithNextPrekeyId {
+        /// The client.
+        party: Party,
+        /// The next prekey id, at most `2^32`.
+        next_id: u64,
+    },
+    /// e2e: `party` makes `count` more one-time prekeys and uploads them (SPEC.md §10.2); a
+    /// refusal is a call case.
+    Replenish {
+        /// The client.
+        party: Party,
+        /// How many.
+        count: usize,
+    },
+    /// Attack: the server answers `to`'s next `HandshakeInit` itself with `Welcome { name }`,
+    /// whatever name was registered (the client must refuse a name other than its own: WrongName).
+    ServerWelcomesAs {
+        /// The client.
+        to: Party,
+        /// The name in the forged `Welcome`.
+        name: Name,
+    },
+    /// Attack, e2e: the server answers `from`'s next `FetchBundle` with `answer` instead of what
+    /// its directory holds — or, with `None`, withholds the answer (the client keeps waiting).
+    ServerAnswersNextFetch {
+        /// Whose request.
+        from: Party,
+        /// The server's answer, or `None` for none.
+        answer: Option<Message>,
+    },
     /// Attack: the server seals again the `Deliver` or `E2eDeliver` with id `id` it delivered to
     /// `to`, with `from` replaced by `as_from` (the server chooses `from`, SPEC.md §5.2).
     ServerRelabelsDelivery {
@@ -196,6 +261,55 @@ pub enum Step {
         /// The sender's name the server claims.
         as_from: Name,
     },
+}
+
+/// `client` as its state file (SPEC.md §18) restores it with `last_id` in place of its own, or
+/// `None` if `last_id` is below the client's.
+fn restore_with_last_id(client: &Client, last_id: u64) -> Option<Client> {
+    use sha2::{Digest as _, Sha256};
+    let mut bytes = client.export_state().as_bytes().to_vec();
+    // §18.1: magic (20), version (1), body_len (4); §18.2: name (len u8, bytes), static_key (32),
+    // server_key (32), then last_id (u64, big-endian).
+    let at = 25 + 1 + usize::from(*bytes.get(25)?) + 32 + 32;
+    let field = bytes.get_mut(at..at + 8)?;
+    if u64::from_be_bytes(<[u8; 8]>::try_from(&*field).ok()?) > last_id {
+        return None;
+    }
+    field.copy_from_slice(&last_id.to_be_bytes());
+    let end = bytes.len().checked_sub(32)?;
+    let checksum = Sha256::digest(bytes.get(..end)?);
+    bytes.get_mut(end..)?.copy_from_slice(&checksum);
+    Client::restore_state(&bytes).ok()
+}
+
+/// `client` as its state file (SPEC.md §18) restores it with its next prekey id set to `next_id`,
+/// or `None` if that is below the client's, or the client has no e2e state.
+fn restore_with_next_prekey_id(client: &Client, next_id: u64) -> Option<Client> {
+    use sha2::{Digest as _, Sha256};
+    let mut bytes = client.export_state().as_bytes().to_vec();
+    let name_at = |bytes: &[u8], at: usize| Some(at + 1 + usize::from(*bytes.get(at)?));
+    // §18.2: name, static_key, server_key, last_id, then the windows: clock, count, and per
+    // sender Name, highest, seen, at.
+    let mut at = name_at(&bytes, 25)? + 32 + 32 + 8 + 8;
+    let count = u16::from_be_bytes(<[u8; 2]>::try_from(bytes.get(at..at + 2)?).ok()?);
+    at += 2;
+    for _ in 0..count {
+        at = name_at(&bytes, at)? + 24;
+    }
+    // The e2e flag, then §18.3: ik, isk, and Prekeys.next_id.
+    if *bytes.get(at)? != 1 {
+        return None;
+    }
+    at += 1 + 32 + 32;
+    let field = bytes.get_mut(at..at + 8)?;
+    if u64::from_be_bytes(<[u8; 8]>::try_from(&*field).ok()?) > next_id {
+        return None;
+    }
+    field.copy_from_slice(&next_id.to_be_bytes());
+    let end = bytes.len().checked_sub(32)?;
+    let checksum = Sha256::digest(bytes.get(..end)?);
+    bytes.get_mut(end..)?.copy_from_slice(&checksum);
+    Client::restore_state(&bytes).ok()
 }
 
 /// A message written by [`Step::SendLate`], waiting to go out.
@@ -560,6 +674,11 @@ struct World<'o, P: ContentPolicy> {
     late: Vec<(Party, Late, String)>,
     /// The last frame each party received, and its sender: what [`Step::ReplayLastFrame`] replays.
     last_frame_to: BTreeMap<Party, (Party, Vec<u8>)>,
+    /// After a [`Step::ReplayHandshakeOnNewLink`]: the party whose handshake the attacker's open
+    /// link carries, and the link; frames for it there go to the attacker.
+    attacker_link: Option<(Party, LinkId)>,
+    /// The last frame each client sent: what [`Step::ReplayOnNewLink`] replays.
+    last_sent_by: BTreeMap<Party, Vec<u8>>,
     /// Each client's last `HandshakeInit`: what [`Step::ReplayHandshakeInit`] replays.
     last_handshake_of: BTreeMap<Party, Vec<u8>>,
     /// Each `Deliver` or `E2eDeliver` the server accepted to make, with its recipient: what
@@ -567,6 +686,15 @@ struct World<'o, P: ContentPolicy> {
     deliveries: Vec<(Name, Message)>,
     /// During a [`Step::ServerTampersNextEnvelope`]: the sender whose next `E2eSend` is tampered.
     tamper_envelope_from: Option<Party>,
+    /// After a [`Step::ServerAnswersNextFetch`]: whose next `FetchBundle` gets which answer.
+    fetch_answer: Option<(Party, Option<Message>)>,
+    /// After a [`Step::ServerWelcomesAs`]: whose next `HandshakeInit` gets which `Welcome`.
+    welcome_as: Option<(Party, Name)>,
+    /// During a [`Step::RegisterWith`]: the party and its handshake, waiting for message 2.
+    raw_handshake: Option<(Party, InitiatorAwaitingResponse)>,
+    /// Every party's channel static key (the server's too), for the steps that run a handshake
+    /// outside the roles.
+    static_keys: BTreeMap<Party, PrivateKey>,
     note: Option<String>,
     events: Vec<Event>,
     summary: Summary,
@@ -603,9 +731,15 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             rng.report(observer, |_| Purpose::ChannelStatic(party));
             key
         };
-        let server = Server::with_policy(static_key(Party::Server), config.policy.clone());
+        let server_key = static_key(Party::Server);
         let alice_key = static_key(Party::Alice);
         let bob_key = static_key(Party::Bob);
+        let static_keys = BTreeMap::from([
+            (Party::Server, server_key.clone()),
+            (Party::Alice, alice_key.clone()),
+            (Party::Bob, bob_key.clone()),
+        ]);
+        let server = Server::with_policy(server_key, config.policy.clone());
         let (mut alice, mut bob) = match config.protocol {
             Protocol::Hop => (
                 Client::new(name(Party::Alice)?, alice_key, server.public_key()),
@@ -664,8 +798,14 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             late: Vec::new(),
             last_frame_to: BTreeMap::new(),
             last_handshake_of: BTreeMap::new(),
+            last_sent_by: BTreeMap::new(),
+            attacker_link: None,
             deliveries: Vec::new(),
             tamper_envelope_from: None,
+            fetch_answer: None,
+            welcome_as: None,
+            raw_handshake: None,
+            static_keys,
             note: (!notes.is_empty()).then(|| notes.join("; ")),
             events: Vec::new(),
             summary: Summary::default(),
@@ -691,6 +831,14 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     fn step(&mut self, step: &Step) -> Result<(), Error> {
         match step {
             Step::Connect(party) => {
+                if let Some((p, link)) = self.attacker_link
+                    && p == *party
+                {
+                    self.attacker_link = None;
+                    self.links.remove(party);
+                    self.server.close_link(link);
+                    self.add_note(format!("the attacker's link for {} closes", party.label()));
+                }
                 let mut rng = self.rng.clone();
                 let frame = self.client(*party)?.connect(&mut rng)?;
                 self.rng = rng;
@@ -849,6 +997,133 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 let frame = self.server.seal_transport(link, message)?;
                 self.in_flight.push_back((Party::Server, *to, frame));
             }
+            Step::RegisterWith { party, payload } => {
+                if self.links.contains_key(party) {
+                    return Err(MisuseError::AlreadyConnected.into());
+                }
+                let key = self.static_keys.get(party).cloned().ok_or(MisuseError::NotConnected)?;
+                let initiator = Initiator::new(PROLOGUE, key, self.server.public_key());
+                let mut rng = self.rng.clone();
+                let (awaiting, noise) =
+                    initiator.write_message_1_with_rng(&mut rng, &payload.encode())?;
+                self.rng = rng;
+                let link = LinkId(self.next_link);
+                self.rng
+                    .report(self.observer, |_| Purpose::ChannelEphemeral { party: *party, link });
+                self.links.insert(*party, link);
+                self.next_link += 1;
+                self.raw_handshake = Some((*party, awaiting));
+                self.add_note(format!(
+                    "{} connects with {} as its handshake payload",
+                    party.label(),
+                    payload.type_name()
+                ));
+                let frame = LinkFrame::handshake_init(noise)?.encode();
+                self.in_flight.push_back((*party, Party::Server, frame));
+            }
+            Step::ReplayOnNewLink { of } => {
+                if self.links.contains_key(of) {
+                    return Err(MisuseError::AlreadyConnected.into());
+                }
+                let frame = self.last_sent_by.get(of).cloned().ok_or(MisuseError::NotConnected)?;
+                let link = LinkId(self.next_link);
+                self.next_link += 1;
+                self.links.insert(*of, link);
+                self.add_note(format!(
+                    "a network attacker opens a new link and sends on it a copy of the last frame {} sent",
+                    of.label()
+                ));
+                self.in_flight.push_back((*of, Party::Server, frame));
+                let pumped = self.pump();
+                self.links.remove(of);
+                self.server.close_link(link);
+                return pumped;
+            }
+            Step::RestoreWithLastId { party, last_id } => {
+                if self.links.contains_key(party) {
+                    return Err(MisuseError::AlreadyConnected.into());
+                }
+                let restored = restore_with_last_id(self.client(*party)?, *last_id)
+                    // Only a bug can make a state just exported, with one field in range, fail.
+                    .ok_or(MisuseError::NotConnected)?;
+                *self.client(*party)? = restored;
+                let args = [("last_id", last_id.to_string())];
+                self.observer.called(&Call {
+                    party: *party,
+                    op: "restore_state",
+                    args: &args,
+                    outcome: Ok(()),
+                });
+                return Ok(());
+            }
+            Step::RestoreWithNextPrekeyId { party, next_id } => {
+                if self.links.contains_key(party) {
+                    return Err(MisuseError::AlreadyConnected.into());
+                }
+                let restored = restore_with_next_prekey_id(self.client(*party)?, *next_id)
+                    // Only a bug can make a state just exported, with one field in range, fail.
+                    .ok_or(MisuseError::NotConnected)?;
+                *self.client(*party)? = restored;
+                let args = [("next_prekey_id", next_id.to_string())];
+                self.observer.called(&Call {
+                    party: *party,
+                    op: "restore_state",
+                    args: &args,
+                    outcome: Ok(()),
+                });
+                return Ok(());
+            }
+            Step::Replenish { party, count } => {
+                let mut rng = self.rng.clone();
+                match self.client(*party)?.replenish_prekeys(&mut rng, *count) {
+                    Ok(frame) => {
+                        self.rng = rng;
+                        self.rng.report(self.observer, |_| Purpose::Replenished(*party));
+                        self.add_note(format!(
+                            "{} replenishes its one-time prekeys",
+                            party.label()
+                        ));
+                        self.in_flight.push_back((*party, Party::Server, frame));
+                    }
+                    Err(e) => {
+                        let args = [("count", count.to_string())];
+                        self.observer.called(&Call {
+                            party: *party,
+                            op: "replenish_prekeys",
+                            args: &args,
+                            outcome: Err(&e),
+                        });
+                        return Ok(());
+                    }
+                }
+            }
+            Step::ReplayHandshakeOnNewLink { of } => {
+                if self.links.contains_key(of) {
+                    return Err(MisuseError::AlreadyConnected.into());
+                }
+                let frame =
+                    self.last_handshake_of.get(of).cloned().ok_or(MisuseError::NotConnected)?;
+                let link = LinkId(self.next_link);
+                self.next_link += 1;
+                self.links.insert(*of, link);
+                self.attacker_link = Some((*of, link));
+                self.add_note(format!(
+                    "a network attacker opens a new link and replays {}'s last HandshakeInit on it",
+                    of.label()
+                ));
+                self.in_flight.push_back((*of, Party::Server, frame));
+            }
+            Step::ServerWelcomesAs { to, name } => {
+                self.welcome_as = Some((*to, name.clone()));
+                return Ok(());
+            }
+            Step::ServerAnswersNextFetch { from, answer } => {
+                if self.protocol != Protocol::E2e {
+                    return Err(MisuseError::NoE2eIdentity.into());
+                }
+                self.fetch_answer = Some((*from, answer.clone()));
+                return Ok(());
+            }
             Step::ServerRelabelsDelivery { to, id, as_from } => {
                 let message = self.delivery(*to, *id)?;
                 let message = match message {
@@ -925,6 +1200,17 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 self.rng = rng;
                 self.rng.report(self.observer, |_| Purpose::RatchetKey(from));
                 self.waiting.entry(from).or_default().push_back(text.to_owned());
+                if out.transmit.is_empty() {
+                    // Queued behind a request already made: a call that crosses no link.
+                    let args = [("to", to.as_str().to_owned())];
+                    self.observer.called(&Call {
+                        party: from,
+                        op: "send_e2e",
+                        args: &args,
+                        outcome: Ok(()),
+                    });
+                    self.note = None;
+                }
                 self.client_outputs(from, out);
             }
         }
@@ -967,6 +1253,9 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             let client = if to == Party::Server { from } else { to };
             let link = self.links.get(&client).copied();
             self.last_frame_to.insert(to, (from, frame.clone()));
+            if to == Party::Server {
+                self.last_sent_by.insert(from, frame.clone());
+            }
             if to == Party::Server
                 && LinkFrame::decode(&frame).is_ok_and(|f| f.kind() == LinkKind::HandshakeInit)
             {
@@ -1029,7 +1318,15 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 None => Intercepted::PassThrough,
             };
             match intercepted {
-                Intercepted::PassThrough => self.process(from, link, sender, plaintext)?,
+                Intercepted::PassThrough => {
+                    match self.forged_fetch_answer(from, link, &plaintext)? {
+                        Some((out, read)) => {
+                            reads.push(read);
+                            (out, None)
+                        }
+                        None => self.process(from, link, sender, plaintext)?,
+                    }
+                }
                 Intercepted::Rewritten { plaintext, read, content } => {
                     reads.push(read);
                     self.summary.server_read.push(String::from_utf8_lossy(&content).into_owned());
@@ -1041,6 +1338,9 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                     (ServerOutputs { transmit: vec![(link, frame)], ..Default::default() }, None)
                 }
             }
+        } else if let Some((forged, reply)) = self.forged_welcome(from, link, frame)? {
+            reads.push(format!("HandshakeInit: the server answers Welcome {forged} itself"));
+            (ServerOutputs { transmit: vec![(link, reply)], ..Default::default() }, None)
         } else {
             let out = self.server.handle(link, frame, &mut self.rng);
             self.rng.report(self.observer, |_| Purpose::ChannelEphemeral {
@@ -1058,6 +1358,63 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     /// The server acts on a plaintext it opened from `from` on `link`, honestly — after sealing a
     /// tampered copy for the recipient first if a [`Step::ServerTampersNextEnvelope`] asks for one
     /// (then it also says so). Remembers what it delivers, for [`Step::ServerReplaysDelivery`].
+    /// As in [`Step::ServerWelcomesAs`]: the server's own `HandshakeResp` with `Welcome { name }`
+    /// to `from`'s `HandshakeInit` in `frame`, if one is set, instead of handling it.
+    fn forged_welcome(
+        &mut self,
+        from: Party,
+        link: LinkId,
+        frame: &[u8],
+    ) -> Result<Option<(Name, Vec<u8>)>, Error> {
+        if self.welcome_as.as_ref().is_none_or(|(party, _)| *party != from) {
+            return Ok(None);
+        }
+        let Ok(decoded) = LinkFrame::decode(frame) else { return Ok(None) };
+        if decoded.kind() != LinkKind::HandshakeInit {
+            return Ok(None);
+        }
+        let Some((_, name)) = self.welcome_as.take() else { return Ok(None) };
+        let key = self.static_keys.get(&Party::Server).cloned().ok_or(MisuseError::NotConnected)?;
+        let received = Responder::new(PROLOGUE, key).read_message_1(decoded.noise())?;
+        let payload = Message::Welcome { name: name.clone() }.encode();
+        let mut rng = self.rng.clone();
+        let (_, noise) = received.write_message_2_with_rng(&mut rng, &payload)?;
+        self.rng = rng;
+        self.rng
+            .report(self.observer, |_| Purpose::ChannelEphemeral { party: Party::Server, link });
+        Ok(Some((name, LinkFrame::handshake_resp(noise)?.encode())))
+    }
+
+    /// As in [`Step::ServerAnswersNextFetch`]: the server's own answer to `from`'s `FetchBundle`
+    /// in `plaintext`, if one is set, instead of processing it.
+    fn forged_fetch_answer(
+        &mut self,
+        from: Party,
+        link: LinkId,
+        plaintext: &[u8],
+    ) -> Result<Option<(ServerOutputs, String)>, Error> {
+        let Some((party, _)) = &self.fetch_answer else { return Ok(None) };
+        let Ok(Message::FetchBundle { name }) = Message::decode(plaintext) else { return Ok(None) };
+        if *party != from {
+            return Ok(None);
+        }
+        let answer = self.fetch_answer.take().and_then(|(_, answer)| answer);
+        Ok(Some(match answer {
+            Some(message) => {
+                let frame = self.server.seal_transport(link, &message)?;
+                let read = format!(
+                    "FetchBundle {name}: the server answers {} of its own",
+                    message.type_name()
+                );
+                (ServerOutputs { transmit: vec![(link, frame)], ..Default::default() }, read)
+            }
+            None => (
+                ServerOutputs::default(),
+                format!("FetchBundle {name}: the server withholds the answer"),
+            ),
+        }))
+    }
+
     fn process(
         &mut self,
         from: Party,
@@ -1104,8 +1461,10 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 self.in_flight.push_back((Party::Server, party, frame));
             }
         }
+        // The party of a Step::RegisterWith reads the answer on its link before it is gone.
+        let raw = self.raw_handshake.as_ref().map(|(party, _)| *party);
         for link in out.close {
-            self.links.retain(|_, l| *l != link);
+            self.links.retain(|p, l| *l != link || raw == Some(*p));
         }
         for event in &out.events {
             reads.push(match event {
@@ -1159,6 +1518,27 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     }
 
     fn deliver_to_client(&mut self, to: Party, frame: &[u8]) -> Result<(String, Handled), Error> {
+        if self.attacker_link.is_some_and(|(p, _)| p == to) {
+            // Step::ReplayHandshakeOnNewLink: it reaches the attacker, who has no key to read it.
+            return Ok((
+                "reaches the network attacker, who cannot read it".to_owned(),
+                Handled::Client(Vec::new()),
+            ));
+        }
+        if let Some((party, awaiting)) = self.raw_handshake.take() {
+            if party == to {
+                // Step::RegisterWith: the answer to a handshake made outside the client role.
+                let noise = LinkFrame::decode(frame)?;
+                let (_, payload) = awaiting.read_message_2(noise.noise())?;
+                let answer = Message::decode(&payload)?;
+                self.links.remove(&to);
+                return Ok((
+                    format!("{}: stays offline", answer.type_name()),
+                    Handled::Client(Vec::new()),
+                ));
+            }
+            self.raw_handshake = Some((party, awaiting));
+        }
         let mut rng = self.rng.clone();
         let out = self.client(to)?.handle(frame, &mut rng)?;
         self.rng = rng;

@@ -124,6 +124,17 @@ impl CipherState {
     pub(crate) const fn set_nonce(&mut self, n: u64) {
         self.n = n;
     }
+
+    /// `SetNonce(n)` (§5.1), forward only: `n` becomes the counter if it is not below the current
+    /// one, and `true` is returned; otherwise nothing changes and `false` is returned. Moving the
+    /// counter back would reuse a nonce, so it is refused; moving it forward only skips nonces.
+    pub(crate) const fn advance_nonce_to(&mut self, n: u64) -> bool {
+        if n < self.n {
+            return false;
+        }
+        self.n = n;
+        true
+    }
 }
 
 #[cfg(test)]

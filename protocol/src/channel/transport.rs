@@ -102,6 +102,23 @@ impl Transport {
         self.recv.decrypt_with_ad(&[], ciphertext)
     }
 
+    /// Noise `SetNonce(n)` (§5.1) on the sending `CipherState`, forward only: skips the sending
+    /// counter to `n` and returns `true`, or returns `false` and changes nothing if `n` is below
+    /// the current counter (that would reuse a nonce). Skipping is harmless — the peer's receive
+    /// counter must be skipped likewise or the next message does not open — and is how a test or
+    /// a vector (SPEC.md §17.2, `channel.json`) reaches the reserved counter `2^64 − 1` (§4.4)
+    /// without `2^64` messages.
+    #[must_use]
+    pub const fn advance_send_nonce(&mut self, n: u64) -> bool {
+        self.send.advance_nonce_to(n)
+    }
+
+    /// As [`Self::advance_send_nonce`], on the receiving `CipherState`.
+    #[must_use]
+    pub const fn advance_receive_nonce(&mut self, n: u64) -> bool {
+        self.recv.advance_nonce_to(n)
+    }
+
     /// The handshake hash `h` at `Split()` (§5.2 `GetHandshakeHash()`, §11.2): equal on both sides,
     /// unique to this handshake; usable for channel binding. Not secret.
     #[must_use]
@@ -225,6 +242,20 @@ mod tests {
         let mut too_long = ct.clone();
         too_long.push(0);
         rejects_then_accepts(&mut r, &too_long, ChannelError::MessageTooLong, &ct, &vec![1; max]);
+    }
+
+    #[test]
+    fn nonce_advances_forward_only() {
+        let (mut i, mut r) = handshake(109);
+        assert!(i.advance_send_nonce(7));
+        assert!(r.advance_receive_nonce(7));
+        assert_eq!(r.read(&i.write(b"at seven").unwrap()).unwrap(), b"at seven");
+        let (i_before, r_before) = (i.clone(), r.clone());
+        assert!(!i.advance_send_nonce(3));
+        assert!(!r.advance_receive_nonce(3));
+        assert_eq!((&i, &r), (&i_before, &r_before));
+        assert!(i.advance_send_nonce(u64::MAX));
+        assert_eq!(i.write(b"none left"), Err(ChannelError::NonceExhausted));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! | `initiator_read_2`  | `message`    | `payload`, `handshake_hash` (or `error`)      |
 //! | `initiator_send`, `responder_send` | `plaintext` | `n`, `nonce`, `ciphertext`     |
 //! | `initiator_receive`, `responder_receive` | `ciphertext` | `plaintext` (or `error`) |
+//! | `initiator_set_nonce`, `responder_set_nonce` | `direction` (`send`/`receive`), `n` | — (Noise `SetNonce`, forward only) |
 
 use serde_json::{Value, json};
 
@@ -197,6 +198,28 @@ fn run_step(sides: &mut Sides, input: &Value) -> Result<Value, VectorError> {
             .ok_or_else(|| missing_state(op))?;
             let read = transport.read(&ciphertext).map_err(Error::from);
             outcome_into(&mut step, read.map(|pt| ("plaintext", hex(pt).into())));
+        }
+        "initiator_set_nonce" | "responder_set_nonce" => {
+            // Noise SetNonce (SPEC.md §17.2), forward only: how a case starts from a stated counter.
+            let direction = str_field(input, "direction")?;
+            let n = input["n"].as_u64().ok_or_else(|| VectorError::malformed("n"))?;
+            step.insert("direction".to_owned(), direction.into());
+            step.insert("n".to_owned(), n.into());
+            let transport = if op == "initiator_set_nonce" {
+                sides.initiator_transport.as_mut()
+            } else {
+                sides.responder_transport.as_mut()
+            }
+            .ok_or_else(|| missing_state(op))?;
+            let moved = match direction {
+                "send" => transport.advance_send_nonce(n),
+                "receive" => transport.advance_receive_nonce(n),
+                _ => return Err(VectorError::malformed("direction")),
+            };
+            if !moved {
+                return Err(VectorError::malformed("n (below the current counter)"));
+            }
+            step.insert("result".to_owned(), "valid".into());
         }
         _ => return Err(VectorError::malformed("op")),
     }
@@ -525,6 +548,76 @@ pub fn generate() -> Result<Value, VectorError> {
         "transport-reflected",
         "The server's own transport message sent back to it: the directions use different keys.",
         vec![recv(&ct(6)?, "the server's message 0, reflected"), recv(&ct(4)?, "genuine")],
+    )?);
+
+    // A handshake message replayed to the side that already read it (SPEC.md §4.3): that side is in
+    // transport mode, so the bytes are read as the next transport message and do not open.
+    cases.push(transport(
+        "handshake-message2-replayed",
+        "Message 2 delivered to the initiator a second time, after it read it: the initiator has a \
+         transport channel now, which reads the bytes as its next transport message — they do not open \
+         (Crypto(AeadOpen)) and its receive counter does not move; the server's transport message 0 then opens.",
+        vec![
+            with_comment(op("initiator_receive", "ciphertext", &m2), "message 2 again"),
+            with_comment(op("initiator_receive", "ciphertext", &ct(6)?), "genuine, counter 0"),
+        ],
+    )?);
+    cases.push(transport(
+        "handshake-message1-replayed",
+        "Message 1 delivered to the responder a second time on the channel it made: read as the next \
+         transport message, it does not open and the counter does not move; the client's message 0 then opens.",
+        vec![recv(&m1, "message 1 again"), recv(&ct(4)?, "genuine, counter 0")],
+    )?);
+
+    // The reserved counter 2^64 − 1 (SPEC.md §4.4), reached by SetNonce rather than 2^64 messages.
+    let set_nonce = |side: &str, direction: &str, n: u64, comment: &str| {
+        with_comment(json!({"op": side, "direction": direction, "n": n}), comment)
+    };
+    let last = u64::MAX - 1;
+    let mut exhausted = handshake_done.to_vec();
+    exhausted.extend([
+        set_nonce(
+            "initiator_set_nonce",
+            "send",
+            last,
+            "the client's sending counter skipped to 2^64 - 2",
+        ),
+        set_nonce(
+            "responder_set_nonce",
+            "receive",
+            last,
+            "the server's receiving counter likewise",
+        ),
+        send("initiator_send", last, &ready),
+    ]);
+    let at_last = run_case("", "", &setup, &exhausted)?;
+    let last_ct = output(&at_last, exhausted.len() - 1, "ciphertext")?;
+    exhausted.extend([
+        with_comment(
+            op("responder_receive", "ciphertext", &last_ct),
+            "the last usable counter, 2^64 - 2",
+        ),
+        with_comment(
+            send("initiator_send", u64::MAX, &hi),
+            "counter 2^64 - 1 is reserved: NonceExhausted",
+        ),
+        with_comment(
+            op("responder_receive", "ciphertext", &last_ct),
+            "any message at receive counter 2^64 - 1: NonceExhausted, before the AEAD",
+        ),
+        with_comment(send("responder_send", 0, &ack), "the other direction is independent"),
+    ]);
+    let reverse = run_case("", "", &setup, &exhausted)?;
+    let reverse_ct = output(&reverse, exhausted.len() - 1, "ciphertext")?;
+    exhausted.push(op("initiator_receive", "ciphertext", &reverse_ct));
+    cases.push(run_case(
+        "transport-nonce-exhausted",
+        "Both counters of the client-to-server direction are moved to 2^64 - 2 with Noise's SetNonce: one \
+         message is sent and read there; then the client cannot send (NonceExhausted, nothing changes) and \
+         the server cannot receive (NonceExhausted, checked before the AEAD, nothing changes); the other \
+         direction still works.",
+        &setup,
+        &exhausted,
     )?);
 
     let mut wrong = Setup::fixed("main");

@@ -66,9 +66,9 @@ pub const CLASSES: &[(&str, Status)] = &[
     ("Channel.Crypto.NonContributory", Status::Required),
     ("Channel.MessageTooShort", Status::Required),
     ("Channel.MessageTooLong", Status::Required),
-    ("Channel.NonceExhausted", Status::Gap("a channel whose counter has reached 2^64 − 1")),
+    ("Channel.NonceExhausted", Status::Required),
     ("Protocol.Unexpected", Status::Required),
-    ("Protocol.WrongName", Status::Gap("a transcript step: a Welcome for another name")),
+    ("Protocol.WrongName", Status::Required),
     ("Protocol.Replayed", Status::Required),
     ("Protocol.OutOfWindow", Status::Required),
     ("E2e.Bundle.BadSigningKey", Status::Required),
@@ -85,7 +85,7 @@ pub const CLASSES: &[(&str, Status)] = &[
     ("E2e.Ratchet.TooFarAhead", Status::Required),
     ("E2e.Ratchet.Replayed", Status::Required),
     ("E2e.Ratchet.DecryptFailed", Status::Required),
-    ("E2e.Ratchet.ChainExhausted", Status::Gap("a header with n = 2^32 − 1 that passes SKIP")),
+    ("E2e.Ratchet.ChainExhausted", Status::Required),
     (
         "E2e.Ratchet.WorkExceeded",
         Status::Exempt(
@@ -96,7 +96,7 @@ pub const CLASSES: &[(&str, Status)] = &[
     ("E2e.Ratchet.Crypto.NonContributory", Status::Required),
     ("E2e.Crypto.NonContributory", Status::Required),
     ("E2e.TooManyPeers", Status::Gap("a new session when every one of MAX_PEERS peers is spared")),
-    ("E2e.PrekeyIdsExhausted", Status::Gap("a replenishment after prekey id 2^32 − 1")),
+    ("E2e.PrekeyIdsExhausted", Status::Required),
     ("E2e.SafetyNumberMismatch", Status::Required),
     (
         "Misuse.NotConnected",
@@ -110,7 +110,7 @@ pub const CLASSES: &[(&str, Status)] = &[
         "Misuse.UnknownLink",
         Status::Exempt("a driver naming a link the server does not have; nothing crosses a link"),
     ),
-    ("Misuse.IdsExhausted", Status::Gap("a send after message id 2^64 − 1")),
+    ("Misuse.IdsExhausted", Status::Required),
     (
         "Misuse.NoE2eIdentity",
         Status::Exempt("an e2e call on a hop-only client of the reference's API"),
@@ -325,10 +325,13 @@ pub const RULES: &[Rule] = &[
         "h hashes an ephemeral key as received, including the bit X25519 ignores",
         &["channel#message1-tampered-ephemeral-high-bit Channel.Crypto.AeadOpen"],
     ),
-    gap(
-        "§4.3",
+    rule(
+        "§4.3, §4.4",
         "a replayed handshake message is refused by the state that already read it",
-        "message 2 delivered twice to the initiator",
+        &[
+            "channel#handshake-message2-replayed Channel.Crypto.AeadOpen",
+            "channel#handshake-message1-replayed Channel.Crypto.AeadOpen",
+        ],
     ),
     rule(
         "§4.4",
@@ -344,10 +347,10 @@ pub const RULES: &[Rule] = &[
             "hop_transcript#hop-seed-1/step-29 Channel.Crypto.AeadOpen",
         ],
     ),
-    gap(
+    rule(
         "§4.4",
         "the counter 2^64 − 1 is reserved: send and receive fail NonceExhausted",
-        "a channel step at counter 2^64 − 1",
+        &["channel#transport-nonce-exhausted Channel.NonceExhausted"],
     ),
     // §5.1
     rule(
@@ -359,30 +362,41 @@ pub const RULES: &[Rule] = &[
             "e2e_transcript#e2e-seed-1/step-06",
         ],
     ),
-    gap(
+    rule(
         "§5.1",
         "a payload that is a message but not Register: Refused{NotARegistration}",
-        "a transcript step: HandshakeInit carrying Ready",
+        &["hop_transcript#hop-seed-1/step-248", "hop_transcript#hop-seed-1/step-249"],
     ),
-    gap(
+    rule(
         "§5.1",
         "a name bound to another key: Refused{NameTaken}",
-        "a transcript step: a third client registering as alice",
+        &["hop_transcript#hop-seed-1/step-246", "hop_transcript#hop-seed-1/step-247"],
     ),
-    gap(
+    rule(
         "§5.1",
         "a key bound to another name: Refused{KeyInUse}",
-        "a transcript step: alice's key registering a second name",
+        &["hop_transcript#hop-seed-1/step-250", "hop_transcript#hop-seed-1/step-251"],
+    ),
+    rule(
+        "§5.1",
+        "key confirmation: an unconfirmed link receives nothing and drains no mailbox",
+        &[
+            "hop_transcript#hop-seed-1/step-264",
+            "hop_transcript#hop-seed-1/step-265",
+            "hop_transcript#hop-seed-1/step-267",
+            "hop_transcript#hop-seed-1/step-271",
+        ],
     ),
     gap(
         "§5.1",
-        "key confirmation: an unconfirmed link receives nothing, displaces nothing, drains no mailbox",
-        "a transcript step: a replayed HandshakeInit of a connected client, then a message for it",
+        "key confirmation: an unconfirmed link displaces no confirmed link",
+        "a transcript step: a replayed HandshakeInit on a new link while the client is connected, \
+         then a message for it",
     ),
-    gap(
+    rule(
         "§5.1",
         "the client accepts Welcome only for its own name (WrongName)",
-        "a transcript step: a server answering with another name",
+        &["hop_transcript#hop-seed-1/step-263 Protocol.WrongName"],
     ),
     rule(
         "§5.1, §5.4",
@@ -415,10 +429,10 @@ pub const RULES: &[Rule] = &[
         "a HandshakeInit on a link that has a channel is Unexpected and changes nothing",
         &["hop_transcript#hop-seed-1/step-37 Protocol.Unexpected"],
     ),
-    gap(
+    rule(
         "§5.2",
         "a frame other than HandshakeInit on a link without a channel is Unexpected",
-        "a transcript step: a Transport frame on a fresh link",
+        &["hop_transcript#hop-seed-1/step-258 Protocol.Unexpected"],
     ),
     // §5.3
     rule(
@@ -449,10 +463,31 @@ pub const RULES: &[Rule] = &[
             "e2e_transcript#e2e-seed-1/step-35 E2e.Ratchet.Replayed",
         ],
     ),
-    gap(
+    rule(
+        "§5.3, §18",
+        "ids count 1, 2, 3, … across a restart; after 2^64 − 1 a send is refused (IdsExhausted)",
+        &[
+            "hop_transcript#hop-seed-1/call-01",
+            "hop_transcript#hop-seed-1/step-275",
+            "hop_transcript#hop-seed-1/call-02 Misuse.IdsExhausted",
+        ],
+    ),
+    rule(
+        "§10.2, §18",
+        "prekey ids never wrap: after id 2^32 − 1 no prekey is made (PrekeyIdsExhausted)",
+        &[
+            "e2e_transcript#e2e-seed-1/call-04",
+            "e2e_transcript#e2e-seed-1/call-05 E2e.PrekeyIdsExhausted",
+        ],
+    ),
+    rule(
         "§5.3",
         "a window for one more than MAX_PEERS senders evicts the least recently accepted",
-        "257 senders, then the first again",
+        &[
+            "hop_transcript#hop-seed-1/step-532",
+            "hop_transcript#hop-seed-1/step-533 Protocol.Replayed",
+            "hop_transcript#hop-seed-1/step-534",
+        ],
     ),
     // §5.4
     rule(
@@ -586,10 +621,10 @@ pub const RULES: &[Rule] = &[
             "key_schedule#x3dh-respond-unknown-one-time-prekey E2e.UnknownPrekey",
         ],
     ),
-    gap(
+    rule(
         "§11.2, §14.2",
         "a prekey message claiming a pinned name with another identity: IdentityMismatch",
-        "a transcript step after verification",
+        &["e2e_transcript#e2e-seed-1/step-59 E2e.IdentityMismatch"],
     ),
     // §11.3
     rule(
@@ -651,10 +686,10 @@ pub const RULES: &[Rule] = &[
             "key_schedule#ratchet-initiator-receives-on-signed-prekey E2e.Ratchet.DecryptFailed",
         ],
     ),
-    gap(
+    rule(
         "§12.4",
         "n = 2^32 − 1 past SKIP fails ChainExhausted",
-        "a chain advanced to Nr ≥ 2^32 − 1 − MAX_SKIP",
+        &["key_schedule#ratchet-receive-chain-exhausted E2e.Ratchet.ChainExhausted"],
     ),
     rule(
         "§12.4",
@@ -674,10 +709,10 @@ pub const RULES: &[Rule] = &[
             "e2e_transcript#e2e-seed-1/step-36 E2e.Ratchet.DecryptFailed",
         ],
     ),
-    gap(
+    rule(
         "§12.5",
         "MAX_SKIPPED_KEYS: the oldest stored key is evicted first",
-        "2001 skipped keys, then the first",
+        &["key_schedule#ratchet-receive-skipped-key-eviction E2e.Ratchet.Replayed"],
     ),
     // §13
     rule(
@@ -774,15 +809,22 @@ pub const RULES: &[Rule] = &[
         "no e2e message to oneself (SendToSelf), refused before anything is sent",
         &["e2e_transcript#e2e-seed-1/call-03 Misuse.SendToSelf"],
     ),
-    gap(
+    rule(
         "§15.3",
         "MAX_PENDING messages wait for a bundle; the next is PendingFull",
-        "17 messages to a peer whose bundle has not arrived",
+        &[
+            "e2e_transcript#e2e-seed-1/step-68",
+            "e2e_transcript#e2e-seed-1/call-20",
+            "e2e_transcript#e2e-seed-1/call-21 Misuse.PendingFull",
+        ],
     ),
-    gap(
+    rule(
         "§15.3",
         "a refused bundle discards the waiting messages (SendFailed)",
-        "a transcript with a bundle the client refuses",
+        &[
+            "e2e_transcript#e2e-seed-1/step-64 E2e.Bundle.BadSigningKey",
+            "e2e_transcript#e2e-seed-1/step-55 E2e.NoBundle",
+        ],
     ),
     // §8
     rule(

@@ -7,11 +7,17 @@ use serde_json::Value;
 
 use super::hop_transcript::verify_transcript;
 use super::run::{RunSpec, run};
+use super::util::{fixed_bytes, fixed_key};
 use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
-use e2e_protocol::suite::{PublicKey, Signature, VerifyingKey};
+use e2e_protocol::e2e::MAX_PENDING;
+use e2e_protocol::e2e::envelope::{EnvelopeBody, RatchetMessage};
+use e2e_protocol::e2e::identity::IdentityKeyPair;
+use e2e_protocol::e2e::ratchet::Header;
+use e2e_protocol::e2e::x3dh::PrekeyHeader;
+use e2e_protocol::suite::{PublicKey, Signature, SigningKey, VerifyingKey};
 use e2e_protocol::wire::{
-    Body, FetchedBundle, IdentityPublic, Message, MessageId, Name, SignedPrekeyPublic,
+    Body, Envelope, FetchedBundle, IdentityPublic, Message, MessageId, Name, SignedPrekeyPublic,
 };
 
 const DESCRIPTION: &str = "A whole e2e run (SPEC.md §10–§15, §9): the default script of `e2e-ref run \
@@ -46,8 +52,37 @@ fn stale_bundle() -> FetchedBundle {
     }
 }
 
+/// A prekey message claiming to come from a pinned peer under an identity the server made up: a
+/// valid identity (its `id_sig` verifies), so only the pin can refuse it (SPEC.md §11.2, §14.2).
+/// Its other fields do not matter: the pin is checked before any prekey or DH.
+fn impostor_prekey_message() -> Result<Envelope, VectorError> {
+    let identity = IdentityKeyPair::from_parts(
+        fixed_key("e2e-transcript/impostor/ik"),
+        SigningKey::from_seed(fixed_bytes("e2e-transcript/impostor/isk")),
+    );
+    let body = EnvelopeBody::Prekey {
+        prekey: PrekeyHeader {
+            identity: identity.public(),
+            identity_signature: identity.binding_signature(),
+            base_key: fixed_key("e2e-transcript/impostor/base-key").public_key(),
+            signed_prekey_id: 1,
+            one_time_prekey_id: None,
+        },
+        message: RatchetMessage {
+            header: Header {
+                dh: fixed_key("e2e-transcript/impostor/ratchet-key").public_key(),
+                pn: 0,
+                n: 0,
+            },
+            ciphertext: vec![0; 16],
+        },
+    };
+    Ok(Envelope::new(body.encode())?)
+}
+
 fn runs() -> Result<Vec<RunSpec>, VectorError> {
     let (a, b) = (Party::Alice, Party::Bob);
+    let carol = name("carol")?;
     Ok(vec![RunSpec {
         id: "e2e-seed-1",
         comment: "The default e2e conversation, then: the server delivers Alice's last envelope (id 4) to Bob again \
@@ -68,7 +103,17 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          no link (cases call-NN, after the frame step they follow): Alice's user enters a wrong safety \
          number for bob (SafetyNumberMismatch, nothing pinned), then the right one (bob's identity is \
          pinned); Alice tries an e2e message to herself (SendToSelf, nothing sent); and Alice writes to Bob \
-         again, under the pin.",
+         again, under the pin. Last, the server forges a prekey message to Alice from bob under an identity \
+         of its own, valid in itself (its id_sig verifies): Alice has pinned bob, so it is refused \
+         (IdentityMismatch, before any prekey or DH, nothing changes); Bob then writes to Alice, who reads it. \
+         Then the server answers Alice's request for carol's bundle with a bundle of its own that fails \
+         validation: the frame is accepted, the bundle refused, and the waiting message discarded \
+         (send_failed). Last, the server withholds its answer to her next request for carol's bundle: \
+         Alice's next 15 messages to carol wait with the first (calls that cross no link), 16 in all \
+         (MAX_PENDING), and the 17th is refused (PendingFull). Bob restarts from his \
+         state file with his next prekey id set to 2^32 (every id assigned; SPEC.md §18, call \
+         restore_state), reconnects, and cannot make another one-time prekey (PrekeyIdsExhausted, nothing \
+         sent).",
         seed: 1,
         script: default_script(Protocol::E2e),
         attacks: vec![
@@ -102,7 +147,37 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
             Step::VerifySafetyNumber { party: a, peer: b, wrong: false },
             Step::SendTo { from: a, to: name("alice")?, text: "note to self".to_owned() },
             Step::Send { from: a, text: "verified".to_owned() },
-        ],
+            // Under the pin, a prekey message from bob with another identity (SPEC.md §11.2, §14.2).
+            Step::ServerForges {
+                to: a,
+                message: Message::E2eDeliver {
+                    id: MessageId(7),
+                    from: name("bob")?,
+                    envelope: impostor_prekey_message()?,
+                },
+            },
+            Step::Send { from: b, text: "still me".to_owned() },
+            // A bundle the client asked for and refuses (SPEC.md §15.3): SendFailed.
+            Step::ServerAnswersNextFetch {
+                from: a,
+                answer: Some(Message::Bundle { name: name("carol")?, bundle: stale_bundle() }),
+            },
+            Step::SendTo { from: a, to: name("carol")?, text: "carol, is that you?".to_owned() },
+            // MAX_PENDING messages wait for one bundle; the next is refused (SPEC.md §15.3).
+            Step::ServerAnswersNextFetch { from: a, answer: None },
+            // The end of the prekey id space (SPEC.md §10.2), reached through a restored state.
+            Step::Disconnect(b),
+            Step::RestoreWithNextPrekeyId { party: b, next_id: 1 << 32 },
+            Step::Connect(b),
+            Step::Replenish { party: b, count: 1 },
+        ]
+        .into_iter()
+        .chain((1..=MAX_PENDING + 1).map(|i| Step::SendTo {
+            from: a,
+            to: carol.clone(),
+            text: format!("waiting {i}"),
+        }))
+        .collect(),
         deny_word: None,
     }])
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::run::{RunSpec, run, verify_run};
 use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
+use e2e_protocol::e2e::MAX_PEERS;
 use e2e_protocol::roles::MAILBOX_CAPACITY;
 use e2e_protocol::wire::{Body, Message, MessageId, Name};
 
@@ -43,7 +44,24 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          with id 0 (OutOfWindow); one with id 2^64 - 1 (accepted: the window moves there, and alice's \
          real ids are silenced — the hop trade-off of §16.1); id 5 again (OutOfWindow); id 2^64 - 65 (64 \
          behind: OutOfWindow); id 2^64 - 64 (63 behind, not seen: accepted); and id 5 relabelled as from \
-         carol (a sender Bob has no window for: accepted — the server vouches for the name).",
+         carol (a sender Bob has no window for: accepted — the server vouches for the name). Then \
+         registrations the server refuses (SPEC.md §5.1), each on a new link with Bob's static key: \
+         Register alice (a name bound to another key: Refused NameTaken), Ready (a message that is not a \
+         registration: Refused NotARegistration), Register mallory (Bob's key is bound to bob: Refused \
+         KeyInUse); Bob connects normally, as bob, and writes to Alice, who reads it; a network attacker \
+         sends a copy of that transport frame as the first frame of a new link (no channel there: \
+         Unexpected), and Bob reconnects. Last, the server answers \
+         Alice's reconnection with Welcome mallory: she refuses it (WrongName) and stays offline. A network \
+         attacker replays her HandshakeInit on a new link: the server answers Welcome (which the attacker \
+         cannot read) and the link stays unconfirmed, so Bob's next message to alice is not sent there but \
+         queued (Ack Queued); when Alice really connects, the attacker's link closes and she receives it \
+         from her mailbox at Ready. Bob restarts from his state file \
+         with the last id he used set to 2^64 - 2 (SPEC.md §18; call restore_state), reconnects, sends a \
+         message with id 2^64 - 1, and cannot send another (IdsExhausted, nothing sent). Then the \
+         server shows Bob's bound on replay windows (MAX_PEERS = 256, SPEC.md §5.3): Delivers from 255 new \
+         senders, each accepted with a fresh window, so Bob holds 257 senders' worth and evicts the least \
+         recently accepted, alice's; carol's window is kept (her id 5 again: Replayed), while alice's id \
+         2^64 - 1, accepted before, is accepted again under a fresh window.",
             seed: 1,
             script: default_script(Protocol::Hop),
             attacks: vec![
@@ -85,6 +103,71 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
                 Step::ServerReplaysDelivery { to: b, id: 5, new_id: Some(u64::MAX - 64) },
                 Step::ServerReplaysDelivery { to: b, id: 5, new_id: Some(u64::MAX - 63) },
                 Step::ServerRelabelsDelivery { to: b, id: 5, as_from: Name::new("carol")? },
+                // Registrations the server refuses (SPEC.md §5.1), by Bob's software misbehaving.
+                Step::Disconnect(b),
+                Step::RegisterWith { party: b, payload: Message::Register { name: alice()? } },
+                Step::RegisterWith { party: b, payload: Message::Ready },
+                Step::RegisterWith {
+                    party: b,
+                    payload: Message::Register { name: Name::new("mallory")? },
+                },
+                Step::Connect(b),
+                Step::Send { from: b, text: "back as bob".to_owned() },
+                // A transport frame as the first frame of a link (SPEC.md §5.2).
+                Step::Disconnect(b),
+                Step::ReplayOnNewLink { of: b },
+                Step::Connect(b),
+                // A server that welcomes Alice under another name (SPEC.md §5.1 step 4).
+                Step::Disconnect(a),
+                Step::ServerWelcomesAs { to: a, name: Name::new("mallory")? },
+                Step::Connect(a),
+                // Key confirmation (SPEC.md §5.1): a replayed HandshakeInit gets an unconfirmed link.
+                Step::Disconnect(a),
+                Step::ReplayHandshakeOnNewLink { of: a },
+                Step::Send { from: b, text: "are you there, alice?".to_owned() },
+                Step::Connect(a),
+                // The end of the id space (SPEC.md §5.3), reached through a restored state (§18).
+                Step::Disconnect(b),
+                Step::RestoreWithLastId { party: b, last_id: u64::MAX - 1 },
+                Step::Connect(b),
+                Step::SendTo { from: b, to: alice()?, text: "the last id".to_owned() },
+                Step::SendTo { from: b, to: alice()?, text: "one too many".to_owned() },
+            ])
+            // Bob keeps windows for alice and carol; 255 more senders fill MAX_PEERS and the 256th
+            // new window evicts the least recently accepted one, alice's (SPEC.md §5.3).
+            .chain(
+                (1..MAX_PEERS)
+                    .map(|i| {
+                        Ok(Step::ServerForges {
+                            to: b,
+                            message: Message::Deliver {
+                                id: MessageId(1),
+                                from: Name::new(&format!("sender-{i:03}"))?,
+                                body: Body::new(b"hello".to_vec())?,
+                            },
+                        })
+                    })
+                    .collect::<Result<Vec<_>, VectorError>>()?,
+            )
+            .chain([
+                // carol's window is still kept: her id 5 again is a replay.
+                Step::ServerForges {
+                    to: b,
+                    message: Message::Deliver {
+                        id: MessageId(5),
+                        from: Name::new("carol")?,
+                        body: Body::new(b"one more thing".to_vec())?,
+                    },
+                },
+                // alice's was evicted: an id Bob accepted from her is accepted again.
+                Step::ServerForges {
+                    to: b,
+                    message: Message::Deliver {
+                        id: MessageId(u64::MAX),
+                        from: alice()?,
+                        body: Body::new(b"far ahead".to_vec())?,
+                    },
+                },
             ])
             .collect(),
             deny_word: None,

@@ -514,10 +514,12 @@ struct Receive<'a> {
     ratchet: &'a PrivateKey,
     count: u32,
     plan: &'a [(u32, &'a str)],
+    /// Bob's `Nr` after the first delivery, moved forward to this index (SPEC.md §17.2).
+    index_after_first: Option<u32>,
 }
 
 fn receive_case(id: &str, comment: &str, inputs: &Receive<'_>) -> Result<Value, VectorError> {
-    let Receive { sk, ad, spk, ratchet, count, plan } = *inputs;
+    let Receive { sk, ad, spk, ratchet, count, plan, index_after_first } = *inputs;
     let mut alice = Session::initiator(Secret::new(sk), ad.to_vec(), spk.public_key());
     let mut rng = ReplayRng::new([ratchet.expose().to_vec()]);
     let mut sent = Vec::new();
@@ -577,6 +579,12 @@ fn receive_case(id: &str, comment: &str, inputs: &Receive<'_>) -> Result<Value, 
         }
         d.push(("skipped_keys_after", bob.skipped_key_count().into()));
         deliveries.push(object(d));
+        if deliveries.len() == 1
+            && let Some(nr) = index_after_first
+            && !bob.advance_receiving_index(nr)
+        {
+            return Err(VectorError::malformed("receiver_index_after_first"));
+        }
     }
     let mut case = head(
         id,
@@ -594,6 +602,7 @@ fn receive_case(id: &str, comment: &str, inputs: &Receive<'_>) -> Result<Value, 
         ("alice_ratchet_key", key_json(ratchet)),
         ("messages_sent", count.into()),
         ("plaintexts", "message i is the ASCII text \"message <i>\"".into()),
+        ("receiver_index_after_first", index_after_first.map_or(Value::Null, Value::from)),
         ("deliveries", Value::Array(deliveries)),
     ]);
     Ok(object(case))
@@ -616,6 +625,14 @@ fn verify_receive(case: &Value) -> Result<Value, VectorError> {
             ratchet: &key_from_json(&case["alice_ratchet_key"])?,
             count: u32_field(case, "messages_sent")?,
             plan: &plan,
+            index_after_first: match &case["receiver_index_after_first"] {
+                Value::Null => None,
+                v => Some(
+                    v.as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| VectorError::malformed("receiver_index_after_first"))?,
+                ),
+            },
         },
     )
 }
@@ -993,6 +1010,7 @@ pub fn generate() -> Result<Value, VectorError> {
                 (1001, ""),
                 (7, "n = 2^32 - 1"),
             ],
+            index_after_first: None,
         },
     )?);
     cases.push(receive_case(
@@ -1009,6 +1027,40 @@ pub fn generate() -> Result<Value, VectorError> {
             ratchet: &fixed_key("key-schedule/receive-bad-keys/alice-ratchet"),
             count: 4,
             plan: &[(0, ""), (1, "dh = 0"), (2, "dh = 9, pn = 1500"), (1, ""), (2, ""), (3, "")],
+            index_after_first: None,
+        },
+    )?);
+    cases.push(receive_case(
+        "ratchet-receive-skipped-key-eviction",
+        "Alice sends messages 0..=3000 in her first chain; Bob receives 1000 (stores the keys of 0..=999), \
+         2000 (stores 1001..=1999: 1999 keys) and 3000 (1001..=1999 and 2001..=2999 would make 2998, more \
+         than MAX_SKIPPED_KEYS: the oldest are evicted first, 0..=997, leaving 2000). Then 0 and 997, \
+         whose keys were evicted and are below Nr: Replayed; 998, the oldest key kept, opens (1999 left).",
+        &Receive {
+            sk: fixed_bytes("key-schedule/receive-eviction/sk"),
+            ad: &fixed_bytes("key-schedule/receive-eviction/ad"),
+            spk: &fixed_key("key-schedule/receive-eviction/spk"),
+            ratchet: &fixed_key("key-schedule/receive-eviction/alice-ratchet"),
+            count: 3001,
+            plan: &[(1000, ""), (2000, ""), (3000, ""), (0, ""), (997, ""), (998, "")],
+            index_after_first: None,
+        },
+    )?);
+    cases.push(receive_case(
+        "ratchet-receive-chain-exhausted",
+        "Alice sends messages 0..=2 in her first chain; Bob receives 0; then his Nr is moved forward to \
+         2^32 - 1 - MAX_SKIP = 4294966295 (receiver_index_after_first: the end of a chain, reached without \
+         2^32 messages). Message 1 with n forged to 2^32 - 1 now passes SKIP (exactly MAX_SKIP keys to \
+         skip), and Nr + 1 would overflow: ChainExhausted, before the AEAD, and nothing changes (no \
+         skipped key is stored). Message 2 as sent has n = 2 < Nr: Replayed.",
+        &Receive {
+            sk: fixed_bytes("key-schedule/receive-chain-exhausted/sk"),
+            ad: &fixed_bytes("key-schedule/receive-chain-exhausted/ad"),
+            spk: &fixed_key("key-schedule/receive-chain-exhausted/spk"),
+            ratchet: &fixed_key("key-schedule/receive-chain-exhausted/alice-ratchet"),
+            count: 3,
+            plan: &[(0, ""), (1, "n = 2^32 - 1"), (2, "")],
+            index_after_first: Some(u32::MAX - 1000),
         },
     )?);
 

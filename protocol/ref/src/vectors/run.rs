@@ -24,7 +24,7 @@ use crate::runner::{
     Call, Delivery, Draw, Handled, Observer, Party, Protocol, Purpose, RunConfig, Step,
 };
 use crate::transcript::Transcript;
-use e2e_protocol::channel::PROLOGUE;
+use e2e_protocol::channel::{Initiator, PROLOGUE, Responder};
 use e2e_protocol::e2e::envelope::EnvelopeBody;
 use e2e_protocol::e2e::identity::IdentityKeyPair;
 use e2e_protocol::e2e::prekeys::PrekeyStore;
@@ -32,7 +32,7 @@ use e2e_protocol::e2e::ratchet::{ChainKey, RootKey};
 use e2e_protocol::e2e::x3dh;
 use e2e_protocol::error::Error;
 use e2e_protocol::hop::{AllowAll, ContentPolicy, DenyWord};
-use e2e_protocol::roles::LinkId;
+use e2e_protocol::roles::{ClientEvent, LinkId};
 use e2e_protocol::suite::{PrivateKey, PublicKey, Secret, SigningKey};
 use e2e_protocol::wire::{Codec, LinkFrame, LinkKind, Message, Name};
 
@@ -43,6 +43,8 @@ struct LinkModel {
     client_ephemeral: PrivateKey,
     server_ephemeral: Option<PrivateKey>,
     trace: Option<HandshakeTrace>,
+    /// Message 1's payload, as the server read it.
+    payload1: Option<Vec<u8>>,
     /// Next counter: client → server, server → client.
     counters: [u64; 2],
 }
@@ -93,6 +95,8 @@ struct Recorder {
     statics: BTreeMap<Party, PrivateKey>,
     identities: BTreeMap<Party, Identity>,
     link_models: Vec<LinkModel>,
+    /// Server ephemerals drawn for links that have no model yet (a replayed `HandshakeInit`).
+    orphan_server_ephemerals: BTreeMap<u64, PrivateKey>,
     session: Option<SessionModel>,
     cases: Vec<Value>,
     /// Client calls recorded so far (their cases are numbered `call-NN`).
@@ -121,6 +125,9 @@ impl Observer for Recorder {
             Purpose::ChannelEphemeral { party: Party::Server, link } => {
                 if let Some(model) = self.link_models.iter_mut().find(|m| m.id == link.0) {
                     model.server_ephemeral = Some(key);
+                } else {
+                    // A link opened by a replayed HandshakeInit: its model comes with the frame.
+                    self.orphan_server_ephemerals.insert(link.0, key);
                 }
             }
             Purpose::ChannelEphemeral { party, link } => self.link_models.push(LinkModel {
@@ -129,6 +136,7 @@ impl Observer for Recorder {
                 client_ephemeral: key,
                 server_ephemeral: None,
                 trace: None,
+                payload1: None,
                 counters: [0, 0],
             }),
             Purpose::IdentityKey(party) => self.identities.entry(party).or_default().ik = bytes,
@@ -200,6 +208,7 @@ impl Recorder {
             statics: BTreeMap::new(),
             identities: BTreeMap::new(),
             link_models: Vec::new(),
+            orphan_server_ephemerals: BTreeMap::new(),
             session: None,
             cases: Vec::new(),
             calls: 0,
@@ -230,6 +239,19 @@ impl Recorder {
             },
             Err(e) => (Some(e), "refused before it authenticated; nothing changed"),
         };
+        let mut record = record;
+        if let Ok(Handled::Client(events)) = d.outcome
+            && let Some((peer, error)) = events.iter().find_map(|e| match e {
+                ClientEvent::SendFailed { peer, error, .. } => Some((peer, error)),
+                _ => None,
+            })
+            && let Value::Object(map) = &mut record
+        {
+            map.insert(
+                "send_failed".to_owned(),
+                json!({"peer": peer.as_str(), "error": error_class(&Error::from(error.clone()))}),
+            );
+        }
         self.push_case(d, record, error, description);
         Ok(())
     }
@@ -260,13 +282,46 @@ impl Recorder {
             .get(&client)
             .cloned()
             .ok_or_else(|| VectorError::malformed("client key"))?;
+        if decoded.kind() == LinkKind::HandshakeInit
+            && !self.link_models.iter().any(|m| m.id == link)
+            && let Some(server_ephemeral) = self.orphan_server_ephemerals.remove(&link)
+        {
+            // A replayed HandshakeInit on a new link: the client ephemeral is the one of the link
+            // whose message 1 these bytes are.
+            let original = self.link_models.iter().find(|m| {
+                m.client == client
+                    && Initiator::new(PROLOGUE, client_key.clone(), server_key.public_key())
+                        .write_message_1(
+                            m.client_ephemeral.clone(),
+                            m.payload1.as_deref().unwrap_or(&[]),
+                        )
+                        .is_ok_and(|(_, m1)| m1 == decoded.noise())
+            });
+            if let Some(original) = original {
+                let client_ephemeral = original.client_ephemeral.clone();
+                self.link_models.push(LinkModel {
+                    id: link,
+                    client,
+                    client_ephemeral,
+                    server_ephemeral: Some(server_ephemeral),
+                    trace: None,
+                    payload1: None,
+                    counters: [0, 0],
+                });
+            }
+        }
         let Some(model) = self.link_models.iter_mut().rev().find(|m| m.id == link) else {
             return Ok(json!({"link": link}));
         };
         let mut details = vec![("link", Value::from(link))];
         match decoded.kind() {
             LinkKind::HandshakeInit => {
-                let payload = Message::Register { name: name(model.client)? }.encode();
+                // The payload as the server reads it (normally Register { the client's name }).
+                let payload = Responder::new(PROLOGUE, server_key.clone())
+                    .read_message_1(decoded.noise())?
+                    .payload()
+                    .to_vec();
+                model.payload1 = Some(payload.clone());
                 details.push(("handshake_message", 1.into()));
                 details.push(("payload", hex(&payload).into()));
                 details.push(("payload_message", message_json(&Message::decode(&payload)?)));
@@ -277,14 +332,20 @@ impl Recorder {
                     .server_ephemeral
                     .clone()
                     .ok_or_else(|| VectorError::malformed("server ephemeral"))?;
-                let payload = Message::Welcome { name: name(model.client)? }.encode();
+                let payload1 =
+                    model.payload1.clone().ok_or_else(|| VectorError::malformed("message 1"))?;
+                // The payload as the client reads it (Welcome, or Refused).
+                let (awaiting, _) =
+                    Initiator::new(PROLOGUE, client_key.clone(), server_key.public_key())
+                        .write_message_1(model.client_ephemeral.clone(), &payload1)?;
+                let (_, payload) = awaiting.read_message_2(decoded.noise())?;
                 let t = trace(&HandshakeInputs {
                     prologue: PROLOGUE,
                     is: &client_key,
                     ie: &model.client_ephemeral,
                     rs: &server_key,
                     re: &server_ephemeral,
-                    payload1: &Message::Register { name: name(model.client)? }.encode(),
+                    payload1: &payload1,
                     payload2: &payload,
                 })?;
                 if t.message2 != decoded.noise() {
@@ -689,6 +750,39 @@ fn describe(step: &Step) -> Value {
         Step::ServerRelabelsDelivery { to, id, as_from } => {
             format!("server: seals its delivery #{id} to {} again as from {as_from}", to.label())
         }
+        Step::RegisterWith { party, payload } => format!(
+            "{} connects with {} as its handshake payload",
+            party.label(),
+            payload.type_name()
+        ),
+        Step::RestoreWithLastId { party, last_id } => {
+            format!("{} restarts from its state file with last id {last_id}", party.label())
+        }
+        Step::RestoreWithNextPrekeyId { party, next_id } => {
+            format!("{} restarts from its state file with next prekey id {next_id}", party.label())
+        }
+        Step::Replenish { party, count } => {
+            format!("{} makes {count} more one-time prekeys", party.label())
+        }
+        Step::ReplayHandshakeOnNewLink { of } => format!(
+            "network attacker: replays {}'s last HandshakeInit on a new link and keeps it open",
+            of.label()
+        ),
+        Step::ReplayOnNewLink { of } => format!(
+            "network attacker: sends a copy of {}'s last frame as the first frame of a new link",
+            of.label()
+        ),
+        Step::ServerWelcomesAs { to, name } => {
+            format!("server: answers {}'s next HandshakeInit with Welcome {name}", to.label())
+        }
+        Step::ServerAnswersNextFetch { from, answer } => match answer {
+            Some(m) => format!(
+                "server: answers {}'s next FetchBundle with a {} of its own",
+                from.label(),
+                m.type_name()
+            ),
+            None => format!("server: withholds the answer to {}'s next FetchBundle", from.label()),
+        },
     }
     .into()
 }

@@ -433,6 +433,22 @@ impl Session {
         self.ns = ns;
     }
 
+    /// Moves `Nr` forward to `nr` without deriving or storing the keys in between, and returns
+    /// `true`; returns `false` and changes nothing if there is no receiving chain or `nr` is below
+    /// `Nr` (moving back would let a used message key be derived again). `CKr` is kept: it then
+    /// stands for the chain key at index `nr`. This is the state a restored file (SPEC.md §18.3)
+    /// with that `Nr` gives, and how a vector (`ratchet_receive`'s `receiver_index_after_first`,
+    /// SPEC.md §17.2) reaches the end of a chain without `2^32` messages. The skipped messages can
+    /// no longer be opened; nothing else changes.
+    #[must_use]
+    pub fn advance_receiving_index(&mut self, nr: u32) -> bool {
+        if self.receiving_chain.is_none() || nr < self.nr {
+            return false;
+        }
+        self.nr = nr;
+        true
+    }
+
     /// Sets `Nr`, to test the receiving-chain bound without `2^32` messages.
     #[cfg(test)]
     pub(crate) const fn set_receiving_index(&mut self, nr: u32) {
@@ -596,6 +612,22 @@ mod tests {
         let (h, ct) = alice.encrypt(b"again", &mut rng).unwrap();
         assert_eq!((h.pn, h.n), (u32::MAX, 0));
         assert_eq!(bob.decrypt(&h, &ct).unwrap(), b"again");
+    }
+
+    #[test]
+    fn receiving_index_advances_forward_only_and_only_with_a_chain() {
+        let Pair { mut alice, mut bob, mut rng } = pair(5);
+        assert!(!bob.advance_receiving_index(3), "no receiving chain yet");
+        let (h0, ct0) = alice.encrypt(b"0", &mut rng).unwrap();
+        let (h1, ct1) = alice.encrypt(b"1", &mut rng).unwrap();
+        bob.decrypt(&h0, &ct0).unwrap();
+        let before = bob.clone();
+        assert!(!bob.advance_receiving_index(0));
+        assert_eq!(bob, before);
+        assert!(bob.advance_receiving_index(2));
+        // Message 1 was skipped without storing its key: it is now a replay.
+        assert_eq!(bob.decrypt(&h1, &ct1), Err(RatchetError::Replayed));
+        assert_eq!(bob.skipped_key_count(), 0);
     }
 
     #[test]
