@@ -35,7 +35,7 @@ pub enum Action {
     /// it: a bundle request is answered with a forged bundle, an envelope it can open is
     /// re-encrypted in its own session with the real recipient.
     Mitm(Who),
-    /// The attacker drops the head frame of a queue.
+    /// The attacker drops the head frame of a queue; (S) on a server link, after reading it.
     Drop(Dest),
     /// (N) the attacker re-sends observed frame `index`, towards the same kind of destination on
     /// `Who`'s link.
@@ -345,6 +345,23 @@ impl E2eModel {
         }
         let out = s.server.process(w.link(), plaintext);
         self.route(s, Some(w), &frame, out);
+        Some(())
+    }
+
+    /// (S) the malicious server drops the head frame on `w`'s link after reading it, as §3 says:
+    /// what it withholds is in its log, so it may `Reinject` it later, out of order.
+    fn withhold(&self, s: &mut World, w: Who) -> Option<()> {
+        let queue = &mut s.net.to_server[w.index()];
+        if queue.is_empty() {
+            return None;
+        }
+        let frame = queue.remove(0);
+        let Ok((_, plaintext)) = s.server.open_transport(w.link(), &frame.bytes) else {
+            s.ghost.forgery_rejected |= frame.injected;
+            return Some(());
+        };
+        let message = Message::decode(&plaintext).ok();
+        self.server_learns(s, w, message.as_ref(), frame.tag);
         Some(())
     }
 
@@ -836,6 +853,7 @@ impl Model for E2eModel {
             Action::Deliver(w) => self.deliver(&mut s, *w)?,
             Action::Serve(w) => self.serve(&mut s, *w, false)?,
             Action::Mitm(w) => self.serve(&mut s, *w, true)?,
+            Action::Drop(Dest::Server(w)) if self.server_attacker() => self.withhold(&mut s, *w)?,
             Action::Drop(dest) => {
                 let queue = s.net.queue(*dest);
                 if queue.is_empty() {

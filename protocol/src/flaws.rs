@@ -41,11 +41,31 @@ pub enum Flaw {
     /// A client with an e2e identity accepts hop `Deliver` as it did before the security review:
     /// a malicious server makes it show any text "from" a verified peer (SPEC.md §15.3).
     AcceptHopInE2e,
+    /// Suite: X25519 with a small-order public key yields the all-zero shared secret instead of
+    /// [`crate::suite::CryptoError::NonContributory`] (SPEC.md §2.1): the contributory check skipped.
+    AcceptLowOrderPoint,
+    /// Channel: the `CipherState` nonce counter never advances (SPEC.md §4.4), so every frame of a
+    /// channel direction is sealed under nonce 0, and the receiver accepts each old frame again.
+    ChannelNonceStuck,
+    /// Wire: a decoded frame may carry bytes after its last field (SPEC.md §3.4): the declared length
+    /// is trusted and what it does not account for is ignored, so one message has many encodings.
+    AcceptTrailingBytes,
+    /// Server directory: a fetched one-time prekey is not deleted (SPEC.md §15.2), so it is handed
+    /// out again to the next requester.
+    ServeOneTimePrekeyTwice,
+    /// X3DH: the signature on a bundle's signed prekey is not verified (SPEC.md §10.3 step 3).
+    SkipSignedPrekeySignature,
+    /// Ratchet: a skipped message key is not deleted after it opened its message (SPEC.md §12.5),
+    /// so a late message, once received, is accepted again every time it is replayed.
+    KeepSkippedKeys,
+    /// Safety numbers: the number is computed from one identity only (SPEC.md §14.1): the peer's
+    /// fingerprint is taken over the local identity, so a substituted peer key leaves it unchanged.
+    SafetyNumberOneIdentity,
 }
 
 impl Flaw {
     /// Every flaw, in catalog order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 14] = [
         Self::IgnorePin,
         Self::SkipPinOnReceive,
         Self::KeepOneTimePrekey,
@@ -53,6 +73,13 @@ impl Flaw {
         Self::SkipReplayWindow,
         Self::SkipNameBinding,
         Self::AcceptHopInE2e,
+        Self::AcceptLowOrderPoint,
+        Self::ChannelNonceStuck,
+        Self::AcceptTrailingBytes,
+        Self::ServeOneTimePrekeyTwice,
+        Self::SkipSignedPrekeySignature,
+        Self::KeepSkippedKeys,
+        Self::SafetyNumberOneIdentity,
     ];
 
     /// The flaw's command-line name.
@@ -66,6 +93,13 @@ impl Flaw {
             Self::SkipReplayWindow => "skip-replay-window",
             Self::SkipNameBinding => "skip-name-binding",
             Self::AcceptHopInE2e => "accept-hop-in-e2e",
+            Self::AcceptLowOrderPoint => "accept-low-order-point",
+            Self::ChannelNonceStuck => "channel-nonce-stuck",
+            Self::AcceptTrailingBytes => "accept-trailing-bytes",
+            Self::ServeOneTimePrekeyTwice => "serve-one-time-prekey-twice",
+            Self::SkipSignedPrekeySignature => "skip-signed-prekey-signature",
+            Self::KeepSkippedKeys => "keep-skipped-keys",
+            Self::SafetyNumberOneIdentity => "safety-number-one-identity",
         }
     }
 
@@ -86,6 +120,17 @@ impl Flaw {
             Self::SkipReplayWindow => "the client accepts a message id it has already accepted",
             Self::SkipNameBinding => "the server binds a registered name to any new static key",
             Self::AcceptHopInE2e => "an e2e client accepts a hop Deliver the server forged",
+            Self::AcceptLowOrderPoint => {
+                "X25519 with a small-order point gives an all-zero secret instead of an error"
+            }
+            Self::ChannelNonceStuck => "the channel seals every frame under nonce 0",
+            Self::AcceptTrailingBytes => "a frame decodes with bytes left after its last field",
+            Self::ServeOneTimePrekeyTwice => "the server hands out a one-time prekey twice",
+            Self::SkipSignedPrekeySignature => "a bundle's signed-prekey signature is not verified",
+            Self::KeepSkippedKeys => "a skipped message key opens its message again and again",
+            Self::SafetyNumberOneIdentity => {
+                "the safety number ignores the peer's identity: key substitution goes unseen"
+            }
         }
     }
 

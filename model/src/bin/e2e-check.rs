@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if args.list_flaws {
         for f in Flaw::ALL {
-            println!("{:<22} {}", f.name(), f.description());
+            println!("{:<28} {}", f.name(), f.description());
         }
         return ExitCode::SUCCESS;
     }

@@ -49,7 +49,7 @@ impl CipherState {
         };
         let next = self.next_n()?;
         let ciphertext = k.seal(&Self::nonce(self.n), ad, plaintext);
-        self.n = next;
+        self.advance(next);
         Ok(ciphertext)
     }
 
@@ -69,7 +69,7 @@ impl CipherState {
         };
         let next = self.next_n()?;
         k.seal_in_place(&Self::nonce(self.n), ad, buffer, start);
-        self.n = next;
+        self.advance(next);
         Ok(())
     }
 
@@ -91,8 +91,16 @@ impl CipherState {
         };
         let next = self.next_n()?;
         let plaintext = k.open(&Self::nonce(self.n), ad, ciphertext)?;
-        self.n = next;
+        self.advance(next);
         Ok(plaintext)
+    }
+
+    /// `n ← next` after a key operation.
+    fn advance(&mut self, next: u64) {
+        if crate::flaws::on(crate::flaws::Flaw::ChannelNonceStuck) {
+            return;
+        } // seeded flaw hook
+        self.n = next;
     }
 
     /// Whether a key operation can happen now: [`ChannelError::NonceExhausted`] if not.

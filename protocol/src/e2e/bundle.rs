@@ -56,6 +56,9 @@ fn check_keys_and_signature<'a>(
     }
 
     // Step 3: strict verification of the signed prekey's signature, under the key of step 1.
+    if crate::flaws::on(crate::flaws::Flaw::SkipSignedPrekeySignature) {
+        return Ok(());
+    } // seeded flaw hook
     let message = signed_prekey_message(&identity.dh, signed_prekey.id, &signed_prekey.key);
     signing_key
         .verify_strict(&message, &signed_prekey.signature)

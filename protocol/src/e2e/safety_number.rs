@@ -67,7 +67,11 @@ impl SafetyNumber {
     #[must_use]
     pub fn new(a: (&IdentityPublic, &Name), b: (&IdentityPublic, &Name)) -> Self {
         let fa = fingerprint(a.0, a.1);
-        let fb = fingerprint(b.0, b.1);
+        let fb = if crate::flaws::on(crate::flaws::Flaw::SafetyNumberOneIdentity) {
+            fingerprint(a.0, b.1) // seeded flaw hook: `a`'s identity under `b`'s name
+        } else {
+            fingerprint(b.0, b.1)
+        };
         let (first, second) = if fa <= fb { (fa, fb) } else { (fb, fa) };
         Self { digits: first + &second }
     }

@@ -93,7 +93,9 @@ impl Directory {
     /// that `by` took one since `name`'s last upload.
     pub fn hand_out_one_time(&mut self, name: &Name, by: &Name) {
         if let Some(stored) = self.bundles.get_mut(name) {
-            stored.one_time.pop_front();
+            if !crate::flaws::on(crate::flaws::Flaw::ServeOneTimePrekeyTwice) {
+                stored.one_time.pop_front();
+            } // seeded flaw hook
             stored.takers.insert(by.clone());
         }
     }

@@ -70,7 +70,9 @@ pub trait Codec: Sized {
         let (frame_type, body) = split::<Self>(bytes)?;
         let mut body = Reader::new(body);
         let value = Self::decode_body(frame_type, &mut body)?;
-        body.finish()?;
+        if !crate::flaws::on(crate::flaws::Flaw::AcceptTrailingBytes) {
+            body.finish()?;
+        } // seeded flaw hook
         Ok(value)
     }
 }

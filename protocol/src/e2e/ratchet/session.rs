@@ -229,6 +229,9 @@ impl Session {
             if crate::flaws::on(crate::flaws::Flaw::RatchetNoAdvance) {
                 return Ok(());
             } // seeded flaw hook
+            if crate::flaws::on(crate::flaws::Flaw::KeepSkippedKeys) {
+                return Ok(());
+            } // seeded flaw hook
             self.skipped.take(&header.dh, header.n);
             return Ok(());
         }
