@@ -159,6 +159,25 @@ impl CheckedVerifyingKey {
         message: &[u8],
         signature: &Signature,
     ) -> Result<(), CryptoError> {
+        // The model checker's build only: the same verdict, memoised on the whole input (key,
+        // message, signature; crate::memo).
+        #[cfg(feature = "model-memo")]
+        {
+            type Input = ([u8; SIGNING_KEY_LEN], Vec<u8>, [u8; SIGNATURE_LEN]);
+            static VERDICTS: crate::memo::Memo<Input, Result<(), CryptoError>> =
+                crate::memo::Memo::new();
+            let key = (self.0.to_bytes(), message.to_vec(), signature.0);
+            VERDICTS.get_or(key, || self.compute_verify_strict(message, signature))
+        }
+        #[cfg(not(feature = "model-memo"))]
+        self.compute_verify_strict(message, signature)
+    }
+
+    fn compute_verify_strict(
+        &self,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), CryptoError> {
         let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
         self.0.verify_strict(message, &signature).map_err(|_| CryptoError::BadSignature)
     }
