@@ -102,6 +102,20 @@ impl VerifyingKey {
     /// [`CryptoError::BadSigningKey`] if the encoding is not canonical, does not decode, or decodes
     /// to a point of small order.
     pub(crate) fn decode(&self) -> Result<CheckedVerifyingKey, CryptoError> {
+        // The model checker's build only: the same result, memoised on the 32 bytes (crate::memo).
+        #[cfg(feature = "model-memo")]
+        {
+            static DECODED: crate::memo::Memo<
+                [u8; SIGNING_KEY_LEN],
+                Result<CheckedVerifyingKey, CryptoError>,
+            > = crate::memo::Memo::new();
+            DECODED.get_or(self.0, || self.compute_decode())
+        }
+        #[cfg(not(feature = "model-memo"))]
+        self.compute_decode()
+    }
+
+    fn compute_decode(&self) -> Result<CheckedVerifyingKey, CryptoError> {
         if !is_canonical_y(&self.0) {
             return Err(CryptoError::BadSigningKey);
         }
