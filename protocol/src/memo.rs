@@ -13,6 +13,10 @@
 //! approximated and no input is dropped from a key. A memo that is full (`CAP` entries) or whose
 //! lock is poisoned computes without storing: slower, never different.
 //!
+//! A seeded flaw (crate::flaws) may change what a memoised function computes, and the model's tests
+//! switch flaws on and off within one process; so every memo is keyed by the set of active flaws as
+//! well, and a result computed under one set is never returned under another.
+//!
 //! The memos hold key material of the checker's seeded test keys for the life of the process;
 //! that is why this is never compiled into anything but the checker.
 
@@ -24,7 +28,17 @@ use std::sync::{LazyLock, Mutex};
 const CAP: usize = 1 << 20;
 
 /// One memo: a map from a function's whole input to its output, shared by the checker's threads.
-pub(crate) struct Memo<K, V>(LazyLock<Mutex<HashMap<K, V>>>);
+pub(crate) struct Memo<K, V>(LazyLock<Mutex<HashMap<(u128, K), V>>>);
+
+/// The seeded flaws active now, one bit per [`crate::flaws::Flaw::ALL`] entry (none without the
+/// feature `insecure-seeded-flaws`).
+fn active_flaws() -> u128 {
+    crate::flaws::Flaw::ALL
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| crate::flaws::on(**f))
+        .fold(0, |bits, (i, _)| bits | 1u128.checked_shl(i as u32).unwrap_or(0))
+}
 
 impl<K: Eq + Hash, V: Clone> Memo<K, V> {
     /// An empty memo (for a `static`).
@@ -35,6 +49,7 @@ impl<K: Eq + Hash, V: Clone> Memo<K, V> {
     /// `compute()`'s result for `key`: the stored one if `key` was computed before, else computed
     /// now (outside the lock) and stored.
     pub(crate) fn get_or(&self, key: K, compute: impl FnOnce() -> V) -> V {
+        let key = (active_flaws(), key);
         if let Ok(map) = self.0.lock()
             && let Some(hit) = map.get(&key)
         {
