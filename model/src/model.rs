@@ -15,8 +15,8 @@ use stateright::{Model, Property};
 
 use crate::config::{Attacker, Bounds, Variant};
 use crate::world::{
-    Accept, Dest, FORGED_BODY, Frame, Ghost, Impostor, Knowledge, Net, Seen, Tag, Who, World, body,
-    honest_body, rng, text,
+    Accept, Dest, FORGED_BODY, Frame, Ghost, Impostor, Knowledge, Net, Seen, Shared, Tag, Who,
+    World, body, honest_body, rng, text,
 };
 
 /// Memo of compromise results: (victim, fingerprint of its inputs) → bodies opened.
@@ -144,15 +144,20 @@ impl E2eModel {
                 for w in Who::BOTH {
                     let mut peers = Peers::generate(&mut r);
                     let bundle = peers.prepare_upload()?;
-                    know.impostors.push(Impostor { impersonates: w, peers, bundle, handed_out: 0 });
+                    know.impostors.make_mut().push(Impostor {
+                        impersonates: w,
+                        peers,
+                        bundle,
+                        handed_out: 0,
+                    });
                 }
             }
         } else {
-            know.observed = observed;
+            know.observed = Shared::new(observed);
         }
         let init = World {
-            clients,
-            server,
+            clients: clients.map(Shared::new),
+            server: Shared::new(server),
             net: Net::default(),
             draws: [0; 3],
             know,
@@ -197,7 +202,7 @@ impl E2eModel {
 
     fn observe(&self, s: &mut World, dest: Dest, frame: &Frame) {
         if !self.server_attacker() {
-            s.know.observed.insert((dest, frame.clone()));
+            s.know.observed.make_mut().insert((dest, frame.clone()));
         }
     }
 
@@ -246,13 +251,13 @@ impl E2eModel {
         let to = w.peer().name();
         if self.variant.is_e2e() {
             let mut r = self.rng(s, w.index());
-            let out = s.clients[w.index()].send_e2e(&to, content, &mut r).ok()?;
+            let out = s.clients[w.index()].make_mut().send_e2e(&to, content, &mut r).ok()?;
             s.ghost.sent[w.index()] = seq;
             s.ghost.waiting[w.index()].push(seq);
             let sealed = count_sent(&out.events);
             self.emit_client(s, w, out.transmit, sealed);
         } else {
-            let (_, bytes) = s.clients[w.index()].send(&to, content).ok()?;
+            let (_, bytes) = s.clients[w.index()].make_mut().send(&to, content).ok()?;
             s.ghost.sent[w.index()] = seq;
             self.push(s, Dest::Server(w), Frame { bytes, tag: Some((w, seq)), injected: false });
         }
@@ -266,7 +271,7 @@ impl E2eModel {
         }
         let frame = queue.remove(0);
         let mut r = rng(self.bounds.seed, w.index() as u64, s.draws[w.index()]);
-        match s.clients[w.index()].handle(&frame.bytes, &mut r) {
+        match s.clients[w.index()].make_mut().handle(&frame.bytes, &mut r) {
             Err(_) => s.ghost.forgery_rejected |= frame.injected,
             Ok(out) => {
                 s.draws[w.index()] = s.draws[w.index()].wrapping_add(1);
@@ -307,14 +312,14 @@ impl E2eModel {
         let frame = queue.remove(0);
         if !self.server_attacker() {
             let mut r = self.rng(s, 2);
-            match s.server.handle(w.link(), &frame.bytes, &mut r) {
+            match s.server.make_mut().handle(w.link(), &frame.bytes, &mut r) {
                 Err(_) => s.ghost.forgery_rejected |= frame.injected,
                 Ok(out) => self.route(s, Some(w), &frame, out),
             }
             return Some(());
         }
         // The malicious server: open, learn, then act.
-        let Ok((_, plaintext)) = s.server.open_transport(w.link(), &frame.bytes) else {
+        let Ok((_, plaintext)) = s.server.make_mut().open_transport(w.link(), &frame.bytes) else {
             s.ghost.forgery_rejected |= frame.injected;
             return Some(());
         };
@@ -324,10 +329,15 @@ impl E2eModel {
             match (&message, opened) {
                 (Some(Message::FetchBundle { name }), _) if *name != w.name() => {
                     let target = Who::from_name(name.as_str())?;
-                    let imp = s.know.impostors.iter_mut().find(|i| i.impersonates == target)?;
+                    let imp = s
+                        .know
+                        .impostors
+                        .make_mut()
+                        .iter_mut()
+                        .find(|i| i.impersonates == target)?;
                     let bundle = fetched_bundle(imp);
                     let reply = Message::Bundle { name: name.clone(), bundle };
-                    let bytes = s.server.seal_transport(w.link(), &reply).ok()?;
+                    let bytes = s.server.make_mut().seal_transport(w.link(), &reply).ok()?;
                     self.push(s, Dest::Client(w), Frame { bytes, tag: None, injected: true });
                     return Some(());
                 }
@@ -335,7 +345,7 @@ impl E2eModel {
                     let target = Who::from_name(to.as_str())?;
                     let envelope = self.impostor_encrypt(s, w, target, &content)?;
                     let rewritten = Message::E2eSend { id: *id, to: to.clone(), envelope };
-                    let out = s.server.process(w.link(), rewritten.encode());
+                    let out = s.server.make_mut().process(w.link(), rewritten.encode());
                     let forged = Frame { bytes: vec![], tag: None, injected: true };
                     self.route(s, Some(w), &forged, out);
                     return Some(());
@@ -343,7 +353,7 @@ impl E2eModel {
                 _ => {}
             }
         }
-        let out = s.server.process(w.link(), plaintext);
+        let out = s.server.make_mut().process(w.link(), plaintext);
         self.route(s, Some(w), &frame, out);
         Some(())
     }
@@ -377,7 +387,7 @@ impl E2eModel {
         match message? {
             Message::Send { id, to, body } => {
                 let to = Who::from_name(to.as_str())?;
-                s.know.seen.push(Seen {
+                s.know.seen.make_mut().push(Seen {
                     from,
                     to,
                     id: *id,
@@ -390,7 +400,7 @@ impl E2eModel {
             }
             Message::E2eSend { id, to, envelope } => {
                 let to = Who::from_name(to.as_str())?;
-                s.know.seen.push(Seen {
+                s.know.seen.make_mut().push(Seen {
                     from,
                     to,
                     id: *id,
@@ -399,7 +409,9 @@ impl E2eModel {
                     tag,
                 });
                 let mut opened = None;
-                if let Some(imp) = s.know.impostors.iter_mut().find(|i| i.impersonates == to) {
+                if let Some(imp) =
+                    s.know.impostors.make_mut().iter_mut().find(|i| i.impersonates == to)
+                {
                     let mut peers = imp.peers.clone();
                     if let Ok(d) = peers.decrypt(&to.name(), &from.name(), envelope) {
                         imp.peers = peers;
@@ -428,11 +440,11 @@ impl E2eModel {
         let index = s.know.impostors.iter().position(|i| i.impersonates == from)?;
         let mut peers = s.know.impostors[index].peers.clone();
         if !peers.has_session(&to.name()) {
-            let bundle = s.server.take_bundle(&to.name())?;
+            let bundle = s.server.make_mut().take_bundle(&to.name())?;
             peers.start_session(&from.name(), &to.name(), &bundle, &mut r).ok()?;
         }
         let envelope = peers.encrypt(&to.name(), content, &mut r).ok()?;
-        s.know.impostors[index].peers = peers;
+        s.know.impostors.make_mut()[index].peers = peers;
         Some(envelope)
     }
 
@@ -454,7 +466,7 @@ impl E2eModel {
             // observed handshake message 1 (it needs the server's key, so it fails).
             s.know.static_keys = true;
             let mut learned = Vec::new();
-            for (_, frame) in &s.know.observed {
+            for (_, frame) in s.know.observed.iter() {
                 let Ok(link) = LinkFrame::decode(&frame.bytes) else { continue };
                 if link.kind() != LinkKind::HandshakeInit {
                     continue;
@@ -481,7 +493,7 @@ impl E2eModel {
             .iter()
             .filter_map(|m| m.envelope.clone().map(|e| (m.from, m.to, e)))
             .collect();
-        let mut opener = s.server.clone();
+        let mut opener = Server::clone(&s.server);
         for w in Who::BOTH {
             for frame in &s.net.to_server[w.index()] {
                 if let Ok((_, plaintext)) = opener.open_transport(w.link(), &frame.bytes)
@@ -525,7 +537,7 @@ impl E2eModel {
         {
             return hit.clone();
         }
-        let mut server = s.server.clone();
+        let mut server = Server::clone(&s.server);
         let mut r = rng(self.bounds.seed, 4, 1 + victim.index() as u32);
         let mut bodies = Vec::new();
         let peer = &s.clients[victim.peer().index()];
@@ -590,7 +602,7 @@ impl E2eModel {
                     from: to.peer().name(),
                     body: body(FORGED_BODY)?,
                 };
-                let bytes = s.server.seal_transport(to.link(), &message).ok()?;
+                let bytes = s.server.make_mut().seal_transport(to.link(), &message).ok()?;
                 s.net.to_client[to.index()].push(Frame { bytes, tag: None, injected: true });
             }
             Action::Reinject(index) => {
@@ -607,7 +619,7 @@ impl E2eModel {
                     },
                     (None, None) => return None,
                 };
-                let bytes = s.server.seal_transport(seen.to.link(), &message).ok()?;
+                let bytes = s.server.make_mut().seal_transport(seen.to.link(), &message).ok()?;
                 let frame = Frame { bytes, tag: seen.tag, injected: true };
                 s.net.to_client[seen.to.index()].push(frame);
             }
@@ -616,7 +628,7 @@ impl E2eModel {
                 let envelope = self.impostor_encrypt(s, to.peer(), *to, &body(FORGED_BODY)?)?;
                 let message =
                     Message::E2eDeliver { id: MessageId(id), from: to.peer().name(), envelope };
-                let bytes = s.server.seal_transport(to.link(), &message).ok()?;
+                let bytes = s.server.make_mut().seal_transport(to.link(), &message).ok()?;
                 s.net.to_client[to.index()].push(Frame { bytes, tag: None, injected: true });
             }
             _ => return None,
@@ -635,7 +647,7 @@ impl E2eModel {
         let mut sent_forgery = false;
         while !to_server.is_empty() {
             let bytes = to_server.remove(0);
-            let Ok(out) = s.server.handle(link, &bytes, &mut r) else {
+            let Ok(out) = s.server.make_mut().handle(link, &bytes, &mut r) else {
                 s.ghost.forgery_rejected = true;
                 break;
             };
@@ -659,7 +671,7 @@ impl E2eModel {
                 to_server.push(frame);
             }
         }
-        s.server.close_link(link);
+        s.server.make_mut().close_link(link);
         Some(())
     }
 }

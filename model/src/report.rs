@@ -287,7 +287,7 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
         ),
     };
     let mut effects = Vec::new();
-    for imp in &after.know.impostors {
+    for imp in after.know.impostors.iter() {
         let old = before.know.impostors.iter().find(|i| i.impersonates == imp.impersonates);
         if old.is_some_and(|o| o.handed_out != imp.handed_out) {
             effects.push(format!(

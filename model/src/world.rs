@@ -2,12 +2,86 @@
 //! knowledge and the ghost log (spec/MODEL.md §4).
 
 use std::collections::BTreeSet;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 
 use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::roles::{Client, LinkId, Server};
 use e2e_protocol::wire::{Body, Envelope, MessageId, Name, UploadedBundle};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+
+/// A large part of the state (a client, the server, the attacker's bigger sets) shared between the
+/// states that did not change it, with its content hash computed once (spec/MODEL.md §8, "Speed").
+///
+/// Cloning a state copies a pointer per part instead of every key, session and map; a step that
+/// changes a part copies that part only ([`Shared::make_mut`]). The state's hash feeds the part's
+/// 64-bit content hash (SipHash with fixed keys: the same content gives the same number in every
+/// thread and run), computed on first use and again only after a change. Equality compares the
+/// contents, so two states are equal exactly when their parts are.
+#[derive(Clone)]
+pub struct Shared<T> {
+    value: Arc<T>,
+    hash: OnceLock<u64>,
+}
+
+impl<T: Hash + Clone> Shared<T> {
+    /// Wraps `value`.
+    pub fn new(value: T) -> Self {
+        Self { value: Arc::new(value), hash: OnceLock::new() }
+    }
+
+    /// The part, to change: copied first if another state shares it; its hash is recomputed when
+    /// next needed.
+    pub fn make_mut(&mut self) -> &mut T {
+        self.hash = OnceLock::new();
+        Arc::make_mut(&mut self.value)
+    }
+
+    fn content_hash(&self) -> u64 {
+        *self.hash.get_or_init(|| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.value.hash(&mut h);
+            h.finish()
+        })
+    }
+}
+
+impl<T> Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: Hash + Clone> Hash for Shared<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.content_hash());
+    }
+}
+
+impl<T: Hash + Clone + PartialEq> PartialEq for Shared<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.value, &other.value)
+            || (self.content_hash() == other.content_hash() && *self.value == *other.value)
+    }
+}
+
+impl<T: Hash + Clone + Eq> Eq for Shared<T> {}
+
+impl<T: fmt::Debug> fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+impl<T: Hash + Clone + Default> Default for Shared<T> {
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
 
 /// A client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -196,11 +270,11 @@ pub struct Seen {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Knowledge {
     /// (N) every frame seen on the wire, with where it was going and its ghost tag.
-    pub observed: BTreeSet<(Dest, Frame)>,
+    pub observed: Shared<BTreeSet<(Dest, Frame)>>,
     /// (S) every application message the server opened, in order.
-    pub seen: Vec<Seen>,
+    pub seen: Shared<Vec<Seen>>,
     /// (S, e2e) forged identities: posing as Alice, as Bob.
-    pub impostors: Vec<Impostor>,
+    pub impostors: Shared<Vec<Impostor>>,
     /// (C, hop) whether Alice's and Bob's static keys are known.
     pub static_keys: bool,
     /// Honest bodies the attacker has learned (without compromise).
@@ -269,9 +343,9 @@ impl Ghost {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct World {
     /// Alice and Bob: the protocol crate's own clients.
-    pub clients: [Client; 2],
+    pub clients: [Shared<Client>; 2],
     /// The server: the protocol crate's own server.
-    pub server: Server,
+    pub server: Shared<Server>,
     /// Frames in flight.
     pub net: Net,
     /// RNG draw counters: Alice, Bob, the attacker (spec/MODEL.md §4.2).

@@ -9,6 +9,8 @@ pub mod flaws;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hop;
+#[cfg(feature = "model-memo")]
+mod memo;
 pub mod roles;
 pub mod state;
 pub mod suite;

@@ -48,6 +48,10 @@ struct Args {
     /// Activate one seeded flaw of the protocol crate and report whether the checker catches it.
     #[arg(long)]
     flaw: Option<String>,
+    /// With --flaw: exit as without it, non-zero when any cell differs from the unflawed table
+    /// (what CI relies on; its test, model/tests/check_exit.rs, needs a table that differs).
+    #[arg(long, requires = "flaw")]
+    expect_unflawed_table: bool,
     /// Serve the stateright Explorer for one variant and attacker on ADDR (loopback only).
     #[arg(long)]
     serve: Option<SocketAddr>,
@@ -128,7 +132,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             print!("{}", report::traces(&results));
         }
     }
-    if let Some(flaw) = flaw {
+    if let Some(flaw) = flaw.filter(|_| !args.expect_unflawed_table) {
         let caught = report::caught(&results);
         eprintln!(
             "flaw {}: {}",
@@ -141,7 +145,12 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         );
         return Ok(if caught { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
-    Ok(if report::as_expected(&results) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    if report::as_expected(&results) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("e2e-check: a cell differs from the expected table (spec/MODEL.md §8)");
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 fn pick<T: Copy>(

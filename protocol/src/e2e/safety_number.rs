@@ -39,6 +39,18 @@ const CHUNK_LEN: usize = 5;
 /// One party's 30-digit fingerprint (SPEC.md §14.1).
 #[must_use]
 pub fn fingerprint(identity: &IdentityPublic, name: &Name) -> String {
+    // The model checker's build only: the same function, memoised on its whole input (crate::memo).
+    #[cfg(feature = "model-memo")]
+    {
+        static FINGERPRINTS: crate::memo::Memo<(IdentityPublic, Name), String> =
+            crate::memo::Memo::new();
+        FINGERPRINTS.get_or((*identity, name.clone()), || compute_fingerprint(identity, name))
+    }
+    #[cfg(not(feature = "model-memo"))]
+    compute_fingerprint(identity, name)
+}
+
+fn compute_fingerprint(identity: &IdentityPublic, name: &Name) -> String {
     let ik = identity.to_bytes();
     let mut h = sha512(&[&FINGERPRINT_VERSION, &ik, name.as_str().as_bytes()]);
     for _ in 0..FINGERPRINT_ITERATIONS {

@@ -102,6 +102,20 @@ impl VerifyingKey {
     /// [`CryptoError::BadSigningKey`] if the encoding is not canonical, does not decode, or decodes
     /// to a point of small order.
     pub(crate) fn decode(&self) -> Result<CheckedVerifyingKey, CryptoError> {
+        // The model checker's build only: the same result, memoised on the 32 bytes (crate::memo).
+        #[cfg(feature = "model-memo")]
+        {
+            static DECODED: crate::memo::Memo<
+                [u8; SIGNING_KEY_LEN],
+                Result<CheckedVerifyingKey, CryptoError>,
+            > = crate::memo::Memo::new();
+            DECODED.get_or(self.0, || self.compute_decode())
+        }
+        #[cfg(not(feature = "model-memo"))]
+        self.compute_decode()
+    }
+
+    fn compute_decode(&self) -> Result<CheckedVerifyingKey, CryptoError> {
         if !is_canonical_y(&self.0) {
             return Err(CryptoError::BadSigningKey);
         }
@@ -155,6 +169,25 @@ impl CheckedVerifyingKey {
     /// # Errors
     /// [`CryptoError::BadSignature`] if the signature does not verify (the key is known good).
     pub(crate) fn verify_strict(
+        &self,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), CryptoError> {
+        // The model checker's build only: the same verdict, memoised on the whole input (key,
+        // message, signature; crate::memo).
+        #[cfg(feature = "model-memo")]
+        {
+            type Input = ([u8; SIGNING_KEY_LEN], Vec<u8>, [u8; SIGNATURE_LEN]);
+            static VERDICTS: crate::memo::Memo<Input, Result<(), CryptoError>> =
+                crate::memo::Memo::new();
+            let key = (self.0.to_bytes(), message.to_vec(), signature.0);
+            VERDICTS.get_or(key, || self.compute_verify_strict(message, signature))
+        }
+        #[cfg(not(feature = "model-memo"))]
+        self.compute_verify_strict(message, signature)
+    }
+
+    fn compute_verify_strict(
         &self,
         message: &[u8],
         signature: &Signature,

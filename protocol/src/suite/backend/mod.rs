@@ -30,8 +30,16 @@ pub mod dalek;
 #[cfg(feature = "backend-aws-lc")]
 pub mod aws_lc;
 
-#[cfg(not(feature = "backend-aws-lc"))]
+#[cfg(all(not(feature = "backend-aws-lc"), not(feature = "model-memo")))]
 pub(crate) use dalek as active;
 
-#[cfg(feature = "backend-aws-lc")]
+#[cfg(all(feature = "backend-aws-lc", not(feature = "model-memo")))]
 pub(crate) use aws_lc as active;
+
+// The model checker's build only (feature `model-memo`, declared by e2e-protocol-flawed alone):
+// the same backend behind memos of its deterministic results (crate::memo, spec/MODEL.md §8).
+#[cfg(feature = "model-memo")]
+pub(crate) mod memoized;
+
+#[cfg(feature = "model-memo")]
+pub(crate) use memoized as active;
