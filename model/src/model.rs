@@ -366,7 +366,7 @@ impl E2eModel {
             return None;
         }
         let frame = queue.remove(0);
-        let Ok((_, plaintext)) = s.server.open_transport(w.link(), &frame.bytes) else {
+        let Ok((_, plaintext)) = s.server.make_mut().open_transport(w.link(), &frame.bytes) else {
             s.ghost.forgery_rejected |= frame.injected;
             return Some(());
         };
