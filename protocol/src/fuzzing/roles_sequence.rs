@@ -147,15 +147,6 @@ pub enum Queue {
 }
 
 impl Queue {
-    /// Whose clients the queue's frames go to (none: the server's).
-    const fn who(self) -> Option<Who> {
-        match self {
-            Self::Server => None,
-            Self::Alice => Some(Who::Alice),
-            Self::Bob => Some(Who::Bob),
-        }
-    }
-
     const fn index(self) -> usize {
         match self {
             Self::Server => 0,
@@ -350,9 +341,10 @@ struct Run {
     hop_to_e2e: bool,
     /// How many [`Op::Reconnect`]s of the input ran.
     reconnects: usize,
-    /// Per client ([`Device::index`]): whether the network did anything to its link but deliver
-    /// its frames in order — a frame of it lost, duplicated, moved, corrupted or injected, the link
-    /// closed or replaced. [`Run::heal`] reconnects these clients only.
+    /// Per client ([`Device::index`]): whether its link may no longer deliver: a frame of it lost,
+    /// corrupted (so refused: lost too) or moved ahead of another of its frames, the link closed or
+    /// replaced. Copies (duplicated, injected frames) do not count: they are refused, and a refusal
+    /// changes nothing. [`Run::heal`] reconnects these clients only.
     disturbed: [bool; 4],
 }
 
@@ -521,9 +513,10 @@ impl Run {
             Op::Duplicate { queue, index } => {
                 let queue = &mut self.queues[queue.index()];
                 if let Some(i) = usize::from(*index).checked_rem(queue.len()) {
+                    // The copy is refused (a replayed nonce), which changes nothing: the link
+                    // still delivers in order.
                     let copy = queue[i].clone();
-                    queue.insert(i, copy.clone());
-                    self.disturb(copy.0);
+                    queue.insert(i, copy);
                 }
             }
             Op::Reorder { queue, index } => {
@@ -531,9 +524,13 @@ impl Run {
                 if let Some(i) = usize::from(*index).checked_rem(queue.len())
                     && let Some(frame) = queue.remove(i)
                 {
+                    // Out of order on its link only if it overtook a frame of the same link.
                     let link = frame.0;
+                    let overtook = queue.iter().take(i).any(|(l, _)| *l == link);
                     queue.push_front(frame);
-                    self.disturb(link);
+                    if overtook {
+                        self.disturb(link);
+                    }
                 }
             }
             Op::Corrupt { queue, index, pos, xor } => {
@@ -549,13 +546,10 @@ impl Run {
             }
             Op::Inject { index, queue } => {
                 if let Some(i) = usize::from(*index).checked_rem(self.history.len()) {
+                    // A copy of a frame seen before: refused wherever it arrives (a replayed nonce,
+                    // another channel's key, a handshake on an open link), and a refusal changes
+                    // nothing; should a party close the link instead, that marks it disturbed.
                     let frame = self.history[i].clone();
-                    // It replays on its own link, or meets a client of the same kind.
-                    self.disturb(frame.0);
-                    if let Some(who) = queue.who() {
-                        let e2e = self.owners.get(&frame.0).is_none_or(|d| d.e2e);
-                        self.disturbed[Device { who, e2e }.index()] = true;
-                    }
                     self.queues[queue.index()].push_back(frame);
                 }
             }
