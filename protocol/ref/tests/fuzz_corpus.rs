@@ -94,3 +94,12 @@ fn regression_channel_handshake_learned_tag_for_an_unwritten_frame() {
 fn regression_roles_sequence_queued_while_offline() {
     replay("roles_sequence", "regression-queued-while-offline");
 }
+
+/// A harness bug, kept so it stays fixed: `Refused` sealed into Bob's open channel rightly takes him
+/// offline (SPEC.md §5.1), and the harness then sealed the next frame into a channel he no longer
+/// had. It now reconnects him (within `MAX_RECONNECTS`). Found by a seed added for coverage: no
+/// fuzzing run had reached the client's `Refused` handling.
+#[test]
+fn regression_e2e_receive_refused_takes_bob_offline() {
+    replay("e2e_receive", "seed-refused-while-open");
+}

@@ -203,7 +203,8 @@ impl Encode for Op {
 /// which old sessions are retired by design, is out of reach either way.
 pub const MAX_RESTARTS: usize = 2;
 
-/// The most [`Op::Reconnect`]s one input runs (a Noise handshake, ~0.5 ms); later ones are skipped.
+/// The most reconnections one input runs (a Noise handshake, ~0.5 ms), by [`Op::Reconnect`] or
+/// after a `Refused`; later [`Op::Reconnect`]s are skipped, and a `Refused` past it ends the run.
 /// One shows that Bob's e2e state survives a new channel.
 pub const MAX_RECONNECTS: usize = 1;
 
@@ -310,6 +311,10 @@ struct Run {
     frames: Vec<Vec<u8>>,
     /// The one-time prekeys Bob published in this run, answering `PrekeysLow`.
     replenished: Vec<OneTimePrekeyPublic>,
+    /// The input asked for more than this run may do (a server `Refused` Bob, who went offline, with
+    /// no reconnection left, [`MAX_RECONNECTS`]): the rest of it is skipped, as the operations over
+    /// a bound are, and so is [`Run::finish`], which needs Bob online.
+    ended: bool,
     /// Bob accepted a frame or an envelope nobody sealed: libFuzzer, which traces the comparison of
     /// expected and received AEAD tags, can learn a valid tag (no real attacker can). Such a frame
     /// may consume keys the genuine messages need, so from then on their delivery is not checked.
@@ -348,6 +353,7 @@ impl Run {
             delivered: Vec::new(),
             frames: Vec::new(),
             replenished: Vec::new(),
+            ended: false,
             forged: false,
         }
     }
@@ -374,6 +380,9 @@ impl Run {
     }
 
     fn step(&mut self, op: &Op) {
+        if self.ended {
+            return;
+        }
         match op {
             Op::Seal(body) => {
                 let body = body_of(&body.0);
@@ -462,12 +471,10 @@ impl Run {
                 }
             }
             Op::Reconnect => {
-                if self.reconnects >= MAX_RECONNECTS {
-                    return;
+                if self.reconnects < MAX_RECONNECTS {
+                    self.bob.disconnect();
+                    self.reconnect();
                 }
-                self.reconnects += 1;
-                self.bob.disconnect();
-                self.server_end = hand_serve(&mut self.bob, &self.server_key, &mut self.rng);
             }
             Op::Relabel { index, from, id } => {
                 let Some(i) = usize::from(*index).checked_rem(self.waiting.len()) else { return };
@@ -496,6 +503,18 @@ impl Run {
                 must(started, "Alice starts a session");
             }
         }
+    }
+
+    /// Bob (offline) connects again, within [`MAX_RECONNECTS`]; past it, the run ends.
+    fn reconnect(&mut self) {
+        if self.reconnects >= MAX_RECONNECTS {
+            if !self.bob.is_connected() {
+                self.ended = true;
+            }
+            return;
+        }
+        self.reconnects += 1;
+        self.server_end = hand_serve(&mut self.bob, &self.server_key, &mut self.rng);
     }
 
     /// Whether an adversarial operation may deliver `envelope`: always a ratchet message or bytes
@@ -533,6 +552,13 @@ impl Run {
         let message = Message::decode(plaintext).ok();
         self.check_answer(&out, message.as_ref());
         self.check_received(&out, message.as_ref());
+        if let Some(Message::Refused { reason }) = message {
+            // §5.1: `Refused` answers `Ready` when the name was bound meanwhile; the client goes
+            // offline, whenever it comes, and reports it. It must connect again to go on.
+            assert_eq!(out.events, [ClientEvent::Refused(reason)], "{out:?}");
+            assert!(!self.bob.is_connected(), "Bob stayed online after Refused");
+            self.reconnect();
+        }
         out
     }
 
@@ -632,7 +658,7 @@ impl Run {
 
     /// Every genuine envelope still decrypts, and so does a new one.
     fn finish(&mut self) {
-        if self.forged {
+        if self.forged || self.ended {
             return;
         }
         self.step(&Op::Seal(SmallBytes(b"after".to_vec())));

@@ -652,6 +652,34 @@ fn e2e_receive() -> Vec<Seed> {
                 Reply(small("b")),
             ],
         ),
+        // Reached by no fuzzing run before (README "Fuzzing", coverage): the client's handling of
+        // `Refused` (§5.1: the answer to `Ready` when the name was bound meanwhile; Bob goes
+        // offline) and of `BundleRefused` on an open channel.
+        structured(
+            T,
+            "refused-while-open",
+            &true,
+            &[
+                Plaintext(Bytes(Message::Refused { reason: RefusalReason::NameTaken }.encode())),
+                seal("a"),
+                deliver(0),
+                Reconnect,
+                seal("b"),
+                deliver(0),
+            ],
+        ),
+        structured(
+            T,
+            "bundle-refused",
+            &true,
+            &[
+                Plaintext(Bytes(
+                    Message::BundleRefused { reason: BundleRefusal::BadSignature }.encode(),
+                )),
+                seal("a"),
+                deliver(0),
+            ],
+        ),
         structured(
             T,
             "hop-refused",
