@@ -266,7 +266,6 @@ pub enum Step {
 /// `client` as its state file (SPEC.md §18) restores it with `last_id` in place of its own, or
 /// `None` if `last_id` is below the client's.
 fn restore_with_last_id(client: &Client, last_id: u64) -> Option<Client> {
-    use sha2::{Digest as _, Sha256};
     let mut bytes = client.export_state().as_bytes().to_vec();
     // §18.1: magic (20), version (1), body_len (4); §18.2: name (len u8, bytes), static_key (32),
     // server_key (32), then last_id (u64, big-endian).
@@ -276,16 +275,12 @@ fn restore_with_last_id(client: &Client, last_id: u64) -> Option<Client> {
         return None;
     }
     field.copy_from_slice(&last_id.to_be_bytes());
-    let end = bytes.len().checked_sub(32)?;
-    let checksum = Sha256::digest(bytes.get(..end)?);
-    bytes.get_mut(end..)?.copy_from_slice(&checksum);
-    Client::restore_state(&bytes).ok()
+    restore_rechecked(bytes)
 }
 
 /// `client` as its state file (SPEC.md §18) restores it with its next prekey id set to `next_id`,
 /// or `None` if that is below the client's, or the client has no e2e state.
 fn restore_with_next_prekey_id(client: &Client, next_id: u64) -> Option<Client> {
-    use sha2::{Digest as _, Sha256};
     let mut bytes = client.export_state().as_bytes().to_vec();
     let name_at = |bytes: &[u8], at: usize| Some(at + 1 + usize::from(*bytes.get(at)?));
     // §18.2: name, static_key, server_key, last_id, then the windows: clock, count, and per
@@ -306,6 +301,13 @@ fn restore_with_next_prekey_id(client: &Client, next_id: u64) -> Option<Client> 
         return None;
     }
     field.copy_from_slice(&next_id.to_be_bytes());
+    restore_rechecked(bytes)
+}
+
+/// Restores a state file whose body was edited, after writing its checksum again (SPEC.md §18.1:
+/// SHA-256 of everything before it).
+fn restore_rechecked(mut bytes: Vec<u8>) -> Option<Client> {
+    use sha2::{Digest as _, Sha256};
     let end = bytes.len().checked_sub(32)?;
     let checksum = Sha256::digest(bytes.get(..end)?);
     bytes.get_mut(end..)?.copy_from_slice(&checksum);
@@ -1040,38 +1042,15 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 return pumped;
             }
             Step::RestoreWithLastId { party, last_id } => {
-                if self.links.contains_key(party) {
-                    return Err(MisuseError::AlreadyConnected.into());
-                }
-                let restored = restore_with_last_id(self.client(*party)?, *last_id)
-                    // Only a bug can make a state just exported, with one field in range, fail.
-                    .ok_or(MisuseError::NotConnected)?;
-                *self.client(*party)? = restored;
-                let args = [("last_id", last_id.to_string())];
-                self.observer.called(&Call {
-                    party: *party,
-                    op: "restore_state",
-                    args: &args,
-                    outcome: Ok(()),
-                });
-                return Ok(());
+                return self.restart_with(*party, "last_id", *last_id, restore_with_last_id);
             }
             Step::RestoreWithNextPrekeyId { party, next_id } => {
-                if self.links.contains_key(party) {
-                    return Err(MisuseError::AlreadyConnected.into());
-                }
-                let restored = restore_with_next_prekey_id(self.client(*party)?, *next_id)
-                    // Only a bug can make a state just exported, with one field in range, fail.
-                    .ok_or(MisuseError::NotConnected)?;
-                *self.client(*party)? = restored;
-                let args = [("next_prekey_id", next_id.to_string())];
-                self.observer.called(&Call {
-                    party: *party,
-                    op: "restore_state",
-                    args: &args,
-                    outcome: Ok(()),
-                });
-                return Ok(());
+                return self.restart_with(
+                    *party,
+                    "next_prekey_id",
+                    *next_id,
+                    restore_with_next_prekey_id,
+                );
             }
             Step::Replenish { party, count } => {
                 let mut rng = self.rng.clone();
@@ -1181,6 +1160,27 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     }
 
     /// Hands `text` from `from` to its client, for the other client; its frames wait in flight.
+    /// Restarts offline `party` from its own state file with one counter moved forward by `patch`
+    /// (`arg` = `value`), and reports the `restore_state` call.
+    fn restart_with(
+        &mut self,
+        party: Party,
+        arg: &'static str,
+        value: u64,
+        patch: fn(&Client, u64) -> Option<Client>,
+    ) -> Result<(), Error> {
+        if self.links.contains_key(&party) {
+            return Err(MisuseError::AlreadyConnected.into());
+        }
+        // A script that moves a counter back, or asks for prekey ids of a client without e2e
+        // state, gets `None`; so would a state just exported that failed to restore (a bug).
+        let restored = patch(self.client(party)?, value).ok_or(MisuseError::NotConnected)?;
+        *self.client(party)? = restored;
+        let args = [(arg, value.to_string())];
+        self.observer.called(&Call { party, op: "restore_state", args: &args, outcome: Ok(()) });
+        Ok(())
+    }
+
     fn send(&mut self, from: Party, text: &str) -> Result<(), Error> {
         self.send_to(from, name(from.peer())?, text)
     }
