@@ -29,6 +29,10 @@ fn dh(
 }
 
 /// Both backends' DH and public key for `secret`, asserted equal; returns the DH result.
+///
+/// The aws-lc backend is run both ways the suite can call it: with a key object built for the
+/// call, and with the one `suite::PrivateKey` keeps ([`aws_lc::DhKey`]), used twice, through a
+/// clone, and after it was zeroized (then it builds one per call again).
 fn same_x25519(secret: &[u8; DH_LEN], public: &[u8; DH_LEN]) -> Result<[u8; DH_LEN], CryptoError> {
     let ours = dh(dalek::x25519, secret, public);
     assert_eq!(ours, dh(aws_lc::x25519, secret, public), "DH differs: {}", hex::encode(public));
@@ -38,6 +42,16 @@ fn same_x25519(secret: &[u8; DH_LEN], public: &[u8; DH_LEN]) -> Result<[u8; DH_L
         "public key differs: {}",
         hex::encode(secret)
     );
+    let (mut kept, kept_public) = aws_lc::DhKey::new(secret);
+    assert_eq!(kept_public, dalek::x25519_public_key(secret), "{}", hex::encode(secret));
+    let with_kept = |key: &aws_lc::DhKey| key.x25519(secret, public).map(|s| *s.expose());
+    let copy = kept.clone();
+    for run in [with_kept(&kept), with_kept(&kept), with_kept(&copy)] {
+        assert_eq!(run, ours, "kept-key DH differs: {}", hex::encode(public));
+    }
+    zeroize::Zeroize::zeroize(&mut kept);
+    assert_eq!(with_kept(&kept), ours, "DH after zeroize differs: {}", hex::encode(public));
+    assert_eq!(with_kept(&copy), ours, "the clone outlives the zeroized handle");
     ours
 }
 

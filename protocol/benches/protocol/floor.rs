@@ -347,7 +347,7 @@ pub fn report(dir: &Path, since: SystemTime) {
     {
         let mut alternatives = String::new();
         for id in
-            ["x25519_dh_prepared_key", "ed25519_verify", "hkdf_sha256", "hmac_sha256", "sha256_64"]
+            ["x25519_dh_key_per_call", "ed25519_verify", "hkdf_sha256", "hmac_sha256", "sha256_64"]
         {
             if let Some(m) = medians.get(&format!("{ALTERNATIVES}/{id}")) {
                 alternatives.push_str(&format!("| {id} | {} |\n", time(m)));

@@ -113,11 +113,15 @@ impl fmt::Debug for PublicKey {
 ///
 /// The private scalar is held as the 32 bytes it was created from (clamping happens inside each DH,
 /// as RFC 7748 specifies), so a key generated from an RNG is exactly the 32 bytes the RNG produced.
+/// The backend may keep a key object of its own next to them (`backend::aws_lc::DhKey`), built
+/// once here so that a DH is one scalar multiplication; it is a function of the bytes, takes no
+/// part in `==` or `Hash`, and is released when the key is zeroized or dropped.
 #[derive(Clone, PartialEq, Eq, Hash, Zeroize, ZeroizeOnDrop)]
 pub struct PrivateKey {
     secret: Secret<DH_LEN>,
     #[zeroize(skip)]
     public: PublicKey,
+    prepared: super::backend::active::DhKey,
 }
 
 impl PrivateKey {
@@ -133,8 +137,8 @@ impl PrivateKey {
     /// Builds a key from its 32 private bytes (for example a test vector's `init_static`).
     #[must_use]
     pub fn from_bytes(bytes: [u8; DH_LEN]) -> Self {
-        let public = PublicKey(super::backend::active::x25519_public_key(&bytes));
-        Self { secret: Secret::new(bytes), public }
+        let (prepared, public) = super::backend::active::DhKey::new(&bytes);
+        Self { secret: Secret::new(bytes), public: PublicKey(public), prepared }
     }
 
     /// The public key `X25519(k, 9)`.
@@ -155,7 +159,7 @@ impl PrivateKey {
     /// [`CryptoError::NonContributory`] if the result is all zero, which happens exactly when
     /// `their_public` has small order. The check is constant time.
     pub fn diffie_hellman(&self, their_public: &PublicKey) -> Result<SharedSecret, CryptoError> {
-        let shared = super::backend::active::x25519(self.secret.expose(), &their_public.0);
+        let shared = self.prepared.x25519(self.secret.expose(), &their_public.0);
         if shared == Err(CryptoError::NonContributory)
             && crate::flaws::on(crate::flaws::Flaw::AcceptLowOrderPoint)
         {

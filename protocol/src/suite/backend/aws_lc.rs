@@ -4,12 +4,12 @@
 //! vectorized assembly. Both are called through aws-lc-rs's safe API only (`unsafe` stays
 //! forbidden in this crate).
 //!
-//! **Secrets.** aws-lc-rs key objects never outlive a call: each function builds the AWS-LC key
-//! from the caller's bytes (held in the suite's zeroizing [`Secret`] newtypes), uses it once and
-//! drops it before returning. AWS-LC copies the key into memory of its own, and its
-//! `OPENSSL_free` erases every allocation before freeing it (`OPENSSL_cleanse`), so no copy of a
-//! key outlives the call there either; the shared secret aws-lc-rs hands back is a
-//! `Zeroizing<Vec<u8>>`, copied into a [`Secret`] here.
+//! **Secrets.** An X25519 private key's AWS-LC key object ([`DhKey`]) lives as long as the
+//! suite's `PrivateKey` it belongs to, so that a DH does not rebuild it; AEAD key objects live for
+//! one call. AWS-LC copies a key into memory of its own, and its `OPENSSL_free` erases every
+//! allocation before freeing it (`OPENSSL_cleanse`), so no copy of a key outlives its object;
+//! the shared secret aws-lc-rs hands back is a `Zeroizing<Vec<u8>>`, copied into a [`Secret`]
+//! here.
 //!
 //! **Same rules, same bytes.** Clamping happens inside AWS-LC's `X25519` exactly as RFC 7748 §5
 //! says, as in x25519-dalek, and bit 255 of a peer key is ignored by both; the private bytes come
@@ -17,40 +17,99 @@
 //! seeded run is byte-identical on both backends. tests/suite_backends.rs checks all of it.
 
 use core::cell::RefCell;
+use core::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use aws_lc_rs::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::agreement::{self, X25519};
+use zeroize::Zeroize;
 
 use super::dalek;
 use crate::suite::{
     AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, CryptoError, DH_LEN, Secret, SharedSecret,
 };
 
-/// `X25519(secret, 9)`, as [`dalek::x25519_public_key`].
+/// AWS-LC's X25519 key object for one private key, built once when the key is made
+/// ([`crate::suite::PrivateKey::from_bytes`]) and kept with it, so that each DH is one
+/// scalar multiplication: building the object derives the public key (a fixed-base
+/// multiplication), which is the key generation's work and need not be repeated per DH.
 ///
-/// AWS-LC refuses only on an allocation failure of its own; then the dalek backend computes the
-/// same bytes, so this stays total without a panic.
-#[must_use]
-pub fn x25519_public_key(secret: &[u8; DH_LEN]) -> [u8; DH_LEN] {
-    agreement::PrivateKey::from_private_key(&X25519, secret)
-        .ok()
-        .and_then(|key| key.compute_public_key().ok())
-        .and_then(|public| <[u8; DH_LEN]>::try_from(public.as_ref()).ok())
-        .unwrap_or_else(|| dalek::x25519_public_key(secret))
+/// **Secrets.** The object holds AWS-LC's copy of the private scalar (and the public key) in
+/// memory AWS-LC allocated. [`Zeroize`] drops this handle at once; when the last handle is gone
+/// (clones share the object through an [`Arc`]: a model checker clones states by the thousand),
+/// `EVP_PKEY_free` frees the key with `OPENSSL_free`, which erases the whole allocation
+/// (`OPENSSL_cleanse`) before freeing it. No copy of the scalar is ever read back out of it.
+///
+/// **Same value, same key.** The object is a function of the private bytes the suite keeps next
+/// to it, so it takes no part in equality or hashing ([`PartialEq`] is always true and [`Hash`]
+/// writes nothing): two `PrivateKey`s are equal exactly when their bytes are. `None` (AWS-LC
+/// could not allocate, or the handle was zeroized) means "build it per DH", as before: slower,
+/// never a different result.
+#[derive(Clone, Default)]
+pub struct DhKey(Option<Arc<agreement::PrivateKey>>);
+
+impl DhKey {
+    /// The key object for `secret` and its public key `X25519(secret, 9)`.
+    ///
+    /// AWS-LC refuses only on an allocation failure of its own; then the dalek backend computes
+    /// the same public key, and DH builds the object per call, so this stays total without a
+    /// panic.
+    #[must_use]
+    pub fn new(secret: &[u8; DH_LEN]) -> (Self, [u8; DH_LEN]) {
+        let key = agreement::PrivateKey::from_private_key(&X25519, secret).ok();
+        let public = key
+            .as_ref()
+            .and_then(|key| key.compute_public_key().ok())
+            .and_then(|public| <[u8; DH_LEN]>::try_from(public.as_ref()).ok());
+        match (key, public) {
+            (Some(key), Some(public)) => (Self(Some(Arc::new(key))), public),
+            _ => (Self(None), dalek::x25519_public_key(secret)),
+        }
+    }
+
+    /// `X25519(secret, their_public)` with this key object, which must be the one [`Self::new`]
+    /// made for `secret`; as [`x25519`].
+    ///
+    /// # Errors
+    /// [`CryptoError::NonContributory`] if the output is all zero.
+    pub fn x25519(
+        &self,
+        secret: &[u8; DH_LEN],
+        their_public: &[u8; DH_LEN],
+    ) -> Result<SharedSecret, CryptoError> {
+        match &self.0 {
+            Some(ours) => agree(ours, their_public),
+            None => x25519(secret, their_public),
+        }
+    }
 }
 
-/// `X25519(secret, their_public)`, refused if the result is all zero, as [`dalek::x25519`].
-///
-/// AWS-LC's `X25519` itself refuses the all-zero output (a constant-time comparison,
-/// `CRYPTO_memcmp`); aws-lc-rs accepts every 32-byte public key (RFC 7748: no validation), so for
-/// these fixed-size inputs its refusal means exactly that, and is reported as
-/// [`CryptoError::NonContributory`]. An allocation failure inside AWS-LC would be reported the
-/// same way: a refusal, never a predictable key.
-///
-/// `from_private_key` derives the public key too (AWS-LC's `EVP_PKEY` keeps both), one
-/// fixed-base multiplication more per DH (README "Benchmarks" measures both: `x25519_dh` and
-/// `x25519_dh_prepared_key`). Keeping AWS-LC's key object inside [`crate::suite::PrivateKey`] would
-/// save it, but would tie a C object's lifetime to a value the model checker clones and hashes.
+impl PartialEq for DhKey {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for DhKey {}
+
+impl Hash for DhKey {
+    fn hash<H: Hasher>(&self, _: &mut H) {}
+}
+
+impl Zeroize for DhKey {
+    fn zeroize(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// `X25519(secret, 9)`, as [`dalek::x25519_public_key`] (through [`DhKey::new`]).
+#[must_use]
+pub fn x25519_public_key(secret: &[u8; DH_LEN]) -> [u8; DH_LEN] {
+    DhKey::new(secret).1
+}
+
+/// `X25519(secret, their_public)`, refused if the result is all zero, as [`dalek::x25519`]: the
+/// key object built for this one call ([`DhKey::x25519`] reuses one).
 ///
 /// # Errors
 /// [`CryptoError::NonContributory`] if the output is all zero.
@@ -60,8 +119,22 @@ pub fn x25519(
 ) -> Result<SharedSecret, CryptoError> {
     let ours = agreement::PrivateKey::from_private_key(&X25519, secret)
         .map_err(|_| CryptoError::NonContributory)?;
+    agree(&ours, their_public)
+}
+
+/// The DH itself.
+///
+/// AWS-LC's `X25519` refuses the all-zero output (a constant-time comparison, `CRYPTO_memcmp`);
+/// aws-lc-rs accepts every 32-byte public key (RFC 7748: no validation), so for these
+/// fixed-size inputs its refusal means exactly that, and is reported as
+/// [`CryptoError::NonContributory`]. An allocation failure inside AWS-LC would be reported the
+/// same way: a refusal, never a predictable key.
+fn agree(
+    ours: &agreement::PrivateKey,
+    their_public: &[u8; DH_LEN],
+) -> Result<SharedSecret, CryptoError> {
     let theirs = agreement::UnparsedPublicKey::new(&X25519, their_public);
-    agreement::agree(&ours, theirs, CryptoError::NonContributory, |shared| {
+    agreement::agree(ours, theirs, CryptoError::NonContributory, |shared| {
         <[u8; DH_LEN]>::try_from(shared).map(Secret::new).map_err(|_| CryptoError::NonContributory)
     })
 }

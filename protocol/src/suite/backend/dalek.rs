@@ -2,10 +2,40 @@
 
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+use zeroize::Zeroize;
 
 use crate::suite::{
     AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, CryptoError, DH_LEN, Secret, SharedSecret,
 };
+
+/// What this backend keeps with a private key besides its bytes: nothing (x25519-dalek works
+/// from the 32 bytes directly, a copy per DH); the type exists so that both backends offer the
+/// same calls to `suite::PrivateKey`. (The model checker's build, feature `model-memo`, uses
+/// `memoized::DhKey` instead.)
+#[derive(Clone, Default, PartialEq, Eq, Hash, Zeroize)]
+#[cfg_attr(feature = "model-memo", allow(dead_code))]
+pub struct DhKey;
+
+#[cfg_attr(feature = "model-memo", allow(dead_code))]
+impl DhKey {
+    /// The (empty) key object for `secret` and its public key `X25519(secret, 9)`.
+    #[must_use]
+    pub fn new(secret: &[u8; DH_LEN]) -> (Self, [u8; DH_LEN]) {
+        (Self, x25519_public_key(secret))
+    }
+
+    /// [`x25519`].
+    ///
+    /// # Errors
+    /// As [`x25519`].
+    pub fn x25519(
+        &self,
+        secret: &[u8; DH_LEN],
+        their_public: &[u8; DH_LEN],
+    ) -> Result<SharedSecret, CryptoError> {
+        x25519(secret, their_public)
+    }
+}
 
 /// `X25519(secret, 9)`: the public key of the 32 private bytes (clamped inside, RFC 7748 §5).
 #[must_use]

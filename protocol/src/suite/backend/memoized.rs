@@ -7,6 +7,8 @@ use super::aws_lc as inner;
 #[cfg(not(feature = "backend-aws-lc"))]
 use super::dalek as inner;
 
+use zeroize::Zeroize;
+
 use crate::memo::Memo;
 use crate::suite::{CryptoError, DH_LEN, SharedSecret};
 
@@ -30,4 +32,30 @@ pub(crate) fn x25519(
     their_public: &[u8; DH_LEN],
 ) -> Result<SharedSecret, CryptoError> {
     SHARED.get_or((*secret, *their_public), || inner::x25519(secret, their_public))
+}
+
+/// What this backend keeps with a private key: nothing. The memos stand in for a kept key
+/// object (a DH on the same inputs is computed once per process), so every DH goes through
+/// [`x25519`]; the type gives `suite::PrivateKey` the same calls as the other backends.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Zeroize)]
+pub(crate) struct DhKey;
+
+impl DhKey {
+    /// The (empty) key object for `secret` and its public key, memoised.
+    #[must_use]
+    pub(crate) fn new(secret: &[u8; DH_LEN]) -> (Self, [u8; DH_LEN]) {
+        (Self, x25519_public_key(secret))
+    }
+
+    /// [`x25519`], memoised.
+    ///
+    /// # Errors
+    /// As [`inner::x25519`].
+    pub(crate) fn x25519(
+        &self,
+        secret: &[u8; DH_LEN],
+        their_public: &[u8; DH_LEN],
+    ) -> Result<SharedSecret, CryptoError> {
+        x25519(secret, their_public)
+    }
 }
