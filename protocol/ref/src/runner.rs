@@ -844,11 +844,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 let mut rng = self.rng.clone();
                 let frame = self.client(*party)?.connect(&mut rng)?;
                 self.rng = rng;
-                let link = LinkId(self.next_link);
-                self.rng
-                    .report(self.observer, |_| Purpose::ChannelEphemeral { party: *party, link });
-                self.links.insert(*party, link);
-                self.next_link += 1;
+                self.open_link(*party);
                 self.add_note(format!("{} connects", party.label()));
                 self.in_flight.push_back((*party, Party::Server, frame));
             }
@@ -1009,11 +1005,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 let (awaiting, noise) =
                     initiator.write_message_1_with_rng(&mut rng, &payload.encode())?;
                 self.rng = rng;
-                let link = LinkId(self.next_link);
-                self.rng
-                    .report(self.observer, |_| Purpose::ChannelEphemeral { party: *party, link });
-                self.links.insert(*party, link);
-                self.next_link += 1;
+                self.open_link(*party);
                 self.raw_handshake = Some((*party, awaiting));
                 self.add_note(format!(
                     "{} connects with {} as its handshake payload",
@@ -1179,6 +1171,14 @@ impl<'o, P: ContentPolicy> World<'o, P> {
         let args = [(arg, value.to_string())];
         self.observer.called(&Call { party, op: "restore_state", args: &args, outcome: Ok(()) });
         Ok(())
+    }
+
+    /// Gives `party` the next link id, reporting the ephemeral its handshake just drew.
+    fn open_link(&mut self, party: Party) {
+        let link = LinkId(self.next_link);
+        self.rng.report(self.observer, |_| Purpose::ChannelEphemeral { party, link });
+        self.links.insert(party, link);
+        self.next_link += 1;
     }
 
     fn send(&mut self, from: Party, text: &str) -> Result<(), Error> {
