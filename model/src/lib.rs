@@ -8,6 +8,7 @@
 pub mod config;
 pub mod model;
 pub mod report;
+pub mod steps;
 pub mod world;
 
 pub use config::{Attacker, Bounds, Variant};

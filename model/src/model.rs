@@ -14,6 +14,7 @@ use e2e_protocol::wire::{Codec, Envelope, FetchedBundle, LinkFrame, LinkKind, Me
 use stateright::{Model, Property};
 
 use crate::config::{Attacker, Bounds, Variant};
+use crate::steps::{Draw, Steps};
 use crate::world::{
     Accept, Dest, FORGED_BODY, Frame, Ghost, Impostor, Knowledge, Net, Seen, Shared, Tag, Who,
     World, body, honest_body, rng, text,
@@ -68,6 +69,8 @@ pub struct E2eModel {
     static_keys: [PrivateKey; 2],
     /// Memo of [`E2eModel::open_with_compromised`], a pure function of its key.
     cache: Arc<Mutex<Memo>>,
+    /// Memos of the roles' steps (`steps.rs`).
+    steps: Arc<Steps>,
 }
 
 /// Frames produced during setup, handed between roles until none is left.
@@ -163,7 +166,15 @@ impl E2eModel {
             know,
             ghost: Ghost::default(),
         };
-        Ok(Self { variant, attacker, bounds, init, static_keys, cache: Arc::default() })
+        Ok(Self {
+            variant,
+            attacker,
+            bounds,
+            init,
+            static_keys,
+            cache: Arc::default(),
+            steps: Arc::default(),
+        })
     }
 
     fn messages(&self, w: Who) -> u8 {
@@ -181,6 +192,18 @@ impl E2eModel {
         let r = rng(self.bounds.seed, party as u64, s.draws[party]);
         s.draws[party] = s.draws[party].wrapping_add(1);
         r
+    }
+
+    /// `party`'s next RNG stream, without advancing its counter.
+    fn next_draw(&self, s: &World, party: usize) -> Draw {
+        Draw { seed: self.bounds.seed, party: party as u64, counter: s.draws[party] }
+    }
+
+    /// `party`'s next RNG stream, advancing its counter (as [`Self::rng`]).
+    fn draw(&self, s: &mut World, party: usize) -> Draw {
+        let draw = self.next_draw(s, party);
+        s.draws[party] = s.draws[party].wrapping_add(1);
+        draw
     }
 
     /// Records that an attacker-held key opened honest `body` (through compromised keys, or not).
@@ -250,14 +273,14 @@ impl E2eModel {
         let content = body(&honest_body(w, seq))?;
         let to = w.peer().name();
         if self.variant.is_e2e() {
-            let mut r = self.rng(s, w.index());
-            let out = s.clients[w.index()].make_mut().send_e2e(&to, content, &mut r).ok()?;
+            let draw = self.draw(s, w.index());
+            let out = self.steps.send_e2e(&mut s.clients[w.index()], &to, content, draw)?;
             s.ghost.sent[w.index()] = seq;
             s.ghost.waiting[w.index()].push(seq);
             let sealed = count_sent(&out.events);
             self.emit_client(s, w, out.transmit, sealed);
         } else {
-            let (_, bytes) = s.clients[w.index()].make_mut().send(&to, content).ok()?;
+            let bytes = self.steps.send_hop(&mut s.clients[w.index()], &to, content)?;
             s.ghost.sent[w.index()] = seq;
             self.push(s, Dest::Server(w), Frame { bytes, tag: Some((w, seq)), injected: false });
         }
@@ -270,10 +293,10 @@ impl E2eModel {
             return None;
         }
         let frame = queue.remove(0);
-        let mut r = rng(self.bounds.seed, w.index() as u64, s.draws[w.index()]);
-        match s.clients[w.index()].make_mut().handle(&frame.bytes, &mut r) {
-            Err(_) => s.ghost.forgery_rejected |= frame.injected,
-            Ok(out) => {
+        let draw = self.next_draw(s, w.index());
+        match self.steps.handle(&mut s.clients[w.index()], &frame.bytes, draw) {
+            None => s.ghost.forgery_rejected |= frame.injected,
+            Some(out) => {
                 s.draws[w.index()] = s.draws[w.index()].wrapping_add(1);
                 for event in &out.events {
                     match event {
@@ -311,15 +334,15 @@ impl E2eModel {
         }
         let frame = queue.remove(0);
         if !self.server_attacker() {
-            let mut r = self.rng(s, 2);
-            match s.server.make_mut().handle(w.link(), &frame.bytes, &mut r) {
-                Err(_) => s.ghost.forgery_rejected |= frame.injected,
-                Ok(out) => self.route(s, Some(w), &frame, out),
+            let draw = self.draw(s, 2);
+            match self.steps.serve(&mut s.server, w.link(), &frame.bytes, draw) {
+                None => s.ghost.forgery_rejected |= frame.injected,
+                Some(out) => self.route(s, Some(w), &frame, out),
             }
             return Some(());
         }
         // The malicious server: open, learn, then act.
-        let Ok((_, plaintext)) = s.server.make_mut().open_transport(w.link(), &frame.bytes) else {
+        let Some(plaintext) = self.steps.open(&mut s.server, w.link(), &frame.bytes) else {
             s.ghost.forgery_rejected |= frame.injected;
             return Some(());
         };
@@ -337,7 +360,7 @@ impl E2eModel {
                         .find(|i| i.impersonates == target)?;
                     let bundle = fetched_bundle(imp);
                     let reply = Message::Bundle { name: name.clone(), bundle };
-                    let bytes = s.server.make_mut().seal_transport(w.link(), &reply).ok()?;
+                    let bytes = self.steps.seal(&mut s.server, w.link(), &reply)?;
                     self.push(s, Dest::Client(w), Frame { bytes, tag: None, injected: true });
                     return Some(());
                 }
@@ -345,7 +368,7 @@ impl E2eModel {
                     let target = Who::from_name(to.as_str())?;
                     let envelope = self.impostor_encrypt(s, w, target, &content)?;
                     let rewritten = Message::E2eSend { id: *id, to: to.clone(), envelope };
-                    let out = s.server.make_mut().process(w.link(), rewritten.encode());
+                    let out = self.steps.process(&mut s.server, w.link(), rewritten.encode());
                     let forged = Frame { bytes: vec![], tag: None, injected: true };
                     self.route(s, Some(w), &forged, out);
                     return Some(());
@@ -353,7 +376,7 @@ impl E2eModel {
                 _ => {}
             }
         }
-        let out = s.server.make_mut().process(w.link(), plaintext);
+        let out = self.steps.process(&mut s.server, w.link(), plaintext);
         self.route(s, Some(w), &frame, out);
         Some(())
     }
@@ -366,7 +389,7 @@ impl E2eModel {
             return None;
         }
         let frame = queue.remove(0);
-        let Ok((_, plaintext)) = s.server.make_mut().open_transport(w.link(), &frame.bytes) else {
+        let Some(plaintext) = self.steps.open(&mut s.server, w.link(), &frame.bytes) else {
             s.ghost.forgery_rejected |= frame.injected;
             return Some(());
         };
@@ -408,16 +431,8 @@ impl E2eModel {
                     envelope: Some(envelope.clone()),
                     tag,
                 });
-                let mut opened = None;
-                if let Some(imp) =
-                    s.know.impostors.make_mut().iter_mut().find(|i| i.impersonates == to)
-                {
-                    let mut peers = imp.peers.clone();
-                    if let Ok(d) = peers.decrypt(&to.name(), &from.name(), envelope) {
-                        imp.peers = peers;
-                        opened = Some(d.body);
-                    }
-                }
+                let opened =
+                    self.steps.impostor_decrypt(&mut s.know.impostors, from, to, envelope);
                 if let Some(content) = &opened {
                     Self::learn(s, &text(content), false);
                 }
@@ -602,7 +617,7 @@ impl E2eModel {
                     from: to.peer().name(),
                     body: body(FORGED_BODY)?,
                 };
-                let bytes = s.server.make_mut().seal_transport(to.link(), &message).ok()?;
+                let bytes = self.steps.seal(&mut s.server, to.link(), &message)?;
                 s.net.to_client[to.index()].push(Frame { bytes, tag: None, injected: true });
             }
             Action::Reinject(index) => {
@@ -619,7 +634,7 @@ impl E2eModel {
                     },
                     (None, None) => return None,
                 };
-                let bytes = s.server.make_mut().seal_transport(seen.to.link(), &message).ok()?;
+                let bytes = self.steps.seal(&mut s.server, seen.to.link(), &message)?;
                 let frame = Frame { bytes, tag: seen.tag, injected: true };
                 s.net.to_client[seen.to.index()].push(frame);
             }
@@ -628,7 +643,7 @@ impl E2eModel {
                 let envelope = self.impostor_encrypt(s, to.peer(), *to, &body(FORGED_BODY)?)?;
                 let message =
                     Message::E2eDeliver { id: MessageId(id), from: to.peer().name(), envelope };
-                let bytes = s.server.make_mut().seal_transport(to.link(), &message).ok()?;
+                let bytes = self.steps.seal(&mut s.server, to.link(), &message)?;
                 s.net.to_client[to.index()].push(Frame { bytes, tag: None, injected: true });
             }
             _ => return None,

@@ -40,7 +40,8 @@ impl<T: Hash + Clone> Shared<T> {
         Arc::make_mut(&mut self.value)
     }
 
-    fn content_hash(&self) -> u64 {
+    /// The content hash, computed on first use (after a change, on the next use).
+    pub fn content_hash(&self) -> u64 {
         *self.hash.get_or_init(|| {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             self.value.hash(&mut h);
