@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod model;
+pub mod reduction;
 pub mod report;
 pub mod steps;
 pub mod world;

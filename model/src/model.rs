@@ -14,6 +14,7 @@ use e2e_protocol::wire::{Codec, Envelope, FetchedBundle, LinkFrame, LinkKind, Me
 use stateright::{Model, Property};
 
 use crate::config::{Attacker, Bounds, Variant};
+use crate::reduction;
 use crate::steps::{Draw, Steps};
 use crate::world::{
     Accept, Dest, FORGED_BODY, Frame, Ghost, Impostor, Knowledge, Net, Seen, Shared, Tag, Who,
@@ -36,8 +37,13 @@ pub enum Action {
     /// it: a bundle request is answered with a forged bundle, an envelope it can open is
     /// re-encrypted in its own session with the real recipient.
     Mitm(Who),
-    /// The attacker drops the head frame of a queue; (S) on a server link, after reading it.
+    /// (S) the malicious server drops the head frame on a client's link after reading it. Other
+    /// drops are [`Action::Skip`]s (spec/MODEL.md §7.1).
     Drop(Dest),
+    /// The attacker drops the first `usize` frames of a queue, and the next one is delivered to
+    /// its client, or handled by the honest server: a drop deferred to the next delivery on its
+    /// queue (spec/MODEL.md §7.1, `reduction.rs`).
+    Skip(Dest, usize),
     /// (N) the attacker re-sends observed frame `index`, towards the same kind of destination on
     /// `Who`'s link.
     Replay(usize, Who),
@@ -225,7 +231,10 @@ impl E2eModel {
 
     fn observe(&self, s: &mut World, dest: Dest, frame: &Frame) {
         if !self.server_attacker() {
-            s.know.observed.make_mut().insert((dest, frame.clone()));
+            let frame = reduction::observed(frame);
+            if !s.know.observed.contains(&(dest, frame.clone())) {
+                s.know.observed.make_mut().insert((dest, frame));
+            }
         }
     }
 
@@ -831,16 +840,18 @@ impl Model for E2eModel {
         for w in Who::BOTH {
             if !s.net.to_client[w.index()].is_empty() {
                 actions.push(Action::Deliver(w));
-                actions.push(Action::Drop(Dest::Client(w)));
             }
             if !s.net.to_server[w.index()].is_empty() {
                 actions.push(Action::Serve(w));
-                actions.push(Action::Drop(Dest::Server(w)));
+                if self.server_attacker() {
+                    actions.push(Action::Drop(Dest::Server(w)));
+                }
                 if self.server_attacker() && self.variant.is_e2e() {
                     actions.push(Action::Mitm(w));
                 }
             }
         }
+        reduction::deferred_drops(self, s, actions);
         if s.know.budget > 0 {
             if self.server_attacker() {
                 for i in 0..s.know.seen.len() {
@@ -888,9 +899,17 @@ impl Model for E2eModel {
                 }
                 queue.remove(0);
             }
+            Action::Skip(dest, dropped) => {
+                reduction::skip(&mut s, *dest, *dropped)?;
+                match dest {
+                    Dest::Client(w) => self.deliver(&mut s, *w)?,
+                    Dest::Server(w) => self.serve(&mut s, *w, false)?,
+                }
+            }
             Action::Compromise => self.compromise(&mut s)?,
             other => self.inject(&mut s, other)?,
         }
+        reduction::canonical(self, &mut s);
         Some(s)
     }
 

@@ -304,6 +304,19 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
         Action::Drop(Dest::Client(w)) => {
             ("Attacker", party(*w), format!("drops the frame to {}", w.label()))
         }
+        Action::Skip(Dest::Client(w), k) => (
+            "Attacker",
+            party(*w),
+            format!("drops {k} frame(s) to {}; the next is delivered to {}", w.label(), w.label()),
+        ),
+        Action::Skip(Dest::Server(w), k) => (
+            "Attacker",
+            "Server",
+            format!(
+                "drops {k} of {}'s frame(s) to the server; the server handles the next",
+                w.label()
+            ),
+        ),
         Action::Replay(i, w) => {
             ("Attacker", party(*w), format!("replays observed frame #{i} on {}'s link", w.label()))
         }
