@@ -440,8 +440,7 @@ impl E2eModel {
                     envelope: Some(envelope.clone()),
                     tag,
                 });
-                let opened =
-                    self.steps.impostor_decrypt(&mut s.know.impostors, from, to, envelope);
+                let opened = self.steps.impostor_decrypt(&mut s.know.impostors, from, to, envelope);
                 if let Some(content) = &opened {
                     Self::learn(s, &text(content), false);
                 }

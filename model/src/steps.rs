@@ -11,7 +11,10 @@
 //! Two things follow. A step that was computed once is not computed again: no clone of the role,
 //! no cryptography, no hashing of the changed role. And every state that reaches the same role
 //! state by memoised steps shares one copy of it, with its hash computed once, instead of owning
-//! a copy of its own.
+//! a copy of its own: a role a step computes is first looked up in an [`Interner`], which hands
+//! out the copy already there when the contents are equal (two orders of independent steps on the
+//! server give equal servers). Then a memo's check that the role is the one it stored is mostly a
+//! pointer comparison.
 //!
 //! Exactness: a hit needs an equal key (the whole input) and an equal role (`Shared`'s equality:
 //! the same allocation, or equal hash and equal contents), so it returns exactly what the call
@@ -33,7 +36,50 @@ use crate::world::{Impostor, Shared, Who, rng};
 /// Shards of a memo (the checker's threads rarely wait for each other's lock).
 const SHARDS: usize = 64;
 
-/// Steps one memo keeps at most. A step holds two role states, most of them shared with the
+/// One copy of each role state the memos computed, by content hash.
+pub struct Interner<T> {
+    shards: Vec<Mutex<HashMap<u64, Shared<T>>>>,
+}
+
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+    }
+}
+
+impl<T> fmt::Debug for Interner<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: usize = self
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum();
+        write!(f, "Interner({parts} parts)")
+    }
+}
+
+impl<T: Hash + Clone + Eq> Interner<T> {
+    /// The copy of `part` already kept (equal contents), else `part`, now kept. A different part
+    /// with the same 64-bit hash is not kept: it stays a copy of its own (exact, a little slower).
+    pub fn intern(&self, part: Shared<T>) -> Shared<T> {
+        let hash = part.content_hash();
+        let mut map = self.shards[(hash % SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match map.get(&hash) {
+            Some(kept) if *kept == part => kept.clone(),
+            Some(_) => part,
+            None => {
+                if map.len() < CAP / SHARDS {
+                    map.insert(hash, part.clone());
+                }
+                part
+            }
+        }
+    }
+}
+
+/// Steps one memo keeps at most (and role states one interner keeps). A step holds two role states, most of them shared with the
 /// states of the run; beyond this the memo computes without storing, so memory stays bounded.
 const CAP: usize = 1 << 18;
 
@@ -68,8 +114,15 @@ impl<T, K, R> fmt::Debug for StepMemo<T, K, R> {
 
 impl<T: Hash + Clone + Eq, K: Hash + Eq, R: Clone> StepMemo<T, K, R> {
     /// Runs `step` on `part` with input `key`, or replays the stored step when `part` met `key`
-    /// before: `part` becomes the role after the step and the step's result is returned.
-    pub fn apply(&self, part: &mut Shared<T>, key: K, step: impl FnOnce(&mut T) -> R) -> R {
+    /// before: `part` becomes the role after the step (the interned copy) and the step's result is
+    /// returned.
+    pub fn apply(
+        &self,
+        interner: &Interner<T>,
+        part: &mut Shared<T>,
+        key: K,
+        step: impl FnOnce(&mut T) -> R,
+    ) -> R {
         let slot = (part.content_hash(), key);
         let shard = {
             let mut h = DefaultHasher::new();
@@ -85,7 +138,7 @@ impl<T: Hash + Clone + Eq, K: Hash + Eq, R: Clone> StepMemo<T, K, R> {
         let before = part.clone();
         let result = step(part.make_mut());
         // Hashed once here, the copy kept in the memo and every state given it share the hash.
-        part.content_hash();
+        *part = interner.intern(part.clone());
         let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() < CAP / SHARDS {
             map.insert(slot, Step { before, after: part.clone(), result: result.clone() });
@@ -140,6 +193,9 @@ enum ChannelInput {
 /// The memos of one model: each call of the protocol crate that changes a role in a step.
 #[derive(Debug, Default)]
 pub struct Steps {
+    clients: Interner<Client>,
+    servers: Interner<Server>,
+    impostor_sets: Interner<Vec<Impostor>>,
     client: StepMemo<Client, ClientInput, Option<ClientOutputs>>,
     server: StepMemo<Server, ServerInput, Option<ServerOutputs>>,
     channel: StepMemo<Server, ChannelInput, Option<Vec<u8>>>,
@@ -148,8 +204,13 @@ pub struct Steps {
 
 impl Steps {
     /// `client.handle(frame, draw's stream)`; `None` for an error.
-    pub fn handle(&self, client: &mut Shared<Client>, frame: &[u8], draw: Draw) -> Option<ClientOutputs> {
-        self.client.apply(client, ClientInput::Handle(frame.to_vec(), draw), |c| {
+    pub fn handle(
+        &self,
+        client: &mut Shared<Client>,
+        frame: &[u8],
+        draw: Draw,
+    ) -> Option<ClientOutputs> {
+        self.client.apply(&self.clients, client, ClientInput::Handle(frame.to_vec(), draw), |c| {
             c.handle(frame, &mut draw.rng()).ok()
         })
     }
@@ -163,13 +224,14 @@ impl Steps {
         draw: Draw,
     ) -> Option<ClientOutputs> {
         let key = ClientInput::SendE2e(to.clone(), body.clone(), draw);
-        self.client.apply(client, key, |c| c.send_e2e(to, body, &mut draw.rng()).ok())
+        self.client
+            .apply(&self.clients, client, key, |c| c.send_e2e(to, body, &mut draw.rng()).ok())
     }
 
     /// `client.send(to, body)` (hop): its frame; `None` for an error.
     pub fn send_hop(&self, client: &mut Shared<Client>, to: &Name, body: Body) -> Option<Vec<u8>> {
         let key = ClientInput::SendHop(to.clone(), body.clone());
-        let out = self.client.apply(client, key, |c| {
+        let out = self.client.apply(&self.clients, client, key, |c| {
             let (_, frame) = c.send(to, body).ok()?;
             Some(ClientOutputs { transmit: vec![frame], events: Vec::new() })
         });
@@ -184,27 +246,42 @@ impl Steps {
         frame: &[u8],
         draw: Draw,
     ) -> Option<ServerOutputs> {
-        self.server.apply(server, ServerInput::Handle(link, frame.to_vec(), draw), |s| {
-            s.handle(link, frame, &mut draw.rng()).ok()
-        })
+        self.server.apply(
+            &self.servers,
+            server,
+            ServerInput::Handle(link, frame.to_vec(), draw),
+            |s| s.handle(link, frame, &mut draw.rng()).ok(),
+        )
     }
 
     /// `server.process(link, plaintext)`.
-    pub fn process(&self, server: &mut Shared<Server>, link: LinkId, plaintext: Vec<u8>) -> ServerOutputs {
+    pub fn process(
+        &self,
+        server: &mut Shared<Server>,
+        link: LinkId,
+        plaintext: Vec<u8>,
+    ) -> ServerOutputs {
         let key = ServerInput::Process(link, plaintext.clone());
-        self.server.apply(server, key, |s| Some(s.process(link, plaintext))).unwrap_or_default()
+        self.server
+            .apply(&self.servers, server, key, |s| Some(s.process(link, plaintext)))
+            .unwrap_or_default()
     }
 
     /// `server.open_transport(link, frame)`: the plaintext; `None` for an error.
     pub fn open(&self, server: &mut Shared<Server>, link: LinkId, frame: &[u8]) -> Option<Vec<u8>> {
-        self.channel.apply(server, ChannelInput::Open(link, frame.to_vec()), |s| {
+        self.channel.apply(&self.servers, server, ChannelInput::Open(link, frame.to_vec()), |s| {
             s.open_transport(link, frame).ok().map(|(_, plaintext)| plaintext)
         })
     }
 
     /// `server.seal_transport(link, message)`: the frame; `None` for an error.
-    pub fn seal(&self, server: &mut Shared<Server>, link: LinkId, message: &Message) -> Option<Vec<u8>> {
-        self.channel.apply(server, ChannelInput::Seal(link, message.clone()), |s| {
+    pub fn seal(
+        &self,
+        server: &mut Shared<Server>,
+        link: LinkId,
+        message: &Message,
+    ) -> Option<Vec<u8>> {
+        self.channel.apply(&self.servers, server, ChannelInput::Seal(link, message.clone()), |s| {
             s.seal_transport(link, message).ok()
         })
     }
@@ -218,7 +295,7 @@ impl Steps {
         to: Who,
         envelope: &Envelope,
     ) -> Option<Body> {
-        self.impostors.apply(impostors, (from, to, envelope.clone()), |all| {
+        self.impostors.apply(&self.impostor_sets, impostors, (from, to, envelope.clone()), |all| {
             let imp = all.iter_mut().find(|i| i.impersonates == to)?;
             let mut peers = imp.peers.clone();
             let opened = peers.decrypt(&to.name(), &from.name(), envelope).ok()?;
@@ -230,13 +307,14 @@ impl Steps {
 
 #[cfg(test)]
 mod tests {
-    use super::StepMemo;
+    use super::{Interner, StepMemo};
     use crate::world::Shared;
     use std::cell::Cell;
 
     #[test]
     fn a_stored_step_returns_the_same_part_and_result_without_running() {
         let memo: StepMemo<Vec<u8>, u8, usize> = StepMemo::default();
+        let interner = Interner::default();
         let runs = Cell::new(0);
         let step = |v: &mut Vec<u8>, x: u8| {
             runs.set(runs.get() + 1);
@@ -245,15 +323,15 @@ mod tests {
         };
         let mut first = Shared::new(vec![1]);
         let mut second = Shared::new(vec![1]);
-        assert_eq!(memo.apply(&mut first, 7, |v| step(v, 7)), 2);
-        assert_eq!(memo.apply(&mut second, 7, |v| step(v, 7)), 2);
+        assert_eq!(memo.apply(&interner, &mut first, 7, |v| step(v, 7)), 2);
+        assert_eq!(memo.apply(&interner, &mut second, 7, |v| step(v, 7)), 2);
         assert_eq!(runs.get(), 1, "the equal part met the same input: replayed");
         assert_eq!(*second, vec![1, 7]);
-        assert!(first == second);
+        assert!(first.shares(&second), "interned: one copy");
         // Another input, or another part, runs the step.
-        assert_eq!(memo.apply(&mut second, 8, |v| step(v, 8)), 3);
+        assert_eq!(memo.apply(&interner, &mut second, 8, |v| step(v, 8)), 3);
         let mut third = Shared::new(vec![2]);
-        assert_eq!(memo.apply(&mut third, 7, |v| step(v, 7)), 2);
+        assert_eq!(memo.apply(&interner, &mut third, 7, |v| step(v, 7)), 2);
         assert_eq!(runs.get(), 3);
         assert_eq!(*third, vec![2, 7]);
     }
