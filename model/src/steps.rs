@@ -90,9 +90,12 @@ struct Step<T, R> {
     result: R,
 }
 
+/// One shard of a memo: (the role's content hash, the input) → the step.
+type Shard<T, K, R> = Mutex<HashMap<(u64, K), Step<T, R>>>;
+
 /// Memo of one kind of step on parts of type `T`, with inputs `K` and results `R`.
 pub struct StepMemo<T, K, R> {
-    shards: Vec<Mutex<HashMap<(u64, K), Step<T, R>>>>,
+    shards: Vec<Shard<T, K, R>>,
 }
 
 impl<T, K, R> Default for StepMemo<T, K, R> {
@@ -187,7 +190,7 @@ enum ServerInput {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ChannelInput {
     Open(LinkId, Vec<u8>),
-    Seal(LinkId, Message),
+    Seal(LinkId, Box<Message>),
 }
 
 /// The memos of one model: each call of the protocol crate that changes a role in a step.
@@ -281,9 +284,12 @@ impl Steps {
         link: LinkId,
         message: &Message,
     ) -> Option<Vec<u8>> {
-        self.channel.apply(&self.servers, server, ChannelInput::Seal(link, message.clone()), |s| {
-            s.seal_transport(link, message).ok()
-        })
+        self.channel.apply(
+            &self.servers,
+            server,
+            ChannelInput::Seal(link, Box::new(message.clone())),
+            |s| s.seal_transport(link, message).ok(),
+        )
     }
 
     /// The impostor posing as `to` tries `Peers::decrypt` on `envelope` from `from`, keeping its
