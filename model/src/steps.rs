@@ -36,6 +36,16 @@ use crate::world::{Impostor, Shared, Who, rng};
 /// Shards of a memo (the checker's threads rarely wait for each other's lock).
 const SHARDS: usize = 64;
 
+/// [`SHARDS`] empty maps, each behind its lock.
+fn shards<K, V>() -> Vec<Mutex<HashMap<K, V>>> {
+    (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect()
+}
+
+/// The entries of all `shards`.
+fn entries<K, V>(shards: &[Mutex<HashMap<K, V>>]) -> usize {
+    shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len()).sum()
+}
+
 /// One copy of each role state the memos computed, by content hash.
 pub struct Interner<T> {
     shards: Vec<Mutex<HashMap<u64, Shared<T>>>>,
@@ -43,18 +53,13 @@ pub struct Interner<T> {
 
 impl<T> Default for Interner<T> {
     fn default() -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        Self { shards: shards() }
     }
 }
 
 impl<T> fmt::Debug for Interner<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: usize = self
-            .shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum();
-        write!(f, "Interner({parts} parts)")
+        write!(f, "Interner({} parts)", entries(&self.shards))
     }
 }
 
@@ -100,18 +105,13 @@ pub struct StepMemo<T, K, R> {
 
 impl<T, K, R> Default for StepMemo<T, K, R> {
     fn default() -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        Self { shards: shards() }
     }
 }
 
 impl<T, K, R> fmt::Debug for StepMemo<T, K, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let steps: usize = self
-            .shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum();
-        write!(f, "StepMemo({steps} steps)")
+        write!(f, "StepMemo({} steps)", entries(&self.shards))
     }
 }
 
