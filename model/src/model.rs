@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use e2e_protocol::Error;
 use e2e_protocol::channel::{PROLOGUE, Responder};
+use e2e_protocol::e2e::envelope::EnvelopeBody;
 use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::roles::{Client, ClientEvent, LinkId, Server, ServerEvent, ServerOutputs};
 use e2e_protocol::seal_log;
@@ -53,12 +54,37 @@ pub enum Action {
     Reinject(usize),
     /// (S, e2e) the server's impostor of `Who`'s peer encrypts a forged body to `Who`.
     ForgeE2e(Who),
+    /// The attacker sends what it saw back where it came from: (N) observed frame `index` the other
+    /// way on its link (to its sender, or from a client's queue to the server); (S) seen message
+    /// `index` to its sender, as from its recipient.
+    Reflect(usize),
+    /// (S) seen message `index` delivered to its sender as from itself: a message to oneself.
+    ToSelf(usize),
+    /// (S, e2e) seen prekey message `index` re-encoded with one field changed ([`Edit`]) and
+    /// delivered to its recipient, as from its sender.
+    Rebuild(usize, Edit),
     /// (S) the server answers the head request on `Who`'s link itself, its answer re-encoded with
     /// one byte after the last field (the declared length covering it): a bundle request with the
     /// real bundle, a message with an `Ack` (the message is withheld, read as by `Drop`).
     Pad(Who),
     /// (C) the attacker learns Alice's and Bob's long-term keys.
     Compromise,
+}
+
+/// How the malicious server changes a prekey message it re-encodes (spec/MODEL.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Edit {
+    /// The claimed identity's X25519 half is its impostor's, the Ed25519 half the sender's.
+    ImpostorDh,
+    /// The claimed identity's Ed25519 half is its impostor's, the X25519 half the sender's.
+    ImpostorSign,
+    /// The one-time prekey id is left out.
+    NoOneTimePrekey,
+}
+
+impl Edit {
+    /// Every edit.
+    pub const ALL: [Self; 3] = [Self::ImpostorDh, Self::ImpostorSign, Self::NoOneTimePrekey];
 }
 
 /// The model of one (variant, attacker, bounds).
@@ -686,22 +712,28 @@ impl E2eModel {
                 s.net.to_client[to.index()].push(Frame::injected(bytes, None));
             }
             Action::Reinject(index) => {
-                let seen = s.know.seen.get(*index)?.clone();
-                let id = Self::spend(s)?;
-                let message = match (&seen.body, &seen.envelope) {
-                    (Some(b), _) => {
-                        Message::Deliver { id: seen.id, from: seen.from.name(), body: b.clone() }
-                    }
-                    (None, Some(e)) => Message::E2eDeliver {
-                        id: MessageId(id),
-                        from: seen.from.name(),
-                        envelope: e.clone(),
-                    },
-                    (None, None) => return None,
+                let seen = s.know.seen.get(*index)?;
+                let (to, from, tag) = (seen.to, seen.from, seen.tag);
+                self.redeliver(s, *index, to, from, tag)?;
+            }
+            Action::Reflect(index) if self.server_attacker() => {
+                let seen = s.know.seen.get(*index)?;
+                let (sender, recipient) = (seen.from, seen.to);
+                self.redeliver(s, *index, sender, recipient, None)?;
+            }
+            Action::Reflect(index) => {
+                let (dest, frame) = s.know.observed.iter().nth(*index)?.clone();
+                Self::spend(s)?;
+                let back = match dest {
+                    Dest::Server(w) => Dest::Client(w),
+                    Dest::Client(w) => Dest::Server(w),
                 };
-                let bytes = s.server.make_mut().seal_transport(seen.to.link(), &message).ok()?;
-                let frame = Frame::injected(bytes, seen.tag);
-                s.net.to_client[seen.to.index()].push(frame);
+                s.net.queue(back).push(Frame::injected(frame.bytes, None));
+            }
+            Action::Rebuild(index, edit) => self.rebuild(s, *index, *edit)?,
+            Action::ToSelf(index) => {
+                let sender = s.know.seen.get(*index)?.from;
+                self.redeliver(s, *index, sender, sender, None)?;
             }
             Action::Pad(w) => self.pad(s, *w)?,
             Action::ForgeE2e(to) => {
@@ -714,6 +746,54 @@ impl E2eModel {
             }
             _ => return None,
         }
+        Some(())
+    }
+
+    /// (S) re-encodes seen prekey message `index` with `edit` (its envelope decoded and encoded by
+    /// the crate's `EnvelopeBody`) and delivers it to its recipient, as from its sender. `None`
+    /// when the message is no prekey message, or has no one-time prekey id to leave out.
+    fn rebuild(&self, s: &mut World, index: usize, edit: Edit) -> Option<()> {
+        let seen = s.know.seen.get(index)?.clone();
+        let decoded = EnvelopeBody::decode(seen.envelope?.as_bytes()).ok()?;
+        let EnvelopeBody::Prekey { mut prekey, message } = decoded else { return None };
+        let impostor = s.know.impostors.iter().find(|i| i.impersonates == seen.from)?;
+        let theirs = impostor.peers.identity();
+        match edit {
+            Edit::ImpostorDh => prekey.identity.dh = theirs.dh,
+            Edit::ImpostorSign => prekey.identity.sign = theirs.sign,
+            Edit::NoOneTimePrekey => {
+                prekey.one_time_prekey_id.take()?;
+            }
+        }
+        let envelope = Envelope::new(EnvelopeBody::Prekey { prekey, message }.encode()).ok()?;
+        let id = Self::spend(s)?;
+        let message = Message::E2eDeliver { id: MessageId(id), from: seen.from.name(), envelope };
+        let bytes = s.server.make_mut().seal_transport(seen.to.link(), &message).ok()?;
+        s.net.to_client[seen.to.index()].push(Frame::injected(bytes, None));
+        Some(())
+    }
+
+    /// (S) delivers seen message `index` to `to` as from `from` (hop: the same id; e2e: the same
+    /// envelope under a new id), the frame carrying ghost tag `tag`.
+    fn redeliver(
+        &self,
+        s: &mut World,
+        index: usize,
+        to: Who,
+        from: Who,
+        tag: Option<Tag>,
+    ) -> Option<()> {
+        let seen = s.know.seen.get(index)?.clone();
+        let id = Self::spend(s)?;
+        let message = match (seen.body, seen.envelope) {
+            (Some(body), _) => Message::Deliver { id: seen.id, from: from.name(), body },
+            (None, Some(envelope)) => {
+                Message::E2eDeliver { id: MessageId(id), from: from.name(), envelope }
+            }
+            (None, None) => return None,
+        };
+        let bytes = s.server.make_mut().seal_transport(to.link(), &message).ok()?;
+        s.net.to_client[to.index()].push(Frame::injected(bytes, tag));
         Some(())
     }
 
@@ -979,6 +1059,11 @@ impl Model for E2eModel {
             if self.server_attacker() {
                 for i in 0..s.know.seen.len() {
                     actions.push(Action::Reinject(i));
+                    actions.push(Action::Reflect(i));
+                    actions.push(Action::ToSelf(i));
+                    if self.variant.is_e2e() {
+                        actions.extend(Edit::ALL.map(|edit| Action::Rebuild(i, edit)));
+                    }
                 }
                 for w in Who::BOTH {
                     // A hop `Deliver` is in the malicious server's hands in every variant: an e2e
@@ -996,6 +1081,7 @@ impl Model for E2eModel {
                     actions.push(Action::Replay(i, Who::Alice));
                     actions.push(Action::Replay(i, Who::Bob));
                     actions.push(Action::Tamper(i));
+                    actions.push(Action::Reflect(i));
                 }
                 if !self.variant.is_e2e() {
                     actions.extend(Who::BOTH.map(Action::Impersonate));

@@ -280,6 +280,35 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
                 w.label()
             ),
         ),
+        Action::Reflect(i) => match before.know.seen.get(*i) {
+            Some(seen) => (
+                "Server",
+                party(seen.from),
+                format!(
+                    "reflects message #{i} to its sender {}, as from {}",
+                    seen.from.label(),
+                    seen.to.label()
+                ),
+            ),
+            None => ("Attacker", "Attacker", format!("reflects observed frame #{i} back")),
+        },
+        Action::ToSelf(i) => {
+            let to = before.know.seen.get(*i).map_or("?", |s| party(s.from));
+            ("Server", to, format!("delivers message #{i} to its sender, as from itself"))
+        }
+        Action::Rebuild(i, edit) => {
+            let to = before.know.seen.get(*i).map_or("?", |s| party(s.to));
+            let change = match edit {
+                crate::model::Edit::ImpostorDh => {
+                    "its identity's X25519 half swapped for the impostor's"
+                }
+                crate::model::Edit::ImpostorSign => {
+                    "its identity's Ed25519 half swapped for the impostor's"
+                }
+                crate::model::Edit::NoOneTimePrekey => "without its one-time prekey id",
+            };
+            ("Server", to, format!("re-delivers prekey message #{i} {change}"))
+        }
         Action::Pad(w) => (
             "Server",
             party(*w),
