@@ -1,7 +1,7 @@
 //! The stateright [`Model`]: actions of the honest clients, the server and the attacker, each one
 //! a call into the protocol crate's own state machines (spec/MODEL.md §3–§6).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
@@ -797,6 +797,64 @@ impl E2eModel {
         Some(())
     }
 
+    /// Whether the honest conversation still gets through both ways from `s` with the attacker
+    /// silent (spec/MODEL.md §4, `recovery`): on copies of the roles, each client sends one more
+    /// message to the other, the server handles every frame honestly, and every frame in flight
+    /// is delivered in order until none is left. `None` if a client accepted a frame the attacker
+    /// injected on the way (a forgery that worked: `authenticity` reports it, not this).
+    fn gets_through(&self, s: &World) -> Option<bool> {
+        let mut clients = [Client::clone(&s.clients[0]), Client::clone(&s.clients[1])];
+        let mut server = Server::clone(&s.server);
+        let mut r = rng(self.bounds.seed, 5, 0);
+        let mut queue: VecDeque<(Dest, Vec<u8>, bool)> = VecDeque::new();
+        for w in Who::BOTH {
+            let queues = [&s.net.to_server[w.index()], &s.net.to_client[w.index()]];
+            for (dest, frames) in [Dest::Server(w), Dest::Client(w)].into_iter().zip(queues) {
+                queue.extend(frames.iter().map(|f| (dest, f.bytes.clone(), f.injected)));
+            }
+        }
+        for w in Who::BOTH {
+            let (to, probe) = (w.peer().name(), body(&probe_body(w)));
+            let Some(probe) = probe else { return Some(false) };
+            let client = &mut clients[w.index()];
+            let sent = if self.variant.is_e2e() {
+                client.send_e2e(&to, probe, &mut r).map(|out| out.transmit)
+            } else {
+                client.send(&to, probe).map(|(_, frame)| vec![frame])
+            };
+            let Ok(frames) = sent else { return Some(false) };
+            queue.extend(frames.into_iter().map(|f| (Dest::Server(w), f, false)));
+        }
+        let mut heard = [false; 2];
+        for _ in 0..MAX_COMPLETION_FRAMES {
+            let Some((dest, bytes, injected)) = queue.pop_front() else { break };
+            match dest {
+                Dest::Server(w) => {
+                    let Ok(out) = server.handle(w.link(), &bytes, &mut r) else { continue };
+                    for (link, frame) in out.transmit {
+                        if let Some(to) = Who::of_link(link) {
+                            queue.push_back((Dest::Client(to), frame, injected));
+                        }
+                    }
+                }
+                Dest::Client(w) => {
+                    let Ok(out) = clients[w.index()].handle(&bytes, &mut r) else { continue };
+                    for event in &out.events {
+                        let ClientEvent::Received { from, body, .. } = event else { continue };
+                        if injected {
+                            return None;
+                        }
+                        if *from == w.peer().name() && text(body) == probe_body(w.peer()) {
+                            heard[w.index()] = true;
+                        }
+                    }
+                    queue.extend(out.transmit.into_iter().map(|f| (Dest::Server(w), f, false)));
+                }
+            }
+        }
+        Some(heard == [true; 2])
+    }
+
     /// (N) registers as `w` with a key of its own on a fresh link and, if the server lets it,
     /// sends a forgery to `w`'s peer. The attacker's own client is the crate's `Client`.
     fn impersonate(&self, s: &mut World, w: Who) -> Option<()> {
@@ -845,6 +903,10 @@ impl E2eModel {
     }
 }
 
+/// The most frames an honest completion ([`E2eModel::gets_through`]) delivers: far more than the
+/// model's bounds produce, so that only a bug that makes frames beget frames reaches it.
+const MAX_COMPLETION_FRAMES: usize = 1000;
+
 /// The party whose calls a step makes: its seals, unless the step attributed them as it went.
 const fn actor(action: &Action) -> Party {
     match action {
@@ -854,6 +916,12 @@ const fn actor(action: &Action) -> Party {
         }
         _ => Party::Server,
     }
+}
+
+/// The message `from` sends in an honest completion ([`E2eModel::gets_through`]): not an honest
+/// message of the run.
+fn probe_body(from: Who) -> String {
+    format!("probe-{}", from.label())
 }
 
 /// `message` encoded with one byte after its last field, the header's declared length covering
@@ -962,6 +1030,10 @@ pub mod names {
     pub const ONE_DIRECTION: &str = "one-direction-per-key";
     /// No client acts on a frame whose plaintext is not the canonical encoding of a message.
     pub const STRICT_PARSING: &str = "strict-parsing";
+    /// No injected input keeps the honest conversation from getting through for good.
+    pub const RECOVERY: &str = "recovery";
+    /// Sometimes: a refusal is checked for `recovery` and the conversation gets through.
+    pub const RECOVERED: &str = "sometimes: recovered after refusal";
     /// Sometimes: Bob accepts a message from Alice.
     pub const DELIVERED: &str = "sometimes: delivered";
     /// Sometimes: messages are accepted both ways (e2e: a reply arrives, the DH ratchet turns).
@@ -1001,6 +1073,14 @@ fn one_direction(_: &E2eModel, s: &World) -> bool {
 
 fn strict_parsing(_: &E2eModel, s: &World) -> bool {
     !s.ghost.malformed_accepted
+}
+
+fn recovery(_: &E2eModel, s: &World) -> bool {
+    !s.ghost.broken
+}
+
+fn recovered(_: &E2eModel, s: &World) -> bool {
+    s.ghost.recovered
 }
 
 fn forward_secrecy(_: &E2eModel, s: &World) -> bool {
@@ -1099,6 +1179,8 @@ impl Model for E2eModel {
     fn next_state(&self, last: &World, action: Action) -> Option<World> {
         let mut s = last.clone();
         Self::unsealed();
+        // Whether this step refuses an injected frame: the flag is collected for the step alone.
+        s.ghost.forgery_rejected = false;
         match &action {
             Action::Send(w) => self.send(&mut s, *w)?,
             Action::Deliver(w) => self.deliver(&mut s, *w)?,
@@ -1116,6 +1198,28 @@ impl Model for E2eModel {
             other => self.inject(&mut s, other)?,
         }
         Self::sealed(&mut s, actor(&action));
+        let refused_now = s.ghost.forgery_rejected;
+        s.ghost.forgery_rejected |= last.ghost.forgery_rejected;
+        let handled = match action {
+            Action::Deliver(w) => last.net.head(Dest::Client(w)),
+            Action::Serve(w) => last.net.head(Dest::Server(w)),
+            _ => None,
+        };
+        // Recovery is checked where the attacker only injected (§4): a drop, a withheld or
+        // answered request, a man in the middle or a forgery that worked stop the conversation
+        // by other means, which the other properties judge.
+        let injected = handled.is_some_and(|f| f.injected);
+        s.ghost.interfered |= matches!(action, Action::Drop(_) | Action::Pad(_) | Action::Mitm(_))
+            || (injected && !refused_now);
+        if refused_now && injected && !s.ghost.interfered && s.ghost.compromised.is_none() {
+            match self.gets_through(&s) {
+                Some(true) => s.ghost.recovered = true,
+                Some(false) => s.ghost.broken = true,
+                None => s.ghost.interfered = true,
+            }
+            // The completion sealed on copies.
+            Self::unsealed();
+        }
         Some(s)
     }
 
@@ -1127,6 +1231,7 @@ impl Model for E2eModel {
             Property::always(names::NONCE_UNIQUE, nonce_unique),
             Property::always(names::ONE_DIRECTION, one_direction),
             Property::always(names::STRICT_PARSING, strict_parsing),
+            Property::always(names::RECOVERY, recovery),
         ];
         if self.attacker == Attacker::Compromise {
             p.push(Property::always(names::FORWARD_SECRECY, forward_secrecy));
@@ -1138,6 +1243,7 @@ impl Model for E2eModel {
         p.push(Property::sometimes(names::DELIVERED, delivered));
         p.push(Property::sometimes(names::BOTH_WAYS, both_ways));
         p.push(Property::sometimes(names::FORGERY_REJECTED, forgery_rejected));
+        p.push(Property::sometimes(names::RECOVERED, recovered));
         p
     }
 }

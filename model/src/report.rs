@@ -356,6 +356,10 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
     if let Some((first, then)) = seals.key_shared.filter(|_| old.key_shared.is_none()) {
         effects.push(format!("{} seals with a key {} sealed with", then.label(), first.label()));
     }
+    if after.ghost.broken && !before.ghost.broken {
+        effects
+            .push("after this refusal the honest conversation no longer gets through".to_owned());
+    }
     if after.ghost.malformed_accepted && !before.ghost.malformed_accepted {
         effects.push("the client acts on the malformed frame".to_owned());
     }

@@ -395,6 +395,15 @@ pub struct Ghost {
     pub seals: Shared<SealLog>,
     /// Whether a client acted on a frame whose plaintext was not a canonical encoding.
     pub malformed_accepted: bool,
+    /// Whether the attacker did more than inject frames that were refused: dropped or withheld
+    /// one, answered a request itself, played man in the middle, or had a forgery accepted.
+    pub interfered: bool,
+    /// Whether, after an injected frame was refused in a run where the attacker did nothing else,
+    /// the honest conversation no longer got through (spec/MODEL.md §4, `recovery`).
+    pub broken: bool,
+    /// Whether a refusal was checked for `recovery` with the conversation getting through before
+    /// and after it (the check is not vacuous).
+    pub recovered: bool,
 }
 
 impl Ghost {
