@@ -142,7 +142,7 @@ fn pump(
 impl E2eModel {
     /// Sets up the run honestly — keys from the seed, both clients connected and, in e2e, their
     /// bundles published (and, in `e2e-verified`, a session started and the safety numbers
-    /// compared, [`compare_safety_numbers`]) — and returns the model whose initial state is the
+    /// compared, spec/MODEL.md §2) — and returns the model whose initial state is the
     /// result.
     ///
     /// # Errors
