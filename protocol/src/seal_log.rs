@@ -1,10 +1,10 @@
 //! DANGER: the model checker's ghost log of AEAD seals, for the model checker's build only.
 //!
 //! Compiled only with the feature `model-memo`, which only `e2e-protocol-flawed` (model/flawed, the
-//! checker's own build of this source) declares, as for the memos (`memo.rs`). In that build the suite's
-//! backend (`suite::backend::memoized`) records every ChaCha20-Poly1305 seal here before it seals:
-//! the channel's frames, the Noise handshake's payloads, the ratchet's envelopes — every party's,
-//! since they all seal through the one suite. Nothing here changes what a seal computes.
+//! checker's own build of this source) declares, as for the memos (`memo.rs`). In that build the
+//! suite's backend (`suite::backend::memoized`) records every ChaCha20-Poly1305 seal here before it
+//! seals: the channel's frames, the Noise handshake's payloads, the ratchet's envelopes — every
+//! party's, since they all seal through the one suite. Nothing here changes what a seal computes.
 //!
 //! The model's ideal-AEAD reasoning cannot see a nonce reused under one key: the two ciphertexts
 //! are just bytes. This log lets the checker state it (spec/MODEL.md §4): "no (key, nonce) pair
