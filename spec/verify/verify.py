@@ -1291,6 +1291,18 @@ class Party:
         self.bundle = None
         self.chains_by_dh = {}
 
+    def pin(self, name: str, identity: bytes):
+        """§14.2: pin, and delete every session with another identity, retiring its base key (§11.3)."""
+        self.pins[name] = identity
+        peer = self.peers.get(name)
+        for s in list(peer.sessions()) if peer else []:
+            if s.identity != identity:
+                peer.retire(s)
+                if peer.current is s:
+                    peer.current = None
+                else:
+                    peer.archived.remove(s)
+
     def prekeys(self, i: int) -> bytes:
         return self.signed.get(i, self.one_time.get(i))
 
@@ -1403,15 +1415,10 @@ def verify_call(case, parties):
         expected = display(safety_number((party.identity, party.name), (identity, args["peer"])))
         if args["number"] != expected:
             outcome = "E2e.SafetyNumberMismatch"  # pins nothing
-        else:  # §14.2: pin, and delete every session with another identity
-            party.pins[args["peer"]] = identity
-            for s in list(peer.sessions()):
-                if s.identity != identity:
-                    peer.retire(s)
-                    if peer.current is s:
-                        peer.current = None
-                    else:
-                        peer.archived.remove(s)
+        else:
+            party.pin(args["peer"], identity)
+    elif case["call"] == "verify_peer":  # §14.2: the identity the users compared in person
+        party.pin(args["peer"], H(args["identity"]))
     elif case["call"] == "restore_state":  # §18: the client restarts with the stated field
         if "last_id" in args:
             last_id = int(args["last_id"])
@@ -1695,6 +1702,8 @@ def receiver_side(to, from_name, env, parties):
 
     if env["type"] == "PrekeyMessage":
         ik_a, ek = H(env["IK"]), H(env["EK"])
+        if from_name in to.pins and to.pins[from_name] != ik_a:  # §11.3, §14.2: before rules 1-3
+            raise Refused("E2e.IdentityMismatch")
         if peer is not None:
             for s in peer.sessions():  # rule 1: a kept session with base key EK_A and identity IK_A
                 if s.base_key == ek and s.identity == ik_a:

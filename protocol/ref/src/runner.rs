@@ -175,6 +175,15 @@ pub enum Step {
         /// Whether the number entered is wrong.
         wrong: bool,
     },
+    /// e2e: `party`'s user pins the identity `peer`'s client holds now, as users who compared it
+    /// in person would (`verify_peer`, SPEC.md §14.2); sessions with another identity are deleted.
+    /// A call, not a frame.
+    VerifyPeer {
+        /// The user's client.
+        party: Party,
+        /// The peer.
+        peer: Party,
+    },
     /// Attack: a network attacker delivers `of`'s last `HandshakeInit` again, on `of`'s current
     /// link, which already has a channel.
     ReplayHandshakeInit {
@@ -1067,6 +1076,22 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 self.observer.called(&Call {
                     party: *party,
                     op: "verify_safety_number",
+                    args: &args,
+                    outcome: outcome.as_ref().map(|_| ()),
+                });
+                return Ok(());
+            }
+            Step::VerifyPeer { party, peer } => {
+                let identity = self.client(*peer)?.identity().ok_or(MisuseError::NoE2eIdentity)?;
+                let peer_name = name(*peer)?;
+                let outcome = self.client(*party)?.verify_peer(peer_name.clone(), identity);
+                let args = [
+                    ("peer", peer_name.as_str().to_owned()),
+                    ("identity", hex::encode(identity.to_bytes())),
+                ];
+                self.observer.called(&Call {
+                    party: *party,
+                    op: "verify_peer",
                     args: &args,
                     outcome: outcome.as_ref().map(|_| ()),
                 });

@@ -760,10 +760,19 @@ pub const RULES: &[Rule] = &[
             "e2e_transcript#e2e-seed-1/step-57",
         ],
     ),
-    gap(
+    rule(
         "§14.2",
-        "pinning deletes every session with another identity",
-        "a transcript: a MITM session, then verification",
+        "pinning deletes every session with another identity (and retires its base key)",
+        &[
+            "e2e_transcript#e2e-identity-seed-4/call-03",
+            "e2e_transcript#e2e-identity-seed-4/step-43",
+            "e2e_transcript#e2e-identity-seed-4/step-45",
+        ],
+    ),
+    rule(
+        "§11.3, §14.2",
+        "for a pinned name, a prekey message under another identity is refused before rules 1–3",
+        &["e2e_transcript#e2e-identity-seed-4/step-42 E2e.IdentityMismatch"],
     ),
     // §15.2
     rule(

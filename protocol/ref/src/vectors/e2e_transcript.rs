@@ -137,7 +137,13 @@ fn identity_run() -> RunSpec {
          Alice's first prekey message (id 1) again, under a new id, no session has its base key and \
          the base key is retired: ReplayedPrekeyMessage; her old ratchet message (id 2) again finds only \
          the new session, which does not open it (DecryptFailed). Bob answers under the new session and \
-         Alice reads it.",
+         Alice reads it. Then Alice starts again once more (a third identity) and publishes it, and Bob's \
+         user, who compared it with Alice in person, pins it (call verify_peer, SPEC.md §14.2): Bob's \
+         session with the second identity is deleted and its base key retired. The server delivers \
+         that session's prekey message (id 3) again: it claims an identity other than the pinned one \
+         and is refused before anything else (IdentityMismatch). Bob writes to alice: with no session \
+         left, he asks for her bundle, which carries the pinned identity, starts a session and sends \
+         a prekey message, which Alice reads; she answers.",
         seed: 4,
         script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
         attacks: vec![
@@ -152,6 +158,15 @@ fn identity_run() -> RunSpec {
             Step::ServerReplaysDelivery { to: b, id: 1, new_id: Some(100) },
             Step::ServerReplaysDelivery { to: b, id: 2, new_id: Some(101) },
             Step::Send { from: b, text: "welcome back".to_owned() },
+            // Pinning deletes the sessions with another identity (SPEC.md §14.2).
+            Step::Disconnect(a),
+            Step::NewIdentity { party: a },
+            Step::Connect(a),
+            Step::Upload(a),
+            Step::VerifyPeer { party: b, peer: a },
+            Step::ServerReplaysDelivery { to: b, id: 3, new_id: Some(102) },
+            Step::Send { from: b, text: "is this really you?".to_owned() },
+            Step::Send { from: a, text: "it is".to_owned() },
         ],
         deny_word: None,
     }

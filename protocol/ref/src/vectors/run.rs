@@ -825,6 +825,11 @@ fn describe(step: &Step) -> Value {
         Step::RestoreWithNextPrekeyId { party, next_id } => {
             format!("{} restarts from its state file with next prekey id {next_id}", party.label())
         }
+        Step::VerifyPeer { party, peer } => format!(
+            "{}'s user pins the identity {} holds now (compared in person)",
+            party.label(),
+            peer.label()
+        ),
         Step::NewIdentity { party } => format!(
             "{} starts again from its account with a new e2e identity and new prekeys",
             party.label()
