@@ -110,6 +110,15 @@ pub enum Step {
         /// The content.
         text: String,
     },
+    /// Alice and Bob each send a message to the other before either frame is delivered: with no
+    /// session yet, both ask for the other's bundle and both start a session (simultaneous
+    /// initiation, SPEC.md §11.3).
+    SendAtOnce {
+        /// Alice's content.
+        alice: String,
+        /// Bob's content.
+        bob: String,
+    },
     /// The client writes `text` now but it reaches the server only after the client's next `Send`
     /// (think of a photo whose upload finishes late), so the recipient gets it out of order. In e2e
     /// it is encrypted now (it takes the next ratchet key) and submitted later; in hop it is sent
@@ -973,6 +982,15 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                     from.peer().label()
                 ));
                 self.send(*from, text)?;
+                self.pump()?;
+                return self.flush_late();
+            }
+            Step::SendAtOnce { alice, bob } => {
+                self.add_note(format!(
+                    "alice sends {alice:?} to bob and bob {bob:?} to alice, at once"
+                ));
+                self.send(Party::Alice, alice)?;
+                self.send(Party::Bob, bob)?;
                 self.pump()?;
                 return self.flush_late();
             }

@@ -644,8 +644,19 @@ pub const RULES: &[Rule] = &[
     ),
     gap(
         "§11.3",
-        "MAX_ARCHIVED_SESSIONS: a message of an archived session opens and makes it current",
-        "simultaneous initiation by both clients, converging",
+        "MAX_ARCHIVED_SESSIONS: a fifth replacement with the same identity retires the oldest archived session",
+        "six sessions with one peer under one identity: the runner starts a session again only after \
+         an identity change, which deletes the old ones",
+    ),
+    rule(
+        "§11.3",
+        "a message of an archived session opens and makes it current (simultaneous initiation converges)",
+        &[
+            "e2e_transcript#e2e-simultaneous-seed-5/step-17",
+            "e2e_transcript#e2e-simultaneous-seed-5/step-19",
+            "e2e_transcript#e2e-simultaneous-seed-5/step-22",
+            "e2e_transcript#e2e-simultaneous-seed-5/step-24",
+        ],
     ),
     rule(
         "§11.3",

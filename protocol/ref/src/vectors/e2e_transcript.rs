@@ -172,6 +172,32 @@ fn identity_run() -> RunSpec {
     }
 }
 
+/// The run of SPEC.md §11.3's archived sessions: Alice and Bob start sessions with each other at
+/// the same time and converge.
+fn simultaneous_run() -> RunSpec {
+    let (a, b) = (Party::Alice, Party::Bob);
+    RunSpec {
+        id: "e2e-simultaneous-seed-5",
+        comment: "Simultaneous initiation (SPEC.md §11.3). Both connect and publish bundles; Alice and Bob \
+         each write to the other before either message is delivered: both ask for the other's bundle, \
+         both start a session and send a prekey message. Each accepts the other's prekey message as a \
+         new session, which becomes current, and archives the session it initiated. Alice's next \
+         message goes out in her current session (the one Bob initiated); at Bob it fails in his current \
+         session (Alice's) and opens in the archived one, which becomes current again (a message of an \
+         archived session opens and makes it current). Bob's answer goes out in that session, and Alice \
+         reads it: both now use the session Bob initiated.",
+        seed: 5,
+        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        attacks: vec![
+            Step::SendAtOnce { alice: "hi bob".to_owned(), bob: "hi alice".to_owned() },
+            Step::Send { from: a, text: "we both wrote first".to_owned() },
+            Step::Send { from: b, text: "and we agree now".to_owned() },
+            Step::Send { from: a, text: "good".to_owned() },
+        ],
+        deny_word: None,
+    }
+}
+
 fn runs() -> Result<Vec<RunSpec>, VectorError> {
     let (a, b) = (Party::Alice, Party::Bob);
     let carol = name("carol")?;
@@ -279,6 +305,7 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
         },
         prekeys_run(),
         identity_run(),
+        simultaneous_run(),
     ])
 }
 

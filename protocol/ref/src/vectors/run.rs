@@ -778,6 +778,9 @@ fn describe(step: &Step) -> Value {
         Step::Disconnect(p) => format!("{} disconnects", p.label()),
         Step::Upload(p) => format!("{} uploads its bundle", p.label()),
         Step::Send { from, text } => format!("{} sends {text:?}", from.label()),
+        Step::SendAtOnce { alice, bob } => {
+            format!("alice sends {alice:?} and bob sends {bob:?}, before either is delivered")
+        }
         Step::SendLate { from, text } => {
             format!("{} writes {text:?} now and it goes out after its next send", from.label())
         }
