@@ -672,9 +672,11 @@ impl Observer for () {}
 /// `mitm`, the server's two forged identities; then ephemerals and ratchet keys as the run needs them.
 ///
 /// # Errors
-/// A script step that is impossible (for example sending while offline, or replaying a delivery the
-/// server never made), or a role error on a frame the run itself produced — which would be a bug. A
-/// *refused* frame is not an error of the run; it is recorded in the transcript.
+/// [`RunError::Role`]: a script step that is impossible (for example sending while offline, or
+/// replaying a delivery the server never made), or a role error on a frame the run itself produced
+/// — which would be a bug; [`RunError::BadRestart`] and [`RunError::State`]: a restart step the
+/// client cannot take. A *refused* frame is not an error of the run; it is recorded in the
+/// transcript.
 pub fn run<P: ContentPolicy>(config: &RunConfig<P>) -> Result<Transcript, RunError> {
     run_observed(config, &mut ())
 }
