@@ -624,7 +624,7 @@ impl E2eModel {
     }
 
     /// What `victim`'s long-term keys open among `envelopes` (sender, envelope), tried in order on
-    /// one copy of `victim` stripped of its sessions. A pure function of its inputs, memoised.
+    /// one client holding only those keys ([`strip`]). A pure function of its inputs, memoised.
     fn open_with_compromised(
         &self,
         s: &World,
@@ -634,7 +634,6 @@ impl E2eModel {
         let key = {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             s.clients[victim.index()].hash(&mut h);
-            s.clients[victim.peer().index()].identity().hash(&mut h);
             envelopes.hash(&mut h);
             h.finish()
         };
@@ -646,9 +645,7 @@ impl E2eModel {
         let mut server = Server::clone(&s.server);
         let mut r = rng(self.bounds.seed, 4, 1 + victim.index() as u32);
         let mut bodies = Vec::new();
-        let peer = &s.clients[victim.peer().index()];
-        if let Some(mut copy) = strip(&s.clients[victim.index()], peer, &mut server, victim, &mut r)
-        {
+        if let Some(mut copy) = strip(&s.clients[victim.index()], &mut server, victim, &mut r) {
             for (i, (from, envelope)) in envelopes.iter().enumerate() {
                 let id = MessageId(1000 + i as u64);
                 let message =
@@ -960,25 +957,16 @@ const fn oracle_link(w: Who) -> LinkId {
     LinkId(11 + w.index() as u64)
 }
 
-/// A copy of `victim` with every session deleted and its channel reconnected to `server` (a copy)
-/// on the oracle's link: what compromise of its long-term keys gives. `None` if the sessions could
-/// not be deleted (only under a seeded flaw that disables pinning).
+/// A client holding `victim`'s long-term keys as they are now and nothing of its state
+/// ([`Client::long_term_copy`]: no session, pin or retired base key), connected to `server` (a
+/// copy) on the oracle's link: what compromise of its long-term keys gives.
 fn strip(
     victim: &Client,
-    peer: &Client,
     server: &mut Server,
     w: Who,
     r: &mut rand_chacha::ChaCha20Rng,
 ) -> Option<Client> {
-    let mut c = victim.clone();
-    // Pinning another identity deletes every session with the peer (SPEC.md §14.2); then pin the
-    // peer's real identity, so the copy accepts prekey messages from it again.
-    c.verify_peer(w.peer().name(), c.identity()?).ok()?;
-    c.verify_peer(w.peer().name(), peer.identity()?).ok()?;
-    if c.safety_number(&w.peer().name()).is_some() {
-        return None;
-    }
-    c.disconnect();
+    let mut c = victim.long_term_copy();
     let mut to_server = vec![c.connect(r).ok()?];
     while !to_server.is_empty() {
         let bytes = to_server.remove(0);

@@ -200,6 +200,17 @@ impl Peers {
         }
     }
 
+    /// A copy holding the long-term keys as they are now — the identity and the prekey store, the
+    /// one-time prekeys already used gone — and nothing else: no session, pin, pending message or
+    /// retired base key. Those are the owner's conversation state and replay protection, not keys;
+    /// a thief of the keys runs X3DH with them whatever that bookkeeping says. The model checker's
+    /// compromise oracle only (spec/MODEL.md §5): compiled into its build alone.
+    #[cfg(feature = "model-memo")]
+    #[must_use]
+    pub fn long_term_keys(&self) -> Self {
+        Self::new(self.identity.clone(), self.prekeys.clone())
+    }
+
     /// This client's public identity.
     #[must_use]
     pub fn identity(&self) -> IdentityPublic {

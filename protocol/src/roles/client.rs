@@ -229,6 +229,18 @@ impl Client {
         client
     }
 
+    /// A new, offline client with this one's name and long-term keys (its channel static key and,
+    /// for e2e, [`Peers::long_term_keys`]) and none of its state: what an attacker who copied the
+    /// keys holds. The model checker's compromise oracle only (spec/MODEL.md §5): compiled into its
+    /// build alone.
+    #[cfg(feature = "model-memo")]
+    #[must_use]
+    pub fn long_term_copy(&self) -> Self {
+        let mut copy = Self::new(self.name.clone(), self.static_key.clone(), self.server_key);
+        copy.e2e = self.e2e.as_ref().map(Peers::long_term_keys);
+        copy
+    }
+
     /// The client's name.
     #[must_use]
     pub const fn name(&self) -> &Name {
