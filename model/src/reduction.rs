@@ -62,8 +62,8 @@ pub fn skip(s: &mut World, dest: Dest, k: usize) -> Option<()> {
 }
 
 /// The form in which the network attacker records a frame it observed: without the `injected`
-/// flag. `Replay` and `Tamper`, the only readers of the frame's flag there, overwrite it (their
-/// copy is injected), and `Compromise` reads only the bytes; so a frame and its replayed copy are
+/// flag. `Replay` and `Tamper` overwrite it (their copy is injected), and `Reflect` and
+/// `Compromise` read only the bytes; so a frame and its replayed copy are
 /// one observation, and one choice for the attacker instead of two with the same result.
 #[must_use]
 pub fn observed(frame: &Frame) -> Frame {
@@ -76,10 +76,6 @@ pub fn observed(frame: &Frame) -> Frame {
 ///   read only by `Replay`, `Tamper` and `Reinject`, which each spend budget, and by
 ///   `Compromise` (attacker C only); no property reads them. With the budget at 0 and an
 ///   attacker other than C they are dead, and emptied.
-/// * **A forgery was already refused.** A frame's `injected` flag is read only to set
-///   `ghost.forgery_rejected` (when a role refuses it) and to pass the flag on to the frames the
-///   server relays from it; `forgery_rejected` never goes back to false and no property reads the
-///   flag. Once it is true every flag is dead, and cleared.
 pub fn canonical(model: &E2eModel, s: &mut World) {
     if s.know.budget == 0 && model.attacker != Attacker::Compromise {
         if !s.know.observed.is_empty() {
@@ -87,13 +83,6 @@ pub fn canonical(model: &E2eModel, s: &mut World) {
         }
         if !s.know.seen.is_empty() {
             s.know.seen = Default::default();
-        }
-    }
-    if s.ghost.forgery_rejected {
-        for queue in s.net.to_server.iter_mut().chain(s.net.to_client.iter_mut()) {
-            for frame in queue.iter_mut() {
-                frame.injected = false;
-            }
         }
     }
 }

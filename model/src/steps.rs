@@ -18,7 +18,8 @@
 //!
 //! Exactness: a hit needs an equal key (the whole input) and an equal role (`Shared`'s equality:
 //! the same allocation, or equal hash and equal contents), so it returns exactly what the call
-//! returned on the same inputs. A memo lives in one [`crate::E2eModel`], whose seed and active
+//! returned on the same inputs, and puts the AEAD seals the call made back into the thread's
+//! ghost seal log (`e2e_protocol::seal_log`), so the log is the same as if the call had run. A memo lives in one [`crate::E2eModel`], whose seed and active
 //! seeded flaws do not change during a check. A full memo computes without storing: slower,
 //! never different.
 
@@ -29,6 +30,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
 
 use e2e_protocol::roles::{Client, ClientOutputs, LinkId, Server, ServerOutputs};
+use e2e_protocol::seal_log::{self, Drained};
 use e2e_protocol::wire::{Body, Envelope, Message, Name};
 
 use crate::world::{Impostor, Shared, Who, rng};
@@ -88,11 +90,13 @@ impl<T: Hash + Clone + Eq> Interner<T> {
 /// states of the run; beyond this the memo computes without storing, so memory stays bounded.
 const CAP: usize = 1 << 18;
 
-/// One memoised step: the role before, the role after, the result.
+/// One memoised step: the role before, the role after, the result, and the AEAD seals the step
+/// made (the ghost seal log of spec/MODEL.md §4 records them for every step, memoised or not).
 struct Step<T, R> {
     before: Shared<T>,
     after: Shared<T>,
     result: R,
+    seals: Drained,
 }
 
 /// One shard of a memo: (the role's content hash, the input) → the step.
@@ -136,15 +140,22 @@ impl<T: Hash + Clone + Eq, K: Hash + Eq, R: Clone> StepMemo<T, K, R> {
             && hit.before == *part
         {
             *part = hit.after.clone();
+            seal_log::replay(&hit.seals);
             return hit.result.clone();
         }
         let before = part.clone();
+        // The seals this step makes, apart from those of the calls before it in the same step
+        // of the model, which go back into the log first, in their order.
+        let earlier = seal_log::drain();
         let result = step(part.make_mut());
+        let seals = seal_log::drain();
+        seal_log::replay(&earlier);
+        seal_log::replay(&seals);
         // Hashed once here, the copy kept in the memo and every state given it share the hash.
         *part = interner.intern(part.clone());
         let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() < CAP / SHARDS {
-            map.insert(slot, Step { before, after: part.clone(), result: result.clone() });
+            map.insert(slot, Step { before, after: part.clone(), result: result.clone(), seals });
         }
         result
     }

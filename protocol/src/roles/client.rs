@@ -229,6 +229,18 @@ impl Client {
         client
     }
 
+    /// A new, offline client with this one's name and long-term keys (its channel static key and,
+    /// for e2e, [`Peers::long_term_keys`]) and none of its state: what an attacker who copied the
+    /// keys holds. The model checker's compromise oracle only (spec/MODEL.md §5): compiled into its
+    /// build alone.
+    #[cfg(feature = "model-memo")]
+    #[must_use]
+    pub fn long_term_copy(&self) -> Self {
+        let mut copy = Self::new(self.name.clone(), self.static_key.clone(), self.server_key);
+        copy.e2e = self.e2e.as_ref().map(Peers::long_term_keys);
+        copy
+    }
+
     /// The client's name.
     #[must_use]
     pub const fn name(&self) -> &Name {
@@ -821,7 +833,7 @@ pub(crate) fn seal(transport: &mut Transport, message: &Message) -> Result<Vec<u
 ///
 /// # Errors
 /// As [`seal`]; the transport is then unchanged.
-fn seal_frame(transport: &mut Transport, mut frame: Vec<u8>) -> Result<Vec<u8>, Error> {
+pub(crate) fn seal_frame(transport: &mut Transport, mut frame: Vec<u8>) -> Result<Vec<u8>, Error> {
     let mut sealed = transport.clone();
     sealed.write_in_place(&mut frame, HEADER_LEN)?;
     finish_transport_frame(&mut frame)?;
