@@ -7,7 +7,9 @@
 
 pub mod config;
 pub mod model;
+pub mod reduction;
 pub mod report;
+pub mod steps;
 pub mod world;
 
 pub use config::{Attacker, Bounds, Variant};

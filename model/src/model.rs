@@ -18,6 +18,8 @@ use e2e_protocol::wire::{
 use stateright::{Model, Property};
 
 use crate::config::{Attacker, Bounds, Variant};
+use crate::reduction;
+use crate::steps::{Draw, Steps};
 use crate::world::{
     Accept, Dest, FORGED_BODY, Frame, Ghost, Impostor, Knowledge, Net, Party, SealLog, Seen,
     Shared, Tag, Who, World, body, honest_body, rng, text,
@@ -39,8 +41,13 @@ pub enum Action {
     /// it: a bundle request is answered with a forged bundle, an envelope it can open is
     /// re-encrypted in its own session with the real recipient.
     Mitm(Who),
-    /// The attacker drops the head frame of a queue; (S) on a server link, after reading it.
+    /// (S) the malicious server drops the head frame on a client's link after reading it. Other
+    /// drops are [`Action::Skip`]s (spec/MODEL.md §7.1).
     Drop(Dest),
+    /// The attacker drops the first `usize` frames of a queue, and the next one is delivered to
+    /// its client, or handled by the honest server: a drop deferred to the next delivery on its
+    /// queue (spec/MODEL.md §7.1, `reduction.rs`).
+    Skip(Dest, usize),
     /// (N) the attacker re-sends observed frame `index`, towards the same kind of destination on
     /// `Who`'s link.
     Replay(usize, Who),
@@ -101,6 +108,8 @@ pub struct E2eModel {
     static_keys: [PrivateKey; 2],
     /// Memo of [`E2eModel::open_with_compromised`], a pure function of its key.
     cache: Arc<Mutex<Memo>>,
+    /// Memos of the roles' steps (`steps.rs`).
+    steps: Arc<Steps>,
     /// `e2e-verified`: whether the users' comparison of safety numbers in the set-up pinned both
     /// identities (it does unless the numbers differ; spec/MODEL.md §2).
     pub verified: bool,
@@ -215,7 +224,16 @@ impl E2eModel {
             know,
             ghost: Ghost { seals: Shared::new(seals), ..Ghost::default() },
         };
-        Ok(Self { variant, attacker, bounds, init, static_keys, cache: Arc::default(), verified })
+        Ok(Self {
+            variant,
+            attacker,
+            bounds,
+            init,
+            static_keys,
+            cache: Arc::default(),
+            verified,
+            steps: Arc::default(),
+        })
     }
 
     fn messages(&self, w: Who) -> u8 {
@@ -233,6 +251,18 @@ impl E2eModel {
         let r = rng(self.bounds.seed, party as u64, s.draws[party]);
         s.draws[party] = s.draws[party].wrapping_add(1);
         r
+    }
+
+    /// `party`'s next RNG stream, without advancing its counter.
+    fn next_draw(&self, s: &World, party: usize) -> Draw {
+        Draw { seed: self.bounds.seed, party: party as u64, counter: s.draws[party] }
+    }
+
+    /// `party`'s next RNG stream, advancing its counter (as [`Self::rng`]).
+    fn draw(&self, s: &mut World, party: usize) -> Draw {
+        let draw = self.next_draw(s, party);
+        s.draws[party] = s.draws[party].wrapping_add(1);
+        draw
     }
 
     /// Moves the seals made since the last drain into the ghost log, as `by`'s (spec/MODEL.md §4).
@@ -268,7 +298,10 @@ impl E2eModel {
 
     fn observe(&self, s: &mut World, dest: Dest, frame: &Frame) {
         if !self.server_attacker() {
-            s.know.observed.make_mut().insert((dest, frame.clone()));
+            let frame = reduction::observed(frame);
+            if !s.know.observed.contains(&(dest, frame.clone())) {
+                s.know.observed.make_mut().insert((dest, frame));
+            }
         }
     }
 
@@ -317,14 +350,14 @@ impl E2eModel {
         let content = body(&honest_body(w, seq))?;
         let to = w.peer().name();
         if self.variant.is_e2e() {
-            let mut r = self.rng(s, w.index());
-            let out = s.clients[w.index()].make_mut().send_e2e(&to, content, &mut r).ok()?;
+            let draw = self.draw(s, w.index());
+            let out = self.steps.send_e2e(&mut s.clients[w.index()], &to, content, draw)?;
             s.ghost.sent[w.index()] = seq;
             s.ghost.waiting[w.index()].push(seq);
             let sealed = count_sent(&out.events);
             self.emit_client(s, w, out.transmit, sealed);
         } else {
-            let (_, bytes) = s.clients[w.index()].make_mut().send(&to, content).ok()?;
+            let bytes = self.steps.send_hop(&mut s.clients[w.index()], &to, content)?;
             s.ghost.sent[w.index()] = seq;
             self.push(s, Dest::Server(w), Frame::honest(bytes, Some((w, seq))));
         }
@@ -337,13 +370,13 @@ impl E2eModel {
             return None;
         }
         let frame = queue.remove(0);
-        let mut r = rng(self.bounds.seed, w.index() as u64, s.draws[w.index()]);
-        match s.clients[w.index()].make_mut().handle(&frame.bytes, &mut r) {
-            Err(_) => {
+        let draw = self.next_draw(s, w.index());
+        match self.steps.handle(&mut s.clients[w.index()], &frame.bytes, draw) {
+            None => {
                 Self::unsealed();
                 s.ghost.forgery_rejected |= frame.injected;
             }
-            Ok(out) => {
+            Some(out) => {
                 s.draws[w.index()] = s.draws[w.index()].wrapping_add(1);
                 let dropped = out.events.iter().any(|e| matches!(e, ClientEvent::Dropped { .. }));
                 s.ghost.malformed_accepted |= frame.malformed && !dropped;
@@ -383,18 +416,18 @@ impl E2eModel {
         }
         let frame = queue.remove(0);
         if !self.server_attacker() {
-            let mut r = self.rng(s, 2);
-            match s.server.make_mut().handle(w.link(), &frame.bytes, &mut r) {
-                Err(_) => {
+            let draw = self.draw(s, 2);
+            match self.steps.serve(&mut s.server, w.link(), &frame.bytes, draw) {
+                None => {
                     Self::unsealed();
                     s.ghost.forgery_rejected |= frame.injected;
                 }
-                Ok(out) => self.route(s, Some(w), &frame, out),
+                Some(out) => self.route(s, Some(w), &frame, out),
             }
             return Some(());
         }
         // The malicious server: open, learn, then act.
-        let Ok((_, plaintext)) = s.server.make_mut().open_transport(w.link(), &frame.bytes) else {
+        let Some(plaintext) = self.steps.open(&mut s.server, w.link(), &frame.bytes) else {
             s.ghost.forgery_rejected |= frame.injected;
             return Some(());
         };
@@ -412,7 +445,7 @@ impl E2eModel {
                         .find(|i| i.impersonates == target)?;
                     let bundle = fetched_bundle(imp);
                     let reply = Message::Bundle { name: name.clone(), bundle };
-                    let bytes = s.server.make_mut().seal_transport(w.link(), &reply).ok()?;
+                    let bytes = self.steps.seal(&mut s.server, w.link(), &reply)?;
                     self.push(s, Dest::Client(w), Frame::injected(bytes, None));
                     return Some(());
                 }
@@ -420,7 +453,7 @@ impl E2eModel {
                     let target = Who::from_name(to.as_str())?;
                     let envelope = self.impostor_encrypt(s, w, target, &content)?;
                     let rewritten = Message::E2eSend { id: *id, to: to.clone(), envelope };
-                    let out = s.server.make_mut().process(w.link(), rewritten.encode());
+                    let out = self.steps.process(&mut s.server, w.link(), rewritten.encode());
                     let forged = Frame::injected(vec![], None);
                     self.route(s, Some(w), &forged, out);
                     return Some(());
@@ -428,7 +461,7 @@ impl E2eModel {
                 _ => {}
             }
         }
-        let out = s.server.make_mut().process(w.link(), plaintext);
+        let out = self.steps.process(&mut s.server, w.link(), plaintext);
         self.route(s, Some(w), &frame, out);
         Some(())
     }
@@ -441,7 +474,7 @@ impl E2eModel {
             return None;
         }
         let frame = queue.remove(0);
-        let Ok((_, plaintext)) = s.server.make_mut().open_transport(w.link(), &frame.bytes) else {
+        let Some(plaintext) = self.steps.open(&mut s.server, w.link(), &frame.bytes) else {
             s.ghost.forgery_rejected |= frame.injected;
             return Some(());
         };
@@ -510,16 +543,7 @@ impl E2eModel {
                     envelope: Some(envelope.clone()),
                     tag,
                 });
-                let mut opened = None;
-                if let Some(imp) =
-                    s.know.impostors.make_mut().iter_mut().find(|i| i.impersonates == to)
-                {
-                    let mut peers = imp.peers.clone();
-                    if let Ok(d) = peers.decrypt(&to.name(), &from.name(), envelope) {
-                        imp.peers = peers;
-                        opened = Some(d.body);
-                    }
-                }
+                let opened = self.steps.impostor_decrypt(&mut s.know.impostors, from, to, envelope);
                 if let Some(content) = &opened {
                     Self::learn(s, &text(content), false);
                 }
@@ -705,7 +729,7 @@ impl E2eModel {
                     from: to.peer().name(),
                     body: body(FORGED_BODY)?,
                 };
-                let bytes = s.server.make_mut().seal_transport(to.link(), &message).ok()?;
+                let bytes = self.steps.seal(&mut s.server, to.link(), &message)?;
                 s.net.to_client[to.index()].push(Frame::injected(bytes, None));
             }
             Action::Reinject(index) => {
@@ -738,7 +762,7 @@ impl E2eModel {
                 let envelope = self.impostor_encrypt(s, to.peer(), *to, &body(FORGED_BODY)?)?;
                 let message =
                     Message::E2eDeliver { id: MessageId(id), from: to.peer().name(), envelope };
-                let bytes = s.server.make_mut().seal_transport(to.link(), &message).ok()?;
+                let bytes = self.steps.seal(&mut s.server, to.link(), &message)?;
                 s.net.to_client[to.index()].push(Frame::injected(bytes, None));
             }
             _ => return None,
@@ -907,7 +931,9 @@ const MAX_COMPLETION_FRAMES: usize = 1000;
 /// The party whose calls a step makes: its seals, unless the step attributed them as it went.
 const fn actor(action: &Action) -> Party {
     match action {
-        Action::Send(w) | Action::Deliver(w) => Party::Client(*w),
+        Action::Send(w) | Action::Deliver(w) | Action::Skip(Dest::Client(w), _) => {
+            Party::Client(*w)
+        }
         Action::Replay(..) | Action::Tamper(_) | Action::Impersonate(_) | Action::Compromise => {
             Party::Attacker
         }
@@ -1113,16 +1139,18 @@ impl Model for E2eModel {
         for w in Who::BOTH {
             if !s.net.to_client[w.index()].is_empty() {
                 actions.push(Action::Deliver(w));
-                actions.push(Action::Drop(Dest::Client(w)));
             }
             if !s.net.to_server[w.index()].is_empty() {
                 actions.push(Action::Serve(w));
-                actions.push(Action::Drop(Dest::Server(w)));
+                if self.server_attacker() {
+                    actions.push(Action::Drop(Dest::Server(w)));
+                }
                 if self.server_attacker() && self.variant.is_e2e() {
                     actions.push(Action::Mitm(w));
                 }
             }
         }
+        reduction::deferred_drops(self, s, actions);
         if s.know.budget > 0 {
             if self.server_attacker() {
                 for i in 0..s.know.seen.len() {
@@ -1182,6 +1210,13 @@ impl Model for E2eModel {
                 }
                 queue.remove(0);
             }
+            Action::Skip(dest, dropped) => {
+                reduction::skip(&mut s, *dest, *dropped)?;
+                match dest {
+                    Dest::Client(w) => self.deliver(&mut s, *w)?,
+                    Dest::Server(w) => self.serve(&mut s, *w, false)?,
+                }
+            }
             Action::Compromise => self.compromise(&mut s)?,
             other => self.inject(&mut s, other)?,
         }
@@ -1197,8 +1232,9 @@ impl Model for E2eModel {
         // answered request, a man in the middle or a forgery that worked stop the conversation
         // by other means, which the other properties judge.
         let injected = handled.is_some_and(|f| f.injected);
-        s.ghost.interfered |= matches!(action, Action::Drop(_) | Action::Pad(_) | Action::Mitm(_))
-            || (injected && !refused_now);
+        s.ghost.interfered |=
+            matches!(action, Action::Drop(_) | Action::Skip(..) | Action::Pad(_) | Action::Mitm(_))
+                || (injected && !refused_now);
         if refused_now && injected && !s.ghost.interfered && s.ghost.compromised.is_none() {
             match self.gets_through(&s) {
                 Some(true) => s.ghost.recovered = true,
@@ -1208,6 +1244,7 @@ impl Model for E2eModel {
             // The completion sealed on copies.
             Self::unsealed();
         }
+        reduction::canonical(self, &mut s);
         Some(s)
     }
 

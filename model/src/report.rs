@@ -90,8 +90,21 @@ pub fn expected(variant: Variant, attacker: Attacker, property: &str, bounds: Bo
     Expected { holds, claimed }
 }
 
-/// Checks `variant` against `attacker` within `bounds` (BFS), reporting progress on stderr every
-/// few seconds when `progress` is set.
+/// How the checker walks the state space. Both visit every reachable state once; they differ in
+/// memory, and in what `depth` means (spec/MODEL.md §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Search {
+    /// Depth first: memory is the stack of pending states and the set of 64-bit fingerprints of
+    /// the states seen; `depth` is the longest path followed.
+    #[default]
+    Dfs,
+    /// Breadth first: memory holds the whole frontier, every state of a level at once; `depth` is
+    /// the distance of the farthest state from the initial one.
+    Bfs,
+}
+
+/// Checks `variant` against `attacker` within `bounds` (depth first), reporting progress on
+/// stderr every few seconds when `progress` is set.
 ///
 /// # Errors
 /// A protocol error during the honest setup.
@@ -102,10 +115,41 @@ pub fn check(
     threads: usize,
     progress: bool,
 ) -> Result<CheckResult, Error> {
+    check_with(variant, attacker, bounds, threads, progress, Search::default())
+}
+
+/// [`check`] with the search of choice.
+///
+/// # Errors
+/// A protocol error during the honest setup.
+pub fn check_with(
+    variant: Variant,
+    attacker: Attacker,
+    bounds: Bounds,
+    threads: usize,
+    progress: bool,
+    search: Search,
+) -> Result<CheckResult, Error> {
     let model = E2eModel::new(variant, attacker, bounds)?;
     let properties = model.properties();
     let started = Instant::now();
-    let checker = model.clone().checker().threads(threads.max(1)).spawn_bfs();
+    let builder = model.clone().checker().threads(threads.max(1));
+    Ok(match search {
+        Search::Dfs => finish(&model, &properties, started, builder.spawn_dfs(), progress),
+        Search::Bfs => finish(&model, &properties, started, builder.spawn_bfs(), progress),
+    })
+}
+
+/// Waits for `checker`, then reads every property's cell, with a shortest counterexample for
+/// each violation.
+fn finish(
+    model: &E2eModel,
+    properties: &[stateright::Property<E2eModel>],
+    started: Instant,
+    checker: impl Checker<E2eModel>,
+    progress: bool,
+) -> CheckResult {
+    let (variant, attacker, bounds) = (model.variant, model.attacker, model.bounds);
     let mut last = Instant::now();
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(50));
@@ -124,7 +168,7 @@ pub fn check(
     let checker = checker.join();
     let elapsed = started.elapsed();
     let mut cells = Vec::new();
-    for p in &properties {
+    for p in properties {
         let discovery = checker.discovery(p.name);
         let (kind, holds) = match p.expectation {
             Expectation::Always => ("always", discovery.is_none()),
@@ -135,8 +179,8 @@ pub fn check(
         // level by level from the initial state for the first violating state instead.
         let trace = match (kind, discovery) {
             ("always", Some(path)) => Some(describe_path(
-                &model,
-                shortest_violation(&model, p.condition).unwrap_or_else(|| path.into_vec()),
+                model,
+                shortest_violation(model, p.condition).unwrap_or_else(|| path.into_vec()),
             )),
             _ => None,
         };
@@ -148,7 +192,7 @@ pub fn check(
             trace,
         });
     }
-    Ok(CheckResult {
+    CheckResult {
         variant,
         attacker,
         bounds,
@@ -157,7 +201,7 @@ pub fn check(
         depth: checker.max_depth(),
         elapsed,
         cells,
-    })
+    }
 }
 
 fn party(w: crate::world::Who) -> &'static str {
@@ -168,12 +212,15 @@ fn party(w: crate::world::Who) -> &'static str {
 }
 
 /// The shortest path (breadth-first, one thread) from the initial state to a state where
-/// `condition` fails, if any.
+/// `condition` fails, if any. Only the current and the next level are kept as states; the rest
+/// of the search is a map from fingerprint to (parent's fingerprint, action), and the path is
+/// replayed from the initial state.
 fn shortest_violation(
     model: &E2eModel,
     condition: fn(&E2eModel, &World) -> bool,
 ) -> Option<Vec<(World, Option<Action>)>> {
-    use std::collections::{HashMap, VecDeque};
+    use std::collections::HashMap;
+    use std::collections::hash_map::Entry;
     use std::hash::{Hash, Hasher};
     let fingerprint = |s: &World| {
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -181,33 +228,43 @@ fn shortest_violation(
         h.finish()
     };
     let init = model.init_states().into_iter().next()?;
-    let mut parent: HashMap<u64, Option<(u64, Action, World)>> = HashMap::new();
+    let mut parent: HashMap<u64, Option<(u64, Action)>> = HashMap::new();
     parent.insert(fingerprint(&init), None);
-    let mut queue = VecDeque::from([init]);
+    let mut level = vec![init.clone()];
     let mut actions = Vec::new();
-    while let Some(state) = queue.pop_front() {
-        if !condition(model, &state) {
-            // Walk back to the initial state.
-            let mut path = vec![(state.clone(), None)];
-            let mut fp = fingerprint(&state);
-            while let Some(Some((prev, action, prev_state))) = parent.get(&fp) {
-                path.push((prev_state.clone(), Some(action.clone())));
-                fp = *prev;
+    while !level.is_empty() {
+        let mut next_level = Vec::new();
+        for state in level {
+            let from = fingerprint(&state);
+            if !condition(model, &state) {
+                // Walk back to the initial state, then replay the actions from it.
+                let mut taken = Vec::new();
+                let mut fp = from;
+                while let Some(Some((prev, action))) = parent.get(&fp) {
+                    taken.push(action.clone());
+                    fp = *prev;
+                }
+                let mut path = Vec::new();
+                let mut at = init;
+                for action in taken.into_iter().rev() {
+                    let next = model.next_state(&at, action.clone())?;
+                    path.push((at, Some(action)));
+                    at = next;
+                }
+                path.push((at, None));
+                return Some(path);
             }
-            path.reverse();
-            return Some(path);
-        }
-        let from = fingerprint(&state);
-        actions.clear();
-        model.actions(&state, &mut actions);
-        for action in actions.drain(..) {
-            let Some(next) = model.next_state(&state, action.clone()) else { continue };
-            let fp = fingerprint(&next);
-            if let std::collections::hash_map::Entry::Vacant(e) = parent.entry(fp) {
-                e.insert(Some((from, action, state.clone())));
-                queue.push_back(next);
+            actions.clear();
+            model.actions(&state, &mut actions);
+            for action in actions.drain(..) {
+                let Some(next) = model.next_state(&state, action.clone()) else { continue };
+                if let Entry::Vacant(e) = parent.entry(fingerprint(&next)) {
+                    e.insert(Some((from, action)));
+                    next_level.push(next);
+                }
             }
         }
+        level = next_level;
     }
     None
 }
@@ -247,6 +304,19 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
         Action::Drop(Dest::Client(w)) => {
             ("Attacker", party(*w), format!("drops the frame to {}", w.label()))
         }
+        Action::Skip(Dest::Client(w), k) => (
+            "Attacker",
+            party(*w),
+            format!("drops {k} frame(s) to {}; the next is delivered to {}", w.label(), w.label()),
+        ),
+        Action::Skip(Dest::Server(w), k) => (
+            "Attacker",
+            "Server",
+            format!(
+                "drops {k} of {}'s frame(s) to the server; the server handles the next",
+                w.label()
+            ),
+        ),
         Action::Replay(i, w) => {
             ("Attacker", party(*w), format!("replays observed frame #{i} on {}'s link", w.label()))
         }

@@ -42,7 +42,14 @@ impl<T: Hash + Clone> Shared<T> {
         Arc::make_mut(&mut self.value)
     }
 
-    fn content_hash(&self) -> u64 {
+    /// Whether `self` and `other` are one copy (not only equal contents).
+    #[must_use]
+    pub fn shares(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.value, &other.value)
+    }
+
+    /// The content hash, computed on first use (after a change, on the next use).
+    pub fn content_hash(&self) -> u64 {
         *self.hash.get_or_init(|| {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             self.value.hash(&mut h);

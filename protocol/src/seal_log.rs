@@ -91,3 +91,20 @@ pub fn drain() -> Drained {
         Drained { seals: log.seals, overflowed: log.overflowed }
     })
 }
+
+/// Appends `drained` to this thread's log, as if its seals were made now: the model checker's
+/// memos of the roles' steps (model/src/steps.rs) give back the seals a step made when it ran,
+/// when they return the step without running it.
+pub fn replay(drained: &Drained) {
+    LOG.with(|log| {
+        let mut log = log.borrow_mut();
+        for seal in &drained.seals {
+            if log.seals.len() < MAX_LOGGED {
+                log.seals.push(*seal);
+            } else {
+                log.overflowed = true;
+            }
+        }
+        log.overflowed |= drained.overflowed;
+    });
+}

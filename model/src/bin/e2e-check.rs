@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use e2e_model::report::{self, CheckResult};
+use e2e_model::report::{self, CheckResult, Search};
 use e2e_model::{Attacker, Bounds, E2eModel, Variant};
 use e2e_protocol::flaws::{self, Flaw};
 use stateright::Model;
@@ -36,6 +36,10 @@ struct Args {
     /// Seed of every key.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Search order: `dfs` (memory: the stack and the set of state fingerprints) or `bfs`
+    /// (memory: the whole frontier); both visit every reachable state.
+    #[arg(long, default_value = "dfs")]
+    search: String,
     /// Only these variants (hop, e2e-unverified, e2e-verified); default all.
     #[arg(long)]
     variant: Vec<String>,
@@ -83,6 +87,11 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     };
     let variants = pick(&args.variant, &Variant::ALL, Variant::from_name, "variant")?;
     let attackers = pick(&args.attacker, &Attacker::ALL, Attacker::from_name, "attacker")?;
+    let search = match args.search.as_str() {
+        "dfs" => Search::Dfs,
+        "bfs" => Search::Bfs,
+        other => return Err(format!("unknown search {other:?} (dfs or bfs)")),
+    };
     let flaw = match &args.flaw {
         Some(name) => Some(Flaw::from_name(name).ok_or(format!("unknown flaw {name:?}"))?),
         None => None,
@@ -107,7 +116,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     for &variant in &variants {
         for &attacker in &attackers {
             eprintln!("checking {variant} vs {attacker} ({}) ...", attacker.describe(variant));
-            let r = report::check(variant, attacker, bounds, args.threads, true)
+            let r = report::check_with(variant, attacker, bounds, args.threads, true, search)
                 .map_err(|e| e.to_string())?;
             eprintln!(
                 "  done: {} states, {} unique, depth {}, {:.1}s ({:.0} states/s)",
