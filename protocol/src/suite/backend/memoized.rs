@@ -1,6 +1,7 @@
-//! The model checker's backend (feature `model-memo` only): the compiled backend's X25519 behind
-//! memos keyed by the whole input (crate::memo). Same inputs, same bytes; the AEAD, cheap at the
-//! model's message sizes, is called directly.
+//! The model checker's and the fuzz targets' backend (features `model-memo` and `fuzz-memo`
+//! only): the compiled backend's X25519 behind memos keyed by the whole input (crate::memo). Same
+//! inputs, same bytes; the AEAD, cheap at the protocols' message sizes and where every MAC is
+//! checked, is called directly.
 
 #[cfg(feature = "backend-aws-lc")]
 use super::aws_lc as inner;
