@@ -9,8 +9,9 @@ pub enum Variant {
     Hop,
     /// End-to-end; the clients trust whatever bundle the server hands out.
     E2eUnverified,
-    /// End-to-end; before the run Alice and Bob pinned each other's real identity
-    /// (`Client::verify_peer`, after comparing safety numbers).
+    /// End-to-end; before the run Alice greeted Bob (a session each) and the users compared the
+    /// safety numbers their clients display, each pinning the identity behind its number where
+    /// the two were equal (`Client::verify_safety_number`).
     E2eVerified,
 }
 

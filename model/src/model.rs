@@ -1,22 +1,26 @@
 //! The stateright [`Model`]: actions of the honest clients, the server and the attacker, each one
 //! a call into the protocol crate's own state machines (spec/MODEL.md §3–§6).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use e2e_protocol::Error;
 use e2e_protocol::channel::{PROLOGUE, Responder};
+use e2e_protocol::e2e::envelope::EnvelopeBody;
 use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::roles::{Client, ClientEvent, LinkId, Server, ServerEvent, ServerOutputs};
+use e2e_protocol::seal_log;
 use e2e_protocol::suite::PrivateKey;
-use e2e_protocol::wire::{Codec, Envelope, FetchedBundle, LinkFrame, LinkKind, Message, MessageId};
+use e2e_protocol::wire::{
+    AckStatus, Codec, Envelope, FetchedBundle, HEADER_LEN, LinkFrame, LinkKind, Message, MessageId,
+};
 use stateright::{Model, Property};
 
 use crate::config::{Attacker, Bounds, Variant};
 use crate::world::{
-    Accept, Dest, FORGED_BODY, Frame, Ghost, Impostor, Knowledge, Net, Seen, Shared, Tag, Who,
-    World, body, honest_body, rng, text,
+    Accept, Dest, FORGED_BODY, Frame, Ghost, Impostor, Knowledge, Net, Party, SealLog, Seen,
+    Shared, Tag, Who, World, body, honest_body, rng, text,
 };
 
 /// Memo of compromise results: (victim, fingerprint of its inputs) → bodies opened.
@@ -50,8 +54,37 @@ pub enum Action {
     Reinject(usize),
     /// (S, e2e) the server's impostor of `Who`'s peer encrypts a forged body to `Who`.
     ForgeE2e(Who),
+    /// The attacker sends what it saw back where it came from: (N) observed frame `index` the other
+    /// way on its link (to its sender, or from a client's queue to the server); (S) seen message
+    /// `index` to its sender, as from its recipient.
+    Reflect(usize),
+    /// (S) seen message `index` delivered to its sender as from itself: a message to oneself.
+    ToSelf(usize),
+    /// (S, e2e) seen prekey message `index` re-encoded with one field changed ([`Edit`]) and
+    /// delivered to its recipient, as from its sender.
+    Rebuild(usize, Edit),
+    /// (S) the server answers the head request on `Who`'s link itself, its answer re-encoded with
+    /// one byte after the last field (the declared length covering it): a bundle request with the
+    /// real bundle, a message with an `Ack` (the message is withheld, read as by `Drop`).
+    Pad(Who),
     /// (C) the attacker learns Alice's and Bob's long-term keys.
     Compromise,
+}
+
+/// How the malicious server changes a prekey message it re-encodes (spec/MODEL.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Edit {
+    /// The claimed identity's X25519 half is its impostor's, the Ed25519 half the sender's.
+    ImpostorDh,
+    /// The claimed identity's Ed25519 half is its impostor's, the X25519 half the sender's.
+    ImpostorSign,
+    /// The one-time prekey id is left out.
+    NoOneTimePrekey,
+}
+
+impl Edit {
+    /// Every edit.
+    pub const ALL: [Self; 3] = [Self::ImpostorDh, Self::ImpostorSign, Self::NoOneTimePrekey];
 }
 
 /// The model of one (variant, attacker, bounds).
@@ -68,6 +101,9 @@ pub struct E2eModel {
     static_keys: [PrivateKey; 2],
     /// Memo of [`E2eModel::open_with_compromised`], a pure function of its key.
     cache: Arc<Mutex<Memo>>,
+    /// `e2e-verified`: whether the users' comparison of safety numbers in the set-up pinned both
+    /// identities (it does unless the numbers differ; spec/MODEL.md §2).
+    pub verified: bool,
 }
 
 /// Frames produced during setup, handed between roles until none is left.
@@ -76,15 +112,17 @@ fn pump(
     clients: &mut [Client; 2],
     first: (Dest, Vec<u8>),
     observed: &mut BTreeSet<(Dest, Frame)>,
+    seals: &mut SealLog,
     rng: &mut rand_chacha::ChaCha20Rng,
 ) -> Result<(), Error> {
     let mut queue = vec![first];
     while !queue.is_empty() {
         let (dest, bytes) = queue.remove(0);
-        observed.insert((dest, Frame { bytes: bytes.clone(), tag: None, injected: false }));
+        observed.insert((dest, Frame::honest(bytes.clone(), None)));
         match dest {
             Dest::Server(w) => {
                 let out = server.handle(w.link(), &bytes, rng)?;
+                seals.record(Party::Server, seal_log::drain());
                 for (link, frame) in out.transmit {
                     if let Some(t) = Who::of_link(link) {
                         queue.push((Dest::Client(t), frame));
@@ -93,6 +131,7 @@ fn pump(
             }
             Dest::Client(w) => {
                 let out = clients[w.index()].handle(&bytes, rng)?;
+                seals.record(Party::Client(w), seal_log::drain());
                 queue.extend(out.transmit.into_iter().map(|f| (Dest::Server(w), f)));
             }
         }
@@ -102,8 +141,9 @@ fn pump(
 
 impl E2eModel {
     /// Sets up the run honestly — keys from the seed, both clients connected and, in e2e, their
-    /// bundles published (and, in `e2e-verified`, each other's identity pinned) — and returns the
-    /// model whose initial state is the result.
+    /// bundles published (and, in `e2e-verified`, a session started and the safety numbers
+    /// compared, spec/MODEL.md §2) — and returns the model whose initial state is the
+    /// result.
     ///
     /// # Errors
     /// A protocol error during the honest setup, which would be a bug of the protocol crate.
@@ -122,21 +162,33 @@ impl E2eModel {
         let alice = make(Who::Alice, &mut r);
         let bob = make(Who::Bob, &mut r);
         let mut clients = [alice, bob];
-        if variant == Variant::E2eVerified {
-            for w in Who::BOTH {
-                if let Some(identity) = clients[w.peer().index()].identity() {
-                    clients[w.index()].verify_peer(w.peer().name(), identity)?;
-                }
-            }
-        }
+        let mut verified = false;
         let mut observed = BTreeSet::new();
+        let mut seals = SealLog::default();
+        let _stale = seal_log::drain();
         for w in Who::BOTH {
             let init = clients[w.index()].connect(&mut r)?;
-            pump(&mut server, &mut clients, (Dest::Server(w), init), &mut observed, &mut r)?;
+            seals.record(Party::Client(w), seal_log::drain());
+            let first = (Dest::Server(w), init);
+            pump(&mut server, &mut clients, first, &mut observed, &mut seals, &mut r)?;
             if variant.is_e2e() {
                 let upload = clients[w.index()].upload_bundle()?;
-                pump(&mut server, &mut clients, (Dest::Server(w), upload), &mut observed, &mut r)?;
+                seals.record(Party::Client(w), seal_log::drain());
+                let first = (Dest::Server(w), upload);
+                pump(&mut server, &mut clients, first, &mut observed, &mut seals, &mut r)?;
             }
+        }
+        if variant == Variant::E2eVerified {
+            // A safety number needs a session: Alice greets Bob, which starts hers from his bundle
+            // and his from her prekey message; then the users compare (spec/MODEL.md §2).
+            let hello = e2e_protocol::wire::Body::new(GREETING.as_bytes().to_vec())?;
+            let out = clients[Who::Alice.index()].send_e2e(&Who::Bob.name(), hello, &mut r)?;
+            seals.record(Party::Client(Who::Alice), seal_log::drain());
+            for frame in out.transmit {
+                let first = (Dest::Server(Who::Alice), frame);
+                pump(&mut server, &mut clients, first, &mut observed, &mut seals, &mut r)?;
+            }
+            verified = compare_safety_numbers(&mut clients);
         }
         let mut know = Knowledge { budget: bounds.budget, next_id: 100, ..Knowledge::default() };
         if attacker.is_server(variant) {
@@ -161,9 +213,9 @@ impl E2eModel {
             net: Net::default(),
             draws: [0; 3],
             know,
-            ghost: Ghost::default(),
+            ghost: Ghost { seals: Shared::new(seals), ..Ghost::default() },
         };
-        Ok(Self { variant, attacker, bounds, init, static_keys, cache: Arc::default() })
+        Ok(Self { variant, attacker, bounds, init, static_keys, cache: Arc::default(), verified })
     }
 
     fn messages(&self, w: Who) -> u8 {
@@ -181,6 +233,20 @@ impl E2eModel {
         let r = rng(self.bounds.seed, party as u64, s.draws[party]);
         s.draws[party] = s.draws[party].wrapping_add(1);
         r
+    }
+
+    /// Moves the seals made since the last drain into the ghost log, as `by`'s (spec/MODEL.md §4).
+    fn sealed(s: &mut World, by: Party) {
+        let drained = seal_log::drain();
+        if !drained.seals.is_empty() || drained.overflowed {
+            s.ghost.seals.make_mut().record(by, drained);
+        }
+    }
+
+    /// Forgets the seals made since the last drain: those of a call that failed (a role that
+    /// returns an error is unchanged and sent nothing), or of the attacker's work on copies (§5).
+    fn unsealed() {
+        let _forgotten = seal_log::drain();
     }
 
     /// Records that an attacker-held key opened honest `body` (through compromised keys, or not).
@@ -220,7 +286,7 @@ impl E2eModel {
             } else {
                 None
             };
-            self.push(s, Dest::Server(w), Frame { bytes, tag, injected: false });
+            self.push(s, Dest::Server(w), Frame::honest(bytes, tag));
         }
     }
 
@@ -240,6 +306,7 @@ impl E2eModel {
                 bytes,
                 tag: if relayed { incoming.tag } else { None },
                 injected: relayed && incoming.injected,
+                malformed: false,
             };
             self.push(s, Dest::Client(to), frame);
         }
@@ -259,7 +326,7 @@ impl E2eModel {
         } else {
             let (_, bytes) = s.clients[w.index()].make_mut().send(&to, content).ok()?;
             s.ghost.sent[w.index()] = seq;
-            self.push(s, Dest::Server(w), Frame { bytes, tag: Some((w, seq)), injected: false });
+            self.push(s, Dest::Server(w), Frame::honest(bytes, Some((w, seq))));
         }
         Some(())
     }
@@ -272,9 +339,14 @@ impl E2eModel {
         let frame = queue.remove(0);
         let mut r = rng(self.bounds.seed, w.index() as u64, s.draws[w.index()]);
         match s.clients[w.index()].make_mut().handle(&frame.bytes, &mut r) {
-            Err(_) => s.ghost.forgery_rejected |= frame.injected,
+            Err(_) => {
+                Self::unsealed();
+                s.ghost.forgery_rejected |= frame.injected;
+            }
             Ok(out) => {
                 s.draws[w.index()] = s.draws[w.index()].wrapping_add(1);
+                let dropped = out.events.iter().any(|e| matches!(e, ClientEvent::Dropped { .. }));
+                s.ghost.malformed_accepted |= frame.malformed && !dropped;
                 for event in &out.events {
                     match event {
                         ClientEvent::Received { from, body, .. } => {
@@ -313,7 +385,10 @@ impl E2eModel {
         if !self.server_attacker() {
             let mut r = self.rng(s, 2);
             match s.server.make_mut().handle(w.link(), &frame.bytes, &mut r) {
-                Err(_) => s.ghost.forgery_rejected |= frame.injected,
+                Err(_) => {
+                    Self::unsealed();
+                    s.ghost.forgery_rejected |= frame.injected;
+                }
                 Ok(out) => self.route(s, Some(w), &frame, out),
             }
             return Some(());
@@ -338,7 +413,7 @@ impl E2eModel {
                     let bundle = fetched_bundle(imp);
                     let reply = Message::Bundle { name: name.clone(), bundle };
                     let bytes = s.server.make_mut().seal_transport(w.link(), &reply).ok()?;
-                    self.push(s, Dest::Client(w), Frame { bytes, tag: None, injected: true });
+                    self.push(s, Dest::Client(w), Frame::injected(bytes, None));
                     return Some(());
                 }
                 (Some(Message::E2eSend { id, to, .. }), Some(content)) => {
@@ -346,7 +421,7 @@ impl E2eModel {
                     let envelope = self.impostor_encrypt(s, w, target, &content)?;
                     let rewritten = Message::E2eSend { id: *id, to: to.clone(), envelope };
                     let out = s.server.make_mut().process(w.link(), rewritten.encode());
-                    let forged = Frame { bytes: vec![], tag: None, injected: true };
+                    let forged = Frame::injected(vec![], None);
                     self.route(s, Some(w), &forged, out);
                     return Some(());
                 }
@@ -372,6 +447,33 @@ impl E2eModel {
         };
         let message = Message::decode(&plaintext).ok();
         self.server_learns(s, w, message.as_ref(), frame.tag);
+        Some(())
+    }
+
+    /// (S) answers the head request on `w`'s link itself, the answer one byte longer than its
+    /// encoding: what no encoder gives, so a client must refuse it (SPEC.md §3.4). The request is
+    /// opened and read first, as by [`Self::withhold`]; `None` for a request it has no answer for.
+    fn pad(&self, s: &mut World, w: Who) -> Option<()> {
+        let frame = s.net.to_server[w.index()].first()?.clone();
+        let (_, plaintext) = s.server.make_mut().open_transport(w.link(), &frame.bytes).ok()?;
+        let request = Message::decode(&plaintext).ok()?;
+        let answer = match &request {
+            Message::FetchBundle { name } => match s.server.make_mut().take_bundle(name) {
+                Some(bundle) => Message::Bundle { name: name.clone(), bundle },
+                None => Message::NoBundle { name: name.clone() },
+            },
+            Message::Send { id, .. } | Message::E2eSend { id, .. } => {
+                Message::Ack { id: *id, status: AckStatus::Relayed }
+            }
+            _ => return None,
+        };
+        Self::spend(s)?;
+        s.net.to_server[w.index()].remove(0);
+        self.server_learns(s, w, Some(&request), frame.tag);
+        let bytes =
+            s.server.make_mut().seal_plaintext(w.link(), &with_trailing_byte(&answer)?).ok()?;
+        let padded = Frame { malformed: true, ..Frame::injected(bytes, None) };
+        s.net.to_client[w.index()].push(padded);
         Some(())
     }
 
@@ -439,11 +541,13 @@ impl E2eModel {
         let mut r = self.rng(s, 2);
         let index = s.know.impostors.iter().position(|i| i.impersonates == from)?;
         let mut peers = s.know.impostors[index].peers.clone();
+        Self::sealed(s, Party::Server);
         if !peers.has_session(&to.name()) {
             let bundle = s.server.make_mut().take_bundle(&to.name())?;
             peers.start_session(&from.name(), &to.name(), &bundle, &mut r).ok()?;
         }
         let envelope = peers.encrypt(&to.name(), content, &mut r).ok()?;
+        Self::sealed(s, Party::Attacker);
         s.know.impostors.make_mut()[index].peers = peers;
         Some(envelope)
     }
@@ -514,6 +618,8 @@ impl E2eModel {
                 Self::learn(s, &body, true);
             }
         }
+        // The oracle sealed on copies, and not at all when its memo answered.
+        Self::unsealed();
         Some(())
     }
 
@@ -589,7 +695,7 @@ impl E2eModel {
                 let mut bytes = frame.bytes;
                 let last = bytes.last_mut()?;
                 *last ^= 1;
-                s.net.queue(dest).push(Frame { bytes, tag: None, injected: true });
+                s.net.queue(dest).push(Frame::injected(bytes, None));
             }
             Action::Impersonate(w) => {
                 Self::spend(s)?;
@@ -603,37 +709,150 @@ impl E2eModel {
                     body: body(FORGED_BODY)?,
                 };
                 let bytes = s.server.make_mut().seal_transport(to.link(), &message).ok()?;
-                s.net.to_client[to.index()].push(Frame { bytes, tag: None, injected: true });
+                s.net.to_client[to.index()].push(Frame::injected(bytes, None));
             }
             Action::Reinject(index) => {
-                let seen = s.know.seen.get(*index)?.clone();
-                let id = Self::spend(s)?;
-                let message = match (&seen.body, &seen.envelope) {
-                    (Some(b), _) => {
-                        Message::Deliver { id: seen.id, from: seen.from.name(), body: b.clone() }
-                    }
-                    (None, Some(e)) => Message::E2eDeliver {
-                        id: MessageId(id),
-                        from: seen.from.name(),
-                        envelope: e.clone(),
-                    },
-                    (None, None) => return None,
-                };
-                let bytes = s.server.make_mut().seal_transport(seen.to.link(), &message).ok()?;
-                let frame = Frame { bytes, tag: seen.tag, injected: true };
-                s.net.to_client[seen.to.index()].push(frame);
+                let seen = s.know.seen.get(*index)?;
+                let (to, from, tag) = (seen.to, seen.from, seen.tag);
+                self.redeliver(s, *index, to, from, tag)?;
             }
+            Action::Reflect(index) if self.server_attacker() => {
+                let seen = s.know.seen.get(*index)?;
+                let (sender, recipient) = (seen.from, seen.to);
+                self.redeliver(s, *index, sender, recipient, None)?;
+            }
+            Action::Reflect(index) => {
+                let (dest, frame) = s.know.observed.iter().nth(*index)?.clone();
+                Self::spend(s)?;
+                let back = match dest {
+                    Dest::Server(w) => Dest::Client(w),
+                    Dest::Client(w) => Dest::Server(w),
+                };
+                s.net.queue(back).push(Frame::injected(frame.bytes, None));
+            }
+            Action::Rebuild(index, edit) => self.rebuild(s, *index, *edit)?,
+            Action::ToSelf(index) => {
+                let sender = s.know.seen.get(*index)?.from;
+                self.redeliver(s, *index, sender, sender, None)?;
+            }
+            Action::Pad(w) => self.pad(s, *w)?,
             Action::ForgeE2e(to) => {
                 let id = Self::spend(s)?;
                 let envelope = self.impostor_encrypt(s, to.peer(), *to, &body(FORGED_BODY)?)?;
                 let message =
                     Message::E2eDeliver { id: MessageId(id), from: to.peer().name(), envelope };
                 let bytes = s.server.make_mut().seal_transport(to.link(), &message).ok()?;
-                s.net.to_client[to.index()].push(Frame { bytes, tag: None, injected: true });
+                s.net.to_client[to.index()].push(Frame::injected(bytes, None));
             }
             _ => return None,
         }
         Some(())
+    }
+
+    /// (S) re-encodes seen prekey message `index` with `edit` (its envelope decoded and encoded by
+    /// the crate's `EnvelopeBody`) and delivers it to its recipient, as from its sender. `None`
+    /// when the message is no prekey message, or has no one-time prekey id to leave out.
+    fn rebuild(&self, s: &mut World, index: usize, edit: Edit) -> Option<()> {
+        let seen = s.know.seen.get(index)?.clone();
+        let decoded = EnvelopeBody::decode(seen.envelope?.as_bytes()).ok()?;
+        let EnvelopeBody::Prekey { mut prekey, message } = decoded else { return None };
+        let impostor = s.know.impostors.iter().find(|i| i.impersonates == seen.from)?;
+        let theirs = impostor.peers.identity();
+        match edit {
+            Edit::ImpostorDh => prekey.identity.dh = theirs.dh,
+            Edit::ImpostorSign => prekey.identity.sign = theirs.sign,
+            Edit::NoOneTimePrekey => {
+                prekey.one_time_prekey_id.take()?;
+            }
+        }
+        let envelope = Envelope::new(EnvelopeBody::Prekey { prekey, message }.encode()).ok()?;
+        let id = Self::spend(s)?;
+        let message = Message::E2eDeliver { id: MessageId(id), from: seen.from.name(), envelope };
+        let bytes = s.server.make_mut().seal_transport(seen.to.link(), &message).ok()?;
+        s.net.to_client[seen.to.index()].push(Frame::injected(bytes, None));
+        Some(())
+    }
+
+    /// (S) delivers seen message `index` to `to` as from `from` (hop: the same id; e2e: the same
+    /// envelope under a new id), the frame carrying ghost tag `tag`.
+    fn redeliver(
+        &self,
+        s: &mut World,
+        index: usize,
+        to: Who,
+        from: Who,
+        tag: Option<Tag>,
+    ) -> Option<()> {
+        let seen = s.know.seen.get(index)?.clone();
+        let id = Self::spend(s)?;
+        let message = match (seen.body, seen.envelope) {
+            (Some(body), _) => Message::Deliver { id: seen.id, from: from.name(), body },
+            (None, Some(envelope)) => {
+                Message::E2eDeliver { id: MessageId(id), from: from.name(), envelope }
+            }
+            (None, None) => return None,
+        };
+        let bytes = s.server.make_mut().seal_transport(to.link(), &message).ok()?;
+        s.net.to_client[to.index()].push(Frame::injected(bytes, tag));
+        Some(())
+    }
+
+    /// Whether the honest conversation still gets through both ways from `s` with the attacker
+    /// silent (spec/MODEL.md §4, `recovery`): on copies of the roles, each client sends one more
+    /// message to the other, the server handles every frame honestly, and every frame in flight
+    /// is delivered in order until none is left. `None` if a client accepted a frame the attacker
+    /// injected on the way (a forgery that worked: `authenticity` reports it, not this).
+    fn gets_through(&self, s: &World) -> Option<bool> {
+        let mut clients = [Client::clone(&s.clients[0]), Client::clone(&s.clients[1])];
+        let mut server = Server::clone(&s.server);
+        let mut r = rng(self.bounds.seed, 5, 0);
+        let mut queue: VecDeque<(Dest, Vec<u8>, bool)> = VecDeque::new();
+        for w in Who::BOTH {
+            let queues = [&s.net.to_server[w.index()], &s.net.to_client[w.index()]];
+            for (dest, frames) in [Dest::Server(w), Dest::Client(w)].into_iter().zip(queues) {
+                queue.extend(frames.iter().map(|f| (dest, f.bytes.clone(), f.injected)));
+            }
+        }
+        for w in Who::BOTH {
+            let (to, probe) = (w.peer().name(), body(&probe_body(w)));
+            let Some(probe) = probe else { return Some(false) };
+            let client = &mut clients[w.index()];
+            let sent = if self.variant.is_e2e() {
+                client.send_e2e(&to, probe, &mut r).map(|out| out.transmit)
+            } else {
+                client.send(&to, probe).map(|(_, frame)| vec![frame])
+            };
+            let Ok(frames) = sent else { return Some(false) };
+            queue.extend(frames.into_iter().map(|f| (Dest::Server(w), f, false)));
+        }
+        let mut heard = [false; 2];
+        for _ in 0..MAX_COMPLETION_FRAMES {
+            let Some((dest, bytes, injected)) = queue.pop_front() else { break };
+            match dest {
+                Dest::Server(w) => {
+                    let Ok(out) = server.handle(w.link(), &bytes, &mut r) else { continue };
+                    for (link, frame) in out.transmit {
+                        if let Some(to) = Who::of_link(link) {
+                            queue.push_back((Dest::Client(to), frame, injected));
+                        }
+                    }
+                }
+                Dest::Client(w) => {
+                    let Ok(out) = clients[w.index()].handle(&bytes, &mut r) else { continue };
+                    for event in &out.events {
+                        let ClientEvent::Received { from, body, .. } = event else { continue };
+                        if injected {
+                            return None;
+                        }
+                        if *from == w.peer().name() && text(body) == probe_body(w.peer()) {
+                            heard[w.index()] = true;
+                        }
+                    }
+                    queue.extend(out.transmit.into_iter().map(|f| (Dest::Server(w), f, false)));
+                }
+            }
+        }
+        Some(heard == [true; 2])
     }
 
     /// (N) registers as `w` with a key of its own on a fresh link and, if the server lets it,
@@ -643,14 +862,17 @@ impl E2eModel {
         let link = LinkId(3);
         let mut fake = Client::new(w.name(), PrivateKey::generate(&mut r), s.server.public_key());
         let mut to_server = vec![fake.connect(&mut r).ok()?];
-        let forged = Frame { bytes: vec![], tag: None, injected: true };
+        Self::sealed(s, Party::Attacker);
+        let forged = Frame::injected(vec![], None);
         let mut sent_forgery = false;
         while !to_server.is_empty() {
             let bytes = to_server.remove(0);
             let Ok(out) = s.server.make_mut().handle(link, &bytes, &mut r) else {
+                Self::unsealed();
                 s.ghost.forgery_rejected = true;
                 break;
             };
+            Self::sealed(s, Party::Server);
             let mut back = Vec::new();
             for (l, f) in &out.transmit {
                 if *l == link {
@@ -659,7 +881,11 @@ impl E2eModel {
             }
             self.route(s, None, &forged, out);
             for f in back {
-                let Ok(reply) = fake.handle(&f, &mut r) else { continue };
+                let Ok(reply) = fake.handle(&f, &mut r) else {
+                    Self::unsealed();
+                    continue;
+                };
+                Self::sealed(s, Party::Attacker);
                 if reply.events.iter().any(|e| matches!(e, ClientEvent::Refused(_))) {
                     s.ghost.forgery_rejected = true;
                 }
@@ -668,12 +894,65 @@ impl E2eModel {
             if to_server.is_empty() && fake.is_connected() && !sent_forgery {
                 sent_forgery = true;
                 let (_, frame) = fake.send(&w.peer().name(), body(FORGED_BODY)?).ok()?;
+                Self::sealed(s, Party::Attacker);
                 to_server.push(frame);
             }
         }
         s.server.make_mut().close_link(link);
         Some(())
     }
+}
+
+/// The most frames an honest completion ([`E2eModel::gets_through`]) delivers: far more than the
+/// model's bounds produce, so that only a bug that makes frames beget frames reaches it.
+const MAX_COMPLETION_FRAMES: usize = 1000;
+
+/// The party whose calls a step makes: its seals, unless the step attributed them as it went.
+const fn actor(action: &Action) -> Party {
+    match action {
+        Action::Send(w) | Action::Deliver(w) => Party::Client(*w),
+        Action::Replay(..) | Action::Tamper(_) | Action::Impersonate(_) | Action::Compromise => {
+            Party::Attacker
+        }
+        _ => Party::Server,
+    }
+}
+
+/// The message `from` sends in an honest completion ([`E2eModel::gets_through`]): not an honest
+/// message of the run.
+fn probe_body(from: Who) -> String {
+    format!("probe-{}", from.label())
+}
+
+/// `message` encoded with one byte after its last field, the header's declared length covering
+/// it (SPEC.md §3.1: version, type, then the body's length as a big-endian u32).
+fn with_trailing_byte(message: &Message) -> Option<Vec<u8>> {
+    let mut bytes = message.encode();
+    bytes.push(0);
+    let body_len = u32::try_from(bytes.len().checked_sub(HEADER_LEN)?).ok()?;
+    bytes.get_mut(2..HEADER_LEN)?.copy_from_slice(&body_len.to_be_bytes());
+    Some(bytes)
+}
+
+/// What Alice says to Bob in `e2e-verified`'s set-up, to start the sessions whose safety numbers
+/// the users compare: not an honest message of the run (the properties do not count it).
+pub const GREETING: &str = "hello";
+
+/// The users compare the safety numbers their clients display for their sessions with each other
+/// (`Client::safety_number`), as they would side by side or by scanning each other's code: each
+/// client is given the number the *other* screen shows (`Client::verify_safety_number`), which
+/// pins the identity of its session if the number is its own. Returns whether both pinned. Where
+/// the numbers differ nothing is pinned, and the users carry on unverified: that is all a failed
+/// comparison leaves them (spec/MODEL.md §2).
+fn compare_safety_numbers(clients: &mut [Client; 2]) -> bool {
+    let shown = Who::BOTH.map(|w| clients[w.index()].safety_number(&w.peer().name()));
+    let mut pinned = true;
+    for w in Who::BOTH {
+        pinned &= shown[w.peer().index()].as_ref().is_some_and(|theirs| {
+            clients[w.index()].verify_safety_number(&w.peer().name(), theirs).is_ok()
+        });
+    }
+    pinned
 }
 
 /// The link the compromise oracle uses to reach its copy of `w`.
@@ -745,6 +1024,16 @@ pub mod names {
     pub const REPLAY: &str = "no-replay";
     /// No message sent before compromise is learned through the compromised keys.
     pub const FORWARD_SECRECY: &str = "forward-secrecy";
+    /// No (key, nonce) pair ever seals two different inputs (the ghost seal log).
+    pub const NONCE_UNIQUE: &str = "nonce-unique";
+    /// No key seals for two parties: each key serves one direction.
+    pub const ONE_DIRECTION: &str = "one-direction-per-key";
+    /// No client acts on a frame whose plaintext is not the canonical encoding of a message.
+    pub const STRICT_PARSING: &str = "strict-parsing";
+    /// No injected input keeps the honest conversation from getting through for good.
+    pub const RECOVERY: &str = "recovery";
+    /// Sometimes: a refusal is checked for `recovery` and the conversation gets through.
+    pub const RECOVERED: &str = "sometimes: recovered after refusal";
     /// Sometimes: Bob accepts a message from Alice.
     pub const DELIVERED: &str = "sometimes: delivered";
     /// Sometimes: messages are accepted both ways (e2e: a reply arrives, the DH ratchet turns).
@@ -772,6 +1061,26 @@ fn no_replay(_: &E2eModel, s: &World) -> bool {
     let tags: Vec<Tag> = s.ghost.accepted.iter().filter_map(|a| a.tag).collect();
     let unique: BTreeSet<&Tag> = tags.iter().collect();
     unique.len() == tags.len()
+}
+
+fn nonce_unique(_: &E2eModel, s: &World) -> bool {
+    s.ghost.seals.nonce_reused.is_none() && !s.ghost.seals.incomplete
+}
+
+fn one_direction(_: &E2eModel, s: &World) -> bool {
+    s.ghost.seals.key_shared.is_none() && !s.ghost.seals.incomplete
+}
+
+fn strict_parsing(_: &E2eModel, s: &World) -> bool {
+    !s.ghost.malformed_accepted
+}
+
+fn recovery(_: &E2eModel, s: &World) -> bool {
+    !s.ghost.broken
+}
+
+fn recovered(_: &E2eModel, s: &World) -> bool {
+    s.ghost.recovered
 }
 
 fn forward_secrecy(_: &E2eModel, s: &World) -> bool {
@@ -830,6 +1139,11 @@ impl Model for E2eModel {
             if self.server_attacker() {
                 for i in 0..s.know.seen.len() {
                     actions.push(Action::Reinject(i));
+                    actions.push(Action::Reflect(i));
+                    actions.push(Action::ToSelf(i));
+                    if self.variant.is_e2e() {
+                        actions.extend(Edit::ALL.map(|edit| Action::Rebuild(i, edit)));
+                    }
                 }
                 for w in Who::BOTH {
                     // A hop `Deliver` is in the malicious server's hands in every variant: an e2e
@@ -838,12 +1152,16 @@ impl Model for E2eModel {
                     if self.variant.is_e2e() {
                         actions.push(Action::ForgeE2e(w));
                     }
+                    if !s.net.to_server[w.index()].is_empty() {
+                        actions.push(Action::Pad(w));
+                    }
                 }
             } else {
                 for i in 0..s.know.observed.len() {
                     actions.push(Action::Replay(i, Who::Alice));
                     actions.push(Action::Replay(i, Who::Bob));
                     actions.push(Action::Tamper(i));
+                    actions.push(Action::Reflect(i));
                 }
                 if !self.variant.is_e2e() {
                     actions.extend(Who::BOTH.map(Action::Impersonate));
@@ -860,6 +1178,9 @@ impl Model for E2eModel {
 
     fn next_state(&self, last: &World, action: Action) -> Option<World> {
         let mut s = last.clone();
+        Self::unsealed();
+        // Whether this step refuses an injected frame: the flag is collected for the step alone.
+        s.ghost.forgery_rejected = false;
         match &action {
             Action::Send(w) => self.send(&mut s, *w)?,
             Action::Deliver(w) => self.deliver(&mut s, *w)?,
@@ -876,6 +1197,29 @@ impl Model for E2eModel {
             Action::Compromise => self.compromise(&mut s)?,
             other => self.inject(&mut s, other)?,
         }
+        Self::sealed(&mut s, actor(&action));
+        let refused_now = s.ghost.forgery_rejected;
+        s.ghost.forgery_rejected |= last.ghost.forgery_rejected;
+        let handled = match action {
+            Action::Deliver(w) => last.net.head(Dest::Client(w)),
+            Action::Serve(w) => last.net.head(Dest::Server(w)),
+            _ => None,
+        };
+        // Recovery is checked where the attacker only injected (§4): a drop, a withheld or
+        // answered request, a man in the middle or a forgery that worked stop the conversation
+        // by other means, which the other properties judge.
+        let injected = handled.is_some_and(|f| f.injected);
+        s.ghost.interfered |= matches!(action, Action::Drop(_) | Action::Pad(_) | Action::Mitm(_))
+            || (injected && !refused_now);
+        if refused_now && injected && !s.ghost.interfered && s.ghost.compromised.is_none() {
+            match self.gets_through(&s) {
+                Some(true) => s.ghost.recovered = true,
+                Some(false) => s.ghost.broken = true,
+                None => s.ghost.interfered = true,
+            }
+            // The completion sealed on copies.
+            Self::unsealed();
+        }
         Some(s)
     }
 
@@ -884,6 +1228,10 @@ impl Model for E2eModel {
             Property::always(names::SECRECY, secrecy),
             Property::always(names::AUTHENTICITY, authenticity),
             Property::always(names::REPLAY, no_replay),
+            Property::always(names::NONCE_UNIQUE, nonce_unique),
+            Property::always(names::ONE_DIRECTION, one_direction),
+            Property::always(names::STRICT_PARSING, strict_parsing),
+            Property::always(names::RECOVERY, recovery),
         ];
         if self.attacker == Attacker::Compromise {
             p.push(Property::always(names::FORWARD_SECRECY, forward_secrecy));
@@ -895,6 +1243,7 @@ impl Model for E2eModel {
         p.push(Property::sometimes(names::DELIVERED, delivered));
         p.push(Property::sometimes(names::BOTH_WAYS, both_ways));
         p.push(Property::sometimes(names::FORGERY_REJECTED, forgery_rejected));
+        p.push(Property::sometimes(names::RECOVERED, recovered));
         p
     }
 }

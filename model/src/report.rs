@@ -280,6 +280,43 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
                 w.label()
             ),
         ),
+        Action::Reflect(i) => match before.know.seen.get(*i) {
+            Some(seen) => (
+                "Server",
+                party(seen.from),
+                format!(
+                    "reflects message #{i} to its sender {}, as from {}",
+                    seen.from.label(),
+                    seen.to.label()
+                ),
+            ),
+            None => ("Attacker", "Attacker", format!("reflects observed frame #{i} back")),
+        },
+        Action::ToSelf(i) => {
+            let to = before.know.seen.get(*i).map_or("?", |s| party(s.from));
+            ("Server", to, format!("delivers message #{i} to its sender, as from itself"))
+        }
+        Action::Rebuild(i, edit) => {
+            let to = before.know.seen.get(*i).map_or("?", |s| party(s.to));
+            let change = match edit {
+                crate::model::Edit::ImpostorDh => {
+                    "its identity's X25519 half swapped for the impostor's"
+                }
+                crate::model::Edit::ImpostorSign => {
+                    "its identity's Ed25519 half swapped for the impostor's"
+                }
+                crate::model::Edit::NoOneTimePrekey => "without its one-time prekey id",
+            };
+            ("Server", to, format!("re-delivers prekey message #{i} {change}"))
+        }
+        Action::Pad(w) => (
+            "Server",
+            party(*w),
+            format!(
+                "answers {}'s request itself, with a byte after the answer's last field",
+                w.label()
+            ),
+        ),
         Action::Compromise => (
             "Attacker",
             "Attacker",
@@ -308,6 +345,23 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
     }
     for b in after.ghost.fs_leak.difference(&before.ghost.fs_leak) {
         effects.push(format!("{b:?} (sent before compromise) opened with compromised keys"));
+    }
+    let (seals, old) = (&after.ghost.seals, &before.ghost.seals);
+    if let Some(by) = seals.nonce_reused.filter(|_| old.nonce_reused.is_none()) {
+        effects.push(format!(
+            "{} seals a second plaintext under a (key, nonce) already used",
+            by.label()
+        ));
+    }
+    if let Some((first, then)) = seals.key_shared.filter(|_| old.key_shared.is_none()) {
+        effects.push(format!("{} seals with a key {} sealed with", then.label(), first.label()));
+    }
+    if after.ghost.broken && !before.ghost.broken {
+        effects
+            .push("after this refusal the honest conversation no longer gets through".to_owned());
+    }
+    if after.ghost.malformed_accepted && !before.ghost.malformed_accepted {
+        effects.push("the client acts on the malformed frame".to_owned());
     }
     if after.ghost.forgery_rejected && !before.ghost.forgery_rejected {
         effects.push("the injected frame is refused".to_owned());

@@ -1,7 +1,7 @@
 //! The state of one model-checking run: the real protocol roles, the network, the attacker's
 //! knowledge and the ghost log (spec/MODEL.md §4).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
@@ -9,6 +9,8 @@ use std::sync::{Arc, OnceLock};
 
 use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::roles::{Client, LinkId, Server};
+use e2e_protocol::seal_log::Drained;
+use e2e_protocol::suite::AEAD_NONCE_LEN;
 use e2e_protocol::wire::{Body, Envelope, MessageId, Name, UploadedBundle};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -199,6 +201,23 @@ pub struct Frame {
     pub tag: Option<Tag>,
     /// Whether the attacker made or injected it.
     pub injected: bool,
+    /// Whether the attacker made its plaintext something no encoder gives: a message with bytes
+    /// after its last field (spec/MODEL.md §3, `Pad`).
+    pub malformed: bool,
+}
+
+impl Frame {
+    /// An honest role's frame, carrying honest message `tag` if any.
+    #[must_use]
+    pub const fn honest(bytes: Vec<u8>, tag: Option<Tag>) -> Self {
+        Self { bytes, tag, injected: false, malformed: false }
+    }
+
+    /// A frame the attacker made or injected.
+    #[must_use]
+    pub const fn injected(bytes: Vec<u8>, tag: Option<Tag>) -> Self {
+        Self { bytes, tag, injected: true, malformed: false }
+    }
 }
 
 /// The frames in flight: one FIFO queue per destination. Delivery takes the head; the attacker
@@ -300,6 +319,63 @@ pub struct Accept {
     pub tag: Option<Tag>,
 }
 
+/// Whose call into the protocol crate made a seal (spec/MODEL.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Party {
+    /// Alice or Bob.
+    Client(Who),
+    /// The server role: the honest server, or the malicious server's own channels.
+    Server,
+    /// The attacker's own protocol code: its impostor identities, its registered client.
+    Attacker,
+}
+
+impl Party {
+    /// The name in traces.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Client(w) => w.label(),
+            Self::Server => "the server",
+            Self::Attacker => "the attacker",
+        }
+    }
+}
+
+/// The ghost seal log (spec/MODEL.md §4): every AEAD seal of the run, as the protocol crate's
+/// `seal_log` records it (fingerprints of the key and of the sealed input, the nonce), with the
+/// party whose call made it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SealLog {
+    /// (key, nonce) → the fingerprint of the first input (AD and plaintext) sealed under it.
+    inputs: BTreeMap<(u64, [u8; AEAD_NONCE_LEN]), u64>,
+    /// Key → the party that first sealed with it.
+    sealers: BTreeMap<u64, Party>,
+    /// The first party found sealing a second, different input under one (key, nonce) pair.
+    pub nonce_reused: Option<Party>,
+    /// The first two parties found sealing with one key.
+    pub key_shared: Option<(Party, Party)>,
+    /// Whether the protocol crate's log overflowed, so that the checks above saw only part of it.
+    pub incomplete: bool,
+}
+
+impl SealLog {
+    /// Adds the seals `by` made.
+    pub fn record(&mut self, by: Party, drained: Drained) {
+        self.incomplete |= drained.overflowed;
+        for seal in drained.seals {
+            let first = *self.inputs.entry((seal.key, seal.nonce)).or_insert(seal.input);
+            if first != seal.input && self.nonce_reused.is_none() {
+                self.nonce_reused = Some(by);
+            }
+            let owner = *self.sealers.entry(seal.key).or_insert(by);
+            if owner != by && self.key_shared.is_none() {
+                self.key_shared = Some((owner, by));
+            }
+        }
+    }
+}
+
 /// The ghost log: what Alice and Bob really did (spec/MODEL.md §4).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Ghost {
@@ -315,6 +391,19 @@ pub struct Ghost {
     pub compromised: Option<BTreeSet<String>>,
     /// Bodies accepted before compromise that the attacker learned only through compromised keys.
     pub fs_leak: BTreeSet<String>,
+    /// Every AEAD seal so far.
+    pub seals: Shared<SealLog>,
+    /// Whether a client acted on a frame whose plaintext was not a canonical encoding.
+    pub malformed_accepted: bool,
+    /// Whether the attacker did more than inject frames that were refused: dropped or withheld
+    /// one, answered a request itself, played man in the middle, or had a forgery accepted.
+    pub interfered: bool,
+    /// Whether, after an injected frame was refused in a run where the attacker did nothing else,
+    /// the honest conversation no longer got through (spec/MODEL.md §4, `recovery`).
+    pub broken: bool,
+    /// Whether a refusal was checked for `recovery` with the conversation getting through before
+    /// and after it (the check is not vacuous).
+    pub recovered: bool,
 }
 
 impl Ghost {
@@ -368,8 +457,38 @@ pub fn rng(seed: u64, party: u64, counter: u32) -> ChaCha20Rng {
 
 #[cfg(test)]
 mod tests {
-    use super::Who;
+    use super::{Party, SealLog, Who};
+    use e2e_protocol::seal_log::{Drained, Seal};
     use e2e_protocol::wire::Name;
+
+    fn seals(list: &[(u64, u8, u64)]) -> Drained {
+        let seals =
+            list.iter().map(|&(key, n, input)| Seal { key, nonce: [n; 12], input }).collect();
+        Drained { seals, overflowed: false }
+    }
+
+    #[test]
+    fn seal_log_finds_a_nonce_reused_for_another_input() {
+        let mut log = SealLog::default();
+        log.record(Party::Client(Who::Alice), seals(&[(1, 0, 10), (1, 1, 11), (1, 0, 10)]));
+        assert_eq!(log.nonce_reused, None, "the same input again is the same ciphertext");
+        log.record(Party::Client(Who::Alice), seals(&[(1, 1, 12)]));
+        assert_eq!(log.nonce_reused, Some(Party::Client(Who::Alice)));
+        assert_eq!(log.key_shared, None);
+    }
+
+    #[test]
+    fn seal_log_finds_a_key_two_parties_seal_with() {
+        let mut log = SealLog::default();
+        log.record(Party::Server, seals(&[(5, 0, 1)]));
+        log.record(Party::Client(Who::Bob), seals(&[(6, 0, 1)]));
+        assert_eq!(log.key_shared, None);
+        log.record(Party::Client(Who::Bob), seals(&[(5, 1, 2)]));
+        assert_eq!(log.key_shared, Some((Party::Server, Party::Client(Who::Bob))));
+        assert_eq!(log.nonce_reused, None);
+        log.record(Party::Server, Drained { seals: vec![], overflowed: true });
+        assert!(log.incomplete);
+    }
 
     #[test]
     fn names_are_valid() {

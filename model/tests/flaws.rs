@@ -1,13 +1,14 @@
 //! The seeded-flaw catalog: every flaw of `e2e_protocol::flaws` is caught, and the unflawed protocol
 //! passes the same check. A flaw the model catches is checked on its cell (a property that holds on
 //! the unflawed protocol is violated); a flaw outside the model's reach (spec/MODEL.md §6 says why)
-//! is checked by the direct test of this file that its hook breaks.
+//! is checked by the direct test of this file that its hook breaks. Flaws the model now reaches
+//! keep their direct test too (`direct`), run on its own.
 //! Flaws are process-wide switches, so the tests of this file take one lock and run one at a time.
 
 #[cfg(test)]
 mod tests {
     use e2e_model::report;
-    use e2e_model::{Attacker, Bounds, Variant};
+    use e2e_model::{Attacker, Bounds, E2eModel, Variant};
     use e2e_protocol::channel::{Initiator, PROLOGUE, Responder, Transport};
     use e2e_protocol::e2e::bundle::verify_fetched;
     use e2e_protocol::e2e::peers::Peers;
@@ -40,16 +41,35 @@ mod tests {
             Flaw::KeepOneTimePrekey => {
                 Catch::Model(Variant::E2eVerified, Attacker::Compromise, SMALL)
             }
-            Flaw::SkipReplayWindow => Catch::Model(Variant::Hop, Attacker::Server, SMALL),
-            Flaw::SkipNameBinding => Catch::Model(Variant::Hop, Attacker::Network, SMALL),
+            Flaw::SkipReplayWindow | Flaw::AcceptTrailingBytes => {
+                Catch::Model(Variant::Hop, Attacker::Server, SMALL)
+            }
+            Flaw::SkipNameBinding | Flaw::ChannelNonceStuck => {
+                Catch::Model(Variant::Hop, Attacker::Network, SMALL)
+            }
             Flaw::KeepSkippedKeys => Catch::Model(Variant::E2eVerified, Attacker::Server, LATE),
+            Flaw::SafetyNumberOneIdentity => {
+                Catch::Model(Variant::E2eVerified, Attacker::Server, SMALL)
+            }
             Flaw::AcceptLowOrderPoint => Catch::Test(small_order_responder_key_refused),
-            Flaw::ChannelNonceStuck => Catch::Test(channel_frames_are_unique_and_read_once),
-            Flaw::AcceptTrailingBytes => Catch::Test(trailing_bytes_refused),
             Flaw::ServeOneTimePrekeyTwice => Catch::Test(one_time_prekey_handed_out_once),
             Flaw::SkipSignedPrekeySignature => Catch::Test(substituted_signed_prekey_refused),
-            Flaw::SafetyNumberOneIdentity => Catch::Test(safety_number_shows_key_substitution),
             other => panic!("no target for {other:?}"),
+        }
+    }
+
+    /// The direct test of each flaw's layer, where there is one (whether or not the model also
+    /// reaches the flaw).
+    fn direct(flaw: Flaw) -> Option<fn() -> bool> {
+        match flaw {
+            Flaw::AcceptLowOrderPoint => Some(small_order_responder_key_refused),
+            Flaw::ChannelNonceStuck => Some(channel_frames_are_unique_and_read_once),
+            Flaw::AcceptTrailingBytes => Some(trailing_bytes_refused),
+            Flaw::ServeOneTimePrekeyTwice => Some(one_time_prekey_handed_out_once),
+            Flaw::SkipSignedPrekeySignature => Some(substituted_signed_prekey_refused),
+            Flaw::KeepSkippedKeys => Some(late_message_accepted_once),
+            Flaw::SafetyNumberOneIdentity => Some(safety_number_shows_key_substitution),
+            _ => None,
         }
     }
 
@@ -238,31 +258,54 @@ mod tests {
                     flaws::activate(&[]);
                     assert!(report::caught(&[flawed]), "flaw {} not caught", flaw.name());
                 }
-                Catch::Test(holds) => {
-                    flaws::activate(&[]);
-                    assert!(holds(), "{}: the check fails unflawed", flaw.name());
-                    flaws::activate(&[flaw]);
-                    let caught = !holds();
-                    flaws::activate(&[]);
-                    assert!(caught, "flaw {} not caught by its test", flaw.name());
-                }
+                Catch::Test(holds) => assert_test_catches(flaw, holds),
             }
         }
     }
 
-    /// `keep-skipped-keys` is also caught without the model, through `Peers` alone.
-    #[test]
-    fn keep_skipped_keys_is_caught_through_peers() {
-        let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    fn assert_test_catches(flaw: Flaw, holds: fn() -> bool) {
         flaws::activate(&[]);
-        assert!(late_message_accepted_once());
-        flaws::activate(&[Flaw::KeepSkippedKeys]);
-        let caught = !late_message_accepted_once();
+        assert!(holds(), "{}: the check fails unflawed", flaw.name());
+        flaws::activate(&[flaw]);
+        let caught = !holds();
         flaws::activate(&[]);
-        assert!(caught);
+        assert!(caught, "flaw {} not caught by its test", flaw.name());
     }
 
-    /// The hop flaws and the flaws caught by a direct test: fast enough for `cargo test` in debug.
+    /// Each layer's direct test catches its flaw without the model (`keep-skipped-keys` through
+    /// `Peers` alone, for example), also where the model reaches the flaw.
+    #[test]
+    fn direct_tests_catch_their_flaws() {
+        let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tested: Vec<(Flaw, fn() -> bool)> =
+            Flaw::ALL.into_iter().filter_map(|f| direct(f).map(|t| (f, t))).collect();
+        assert_eq!(tested.len(), 7, "{:?}", tested.iter().map(|(f, _)| f).collect::<Vec<_>>());
+        for (flaw, holds) in tested {
+            assert_test_catches(flaw, holds);
+        }
+    }
+
+    /// The users' comparison of safety numbers in `e2e-verified`'s set-up pins both identities,
+    /// and fails (nothing pinned) when the numbers ignore the peer's identity: each user then
+    /// sees a number made of their own identity only, which differs from the other's.
+    #[test]
+    fn safety_numbers_compared_in_set_up_pin_only_when_equal() {
+        let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let model = |flaw: &[Flaw]| {
+            flaws::activate(flaw);
+            let m = E2eModel::new(Variant::E2eVerified, Attacker::Server, SMALL).expect("setup");
+            flaws::activate(&[]);
+            m
+        };
+        assert!(model(&[]).verified);
+        assert!(!model(&[Flaw::SafetyNumberOneIdentity]).verified);
+        assert!(
+            !E2eModel::new(Variant::E2eUnverified, Attacker::Server, SMALL).expect("s").verified
+        );
+    }
+
+    /// The flaws caught on a hop cell or by a direct test only: fast enough for `cargo test` in
+    /// debug.
     #[test]
     fn hop_and_layer_flaws_are_caught() {
         let fast: Vec<Flaw> = Flaw::ALL
@@ -272,7 +315,9 @@ mod tests {
                 Catch::Test(_) => true,
             })
             .collect();
-        assert!(fast.len() >= 8, "{fast:?}");
+        // Four on hop cells (replay window, name binding, channel nonce, trailing bytes) and three
+        // by a direct test only.
+        assert_eq!(fast.len(), 7, "{fast:?}");
         assert_caught(&fast);
     }
 

@@ -12,6 +12,8 @@ pub mod hop;
 #[cfg(any(feature = "model-memo", feature = "fuzz-memo"))]
 mod memo;
 pub mod roles;
+#[cfg(feature = "model-memo")]
+pub mod seal_log;
 pub mod state;
 pub mod suite;
 pub mod wire;

@@ -252,6 +252,34 @@ fn verifying_after_a_substitution_deletes_the_forged_session() {
     let _ = forger.identity();
 }
 
+/// Pinning deletes the sessions of another identity and retires their base keys, as an identity
+/// change does (SPEC.md §11.3, §14.2). Before the fix it only deleted them: a user who later pinned
+/// that identity again let a replayed prekey message without a one-time prekey start a session
+/// again, and its content was delivered twice.
+#[test]
+fn pinning_retires_the_base_keys_of_the_sessions_it_deletes() {
+    let mut w = World::new(12);
+    let mut bundle = w.server.take_bundle(&name("bob")).unwrap();
+    bundle.one_time_prekey = None;
+    let (forger, envelope) = forged_first_message(&bundle, "alice", "hello", &mut w.rng);
+    let deliver = Message::E2eDeliver { id: MessageId(1), from: name("alice"), envelope };
+    let accepted =
+        |events: &[ClientEvent]| events.iter().any(|e| matches!(e, ClientEvent::Received { .. }));
+    assert!(accepted(&w.inject(BOB, &deliver)), "unverified, Bob accepts the first message");
+    // Bob's user pins alice's real identity: the session with the other one is deleted.
+    let real = w.alice.identity().unwrap();
+    w.bob.verify_peer(name("alice"), real).unwrap();
+    assert!(w.bob.safety_number(&name("alice")).is_none());
+    // While that pin holds, the replay claims another identity.
+    let refused = |events: &[ClientEvent], wanted: E2eError| matches!(events, [ClientEvent::Dropped { error: Error::E2e(e) }] if *e == wanted);
+    let events = w.inject(BOB, &deliver);
+    assert!(refused(&events, E2eError::IdentityMismatch { name: name("alice") }), "{events:?}");
+    // The user later pins the deleted session's identity after all: its base key stays retired.
+    w.bob.verify_peer(name("alice"), forger.identity()).unwrap();
+    let events = w.inject(BOB, &deliver);
+    assert!(refused(&events, E2eError::ReplayedPrekeyMessage), "{events:?}");
+}
+
 #[test]
 fn simultaneous_first_contact_converges() {
     let mut w = World::new(4);
@@ -650,6 +678,7 @@ fn compromise_reveals_the_first_sending_chain_without_a_one_time_prekey_and_noth
         let mut alice = Peers::generate(&mut rng);
         let mut bob = Peers::generate(&mut rng);
         let upload = bob.prepare_upload().unwrap();
+        let keys_only = bob.clone();
         let bundle = FetchedBundle {
             identity: *upload.identity(),
             signed_prekey: *upload.signed_prekey(),
@@ -682,11 +711,14 @@ fn compromise_reveals_the_first_sending_chain_without_a_one_time_prekey_and_noth
                 e
             })
             .collect();
-        // Compromise of Bob, after all of it.
-        let mut stolen = bob.clone();
-        stolen.pin(alice_name.clone(), Peers::generate(&mut rng).identity()).unwrap();
+        // Compromise of Bob, after all of it: his identity and prekeys as they are now — the
+        // one-time prekey, if the session used one, deleted at its first use (here by a message
+        // from someone else that names it) — without his sessions with alice and the base keys
+        // they retired: a thief computes keys, it is not held to the replay checks of the state.
+        let mut stolen = keys_only;
+        let (_, other) = forged_first_message(&bundle, "mallory", "m1", &mut rng);
+        stolen.decrypt(&bob_name, &name("mallory"), &other).unwrap();
         assert!(!stolen.has_session(&alice_name));
-        stolen.pin(alice_name.clone(), alice.identity()).unwrap();
         let opens =
             |envelope: &Envelope| stolen.clone().decrypt(&bob_name, &alice_name, envelope).is_ok();
         let revealed: Vec<bool> = first_chain.iter().map(opens).collect();

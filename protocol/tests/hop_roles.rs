@@ -711,3 +711,29 @@ fn client_refuses_a_bad_handshake_response_and_keeps_waiting() {
     );
     assert_eq!(events(&mut w.alice, &genuine), vec![ClientEvent::Connected]);
 }
+
+/// A server that seals what no encoder produces (`Server::seal_plaintext`, a malicious server's
+/// tool): an `Ack` with a byte after its last field, the declared length covering it. Alice drops
+/// it as malformed (SPEC.md §3.4), her channel moves past it, and the next genuine frame goes
+/// through. The same call on a canonical encoding gives `seal_transport`'s frame byte for byte.
+#[test]
+fn a_control_message_with_trailing_bytes_is_dropped() {
+    let (mut w, frame) = connected_with_pending_send();
+    let ack = Message::Ack { id: MessageId(1), status: AckStatus::Relayed };
+    let mut copy = w.server.clone();
+    assert_eq!(
+        copy.seal_plaintext(ALICE, &ack.encode()),
+        w.server.clone().seal_transport(ALICE, &ack)
+    );
+    assert_eq!(
+        copy.seal_plaintext(LinkId(9), &ack.encode()),
+        Err(Error::Misuse(MisuseError::UnknownLink))
+    );
+    let mut padded = ack.encode();
+    padded.push(0);
+    let declared = u32::try_from(padded.len() - 6).unwrap();
+    padded[2..6].copy_from_slice(&declared.to_be_bytes());
+    let sealed = w.server.seal_plaintext(ALICE, &padded).unwrap();
+    client_drops(&mut w.alice, &sealed, Error::Wire(WireError::TrailingBytes { extra: 1 }));
+    genuine_still_works(&mut w, &frame);
+}

@@ -739,6 +739,9 @@ MAX_ARCHIVED_SESSIONS = 4
 RETIRED_BASE_KEYS = 16
 MAX_PEERS = 256
 MAX_PENDING = 16
+MAX_ONE_TIME_PREKEYS = 100
+ONE_TIME_PREKEYS_PER_UPLOAD = 10
+PREKEYS_LOW_WATER = 5
 
 
 def identity_public(ik: bytes, isk: bytes) -> bytes:
@@ -1112,6 +1115,7 @@ class Directory:
 
     def __init__(self):
         self.stored = None  # dict(IK, spk_id, spk, spk_sig, opks: list)
+        self.takers = set()  # requesters that took a one-time prekey since the last upload (§15.2)
 
     def upload(self, u: dict) -> int:
         opks = u["one_time_prekeys"]
@@ -1119,13 +1123,24 @@ class Directory:
         same = self.stored is not None and self.stored["IK"] == u["IK"]
         stored_opks = self.stored["opks"] if same else []
         stored_ids = ([self.stored["spk_id"]] + [o["id"] for o in stored_opks]) if same else []
-        if len(opks) > 100 or len(opks) + len(stored_opks) > 100:
+        if len(opks) > MAX_ONE_TIME_PREKEYS or len(opks) + len(stored_opks) > MAX_ONE_TIME_PREKEYS:
             raise Refused("E2e.Bundle.TooManyPrekeys")
         ids = [o["id"] for o in opks]
         if len(set(ids)) != len(ids) or u["spk_id"] in ids or set(ids) & set(stored_ids):
             raise Refused("E2e.Bundle.DuplicatePrekeyId")
         self.stored = {"IK": u["IK"], "spk_id": u["spk_id"], "spk": u["spk"], "spk_sig": u["spk_sig"], "opks": stored_opks + opks}
+        self.takers = set()  # a new upload: every requester may take one again
         return len(self.stored["opks"])
+
+    def fetch(self, name: str, by: str) -> dict:
+        """§15.2: the bundle with the oldest stored one-time prekey, which is deleted; none if `by`
+        already took one since the last upload, or none is left."""
+        s, opk = self.stored, None
+        if s["opks"] and by not in self.takers:
+            opk = s["opks"].pop(0)
+            self.takers.add(by)
+        return {"type": "Bundle", "name": name, "IK": s["IK"], "spk_id": s["spk_id"], "spk": s["spk"],
+                "spk_sig": s["spk_sig"], "one_time_prekey": opk}
 
 
 def verify_bundle(case: dict):
@@ -1236,32 +1251,57 @@ class Party:
         self.static = H(info["channel_static"]["private"])
         check(f"{name} static public", info["channel_static"]["public"], x25519_public(self.static).hex())
         self.identity = None
+        self.later_identities = list(info.get("later_identities", []))  # for new_identity calls
+        self.reset_e2e_state()
         if "identity" in info:
-            i = info["identity"]
-            self.ik, self.isk = H(i["ik"]), H(i["isk"])
-            self.identity = identity_public(self.ik, self.isk)
-            check(f"{name} IK", i["IK"], self.identity.hex())
-            self.id_sig = identity_signature(self.isk, self.identity[:32])
-            self.signed, self.one_time = {}, {}  # id -> private key (§10.2: one id counter, two kinds)
-            for p in info["prekeys"]:
-                check(f"{name} prekey {p['id']}", p["public"], x25519_public(H(p["private"])).hex())
-                if p["kind"] == "signed":
-                    msg = signed_prekey_message(self.identity[:32], p["id"], H(p["public"]))
-                    check(f"{name} spk signature", p["signature"], Ed25519PrivateKey.from_private_bytes(self.isk).sign(msg).hex())
-                    self.signed[p["id"]] = H(p["private"])
-                else:
-                    check(f"{name} prekey {p['id']} kind", p["kind"], "one-time")
-                    self.one_time[p["id"]] = H(p["private"])
+            self.load_identity(info)
         self.windows = {}  # hop senders' replay windows, least recently accepted first (§5.3)
+        self.last_id = 0  # the last message id it used (§5.3; a restored state states it, §18.2)
+        self.replenish = None  # after PrekeysLow: how many one-time prekeys its next upload carries (§15.3)
+        # the server's side (§15.2): name -> Directory, and per requester the answer its last
+        # FetchBundle gets from an honest server, per uploader the answer to its last upload
+        self.directory, self.fetch_answers, self.upload_answers = {}, {}, {}
+
+    def load_identity(self, info: dict):
+        """An e2e identity and its first prekeys (§10.1-§10.2), and a client state with no sessions."""
+        i, name = info["identity"], self.name
+        self.ik, self.isk = H(i["ik"]), H(i["isk"])
+        self.identity = identity_public(self.ik, self.isk)
+        check(f"{name} IK", i["IK"], self.identity.hex())
+        self.id_sig = identity_signature(self.isk, self.identity[:32])
+        self.signed, self.one_time = {}, {}  # id -> private key (§10.2: one id counter, two kinds)
+        for p in info["prekeys"]:
+            check(f"{name} prekey {p['id']}", p["public"], x25519_public(H(p["private"])).hex())
+            if p["kind"] == "signed":
+                msg = signed_prekey_message(self.identity[:32], p["id"], H(p["public"]))
+                check(f"{name} spk signature", p["signature"], Ed25519PrivateKey.from_private_bytes(self.isk).sign(msg).hex())
+                self.signed[p["id"]] = H(p["private"])
+            else:
+                check(f"{name} prekey {p['id']} kind", p["kind"], "one-time")
+                self.one_time[p["id"]] = H(p["private"])
+        self.reset_e2e_state()
+
+    def reset_e2e_state(self):
         self.peers = {}  # name -> Peer (§11.3)
-        self.pins = {}  # name -> pinned IK (§14.2); nothing in the transcripts pins
+        self.pins = {}  # name -> pinned IK (§14.2)
         self.awaiting = set()  # names it sent FetchBundle for and has no answer from yet (§15.3)
         self.pending = {}  # name -> messages waiting for its bundle (§15.3, at most MAX_PENDING)
-        self.last_id = 0  # the last message id it used (§5.3; a restored state states it, §18.2)
         self.next_prekey_id = 12  # §10.2: ids 1..=11 are made on creation
         self.clock = 0
         self.bundle = None
         self.chains_by_dh = {}
+
+    def pin(self, name: str, identity: bytes):
+        """§14.2: pin, and delete every session with another identity, retiring its base key (§11.3)."""
+        self.pins[name] = identity
+        peer = self.peers.get(name)
+        for s in list(peer.sessions()) if peer else []:
+            if s.identity != identity:
+                peer.retire(s)
+                if peer.current is s:
+                    peer.current = None
+                else:
+                    peer.archived.remove(s)
 
     def prekeys(self, i: int) -> bytes:
         return self.signed.get(i, self.one_time.get(i))
@@ -1311,6 +1351,11 @@ def verify_transcript_run(run: dict, results: list):
         for who, first in (("alice", 3), ("bob", 16)):
             p = parties[who]
             check(f"{who} ik, isk, prekeys 1..=11 = draws {first}..", [p.ik, p.isk] + [p.prekeys(i) for i in range(1, 12)], draws[first : first + 13])
+    for who in ("alice", "bob"):  # a later identity is drawn as the first ones are: ik, isk, prekeys 1..=11
+        for later in run["parties"][who].get("later_identities", []):
+            p = Party(who, {**run["parties"][who], **later, "later_identities": []})
+            first = draws.index(p.ik)
+            check(f"{who}'s later ik, isk, prekeys 1..=11 = draws {first}..", [p.ik, p.isk] + [p.prekeys(i) for i in range(1, 12)], draws[first : first + 13])
     draw_by_public = {}
     for d in draws:
         if len(d) == 32:
@@ -1370,15 +1415,10 @@ def verify_call(case, parties):
         expected = display(safety_number((party.identity, party.name), (identity, args["peer"])))
         if args["number"] != expected:
             outcome = "E2e.SafetyNumberMismatch"  # pins nothing
-        else:  # §14.2: pin, and delete every session with another identity
-            party.pins[args["peer"]] = identity
-            for s in list(peer.sessions()):
-                if s.identity != identity:
-                    peer.retire(s)
-                    if peer.current is s:
-                        peer.current = None
-                    else:
-                        peer.archived.remove(s)
+        else:
+            party.pin(args["peer"], identity)
+    elif case["call"] == "verify_peer":  # §14.2: the identity the users compared in person
+        party.pin(args["peer"], H(args["identity"]))
     elif case["call"] == "restore_state":  # §18: the client restarts with the stated field
         if "last_id" in args:
             last_id = int(args["last_id"])
@@ -1390,6 +1430,8 @@ def verify_call(case, parties):
             if not party.next_prekey_id <= next_id <= 2**32:
                 raise Mismatch("restore_state with a next prekey id out of range")
             party.next_prekey_id = next_id
+    elif case["call"] == "new_identity":  # §17.2 NewIdentity: the account stays, the e2e state is new
+        party.load_identity(party.later_identities.pop(0))
     elif case["call"] == "replenish_prekeys":  # §10.2: a replenishment refused before anything is sent
         if party.next_prekey_id + int(args["count"]) - 1 <= 2**32 - 1:
             raise Mismatch("a replenish_prekeys call case with ids left")
@@ -1476,14 +1518,53 @@ def on_message(case, m, parties, draw_by_public, run):
     if t in ("Send", "E2eSend"):
         sender = parties[case["from"]]
         sender.last_id = max(sender.last_id, m["id"])
+    server = parties["server"]
+    if t == "UploadBundle":  # §15.2, as the honest server stores it; §15.3 for a replenishment
+        sender = parties[case["from"]]
+        upload = {k: m[k] for k in ("IK", "spk_id", "spk", "spk_sig", "one_time_prekeys")}
+        if sender.replenish is not None:
+            ids = [o["id"] for o in m["one_time_prekeys"]]
+            check("replenished one-time prekey ids", ids, list(range(sender.next_prekey_id, sender.next_prekey_id + sender.replenish)))
+            for o in m["one_time_prekeys"]:
+                if H(o["key"]) not in draw_by_public:
+                    raise Mismatch(f"replenished one-time prekey {o['id']} is not an RNG draw")
+            sender.next_prekey_id += sender.replenish
+            sender.replenish = None
+        try:
+            count = server.directory.setdefault(sender.name, Directory()).upload(upload)
+            server.upload_answers[sender.name] = {"type": "BundleStored", "one_time_prekeys": count}
+        except Refused as r:
+            server.upload_answers[sender.name] = {"type": "BundleRefused", "reason": r.cls.split(".")[-1]}
+        return None
+    if t in ("BundleStored", "BundleRefused"):
+        check("the answer to the upload", m, server.upload_answers.pop(case["to"]))
+        return None
+    if t == "PrekeysLow":  # §15.2: the number left; §15.3: the client makes that many more, up to 10
+        d = server.directory.get(case["to"])
+        check("PrekeysLow count", m["one_time_prekeys"], len(d.stored["opks"]) if d and d.stored else None)
+        check("at most PREKEYS_LOW_WATER left", m["one_time_prekeys"] <= PREKEYS_LOW_WATER, True)
+        parties[case["to"]].replenish = min(ONE_TIME_PREKEYS_PER_UPLOAD, MAX_ONE_TIME_PREKEYS - m["one_time_prekeys"])
+        return None
     if t == "FetchBundle":
         sender = parties[case["from"]]
+        d = server.directory.get(m["name"])
+        if d is None or d.stored is None:
+            server.fetch_answers[sender.name] = {"type": "NoBundle", "name": m["name"]}
+        else:
+            server.fetch_answers[sender.name] = d.fetch(m["name"], sender.name)
         sender.awaiting.add(m["name"])
         # one request per queue: the first waiting message (a repeat after reconnecting keeps the count)
         sender.pending[m["name"]] = max(sender.pending.get(m["name"], 0), 1)
         return None
     if t in ("Bundle", "NoBundle"):
         to = parties[case["to"]]
+        # What the honest server answers (§15.2), unless the server plays its own game: a bundle
+        # under an identity its directory does not hold for the name is the server's own.
+        honest = server.fetch_answers.pop(to.name, None)
+        d = server.directory.get(m["name"])
+        held = d.stored["IK"] if d and d.stored else None
+        if honest is not None and honest["name"] == m["name"] and m.get("IK") == held:
+            check("the honest server's answer to the fetch", m, honest)
         if m["name"] not in to.awaiting:  # §15.3: one it did not ask for
             return "Protocol.Unexpected"
         to.awaiting.discard(m["name"])
@@ -1550,7 +1631,8 @@ def sender_side(sender, to_name, env, case, draw_by_public, run):
             dhs.append(dh(ek, opk[0], E))
         ad = x3dh_ad(sender.identity, sender.name, ik_b, to_name)
         sk = x3dh_sk(dhs)
-        x = run["x3dh"]
+        # the run's sessions: `x3dh`, then `later_sessions`, each named by its base key EK_A
+        x = next(x for x in [run["x3dh"], *run.get("later_sessions", [])] if x["EK_A"]["public"] == env["EK"])
         check("x3dh.SK", x["SK"], sk.hex())
         check("x3dh.AD", x["AD"], ad.hex())
         check("x3dh.dh", list(x["dh"].values()), [d.hex() for d in dhs])
@@ -1620,6 +1702,8 @@ def receiver_side(to, from_name, env, parties):
 
     if env["type"] == "PrekeyMessage":
         ik_a, ek = H(env["IK"]), H(env["EK"])
+        if from_name in to.pins and to.pins[from_name] != ik_a:  # §11.3, §14.2: before rules 1-3
+            raise Refused("E2e.IdentityMismatch")
         if peer is not None:
             for s in peer.sessions():  # rule 1: a kept session with base key EK_A and identity IK_A
                 if s.base_key == ek and s.identity == ik_a:

@@ -7,9 +7,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::runner::{Protocol, RunConfig, Step, run};
+use super::runner::{Protocol, RunConfig, RunError, Step, run};
 use super::transcript::Transcript;
-use e2e_protocol::error::Error;
 use e2e_protocol::hop::AllowAll;
 
 /// One message in both runs. Each field is `None` when the message was not sent in that run.
@@ -49,7 +48,7 @@ pub struct Comparison {
 ///
 /// # Errors
 /// As [`run`].
-pub fn compare(seed: u64, scripts: impl Fn(Protocol) -> Vec<Step>) -> Result<Comparison, Error> {
+pub fn compare(seed: u64, scripts: impl Fn(Protocol) -> Vec<Step>) -> Result<Comparison, RunError> {
     let config = |protocol| RunConfig {
         protocol,
         seed,

@@ -25,7 +25,7 @@ pub mod vectors;
 
 pub use compare::{Comparison, Row, compare};
 pub use runner::{
-    Delivery, Draw, Handled, Observer, Party, Protocol, Purpose, RunConfig, Step, default_script,
-    run, run_observed, script_from_messages,
+    Delivery, Draw, Handled, Observer, Party, Protocol, Purpose, RunConfig, RunError, Step,
+    default_script, run, run_observed, script_from_messages,
 };
 pub use transcript::{Event, SafetyNumbers, Summary, Transcript};

@@ -27,6 +27,7 @@ use e2e_protocol::hop::ContentPolicy;
 use e2e_protocol::roles::{
     Client, ClientEvent, ClientOutputs, LinkId, Server, ServerEvent, ServerOutputs,
 };
+use e2e_protocol::state::StateError;
 use e2e_protocol::suite::PrivateKey;
 use e2e_protocol::wire::{
     AckStatus, Body, Codec, Envelope, LinkFrame, LinkKind, Message, MessageId, Name,
@@ -109,6 +110,15 @@ pub enum Step {
         /// The content.
         text: String,
     },
+    /// Alice and Bob each send a message to the other before either frame is delivered: with no
+    /// session yet, both ask for the other's bundle and both start a session (simultaneous
+    /// initiation, SPEC.md §11.3).
+    SendAtOnce {
+        /// Alice's content.
+        alice: String,
+        /// Bob's content.
+        bob: String,
+    },
     /// The client writes `text` now but it reaches the server only after the client's next `Send`
     /// (think of a photo whose upload finishes late), so the recipient gets it out of order. In e2e
     /// it is encrypted now (it takes the next ratchet key) and submitted later; in hop it is sent
@@ -174,6 +184,15 @@ pub enum Step {
         /// Whether the number entered is wrong.
         wrong: bool,
     },
+    /// e2e: `party`'s user pins the identity `peer`'s client holds now, as users who compared it
+    /// in person would (`verify_peer`, SPEC.md §14.2); sessions with another identity are deleted.
+    /// A call, not a frame.
+    VerifyPeer {
+        /// The user's client.
+        party: Party,
+        /// The peer.
+        peer: Party,
+    },
     /// Attack: a network attacker delivers `of`'s last `HandshakeInit` again, on `of`'s current
     /// link, which already has a channel.
     ReplayHandshakeInit {
@@ -205,7 +224,9 @@ pub enum Step {
     },
     /// Attack: a network attacker opens a new link and replays on it `of`'s last `HandshakeInit`.
     /// The server answers it (the attacker cannot read the answer) and the link stays
-    /// *unconfirmed* (SPEC.md §5.1) until `of` next connects, when it closes. `of` must be offline.
+    /// *unconfirmed* (SPEC.md §5.1) until `of` next connects, when it closes. `of` may be offline,
+    /// or online: its confirmed link then stays its link (key confirmation: the replay displaces
+    /// nothing).
     ReplayHandshakeOnNewLink {
         /// Whose handshake.
         of: Party,
@@ -226,6 +247,13 @@ pub enum Step {
         party: Party,
         /// The next prekey id, at most `2^32`.
         next_id: u64,
+    },
+    /// e2e: `party`, offline, starts again from its account — its name, channel static key and
+    /// last message id, which the server knows it by — with a new e2e identity and new prekeys
+    /// and no e2e state besides (a new installation). A call, not a frame.
+    NewIdentity {
+        /// The client.
+        party: Party,
     },
     /// e2e: `party` makes `count` more one-time prekeys and uploads them (SPEC.md §10.2); a
     /// refusal is a call case.
@@ -251,6 +279,14 @@ pub enum Step {
         /// The server's answer, or `None` for none.
         answer: Option<Message>,
     },
+    /// e2e: `party`'s connection dies after the server has read its next `FetchBundle` and before
+    /// the answer arrives: the answer is lost with the connection, and `party` is offline. Its
+    /// messages keep waiting for the bundle and it asks again at its next connection (SPEC.md
+    /// §15.3); the server may meanwhile have handed out a one-time prekey that never arrived.
+    LoseNextFetchAnswer {
+        /// Whose request.
+        party: Party,
+    },
     /// Attack: the server seals again the `Deliver` or `E2eDeliver` with id `id` it delivered to
     /// `to`, with `from` replaced by `as_from` (the server chooses `from`, SPEC.md §5.2).
     ServerRelabelsDelivery {
@@ -263,55 +299,112 @@ pub enum Step {
     },
 }
 
-/// `client` as its state file (SPEC.md §18) restores it with `last_id` in place of its own, or
-/// `None` if `last_id` is below the client's.
-fn restore_with_last_id(client: &Client, last_id: u64) -> Option<Client> {
-    let mut bytes = client.export_state().as_bytes().to_vec();
-    // §18.1: magic (20), version (1), body_len (4); §18.2: name (len u8, bytes), static_key (32),
-    // server_key (32), then last_id (u64, big-endian).
-    let at = 25 + 1 + usize::from(*bytes.get(25)?) + 32 + 32;
-    let field = bytes.get_mut(at..at + 8)?;
-    if u64::from_be_bytes(<[u8; 8]>::try_from(&*field).ok()?) > last_id {
-        return None;
+/// Why a run stopped before its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A role refused a call the script made or a frame the run produced (a bug), or an attack
+    /// step had nothing to act on ([`MisuseError::NotConnected`], see [`Step`]).
+    Role(Error),
+    /// A restart step asks for a state its client cannot be restarted into: a counter moved back,
+    /// prekey ids of a client without e2e state, or a client that is not offline.
+    BadRestart(&'static str),
+    /// A client's own state file, edited as a restart step says, did not restore (SPEC.md §18.4):
+    /// the edit, or the state, is wrong — a bug.
+    State(StateError),
+}
+
+impl From<Error> for RunError {
+    fn from(e: Error) -> Self {
+        Self::Role(e)
     }
-    field.copy_from_slice(&last_id.to_be_bytes());
+}
+
+impl From<MisuseError> for RunError {
+    fn from(e: MisuseError) -> Self {
+        Self::Role(e.into())
+    }
+}
+
+impl core::fmt::Display for RunError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Role(e) => e.fmt(f),
+            Self::BadRestart(why) => write!(f, "a restart the script cannot make: {why}"),
+            Self::State(e) => write!(f, "an edited state file did not restore: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// The offset of `last_id` in a state file (SPEC.md §18.1: magic (20), version (1), body_len (4);
+/// §18.2: name (len u8, bytes), static_key (32), server_key (32), then last_id).
+fn last_id_at(bytes: &[u8]) -> Option<usize> {
+    Some(25 + 1 + usize::from(*bytes.get(25)?) + 32 + 32)
+}
+
+/// The big-endian `u64` field of `bytes` at `at`.
+fn u64_field(bytes: &mut [u8], at: usize) -> Result<&mut [u8], RunError> {
+    bytes.get_mut(at..at + 8).ok_or(RunError::BadRestart("the state file ends before the field"))
+}
+
+/// Sets the `u64` at `at` of a state file to `value`, refusing to move it back.
+fn raise_u64(bytes: &mut [u8], at: usize, value: u64, what: &'static str) -> Result<(), RunError> {
+    let field = u64_field(bytes, at)?;
+    let mut current = [0; 8];
+    current.copy_from_slice(field);
+    if u64::from_be_bytes(current) > value {
+        return Err(RunError::BadRestart(what));
+    }
+    field.copy_from_slice(&value.to_be_bytes());
+    Ok(())
+}
+
+/// `client` as its state file (SPEC.md §18) restores it with `last_id` in place of its own.
+fn restore_with_last_id(client: &Client, last_id: u64) -> Result<Client, RunError> {
+    let mut bytes = client.export_state().as_bytes().to_vec();
+    let at =
+        last_id_at(&bytes).ok_or(RunError::BadRestart("the state file ends before last_id"))?;
+    raise_u64(&mut bytes, at, last_id, "last_id below the client's own")?;
     restore_rechecked(bytes)
 }
 
-/// `client` as its state file (SPEC.md §18) restores it with its next prekey id set to `next_id`,
-/// or `None` if that is below the client's, or the client has no e2e state.
-fn restore_with_next_prekey_id(client: &Client, next_id: u64) -> Option<Client> {
+/// `client` as its state file (SPEC.md §18) restores it with its next prekey id set to `next_id`.
+fn restore_with_next_prekey_id(client: &Client, next_id: u64) -> Result<Client, RunError> {
     let mut bytes = client.export_state().as_bytes().to_vec();
     let name_at = |bytes: &[u8], at: usize| Some(at + 1 + usize::from(*bytes.get(at)?));
     // §18.2: name, static_key, server_key, last_id, then the windows: clock, count, and per
     // sender Name, highest, seen, at.
-    let mut at = name_at(&bytes, 25)? + 32 + 32 + 8 + 8;
-    let count = u16::from_be_bytes(<[u8; 2]>::try_from(bytes.get(at..at + 2)?).ok()?);
-    at += 2;
-    for _ in 0..count {
-        at = name_at(&bytes, at)? + 24;
-    }
+    let windows_at = |bytes: &[u8]| {
+        let mut at = name_at(bytes, 25)? + 32 + 32 + 8 + 8;
+        let count = u16::from_be_bytes(<[u8; 2]>::try_from(bytes.get(at..at + 2)?).ok()?);
+        at += 2;
+        for _ in 0..count {
+            at = name_at(bytes, at)? + 24;
+        }
+        Some(at)
+    };
+    let at =
+        windows_at(&bytes).ok_or(RunError::BadRestart("the state file ends in the windows"))?;
     // The e2e flag, then §18.3: ik, isk, and Prekeys.next_id.
-    if *bytes.get(at)? != 1 {
-        return None;
+    if bytes.get(at) != Some(&1) {
+        return Err(RunError::BadRestart("prekey ids of a client without e2e state"));
     }
-    at += 1 + 32 + 32;
-    let field = bytes.get_mut(at..at + 8)?;
-    if u64::from_be_bytes(<[u8; 8]>::try_from(&*field).ok()?) > next_id {
-        return None;
-    }
-    field.copy_from_slice(&next_id.to_be_bytes());
+    raise_u64(&mut bytes, at + 1 + 32 + 32, next_id, "next prekey id below the client's own")?;
     restore_rechecked(bytes)
 }
 
 /// Restores a state file whose body was edited, after writing its checksum again (SPEC.md §18.1:
 /// SHA-256 of everything before it).
-fn restore_rechecked(mut bytes: Vec<u8>) -> Option<Client> {
+fn restore_rechecked(mut bytes: Vec<u8>) -> Result<Client, RunError> {
     use sha2::{Digest as _, Sha256};
-    let end = bytes.len().checked_sub(32)?;
-    let checksum = Sha256::digest(bytes.get(..end)?);
-    bytes.get_mut(end..)?.copy_from_slice(&checksum);
-    Client::restore_state(&bytes).ok()
+    let end = bytes.len().saturating_sub(32);
+    let checksum = Sha256::digest(bytes.get(..end).unwrap_or_default());
+    if let Some(field) = bytes.get_mut(end..).filter(|f| f.len() == checksum.len()) {
+        field.copy_from_slice(&checksum);
+    }
+    Client::restore_state(&bytes).map_err(RunError::State)
 }
 
 /// A message written by [`Step::SendLate`], waiting to go out.
@@ -579,10 +672,12 @@ impl Observer for () {}
 /// `mitm`, the server's two forged identities; then ephemerals and ratchet keys as the run needs them.
 ///
 /// # Errors
-/// A script step that is impossible (for example sending while offline, or replaying a delivery the
-/// server never made), or a role error on a frame the run itself produced — which would be a bug. A
-/// *refused* frame is not an error of the run; it is recorded in the transcript.
-pub fn run<P: ContentPolicy>(config: &RunConfig<P>) -> Result<Transcript, Error> {
+/// [`RunError::Role`]: a script step that is impossible (for example sending while offline, or
+/// replaying a delivery the server never made), or a role error on a frame the run itself produced
+/// — which would be a bug; [`RunError::BadRestart`] and [`RunError::State`]: a restart step the
+/// client cannot take. A *refused* frame is not an error of the run; it is recorded in the
+/// transcript.
+pub fn run<P: ContentPolicy>(config: &RunConfig<P>) -> Result<Transcript, RunError> {
     run_observed(config, &mut ())
 }
 
@@ -593,7 +688,7 @@ pub fn run<P: ContentPolicy>(config: &RunConfig<P>) -> Result<Transcript, Error>
 pub fn run_observed<P: ContentPolicy>(
     config: &RunConfig<P>,
     observer: &mut dyn Observer,
-) -> Result<Transcript, Error> {
+) -> Result<Transcript, RunError> {
     let mut world = World::new(config, observer)?;
     for step in &config.script {
         world.step(step)?;
@@ -690,6 +785,8 @@ struct World<'o, P: ContentPolicy> {
     tamper_envelope_from: Option<Party>,
     /// After a [`Step::ServerAnswersNextFetch`]: whose next `FetchBundle` gets which answer.
     fetch_answer: Option<(Party, Option<Message>)>,
+    /// After a [`Step::LoseNextFetchAnswer`]: whose connection dies with its next fetch's answer.
+    lose_fetch_answer: Option<Party>,
     /// After a [`Step::ServerWelcomesAs`]: whose next `HandshakeInit` gets which `Welcome`.
     welcome_as: Option<(Party, Name)>,
     /// During a [`Step::RegisterWith`]: the party and its handshake, waiting for message 2.
@@ -805,6 +902,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             deliveries: Vec::new(),
             tamper_envelope_from: None,
             fetch_answer: None,
+            lose_fetch_answer: None,
             welcome_as: None,
             raw_handshake: None,
             static_keys,
@@ -830,8 +928,26 @@ impl<'o, P: ContentPolicy> World<'o, P> {
         });
     }
 
-    fn step(&mut self, step: &Step) -> Result<(), Error> {
+    fn step(&mut self, step: &Step) -> Result<(), RunError> {
         match step {
+            Step::RestoreWithLastId { party, last_id } => {
+                self.restart_with(*party, "last_id", *last_id, restore_with_last_id)
+            }
+            Step::RestoreWithNextPrekeyId { party, next_id } => {
+                self.restart_with(*party, "next_prekey_id", *next_id, restore_with_next_prekey_id)
+            }
+            Step::NewIdentity { party } => self.new_identity(*party),
+            other => Ok(self.act(other)?),
+        }
+    }
+
+    /// Every step but the restarts of [`Self::step`].
+    fn act(&mut self, step: &Step) -> Result<(), Error> {
+        match step {
+            // Restarts, in `Self::step`.
+            Step::RestoreWithLastId { .. }
+            | Step::RestoreWithNextPrekeyId { .. }
+            | Step::NewIdentity { .. } => return Ok(()),
             Step::Connect(party) => {
                 if let Some((p, link)) = self.attacker_link
                     && p == *party
@@ -868,6 +984,15 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                     from.peer().label()
                 ));
                 self.send(*from, text)?;
+                self.pump()?;
+                return self.flush_late();
+            }
+            Step::SendAtOnce { alice, bob } => {
+                self.add_note(format!(
+                    "alice sends {alice:?} to bob and bob {bob:?} to alice, at once"
+                ));
+                self.send(Party::Alice, alice)?;
+                self.send(Party::Bob, bob)?;
                 self.pump()?;
                 return self.flush_late();
             }
@@ -976,6 +1101,22 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 });
                 return Ok(());
             }
+            Step::VerifyPeer { party, peer } => {
+                let identity = self.client(*peer)?.identity().ok_or(MisuseError::NoE2eIdentity)?;
+                let peer_name = name(*peer)?;
+                let outcome = self.client(*party)?.verify_peer(peer_name.clone(), identity);
+                let args = [
+                    ("peer", peer_name.as_str().to_owned()),
+                    ("identity", hex::encode(identity.to_bytes())),
+                ];
+                self.observer.called(&Call {
+                    party: *party,
+                    op: "verify_peer",
+                    args: &args,
+                    outcome: outcome.as_ref().map(|_| ()),
+                });
+                return Ok(());
+            }
             Step::ReplayHandshakeInit { of } => {
                 let frame =
                     self.last_handshake_of.get(of).cloned().ok_or(MisuseError::NotConnected)?;
@@ -1033,17 +1174,6 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 self.server.close_link(link);
                 return pumped;
             }
-            Step::RestoreWithLastId { party, last_id } => {
-                return self.restart_with(*party, "last_id", *last_id, restore_with_last_id);
-            }
-            Step::RestoreWithNextPrekeyId { party, next_id } => {
-                return self.restart_with(
-                    *party,
-                    "next_prekey_id",
-                    *next_id,
-                    restore_with_next_prekey_id,
-                );
-            }
             Step::Replenish { party, count } => {
                 let mut rng = self.rng.clone();
                 match self.client(*party)?.replenish_prekeys(&mut rng, *count) {
@@ -1069,20 +1199,30 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 }
             }
             Step::ReplayHandshakeOnNewLink { of } => {
-                if self.links.contains_key(of) {
-                    return Err(MisuseError::AlreadyConnected.into());
-                }
                 let frame =
                     self.last_handshake_of.get(of).cloned().ok_or(MisuseError::NotConnected)?;
                 let link = LinkId(self.next_link);
                 self.next_link += 1;
-                self.links.insert(*of, link);
+                // While the replay and its answer cross, the attacker's link stands in for `of`'s;
+                // a confirmed link `of` has takes its place again afterwards: the replay displaces
+                // nothing (SPEC.md §5.1).
+                let confirmed = self.links.insert(*of, link);
                 self.attacker_link = Some((*of, link));
+                let online = if confirmed.is_some() {
+                    format!(" while {} is online", of.label())
+                } else {
+                    String::new()
+                };
                 self.add_note(format!(
-                    "a network attacker opens a new link and replays {}'s last HandshakeInit on it",
+                    "a network attacker opens a new link and replays {}'s last HandshakeInit on it{online}",
                     of.label()
                 ));
                 self.in_flight.push_back((*of, Party::Server, frame));
+                let pumped = self.pump();
+                if let Some(confirmed) = confirmed {
+                    self.links.insert(*of, confirmed);
+                }
+                return pumped;
             }
             Step::ServerWelcomesAs { to, name } => {
                 self.welcome_as = Some((*to, name.clone()));
@@ -1093,6 +1233,13 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                     return Err(MisuseError::NoE2eIdentity.into());
                 }
                 self.fetch_answer = Some((*from, answer.clone()));
+                return Ok(());
+            }
+            Step::LoseNextFetchAnswer { party } => {
+                if self.protocol != Protocol::E2e {
+                    return Err(MisuseError::NoE2eIdentity.into());
+                }
+                self.lose_fetch_answer = Some(*party);
                 return Ok(());
             }
             Step::ServerRelabelsDelivery { to, id, as_from } => {
@@ -1159,17 +1306,41 @@ impl<'o, P: ContentPolicy> World<'o, P> {
         party: Party,
         arg: &'static str,
         value: u64,
-        patch: fn(&Client, u64) -> Option<Client>,
-    ) -> Result<(), Error> {
+        patch: fn(&Client, u64) -> Result<Client, RunError>,
+    ) -> Result<(), RunError> {
         if self.links.contains_key(&party) {
-            return Err(MisuseError::AlreadyConnected.into());
+            return Err(RunError::BadRestart("the client is not offline"));
         }
-        // A script that moves a counter back, or asks for prekey ids of a client without e2e
-        // state, gets `None`; so would a state just exported that failed to restore (a bug).
-        let restored = patch(self.client(party)?, value).ok_or(MisuseError::NotConnected)?;
+        let restored = patch(self.client(party)?, value)?;
         *self.client(party)? = restored;
         let args = [(arg, value.to_string())];
         self.observer.called(&Call { party, op: "restore_state", args: &args, outcome: Ok(()) });
+        Ok(())
+    }
+
+    /// As in [`Step::NewIdentity`]: offline `party` starts again from its account — name, channel
+    /// static key and last message id — with a new e2e identity and prekeys (drawn now, as at the
+    /// start of a run), and no sessions, pins or waiting messages.
+    fn new_identity(&mut self, party: Party) -> Result<(), RunError> {
+        if self.links.contains_key(&party) {
+            return Err(RunError::BadRestart("the client is not offline"));
+        }
+        if self.protocol != Protocol::E2e {
+            return Err(MisuseError::NoE2eIdentity.into());
+        }
+        let old = self.client(party)?.export_state();
+        let last_id = last_id_at(old.as_bytes())
+            .and_then(|at| old.as_bytes().get(at..at + 8))
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+            .ok_or(RunError::BadRestart("the state file ends before last_id"))?;
+        let key = self.static_keys.get(&party).cloned().ok_or(MisuseError::NotConnected)?;
+        let peers = Peers::generate(&mut self.rng);
+        self.rng.report(self.observer, |i| Purpose::identity(party, i));
+        let fresh = Client::with_e2e(name(party)?, key, self.server.public_key(), peers);
+        *self.client(party)? = restore_with_last_id(&fresh, last_id)?;
+        self.waiting.remove(&party);
+        self.observer.called(&Call { party, op: "new_identity", args: &[], outcome: Ok(()) });
         Ok(())
     }
 
@@ -1324,7 +1495,20 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                             reads.push(read);
                             (out, None)
                         }
-                        None => self.process(from, link, sender, plaintext)?,
+                        None => {
+                            let lose = self.lose_fetch_answer == Some(from)
+                                && matches!(
+                                    Message::decode(&plaintext),
+                                    Ok(Message::FetchBundle { .. })
+                                );
+                            let (mut out, tampered) =
+                                self.process(from, link, sender, plaintext)?;
+                            if lose {
+                                self.lose_fetch_answer = None;
+                                self.connection_dies(from, link, &mut out)?;
+                            }
+                            (out, tampered)
+                        }
                     }
                 }
                 Intercepted::Rewritten { plaintext, read, content } => {
@@ -1413,6 +1597,25 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 format!("FetchBundle {name}: the server withholds the answer"),
             ),
         }))
+    }
+
+    /// As in [`Step::LoseNextFetchAnswer`]: `party`'s connection on `link` dies before `out`'s
+    /// frames for it arrive; they are lost with it, and the server forgets the link.
+    fn connection_dies(
+        &mut self,
+        party: Party,
+        link: LinkId,
+        out: &mut ServerOutputs,
+    ) -> Result<(), Error> {
+        out.transmit.retain(|(l, _)| *l != link);
+        self.client(party)?.disconnect();
+        self.links.remove(&party);
+        self.server.close_link(link);
+        self.add_note(format!(
+            "{}'s connection died before the server's answer to that FetchBundle arrived: the answer was lost with it",
+            party.label()
+        ));
+        Ok(())
     }
 
     fn process(
@@ -1518,7 +1721,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     }
 
     fn deliver_to_client(&mut self, to: Party, frame: &[u8]) -> Result<(String, Handled), Error> {
-        if self.attacker_link.is_some_and(|(p, _)| p == to) {
+        if self.attacker_link.is_some_and(|(p, l)| p == to && self.links.get(&to) == Some(&l)) {
             // Step::ReplayHandshakeOnNewLink: it reaches the attacker, who has no key to read it.
             return Ok((
                 "reaches the network attacker, who cannot read it".to_owned(),

@@ -2,11 +2,11 @@
 //! records them, and observing changes nothing. The attack steps' refusals are checked in depth by the
 //! transcript vectors (tests/vectors.rs); here, only that an impossible one fails the run.
 
-use e2e_protocol::error::{Error, MisuseError};
+use e2e_protocol::error::MisuseError;
 use e2e_protocol::hop::AllowAll;
 use e2e_ref::{
-    Delivery, Draw, Event, Observer, Party, Protocol, Purpose, RunConfig, Step, default_script,
-    run, run_observed,
+    Delivery, Draw, Event, Observer, Party, Protocol, Purpose, RunConfig, RunError, Step,
+    default_script, run, run_observed,
 };
 
 #[derive(Default)]
@@ -78,9 +78,17 @@ fn attack_steps_are_refused_by_their_receivers_and_impossible_ones_fail_the_run(
         script.push(step);
         run(&config(protocol, false, script)).unwrap_err()
     };
-    let not_connected = Error::from(MisuseError::NotConnected);
+    let not_connected = RunError::from(MisuseError::NotConnected);
     let replay = Step::ServerReplaysDelivery { to: b, id: 99, new_id: None };
     assert_eq!(never(replay, Protocol::Hop), not_connected);
     let tamper = Step::ServerTampersNextEnvelope { from: a, text: "x".to_owned() };
     assert_eq!(never(tamper, Protocol::Hop), MisuseError::NoE2eIdentity.into());
+    // A restart that would move a counter back is the script's error, not a connection's.
+    let back = Step::RestoreWithLastId { party: b, last_id: 0 };
+    let mut script = default_script(Protocol::Hop);
+    script.extend([Step::Disconnect(b), back]);
+    assert_eq!(
+        run(&config(Protocol::Hop, false, script)).unwrap_err(),
+        RunError::BadRestart("last_id below the client's own")
+    );
 }

@@ -71,7 +71,23 @@ impl PeerSessions {
     /// oldest archived one retired.
     fn install(&mut self, session: PeerSession) -> Option<IdentityPublic> {
         let replaced = self.identity().filter(|old| *old != session.peer);
-        if replaced.is_some() {
+        self.delete_other_than(&session.peer);
+        if let Some(old) = self.current.replace(session) {
+            self.archived.push_front(old);
+            if self.archived.len() > MAX_ARCHIVED_SESSIONS
+                && let Some(gone) = self.archived.pop_back()
+            {
+                self.retire(gone.base_key);
+            }
+        }
+        replaced
+    }
+
+    /// Deletes the sessions if their identity is not `identity` (all use one, so all go or none
+    /// does), retiring their base keys (SPEC.md §11.3, §14.2): a replayed prekey message of a
+    /// deleted session is refused by rule 2 even once that identity is accepted again.
+    fn delete_other_than(&mut self, identity: &IdentityPublic) {
+        if self.identity().is_some_and(|old| old != *identity) {
             let gone: Vec<PublicKey> = self
                 .current
                 .take()
@@ -83,15 +99,6 @@ impl PeerSessions {
                 self.retire(base_key);
             }
         }
-        if let Some(old) = self.current.replace(session) {
-            self.archived.push_front(old);
-            if self.archived.len() > MAX_ARCHIVED_SESSIONS
-                && let Some(gone) = self.archived.pop_back()
-            {
-                self.retire(gone.base_key);
-            }
-        }
-        replaced
     }
 
     fn retire(&mut self, base_key: PublicKey) {
@@ -258,10 +265,7 @@ impl Peers {
             return Err(E2eError::TooManyPinned);
         }
         if let Some(sessions) = self.peers.get_mut(&name) {
-            if sessions.current.as_ref().is_some_and(|s| s.peer != identity) {
-                sessions.current = None;
-            }
-            sessions.archived.retain(|s| s.peer == identity);
+            sessions.delete_other_than(&identity);
         }
         self.pinned.insert(name, identity);
         Ok(())

@@ -821,7 +821,7 @@ pub(crate) fn seal(transport: &mut Transport, message: &Message) -> Result<Vec<u
 ///
 /// # Errors
 /// As [`seal`]; the transport is then unchanged.
-fn seal_frame(transport: &mut Transport, mut frame: Vec<u8>) -> Result<Vec<u8>, Error> {
+pub(crate) fn seal_frame(transport: &mut Transport, mut frame: Vec<u8>) -> Result<Vec<u8>, Error> {
     let mut sealed = transport.clone();
     sealed.write_in_place(&mut frame, HEADER_LEN)?;
     finish_transport_frame(&mut frame)?;

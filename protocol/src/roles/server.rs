@@ -10,18 +10,18 @@ use std::collections::BTreeMap;
 
 use rand_core::CryptoRng;
 
-use super::client::seal;
+use super::client::{seal, seal_frame};
 use super::directory::Directory;
 use super::durable::{Delivery, DurableChange, Snapshot, SnapshotError};
 use super::mailbox::{MAILBOX_CAPACITY, Mailbox, queued_len};
-use crate::channel::{PROLOGUE, Responder, Transport};
+use crate::channel::{PROLOGUE, Responder, TRANSPORT_OVERHEAD, Transport};
 use crate::e2e::{E2eError, PREKEYS_LOW_WATER};
 use crate::error::{Error, MisuseError, ProtocolError};
 use crate::hop::{AllowAll, ContentPolicy, Verdict};
 use crate::suite::{PrivateKey, PublicKey};
 use crate::wire::{
-    AckStatus, Body, BundleRefusal, Codec, Envelope, FetchedBundle, LinkFrame, LinkKind, Message,
-    MessageId, Name, RefusalReason, RejectReason, UploadedBundle,
+    AckStatus, Body, BundleRefusal, Codec, Envelope, FetchedBundle, HEADER_LEN, LinkFrame,
+    LinkKind, Message, MessageId, Name, RefusalReason, RejectReason, UploadedBundle,
 };
 
 /// The most names a server binds (SPEC.md §5.1, §8). Each bound name costs the server a binding,
@@ -619,6 +619,23 @@ impl<P: ContentPolicy> Server<P> {
         let frame = seal(&mut transport, message)?;
         open.transport = transport;
         Ok(frame)
+    }
+
+    /// Seals `plaintext` in `link`'s channel as it is — bytes the caller encoded, which need not be
+    /// a valid message — and returns the frame: [`Server::seal_transport`] without the encoding,
+    /// for drivers playing a malicious server (see [`Server::open_transport`]) that send what no
+    /// honest server would, as the model checker's attacker does to test that clients refuse it.
+    ///
+    /// # Errors
+    /// [`MisuseError::UnknownLink`], or a channel error (a plaintext too long for one transport
+    /// message); the server is then unchanged.
+    pub fn seal_plaintext(&mut self, link: LinkId, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let open = self.links.get_mut(&link).ok_or(MisuseError::UnknownLink)?;
+        let mut frame = Vec::with_capacity(HEADER_LEN + plaintext.len() + TRANSPORT_OVERHEAD);
+        frame.extend_from_slice(&[0; HEADER_LEN]);
+        frame.extend_from_slice(plaintext);
+        // `seal_frame` changes the transport only if it succeeds.
+        seal_frame(&mut open.transport, frame)
     }
 
     /// What answering `FetchBundle { name }` hands out — the bundle with its oldest one-time prekey,

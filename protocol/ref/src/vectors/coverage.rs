@@ -78,9 +78,9 @@ pub const CLASSES: &[(&str, Status)] = &[
     ("E2e.Bundle.DuplicatePrekeyId", Status::Required),
     ("E2e.IdentityMismatch", Status::Required),
     ("E2e.UnknownPrekey", Status::Required),
-    ("E2e.ReplayedPrekeyMessage", Status::Gap("a prekey message whose session left the archive")),
+    ("E2e.ReplayedPrekeyMessage", Status::Required),
     ("E2e.NoSession", Status::Required),
-    ("E2e.NoBundle", Status::Gap("a transcript step: NoBundle for a name with messages waiting")),
+    ("E2e.NoBundle", Status::Required),
     ("E2e.Ratchet.NoSession", Status::Required),
     ("E2e.Ratchet.TooFarAhead", Status::Required),
     ("E2e.Ratchet.Replayed", Status::Required),
@@ -115,7 +115,7 @@ pub const CLASSES: &[(&str, Status)] = &[
         "Misuse.NoE2eIdentity",
         Status::Exempt("an e2e call on a hop-only client of the reference's API"),
     ),
-    ("Misuse.PendingFull", Status::Gap("a 17th message waiting for one peer's bundle")),
+    ("Misuse.PendingFull", Status::Required),
     ("Misuse.SendToSelf", Status::Required),
 ];
 
@@ -387,11 +387,16 @@ pub const RULES: &[Rule] = &[
             "hop_transcript#hop-seed-1/step-271",
         ],
     ),
-    gap(
+    rule(
         "§5.1",
         "key confirmation: an unconfirmed link displaces no confirmed link",
-        "a transcript step: a replayed HandshakeInit on a new link while the client is connected, \
-         then a message for it",
+        &[
+            "hop_transcript#hop-confirmation-seed-3/step-07",
+            "hop_transcript#hop-confirmation-seed-3/step-08",
+            "hop_transcript#hop-confirmation-seed-3/step-10",
+            "hop_transcript#hop-confirmation-seed-3/step-11",
+            "hop_transcript#hop-confirmation-seed-3/step-19",
+        ],
     ),
     rule(
         "§5.1",
@@ -632,20 +637,36 @@ pub const RULES: &[Rule] = &[
         "a replayed prekey message of a kept session is refused by its ratchet",
         &["e2e_transcript#e2e-seed-1/step-37 E2e.Ratchet.DecryptFailed"],
     ),
-    gap(
+    rule(
         "§11.3",
         "a prekey message whose base key was retired: ReplayedPrekeyMessage",
-        "five sessions with one peer, then the first prekey message again",
+        &["e2e_transcript#e2e-identity-seed-4/step-32 E2e.ReplayedPrekeyMessage"],
     ),
     gap(
         "§11.3",
-        "MAX_ARCHIVED_SESSIONS: a message of an archived session opens and makes it current",
-        "simultaneous initiation by both clients, converging",
+        "MAX_ARCHIVED_SESSIONS: a fifth replacement with the same identity retires the oldest archived session",
+        "six sessions with one peer under one identity: the runner starts a session again only after \
+         an identity change, which deletes the old ones",
     ),
-    gap(
+    rule(
+        "§11.3",
+        "a message of an archived session opens and makes it current (simultaneous initiation converges)",
+        &[
+            "e2e_transcript#e2e-simultaneous-seed-5/step-17",
+            "e2e_transcript#e2e-simultaneous-seed-5/step-19",
+            "e2e_transcript#e2e-simultaneous-seed-5/step-22",
+            "e2e_transcript#e2e-simultaneous-seed-5/step-24",
+        ],
+    ),
+    rule(
         "§11.3",
         "one identity per peer: a new identity deletes the old sessions (IdentityChanged)",
-        "a transcript with a re-registered identity",
+        &[
+            "e2e_transcript#e2e-identity-seed-4/call-01",
+            "e2e_transcript#e2e-identity-seed-4/step-30",
+            "e2e_transcript#e2e-identity-seed-4/step-32 E2e.ReplayedPrekeyMessage",
+            "e2e_transcript#e2e-identity-seed-4/step-33 E2e.Ratchet.DecryptFailed",
+        ],
     ),
     gap(
         "§11.3",
@@ -750,10 +771,19 @@ pub const RULES: &[Rule] = &[
             "e2e_transcript#e2e-seed-1/step-57",
         ],
     ),
-    gap(
+    rule(
         "§14.2",
-        "pinning deletes every session with another identity",
-        "a transcript: a MITM session, then verification",
+        "pinning deletes every session with another identity (and retires its base key)",
+        &[
+            "e2e_transcript#e2e-identity-seed-4/call-03",
+            "e2e_transcript#e2e-identity-seed-4/step-43",
+            "e2e_transcript#e2e-identity-seed-4/step-45",
+        ],
+    ),
+    rule(
+        "§11.3, §14.2",
+        "for a pinned name, a prekey message under another identity is refused before rules 1–3",
+        &["e2e_transcript#e2e-identity-seed-4/step-42 E2e.IdentityMismatch"],
     ),
     // §15.2
     rule(
@@ -776,10 +806,16 @@ pub const RULES: &[Rule] = &[
         "a fetch for a name with no bundle is answered NoBundle; the waiting message is discarded unencrypted",
         &["e2e_transcript#e2e-seed-1/step-54", "e2e_transcript#e2e-seed-1/step-55"],
     ),
-    gap(
+    rule(
         "§15.2",
         "one one-time prekey per requester per upload; PrekeysLow at PREKEYS_LOW_WATER",
-        "transcript steps: a second fetch by the same requester, a drained bundle",
+        &[
+            "e2e_transcript#e2e-prekeys-seed-2/step-47",
+            "e2e_transcript#e2e-identity-seed-4/step-28",
+            "e2e_transcript#e2e-prekeys-seed-2/step-36",
+            "e2e_transcript#e2e-prekeys-seed-2/step-37",
+            "e2e_transcript#e2e-prekeys-seed-2/step-38",
+        ],
     ),
     // §15.3
     rule(

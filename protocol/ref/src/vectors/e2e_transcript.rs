@@ -80,12 +80,131 @@ fn impostor_prekey_message() -> Result<Envelope, VectorError> {
     Ok(Envelope::new(body.encode())?)
 }
 
+/// The run of SPEC.md §15.2's limits on one-time prekeys: Alice's connection keeps dying before
+/// the answer to her `FetchBundle` arrives, so the server hands out one of Bob's one-time prekeys
+/// per request — one per upload of Bob's, since she is the same requester.
+fn prekeys_run() -> RunSpec {
+    let (a, b) = (Party::Alice, Party::Bob);
+    let lost_fetch = |then: Step| [Step::LoseNextFetchAnswer { party: a }, then];
+    let mut attacks = Vec::new();
+    attacks.extend(lost_fetch(Step::Send { from: a, text: "hello bob".to_owned() }));
+    for _ in 0..4 {
+        attacks.push(Step::Upload(b));
+        attacks.extend(lost_fetch(Step::Connect(a)));
+    }
+    attacks.extend(lost_fetch(Step::Connect(a)));
+    attacks.extend([
+        Step::Connect(a),
+        Step::Send { from: b, text: "hello alice".to_owned() },
+        Step::Send { from: a, text: "at last".to_owned() },
+    ]);
+    RunSpec {
+        id: "e2e-prekeys-seed-2",
+        comment: "One-time prekeys at the server (SPEC.md §15.2). Both connect and publish bundles (Bob's \
+         holds one-time prekeys 2..=11). Alice writes to Bob and asks for his bundle, but her connection \
+         dies before the answer arrives: the server has handed out (and deleted) one-time prekey 2, which \
+         is lost. Bob publishes his bundle again (nothing new in it: an upload all the same), Alice \
+         reconnects and asks again (SPEC.md §15.3), and loses the answer again; four times over, so \
+         one-time prekeys 2..=5 are gone. The fifth request takes prekey 6 and leaves 5, \
+         PREKEYS_LOW_WATER: the server tells Bob (PrekeysLow 5, after the Bundle it sealed for Alice), \
+         and Bob makes 10 more and uploads them (BundleStored 15). Alice's sixth request takes prekey 7 \
+         (an upload of Bob's came between), and is lost too. Her seventh comes from a requester who \
+         already took one of Bob's one-time prekeys since his last upload: the Bundle has none, and \
+         Alice's session with Bob starts without one (no DH4, SPEC.md §11.3). Bob reads her message and \
+         answers; she reads the answer and writes again.",
+        seed: 2,
+        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        attacks,
+        deny_word: None,
+    }
+}
+
+/// The run of SPEC.md §11.3's one identity per peer and retired base keys: Alice starts again
+/// with a new identity, and Bob's sessions with her old one are deleted.
+fn identity_run() -> RunSpec {
+    let (a, b) = (Party::Alice, Party::Bob);
+    RunSpec {
+        id: "e2e-identity-seed-4",
+        comment: "One identity per peer (SPEC.md §11.3). Both connect and publish bundles; Alice starts a \
+         session with Bob (prekey message, her id 1), he answers, she writes again (id 2). Then Alice \
+         starts again from her account with a new e2e identity (a new installation: same name, channel \
+         static key and message counter, new identity and prekeys, no sessions; call new_identity), \
+         reconnects and publishes her new bundle (the server replaces the old one: a new IK), and \
+         writes to Bob (id 3): she fetches his bundle — without a one-time prekey, since alice already \
+         took one since Bob's last upload (§15.2) — and sends a prekey message under her new identity. \
+         Bob accepts it: a new session whose identity differs from his sessions with alice, which are \
+         deleted first, their base key retired (event IdentityChanged). So when the server delivers \
+         Alice's first prekey message (id 1) again, under a new id, no session has its base key and \
+         the base key is retired: ReplayedPrekeyMessage; her old ratchet message (id 2) again finds only \
+         the new session, which does not open it (DecryptFailed). Bob answers under the new session and \
+         Alice reads it. Then Alice starts again once more (a third identity) and publishes it, and Bob's \
+         user, who compared it with Alice in person, pins it (call verify_peer, SPEC.md §14.2): Bob's \
+         session with the second identity is deleted and its base key retired. The server delivers \
+         that session's prekey message (id 3) again: it claims an identity other than the pinned one \
+         and is refused before anything else (IdentityMismatch). Bob writes to alice: with no session \
+         left, he asks for her bundle, which carries the pinned identity, starts a session and sends \
+         a prekey message, which Alice reads; she answers.",
+        seed: 4,
+        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        attacks: vec![
+            Step::Send { from: a, text: "hello bob".to_owned() },
+            Step::Send { from: b, text: "hello alice".to_owned() },
+            Step::Send { from: a, text: "how are you?".to_owned() },
+            Step::Disconnect(a),
+            Step::NewIdentity { party: a },
+            Step::Connect(a),
+            Step::Upload(a),
+            Step::Send { from: a, text: "new phone, same alice".to_owned() },
+            Step::ServerReplaysDelivery { to: b, id: 1, new_id: Some(100) },
+            Step::ServerReplaysDelivery { to: b, id: 2, new_id: Some(101) },
+            Step::Send { from: b, text: "welcome back".to_owned() },
+            // Pinning deletes the sessions with another identity (SPEC.md §14.2).
+            Step::Disconnect(a),
+            Step::NewIdentity { party: a },
+            Step::Connect(a),
+            Step::Upload(a),
+            Step::VerifyPeer { party: b, peer: a },
+            Step::ServerReplaysDelivery { to: b, id: 3, new_id: Some(102) },
+            Step::Send { from: b, text: "is this really you?".to_owned() },
+            Step::Send { from: a, text: "it is".to_owned() },
+        ],
+        deny_word: None,
+    }
+}
+
+/// The run of SPEC.md §11.3's archived sessions: Alice and Bob start sessions with each other at
+/// the same time and converge.
+fn simultaneous_run() -> RunSpec {
+    let (a, b) = (Party::Alice, Party::Bob);
+    RunSpec {
+        id: "e2e-simultaneous-seed-5",
+        comment: "Simultaneous initiation (SPEC.md §11.3). Both connect and publish bundles; Alice and Bob \
+         each write to the other before either message is delivered: both ask for the other's bundle, \
+         both start a session and send a prekey message. Each accepts the other's prekey message as a \
+         new session, which becomes current, and archives the session it initiated. Alice's next \
+         message goes out in her current session (the one Bob initiated); at Bob it fails in his current \
+         session (Alice's) and opens in the archived one, which becomes current again (a message of an \
+         archived session opens and makes it current). Bob's answer goes out in that session, and Alice \
+         reads it: both now use the session Bob initiated.",
+        seed: 5,
+        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        attacks: vec![
+            Step::SendAtOnce { alice: "hi bob".to_owned(), bob: "hi alice".to_owned() },
+            Step::Send { from: a, text: "we both wrote first".to_owned() },
+            Step::Send { from: b, text: "and we agree now".to_owned() },
+            Step::Send { from: a, text: "good".to_owned() },
+        ],
+        deny_word: None,
+    }
+}
+
 fn runs() -> Result<Vec<RunSpec>, VectorError> {
     let (a, b) = (Party::Alice, Party::Bob);
     let carol = name("carol")?;
-    Ok(vec![RunSpec {
-        id: "e2e-seed-1",
-        comment: "The default e2e conversation, then: the server delivers Alice's last envelope (id 4) to Bob again \
+    Ok(vec![
+        RunSpec {
+            id: "e2e-seed-1",
+            comment: "The default e2e conversation, then: the server delivers Alice's last envelope (id 4) to Bob again \
          under a new id and under its own id (e2e ids are not checked, SPEC.md §5.3: the ratchet refuses \
          a used key, Replayed, either way); it replays the late message of the previous chain (id 3) and the first prekey \
          message (id 1) under new ids (their keys are gone: the old chain's ratchet step with a stale key \
@@ -114,72 +233,80 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
          state file with his next prekey id set to 2^32 (every id assigned; SPEC.md §18, call \
          restore_state), reconnects, and cannot make another one-time prekey (PrekeyIdsExhausted, nothing \
          sent).",
-        seed: 1,
-        script: default_script(Protocol::E2e),
-        attacks: vec![
-            Step::ServerReplaysDelivery { to: b, id: 4, new_id: Some(100) },
-            Step::ServerReplaysDelivery { to: b, id: 4, new_id: None },
-            Step::ServerReplaysDelivery { to: b, id: 3, new_id: Some(101) },
-            Step::ServerReplaysDelivery { to: b, id: 1, new_id: Some(102) },
-            Step::ReplayLastFrame { to: b },
-            Step::ServerTampersNextEnvelope { from: a, text: "one more thing".to_owned() },
-            Step::Send { from: b, text: "got it".to_owned() },
-            // What the server can still try at an e2e client (SPEC.md §15.3, §11.1).
-            Step::ServerForges {
-                to: b,
-                message: Message::Deliver {
-                    id: MessageId(6),
-                    from: name("alice")?,
-                    body: Body::new(b"pay carol".to_vec())?,
+            seed: 1,
+            script: default_script(Protocol::E2e),
+            attacks: vec![
+                Step::ServerReplaysDelivery { to: b, id: 4, new_id: Some(100) },
+                Step::ServerReplaysDelivery { to: b, id: 4, new_id: None },
+                Step::ServerReplaysDelivery { to: b, id: 3, new_id: Some(101) },
+                Step::ServerReplaysDelivery { to: b, id: 1, new_id: Some(102) },
+                Step::ReplayLastFrame { to: b },
+                Step::ServerTampersNextEnvelope { from: a, text: "one more thing".to_owned() },
+                Step::Send { from: b, text: "got it".to_owned() },
+                // What the server can still try at an e2e client (SPEC.md §15.3, §11.1).
+                Step::ServerForges {
+                    to: b,
+                    message: Message::Deliver {
+                        id: MessageId(6),
+                        from: name("alice")?,
+                        body: Body::new(b"pay carol".to_vec())?,
+                    },
                 },
-            },
-            Step::ServerForges { to: a, message: Message::NoBundle { name: name("bob")? } },
-            Step::ServerForges {
-                to: a,
-                message: Message::Bundle { name: name("bob")?, bundle: stale_bundle() },
-            },
-            Step::ServerRelabelsDelivery { to: b, id: 5, as_from: name("carol")? },
-            Step::ServerRelabelsDelivery { to: b, id: 1, as_from: name("carol")? },
-            Step::Send { from: a, text: "still here".to_owned() },
-            Step::SendTo { from: a, to: name("carol")?, text: "anyone there?".to_owned() },
-            // Calls that cross no link (SPEC.md §14.2, §15.3).
-            Step::VerifySafetyNumber { party: a, peer: b, wrong: true },
-            Step::VerifySafetyNumber { party: a, peer: b, wrong: false },
-            Step::SendTo { from: a, to: name("alice")?, text: "note to self".to_owned() },
-            Step::Send { from: a, text: "verified".to_owned() },
-            // Under the pin, a prekey message from bob with another identity (SPEC.md §11.2, §14.2).
-            Step::ServerForges {
-                to: a,
-                message: Message::E2eDeliver {
-                    id: MessageId(7),
-                    from: name("bob")?,
-                    envelope: impostor_prekey_message()?,
+                Step::ServerForges { to: a, message: Message::NoBundle { name: name("bob")? } },
+                Step::ServerForges {
+                    to: a,
+                    message: Message::Bundle { name: name("bob")?, bundle: stale_bundle() },
                 },
-            },
-            Step::Send { from: b, text: "still me".to_owned() },
-            // A bundle the client asked for and refuses (SPEC.md §15.3): SendFailed.
-            Step::ServerAnswersNextFetch {
+                Step::ServerRelabelsDelivery { to: b, id: 5, as_from: name("carol")? },
+                Step::ServerRelabelsDelivery { to: b, id: 1, as_from: name("carol")? },
+                Step::Send { from: a, text: "still here".to_owned() },
+                Step::SendTo { from: a, to: name("carol")?, text: "anyone there?".to_owned() },
+                // Calls that cross no link (SPEC.md §14.2, §15.3).
+                Step::VerifySafetyNumber { party: a, peer: b, wrong: true },
+                Step::VerifySafetyNumber { party: a, peer: b, wrong: false },
+                Step::SendTo { from: a, to: name("alice")?, text: "note to self".to_owned() },
+                Step::Send { from: a, text: "verified".to_owned() },
+                // Under the pin, a prekey message from bob with another identity (SPEC.md §11.2, §14.2).
+                Step::ServerForges {
+                    to: a,
+                    message: Message::E2eDeliver {
+                        id: MessageId(7),
+                        from: name("bob")?,
+                        envelope: impostor_prekey_message()?,
+                    },
+                },
+                Step::Send { from: b, text: "still me".to_owned() },
+                // A bundle the client asked for and refuses (SPEC.md §15.3): SendFailed.
+                Step::ServerAnswersNextFetch {
+                    from: a,
+                    answer: Some(Message::Bundle { name: name("carol")?, bundle: stale_bundle() }),
+                },
+                Step::SendTo {
+                    from: a,
+                    to: name("carol")?,
+                    text: "carol, is that you?".to_owned(),
+                },
+                // MAX_PENDING messages wait for one bundle; the next is refused (SPEC.md §15.3).
+                Step::ServerAnswersNextFetch { from: a, answer: None },
+                // The end of the prekey id space (SPEC.md §10.2), reached through a restored state.
+                Step::Disconnect(b),
+                Step::RestoreWithNextPrekeyId { party: b, next_id: 1 << 32 },
+                Step::Connect(b),
+                Step::Replenish { party: b, count: 1 },
+            ]
+            .into_iter()
+            .chain((1..=MAX_PENDING + 1).map(|i| Step::SendTo {
                 from: a,
-                answer: Some(Message::Bundle { name: name("carol")?, bundle: stale_bundle() }),
-            },
-            Step::SendTo { from: a, to: name("carol")?, text: "carol, is that you?".to_owned() },
-            // MAX_PENDING messages wait for one bundle; the next is refused (SPEC.md §15.3).
-            Step::ServerAnswersNextFetch { from: a, answer: None },
-            // The end of the prekey id space (SPEC.md §10.2), reached through a restored state.
-            Step::Disconnect(b),
-            Step::RestoreWithNextPrekeyId { party: b, next_id: 1 << 32 },
-            Step::Connect(b),
-            Step::Replenish { party: b, count: 1 },
-        ]
-        .into_iter()
-        .chain((1..=MAX_PENDING + 1).map(|i| Step::SendTo {
-            from: a,
-            to: carol.clone(),
-            text: format!("waiting {i}"),
-        }))
-        .collect(),
-        deny_word: None,
-    }])
+                to: carol.clone(),
+                text: format!("waiting {i}"),
+            }))
+            .collect(),
+            deny_word: None,
+        },
+        prekeys_run(),
+        identity_run(),
+        simultaneous_run(),
+    ])
 }
 
 /// Builds `e2e_transcript.json`.

@@ -187,6 +187,26 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
             ],
             deny_word: Some("swordfish"),
         },
+        RunSpec {
+            id: "hop-confirmation-seed-3",
+            comment: "Key confirmation with the client online (SPEC.md §5.1): both connect; a network attacker \
+         replays Alice's HandshakeInit on a new link while Alice is connected. The server answers Welcome \
+         there (the attacker cannot read it) and the new link stays unconfirmed: it displaces nothing, \
+         so Bob's next message to alice is sealed on Alice's confirmed link (Ack Relayed) and she reads \
+         it, and she answers on it. Alice then reconnects: the attacker's link is closed first, and Bob's \
+         next message reaches her new link.",
+            seed: 3,
+            script: vec![Step::Connect(a), Step::Connect(b)],
+            attacks: vec![
+                Step::ReplayHandshakeOnNewLink { of: a },
+                Step::Send { from: b, text: "are you still there, alice?".to_owned() },
+                Step::Send { from: a, text: "still here".to_owned() },
+                Step::Disconnect(a),
+                Step::Connect(a),
+                Step::Send { from: b, text: "and now?".to_owned() },
+            ],
+            deny_word: None,
+        },
     ])
 }
 

@@ -49,6 +49,9 @@ pub enum VectorError {
     Json(serde_json::Error),
     /// The protocol code failed where the generator expected it to succeed.
     Protocol(e2e_protocol::Error),
+    /// A run's script asked for a restart the runner cannot make, or an edited state file did not
+    /// restore.
+    Run(crate::runner::RunError),
     /// A field is missing or has the wrong type.
     Malformed {
         /// The field.
@@ -93,6 +96,7 @@ impl core::fmt::Display for VectorError {
             Self::Io { path, error } => write!(f, "{}: {error}", path.display()),
             Self::Json(e) => write!(f, "JSON: {e}"),
             Self::Protocol(e) => write!(f, "protocol: {e}"),
+            Self::Run(e) => write!(f, "run: {e}"),
             Self::Malformed { field } => write!(f, "missing or malformed field {field:?}"),
             Self::Mismatch { field, expected, got } => {
                 write!(f, "{field}: expected {expected}, derived {got}")
@@ -106,6 +110,15 @@ impl std::error::Error for VectorError {}
 impl From<e2e_protocol::Error> for VectorError {
     fn from(e: e2e_protocol::Error) -> Self {
         Self::Protocol(e)
+    }
+}
+
+impl From<crate::runner::RunError> for VectorError {
+    fn from(e: crate::runner::RunError) -> Self {
+        match e {
+            crate::runner::RunError::Role(e) => Self::Protocol(e),
+            other => Self::Run(other),
+        }
     }
 }
 

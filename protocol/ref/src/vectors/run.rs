@@ -60,16 +60,18 @@ struct Chain {
     ck: [u8; 32],
 }
 
-/// The e2e model of one session (Alice initiates).
+/// The e2e model of one session, from its responder's side.
 struct SessionModel {
+    /// `EK_A`, which names the session (SPEC.md §11.3).
+    base_key: PublicKey,
     sk: [u8; 32],
     ad: Vec<u8>,
     spk_b: PublicKey,
     x3dh: Value,
-    chains: Vec<Chain>,
 }
 
-/// A client's e2e identity and first prekeys, as drawn.
+/// A client's e2e identity and first prekeys, as drawn (a client has more than one after a
+/// [`Step::NewIdentity`]).
 #[derive(Default)]
 struct Identity {
     ik: [u8; 32],
@@ -93,11 +95,15 @@ struct Recorder {
     /// Every draw: what it became, and its bytes.
     draws: Vec<(String, Vec<u8>)>,
     statics: BTreeMap<Party, PrivateKey>,
-    identities: BTreeMap<Party, Identity>,
+    /// Each client's identities, in the order they were drawn.
+    identities: BTreeMap<Party, Vec<Identity>>,
     link_models: Vec<LinkModel>,
     /// Server ephemerals drawn for links that have no model yet (a replayed `HandshakeInit`).
     orphan_server_ephemerals: BTreeMap<u64, PrivateKey>,
-    session: Option<SessionModel>,
+    /// Every session, in order of creation.
+    sessions: Vec<SessionModel>,
+    /// Every DH ratchet step in order of creation, with the index of its session.
+    chains: Vec<(usize, Chain)>,
     cases: Vec<Value>,
     /// Client calls recorded so far (their cases are numbered `call-NN`).
     calls: usize,
@@ -139,10 +145,22 @@ impl Observer for Recorder {
                 payload1: None,
                 counters: [0, 0],
             }),
-            Purpose::IdentityKey(party) => self.identities.entry(party).or_default().ik = bytes,
-            Purpose::IdentitySeed(party) => self.identities.entry(party).or_default().isk = bytes,
+            // A client's identity is drawn as ik, isk, then its prekeys (SPEC.md §10.2).
+            Purpose::IdentityKey(party) => {
+                self.identities
+                    .entry(party)
+                    .or_default()
+                    .push(Identity { ik: bytes, ..Identity::default() });
+            }
+            Purpose::IdentitySeed(party) => {
+                if let Some(identity) = self.identities.entry(party).or_default().last_mut() {
+                    identity.isk = bytes;
+                }
+            }
             Purpose::SignedPrekey { party, id } | Purpose::OneTimePrekey { party, id } => {
-                self.identities.entry(party).or_default().prekeys.push((id, key));
+                if let Some(identity) = self.identities.entry(party).or_default().last_mut() {
+                    identity.prekeys.push((id, key));
+                }
             }
             _ => {}
         }
@@ -209,7 +227,8 @@ impl Recorder {
             identities: BTreeMap::new(),
             link_models: Vec::new(),
             orphan_server_ephemerals: BTreeMap::new(),
-            session: None,
+            sessions: Vec::new(),
+            chains: Vec::new(),
             cases: Vec::new(),
             calls: 0,
             failure: None,
@@ -409,17 +428,33 @@ impl Recorder {
             EnvelopeBody::Prekey { prekey, message } => (Some(prekey), message),
             EnvelopeBody::Ratchet(message) => (None, message),
         };
-        if self.session.is_none() {
-            let Some(prekey) = prekey else { return Ok(None) };
-            self.session = Some(self.start_model(sender, prekey)?);
-        }
         let draws = self.drawn_keys();
-        let Some(session) = self.session.as_mut() else { return Ok(None) };
         let header = ratchet.header;
-        let index = match session
+        // The session: a prekey message names it by its base key (a new one starts a session —
+        // if a party of the run drew it); a ratchet message by a ratchet key already seen, and a
+        // new ratchet key belongs to the newest session (a run's sessions follow one another).
+        let session_index = match prekey {
+            Some(p) if draws.iter().any(|k| k.public_key() == p.base_key) => {
+                match self.sessions.iter().position(|s| s.base_key == p.base_key) {
+                    Some(i) => i,
+                    None => {
+                        let model = self.start_model(sender, p)?;
+                        self.sessions.push(model);
+                        self.sessions.len() - 1
+                    }
+                }
+            }
+            _ => match self.chains.iter().find(|(_, c)| c.ratchet_key.public_key() == header.dh) {
+                Some((i, _)) => *i,
+                None if self.sessions.is_empty() => return Ok(None),
+                None => self.sessions.len() - 1,
+            },
+        };
+        let Some(session) = self.sessions.get(session_index) else { return Ok(None) };
+        let index = match self
             .chains
             .iter()
-            .position(|c| c.ratchet_key.public_key() == header.dh)
+            .position(|(s, c)| *s == session_index && c.ratchet_key.public_key() == header.dh)
         {
             Some(i) => i,
             None => {
@@ -430,24 +465,28 @@ impl Recorder {
                         json!({"envelope": envelope_json(&body), "note": "unknown ratchet key"}),
                     ));
                 };
-                let peer_key =
-                    session.chains.last().map_or(session.spk_b, |c| c.ratchet_key.public_key());
-                let rk_before = session.chains.last().map_or(session.sk, |c| c.rk_after);
+                let last =
+                    self.chains.iter().rev().find(|(s, _)| *s == session_index).map(|(_, c)| c);
+                let peer_key = last.map_or(session.spk_b, |c| c.ratchet_key.public_key());
+                let rk_before = last.map_or(session.sk, |c| c.rk_after);
                 let dh_out = ratchet_key.diffie_hellman(&peer_key)?;
                 let (rk, ck) = RootKey::new(Secret::new(rk_before)).kdf_rk(&dh_out);
-                session.chains.push(Chain {
-                    owner: sender,
-                    ratchet_key,
-                    peer_key,
-                    dh_out: *dh_out.expose(),
-                    rk_before,
-                    rk_after: *rk.expose(),
-                    ck: *ck.expose(),
-                });
-                session.chains.len() - 1
+                self.chains.push((
+                    session_index,
+                    Chain {
+                        owner: sender,
+                        ratchet_key,
+                        peer_key,
+                        dh_out: *dh_out.expose(),
+                        rk_before,
+                        rk_after: *rk.expose(),
+                        ck: *ck.expose(),
+                    },
+                ));
+                self.chains.len() - 1
             }
         };
-        let chain = &session.chains[index];
+        let (_, chain) = &self.chains[index];
         let mut ck = ChainKey::new(Secret::new(chain.ck));
         for _ in 0..header.n {
             ck = ck.step().1;
@@ -476,15 +515,19 @@ impl Recorder {
         Ok(Some(object(fields)))
     }
 
-    /// X3DH from Bob's side of the model, for the first prekey message from `initiator`.
+    /// X3DH from the responder's side of the model, for the first prekey message of a session
+    /// `initiator` starts with the responder's current identity.
     fn start_model(
         &self,
         initiator: Party,
         prekey: &x3dh::PrekeyHeader,
     ) -> Result<SessionModel, VectorError> {
         let responder = other(initiator);
-        let identity =
-            self.identities.get(&responder).ok_or_else(|| VectorError::malformed("identity"))?;
+        let identity = self
+            .identities
+            .get(&responder)
+            .and_then(|all| all.last())
+            .ok_or_else(|| VectorError::malformed("identity"))?;
         let pair = identity.pair();
         let store = PrekeyStore::generate(
             &pair,
@@ -505,8 +548,11 @@ impl Recorder {
         let initiator_pair = self
             .identities
             .get(&initiator)
-            .ok_or_else(|| VectorError::malformed("identity"))?
-            .pair();
+            .into_iter()
+            .flatten()
+            .map(Identity::pair)
+            .find(|pair| pair.public() == prekey.identity)
+            .ok_or_else(|| VectorError::malformed("identity"))?;
         let mut dhs = vec![
             (
                 "DH1 = DH(ik_A, SPK_B)",
@@ -533,11 +579,11 @@ impl Recorder {
             ("AD", hex(responded.ad()).into()),
         ]);
         Ok(SessionModel {
+            base_key: prekey.base_key,
             sk: *responded.shared_secret().expose(),
             ad: responded.ad().to_vec(),
             spk_b: spk.public_key(),
             x3dh,
-            chains: Vec::new(),
         })
     }
 
@@ -606,37 +652,13 @@ impl Recorder {
         for party in [Party::Server, Party::Alice, Party::Bob] {
             let key = self.statics.get(&party).ok_or_else(|| VectorError::malformed("key"))?;
             let mut fields = vec![("channel_static", key_json(key))];
-            if let Some(identity) = self.identities.get(&party) {
-                let pair = identity.pair();
-                fields.push((
-                    "identity",
-                    object(vec![
-                        ("ik", hex(identity.ik).into()),
-                        ("isk", hex(identity.isk).into()),
-                        ("IK", hex(pair.public().to_bytes()).into()),
-                    ]),
-                ));
-                let prekeys: Vec<Value> = identity
-                    .prekeys
-                    .iter()
-                    .map(|(id, k)| {
-                        let mut o = vec![
-                            ("id", Value::from(*id)),
-                            ("kind", if *id == 1 { "signed" } else { "one-time" }.into()),
-                            ("private", hex(k.expose()).into()),
-                            ("public", hex(k.public_key().as_bytes()).into()),
-                        ];
-                        if *id == 1 {
-                            o.push((
-                                "signature",
-                                hex(pair.sign_prekey(1, k.public_key()).signature.as_bytes())
-                                    .into(),
-                            ));
-                        }
-                        object(o)
-                    })
-                    .collect();
-                fields.push(("prekeys", Value::Array(prekeys)));
+            let identities = self.identities.get(&party).map_or(&[][..], Vec::as_slice);
+            if let Some((first, later)) = identities.split_first() {
+                fields.extend(identity_json(first));
+                if !later.is_empty() {
+                    let later = later.iter().map(|i| object(identity_json(i))).collect();
+                    fields.push(("later_identities", Value::Array(later)));
+                }
             }
             parties.push((party.label(), object(fields)));
         }
@@ -672,13 +694,19 @@ impl Recorder {
             ("parties", object(parties)),
             ("links", Value::Array(links)),
         ];
-        if let Some(session) = &self.session {
-            run.push(("x3dh", session.x3dh.clone()));
-            let chains: Vec<Value> = session
+        if let Some((first, later)) = self.sessions.split_first() {
+            run.push(("x3dh", first.x3dh.clone()));
+            if !later.is_empty() {
+                run.push((
+                    "later_sessions",
+                    Value::Array(later.iter().map(|s| s.x3dh.clone()).collect()),
+                ));
+            }
+            let chains: Vec<Value> = self
                 .chains
                 .iter()
                 .enumerate()
-                .map(|(i, c)| {
+                .map(|(i, (_, c))| {
                     object(vec![
                         ("chain", i.into()),
                         ("owner", c.owner.label().into()),
@@ -708,12 +736,51 @@ impl Recorder {
     }
 }
 
+/// A client's identity as `parties` lists it: `identity` (`ik`, `isk`, `IK`) and `prekeys`, each
+/// with its id, kind and key pair, the signed one with its signature (SPEC.md §10).
+fn identity_json(identity: &Identity) -> Vec<(&'static str, Value)> {
+    let pair = identity.pair();
+    let prekeys: Vec<Value> = identity
+        .prekeys
+        .iter()
+        .map(|(id, k)| {
+            let mut o = vec![
+                ("id", Value::from(*id)),
+                ("kind", if *id == 1 { "signed" } else { "one-time" }.into()),
+                ("private", hex(k.expose()).into()),
+                ("public", hex(k.public_key().as_bytes()).into()),
+            ];
+            if *id == 1 {
+                o.push((
+                    "signature",
+                    hex(pair.sign_prekey(1, k.public_key()).signature.as_bytes()).into(),
+                ));
+            }
+            object(o)
+        })
+        .collect();
+    vec![
+        (
+            "identity",
+            object(vec![
+                ("ik", hex(identity.ik).into()),
+                ("isk", hex(identity.isk).into()),
+                ("IK", hex(pair.public().to_bytes()).into()),
+            ]),
+        ),
+        ("prekeys", Value::Array(prekeys)),
+    ]
+}
+
 fn describe(step: &Step) -> Value {
     match step {
         Step::Connect(p) => format!("{} connects", p.label()),
         Step::Disconnect(p) => format!("{} disconnects", p.label()),
         Step::Upload(p) => format!("{} uploads its bundle", p.label()),
         Step::Send { from, text } => format!("{} sends {text:?}", from.label()),
+        Step::SendAtOnce { alice, bob } => {
+            format!("alice sends {alice:?} and bob sends {bob:?}, before either is delivered")
+        }
         Step::SendLate { from, text } => {
             format!("{} writes {text:?} now and it goes out after its next send", from.label())
         }
@@ -761,6 +828,15 @@ fn describe(step: &Step) -> Value {
         Step::RestoreWithNextPrekeyId { party, next_id } => {
             format!("{} restarts from its state file with next prekey id {next_id}", party.label())
         }
+        Step::VerifyPeer { party, peer } => format!(
+            "{}'s user pins the identity {} holds now (compared in person)",
+            party.label(),
+            peer.label()
+        ),
+        Step::NewIdentity { party } => format!(
+            "{} starts again from its account with a new e2e identity and new prekeys",
+            party.label()
+        ),
         Step::Replenish { party, count } => {
             format!("{} makes {count} more one-time prekeys", party.label())
         }
@@ -775,6 +851,10 @@ fn describe(step: &Step) -> Value {
         Step::ServerWelcomesAs { to, name } => {
             format!("server: answers {}'s next HandshakeInit with Welcome {name}", to.label())
         }
+        Step::LoseNextFetchAnswer { party } => format!(
+            "network: {}'s connection dies before the answer to its next FetchBundle arrives",
+            party.label()
+        ),
         Step::ServerAnswersNextFetch { from, answer } => match answer {
             Some(m) => format!(
                 "server: answers {}'s next FetchBundle with a {} of its own",

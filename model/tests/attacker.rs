@@ -1,0 +1,73 @@
+//! The malicious server's composed forgeries of spec/MODEL.md §3, step by step on the model's own
+//! transitions: each is built (the action is enabled and applies) and each is refused by the
+//! client it reaches, which accepts nothing from it. The exhaustive check of every order is
+//! `e2e-check`'s; this pins down that the actions are not vacuous.
+
+#[cfg(test)]
+mod tests {
+    use e2e_model::model::Edit;
+    use e2e_model::world::{Who, World};
+    use e2e_model::{Action, Attacker, Bounds, E2eModel, Variant};
+    use stateright::Model;
+
+    const SMALL: Bounds = Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1 };
+
+    fn step(model: &E2eModel, state: &World, action: Action) -> World {
+        let mut enabled = Vec::new();
+        model.actions(state, &mut enabled);
+        assert!(enabled.contains(&action), "{action:?} not enabled");
+        model.next_state(state, action.clone()).unwrap_or_else(|| panic!("{action:?} did nothing"))
+    }
+
+    /// e2e-unverified vs S: Alice's first message, a prekey message, has reached Bob honestly and
+    /// is in the server's log as message #0.
+    fn a1_delivered() -> (E2eModel, World) {
+        let model = E2eModel::new(Variant::E2eUnverified, Attacker::Server, SMALL).expect("setup");
+        let mut s = model.init_states().remove(0);
+        for action in [
+            Action::Send(Who::Alice),
+            Action::Serve(Who::Alice),
+            Action::Deliver(Who::Alice),
+            Action::Serve(Who::Alice),
+            Action::Deliver(Who::Bob),
+        ] {
+            s = step(&model, &s, action);
+        }
+        assert_eq!(s.know.seen.len(), 1);
+        assert_eq!(s.ghost.accepted.len(), 1, "Bob accepted a1");
+        (model, s)
+    }
+
+    #[test]
+    fn every_composed_forgery_is_built_and_refused() {
+        let (model, s) = a1_delivered();
+        let forgeries = Edit::ALL
+            .map(|edit| (Action::Rebuild(0, edit), Who::Bob))
+            .into_iter()
+            .chain([(Action::Reflect(0), Who::Alice), (Action::ToSelf(0), Who::Alice)]);
+        for (forgery, victim) in forgeries {
+            let forged = step(&model, &s, forgery.clone());
+            assert_eq!(forged.know.budget, 0, "{forgery:?} spends the budget");
+            // The victim's queue may hold an honest frame first (Alice's `Ack` for a1).
+            let mut after = forged;
+            while !after.net.to_client[victim.index()].is_empty() {
+                after = step(&model, &after, Action::Deliver(victim));
+            }
+            assert!(after.ghost.forgery_rejected, "{forgery:?} refused");
+            assert_eq!(after.ghost.accepted, s.ghost.accepted, "{forgery:?} accepted nothing");
+        }
+    }
+
+    /// The padded answer: a bundle request answered with the real bundle and one byte more is
+    /// refused, and Alice's message keeps waiting for a bundle.
+    #[test]
+    fn a_padded_bundle_is_refused() {
+        let model = E2eModel::new(Variant::E2eUnverified, Attacker::Server, SMALL).expect("setup");
+        let s = model.init_states().remove(0);
+        let s = step(&model, &s, Action::Send(Who::Alice));
+        let s = step(&model, &s, Action::Pad(Who::Alice));
+        let s = step(&model, &s, Action::Deliver(Who::Alice));
+        assert!(s.ghost.forgery_rejected && !s.ghost.malformed_accepted);
+        assert!(s.net.to_server[Who::Alice.index()].is_empty(), "nothing sealed for Bob");
+    }
+}
