@@ -9,7 +9,7 @@ pub mod flaws;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hop;
-#[cfg(feature = "model-memo")]
+#[cfg(any(feature = "model-memo", feature = "fuzz-memo"))]
 mod memo;
 pub mod roles;
 #[cfg(feature = "model-memo")]

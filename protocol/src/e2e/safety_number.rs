@@ -39,14 +39,15 @@ const CHUNK_LEN: usize = 5;
 /// One party's 30-digit fingerprint (SPEC.md §14.1).
 #[must_use]
 pub fn fingerprint(identity: &IdentityPublic, name: &Name) -> String {
-    // The model checker's build only: the same function, memoised on its whole input (crate::memo).
-    #[cfg(feature = "model-memo")]
+    // The model checker's and the fuzz targets' builds only: the same function, memoised on its
+    // whole input (crate::memo).
+    #[cfg(any(feature = "model-memo", feature = "fuzz-memo"))]
     {
         static FINGERPRINTS: crate::memo::Memo<(IdentityPublic, Name), String> =
             crate::memo::Memo::new();
         FINGERPRINTS.get_or((*identity, name.clone()), || compute_fingerprint(identity, name))
     }
-    #[cfg(not(feature = "model-memo"))]
+    #[cfg(not(any(feature = "model-memo", feature = "fuzz-memo")))]
     compute_fingerprint(identity, name)
 }
 

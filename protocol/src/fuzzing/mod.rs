@@ -22,7 +22,10 @@
 //! Operation sequences are decoded with [`arbitrary`]; [`seeds`] builds the seed corpus by encoding
 //! chosen operations with the inverse of that decoding (`fuzz/examples/gen_corpus.rs` writes it).
 //! Keys are generated once per process (`OnceLock`) from fixed seeds, so an iteration costs little
-//! more than the protocol work it fuzzes.
+//! more than the protocol work it fuzzes. The fuzz crate also enables the feature `fuzz-memo`
+//! (`crate::memo`, README "Fuzzing"): the honest parties' X25519s, Ed25519 signatures and
+//! verifications and small-order checks, the same on every input, are computed once per process;
+//! the corpus replay under `cargo test` runs without it.
 
 mod bundle_parse;
 mod channel_handshake;

@@ -45,6 +45,20 @@ impl PublicKey {
     /// computed by x25519-dalek, for every listed encoding, their neighbours and random keys.
     #[must_use]
     pub fn is_low_order(&self) -> bool {
+        // The model checker's and the fuzz targets' builds only: the same answer, memoised on the
+        // 32 bytes (crate::memo). Under the fuzzers' instrumentation the 224 constant-time byte
+        // comparisons cost each a call into libFuzzer, and bundle_parse checks up to 255 keys per
+        // upload. (A memo is not constant time; no build that handles real keys has one.)
+        #[cfg(any(feature = "model-memo", feature = "fuzz-memo"))]
+        {
+            static LOW_ORDER: crate::memo::Memo<[u8; DH_LEN], bool> = crate::memo::Memo::new();
+            LOW_ORDER.get_or(self.0, || self.compute_is_low_order())
+        }
+        #[cfg(not(any(feature = "model-memo", feature = "fuzz-memo")))]
+        self.compute_is_low_order()
+    }
+
+    fn compute_is_low_order(&self) -> bool {
         let mut key = self.0;
         key[DH_LEN - 1] &= 0x7f;
         let mut found = Choice::from(0);

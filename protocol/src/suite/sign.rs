@@ -53,6 +53,20 @@ impl SigningKey {
     /// `Ed25519-Sign(seed, message)` (RFC 8032 §5.1.6, pure Ed25519, deterministic).
     #[must_use]
     pub fn sign(&self, message: &[u8]) -> Signature {
+        // The model checker's and the fuzz targets' builds only: the same signature, memoised on
+        // the whole input (seed, message; crate::memo). Ed25519 signing is deterministic.
+        #[cfg(any(feature = "model-memo", feature = "fuzz-memo"))]
+        {
+            type Input = ([u8; SIGNING_KEY_LEN], Vec<u8>);
+            static SIGNATURES: crate::memo::Memo<Input, Signature> = crate::memo::Memo::new();
+            let key = (*self.seed.expose(), message.to_vec());
+            SIGNATURES.get_or(key, || self.compute_sign(message))
+        }
+        #[cfg(not(any(feature = "model-memo", feature = "fuzz-memo")))]
+        self.compute_sign(message)
+    }
+
+    fn compute_sign(&self, message: &[u8]) -> Signature {
         let dalek = ed25519_dalek::SigningKey::from_bytes(self.seed.expose());
         Signature(dalek.sign(message).to_bytes())
     }
@@ -102,8 +116,9 @@ impl VerifyingKey {
     /// [`CryptoError::BadSigningKey`] if the encoding is not canonical, does not decode, or decodes
     /// to a point of small order.
     pub(crate) fn decode(&self) -> Result<CheckedVerifyingKey, CryptoError> {
-        // The model checker's build only: the same result, memoised on the 32 bytes (crate::memo).
-        #[cfg(feature = "model-memo")]
+        // The model checker's and the fuzz targets' builds only: the same result, memoised on the
+        // 32 bytes (crate::memo).
+        #[cfg(any(feature = "model-memo", feature = "fuzz-memo"))]
         {
             static DECODED: crate::memo::Memo<
                 [u8; SIGNING_KEY_LEN],
@@ -111,7 +126,7 @@ impl VerifyingKey {
             > = crate::memo::Memo::new();
             DECODED.get_or(self.0, || self.compute_decode())
         }
-        #[cfg(not(feature = "model-memo"))]
+        #[cfg(not(any(feature = "model-memo", feature = "fuzz-memo")))]
         self.compute_decode()
     }
 
@@ -173,9 +188,9 @@ impl CheckedVerifyingKey {
         message: &[u8],
         signature: &Signature,
     ) -> Result<(), CryptoError> {
-        // The model checker's build only: the same verdict, memoised on the whole input (key,
-        // message, signature; crate::memo).
-        #[cfg(feature = "model-memo")]
+        // The model checker's and the fuzz targets' builds only: the same verdict, memoised on the
+        // whole input (key, message, signature; crate::memo).
+        #[cfg(any(feature = "model-memo", feature = "fuzz-memo"))]
         {
             type Input = ([u8; SIGNING_KEY_LEN], Vec<u8>, [u8; SIGNATURE_LEN]);
             static VERDICTS: crate::memo::Memo<Input, Result<(), CryptoError>> =
@@ -183,7 +198,7 @@ impl CheckedVerifyingKey {
             let key = (self.0.to_bytes(), message.to_vec(), signature.0);
             VERDICTS.get_or(key, || self.compute_verify_strict(message, signature))
         }
-        #[cfg(not(feature = "model-memo"))]
+        #[cfg(not(any(feature = "model-memo", feature = "fuzz-memo")))]
         self.compute_verify_strict(message, signature)
     }
 

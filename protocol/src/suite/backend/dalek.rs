@@ -10,13 +10,13 @@ use crate::suite::{
 
 /// What this backend keeps with a private key besides its bytes: nothing (x25519-dalek works
 /// from the 32 bytes directly, a copy per DH); the type exists so that both backends offer the
-/// same calls to `suite::PrivateKey`. (The model checker's build, feature `model-memo`, uses
-/// `memoized::DhKey` instead.)
+/// same calls to `suite::PrivateKey`. (The model checker's and the fuzz targets' builds, features
+/// `model-memo` and `fuzz-memo`, use `memoized::DhKey` instead.)
 #[derive(Clone, Default, PartialEq, Eq, Hash, Zeroize)]
-#[cfg_attr(feature = "model-memo", allow(dead_code))]
+#[cfg_attr(any(feature = "model-memo", feature = "fuzz-memo"), allow(dead_code))]
 pub struct DhKey;
 
-#[cfg_attr(feature = "model-memo", allow(dead_code))]
+#[cfg_attr(any(feature = "model-memo", feature = "fuzz-memo"), allow(dead_code))]
 impl DhKey {
     /// The (empty) key object for `secret` and its public key `X25519(secret, 9)`.
     #[must_use]

@@ -1,7 +1,8 @@
-//! The model checker's backend (feature `model-memo` only): the compiled backend's X25519 behind
-//! memos keyed by the whole input (crate::memo). Same inputs, same bytes; the AEAD, cheap at the
-//! model's message sizes, is called directly, and every seal is first recorded in the ghost seal
-//! log (crate::seal_log), where the checker finds a nonce used twice under one key.
+//! The model checker's and the fuzz targets' backend (features `model-memo` and `fuzz-memo`
+//! only): the compiled backend's X25519 behind memos keyed by the whole input (crate::memo). Same
+//! inputs, same bytes. The AEAD, where every MAC is checked, is called directly; in the checker's
+//! build every seal is first recorded in the ghost seal log (crate::seal_log), where the checker
+//! finds a nonce used twice under one key.
 
 #[cfg(feature = "backend-aws-lc")]
 use super::aws_lc as inner;
@@ -11,15 +12,21 @@ use super::dalek as inner;
 use zeroize::Zeroize;
 
 use crate::memo::Memo;
-use crate::suite::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, CryptoError, DH_LEN, SharedSecret};
+#[cfg(feature = "model-memo")]
+use crate::suite::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN};
+use crate::suite::{CryptoError, DH_LEN, SharedSecret};
 
 pub(crate) use inner::aead_open;
+// The fuzz targets' build has no seal log (it is the checker's): the backend's seal as it is.
+#[cfg(not(feature = "model-memo"))]
+pub(crate) use inner::aead_seal;
 
 static PUBLIC_KEYS: Memo<[u8; DH_LEN], [u8; DH_LEN]> = Memo::new();
 static SHARED: Memo<([u8; DH_LEN], [u8; DH_LEN]), Result<SharedSecret, CryptoError>> = Memo::new();
 
 /// [`inner::aead_seal`], recorded in this thread's ghost seal log first (crate::seal_log). Not
 /// memoised: the log must see every seal.
+#[cfg(feature = "model-memo")]
 pub(crate) fn aead_seal(
     key: &[u8; AEAD_KEY_LEN],
     nonce: &[u8; AEAD_NONCE_LEN],

@@ -31,16 +31,23 @@ pub mod dalek;
 #[cfg(feature = "backend-aws-lc")]
 pub mod aws_lc;
 
-#[cfg(all(not(feature = "backend-aws-lc"), not(feature = "model-memo")))]
+#[cfg(all(
+    not(feature = "backend-aws-lc"),
+    not(any(feature = "model-memo", feature = "fuzz-memo"))
+))]
 pub(crate) use dalek as active;
 
-#[cfg(all(feature = "backend-aws-lc", not(feature = "model-memo")))]
+#[cfg(all(
+    feature = "backend-aws-lc",
+    not(any(feature = "model-memo", feature = "fuzz-memo"))
+))]
 pub(crate) use aws_lc as active;
 
-// The model checker's build only (feature `model-memo`, declared by e2e-protocol-flawed alone):
-// the same backend behind memos of its deterministic results (crate::memo, spec/MODEL.md §8).
-#[cfg(feature = "model-memo")]
+// The model checker's build (feature `model-memo`, declared by e2e-protocol-flawed alone) and the
+// fuzz targets' (feature `fuzz-memo`, enabled by fuzz/Cargo.toml alone): the same backend behind
+// memos of its deterministic results (crate::memo, spec/MODEL.md §8, README "Fuzzing").
+#[cfg(any(feature = "model-memo", feature = "fuzz-memo"))]
 pub(crate) mod memoized;
 
-#[cfg(feature = "model-memo")]
+#[cfg(any(feature = "model-memo", feature = "fuzz-memo"))]
 pub(crate) use memoized as active;
