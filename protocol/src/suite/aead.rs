@@ -55,8 +55,11 @@ impl AeadKey {
         ad: &[u8],
         sealed: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        let mut out = sealed.to_vec();
-        self.open_in_place(nonce, ad, &mut out, 0)?;
+        // Out of place: the plaintext goes to a fresh buffer, so no backend has to keep a copy of
+        // the ciphertext to restore (`sealed` is only read).
+        let (body, tag) = split_tag(sealed)?;
+        let mut out = vec![0; body.len()];
+        super::backend::active::aead_open_into(self.expose(), nonce, ad, body, &tag, &mut out)?;
         Ok(out)
     }
 
@@ -76,11 +79,21 @@ impl AeadKey {
         start: usize,
     ) -> Result<(), CryptoError> {
         let sealed = buffer.get_mut(start..).ok_or(CryptoError::AeadTruncated)?;
-        let body_len = sealed.len().checked_sub(AEAD_TAG_LEN).ok_or(CryptoError::AeadTruncated)?;
-        let (body, tag) = sealed.split_at_mut(body_len);
-        let tag = <[u8; AEAD_TAG_LEN]>::try_from(&*tag).map_err(|_| CryptoError::AeadTruncated)?;
+        let (body_len, tag) = split_tag(sealed).map(|(body, tag)| (body.len(), tag))?;
+        let (body, _) = sealed.split_at_mut(body_len);
         super::backend::active::aead_open(self.expose(), nonce, ad, body, &tag)?;
         buffer.truncate(start + body_len);
         Ok(())
     }
+}
+
+/// `ciphertext || tag` split into the ciphertext and the tag.
+///
+/// # Errors
+/// [`CryptoError::AeadTruncated`] if `sealed` is shorter than a tag.
+fn split_tag(sealed: &[u8]) -> Result<(&[u8], [u8; AEAD_TAG_LEN]), CryptoError> {
+    let body_len = sealed.len().checked_sub(AEAD_TAG_LEN).ok_or(CryptoError::AeadTruncated)?;
+    let (body, tag) = sealed.split_at(body_len);
+    let tag = <[u8; AEAD_TAG_LEN]>::try_from(tag).map_err(|_| CryptoError::AeadTruncated)?;
+    Ok((body, tag))
 }

@@ -226,3 +226,33 @@ fn open_restoring(
     }
     opened.map_err(|_| CryptoError::AeadOpen)
 }
+
+/// [`aead_open`] out of place, as [`dalek::aead_open_into`]: AWS-LC reads `ciphertext` and writes
+/// the plaintext to `out` only, so no backup is needed — a caller that does not have to keep its
+/// ciphertext (`AeadKey::open`) saves the copy [`aead_open`] makes. On error AWS-LC zeroes `out`
+/// (`EVP_AEAD_CTX_open_gather`), and the caller discards it.
+///
+/// # Errors
+/// [`CryptoError::AeadOpen`] if the tag does not verify or `out` has the wrong length.
+pub fn aead_open_into(
+    key: &[u8; AEAD_KEY_LEN],
+    nonce: &[u8; AEAD_NONCE_LEN],
+    ad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8; AEAD_TAG_LEN],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    if out.len() != ciphertext.len() {
+        return Err(CryptoError::AeadOpen);
+    }
+    aead_key(key)
+        .ok_or(CryptoError::AeadOpen)?
+        .open_separate_gather(
+            Nonce::assume_unique_for_key(*nonce),
+            Aad::from(ad),
+            ciphertext,
+            tag,
+            out,
+        )
+        .map_err(|_| CryptoError::AeadOpen)
+}
