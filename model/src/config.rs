@@ -60,11 +60,20 @@ pub enum Attacker {
     /// long-term keys. Combined with the strongest attacker the table has a forward-secrecy cell
     /// for: N for hop, S for e2e.
     Compromise,
+    /// (M) a third registered user, `mallory`: a client of the honest server with real keys of
+    /// its own, which sends Alice and Bob whatever its client lets it build. The network and the
+    /// server are honest.
+    Malicious,
+    /// (P) post-compromise: at some point the attacker copies one client's whole state (channel,
+    /// sessions, ratchets) and from then on only reads what reaches that client. The network and
+    /// the server are honest.
+    PostCompromise,
 }
 
 impl Attacker {
     /// Every attacker, in table order.
-    pub const ALL: [Self; 3] = [Self::Network, Self::Server, Self::Compromise];
+    pub const ALL: [Self; 5] =
+        [Self::Network, Self::Server, Self::Compromise, Self::Malicious, Self::PostCompromise];
 
     /// Command-line and table name.
     #[must_use]
@@ -73,6 +82,8 @@ impl Attacker {
             Self::Network => "N",
             Self::Server => "S",
             Self::Compromise => "C",
+            Self::Malicious => "M",
+            Self::PostCompromise => "P",
         }
     }
 
@@ -84,10 +95,12 @@ impl Attacker {
             (Self::Server, _) => "malicious server",
             (Self::Compromise, Variant::Hop) => "network + later key compromise",
             (Self::Compromise, _) => "malicious server + later key compromise",
+            (Self::Malicious, _) => "a third registered client, honest server",
+            (Self::PostCompromise, _) => "a passive copy of one client's whole state",
         }
     }
 
-    /// The attacker called `name` (`N`, `S`, `C`, case-insensitive).
+    /// The attacker called `name` (`N`, `S`, `C`, `M`, `P`, case-insensitive).
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.label().eq_ignore_ascii_case(name))
@@ -100,7 +113,15 @@ impl Attacker {
             Self::Network => false,
             Self::Server => true,
             Self::Compromise => variant.is_e2e(),
+            Self::Malicious | Self::PostCompromise => false,
         }
+    }
+
+    /// Whether the attacker holds the wire: it observes the frames, drops and injects them (N,
+    /// S, C). M and P leave the network and the server honest.
+    #[must_use]
+    pub const fn holds_the_wire(self) -> bool {
+        !matches!(self, Self::Malicious | Self::PostCompromise)
     }
 }
 

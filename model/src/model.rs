@@ -25,6 +25,9 @@ use crate::world::{
     Shared, Tag, Who, World, body, honest_body, rng, text,
 };
 
+pub mod mallory;
+pub mod pcs;
+
 /// Memo of compromise results: (victim, fingerprint of its inputs) → bodies opened.
 type Memo = HashMap<(Who, u64), Vec<String>>;
 
@@ -76,6 +79,15 @@ pub enum Action {
     Pad(Who),
     /// (C) the attacker learns Alice's and Bob's long-term keys.
     Compromise,
+    /// (M) M's client sends a message of its own to `Who` (e2e: fetching `Who`'s bundle first if
+    /// it has no session).
+    MSend(Who),
+    /// (M) M's client re-sends message `usize` it received in the set-up to `Who`, unchanged (hop:
+    /// the body; e2e: the envelope).
+    MRelay(usize, Who),
+    /// (P) the attacker copies `Who`'s whole client; from then on the copy reads every frame
+    /// delivered to `Who`.
+    CopyState(Who),
 }
 
 /// How the malicious server changes a prekey message it re-encodes (spec/MODEL.md §3).
@@ -113,46 +125,75 @@ pub struct E2eModel {
     /// `e2e-verified`: whether the users' comparison of safety numbers in the set-up pinned both
     /// identities (it does unless the numbers differ; spec/MODEL.md §2).
     pub verified: bool,
+    /// (M) the messages M's client received in the set-up, which it may relay.
+    pub inbox: Vec<mallory::Received>,
 }
 
-/// Frames produced during setup, handed between roles until none is left.
-fn pump(
-    server: &mut Server,
-    clients: &mut [Client; 2],
-    first: (Dest, Vec<u8>),
-    observed: &mut BTreeSet<(Dest, Frame)>,
-    seals: &mut SealLog,
-    rng: &mut rand_chacha::ChaCha20Rng,
-) -> Result<(), Error> {
-    let mut queue = vec![first];
-    while !queue.is_empty() {
-        let (dest, bytes) = queue.remove(0);
-        observed.insert((dest, Frame::honest(bytes.clone(), None)));
-        match dest {
-            Dest::Server(w) => {
-                let out = server.handle(w.link(), &bytes, rng)?;
-                seals.record(Party::Server, seal_log::drain());
-                for (link, frame) in out.transmit {
-                    if let Some(t) = Who::of_link(link) {
-                        queue.push((Dest::Client(t), frame));
-                    }
+/// What the honest set-up leaves besides the roles: the frames on the wire, the seals, and every
+/// message Alice and Bob sent (each opened on a copy of the server, for the ghost's and M's use).
+#[derive(Default)]
+struct SetUpLog {
+    observed: BTreeSet<(Dest, Frame)>,
+    seals: SealLog,
+    sent: Vec<(Who, Message)>,
+}
+
+/// The set-up's roles: the server, Alice and Bob, and against M, M's client on
+/// [`mallory::MALLORY_LINK`].
+struct SetUp<'a> {
+    server: &'a mut Server,
+    clients: &'a mut [Client; 2],
+    mallory: Option<&'a mut Client>,
+    log: &'a mut SetUpLog,
+}
+
+impl SetUp<'_> {
+    /// Hands `frame`, sent to the server on `link`, and every frame it causes between the roles,
+    /// until none is left.
+    fn pump(
+        &mut self,
+        link: LinkId,
+        frame: Vec<u8>,
+        rng: &mut rand_chacha::ChaCha20Rng,
+    ) -> Result<(), Error> {
+        // (link, whether to the server, bytes)
+        let mut queue = VecDeque::from([(link, true, frame)]);
+        while let Some((link, to_server, bytes)) = queue.pop_front() {
+            let who = Who::of_link(link);
+            if let Some(w) = who {
+                let dest = if to_server { Dest::Server(w) } else { Dest::Client(w) };
+                self.log.observed.insert((dest, Frame::honest(bytes.clone(), None)));
+            }
+            if to_server {
+                if let Some(w) = who
+                    && let Ok((_, plaintext)) = self.server.clone().open_transport(link, &bytes)
+                    && let Ok(message) = Message::decode(&plaintext)
+                {
+                    self.log.sent.push((w, message));
                 }
+                let out = self.server.handle(link, &bytes, rng)?;
+                self.log.seals.record(Party::Server, seal_log::drain());
+                queue.extend(out.transmit.into_iter().map(|(l, f)| (l, false, f)));
+                continue;
             }
-            Dest::Client(w) => {
-                let out = clients[w.index()].handle(&bytes, rng)?;
-                seals.record(Party::Client(w), seal_log::drain());
-                queue.extend(out.transmit.into_iter().map(|f| (Dest::Server(w), f)));
-            }
+            let (client, party) = match (who, self.mallory.as_deref_mut()) {
+                (Some(w), _) => (&mut self.clients[w.index()], Party::Client(w)),
+                (None, Some(m)) if link == mallory::MALLORY_LINK => (m, Party::Attacker),
+                _ => continue,
+            };
+            let out = client.handle(&bytes, rng)?;
+            self.log.seals.record(party, seal_log::drain());
+            queue.extend(out.transmit.into_iter().map(|f| (link, true, f)));
         }
+        Ok(())
     }
-    Ok(())
 }
 
 impl E2eModel {
     /// Sets up the run honestly — keys from the seed, both clients connected and, in e2e, their
     /// bundles published (and, in `e2e-verified`, a session started and the safety numbers
-    /// compared, spec/MODEL.md §2) — and returns the model whose initial state is the
-    /// result.
+    /// compared, spec/MODEL.md §2; against M, M registered and greeted by Alice and Bob) — and
+    /// returns the model whose initial state is the result.
     ///
     /// # Errors
     /// A protocol error during the honest setup, which would be a bug of the protocol crate.
@@ -172,34 +213,39 @@ impl E2eModel {
         let bob = make(Who::Bob, &mut r);
         let mut clients = [alice, bob];
         let mut verified = false;
-        let mut observed = BTreeSet::new();
-        let mut seals = SealLog::default();
+        let mut log = SetUpLog::default();
         let _stale = seal_log::drain();
+        let mut set_up =
+            SetUp { server: &mut server, clients: &mut clients, mallory: None, log: &mut log };
         for w in Who::BOTH {
-            let init = clients[w.index()].connect(&mut r)?;
-            seals.record(Party::Client(w), seal_log::drain());
-            let first = (Dest::Server(w), init);
-            pump(&mut server, &mut clients, first, &mut observed, &mut seals, &mut r)?;
+            let init = set_up.clients[w.index()].connect(&mut r)?;
+            set_up.log.seals.record(Party::Client(w), seal_log::drain());
+            set_up.pump(w.link(), init, &mut r)?;
             if variant.is_e2e() {
-                let upload = clients[w.index()].upload_bundle()?;
-                seals.record(Party::Client(w), seal_log::drain());
-                let first = (Dest::Server(w), upload);
-                pump(&mut server, &mut clients, first, &mut observed, &mut seals, &mut r)?;
+                let upload = set_up.clients[w.index()].upload_bundle()?;
+                set_up.log.seals.record(Party::Client(w), seal_log::drain());
+                set_up.pump(w.link(), upload, &mut r)?;
             }
         }
         if variant == Variant::E2eVerified {
             // A safety number needs a session: Alice greets Bob, which starts hers from his bundle
             // and his from her prekey message; then the users compare (spec/MODEL.md §2).
             let hello = e2e_protocol::wire::Body::new(GREETING.as_bytes().to_vec())?;
-            let out = clients[Who::Alice.index()].send_e2e(&Who::Bob.name(), hello, &mut r)?;
-            seals.record(Party::Client(Who::Alice), seal_log::drain());
+            let alice = &mut set_up.clients[Who::Alice.index()];
+            let out = alice.send_e2e(&Who::Bob.name(), hello, &mut r)?;
+            set_up.log.seals.record(Party::Client(Who::Alice), seal_log::drain());
             for frame in out.transmit {
-                let first = (Dest::Server(Who::Alice), frame);
-                pump(&mut server, &mut clients, first, &mut observed, &mut seals, &mut r)?;
+                set_up.pump(Who::Alice.link(), frame, &mut r)?;
             }
-            verified = compare_safety_numbers(&mut clients);
+            verified = compare_safety_numbers(set_up.clients);
         }
         let mut know = Knowledge { budget: bounds.budget, next_id: 100, ..Knowledge::default() };
+        let mut inbox = Vec::new();
+        if attacker == Attacker::Malicious {
+            let (client, received) = mallory::set_up(variant, &mut set_up, &mut r)?;
+            know.mallory = Some(Shared::new(client));
+            inbox = received;
+        }
         if attacker.is_server(variant) {
             if variant.is_e2e() {
                 for w in Who::BOTH {
@@ -213,8 +259,18 @@ impl E2eModel {
                     });
                 }
             }
-        } else {
-            know.observed = Shared::new(observed);
+        } else if attacker.holds_the_wire() {
+            know.observed = Shared::new(std::mem::take(&mut log.observed));
+        }
+        let mut ghost =
+            Ghost { seals: Shared::new(std::mem::take(&mut log.seals)), ..Ghost::default() };
+        if attacker == Attacker::PostCompromise {
+            // The ratchet keys the set-up's envelopes carry: a copy taken later holds them.
+            for (w, message) in &log.sent {
+                if let Some(key) = pcs::ratchet_key(message) {
+                    ghost.ratchet_keys[w.index()].insert(key);
+                }
+            }
         }
         let init = World {
             clients: clients.map(Shared::new),
@@ -222,7 +278,7 @@ impl E2eModel {
             net: Net::default(),
             draws: [0; 3],
             know,
-            ghost: Ghost { seals: Shared::new(seals), ..Ghost::default() },
+            ghost,
         };
         Ok(Self {
             variant,
@@ -232,6 +288,7 @@ impl E2eModel {
             static_keys,
             cache: Arc::default(),
             verified,
+            inbox,
             steps: Arc::default(),
         })
     }
@@ -297,7 +354,7 @@ impl E2eModel {
     }
 
     fn observe(&self, s: &mut World, dest: Dest, frame: &Frame) {
-        if !self.server_attacker() {
+        if self.attacker.holds_the_wire() && !self.server_attacker() {
             let frame = reduction::observed(frame);
             if !s.know.observed.contains(&(dest, frame.clone())) {
                 s.know.observed.make_mut().insert((dest, frame));
@@ -371,6 +428,7 @@ impl E2eModel {
         }
         let frame = queue.remove(0);
         let draw = self.next_draw(s, w.index());
+        let mut received = Vec::new();
         match self.steps.handle(&mut s.clients[w.index()], &frame.bytes, draw) {
             None => {
                 Self::unsealed();
@@ -383,6 +441,7 @@ impl E2eModel {
                 for event in &out.events {
                     match event {
                         ClientEvent::Received { from, body, .. } => {
+                            received.push((from.as_str().to_owned(), text(body)));
                             let accept = Accept {
                                 by: w,
                                 from: from.as_str().to_owned(),
@@ -405,6 +464,11 @@ impl E2eModel {
                 self.emit_client(s, w, out.transmit, sealed);
             }
         }
+        if self.attacker == Attacker::PostCompromise {
+            // The client's own seals first; the copy's are forgotten (it transmits nothing).
+            Self::sealed(s, Party::Client(w));
+            self.copy_delivery(s, w, &frame, &received);
+        }
         Some(())
     }
 
@@ -415,6 +479,9 @@ impl E2eModel {
             return None;
         }
         let frame = queue.remove(0);
+        if self.attacker == Attacker::PostCompromise {
+            self.note_sealed(s, w, &frame);
+        }
         if !self.server_attacker() {
             let draw = self.draw(s, 2);
             match self.steps.serve(&mut s.server, w.link(), &frame.bytes, draw) {
@@ -757,6 +824,8 @@ impl E2eModel {
                 self.redeliver(s, *index, sender, sender, None)?;
             }
             Action::Pad(w) => self.pad(s, *w)?,
+            Action::MSend(to) => self.mallory_send(s, *to)?,
+            Action::MRelay(index, to) => self.mallory_relay(s, *index, *to)?,
             Action::ForgeE2e(to) => {
                 let id = Self::spend(s)?;
                 let envelope = self.impostor_encrypt(s, to.peer(), *to, &body(FORGED_BODY)?)?;
@@ -934,9 +1003,13 @@ const fn actor(action: &Action) -> Party {
         Action::Send(w) | Action::Deliver(w) | Action::Skip(Dest::Client(w), _) => {
             Party::Client(*w)
         }
-        Action::Replay(..) | Action::Tamper(_) | Action::Impersonate(_) | Action::Compromise => {
-            Party::Attacker
-        }
+        Action::Replay(..)
+        | Action::Tamper(_)
+        | Action::Impersonate(_)
+        | Action::Compromise
+        | Action::MSend(_)
+        | Action::MRelay(..)
+        | Action::CopyState(_) => Party::Attacker,
         _ => Party::Server,
     }
 }
@@ -1056,18 +1129,33 @@ pub mod names {
     pub const FORGERY_REJECTED: &str = "sometimes: forgery rejected";
     /// Sometimes: compromise happens after a message was delivered.
     pub const COMPROMISE_AFTER_DELIVERY: &str = "sometimes: compromise after delivery";
+    /// (M) Once nothing is in flight and every honest message is sent, each was accepted.
+    pub const DELIVERY: &str = "delivery";
+    /// Sometimes (M): a message of M's own is accepted, as from M.
+    pub const M_ACCEPTED: &str = "sometimes: M's message accepted";
+    /// (P) The copy of a client's state reads no message its peer sent after a round trip with
+    /// fresh DH.
+    pub const POST_COMPROMISE: &str = "post-compromise-security";
+    /// Sometimes (P): the copy reads a message (the attacker is not vacuous).
+    pub const COPY_READS: &str = "sometimes: copy reads before healing";
+    /// Sometimes (P): the victim accepts a message its peer sent after the round trip.
+    pub const HEALED: &str = "sometimes: message after healing delivered";
 }
 
 fn secrecy(_: &E2eModel, s: &World) -> bool {
     s.know.learned.is_empty()
 }
 
+/// Every acceptance as from Alice or Bob is of a body that client sent to the acceptor. M's own
+/// messages are accepted as from `mallory`, which is what they are; any other sender is a
+/// violation.
 fn authenticity(_: &E2eModel, s: &World) -> bool {
-    s.ghost.accepted.iter().all(|a| {
-        Who::from_name(&a.from).is_some_and(|from| {
+    s.ghost.accepted.iter().all(|a| match Who::from_name(&a.from) {
+        Some(from) => {
             from == a.by.peer()
                 && (1..=s.ghost.sent[from.index()]).any(|k| honest_body(from, k) == a.body)
-        })
+        }
+        None => a.from == mallory::MALLORY,
     })
 }
 
@@ -1151,7 +1239,10 @@ impl Model for E2eModel {
             }
         }
         reduction::deferred_drops(self, s, actions);
-        if s.know.budget > 0 {
+        if self.attacker == Attacker::PostCompromise && s.ghost.pcs.is_none() {
+            actions.extend(Who::BOTH.map(Action::CopyState));
+        }
+        if s.know.budget > 0 && self.attacker.holds_the_wire() {
             if self.server_attacker() {
                 for i in 0..s.know.seen.len() {
                     actions.push(Action::Reinject(i));
@@ -1183,6 +1274,9 @@ impl Model for E2eModel {
                     actions.extend(Who::BOTH.map(Action::Impersonate));
                 }
             }
+        }
+        if s.know.budget > 0 && self.attacker == Attacker::Malicious {
+            self.mallory_actions(actions);
         }
         if self.attacker == Attacker::Compromise
             && s.ghost.compromised.is_none()
@@ -1218,6 +1312,7 @@ impl Model for E2eModel {
                 }
             }
             Action::Compromise => self.compromise(&mut s)?,
+            Action::CopyState(w) => self.copy_state(&mut s, *w)?,
             other => self.inject(&mut s, other)?,
         }
         Self::sealed(&mut s, actor(&action));
@@ -1235,7 +1330,13 @@ impl Model for E2eModel {
         s.ghost.interfered |=
             matches!(action, Action::Drop(_) | Action::Skip(..) | Action::Pad(_) | Action::Mitm(_))
                 || (injected && !refused_now);
-        if refused_now && injected && !s.ghost.interfered && s.ghost.compromised.is_none() {
+        // M's frames reach the server within M's step: a refusal there is checked too.
+        let refused_from_m = refused_now && mallory::acts(self, &action);
+        if refused_now
+            && (injected || refused_from_m)
+            && !s.ghost.interfered
+            && s.ghost.compromised.is_none()
+        {
             match self.gets_through(&s) {
                 Some(true) => s.ghost.recovered = true,
                 Some(false) => s.ghost.broken = true,
@@ -1258,17 +1359,32 @@ impl Model for E2eModel {
             Property::always(names::STRICT_PARSING, strict_parsing),
             Property::always(names::RECOVERY, recovery),
         ];
-        if self.attacker == Attacker::Compromise {
-            p.push(Property::always(names::FORWARD_SECRECY, forward_secrecy));
-            p.push(Property::sometimes(
-                names::COMPROMISE_AFTER_DELIVERY,
-                compromise_after_delivery,
-            ));
+        match self.attacker {
+            Attacker::Compromise => {
+                p.push(Property::always(names::FORWARD_SECRECY, forward_secrecy));
+                p.push(Property::sometimes(
+                    names::COMPROMISE_AFTER_DELIVERY,
+                    compromise_after_delivery,
+                ));
+            }
+            Attacker::Malicious => {
+                p.push(Property::always(names::DELIVERY, mallory::delivery));
+                p.push(Property::sometimes(names::M_ACCEPTED, mallory::accepted));
+            }
+            Attacker::PostCompromise => {
+                p.push(Property::always(names::POST_COMPROMISE, pcs::post_compromise));
+                p.push(Property::sometimes(names::COPY_READS, pcs::copy_reads));
+                p.push(Property::sometimes(names::HEALED, pcs::healed));
+            }
+            Attacker::Network | Attacker::Server => {}
         }
         p.push(Property::sometimes(names::DELIVERED, delivered));
         p.push(Property::sometimes(names::BOTH_WAYS, both_ways));
-        p.push(Property::sometimes(names::FORGERY_REJECTED, forgery_rejected));
-        p.push(Property::sometimes(names::RECOVERED, recovered));
+        // P injects nothing: no refusal to see, nor to recover from.
+        if self.attacker != Attacker::PostCompromise {
+            p.push(Property::sometimes(names::FORGERY_REJECTED, forgery_rejected));
+            p.push(Property::sometimes(names::RECOVERED, recovered));
+        }
         p
     }
 }

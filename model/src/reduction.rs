@@ -34,6 +34,10 @@ use crate::world::{Dest, Frame, Who, World};
 /// channel advances): it is visible, stays an [`Action::Drop`], and is explored at every point.
 /// This holds while no other step reads a queue (a new action that does must be added here).
 pub fn deferred_drops(model: &E2eModel, s: &World, actions: &mut Vec<Action>) {
+    // M and P leave the network honest: nothing is dropped.
+    if !model.attacker.holds_the_wire() {
+        return;
+    }
     let server_attacker = model.attacker.is_server(model.variant);
     for w in Who::BOTH {
         let mut queues = vec![Dest::Client(w)];

@@ -29,9 +29,10 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
 
+use e2e_protocol::Error;
 use e2e_protocol::roles::{Client, ClientOutputs, LinkId, Server, ServerOutputs};
 use e2e_protocol::seal_log::{self, Drained};
-use e2e_protocol::wire::{Body, Envelope, Message, Name};
+use e2e_protocol::wire::{Body, Envelope, Message, MessageId, Name};
 
 use crate::world::{Impostor, Shared, Who, rng};
 
@@ -188,6 +189,8 @@ enum ClientInput {
     SendE2e(Name, Body, Draw),
     /// `Client::send` (hop).
     SendHop(Name, Body),
+    /// `Client::submit_e2e` of an envelope the client did not seal (M's relays).
+    SubmitE2e(Name, Envelope),
 }
 
 /// What the server is given (`Server::handle`, or the malicious server's `process`).
@@ -245,8 +248,30 @@ impl Steps {
     /// `client.send(to, body)` (hop): its frame; `None` for an error.
     pub fn send_hop(&self, client: &mut Shared<Client>, to: &Name, body: Body) -> Option<Vec<u8>> {
         let key = ClientInput::SendHop(to.clone(), body.clone());
+        self.one_frame(client, key, |c| c.send(to, body))
+    }
+
+    /// `client.submit_e2e(to, envelope)`: its frame; `None` for an error.
+    pub fn submit_e2e(
+        &self,
+        client: &mut Shared<Client>,
+        to: &Name,
+        envelope: Envelope,
+    ) -> Option<Vec<u8>> {
+        let key = ClientInput::SubmitE2e(to.clone(), envelope.clone());
+        self.one_frame(client, key, |c| c.submit_e2e(to, envelope))
+    }
+
+    /// A client call that returns one frame with its id (`send`, `submit_e2e`), memoised under
+    /// `key`: the frame; `None` for an error.
+    fn one_frame(
+        &self,
+        client: &mut Shared<Client>,
+        key: ClientInput,
+        call: impl FnOnce(&mut Client) -> Result<(MessageId, Vec<u8>), Error>,
+    ) -> Option<Vec<u8>> {
         let out = self.client.apply(&self.clients, client, key, |c| {
-            let (_, frame) = c.send(to, body).ok()?;
+            let (_, frame) = call(c).ok()?;
             Some(ClientOutputs { transmit: vec![frame], events: Vec::new() })
         });
         out?.transmit.pop()

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::roles::{Client, LinkId, Server};
 use e2e_protocol::seal_log::Drained;
-use e2e_protocol::suite::AEAD_NONCE_LEN;
+use e2e_protocol::suite::{AEAD_NONCE_LEN, PublicKey};
 use e2e_protocol::wire::{Body, Envelope, MessageId, Name, UploadedBundle};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -307,6 +307,10 @@ pub struct Knowledge {
     pub learned: BTreeSet<String>,
     /// Honest bodies opened with compromised long-term keys.
     pub learned_at_compromise: BTreeSet<String>,
+    /// (M) the third registered client, `mallory`: the protocol crate's own client.
+    pub mallory: Option<Shared<Client>>,
+    /// (P) the copy of the victim's whole client, taken at [`Pcs`]'s compromise.
+    pub copy: Option<Shared<Client>>,
     /// Injections left.
     pub budget: u8,
     /// Next message id the attacker uses in forgeries.
@@ -383,6 +387,48 @@ impl SealLog {
     }
 }
 
+/// (P) the post-compromise ghost (spec/MODEL.md §4): whose state was copied, which of its later
+/// messages carry a ratchet key drawn after the copy, when its peer heard such a message, and what
+/// the copy read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pcs {
+    /// The client whose state was copied.
+    pub victim: Who,
+    /// The victim's honest messages already sealed when the copy was taken.
+    pub sealed_before: BTreeSet<u8>,
+    /// The victim's messages sealed after the copy under a ratchet key the victim drew after it
+    /// (hop: every message sealed after it; a hop message carries no key).
+    pub fresh: BTreeSet<u8>,
+    /// How many messages the peer had sent when it first accepted one of `fresh`: a round trip
+    /// with fresh DH is complete for every message it sends after that.
+    pub healed_after: Option<u8>,
+    /// The peer's messages the copy read.
+    pub read: BTreeSet<u8>,
+    /// Whether the victim accepted a message its peer sent after the round trip.
+    pub protected_delivered: bool,
+}
+
+impl Pcs {
+    /// The copy of `victim`, taken when `sealed_before` of its messages were sealed.
+    #[must_use]
+    pub const fn new(victim: Who, sealed_before: BTreeSet<u8>) -> Self {
+        Self {
+            victim,
+            sealed_before,
+            fresh: BTreeSet::new(),
+            healed_after: None,
+            read: BTreeSet::new(),
+            protected_delivered: false,
+        }
+    }
+
+    /// Whether the peer's message `seq` was sent after a round trip with fresh DH.
+    #[must_use]
+    pub fn protects(&self, seq: u8) -> bool {
+        self.healed_after.is_some_and(|h| seq > h)
+    }
+}
+
 /// The ghost log: what Alice and Bob really did (spec/MODEL.md §4).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Ghost {
@@ -411,6 +457,11 @@ pub struct Ghost {
     /// Whether a refusal was checked for `recovery` with the conversation getting through before
     /// and after it (the check is not vacuous).
     pub recovered: bool,
+    /// (P) per client, the ratchet keys in the headers of its envelopes sealed before the copy:
+    /// the keys a copy of its state holds (spec/MODEL.md §4, `post-compromise-security`).
+    pub ratchet_keys: [BTreeSet<PublicKey>; 2],
+    /// (P) set once the copy is taken.
+    pub pcs: Option<Pcs>,
 }
 
 impl Ghost {
@@ -452,7 +503,9 @@ pub struct World {
     pub ghost: Ghost,
 }
 
-/// The RNG stream of `party` (0 Alice, 1 Bob, 2 attacker, 3 setup) at draw `counter`.
+/// The RNG stream of `party` (0 Alice, 1 Bob, 2 attacker, 3 setup) at draw `counter`. A copy of a
+/// client's state (P) draws from the attacker's stream: a compromise copies a state, not the
+/// victim's future randomness.
 #[must_use]
 pub fn rng(seed: u64, party: u64, counter: u32) -> ChaCha20Rng {
     let mixed = seed

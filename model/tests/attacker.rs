@@ -3,21 +3,17 @@
 //! client it reaches, which accepts nothing from it. The exhaustive check of every order is
 //! `e2e-check`'s; this pins down that the actions are not vacuous.
 
+mod common;
+
 #[cfg(test)]
 mod tests {
+    use super::common::step;
     use e2e_model::model::Edit;
     use e2e_model::world::{Who, World};
     use e2e_model::{Action, Attacker, Bounds, E2eModel, Variant};
     use stateright::Model;
 
     const SMALL: Bounds = Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1 };
-
-    fn step(model: &E2eModel, state: &World, action: Action) -> World {
-        let mut enabled = Vec::new();
-        model.actions(state, &mut enabled);
-        assert!(enabled.contains(&action), "{action:?} not enabled");
-        model.next_state(state, action.clone()).unwrap_or_else(|| panic!("{action:?} did nothing"))
-    }
 
     /// e2e-unverified vs S: Alice's first message, a prekey message, has reached Bob honestly and
     /// is in the server's log as message #0.

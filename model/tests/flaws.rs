@@ -51,8 +51,12 @@ mod tests {
             Flaw::SafetyNumberOneIdentity => {
                 Catch::Model(Variant::E2eVerified, Attacker::Server, SMALL)
             }
+            // M fetches Bob's bundle before Alice: both get one one-time prekey, and the message
+            // Bob reads second finds it deleted (`delivery`).
+            Flaw::ServeOneTimePrekeyTwice => {
+                Catch::Model(Variant::E2eUnverified, Attacker::Malicious, SMALL)
+            }
             Flaw::AcceptLowOrderPoint => Catch::Test(small_order_responder_key_refused),
-            Flaw::ServeOneTimePrekeyTwice => Catch::Test(one_time_prekey_handed_out_once),
             Flaw::SkipSignedPrekeySignature => Catch::Test(substituted_signed_prekey_refused),
             other => panic!("no target for {other:?}"),
         }
@@ -315,10 +319,17 @@ mod tests {
                 Catch::Test(_) => true,
             })
             .collect();
-        // Four on hop cells (replay window, name binding, channel nonce, trailing bytes) and three
+        // Four on hop cells (replay window, name binding, channel nonce, trailing bytes) and two
         // by a direct test only.
-        assert_eq!(fast.len(), 7, "{fast:?}");
+        assert_eq!(fast.len(), 6, "{fast:?}");
         assert_caught(&fast);
+    }
+
+    /// The server-directory flaw, caught against the third client M (spec/MODEL.md §6 (d)): its
+    /// cell is small enough for `cargo test` in debug.
+    #[test]
+    fn serving_a_one_time_prekey_twice_is_caught_against_m() {
+        assert_caught(&[Flaw::ServeOneTimePrekeyTwice]);
     }
 
     /// The whole catalog; slow in debug: `cargo test --release -p e2e-model -- --include-ignored`.

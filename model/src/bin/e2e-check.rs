@@ -10,8 +10,8 @@ use e2e_model::{Attacker, Bounds, E2eModel, Variant};
 use e2e_protocol::flaws::{self, Flaw};
 use stateright::Model;
 
-/// Model-check the hop and e2e protocols against network, malicious-server and compromise
-/// attackers.
+/// Model-check the hop and e2e protocols against network, malicious-server, compromise,
+/// third-client and post-compromise attackers.
 #[derive(Parser, Debug)]
 #[command(name = "e2e-check")]
 struct Args {
@@ -43,7 +43,7 @@ struct Args {
     /// Only these variants (hop, e2e-unverified, e2e-verified); default all.
     #[arg(long)]
     variant: Vec<String>,
-    /// Only these attackers (N, S, C); default all.
+    /// Only these attackers (N, S, C, M, P); default all.
     #[arg(long)]
     attacker: Vec<String>,
     /// List the seeded flaws and exit.
