@@ -25,7 +25,10 @@
 //! more than the protocol work it fuzzes. The fuzz crate also enables the feature `fuzz-memo`
 //! (`crate::memo`, README "Fuzzing"): the honest parties' X25519s, Ed25519 signatures and
 //! verifications and small-order checks, the same on every input, are computed once per process;
-//! the corpus replay under `cargo test` runs without it.
+//! the corpus replay under `cargo test` runs without it. And it builds the suite with its AWS-LC
+//! backend (`backend-aws-lc`), C and assembly that cargo-fuzz leaves uninstrumented: the fuzzer's
+//! time goes to the protocol, not to coverage counters inside constant-time primitives (README
+//! "Fuzzing"); the replay runs with the default backend.
 
 mod bundle_parse;
 mod channel_handshake;
