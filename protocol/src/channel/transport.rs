@@ -254,8 +254,29 @@ mod tests {
         assert!(!i.advance_send_nonce(3));
         assert!(!r.advance_receive_nonce(3));
         assert_eq!((&i, &r), (&i_before, &r_before));
+        // To the counter it already has: allowed (nothing is reused), and nothing changes.
+        assert!(i.advance_send_nonce(8));
+        assert!(r.advance_receive_nonce(8));
+        assert_eq!((&i, &r), (&i_before, &r_before));
         assert!(i.advance_send_nonce(u64::MAX));
         assert_eq!(i.write(b"none left"), Err(ChannelError::NonceExhausted));
+    }
+
+    /// `check_write` and `check_writes` say what `write` will do: near the reserved counter
+    /// `2^64 − 1`, exactly the writes that still get a nonce pass.
+    #[test]
+    fn write_checks_agree_with_write_at_the_nonce_limit() {
+        let (mut i, _) = handshake(110);
+        assert!(i.advance_send_nonce(u64::MAX - 2));
+        assert_eq!(i.check_writes(4, 2), Ok(()));
+        assert_eq!(i.check_writes(4, 3), Err(ChannelError::NonceExhausted));
+        for _ in 0..2 {
+            assert_eq!(i.check_write(4), Ok(()));
+            i.write(b"four").unwrap();
+        }
+        assert_eq!(i.check_write(4), Err(ChannelError::NonceExhausted));
+        assert_eq!(i.check_writes(4, 1), Err(ChannelError::NonceExhausted));
+        assert_eq!(i.write(b"four"), Err(ChannelError::NonceExhausted));
     }
 
     #[test]
