@@ -279,6 +279,26 @@ mod tests {
         assert_eq!(i.write(b"four"), Err(ChannelError::NonceExhausted));
     }
 
+    /// At the length limit too: a plaintext of `65535 − 16` bytes fits one message, one byte more
+    /// does not, whether checked first or written in place (after a header, as a role writes it).
+    #[test]
+    fn write_checks_agree_with_write_at_the_length_limit() {
+        let (mut i, mut r) = handshake(111);
+        let max = MAX_NOISE_MESSAGE_LEN - TRANSPORT_OVERHEAD;
+        assert_eq!((i.check_write(max), i.check_writes(max, 2)), (Ok(()), Ok(())));
+        let too_long = Err(ChannelError::MessageTooLong);
+        assert_eq!((i.check_write(max + 1), i.check_writes(max + 1, 1)), (too_long, too_long));
+
+        let mut frame = vec![7; 3 + max + 1];
+        let (i_before, frame_before) = (i.clone(), frame.clone());
+        assert_eq!(i.write_in_place(&mut frame, 3), too_long);
+        assert_eq!((&i, &frame), (&i_before, &frame_before));
+        frame.pop();
+        assert_eq!(i.write_in_place(&mut frame, 3), Ok(()));
+        assert_eq!(frame.len(), 3 + MAX_NOISE_MESSAGE_LEN);
+        assert_eq!(r.read(&frame[3..]).unwrap(), vec![7; max]);
+    }
+
     #[test]
     fn nonce_exhaustion() {
         let (mut i, mut r) = handshake(108);
