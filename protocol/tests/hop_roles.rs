@@ -4,9 +4,11 @@
 #![cfg(test)]
 
 use e2e_protocol::channel::{ChannelError, PROLOGUE, Responder, Transport};
+use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::hop::DenyWord;
 use e2e_protocol::roles::{
-    Client, ClientEvent, LinkId, MAILBOX_CAPACITY, Protection, Server, ServerEvent, ServerOutputs,
+    Client, ClientEvent, DurableChange, LinkId, MAILBOX_CAPACITY, Protection, Server, ServerEvent,
+    ServerOutputs,
 };
 use e2e_protocol::suite::{CryptoError, PrivateKey};
 use e2e_protocol::wire::{
@@ -736,4 +738,41 @@ fn a_control_message_with_trailing_bytes_is_dropped() {
     let sealed = w.server.seal_plaintext(ALICE, &padded).unwrap();
     client_drops(&mut w.alice, &sealed, Error::Wire(WireError::TrailingBytes { extra: 1 }));
     genuine_still_works(&mut w, &frame);
+}
+
+/// The server's side of an e2e upload, which its driver relies on: the upload is reported
+/// (`BundleStored`, with the one-time prekeys now held), and a durable server hands over the
+/// directory entry to store before its answer goes out (SPEC.md §9.2); one without a store, none.
+#[test]
+fn bundle_upload_is_reported_and_a_durable_server_hands_over_the_entry() {
+    for durable in [false, true] {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let server_key = PrivateKey::generate(&mut rng);
+        let server = Server::new(server_key.clone());
+        let server = if durable { server.durable() } else { server };
+        let mut w = world_with(server, server_key, rng);
+        let key = PrivateKey::generate(&mut w.rng);
+        let peers = Peers::generate(&mut w.rng);
+        w.alice = Client::with_e2e(name("alice"), key, w.server.public_key(), peers);
+        assert_eq!(w.connect(ALICE), [ClientEvent::Connected]);
+
+        let upload = w.alice.upload_bundle().unwrap();
+        let out = w.server.handle(ALICE, &upload, &mut w.rng).unwrap();
+        let held = w.server.one_time_prekeys(&name("alice"));
+        assert!(held > 0);
+        assert_eq!(
+            out.events,
+            [ServerEvent::BundleStored { name: name("alice"), one_time_prekeys: held }]
+        );
+        assert_eq!(out.transmit.len(), 1);
+        if durable {
+            assert!(
+                matches!(&out.changes[..], [DurableChange::Directory { name: n, .. }] if *n == name("alice")),
+                "{:?}",
+                out.changes
+            );
+        } else {
+            assert_eq!(out.changes, []);
+        }
+    }
 }

@@ -254,8 +254,49 @@ mod tests {
         assert!(!i.advance_send_nonce(3));
         assert!(!r.advance_receive_nonce(3));
         assert_eq!((&i, &r), (&i_before, &r_before));
+        // To the counter it already has: allowed (nothing is reused), and nothing changes.
+        assert!(i.advance_send_nonce(8));
+        assert!(r.advance_receive_nonce(8));
+        assert_eq!((&i, &r), (&i_before, &r_before));
         assert!(i.advance_send_nonce(u64::MAX));
         assert_eq!(i.write(b"none left"), Err(ChannelError::NonceExhausted));
+    }
+
+    /// `check_write` and `check_writes` say what `write` will do: near the reserved counter
+    /// `2^64 − 1`, exactly the writes that still get a nonce pass.
+    #[test]
+    fn write_checks_agree_with_write_at_the_nonce_limit() {
+        let (mut i, _) = handshake(110);
+        assert!(i.advance_send_nonce(u64::MAX - 2));
+        assert_eq!(i.check_writes(4, 2), Ok(()));
+        assert_eq!(i.check_writes(4, 3), Err(ChannelError::NonceExhausted));
+        for _ in 0..2 {
+            assert_eq!(i.check_write(4), Ok(()));
+            i.write(b"four").unwrap();
+        }
+        assert_eq!(i.check_write(4), Err(ChannelError::NonceExhausted));
+        assert_eq!(i.check_writes(4, 1), Err(ChannelError::NonceExhausted));
+        assert_eq!(i.write(b"four"), Err(ChannelError::NonceExhausted));
+    }
+
+    /// At the length limit too: a plaintext of `65535 − 16` bytes fits one message, one byte more
+    /// does not, whether checked first or written in place (after a header, as a role writes it).
+    #[test]
+    fn write_checks_agree_with_write_at_the_length_limit() {
+        let (mut i, mut r) = handshake(111);
+        let max = MAX_NOISE_MESSAGE_LEN - TRANSPORT_OVERHEAD;
+        assert_eq!((i.check_write(max), i.check_writes(max, 2)), (Ok(()), Ok(())));
+        let too_long = Err(ChannelError::MessageTooLong);
+        assert_eq!((i.check_write(max + 1), i.check_writes(max + 1, 1)), (too_long, too_long));
+
+        let mut frame = vec![7; 3 + max + 1];
+        let (i_before, frame_before) = (i.clone(), frame.clone());
+        assert_eq!(i.write_in_place(&mut frame, 3), too_long);
+        assert_eq!((&i, &frame), (&i_before, &frame_before));
+        frame.pop();
+        assert_eq!(i.write_in_place(&mut frame, 3), Ok(()));
+        assert_eq!(frame.len(), 3 + MAX_NOISE_MESSAGE_LEN);
+        assert_eq!(r.read(&frame[3..]).unwrap(), vec![7; max]);
     }
 
     #[test]

@@ -82,3 +82,39 @@ impl core::fmt::Display for CryptoError {
 }
 
 impl std::error::Error for CryptoError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the suite's types print: public values as lower-case hex, so that transcripts and
+    /// failed assertions show them; secrets as `[redacted]`, next to their public half only.
+    #[test]
+    fn debug_prints_public_values_in_hex_and_secrets_redacted() {
+        assert_eq!(Hex(&[0x00, 0x0f, 0xa0, 0xff]).to_string(), "000fa0ff");
+
+        let private = PrivateKey::from_bytes([0x5a; DH_LEN]);
+        let public = format!("PublicKey({})", hex::encode(private.public_key().as_bytes()));
+        assert_eq!(format!("{:?}", private.public_key()), public);
+        assert_eq!(
+            format!("{private:?}"),
+            format!("PrivateKey {{ secret: [redacted], public: {public} }}")
+        );
+
+        let signing = SigningKey::from_seed([0x5a; SIGNING_KEY_LEN]);
+        let verifying =
+            format!("VerifyingKey({})", hex::encode(signing.verifying_key().as_bytes()));
+        assert_eq!(format!("{:?}", signing.verifying_key()), verifying);
+        assert_eq!(
+            format!("{signing:?}"),
+            format!("SigningKey {{ seed: [redacted], public: {verifying} }}")
+        );
+        let signature = signing.sign(b"m");
+        assert_eq!(
+            format!("{signature:?}"),
+            format!("Signature({})", hex::encode(signature.as_bytes()))
+        );
+
+        assert_eq!(format!("{:?}", HmacKey::new(&[0x5a; 32])), "HmacKey([redacted])");
+    }
+}

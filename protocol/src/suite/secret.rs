@@ -71,6 +71,24 @@ mod tests {
         assert_ne!(a, Secret::new(other));
     }
 
+    /// The model checker deduplicates states by hash: a `Hash` that ignored the bytes would merge
+    /// states that differ only in a key, and so explore fewer states than there are.
+    #[test]
+    fn hash_is_the_hash_of_the_bytes() {
+        use core::hash::{BuildHasher, Hash as _};
+        let hasher = std::hash::RandomState::new();
+        let hash = |s: &Secret<32>| hasher.hash_one(s);
+        let bytes = |b: &[u8; 32]| {
+            let mut h = hasher.build_hasher();
+            b.hash(&mut h);
+            core::hash::Hasher::finish(&h)
+        };
+        let (a, b) = ([7u8; 32], [8u8; 32]);
+        assert_eq!(hash(&Secret::new(a)), bytes(&a));
+        assert_eq!(hash(&Secret::new(a)), hash(&Secret::new(a)));
+        assert_ne!(hash(&Secret::new(a)), hash(&Secret::new(b)));
+    }
+
     #[test]
     fn zeroize_clears_the_bytes() {
         let mut s = Secret::new([0xAAu8; 16]);
