@@ -1384,10 +1384,17 @@ def verify_transcript_run(run: dict, results: list):
             results.append((cid, f"{type(e).__name__}: {e}"))
     if "safety_numbers" in run["summary"]:
         a, b = parties["alice"], parties["bob"]
-        expected = display(safety_number((a.identity, "alice"), (b.identity, "bob")))
+
+        def shown(party, other):
+            """§9.1: the number a client shows for its current session with the other, or null."""
+            peer = party.peers.get(other.name)
+            if peer is None or peer.current is None:
+                return None
+            return display(safety_number((party.identity, party.name), (peer.current.identity, other.name)))
+
         try:
-            check("alice's safety number", run["summary"]["safety_numbers"]["alice"], expected)
-            check("bob's safety number", run["summary"]["safety_numbers"]["bob"], expected)
+            check("alice's safety number", run["summary"]["safety_numbers"]["alice"], shown(a, b))
+            check("bob's safety number", run["summary"]["safety_numbers"]["bob"], shown(b, a))
             results.append((run["id"] + "/safety_numbers", None))
         except Mismatch as e:
             results.append((run["id"] + "/safety_numbers", str(e)))
@@ -1577,6 +1584,8 @@ def on_message(case, m, parties, draw_by_public, run):
                 validate_bundle(H(m["IK"]), m["spk_id"], H(m["spk"]), H(m["spk_sig"]), opk)
                 if m["name"] in to.pins and to.pins[m["name"]] != H(m["IK"]):
                     raise Refused("E2e.IdentityMismatch")
+                if m["name"] not in to.peers:  # §11.3: a session with a new name needs room
+                    to.make_room(m["name"])
                 to.bundle = m
             except Refused as r:
                 failed = r.cls

@@ -95,7 +95,7 @@ pub const CLASSES: &[(&str, Status)] = &[
     ),
     ("E2e.Ratchet.Crypto.NonContributory", Status::Required),
     ("E2e.Crypto.NonContributory", Status::Required),
-    ("E2e.TooManyPeers", Status::Gap("a new session when every one of MAX_PEERS peers is spared")),
+    ("E2e.TooManyPeers", Status::Required),
     ("E2e.PrekeyIdsExhausted", Status::Required),
     ("E2e.SafetyNumberMismatch", Status::Required),
     (
@@ -668,10 +668,15 @@ pub const RULES: &[Rule] = &[
             "e2e_transcript#e2e-identity-seed-4/step-33 E2e.Ratchet.DecryptFailed",
         ],
     ),
-    gap(
+    rule(
         "§11.3",
         "MAX_PEERS: the least recently active peer is evicted; TooManyPeers when all are spared",
-        "257 peers",
+        &[
+            "e2e_transcript#e2e-peers-seed-6/step-1040",
+            "e2e_transcript#e2e-peers-seed-6/step-1041",
+            "e2e_transcript#e2e-peers-seed-6/step-1044 E2e.TooManyPeers",
+            "e2e_transcript#e2e-peers-seed-6/step-1046 E2e.NoSession",
+        ],
     ),
     // §12.3–§12.5
     rule(

@@ -10,11 +10,11 @@ use super::run::{RunSpec, run};
 use super::util::{fixed_bytes, fixed_key};
 use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
-use e2e_protocol::e2e::MAX_PENDING;
 use e2e_protocol::e2e::envelope::{EnvelopeBody, RatchetMessage};
 use e2e_protocol::e2e::identity::IdentityKeyPair;
 use e2e_protocol::e2e::ratchet::Header;
 use e2e_protocol::e2e::x3dh::PrekeyHeader;
+use e2e_protocol::e2e::{MAX_PEERS, MAX_PENDING};
 use e2e_protocol::suite::{PublicKey, Signature, SigningKey, VerifyingKey};
 use e2e_protocol::wire::{
     Body, Envelope, FetchedBundle, IdentityPublic, Message, MessageId, Name, SignedPrekeyPublic,
@@ -198,6 +198,57 @@ fn simultaneous_run() -> RunSpec {
     }
 }
 
+/// A valid bundle the server makes up for a name nobody registered: an identity and signed prekey
+/// of its own (fixed keys), no one-time prekey. It passes validation (SPEC.md §10.3), so a client
+/// that asked for the name's bundle starts a session with it (§11.1).
+fn made_up_bundle() -> FetchedBundle {
+    let identity = IdentityKeyPair::from_parts(
+        fixed_key("e2e-transcript/made-up/ik"),
+        SigningKey::from_seed(fixed_bytes("e2e-transcript/made-up/isk")),
+    );
+    let signed_prekey =
+        identity.sign_prekey(1, fixed_key("e2e-transcript/made-up/spk").public_key());
+    FetchedBundle { identity: identity.public(), signed_prekey, one_time_prekey: None }
+}
+
+/// The run of SPEC.md §11.3's bound on peers: the server makes up names and bundles until Alice
+/// keeps sessions with `MAX_PEERS` names, then one more evicts her least recently active peer, and
+/// when every peer is spared the next session is refused.
+fn peers_run() -> Result<RunSpec, VectorError> {
+    let (a, b) = (Party::Alice, Party::Bob);
+    let mut attacks = vec![
+        Step::Send { from: a, text: "hello bob".to_owned() },
+        Step::Send { from: b, text: "hello alice".to_owned() },
+    ];
+    // Alice holds a session with bob; names 1..=MAX_PEERS + 1 of the crowd follow.
+    for i in 1..=MAX_PEERS + 1 {
+        let to = name(&format!("crowd{i:03}"))?;
+        attacks.push(Step::ServerAnswersNextFetch {
+            from: a,
+            answer: Some(Message::Bundle { name: to.clone(), bundle: made_up_bundle() }),
+        });
+        attacks.push(Step::SendTo { from: a, to, text: "hi".to_owned() });
+    }
+    attacks.push(Step::Send { from: b, text: "still there?".to_owned() });
+    Ok(RunSpec {
+        id: "e2e-peers-seed-6",
+        comment: "MAX_PEERS (SPEC.md §11.3). Both connect and publish bundles; Alice starts a session with \
+         Bob, who answers: she has heard back, so bob is a peer she may evict. Then Alice writes to \
+         crowd001, crowd002, …, names nobody registered: the server answers each FetchBundle with a \
+         bundle it made up (one identity of its own, valid, without one-time prekey), Alice starts a \
+         session and sends a prekey message, which the server refuses (UnknownRecipient). After \
+         crowd255 she keeps sessions with MAX_PEERS = 256 names; the session with crowd256 evicts the \
+         least recently active peer that is not spared — bob, since every crowd name is an initiated \
+         session that has not been answered — and the session with crowd257 finds every peer spared: \
+         TooManyPeers, and the waiting message is discarded (send_failed). Bob then writes to Alice in \
+         his session: she has none with bob any more (NoSession).",
+        seed: 6,
+        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        attacks,
+        deny_word: None,
+    })
+}
+
 fn runs() -> Result<Vec<RunSpec>, VectorError> {
     let (a, b) = (Party::Alice, Party::Bob);
     let carol = name("carol")?;
@@ -306,6 +357,7 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
         prekeys_run(),
         identity_run(),
         simultaneous_run(),
+        peers_run()?,
     ])
 }
 
