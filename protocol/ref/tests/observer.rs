@@ -92,3 +92,40 @@ fn attack_steps_are_refused_by_their_receivers_and_impossible_ones_fail_the_run(
         RunError::BadRestart("last_id below the client's own")
     );
 }
+
+/// An observer that does not narrate safety numbers.
+struct Quiet;
+
+impl Observer for Quiet {
+    fn narrates_safety_numbers(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn an_observer_may_spare_the_account_its_safety_numbers_and_nothing_else_changes() {
+    for mitm in [false, true] {
+        let config = config(Protocol::E2e, mitm, default_script(Protocol::E2e));
+        let told = run(&config).unwrap();
+        let quiet = run_observed(&config, &mut Quiet).unwrap();
+        assert_eq!(quiet.summary, told.summary, "the summary's numbers are computed either way");
+        assert_eq!(quiet.events.len(), told.events.len());
+        let mut spared = 0;
+        for (q, t) in quiet.events.iter().zip(&told.events) {
+            let (Some(q_read), Some(t_read)) = (&q.read, &t.read) else {
+                assert_eq!(q, t);
+                continue;
+            };
+            if q_read == t_read {
+                assert_eq!(q, t);
+                continue;
+            }
+            // The one difference: "…started (…); safety number D D …" against "…started (…)".
+            let (started, rest) = t_read.split_once("; safety number ").unwrap();
+            assert!(started.contains(" started ("), "{t_read}");
+            assert_eq!(q_read, &format!("{started}{}", &rest[71..]), "12 groups of 5 digits");
+            spared += 1;
+        }
+        assert_eq!(spared, 2, "mitm={mitm}: both sides start one session");
+    }
+}

@@ -172,6 +172,12 @@ fn other(p: Party) -> Party {
 }
 
 impl Observer for Recorder {
+    /// The vectors record frames, draws and keys; a session's safety number shows only in the
+    /// summary, which the runner computes anyway.
+    fn narrates_safety_numbers(&self) -> bool {
+        false
+    }
+
     fn drew(&mut self, draw: &Draw<'_>) {
         self.draws.push((draw.purpose.to_string(), draw.bytes.to_vec()));
         let Ok(bytes) = <[u8; 32]>::try_from(draw.bytes) else { return };
