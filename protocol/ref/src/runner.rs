@@ -20,6 +20,7 @@ use rand_core::{Rng as _, SeedableRng, TryCryptoRng, TryRng};
 use super::mitm::{Intercepted, Mitm};
 use super::transcript::{Event, SafetyNumbers, Summary, Transcript};
 use e2e_protocol::channel::{Initiator, InitiatorAwaitingResponse, PROLOGUE, Responder};
+use e2e_protocol::e2e::E2eError;
 use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::e2e::safety_number::SafetyNumber;
 use e2e_protocol::error::{Error, MisuseError};
@@ -1093,11 +1094,15 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 let peer_name = name(*peer)?;
                 let own = name(*party)?;
                 let client = self.client(*party)?;
+                let identity = client.identity().ok_or(MisuseError::NoE2eIdentity)?;
                 let number = if *wrong {
-                    let identity = client.identity().ok_or(MisuseError::NoE2eIdentity)?;
                     SafetyNumber::new((&identity, &own), (&identity, &peer_name))
                 } else {
-                    client.safety_number(&peer_name).ok_or(MisuseError::NotConnected)?
+                    // The user reads the number off the session; without one there is none to
+                    // enter, as `Client::verify_safety_number` would say.
+                    client.safety_number(&peer_name).ok_or_else(|| {
+                        Error::from(E2eError::NoSession { name: peer_name.clone() })
+                    })?
                 };
                 let outcome = client.verify_safety_number(&peer_name, &number);
                 let args =

@@ -2,8 +2,10 @@
 //! records them, and observing changes nothing. The attack steps' refusals are checked in depth by the
 //! transcript vectors (tests/vectors.rs); here, only that an impossible one fails the run.
 
+use e2e_protocol::e2e::E2eError;
 use e2e_protocol::error::MisuseError;
 use e2e_protocol::hop::AllowAll;
+use e2e_protocol::wire::Name;
 use e2e_ref::{
     Delivery, Draw, Event, Observer, Party, Protocol, Purpose, RunConfig, RunError, Step,
     default_script, run, run_observed,
@@ -83,6 +85,15 @@ fn attack_steps_are_refused_by_their_receivers_and_impossible_ones_fail_the_run(
     assert_eq!(never(replay, Protocol::Hop), not_connected);
     let tamper = Step::ServerTampersNextEnvelope { from: a, text: "x".to_owned() };
     assert_eq!(never(tamper, Protocol::Hop), MisuseError::NoE2eIdentity.into());
+    // A safety number is read off a session: without one there is nothing to enter.
+    let verify = Step::VerifySafetyNumber { party: a, peer: b, wrong: false };
+    let early = vec![Step::Connect(a), Step::Connect(b), verify.clone()];
+    let no_session = E2eError::NoSession { name: Name::new("bob").unwrap() };
+    assert_eq!(
+        run(&config(Protocol::E2e, false, early)).unwrap_err(),
+        RunError::Role(no_session.into())
+    );
+    assert_eq!(never(verify, Protocol::Hop), MisuseError::NoE2eIdentity.into());
     // A restart that would move a counter back is the script's error, not a connection's.
     let back = Step::RestoreWithLastId { party: b, last_id: 0 };
     let mut script = default_script(Protocol::Hop);
