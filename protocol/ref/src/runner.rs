@@ -26,7 +26,7 @@ use e2e_protocol::e2e::safety_number::SafetyNumber;
 use e2e_protocol::error::{Error, MisuseError};
 use e2e_protocol::hop::ContentPolicy;
 use e2e_protocol::roles::{
-    Client, ClientEvent, ClientOutputs, LinkId, Server, ServerEvent, ServerOutputs,
+    Client, ClientEvent, ClientOutputs, LinkId, Server, ServerEvent, ServerLimits, ServerOutputs,
 };
 use e2e_protocol::state::StateError;
 use e2e_protocol::suite::PrivateKey;
@@ -484,6 +484,9 @@ pub struct RunConfig<P: ContentPolicy> {
     /// e2e: Alice and Bob compared safety numbers out of band before the run and marked each other's
     /// real identity as verified.
     pub verified: bool,
+    /// The server's bounds on names and queued bytes: SPEC.md §8's by default; a run may set smaller
+    /// ones to reach `Refused { ServerFull }` and `Reject { ServerFull }` in a few frames (§5.1, §5.4).
+    pub limits: ServerLimits,
 }
 
 /// What a draw from the run's RNG became (SPEC.md §9: statics, identities and prekeys, then
@@ -848,7 +851,8 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             (Party::Alice, alice_key.clone()),
             (Party::Bob, bob_key.clone()),
         ]);
-        let server = Server::with_policy(server_key, config.policy.clone());
+        let server =
+            Server::with_policy(server_key, config.policy.clone()).with_limits(config.limits);
         let (mut alice, mut bob) = match config.protocol {
             Protocol::Hop => (
                 Client::new(name(Party::Alice)?, alice_key, server.public_key()),
@@ -1673,6 +1677,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     }
 
     fn server_outputs(&mut self, out: ServerOutputs, reads: &mut Vec<String>) -> Vec<ServerEvent> {
+        let answered: Vec<LinkId> = out.transmit.iter().map(|(link, _)| *link).collect();
         for (link, frame) in out.transmit {
             if let Some((&party, _)) = self.links.iter().find(|(_, l)| **l == link) {
                 self.in_flight.push_back((Party::Server, party, frame));
@@ -1681,7 +1686,10 @@ impl<'o, P: ContentPolicy> World<'o, P> {
         // The party of a Step::RegisterWith reads the answer on its link before it is gone.
         let raw = self.raw_handshake.as_ref().map(|(party, _)| *party);
         for link in out.close {
-            self.links.retain(|p, l| *l != link || raw == Some(*p));
+            // A refusal is sealed on the link it closes: its client reads it there, and is then
+            // offline (`deliver_to_client`).
+            let answered = answered.contains(&link);
+            self.links.retain(|p, l| *l != link || raw == Some(*p) || answered);
         }
         for event in &out.events {
             reads.push(match event {
@@ -1769,6 +1777,9 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             _ if replenished => Purpose::Replenished(to),
             _ => Purpose::RatchetKey(to),
         });
+        if out.events.iter().any(|e| matches!(e, ClientEvent::Refused(_))) {
+            self.links.remove(&to);
+        }
         let events = self.client_outputs(to, out);
         let mut reads = Vec::new();
         for event in &events {

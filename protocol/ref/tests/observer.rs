@@ -5,6 +5,7 @@
 use e2e_protocol::e2e::E2eError;
 use e2e_protocol::error::MisuseError;
 use e2e_protocol::hop::AllowAll;
+use e2e_protocol::roles::ServerLimits;
 use e2e_protocol::wire::Name;
 use e2e_ref::{
     Delivery, Draw, Event, Observer, Party, Protocol, Purpose, RunConfig, RunError, Step,
@@ -35,7 +36,8 @@ impl Observer for Seen {
 }
 
 fn config(protocol: Protocol, mitm: bool, script: Vec<Step>) -> RunConfig<AllowAll> {
-    RunConfig { protocol, seed: 5, script, policy: AllowAll, mitm, verified: false }
+    let limits = ServerLimits::default();
+    RunConfig { protocol, seed: 5, script, policy: AllowAll, mitm, verified: false, limits }
 }
 
 #[test]

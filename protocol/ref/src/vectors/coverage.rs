@@ -505,10 +505,15 @@ pub const RULES: &[Rule] = &[
             "hop_transcript#hop-seed-1/step-236",
         ],
     ),
-    gap(
+    rule(
         "§5.4",
-        "all mailboxes hold MAX_QUEUED_BYTES; beyond it Reject{ServerFull}",
-        "a server filled to 64 MiB",
+        "all mailboxes hold MAX_QUEUED_BYTES (49 + len(content) per message); beyond it Reject{ServerFull}; sent messages free their bytes",
+        &[
+            "hop_transcript#hop-queue-bound-seed-4/step-10",
+            "hop_transcript#hop-queue-bound-seed-4/step-12",
+            "hop_transcript#hop-queue-bound-seed-4/step-17",
+            "hop_transcript#hop-queue-bound-seed-4/step-19",
+        ],
     ),
     // §10.3
     rule(
@@ -889,9 +894,18 @@ pub const RULES: &[Rule] = &[
         "MAX_SKIP at and past the bound",
         &["key_schedule#ratchet-receive-skip-replay-tamper E2e.Ratchet.TooFarAhead"],
     ),
+    rule(
+        "§5.1, §8",
+        "MAX_ACCOUNTS: a new name beyond it is Refused{ServerFull}; a bound name is welcomed again",
+        &[
+            "hop_transcript#hop-accounts-seed-5/step-05",
+            "hop_transcript#hop-accounts-seed-5/step-07",
+            "hop_transcript#hop-accounts-seed-5/step-09",
+        ],
+    ),
     gap(
         "§8",
-        "MAX_ACCOUNTS, MAX_HELD_ONE_TIME_PREKEYS, MAX_SKIPPED_KEYS_PER_CLIENT, RETIRED_BASE_KEYS at the bound",
+        "MAX_HELD_ONE_TIME_PREKEYS, MAX_SKIPPED_KEYS_PER_CLIENT, RETIRED_BASE_KEYS at the bound",
         "behaviour cases at each bound",
     ),
 ];

@@ -116,6 +116,7 @@ fn prekeys_run() -> RunSpec {
         script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
         attacks,
         deny_word: None,
+        server_limits: None,
     }
 }
 
@@ -169,6 +170,7 @@ fn identity_run() -> RunSpec {
             Step::Send { from: a, text: "it is".to_owned() },
         ],
         deny_word: None,
+        server_limits: None,
     }
 }
 
@@ -195,6 +197,7 @@ fn simultaneous_run() -> RunSpec {
             Step::Send { from: a, text: "good".to_owned() },
         ],
         deny_word: None,
+        server_limits: None,
     }
 }
 
@@ -246,6 +249,7 @@ fn peers_run() -> Result<RunSpec, VectorError> {
         script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
         attacks,
         deny_word: None,
+        server_limits: None,
     })
 }
 
@@ -353,6 +357,7 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
             }))
             .collect(),
             deny_word: None,
+            server_limits: None,
         },
         prekeys_run(),
         identity_run(),

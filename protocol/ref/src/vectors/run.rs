@@ -33,7 +33,7 @@ use e2e_protocol::e2e::ratchet::{ChainKey, RootKey};
 use e2e_protocol::e2e::x3dh;
 use e2e_protocol::error::Error;
 use e2e_protocol::hop::{AllowAll, ContentPolicy, DenyWord};
-use e2e_protocol::roles::{ClientEvent, LinkId};
+use e2e_protocol::roles::{ClientEvent, LinkId, ServerLimits};
 use e2e_protocol::suite::{PrivateKey, PublicKey, Secret, SigningKey};
 use e2e_protocol::wire::{Codec, FetchedBundle, LinkFrame, LinkKind, Message, Name};
 
@@ -762,11 +762,20 @@ impl Recorder {
             ("seed", spec.seed.into()),
             ("rng", "ChaCha20Rng::seed_from_u64(seed) (rand_chacha 0.10): each draw is the next 32 bytes of its stream".into()),
             ("server_policy", spec.deny_word.map_or_else(|| "AllowAll".into(), |w| format!("DenyWord({w})").into())),
-            ("script", script.iter().map(describe).collect()),
-            ("rng_draws", Value::Array(draws)),
-            ("parties", object(parties)),
-            ("links", Value::Array(links)),
         ];
+        if let Some(limits) = spec.server_limits {
+            run.push((
+                "server_limits",
+                object(vec![
+                    ("max_accounts", limits.max_accounts.into()),
+                    ("max_queued_bytes", limits.max_queued_bytes.into()),
+                ]),
+            ));
+        }
+        run.push(("script", script.iter().map(describe).collect()));
+        run.push(("rng_draws", Value::Array(draws)));
+        run.push(("parties", object(parties)));
+        run.push(("links", Value::Array(links)));
         if let Some((first, later)) = self.sessions.split_first() {
             run.push(("x3dh", first.x3dh.clone()));
             if !later.is_empty() {
@@ -956,6 +965,8 @@ pub struct RunSpec {
     pub attacks: Vec<Step>,
     /// The server's hop content policy: `None` is `AllowAll`, `Some(w)` is `DenyWord(w)` (SPEC.md §5.5).
     pub deny_word: Option<&'static str>,
+    /// The server's bounds, if smaller than SPEC.md §8's (`server_limits`, §17.2).
+    pub server_limits: Option<ServerLimits>,
 }
 
 /// Runs `spec` (its script, then its attacks) in the runner and returns the run's JSON.
@@ -981,6 +992,7 @@ fn run_with<P: ContentPolicy>(
         policy,
         mitm: false,
         verified: false,
+        limits: spec.server_limits.unwrap_or_default(),
     };
     let mut recorder = Recorder::new(protocol, spec.id);
     let transcript = crate::runner::run_observed(&config, &mut recorder);
