@@ -742,6 +742,7 @@ RETIRED_BASE_KEYS = 16
 MAX_PEERS = 256
 MAX_PENDING = 16
 MAX_ONE_TIME_PREKEYS = 100
+MAX_HELD_ONE_TIME_PREKEYS = 200
 ONE_TIME_PREKEYS_PER_UPLOAD = 10
 PREKEYS_LOW_WATER = 5
 MAX_ACCOUNTS = 4096
@@ -1587,14 +1588,22 @@ def on_message(case, m, parties, draw_by_public, run):
     if t == "UploadBundle":  # §15.2, as the honest server stores it; §15.3 for a replenishment
         sender = parties[case["from"]]
         upload = {k: m[k] for k in ("IK", "spk_id", "spk", "spk_sig", "one_time_prekeys")}
-        if sender.replenish is not None:
+        if sender.replenish is not None:  # after PrekeysLow: exactly that many, and nothing older
             ids = [o["id"] for o in m["one_time_prekeys"]]
             check("replenished one-time prekey ids", ids, list(range(sender.next_prekey_id, sender.next_prekey_id + sender.replenish)))
-            for o in m["one_time_prekeys"]:
-                if H(o["key"]) not in draw_by_public:
-                    raise Mismatch(f"replenished one-time prekey {o['id']} is not an RNG draw")
-            sender.next_prekey_id += sender.replenish
             sender.replenish = None
+        # §10.2: ids from the next one on are a replenishment, drawn in id order; the client holds
+        # them whether or not the server stores them, and at most MAX_HELD_ONE_TIME_PREKEYS, the
+        # oldest (lowest ids) dropped first
+        made = [o for o in m["one_time_prekeys"] if o["id"] >= sender.next_prekey_id]
+        check("replenished one-time prekey ids", [o["id"] for o in made], list(range(sender.next_prekey_id, sender.next_prekey_id + len(made))))
+        for o in made:
+            if H(o["key"]) not in draw_by_public:
+                raise Mismatch(f"replenished one-time prekey {o['id']} is not an RNG draw")
+            sender.one_time[o["id"]] = draw_by_public[H(o["key"])]
+        sender.next_prekey_id += len(made)
+        while len(sender.one_time) > MAX_HELD_ONE_TIME_PREKEYS:
+            del sender.one_time[min(sender.one_time)]
         try:
             count = server.directory.setdefault(sender.name, Directory()).upload(upload)
             server.upload_answers[sender.name] = {"type": "BundleStored", "one_time_prekeys": count}

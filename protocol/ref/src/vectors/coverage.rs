@@ -903,9 +903,19 @@ pub const RULES: &[Rule] = &[
             "hop_transcript#hop-accounts-seed-5/step-09",
         ],
     ),
+    rule(
+        "§10.2, §8",
+        "MAX_HELD_ONE_TIME_PREKEYS: one more drops the oldest; a prekey message naming it fails UnknownPrekey",
+        &[
+            "e2e_transcript#e2e-held-prekeys-seed-7/step-14",
+            "e2e_transcript#e2e-held-prekeys-seed-7/step-15",
+            "e2e_transcript#e2e-held-prekeys-seed-7/step-18",
+            "e2e_transcript#e2e-held-prekeys-seed-7/step-20 E2e.UnknownPrekey",
+        ],
+    ),
     gap(
         "§8",
-        "MAX_HELD_ONE_TIME_PREKEYS, MAX_SKIPPED_KEYS_PER_CLIENT, RETIRED_BASE_KEYS at the bound",
+        "MAX_SKIPPED_KEYS_PER_CLIENT, RETIRED_BASE_KEYS at the bound",
         "behaviour cases at each bound",
     ),
 ];

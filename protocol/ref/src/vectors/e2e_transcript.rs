@@ -14,7 +14,10 @@ use e2e_protocol::e2e::envelope::{EnvelopeBody, RatchetMessage};
 use e2e_protocol::e2e::identity::IdentityKeyPair;
 use e2e_protocol::e2e::ratchet::Header;
 use e2e_protocol::e2e::x3dh::PrekeyHeader;
-use e2e_protocol::e2e::{MAX_PEERS, MAX_PENDING};
+use e2e_protocol::e2e::{
+    MAX_HELD_ONE_TIME_PREKEYS, MAX_ONE_TIME_PREKEYS, MAX_PEERS, MAX_PENDING,
+    ONE_TIME_PREKEYS_PER_UPLOAD,
+};
 use e2e_protocol::suite::{PublicKey, Signature, SigningKey, VerifyingKey};
 use e2e_protocol::wire::{
     Body, Envelope, FetchedBundle, IdentityPublic, Message, MessageId, Name, SignedPrekeyPublic,
@@ -253,6 +256,41 @@ fn peers_run() -> Result<RunSpec, VectorError> {
     })
 }
 
+/// The run of SPEC.md §10.2's bound on held one-time prekeys: Bob makes more than
+/// `MAX_HELD_ONE_TIME_PREKEYS`, drops his oldest, and the server still hands one of them out.
+fn held_prekeys_run() -> RunSpec {
+    let (a, b) = (Party::Alice, Party::Bob);
+    // Bob holds 10 one-time prekeys (2..=11); these make him hold MAX_HELD_ONE_TIME_PREKEYS + 1.
+    let first = MAX_ONE_TIME_PREKEYS - ONE_TIME_PREKEYS_PER_UPLOAD;
+    let second = MAX_HELD_ONE_TIME_PREKEYS - MAX_ONE_TIME_PREKEYS;
+    RunSpec {
+        id: "e2e-held-prekeys-seed-7",
+        comment: "MAX_HELD_ONE_TIME_PREKEYS (SPEC.md §10.2). Both connect and publish bundles (Bob's one-time \
+         prekeys 2..=11). Bob makes 90 more and uploads them: the server stores 100, MAX_ONE_TIME_PREKEYS \
+         (BundleStored 100). He makes 100 more, 102..=201, and holds 200, MAX_HELD_ONE_TIME_PREKEYS; the \
+         server, full, refuses the upload (BundleRefused TooManyPrekeys) and still holds 2..=101. He \
+         makes one more, 202: he now holds one too many and drops his oldest, prekey 2 (the upload of 202 \
+         is refused too). Alice writes to Bob: the server hands her prekey 2, the oldest it stores, and \
+         Bob cannot open her prekey message (UnknownPrekey, nothing changes); nor her next one, which \
+         repeats the prekey header since she has not heard back. Bob writes to Alice: he has no session \
+         with her, fetches her bundle and starts one, which she accepts as a new session (her own, \
+         unanswered, is archived); her answer goes out in Bob's session, and he reads it.",
+        seed: 7,
+        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        attacks: vec![
+            Step::Replenish { party: b, count: first },
+            Step::Replenish { party: b, count: second },
+            Step::Replenish { party: b, count: 1 },
+            Step::Send { from: a, text: "hello bob".to_owned() },
+            Step::Send { from: a, text: "are you there?".to_owned() },
+            Step::Send { from: b, text: "hello alice".to_owned() },
+            Step::Send { from: a, text: "there you are".to_owned() },
+        ],
+        deny_word: None,
+        server_limits: None,
+    }
+}
+
 fn runs() -> Result<Vec<RunSpec>, VectorError> {
     let (a, b) = (Party::Alice, Party::Bob);
     let carol = name("carol")?;
@@ -363,6 +401,7 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
         identity_run(),
         simultaneous_run(),
         peers_run()?,
+        held_prekeys_run(),
     ])
 }
 
