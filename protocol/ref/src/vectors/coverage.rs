@@ -913,11 +913,16 @@ pub const RULES: &[Rule] = &[
             "e2e_transcript#e2e-held-prekeys-seed-7/step-20 E2e.UnknownPrekey",
         ],
     ),
-    gap(
-        "§8",
-        "MAX_SKIPPED_KEYS_PER_CLIENT, RETIRED_BASE_KEYS at the bound",
-        "behaviour cases at each bound",
+    rule(
+        "§11.3, §8",
+        "RETIRED_BASE_KEYS: the 17th retired base key drops the oldest; a replay of its session is a new session again",
+        &[
+            "e2e_transcript#e2e-retired-seed-8/step-150",
+            "e2e_transcript#e2e-retired-seed-8/step-152 E2e.UnknownPrekey",
+            "e2e_transcript#e2e-retired-seed-8/step-153 E2e.ReplayedPrekeyMessage",
+        ],
     ),
+    gap("§8", "MAX_SKIPPED_KEYS_PER_CLIENT at the bound", "a behaviour case at the bound"),
 ];
 
 /// Every case of the vector files, by `stem#id`, with every error class it (or a step of it) expects.

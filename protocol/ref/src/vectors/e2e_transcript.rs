@@ -16,7 +16,7 @@ use e2e_protocol::e2e::ratchet::Header;
 use e2e_protocol::e2e::x3dh::PrekeyHeader;
 use e2e_protocol::e2e::{
     MAX_HELD_ONE_TIME_PREKEYS, MAX_ONE_TIME_PREKEYS, MAX_PEERS, MAX_PENDING,
-    ONE_TIME_PREKEYS_PER_UPLOAD,
+    ONE_TIME_PREKEYS_PER_UPLOAD, RETIRED_BASE_KEYS,
 };
 use e2e_protocol::suite::{PublicKey, Signature, SigningKey, VerifyingKey};
 use e2e_protocol::wire::{
@@ -291,6 +291,48 @@ fn held_prekeys_run() -> RunSpec {
     }
 }
 
+/// The run of SPEC.md §11.3's bound on retired base keys: Alice starts again with a new identity
+/// `RETIRED_BASE_KEYS + 1` times, and each time Bob deletes his session with her previous identity
+/// and retires its base key, so the first session's base key leaves his list.
+fn retired_run() -> RunSpec {
+    let (a, b) = (Party::Alice, Party::Bob);
+    let mut attacks = vec![Step::Send { from: a, text: "hello bob".to_owned() }];
+    for _ in 0..=RETIRED_BASE_KEYS {
+        attacks.extend([
+            Step::Disconnect(a),
+            Step::NewIdentity { party: a },
+            Step::Connect(a),
+            Step::Send { from: a, text: "new phone, same alice".to_owned() },
+        ]);
+    }
+    // Each of Alice's ids 1..=RETIRED_BASE_KEYS + 2 started a session at Bob.
+    attacks.extend([
+        Step::ServerReplaysDelivery { to: b, id: 1, new_id: Some(100) },
+        Step::ServerReplaysDelivery { to: b, id: 2, new_id: Some(101) },
+        Step::Send { from: b, text: "which phone is it now?".to_owned() },
+    ]);
+    RunSpec {
+        id: "e2e-retired-seed-8",
+        comment: "RETIRED_BASE_KEYS (SPEC.md §11.3). Both connect and publish bundles; Alice writes to Bob \
+         (her id 1, a prekey message with Bob's one-time prekey 2). Then, 17 times over, Alice starts \
+         again with a new identity (call new_identity), reconnects and writes to Bob (ids 2..=18): each \
+         time she fetches his bundle (without a one-time prekey: alice took one since his last upload, \
+         §15.2) and sends a prekey message under her new identity, and Bob deletes his session with her \
+         previous identity, retiring its base key (IdentityChanged). After the 17th, Bob has retired \
+         17 base keys and keeps the last 16: the first session's has left the list. The server delivers \
+         Alice's first prekey message (id 1) again, under a new id: no session and no retired base key \
+         matches, so it would start a new session, but the one-time prekey it names was deleted at its \
+         first use (UnknownPrekey, nothing changes). Her second (id 2), whose base key is the oldest \
+         still retired, is refused as a replay (ReplayedPrekeyMessage). Bob then answers in his \
+         current session, and Alice, under her 18th identity, reads it.",
+        seed: 8,
+        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        attacks,
+        deny_word: None,
+        server_limits: None,
+    }
+}
+
 fn runs() -> Result<Vec<RunSpec>, VectorError> {
     let (a, b) = (Party::Alice, Party::Bob);
     let carol = name("carol")?;
@@ -402,6 +444,7 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
         simultaneous_run(),
         peers_run()?,
         held_prekeys_run(),
+        retired_run(),
     ])
 }
 
