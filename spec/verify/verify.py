@@ -10,6 +10,8 @@ standard library (SHA-256/512, HMAC, HKDF written out from RFC 5869). Ed25519 st
 strict checks validate the identity a prekey message claims (§11.2: IK_A and its id_sig). Transcript
 clients keep per peer the sessions of §11.3 (current, archived, retired base keys, one identity) and
 spend at most the work budget of §12.5 per envelope; only hop `Deliver` has a replay window (§5.3).
+The server's answers are checked against its bounds (§5.1 MAX_ACCOUNTS, §5.4 MAX_QUEUED_BYTES, or a
+run's smaller `server_limits`, §17.2).
 
 Usage: python3 spec/verify/verify.py [DIR]   (default: spec/vectors next to this file)
 Prints per-file counts and exits non-zero on any failure.
@@ -740,8 +742,12 @@ RETIRED_BASE_KEYS = 16
 MAX_PEERS = 256
 MAX_PENDING = 16
 MAX_ONE_TIME_PREKEYS = 100
+MAX_HELD_ONE_TIME_PREKEYS = 200
 ONE_TIME_PREKEYS_PER_UPLOAD = 10
 PREKEYS_LOW_WATER = 5
+MAX_ACCOUNTS = 4096
+MAX_QUEUED_BYTES = 64 << 20
+QUEUED_OVERHEAD = 49  # §5.4: a queued message counts 49 + len(content) bytes
 
 
 def identity_public(ik: bytes, isk: bytes) -> bytes:
@@ -1336,10 +1342,52 @@ class Party:
             del self.windows[next(iter(self.windows))]  # evicts, never refuses
 
 
+class ServerBook:
+    """The server's two bounds (§5.1, §5.4), with the run's `server_limits` if it states them
+    (§17.2): the names it binds, and what its mailboxes hold."""
+
+    def __init__(self, limits: dict):
+        self.max_accounts, self.max_queued_bytes = limits["max_accounts"], limits["max_queued_bytes"]
+        self.bound = set()
+        self.sent = {}  # (sender, id) -> (recipient, bytes counted): relay requests not yet answered
+        self.queued = {}  # (recipient, sender, id) -> bytes counted, while in a mailbox
+
+    def admits(self, name: str) -> bool:
+        return name in self.bound or len(self.bound) < self.max_accounts
+
+    def registration(self, name: str, answer: dict):
+        """§5.1 steps 2 and 5: a name not bound yet is refused with ServerFull exactly when the
+        server binds MAX_ACCOUNTS names; a Ready it admits binds the name."""
+        full = answer == {"type": "Refused", "reason": "ServerFull"}
+        if full == self.admits(name) and (full or answer["type"] == "Welcome"):
+            raise Mismatch(f"{answer} for {name} with {len(self.bound)} of {self.max_accounts} names bound")
+
+    def request(self, sender: str, m: dict):
+        content = H(m["body"] if m["type"] == "Send" else m["envelope"])
+        self.sent[(sender, m["id"])] = (m["to"], QUEUED_OVERHEAD + len(content))
+
+    def answer(self, sender: str, m: dict):
+        """An Ack or Reject to `sender`: Queued fits the total, ServerFull does not (§5.4)."""
+        to, size = self.sent.pop((sender, m["id"]), (None, None))
+        if size is None:
+            return  # an answer to no request of the run's (a forgery)
+        total = sum(self.queued.values()) + size
+        if m["type"] == "Ack" and m["status"] == "Queued":
+            if total > self.max_queued_bytes:
+                raise Mismatch(f"queued beyond the server's {self.max_queued_bytes} bytes: {total}")
+            self.queued[(to, sender, m["id"])] = size
+        elif m == {"type": "Reject", "id": m["id"], "reason": "ServerFull"} and total <= self.max_queued_bytes:
+            raise Mismatch(f"ServerFull with {total} of {self.max_queued_bytes} bytes")
+
+    def delivered(self, to: str, m: dict):
+        self.queued.pop((to, m["from"], m["id"]), None)  # a mailbox is emptied as it is sent (§5.1)
+
+
 def verify_transcript_run(run: dict, results: list):
     """Re-derives a whole run: channels from the listed keys, every frame in order, and (e2e) the
     handshake and the Double Ratchet of both clients, receiving with the full §12.4 algorithm."""
     parties = {n: Party(n, run["parties"][n]) for n in ("server", "alice", "bob")}
+    parties["server"].book = ServerBook(run.get("server_limits", {"max_accounts": MAX_ACCOUNTS, "max_queued_bytes": MAX_QUEUED_BYTES}))
     draws = [H(d["bytes"]) for d in run["rng_draws"]]
     stream = rng_stream(run["seed"], 32 * len(draws))
     for i, d in enumerate(draws):
@@ -1384,10 +1432,17 @@ def verify_transcript_run(run: dict, results: list):
             results.append((cid, f"{type(e).__name__}: {e}"))
     if "safety_numbers" in run["summary"]:
         a, b = parties["alice"], parties["bob"]
-        expected = display(safety_number((a.identity, "alice"), (b.identity, "bob")))
+
+        def shown(party, other):
+            """§9.1: the number a client shows for its current session with the other, or null."""
+            peer = party.peers.get(other.name)
+            if peer is None or peer.current is None:
+                return None
+            return display(safety_number((party.identity, party.name), (peer.current.identity, other.name)))
+
         try:
-            check("alice's safety number", run["summary"]["safety_numbers"]["alice"], expected)
-            check("bob's safety number", run["summary"]["safety_numbers"]["bob"], expected)
+            check("alice's safety number", run["summary"]["safety_numbers"]["alice"], shown(a, b))
+            check("bob's safety number", run["summary"]["safety_numbers"]["bob"], shown(b, a))
             results.append((run["id"] + "/safety_numbers", None))
         except Mismatch as e:
             results.append((run["id"] + "/safety_numbers", str(e)))
@@ -1487,6 +1542,8 @@ def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_p
             check("k2", link["k2_server_to_client"], k2.hex())
             ch["c2s"], ch["s2c"] = Direction(k1), Direction(k2)
             registered = decode_message(ch["payload1"])
+            if registered["type"] == "Register":
+                parties["server"].book.registration(registered["name"], answer)
             if answer["type"] == "Welcome" and answer["name"] != registered.get("name"):
                 raise Refused("Protocol.WrongName")  # §5.1 step 4: only a Welcome for its own name
         else:
@@ -1515,21 +1572,38 @@ def verify_transcript_case(case, parties, links, channels, server_pub, draw_by_p
 def on_message(case, m, parties, draw_by_public, run):
     """What the receiver does with an authenticated message; returns an error class or None."""
     t = m["type"]
+    server = parties["server"]
     if t in ("Send", "E2eSend"):
         sender = parties[case["from"]]
         sender.last_id = max(sender.last_id, m["id"])
-    server = parties["server"]
+        server.book.request(sender.name, m)
+    elif t in ("Ack", "Reject"):
+        server.book.answer(case["to"], m)
+    elif t in ("Deliver", "E2eDeliver"):
+        server.book.delivered(case["to"], m)
+    elif t == "Ready" and server.book.admits(case["from"]):
+        server.book.bound.add(case["from"])
+    elif t == "Refused":  # §5.1 step 5: refused at Ready
+        server.book.registration(case["to"], m)
     if t == "UploadBundle":  # §15.2, as the honest server stores it; §15.3 for a replenishment
         sender = parties[case["from"]]
         upload = {k: m[k] for k in ("IK", "spk_id", "spk", "spk_sig", "one_time_prekeys")}
-        if sender.replenish is not None:
+        if sender.replenish is not None:  # after PrekeysLow: exactly that many, and nothing older
             ids = [o["id"] for o in m["one_time_prekeys"]]
             check("replenished one-time prekey ids", ids, list(range(sender.next_prekey_id, sender.next_prekey_id + sender.replenish)))
-            for o in m["one_time_prekeys"]:
-                if H(o["key"]) not in draw_by_public:
-                    raise Mismatch(f"replenished one-time prekey {o['id']} is not an RNG draw")
-            sender.next_prekey_id += sender.replenish
             sender.replenish = None
+        # §10.2: ids from the next one on are a replenishment, drawn in id order; the client holds
+        # them whether or not the server stores them, and at most MAX_HELD_ONE_TIME_PREKEYS, the
+        # oldest (lowest ids) dropped first
+        made = [o for o in m["one_time_prekeys"] if o["id"] >= sender.next_prekey_id]
+        check("replenished one-time prekey ids", [o["id"] for o in made], list(range(sender.next_prekey_id, sender.next_prekey_id + len(made))))
+        for o in made:
+            if H(o["key"]) not in draw_by_public:
+                raise Mismatch(f"replenished one-time prekey {o['id']} is not an RNG draw")
+            sender.one_time[o["id"]] = draw_by_public[H(o["key"])]
+        sender.next_prekey_id += len(made)
+        while len(sender.one_time) > MAX_HELD_ONE_TIME_PREKEYS:
+            del sender.one_time[min(sender.one_time)]
         try:
             count = server.directory.setdefault(sender.name, Directory()).upload(upload)
             server.upload_answers[sender.name] = {"type": "BundleStored", "one_time_prekeys": count}
@@ -1577,6 +1651,8 @@ def on_message(case, m, parties, draw_by_public, run):
                 validate_bundle(H(m["IK"]), m["spk_id"], H(m["spk"]), H(m["spk_sig"]), opk)
                 if m["name"] in to.pins and to.pins[m["name"]] != H(m["IK"]):
                     raise Refused("E2e.IdentityMismatch")
+                if m["name"] not in to.peers:  # §11.3: a session with a new name needs room
+                    to.make_room(m["name"])
                 to.bundle = m
             except Refused as r:
                 failed = r.cls

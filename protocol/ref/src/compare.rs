@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::runner::{Protocol, RunConfig, RunError, Step, run};
 use super::transcript::Transcript;
 use e2e_protocol::hop::AllowAll;
+use e2e_protocol::roles::ServerLimits;
 
 /// One message in both runs. Each field is `None` when the message was not sent in that run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,6 +57,7 @@ pub fn compare(seed: u64, scripts: impl Fn(Protocol) -> Vec<Step>) -> Result<Com
         policy: AllowAll,
         mitm: false,
         verified: false,
+        limits: ServerLimits::default(),
     };
     let hop = run(&config(Protocol::Hop))?;
     let e2e = run(&config(Protocol::E2e))?;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use e2e_protocol::hop::{AllowAll, ContentPolicy, DenyWord};
+use e2e_protocol::roles::ServerLimits;
 use e2e_ref::{
     Protocol as RunProtocol, RunConfig, Transcript, compare, default_script, run as run_protocol,
     script_from_messages,
@@ -529,6 +530,7 @@ fn run_with<P: ContentPolicy>(
         policy,
         mitm: args.mitm,
         verified: args.verified,
+        limits: ServerLimits::default(),
     };
     run_protocol(&config).map_err(|e| e.to_string())
 }

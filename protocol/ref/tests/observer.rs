@@ -2,8 +2,11 @@
 //! records them, and observing changes nothing. The attack steps' refusals are checked in depth by the
 //! transcript vectors (tests/vectors.rs); here, only that an impossible one fails the run.
 
+use e2e_protocol::e2e::E2eError;
 use e2e_protocol::error::MisuseError;
 use e2e_protocol::hop::AllowAll;
+use e2e_protocol::roles::ServerLimits;
+use e2e_protocol::wire::Name;
 use e2e_ref::{
     Delivery, Draw, Event, Observer, Party, Protocol, Purpose, RunConfig, RunError, Step,
     default_script, run, run_observed,
@@ -33,7 +36,8 @@ impl Observer for Seen {
 }
 
 fn config(protocol: Protocol, mitm: bool, script: Vec<Step>) -> RunConfig<AllowAll> {
-    RunConfig { protocol, seed: 5, script, policy: AllowAll, mitm, verified: false }
+    let limits = ServerLimits::default();
+    RunConfig { protocol, seed: 5, script, policy: AllowAll, mitm, verified: false, limits }
 }
 
 #[test]
@@ -83,6 +87,15 @@ fn attack_steps_are_refused_by_their_receivers_and_impossible_ones_fail_the_run(
     assert_eq!(never(replay, Protocol::Hop), not_connected);
     let tamper = Step::ServerTampersNextEnvelope { from: a, text: "x".to_owned() };
     assert_eq!(never(tamper, Protocol::Hop), MisuseError::NoE2eIdentity.into());
+    // A safety number is read off a session: without one there is nothing to enter.
+    let verify = Step::VerifySafetyNumber { party: a, peer: b, wrong: false };
+    let early = vec![Step::Connect(a), Step::Connect(b), verify.clone()];
+    let no_session = E2eError::NoSession { name: Name::new("bob").unwrap() };
+    assert_eq!(
+        run(&config(Protocol::E2e, false, early)).unwrap_err(),
+        RunError::Role(no_session.into())
+    );
+    assert_eq!(never(verify, Protocol::Hop), MisuseError::NoE2eIdentity.into());
     // A restart that would move a counter back is the script's error, not a connection's.
     let back = Step::RestoreWithLastId { party: b, last_id: 0 };
     let mut script = default_script(Protocol::Hop);
@@ -91,4 +104,41 @@ fn attack_steps_are_refused_by_their_receivers_and_impossible_ones_fail_the_run(
         run(&config(Protocol::Hop, false, script)).unwrap_err(),
         RunError::BadRestart("last_id below the client's own")
     );
+}
+
+/// An observer that does not narrate safety numbers.
+struct Quiet;
+
+impl Observer for Quiet {
+    fn narrates_safety_numbers(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn an_observer_may_spare_the_account_its_safety_numbers_and_nothing_else_changes() {
+    for mitm in [false, true] {
+        let config = config(Protocol::E2e, mitm, default_script(Protocol::E2e));
+        let told = run(&config).unwrap();
+        let quiet = run_observed(&config, &mut Quiet).unwrap();
+        assert_eq!(quiet.summary, told.summary, "the summary's numbers are computed either way");
+        assert_eq!(quiet.events.len(), told.events.len());
+        let mut spared = 0;
+        for (q, t) in quiet.events.iter().zip(&told.events) {
+            let (Some(q_read), Some(t_read)) = (&q.read, &t.read) else {
+                assert_eq!(q, t);
+                continue;
+            };
+            if q_read == t_read {
+                assert_eq!(q, t);
+                continue;
+            }
+            // The one difference: "…started (…); safety number D D …" against "…started (…)".
+            let (started, rest) = t_read.split_once("; safety number ").unwrap();
+            assert!(started.contains(" started ("), "{t_read}");
+            assert_eq!(q_read, &format!("{started}{}", &rest[71..]), "12 groups of 5 digits");
+            spared += 1;
+        }
+        assert_eq!(spared, 2, "mitm={mitm}: both sides start one session");
+    }
 }

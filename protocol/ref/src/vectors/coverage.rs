@@ -95,7 +95,7 @@ pub const CLASSES: &[(&str, Status)] = &[
     ),
     ("E2e.Ratchet.Crypto.NonContributory", Status::Required),
     ("E2e.Crypto.NonContributory", Status::Required),
-    ("E2e.TooManyPeers", Status::Gap("a new session when every one of MAX_PEERS peers is spared")),
+    ("E2e.TooManyPeers", Status::Required),
     ("E2e.PrekeyIdsExhausted", Status::Required),
     ("E2e.SafetyNumberMismatch", Status::Required),
     (
@@ -505,10 +505,15 @@ pub const RULES: &[Rule] = &[
             "hop_transcript#hop-seed-1/step-236",
         ],
     ),
-    gap(
+    rule(
         "§5.4",
-        "all mailboxes hold MAX_QUEUED_BYTES; beyond it Reject{ServerFull}",
-        "a server filled to 64 MiB",
+        "all mailboxes hold MAX_QUEUED_BYTES (49 + len(content) per message); beyond it Reject{ServerFull}; sent messages free their bytes",
+        &[
+            "hop_transcript#hop-queue-bound-seed-4/step-10",
+            "hop_transcript#hop-queue-bound-seed-4/step-12",
+            "hop_transcript#hop-queue-bound-seed-4/step-17",
+            "hop_transcript#hop-queue-bound-seed-4/step-19",
+        ],
     ),
     // §10.3
     rule(
@@ -668,10 +673,15 @@ pub const RULES: &[Rule] = &[
             "e2e_transcript#e2e-identity-seed-4/step-33 E2e.Ratchet.DecryptFailed",
         ],
     ),
-    gap(
+    rule(
         "§11.3",
         "MAX_PEERS: the least recently active peer is evicted; TooManyPeers when all are spared",
-        "257 peers",
+        &[
+            "e2e_transcript#e2e-peers-seed-6/step-1040",
+            "e2e_transcript#e2e-peers-seed-6/step-1041",
+            "e2e_transcript#e2e-peers-seed-6/step-1044 E2e.TooManyPeers",
+            "e2e_transcript#e2e-peers-seed-6/step-1046 E2e.NoSession",
+        ],
     ),
     // §12.3–§12.5
     rule(
@@ -884,11 +894,35 @@ pub const RULES: &[Rule] = &[
         "MAX_SKIP at and past the bound",
         &["key_schedule#ratchet-receive-skip-replay-tamper E2e.Ratchet.TooFarAhead"],
     ),
-    gap(
-        "§8",
-        "MAX_ACCOUNTS, MAX_HELD_ONE_TIME_PREKEYS, MAX_SKIPPED_KEYS_PER_CLIENT, RETIRED_BASE_KEYS at the bound",
-        "behaviour cases at each bound",
+    rule(
+        "§5.1, §8",
+        "MAX_ACCOUNTS: a new name beyond it is Refused{ServerFull}; a bound name is welcomed again",
+        &[
+            "hop_transcript#hop-accounts-seed-5/step-05",
+            "hop_transcript#hop-accounts-seed-5/step-07",
+            "hop_transcript#hop-accounts-seed-5/step-09",
+        ],
     ),
+    rule(
+        "§10.2, §8",
+        "MAX_HELD_ONE_TIME_PREKEYS: one more drops the oldest; a prekey message naming it fails UnknownPrekey",
+        &[
+            "e2e_transcript#e2e-held-prekeys-seed-7/step-14",
+            "e2e_transcript#e2e-held-prekeys-seed-7/step-15",
+            "e2e_transcript#e2e-held-prekeys-seed-7/step-18",
+            "e2e_transcript#e2e-held-prekeys-seed-7/step-20 E2e.UnknownPrekey",
+        ],
+    ),
+    rule(
+        "§11.3, §8",
+        "RETIRED_BASE_KEYS: the 17th retired base key drops the oldest; a replay of its session is a new session again",
+        &[
+            "e2e_transcript#e2e-retired-seed-8/step-150",
+            "e2e_transcript#e2e-retired-seed-8/step-152 E2e.UnknownPrekey",
+            "e2e_transcript#e2e-retired-seed-8/step-153 E2e.ReplayedPrekeyMessage",
+        ],
+    ),
+    gap("§8", "MAX_SKIPPED_KEYS_PER_CLIENT at the bound", "a behaviour case at the bound"),
 ];
 
 /// Every case of the vector files, by `stem#id`, with every error class it (or a step of it) expects.

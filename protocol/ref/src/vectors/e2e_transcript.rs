@@ -10,11 +10,14 @@ use super::run::{RunSpec, run};
 use super::util::{fixed_bytes, fixed_key};
 use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
-use e2e_protocol::e2e::MAX_PENDING;
 use e2e_protocol::e2e::envelope::{EnvelopeBody, RatchetMessage};
 use e2e_protocol::e2e::identity::IdentityKeyPair;
 use e2e_protocol::e2e::ratchet::Header;
 use e2e_protocol::e2e::x3dh::PrekeyHeader;
+use e2e_protocol::e2e::{
+    MAX_HELD_ONE_TIME_PREKEYS, MAX_ONE_TIME_PREKEYS, MAX_PEERS, MAX_PENDING,
+    ONE_TIME_PREKEYS_PER_UPLOAD, RETIRED_BASE_KEYS,
+};
 use e2e_protocol::suite::{PublicKey, Signature, SigningKey, VerifyingKey};
 use e2e_protocol::wire::{
     Body, Envelope, FetchedBundle, IdentityPublic, Message, MessageId, Name, SignedPrekeyPublic,
@@ -116,6 +119,7 @@ fn prekeys_run() -> RunSpec {
         script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
         attacks,
         deny_word: None,
+        server_limits: None,
     }
 }
 
@@ -169,6 +173,7 @@ fn identity_run() -> RunSpec {
             Step::Send { from: a, text: "it is".to_owned() },
         ],
         deny_word: None,
+        server_limits: None,
     }
 }
 
@@ -195,6 +200,136 @@ fn simultaneous_run() -> RunSpec {
             Step::Send { from: a, text: "good".to_owned() },
         ],
         deny_word: None,
+        server_limits: None,
+    }
+}
+
+/// A valid bundle the server makes up for a name nobody registered: an identity and signed prekey
+/// of its own (fixed keys), no one-time prekey. It passes validation (SPEC.md §10.3), so a client
+/// that asked for the name's bundle starts a session with it (§11.1).
+fn made_up_bundle() -> FetchedBundle {
+    let identity = IdentityKeyPair::from_parts(
+        fixed_key("e2e-transcript/made-up/ik"),
+        SigningKey::from_seed(fixed_bytes("e2e-transcript/made-up/isk")),
+    );
+    let signed_prekey =
+        identity.sign_prekey(1, fixed_key("e2e-transcript/made-up/spk").public_key());
+    FetchedBundle { identity: identity.public(), signed_prekey, one_time_prekey: None }
+}
+
+/// The run of SPEC.md §11.3's bound on peers: the server makes up names and bundles until Alice
+/// keeps sessions with `MAX_PEERS` names, then one more evicts her least recently active peer, and
+/// when every peer is spared the next session is refused.
+fn peers_run() -> Result<RunSpec, VectorError> {
+    let (a, b) = (Party::Alice, Party::Bob);
+    let mut attacks = vec![
+        Step::Send { from: a, text: "hello bob".to_owned() },
+        Step::Send { from: b, text: "hello alice".to_owned() },
+    ];
+    // Alice holds a session with bob; names 1..=MAX_PEERS + 1 of the crowd follow.
+    for i in 1..=MAX_PEERS + 1 {
+        let to = name(&format!("crowd{i:03}"))?;
+        attacks.push(Step::ServerAnswersNextFetch {
+            from: a,
+            answer: Some(Message::Bundle { name: to.clone(), bundle: made_up_bundle() }),
+        });
+        attacks.push(Step::SendTo { from: a, to, text: "hi".to_owned() });
+    }
+    attacks.push(Step::Send { from: b, text: "still there?".to_owned() });
+    Ok(RunSpec {
+        id: "e2e-peers-seed-6",
+        comment: "MAX_PEERS (SPEC.md §11.3). Both connect and publish bundles; Alice starts a session with \
+         Bob, who answers: she has heard back, so bob is a peer she may evict. Then Alice writes to \
+         crowd001, crowd002, …, names nobody registered: the server answers each FetchBundle with a \
+         bundle it made up (one identity of its own, valid, without one-time prekey), Alice starts a \
+         session and sends a prekey message, which the server refuses (UnknownRecipient). After \
+         crowd255 she keeps sessions with MAX_PEERS = 256 names; the session with crowd256 evicts the \
+         least recently active peer that is not spared — bob, since every crowd name is an initiated \
+         session that has not been answered — and the session with crowd257 finds every peer spared: \
+         TooManyPeers, and the waiting message is discarded (send_failed). Bob then writes to Alice in \
+         his session: she has none with bob any more (NoSession).",
+        seed: 6,
+        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        attacks,
+        deny_word: None,
+        server_limits: None,
+    })
+}
+
+/// The run of SPEC.md §10.2's bound on held one-time prekeys: Bob makes more than
+/// `MAX_HELD_ONE_TIME_PREKEYS`, drops his oldest, and the server still hands one of them out.
+fn held_prekeys_run() -> RunSpec {
+    let (a, b) = (Party::Alice, Party::Bob);
+    // Bob holds 10 one-time prekeys (2..=11); these make him hold MAX_HELD_ONE_TIME_PREKEYS + 1.
+    let first = MAX_ONE_TIME_PREKEYS - ONE_TIME_PREKEYS_PER_UPLOAD;
+    let second = MAX_HELD_ONE_TIME_PREKEYS - MAX_ONE_TIME_PREKEYS;
+    RunSpec {
+        id: "e2e-held-prekeys-seed-7",
+        comment: "MAX_HELD_ONE_TIME_PREKEYS (SPEC.md §10.2). Both connect and publish bundles (Bob's one-time \
+         prekeys 2..=11). Bob makes 90 more and uploads them: the server stores 100, MAX_ONE_TIME_PREKEYS \
+         (BundleStored 100). He makes 100 more, 102..=201, and holds 200, MAX_HELD_ONE_TIME_PREKEYS; the \
+         server, full, refuses the upload (BundleRefused TooManyPrekeys) and still holds 2..=101. He \
+         makes one more, 202: he now holds one too many and drops his oldest, prekey 2 (the upload of 202 \
+         is refused too). Alice writes to Bob: the server hands her prekey 2, the oldest it stores, and \
+         Bob cannot open her prekey message (UnknownPrekey, nothing changes); nor her next one, which \
+         repeats the prekey header since she has not heard back. Bob writes to Alice: he has no session \
+         with her, fetches her bundle and starts one, which she accepts as a new session (her own, \
+         unanswered, is archived); her answer goes out in Bob's session, and he reads it.",
+        seed: 7,
+        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        attacks: vec![
+            Step::Replenish { party: b, count: first },
+            Step::Replenish { party: b, count: second },
+            Step::Replenish { party: b, count: 1 },
+            Step::Send { from: a, text: "hello bob".to_owned() },
+            Step::Send { from: a, text: "are you there?".to_owned() },
+            Step::Send { from: b, text: "hello alice".to_owned() },
+            Step::Send { from: a, text: "there you are".to_owned() },
+        ],
+        deny_word: None,
+        server_limits: None,
+    }
+}
+
+/// The run of SPEC.md §11.3's bound on retired base keys: Alice starts again with a new identity
+/// `RETIRED_BASE_KEYS + 1` times, and each time Bob deletes his session with her previous identity
+/// and retires its base key, so the first session's base key leaves his list.
+fn retired_run() -> RunSpec {
+    let (a, b) = (Party::Alice, Party::Bob);
+    let mut attacks = vec![Step::Send { from: a, text: "hello bob".to_owned() }];
+    for _ in 0..=RETIRED_BASE_KEYS {
+        attacks.extend([
+            Step::Disconnect(a),
+            Step::NewIdentity { party: a },
+            Step::Connect(a),
+            Step::Send { from: a, text: "new phone, same alice".to_owned() },
+        ]);
+    }
+    // Each of Alice's ids 1..=RETIRED_BASE_KEYS + 2 started a session at Bob.
+    attacks.extend([
+        Step::ServerReplaysDelivery { to: b, id: 1, new_id: Some(100) },
+        Step::ServerReplaysDelivery { to: b, id: 2, new_id: Some(101) },
+        Step::Send { from: b, text: "which phone is it now?".to_owned() },
+    ]);
+    RunSpec {
+        id: "e2e-retired-seed-8",
+        comment: "RETIRED_BASE_KEYS (SPEC.md §11.3). Both connect and publish bundles; Alice writes to Bob \
+         (her id 1, a prekey message with Bob's one-time prekey 2). Then, 17 times over, Alice starts \
+         again with a new identity (call new_identity), reconnects and writes to Bob (ids 2..=18): each \
+         time she fetches his bundle (without a one-time prekey: alice took one since his last upload, \
+         §15.2) and sends a prekey message under her new identity, and Bob deletes his session with her \
+         previous identity, retiring its base key (IdentityChanged). After the 17th, Bob has retired \
+         17 base keys and keeps the last 16: the first session's has left the list. The server delivers \
+         Alice's first prekey message (id 1) again, under a new id: no session and no retired base key \
+         matches, so it would start a new session, but the one-time prekey it names was deleted at its \
+         first use (UnknownPrekey, nothing changes). Her second (id 2), whose base key is the oldest \
+         still retired, is refused as a replay (ReplayedPrekeyMessage). Bob then answers in his \
+         current session, and Alice, under her 18th identity, reads it.",
+        seed: 8,
+        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        attacks,
+        deny_word: None,
+        server_limits: None,
     }
 }
 
@@ -302,10 +437,14 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
             }))
             .collect(),
             deny_word: None,
+            server_limits: None,
         },
         prekeys_run(),
         identity_run(),
         simultaneous_run(),
+        peers_run()?,
+        held_prekeys_run(),
+        retired_run(),
     ])
 }
 

@@ -9,7 +9,7 @@ use super::run::{RunSpec, run, verify_run};
 use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
 use e2e_protocol::e2e::MAX_PEERS;
-use e2e_protocol::roles::MAILBOX_CAPACITY;
+use e2e_protocol::roles::{MAILBOX_CAPACITY, MAX_ACCOUNTS, MAX_QUEUED_BYTES, ServerLimits};
 use e2e_protocol::wire::{Body, Message, MessageId, Name};
 
 const DESCRIPTION: &str = "A whole hop run (SPEC.md §5, §9): the default script of `e2e-ref run hop` \
@@ -20,6 +20,10 @@ message, and the receiver's verdict (`result`, and `error` with the SPEC.md §7.
 the frame). `rng_draws` lists every 32-byte value drawn from the seeded RNG, in order, with what it \
 became; `links` the handshake hash and Split() keys of each channel (k1 carries the client's frames). \
 The frames of the script equal those `e2e-ref run hop --json` prints.";
+
+/// What a queued message counts against `MAX_QUEUED_BYTES` besides its content (SPEC.md §5.4: the
+/// message header and fields as §3.3 bounds them).
+const QUEUED_OVERHEAD: usize = 49;
 
 fn alice() -> Result<Name, VectorError> {
     Ok(Name::new("alice")?)
@@ -171,6 +175,7 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
             ])
             .collect(),
             deny_word: None,
+            server_limits: None,
         },
         RunSpec {
             id: "hop-policy-seed-2",
@@ -186,6 +191,7 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
                 Step::Send { from: a, text: "never mind".to_owned() },
             ],
             deny_word: Some("swordfish"),
+            server_limits: None,
         },
         RunSpec {
             id: "hop-confirmation-seed-3",
@@ -206,6 +212,52 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
                 Step::Send { from: b, text: "and now?".to_owned() },
             ],
             deny_word: None,
+            server_limits: None,
+        },
+        RunSpec {
+            id: "hop-queue-bound-seed-4",
+            comment: "MAX_QUEUED_BYTES (SPEC.md §5.4) on a server whose mailboxes hold 104 bytes in all \
+         (`server_limits`): each queued message counts 49 + 3 bytes. Both connect; Bob goes offline; \
+         Alice's \"one\" and \"two\" are queued (Ack Queued), which fills the server to its bound exactly; \
+         \"six\" would exceed it (Reject ServerFull, refused to its sender, never dropped silently). Bob \
+         reconnects and receives the two in order, which empties the mailboxes; he goes offline again \
+         and Alice's \"ten\" is queued in the room they left, then delivered when he connects.",
+            seed: 4,
+            script: vec![Step::Connect(a), Step::Connect(b)],
+            attacks: vec![
+                Step::Disconnect(b),
+                Step::Send { from: a, text: "one".to_owned() },
+                Step::Send { from: a, text: "two".to_owned() },
+                Step::Send { from: a, text: "six".to_owned() },
+                Step::Connect(b),
+                Step::Disconnect(b),
+                Step::Send { from: a, text: "ten".to_owned() },
+                Step::Connect(b),
+            ],
+            deny_word: None,
+            server_limits: Some(ServerLimits {
+                max_accounts: MAX_ACCOUNTS,
+                max_queued_bytes: 2 * (QUEUED_OVERHEAD + 3),
+            }),
+        },
+        RunSpec {
+            id: "hop-accounts-seed-5",
+            comment: "MAX_ACCOUNTS (SPEC.md §5.1) on a server that binds one name (`server_limits`): Alice \
+         connects and is bound; Bob's registration finds the server full (Refused ServerFull) and he \
+         stays offline, bound to nothing, so Alice's message to him is refused (Reject UnknownRecipient). \
+         Alice reconnects: her name is bound already, so the full server welcomes her again.",
+            seed: 5,
+            script: vec![Step::Connect(a), Step::Connect(b)],
+            attacks: vec![
+                Step::Send { from: a, text: "anyone there?".to_owned() },
+                Step::Disconnect(a),
+                Step::Connect(a),
+            ],
+            deny_word: None,
+            server_limits: Some(ServerLimits {
+                max_accounts: 1,
+                max_queued_bytes: MAX_QUEUED_BYTES,
+            }),
         },
     ])
 }

@@ -25,6 +25,7 @@ use crate::runner::{
 };
 use crate::transcript::Transcript;
 use e2e_protocol::channel::{Initiator, PROLOGUE, Responder};
+use e2e_protocol::e2e::bundle::verify_fetched;
 use e2e_protocol::e2e::envelope::EnvelopeBody;
 use e2e_protocol::e2e::identity::IdentityKeyPair;
 use e2e_protocol::e2e::prekeys::PrekeyStore;
@@ -32,9 +33,9 @@ use e2e_protocol::e2e::ratchet::{ChainKey, RootKey};
 use e2e_protocol::e2e::x3dh;
 use e2e_protocol::error::Error;
 use e2e_protocol::hop::{AllowAll, ContentPolicy, DenyWord};
-use e2e_protocol::roles::{ClientEvent, LinkId};
+use e2e_protocol::roles::{ClientEvent, LinkId, ServerLimits};
 use e2e_protocol::suite::{PrivateKey, PublicKey, Secret, SigningKey};
-use e2e_protocol::wire::{Codec, LinkFrame, LinkKind, Message, Name};
+use e2e_protocol::wire::{Codec, FetchedBundle, LinkFrame, LinkKind, Message, Name};
 
 /// A channel's model: the handshake trace and the counter of each direction.
 struct LinkModel {
@@ -53,6 +54,8 @@ struct LinkModel {
 struct Chain {
     owner: Party,
     ratchet_key: PrivateKey,
+    /// `ratchet_key`'s public key, computed once.
+    ratchet_public: PublicKey,
     peer_key: PublicKey,
     dh_out: [u8; 32],
     rk_before: [u8; 32],
@@ -60,7 +63,8 @@ struct Chain {
     ck: [u8; 32],
 }
 
-/// The e2e model of one session, from its responder's side.
+/// The e2e model of one session: from its responder's side, or from its initiator's for a
+/// session with a name that is no party of the run.
 struct SessionModel {
     /// `EK_A`, which names the session (SPEC.md §11.3).
     base_key: PublicKey,
@@ -94,6 +98,9 @@ struct Recorder {
     run_id: String,
     /// Every draw: what it became, and its bytes.
     draws: Vec<(String, Vec<u8>)>,
+    /// Every 32-byte draw as a key pair, public key first (computed once per draw: runs with
+    /// hundreds of sessions look keys up for every envelope).
+    drawn: Vec<(PublicKey, PrivateKey)>,
     statics: BTreeMap<Party, PrivateKey>,
     /// Each client's identities, in the order they were drawn.
     identities: BTreeMap<Party, Vec<Identity>>,
@@ -102,6 +109,9 @@ struct Recorder {
     orphan_server_ephemerals: BTreeMap<u64, PrivateKey>,
     /// Every session, in order of creation.
     sessions: Vec<SessionModel>,
+    /// The last bundle each client received for each name (a session with a name that is no
+    /// party of the run is modelled from it, SPEC.md §11.1).
+    fetched: BTreeMap<(Party, Name), FetchedBundle>,
     /// Every DH ratchet step in order of creation, with the index of its session.
     chains: Vec<(usize, Chain)>,
     cases: Vec<Value>,
@@ -109,6 +119,48 @@ struct Recorder {
     calls: usize,
     /// The first disagreement of a model with the run; recording stops there.
     failure: Option<VectorError>,
+}
+
+/// The X3DH DH outputs (SPEC.md §11.1), as the initiator computes them, labelled.
+fn x3dh_dhs(
+    initiator: &IdentityKeyPair,
+    ek: &PrivateKey,
+    ik_b: &PublicKey,
+    spk: &PublicKey,
+    opk: Option<&PublicKey>,
+) -> Result<Vec<(&'static str, Value)>, VectorError> {
+    let mut dhs = vec![
+        ("DH1 = DH(ik_A, SPK_B)", hex(initiator.dh().diffie_hellman(spk)?.expose()).into()),
+        ("DH2 = DH(ek_A, IK_B_dh)", hex(ek.diffie_hellman(ik_b)?.expose()).into()),
+        ("DH3 = DH(ek_A, SPK_B)", hex(ek.diffie_hellman(spk)?.expose()).into()),
+    ];
+    if let Some(opk) = opk {
+        dhs.push(("DH4 = DH(ek_A, OPK_B)", hex(ek.diffie_hellman(opk)?.expose()).into()));
+    }
+    Ok(dhs)
+}
+
+/// A session's model and its `x3dh` object, from the handshake's `SK` and `AD`.
+fn session_model(
+    initiator: Party,
+    responder: &str,
+    prekey: &x3dh::PrekeyHeader,
+    ek_a: Value,
+    dhs: Vec<(&'static str, Value)>,
+    (sk, ad): ([u8; 32], Vec<u8>),
+    spk_b: PublicKey,
+) -> SessionModel {
+    let x3dh = object(vec![
+        ("initiator", initiator.label().into()),
+        ("responder", responder.into()),
+        ("EK_A", ek_a),
+        ("spk_id", prekey.signed_prekey_id.into()),
+        ("opk_id", prekey.one_time_prekey_id.map_or(Value::Null, Value::from)),
+        ("dh", object(dhs)),
+        ("SK", hex(sk).into()),
+        ("AD", hex(&ad).into()),
+    ]);
+    SessionModel { base_key: prekey.base_key, sk, ad, spk_b, x3dh }
 }
 
 fn name(p: Party) -> Result<Name, VectorError> {
@@ -120,10 +172,17 @@ fn other(p: Party) -> Party {
 }
 
 impl Observer for Recorder {
+    /// The vectors record frames, draws and keys; a session's safety number shows only in the
+    /// summary, which the runner computes anyway.
+    fn narrates_safety_numbers(&self) -> bool {
+        false
+    }
+
     fn drew(&mut self, draw: &Draw<'_>) {
         self.draws.push((draw.purpose.to_string(), draw.bytes.to_vec()));
         let Ok(bytes) = <[u8; 32]>::try_from(draw.bytes) else { return };
         let key = PrivateKey::from_bytes(bytes);
+        self.drawn.push((key.public_key(), key.clone()));
         match draw.purpose {
             Purpose::ChannelStatic(party) => {
                 self.statics.insert(party, key);
@@ -223,11 +282,13 @@ impl Recorder {
             protocol,
             run_id: run_id.to_owned(),
             draws: Vec::new(),
+            drawn: Vec::new(),
             statics: BTreeMap::new(),
             identities: BTreeMap::new(),
             link_models: Vec::new(),
             orphan_server_ephemerals: BTreeMap::new(),
             sessions: Vec::new(),
+            fetched: BTreeMap::new(),
             chains: Vec::new(),
             cases: Vec::new(),
             calls: 0,
@@ -235,13 +296,9 @@ impl Recorder {
         }
     }
 
-    /// Every 32-byte draw, as a private key.
-    fn drawn_keys(&self) -> Vec<PrivateKey> {
-        self.draws
-            .iter()
-            .filter_map(|(_, d)| <[u8; 32]>::try_from(d.as_slice()).ok())
-            .map(PrivateKey::from_bytes)
-            .collect()
+    /// The drawn private key of `public`, if a party of the run drew it.
+    fn drawn_key(&self, public: &PublicKey) -> Option<PrivateKey> {
+        self.drawn.iter().rev().find(|(p, _)| p == public).map(|(_, k)| k.clone())
     }
 
     /// One case per frame: the frame, the model's account of it, and its receiver's verdict.
@@ -398,6 +455,9 @@ impl Recorder {
                     details.push(("plaintext", hex(&plaintext).into()));
                     if let Ok(message) = Message::decode(&plaintext) {
                         details.push(("message", message_json(&message)));
+                        if let Message::Bundle { name, bundle } = &message {
+                            self.fetched.insert((to, name.clone()), *bundle);
+                        }
                         if let Some(e2e) = self.model_envelope(from, &message)? {
                             details.push(("e2e", e2e));
                         }
@@ -414,10 +474,10 @@ impl Recorder {
         from: Party,
         message: &Message,
     ) -> Result<Option<Value>, VectorError> {
-        let (sender, envelope) = match message {
-            Message::E2eSend { envelope, .. } => (from, envelope),
+        let (sender, envelope, to) = match message {
+            Message::E2eSend { envelope, to, .. } => (from, envelope, Some(to)),
             Message::E2eDeliver { envelope, from: sender, .. } => {
-                (if sender.as_str() == "bob" { Party::Bob } else { Party::Alice }, envelope)
+                (if sender.as_str() == "bob" { Party::Bob } else { Party::Alice }, envelope, None)
             }
             _ => return Ok(None),
         };
@@ -428,23 +488,27 @@ impl Recorder {
             EnvelopeBody::Prekey { prekey, message } => (Some(prekey), message),
             EnvelopeBody::Ratchet(message) => (None, message),
         };
-        let draws = self.drawn_keys();
         let header = ratchet.header;
         // The session: a prekey message names it by its base key (a new one starts a session —
         // if a party of the run drew it); a ratchet message by a ratchet key already seen, and a
         // new ratchet key belongs to the newest session (a run's sessions follow one another).
         let session_index = match prekey {
-            Some(p) if draws.iter().any(|k| k.public_key() == p.base_key) => {
+            Some(p) if self.drawn_key(&p.base_key).is_some() => {
                 match self.sessions.iter().position(|s| s.base_key == p.base_key) {
                     Some(i) => i,
                     None => {
-                        let model = self.start_model(sender, p)?;
+                        let model = match to {
+                            Some(to) if *to != name(other(sender))? => {
+                                self.start_model_with(sender, to, p)?
+                            }
+                            _ => self.start_model(sender, p)?,
+                        };
                         self.sessions.push(model);
                         self.sessions.len() - 1
                     }
                 }
             }
-            _ => match self.chains.iter().find(|(_, c)| c.ratchet_key.public_key() == header.dh) {
+            _ => match self.chains.iter().find(|(_, c)| c.ratchet_public == header.dh) {
                 Some((i, _)) => *i,
                 None if self.sessions.is_empty() => return Ok(None),
                 None => self.sessions.len() - 1,
@@ -454,20 +518,18 @@ impl Recorder {
         let index = match self
             .chains
             .iter()
-            .position(|(s, c)| *s == session_index && c.ratchet_key.public_key() == header.dh)
+            .position(|(s, c)| *s == session_index && c.ratchet_public == header.dh)
         {
             Some(i) => i,
             None => {
-                let Some(ratchet_key) =
-                    draws.iter().rev().find(|k| k.public_key() == header.dh).cloned()
-                else {
+                let Some(ratchet_key) = self.drawn_key(&header.dh) else {
                     return Ok(Some(
                         json!({"envelope": envelope_json(&body), "note": "unknown ratchet key"}),
                     ));
                 };
                 let last =
                     self.chains.iter().rev().find(|(s, _)| *s == session_index).map(|(_, c)| c);
-                let peer_key = last.map_or(session.spk_b, |c| c.ratchet_key.public_key());
+                let peer_key = last.map_or(session.spk_b, |c| c.ratchet_public);
                 let rk_before = last.map_or(session.sk, |c| c.rk_after);
                 let dh_out = ratchet_key.diffie_hellman(&peer_key)?;
                 let (rk, ck) = RootKey::new(Secret::new(rk_before)).kdf_rk(&dh_out);
@@ -475,6 +537,7 @@ impl Recorder {
                     session_index,
                     Chain {
                         owner: sender,
+                        ratchet_public: header.dh,
                         ratchet_key,
                         peer_key,
                         dh_out: *dh_out.expose(),
@@ -538,14 +601,55 @@ impl Recorder {
         let responded = x3dh::respond(&pair, &name(responder)?, &name(initiator)?, &store, prekey)?;
         let spk = store
             .signed_prekey(prekey.signed_prekey_id)
-            .cloned()
-            .ok_or_else(|| VectorError::malformed("spk"))?;
-        let ek = self
-            .drawn_keys()
-            .into_iter()
-            .find(|k| k.public_key() == prekey.base_key)
-            .ok_or_else(|| VectorError::malformed("EK_A"))?;
-        let initiator_pair = self
+            .ok_or_else(|| VectorError::malformed("spk"))?
+            .public_key();
+        let opk = match prekey.one_time_prekey_id {
+            Some(id) => Some(
+                store
+                    .one_time_prekey(id)
+                    .ok_or_else(|| VectorError::malformed("opk"))?
+                    .public_key(),
+            ),
+            None => None,
+        };
+        let (ek, initiator_pair) = self.initiator_keys(initiator, prekey)?;
+        let dhs = x3dh_dhs(&initiator_pair, &ek, &pair.public().dh, &spk, opk.as_ref())?;
+        let secret = (*responded.shared_secret().expose(), responded.ad().to_vec());
+        Ok(session_model(initiator, responder.label(), prekey, key_json(&ek), dhs, secret, spk))
+    }
+
+    /// X3DH from the initiator's side, for a session `initiator` starts with `to`, a name that is
+    /// no party of the run (its bundle was made up by the server): from the bundle `initiator`
+    /// received for `to`.
+    fn start_model_with(
+        &self,
+        initiator: Party,
+        to: &Name,
+        prekey: &x3dh::PrekeyHeader,
+    ) -> Result<SessionModel, VectorError> {
+        let bundle = self
+            .fetched
+            .get(&(initiator, to.clone()))
+            .ok_or_else(|| VectorError::malformed("fetched bundle"))?;
+        let verified = verify_fetched(to, bundle, None)?;
+        let (ek, pair) = self.initiator_keys(initiator, prekey)?;
+        let spk = verified.signed_prekey().key;
+        let opk = verified.one_time_prekey().map(|o| o.key);
+        let dhs = x3dh_dhs(&pair, &ek, &verified.identity().dh, &spk, opk.as_ref())?;
+        let ek_a = key_json(&ek);
+        let initiated = x3dh::initiate(&pair, &name(initiator)?, &verified, ek)?;
+        let secret = (*initiated.shared_secret().expose(), initiated.ad().to_vec());
+        Ok(session_model(initiator, to.as_str(), prekey, ek_a, dhs, secret, spk))
+    }
+
+    /// The initiator's base key (an RNG draw) and the identity its prekey message claims.
+    fn initiator_keys(
+        &self,
+        initiator: Party,
+        prekey: &x3dh::PrekeyHeader,
+    ) -> Result<(PrivateKey, IdentityKeyPair), VectorError> {
+        let ek = self.drawn_key(&prekey.base_key).ok_or_else(|| VectorError::malformed("EK_A"))?;
+        let pair = self
             .identities
             .get(&initiator)
             .into_iter()
@@ -553,38 +657,7 @@ impl Recorder {
             .map(Identity::pair)
             .find(|pair| pair.public() == prekey.identity)
             .ok_or_else(|| VectorError::malformed("identity"))?;
-        let mut dhs = vec![
-            (
-                "DH1 = DH(ik_A, SPK_B)",
-                hex(initiator_pair.dh().diffie_hellman(&spk.public_key())?.expose()).into(),
-            ),
-            ("DH2 = DH(ek_A, IK_B_dh)", hex(ek.diffie_hellman(&pair.public().dh)?.expose()).into()),
-            ("DH3 = DH(ek_A, SPK_B)", hex(ek.diffie_hellman(&spk.public_key())?.expose()).into()),
-        ];
-        if let Some(id) = prekey.one_time_prekey_id {
-            let opk = store.one_time_prekey(id).ok_or_else(|| VectorError::malformed("opk"))?;
-            dhs.push((
-                "DH4 = DH(ek_A, OPK_B)",
-                hex(ek.diffie_hellman(&opk.public_key())?.expose()).into(),
-            ));
-        }
-        let x3dh = object(vec![
-            ("initiator", initiator.label().into()),
-            ("responder", responder.label().into()),
-            ("EK_A", key_json(&ek)),
-            ("spk_id", prekey.signed_prekey_id.into()),
-            ("opk_id", prekey.one_time_prekey_id.map_or(Value::Null, Value::from)),
-            ("dh", object(dhs)),
-            ("SK", hex(responded.shared_secret().expose()).into()),
-            ("AD", hex(responded.ad()).into()),
-        ]);
-        Ok(SessionModel {
-            base_key: prekey.base_key,
-            sk: *responded.shared_secret().expose(),
-            ad: responded.ad().to_vec(),
-            spk_b: spk.public_key(),
-            x3dh,
-        })
+        Ok((ek, pair))
     }
 
     fn push_case(
@@ -689,11 +762,20 @@ impl Recorder {
             ("seed", spec.seed.into()),
             ("rng", "ChaCha20Rng::seed_from_u64(seed) (rand_chacha 0.10): each draw is the next 32 bytes of its stream".into()),
             ("server_policy", spec.deny_word.map_or_else(|| "AllowAll".into(), |w| format!("DenyWord({w})").into())),
-            ("script", script.iter().map(describe).collect()),
-            ("rng_draws", Value::Array(draws)),
-            ("parties", object(parties)),
-            ("links", Value::Array(links)),
         ];
+        if let Some(limits) = spec.server_limits {
+            run.push((
+                "server_limits",
+                object(vec![
+                    ("max_accounts", limits.max_accounts.into()),
+                    ("max_queued_bytes", limits.max_queued_bytes.into()),
+                ]),
+            ));
+        }
+        run.push(("script", script.iter().map(describe).collect()));
+        run.push(("rng_draws", Value::Array(draws)));
+        run.push(("parties", object(parties)));
+        run.push(("links", Value::Array(links)));
         if let Some((first, later)) = self.sessions.split_first() {
             run.push(("x3dh", first.x3dh.clone()));
             if !later.is_empty() {
@@ -883,6 +965,8 @@ pub struct RunSpec {
     pub attacks: Vec<Step>,
     /// The server's hop content policy: `None` is `AllowAll`, `Some(w)` is `DenyWord(w)` (SPEC.md §5.5).
     pub deny_word: Option<&'static str>,
+    /// The server's bounds, if smaller than SPEC.md §8's (`server_limits`, §17.2).
+    pub server_limits: Option<ServerLimits>,
 }
 
 /// Runs `spec` (its script, then its attacks) in the runner and returns the run's JSON.
@@ -908,6 +992,7 @@ fn run_with<P: ContentPolicy>(
         policy,
         mitm: false,
         verified: false,
+        limits: spec.server_limits.unwrap_or_default(),
     };
     let mut recorder = Recorder::new(protocol, spec.id);
     let transcript = crate::runner::run_observed(&config, &mut recorder);
