@@ -24,7 +24,7 @@ use std::fmt::Debug;
 use e2e_protocol::suite::{PublicKey, Signature, VerifyingKey};
 use e2e_protocol::wire::{
     AckStatus, Body, BundleRefusal, Codec, Envelope, FetchedBundle, HANDSHAKE_INIT_MIN_LEN,
-    HANDSHAKE_RESP_MIN_LEN, HEADER_LEN, IdentityPublic, LinkFrame, MAX_BODY_LEN,
+    HANDSHAKE_RESP_MIN_LEN, HEADER_LEN, IdentityPublic, LinkFrame, LinkKind, MAX_BODY_LEN,
     MAX_ENCODED_PREKEYS, MAX_ENVELOPE_LEN, MAX_FRAME_LEN, MAX_LINK_BODY_LEN, MAX_MESSAGE_LEN,
     MAX_NAME_LEN, Message, MessageId, Name, OneTimePrekeyPublic, RefusalReason, RejectReason,
     SignedPrekeyPublic, TRANSPORT_MIN_LEN, UploadedBundle, VERSION, WireError, frame_len,
@@ -2250,4 +2250,78 @@ fn frame_len_waits_for_a_full_header() {
     );
     assert_eq!(frame_len::<Message>(&[0x01, 0x22, 0x00, 0x00, 0x00, 0x09]), Ok(Some(15)));
     assert_eq!(frame_len::<LinkFrame>(&[0x01, 0x03, 0x00, 0x00, 0x00, 0x00]), Ok(Some(HEADER_LEN)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// What errors and envelopes print (cargo-mutants survivors of the wire module)
+// ---------------------------------------------------------------------------------------------
+
+/// Every `WireError` says what failed and with which value: a log line is all an operator has.
+#[test]
+fn wire_errors_print_what_failed() {
+    let cases = [
+        (WireError::Truncated, "truncated frame"),
+        (
+            WireError::Oversized { len: 70_000, max: 65_549 },
+            "oversized frame: 70000 bytes, maximum 65549",
+        ),
+        (WireError::UnknownVersion(2), "unknown version 0x02"),
+        (WireError::UnknownType(0x7f), "unknown frame type 0x7f"),
+        (WireError::BadLength { field: "name", len: 0 }, "bad length 0 for name"),
+        (WireError::TrailingBytes { extra: 3 }, "3 trailing bytes"),
+        (WireError::InvalidValue { field: "status" }, "invalid value for status"),
+    ];
+    for (error, text) in cases {
+        assert_eq!(error.to_string(), text);
+    }
+}
+
+/// An envelope prints its length, not its bytes, and gives its bytes back unchanged.
+#[test]
+fn envelope_prints_its_length_and_gives_its_bytes_back() {
+    let bytes = vec![0xa5, 0x00, 0x5a];
+    let envelope = Envelope::new(bytes.clone()).expect("a valid envelope");
+    assert_eq!(format!("{envelope:?}"), "Envelope(3 bytes)");
+    assert_eq!(envelope.as_bytes(), bytes.as_slice());
+    assert_eq!(envelope.into_bytes(), bytes);
+}
+
+/// Link frames name their type as SPEC.md §3.2 does (the roles' `Unexpected` errors carry it).
+#[test]
+fn link_frames_name_their_type_as_the_spec_does() {
+    let frames = [
+        (LinkFrame::handshake_init(vec![0; HANDSHAKE_INIT_MIN_LEN]), "HandshakeInit"),
+        (LinkFrame::handshake_resp(vec![0; HANDSHAKE_RESP_MIN_LEN]), "HandshakeResp"),
+        (LinkFrame::transport(vec![0; TRANSPORT_MIN_LEN]), "Transport"),
+    ];
+    for (frame, name) in frames {
+        let frame = frame.expect("a frame of its kind's shortest length");
+        assert_eq!((frame.type_name(), frame.kind().name()), (name, name));
+    }
+    assert_eq!(LinkKind::Transport.name(), "Transport");
+}
+
+/// A name compares, orders, hashes and prints as its text (a `BTreeMap` or `HashMap` of names
+/// must find what a map of the strings would).
+#[test]
+fn names_compare_order_hash_and_print_as_their_text() {
+    use std::hash::{BuildHasher, RandomState};
+    let (alice, bob) = (Name::new("alice").expect("name"), Name::new("bob").expect("name"));
+    assert_eq!(alice, Name::new("alice").expect("name"));
+    assert_ne!(alice, bob);
+    assert_eq!(alice.partial_cmp(&bob), Some(core::cmp::Ordering::Less));
+    assert_eq!(bob.partial_cmp(&alice), Some(core::cmp::Ordering::Greater));
+    let hasher = RandomState::new();
+    assert_eq!(hasher.hash_one(&alice), hasher.hash_one("alice"));
+    assert_ne!(hasher.hash_one(&alice), hasher.hash_one(&bob));
+    assert_eq!((format!("{alice}"), format!("{alice:?}")), ("alice".into(), "\"alice\"".into()));
+}
+
+/// A body prints as text when it is UTF-8, else as hex; a message id as `#n`.
+#[test]
+fn bodies_and_message_ids_print_readably() {
+    let text = Body::new(b"hi".to_vec()).expect("body");
+    let binary = Body::new(vec![0xff, 0x00]).expect("body");
+    assert_eq!((format!("{text:?}"), format!("{binary:?}")), ("\"hi\"".into(), "0xff00".into()));
+    assert_eq!(MessageId(7).to_string(), "#7");
 }

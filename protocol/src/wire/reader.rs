@@ -16,12 +16,6 @@ impl<'a> Reader<'a> {
         Self { rest: bytes }
     }
 
-    /// Bytes not yet read.
-    #[must_use]
-    pub const fn remaining(&self) -> usize {
-        self.rest.len()
-    }
-
     /// Takes the next `n` bytes.
     ///
     /// # Errors
