@@ -2,8 +2,9 @@
 //!
 //! Two backends implement the same small set of functions over fixed-size byte arrays: X25519
 //! (public key and DH with the contributory check) and ChaCha20-Poly1305 (seal in place, open in
-//! place or into another buffer, detached tag). The suite's types ([`super::PrivateKey`], [`super::AeadKey`]) hold the secrets
-//! in their zeroizing newtypes and call [`active`] with borrowed bytes (a `PrivateKey` also keeps
+//! place or into another buffer, detached tag). The suite's types ([`super::PrivateKey`],
+//! [`super::AeadKey`]) hold the secrets in their zeroizing newtypes and call [`active`] with
+//! borrowed bytes (a `PrivateKey` also keeps
 //! the backend's `DhKey`, built once from its bytes: aws-lc's key object, or nothing); nothing
 //! above `suite` sees which backend runs, and both give the same bytes for every input
 //! (tests/suite_backends.rs compares them on every Wycheproof case and on random inputs).
