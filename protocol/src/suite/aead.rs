@@ -58,9 +58,7 @@ impl AeadKey {
         // Out of place: the plaintext goes to a fresh buffer, so no backend has to keep a copy of
         // the ciphertext to restore (`sealed` is only read).
         let (body, tag) = split_tag(sealed)?;
-        let mut out = vec![0; body.len()];
-        super::backend::active::aead_open_into(self.expose(), nonce, ad, body, &tag, &mut out)?;
-        Ok(out)
+        super::backend::active::aead_open_to_vec(self.expose(), nonce, ad, body, &tag)
     }
 
     /// [`Self::open`] in place: `buffer[start..]` is `ciphertext || tag`; on success it becomes the

@@ -227,24 +227,21 @@ fn open_restoring(
     opened.map_err(|_| CryptoError::AeadOpen)
 }
 
-/// [`aead_open`] out of place, as [`dalek::aead_open_into`]: AWS-LC reads `ciphertext` and writes
-/// the plaintext to `out` only, so no backup is needed — a caller that does not have to keep its
-/// ciphertext (`AeadKey::open`) saves the copy [`aead_open`] makes. On error AWS-LC zeroes `out`
-/// (`EVP_AEAD_CTX_open_gather`), and the caller discards it.
+/// [`aead_open`] out of place, as [`dalek::aead_open_to_vec`]: AWS-LC reads `ciphertext` and
+/// writes the plaintext to a new buffer only, so no backup is needed — a caller that does not have
+/// to keep its ciphertext (`AeadKey::open`) saves the copy [`aead_open`] makes. On error the buffer
+/// (which AWS-LC zeroes, `EVP_AEAD_CTX_open_gather`) is dropped.
 ///
 /// # Errors
-/// [`CryptoError::AeadOpen`] if the tag does not verify or `out` has the wrong length.
-pub fn aead_open_into(
+/// [`CryptoError::AeadOpen`] if the tag does not verify.
+pub fn aead_open_to_vec(
     key: &[u8; AEAD_KEY_LEN],
     nonce: &[u8; AEAD_NONCE_LEN],
     ad: &[u8],
     ciphertext: &[u8],
     tag: &[u8; AEAD_TAG_LEN],
-    out: &mut [u8],
-) -> Result<(), CryptoError> {
-    if out.len() != ciphertext.len() {
-        return Err(CryptoError::AeadOpen);
-    }
+) -> Result<Vec<u8>, CryptoError> {
+    let mut out = vec![0; ciphertext.len()];
     aead_key(key)
         .ok_or(CryptoError::AeadOpen)?
         .open_separate_gather(
@@ -252,7 +249,8 @@ pub fn aead_open_into(
             Aad::from(ad),
             ciphertext,
             tag,
-            out,
+            &mut out,
         )
-        .map_err(|_| CryptoError::AeadOpen)
+        .map_err(|_| CryptoError::AeadOpen)?;
+    Ok(out)
 }

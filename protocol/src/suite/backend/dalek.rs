@@ -97,23 +97,20 @@ pub fn aead_open(
         .map_err(|_| CryptoError::AeadOpen)
 }
 
-/// [`aead_open`] out of place: verifies `tag` over `ad` and `ciphertext`, then writes the plaintext
-/// to `out` (exactly `ciphertext.len()` bytes). On error `out` holds no plaintext (it is left
-/// unspecified, and the caller discards it); `ciphertext` is never written.
+/// [`aead_open`] out of place: verifies `tag` over `ad` and `ciphertext`, then returns the
+/// plaintext in a new buffer (a copy of the ciphertext, decrypted in place); `ciphertext` is only
+/// read.
 ///
 /// # Errors
-/// [`CryptoError::AeadOpen`] if the tag does not verify or `out` has the wrong length.
-pub fn aead_open_into(
+/// [`CryptoError::AeadOpen`] if the tag does not verify.
+pub fn aead_open_to_vec(
     key: &[u8; AEAD_KEY_LEN],
     nonce: &[u8; AEAD_NONCE_LEN],
     ad: &[u8],
     ciphertext: &[u8],
     tag: &[u8; AEAD_TAG_LEN],
-    out: &mut [u8],
-) -> Result<(), CryptoError> {
-    if out.len() != ciphertext.len() {
-        return Err(CryptoError::AeadOpen);
-    }
-    out.copy_from_slice(ciphertext);
-    aead_open(key, nonce, ad, out, tag)
+) -> Result<Vec<u8>, CryptoError> {
+    let mut out = ciphertext.to_vec();
+    aead_open(key, nonce, ad, &mut out, tag)?;
+    Ok(out)
 }

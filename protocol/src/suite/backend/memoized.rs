@@ -16,7 +16,7 @@ use crate::memo::Memo;
 use crate::suite::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN};
 use crate::suite::{CryptoError, DH_LEN, SharedSecret};
 
-pub(crate) use inner::{aead_open, aead_open_into};
+pub(crate) use inner::{aead_open, aead_open_to_vec};
 // The fuzz targets' build has no seal log (it is the checker's): the backend's seal as it is.
 #[cfg(not(feature = "model-memo"))]
 pub(crate) use inner::aead_seal;
