@@ -1485,6 +1485,10 @@ def verify_call(case, parties):
             if not party.next_prekey_id <= next_id <= 2**32:
                 raise Mismatch("restore_state with a next prekey id out of range")
             party.next_prekey_id = next_id
+        if "peers" in args:  # §17.2 RestoreWithoutSessions: §18.3 `peers` emptied, the rest kept
+            if args["peers"] != "none":
+                raise Mismatch(f"restore_state with peers {args['peers']!r}")
+            party.peers = {}
     elif case["call"] == "new_identity":  # §17.2 NewIdentity: the account stays, the e2e state is new
         party.load_identity(party.later_identities.pop(0))
     elif case["call"] == "replenish_prekeys":  # §10.2: a replenishment refused before anything is sent

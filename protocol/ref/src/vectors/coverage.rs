@@ -647,11 +647,17 @@ pub const RULES: &[Rule] = &[
         "a prekey message whose base key was retired: ReplayedPrekeyMessage",
         &["e2e_transcript#e2e-identity-seed-4/step-32 E2e.ReplayedPrekeyMessage"],
     ),
-    gap(
+    rule(
         "§11.3",
         "MAX_ARCHIVED_SESSIONS: a fifth replacement with the same identity retires the oldest archived session",
-        "six sessions with one peer under one identity: the runner starts a session again only after \
-         an identity change, which deletes the old ones",
+        &[
+            "e2e_transcript#e2e-archive-seed-9/call-01",
+            "e2e_transcript#e2e-archive-seed-9/step-25",
+            "e2e_transcript#e2e-archive-seed-9/step-51 E2e.Ratchet.Replayed",
+            "e2e_transcript#e2e-archive-seed-9/step-58",
+            "e2e_transcript#e2e-archive-seed-9/step-60 E2e.ReplayedPrekeyMessage",
+            "e2e_transcript#e2e-archive-seed-9/step-61 E2e.Ratchet.Replayed",
+        ],
     ),
     rule(
         "§11.3",

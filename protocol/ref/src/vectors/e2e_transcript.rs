@@ -15,7 +15,7 @@ use e2e_protocol::e2e::identity::IdentityKeyPair;
 use e2e_protocol::e2e::ratchet::Header;
 use e2e_protocol::e2e::x3dh::PrekeyHeader;
 use e2e_protocol::e2e::{
-    MAX_HELD_ONE_TIME_PREKEYS, MAX_ONE_TIME_PREKEYS, MAX_PEERS, MAX_PENDING,
+    MAX_ARCHIVED_SESSIONS, MAX_HELD_ONE_TIME_PREKEYS, MAX_ONE_TIME_PREKEYS, MAX_PEERS, MAX_PENDING,
     ONE_TIME_PREKEYS_PER_UPLOAD, RETIRED_BASE_KEYS,
 };
 use e2e_protocol::suite::{PublicKey, Signature, SigningKey, VerifyingKey};
@@ -333,6 +333,61 @@ fn retired_run() -> RunSpec {
     }
 }
 
+/// The run of SPEC.md §11.3's bound on archived sessions: Alice loses her sessions but keeps her
+/// identity, five times over, and each of her new sessions replaces Bob's current one, until the
+/// oldest leaves his archive.
+fn archive_run() -> RunSpec {
+    let (a, b) = (Party::Alice, Party::Bob);
+    let restart = |text: &str| {
+        [
+            Step::Disconnect(a),
+            Step::RestoreWithoutSessions { party: a },
+            Step::Connect(a),
+            Step::Send { from: a, text: text.to_owned() },
+        ]
+    };
+    let mut attacks = vec![
+        Step::Send { from: a, text: "hello bob".to_owned() },
+        Step::Send { from: b, text: "hello alice".to_owned() },
+    ];
+    // Sessions 2..=MAX_ARCHIVED_SESSIONS + 1 fill Bob's archive with the ones before them.
+    for _ in 1..=MAX_ARCHIVED_SESSIONS {
+        attacks.extend(restart("lost my chats, same alice"));
+    }
+    attacks.push(Step::ServerReplaysDelivery { to: b, id: 1, new_id: Some(100) });
+    // One replacement more retires session 1, and session 2 is the oldest kept.
+    attacks.extend(restart("lost them again"));
+    attacks.extend([
+        Step::ServerReplaysDelivery { to: b, id: 1, new_id: Some(101) },
+        Step::ServerReplaysDelivery { to: b, id: 2, new_id: Some(102) },
+        Step::Send { from: b, text: "which chat is this?".to_owned() },
+    ]);
+    RunSpec {
+        id: "e2e-archive-seed-9",
+        comment: "MAX_ARCHIVED_SESSIONS (SPEC.md §11.3). Both connect and publish bundles; Alice writes to \
+         Bob (her id 1, a prekey message: session 1) and he answers. Then Alice restarts from her state \
+         file without her sessions (call restore_state, peers = none: she keeps her identity and \
+         prekeys, SPEC.md §17.2), reconnects and writes to Bob (id 2): with no session she fetches his \
+         bundle (without a one-time prekey: alice took one since his last upload, §15.2) and sends a \
+         prekey message with a new base key under the same identity. Bob takes it as a new session \
+         (§11.3 rule 3), which becomes current, and archives session 1. Three times more (ids 3, 4, \
+         5): Bob keeps session 5 and archives 4, 3, 2, 1 — MAX_ARCHIVED_SESSIONS = 4. The server \
+         delivers Alice's first prekey message (id 1) again, under a new id: its base key is session \
+         1's, which Bob still keeps (rule 1), and the session refuses the used key (Replayed). Alice \
+         loses her sessions a fifth time and writes (id 6): session 6 is current, 5, 4, 3, 2 are \
+         archived, and session 1, the oldest archived, is retired (its base key joins the retired \
+         list). The same prekey message again now finds no session, and its retired base key makes \
+         it a replay (ReplayedPrekeyMessage); Alice's second prekey message (id 2), of session 2, the \
+         oldest still archived, is still routed to its session, which refuses the used key \
+         (Replayed). Bob answers in session 6 and Alice reads it.",
+        seed: 9,
+        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        attacks,
+        deny_word: None,
+        server_limits: None,
+    }
+}
+
 fn runs() -> Result<Vec<RunSpec>, VectorError> {
     let (a, b) = (Party::Alice, Party::Bob);
     let carol = name("carol")?;
@@ -445,6 +500,7 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
         peers_run()?,
         held_prekeys_run(),
         retired_run(),
+        archive_run(),
     ])
 }
 

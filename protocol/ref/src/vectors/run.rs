@@ -910,6 +910,9 @@ fn describe(step: &Step) -> Value {
         Step::RestoreWithNextPrekeyId { party, next_id } => {
             format!("{} restarts from its state file with next prekey id {next_id}", party.label())
         }
+        Step::RestoreWithoutSessions { party } => {
+            format!("{} restarts from its state file without its sessions", party.label())
+        }
         Step::VerifyPeer { party, peer } => format!(
             "{}'s user pins the identity {} holds now (compared in person)",
             party.label(),
