@@ -130,6 +130,25 @@ pub enum Step {
         /// The content.
         text: String,
     },
+    /// e2e: `from` encrypts `count` messages to the other client now, in its current session
+    /// (their texts are `held N`, numbered from 1 over the run), and holds them: each goes out
+    /// only when [`Step::SubmitHeld`] names it, if ever — think of messages written offline that
+    /// the application sends one by one, or never. The held envelopes are the driver's, not the
+    /// client's state (SPEC.md §18.5: the client keeps no outbox), so a restart keeps them. A
+    /// call, not a frame: the recipient sees a gap of `count` in the sender's chain.
+    Hold {
+        /// The sending client.
+        from: Party,
+        /// How many messages.
+        count: u32,
+    },
+    /// e2e: `from` submits its held message `held N` (see [`Step::Hold`]), with its next id.
+    SubmitHeld {
+        /// The sending client.
+        from: Party,
+        /// The number in its text.
+        number: u32,
+    },
     /// Attack: a network attacker delivers again, to `to`, the last frame `to` received.
     ReplayLastFrame {
         /// Who receives the replay.
@@ -909,6 +928,8 @@ struct World<'o, P: ContentPolicy> {
     waiting: BTreeMap<Party, VecDeque<String>>,
     /// e2e envelopes sealed now and submitted after the sender's next `Send`.
     late: Vec<(Party, Late, String)>,
+    /// Every message of [`Step::Hold`], per sender, `held N` at index `N − 1`; `None` once sent.
+    held: BTreeMap<Party, Vec<Option<Envelope>>>,
     /// The last frame each party received, and its sender: what [`Step::ReplayLastFrame`] replays.
     last_frame_to: BTreeMap<Party, (Party, Vec<u8>)>,
     /// After a [`Step::ReplayHandshakeOnNewLink`]: the party whose handshake the attacker's open
@@ -1036,6 +1057,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             texts: BTreeMap::new(),
             waiting: BTreeMap::new(),
             late: Vec::new(),
+            held: BTreeMap::new(),
             last_frame_to: BTreeMap::new(),
             last_handshake_of: BTreeMap::new(),
             last_sent_by: BTreeMap::new(),
@@ -1170,6 +1192,44 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 };
                 self.late.push((*from, late, text.clone()));
                 return Ok(());
+            }
+            Step::Hold { from, count } => {
+                if self.protocol != Protocol::E2e {
+                    return Err(MisuseError::NoE2eIdentity.into());
+                }
+                let to = name(from.peer())?;
+                let held = self.held.entry(*from).or_default();
+                let first = held.len() + 1;
+                let mut envelopes = Vec::new();
+                let mut rng = self.rng.clone();
+                for number in first..first + *count as usize {
+                    let body = Body::new(format!("held {number}").into_bytes())?;
+                    envelopes.push(Some(self.client(*from)?.seal_e2e(&to, &body, &mut rng)?));
+                }
+                self.rng = rng;
+                self.rng.report(self.observer, |_| Purpose::RatchetKey(*from));
+                self.held.entry(*from).or_default().extend(envelopes);
+                let args = [("to", to.as_str().to_owned()), ("count", count.to_string())];
+                self.observer.called(&Call {
+                    party: *from,
+                    op: "seal_e2e",
+                    args: &args,
+                    outcome: Ok(()),
+                });
+                self.note = None;
+                return Ok(());
+            }
+            Step::SubmitHeld { from, number } => {
+                let envelope = usize::try_from(*number)
+                    .ok()
+                    .and_then(|n| self.held.get_mut(from)?.get_mut(n.checked_sub(1)?)?.take())
+                    .ok_or(MisuseError::NotConnected)?;
+                let to = name(from.peer())?;
+                let (id, frame) = self.client(*from)?.submit_e2e(&to, envelope)?;
+                let text = format!("held {number}");
+                self.add_note(format!("{} sends its held message {text:?}", from.label()));
+                self.record_sent(*from, id, text);
+                self.in_flight.push_back((*from, Party::Server, frame));
             }
             Step::ReplayLastFrame { to } => {
                 let (from, frame) =

@@ -12,11 +12,11 @@ use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
 use e2e_protocol::e2e::envelope::{EnvelopeBody, RatchetMessage};
 use e2e_protocol::e2e::identity::IdentityKeyPair;
-use e2e_protocol::e2e::ratchet::Header;
+use e2e_protocol::e2e::ratchet::{Header, MAX_SKIP, MAX_SKIPPED_KEYS};
 use e2e_protocol::e2e::x3dh::PrekeyHeader;
 use e2e_protocol::e2e::{
     MAX_ARCHIVED_SESSIONS, MAX_HELD_ONE_TIME_PREKEYS, MAX_ONE_TIME_PREKEYS, MAX_PEERS, MAX_PENDING,
-    ONE_TIME_PREKEYS_PER_UPLOAD, RETIRED_BASE_KEYS,
+    MAX_SKIPPED_KEYS_PER_CLIENT, ONE_TIME_PREKEYS_PER_UPLOAD, RETIRED_BASE_KEYS,
 };
 use e2e_protocol::suite::{PublicKey, Signature, SigningKey, VerifyingKey};
 use e2e_protocol::wire::{
@@ -388,6 +388,70 @@ fn archive_run() -> RunSpec {
     }
 }
 
+/// The run of SPEC.md §12.5's bound on a client's skipped keys: Alice leaves gaps of `MAX_SKIP`
+/// in her sending chains — messages she encrypts and holds — until Bob stores
+/// `MAX_SKIPPED_KEYS_PER_CLIENT` keys over five of her sessions, and one key more evicts the
+/// oldest key of his oldest archived session with her.
+fn skipped_keys_run() -> RunSpec {
+    let (a, b) = (Party::Alice, Party::Bob);
+    let restart =
+        [Step::Disconnect(a), Step::RestoreWithoutSessions { party: a }, Step::Connect(a)];
+    let send = |text: &str| Step::Send { from: a, text: text.to_owned() };
+    // Each session stores MAX_SKIPPED_KEYS at Bob: two gaps of MAX_SKIP, each closed by a message;
+    // four sessions fill the client.
+    const GAPS: u32 = 2;
+    const SESSIONS: u32 = 4;
+    const _: () = assert!(
+        (GAPS * MAX_SKIP) as usize == MAX_SKIPPED_KEYS
+            && (SESSIONS * GAPS * MAX_SKIP) as usize == MAX_SKIPPED_KEYS_PER_CLIENT
+    );
+    let mut attacks = Vec::new();
+    for session in 1..=SESSIONS {
+        if session > 1 {
+            attacks.extend(restart.clone());
+        }
+        attacks.push(send(&format!("session {session}")));
+        for _ in 0..GAPS {
+            attacks.push(Step::Hold { from: a, count: MAX_SKIP });
+            attacks.push(send("after a gap"));
+        }
+    }
+    // At the bound; one gap of one more key, in a fifth session, crosses it.
+    // Held messages are numbered over the run: session k's first is (k - 1) · GAPS · MAX_SKIP + 1.
+    let (held_1, held_2) = (1, GAPS * MAX_SKIP + 1);
+    attacks.extend(restart);
+    attacks.extend([
+        send("session 5"),
+        Step::Hold { from: a, count: 1 },
+        send("one more"),
+        Step::SubmitHeld { from: a, number: held_1 },
+        Step::SubmitHeld { from: a, number: held_1 + 1 },
+        Step::SubmitHeld { from: a, number: held_2 },
+    ]);
+    RunSpec {
+        id: "e2e-skipped-keys-seed-10",
+        comment: "MAX_SKIPPED_KEYS_PER_CLIENT (SPEC.md §12.5). Both connect and publish bundles; Alice writes \
+         to Bob (session 1, n = 0), then encrypts 1000 messages (MAX_SKIP) and holds them (call \
+         seal_e2e: held 1..=1000, n = 1..=1000), and writes again (n = 1001): Bob skips the gap and \
+         stores 1000 keys. Again: held 1001..=2000 and a message at n = 2002, and Bob stores 2000 \
+         keys for session 1 (MAX_SKIPPED_KEYS: none evicted). Alice restarts without her sessions \
+         (call restore_state, peers = none), reconnects and does the same in a new session, which \
+         replaces Bob's current one (SPEC.md §11.3); sessions 2, 3 and 4 (held 2001..=8000). Bob now \
+         stores 8000 keys over four sessions with alice: MAX_SKIPPED_KEYS_PER_CLIENT, at the bound, \
+         nothing evicted. In a fifth session Alice holds one message (held 8001, n = 1) and writes at \
+         n = 2: Bob stores one key more, 8001, and evicts one — from the least recently active peer \
+         (alice, his only one), her oldest archived session (session 1), its oldest key (held 1's). \
+         Alice then sends held 1: no session of Bob's opens it, and the error is the current \
+         session's (§11.3); held 2, whose key was kept, opens in session 1, which becomes current; \
+         held 2001, of session 2, opens too.",
+        seed: 10,
+        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        attacks,
+        deny_word: None,
+        server_limits: None,
+    }
+}
+
 fn runs() -> Result<Vec<RunSpec>, VectorError> {
     let (a, b) = (Party::Alice, Party::Bob);
     let carol = name("carol")?;
@@ -501,6 +565,7 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
         held_prekeys_run(),
         retired_run(),
         archive_run(),
+        skipped_keys_run(),
     ])
 }
 
