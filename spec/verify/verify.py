@@ -736,6 +736,7 @@ ROOT_INFO = b"e2e-ref/ratchet/root/v1"
 MESSAGE_INFO = b"e2e-ref/ratchet/message/v1"
 MAX_SKIP = 1000
 MAX_SKIPPED_KEYS = 2000
+MAX_SKIPPED_KEYS_PER_CLIENT = 8000
 MAX_ENVELOPE_CHAIN_STEPS = 2000
 MAX_ARCHIVED_SESSIONS = 4
 RETIRED_BASE_KEYS = 16
@@ -1241,14 +1242,16 @@ class Peer:
         self.current = session
 
     def promote(self, session: Session):
-        """The session that opened a message becomes current; the current one is archived in its place."""
+        """The session that opened a message becomes current; the current one goes to the front of the
+        archive, as the newest archived session (§11.3)."""
         if session is not self.current:
-            i = self.archived.index(session)
-            if self.current is None:
-                del self.archived[i]
-            else:
-                self.archived[i] = self.current
+            self.archived.remove(session)
+            if self.current is not None:
+                self.archived.insert(0, self.current)
             self.current = session
+
+    def skipped_count(self) -> int:
+        return sum(len(s.ratchet.skipped) for s in self.sessions())
 
 
 class Party:
@@ -1261,6 +1264,7 @@ class Party:
         self.reset_e2e_state()
         if "identity" in info:
             self.load_identity(info)
+        self.held = {}  # (ratchet key, n) -> the session a held message was encrypted in (§17.2 Hold)
         self.windows = {}  # hop senders' replay windows, least recently accepted first (§5.3)
         self.last_id = 0  # the last message id it used (§5.3; a restored state states it, §18.2)
         self.replenish = None  # after PrekeysLow: how many one-time prekeys its next upload carries (§15.3)
@@ -1312,9 +1316,22 @@ class Party:
     def prekeys(self, i: int) -> bytes:
         return self.signed.get(i, self.one_time.get(i))
 
-    def touch(self, name: str):
+    def touch(self, name: str, skipped_before: int | None = None):
+        """Activity of §11.3; after a message that stored skipped keys, §12.5's bound on the client."""
         self.clock += 1
         self.peers[name].active = self.clock
+        if skipped_before is not None and self.peers[name].skipped_count() > skipped_before:
+            self.cap_skipped_keys()
+
+    def cap_skipped_keys(self):
+        """§12.5 MAX_SKIPPED_KEYS_PER_CLIENT: evict from the least recently active peers first, within a
+        peer from its oldest archived session to its current one, within a session oldest key first."""
+        excess = sum(p.skipped_count() for p in self.peers.values()) - MAX_SKIPPED_KEYS_PER_CLIENT
+        for _, peer in sorted((p.active, n) for n, p in self.peers.items()):
+            for s in reversed(self.peers[peer].sessions()):  # archived newest first, so: oldest first
+                while excess > 0 and s.ratchet.skipped:
+                    del s.ratchet.skipped[next(iter(s.ratchet.skipped))]
+                    excess -= 1
 
     def make_room(self, name: str):
         """§11.3: a session with one more name than MAX_PEERS evicts the least recently active peer,
@@ -1327,9 +1344,9 @@ class Party:
             raise Refused("E2e.TooManyPeers")
         del self.peers[min(candidates)[1]]  # with its sessions and retired base keys
 
-    def start_session(self, name: str, session: Session):
+    def start_session(self, name: str, session: Session, skipped_before: int | None = None):
         self.peers.setdefault(name, Peer()).install(session)
-        self.touch(name)
+        self.touch(name, skipped_before)
 
     def accept_hop(self, sender: str, i: int):
         """§5.3: check, then record; the most recently accepted sender last, MAX_PEERS windows at most."""
@@ -1462,6 +1479,16 @@ def verify_call(case, parties):
                 party.pending[to] = party.pending.get(to, 0) + 1
         else:
             raise Mismatch("a send_e2e that crosses no link needs a request outstanding for its peer")
+    elif case["call"] == "seal_e2e":  # §17.2 Hold: `count` messages of the current sending chain, held
+        peer = party.peers.get(args["to"])
+        s = peer.current if peer else None
+        if s is None or s.ratchet.cks is None:
+            raise Mismatch("a Hold needs a sending chain in a current session")
+        dh_pub = x25519_public(s.ratchet.dhs)
+        for n in range(s.ratchet.ns, s.ratchet.ns + int(args["count"])):
+            party.held[(dh_pub, n)] = s
+        s.ratchet.ns += int(args["count"])
+        party.touch(args["to"])
     elif case["call"] == "verify_safety_number":
         peer = party.peers.get(args["peer"])
         if peer is None or peer.current is None:
@@ -1485,6 +1512,10 @@ def verify_call(case, parties):
             if not party.next_prekey_id <= next_id <= 2**32:
                 raise Mismatch("restore_state with a next prekey id out of range")
             party.next_prekey_id = next_id
+        if "peers" in args:  # §17.2 RestoreWithoutSessions: §18.3 `peers` emptied, the rest kept
+            if args["peers"] != "none":
+                raise Mismatch(f"restore_state with peers {args['peers']!r}")
+            party.peers = {}
     elif case["call"] == "new_identity":  # §17.2 NewIdentity: the account stays, the e2e state is new
         party.load_identity(party.later_identities.pop(0))
     elif case["call"] == "replenish_prekeys":  # §10.2: a replenishment refused before anything is sent
@@ -1692,7 +1723,8 @@ def sender_side(sender, to_name, env, case, draw_by_public, run):
     h = env["header"]
     header = encode_header(H(h["dh"]), h["pn"], h["n"])
     peer = sender.peers.get(to_name)
-    if peer is None or peer.current is None:
+    held = sender.held.pop((H(h["dh"]), h["n"]), None)  # §17.2 SubmitHeld: encrypted at its Hold
+    if held is None and (peer is None or peer.current is None):
         b = sender.bundle
         check("bundle name", b["name"], to_name)
         opk = [H(b["one_time_prekey"]["key"])] if b["one_time_prekey"] else []
@@ -1718,7 +1750,7 @@ def sender_side(sender, to_name, env, case, draw_by_public, run):
         }
         sender.make_room(to_name)
         sender.start_session(to_name, Session(Ratchet(sk, ad, dhr=H(b["spk"])), x25519_public(ek), ik_b, prekey))
-    s = sender.peers[to_name].current
+    s = held or sender.peers[to_name].current
     # §11.3, §13: an initiator sends prekey messages, all with the session's prekey header, until it has
     # decrypted a message from the peer (one encrypted before that may be submitted after it).
     if env["type"] == "PrekeyMessage":
@@ -1749,7 +1781,8 @@ def sender_side(sender, to_name, env, case, draw_by_public, run):
         ck = kdf_ck(ck)[1]
     mk = kdf_ck(ck)[0]
     r.ns = max(r.ns, h["n"] + 1)
-    sender.touch(to_name)
+    if held is None:  # a held message's activity was its encryption, at the Hold
+        sender.touch(to_name)
     key, nonce = message_keys(mk)
     e = case["e2e"]
     check("e2e.CK", e["CK"], ck.hex())
@@ -1769,11 +1802,13 @@ def receiver_side(to, from_name, env, parties):
     budget = Budget()  # §12.5: one per envelope, over all sessions tried
     peer = to.peers.get(from_name)
 
+    skipped_before = peer.skipped_count() if peer is not None else 0
+
     def opened(session, pt, new):
         session.ratchet = new
         session.answered = True  # it heard back in this session
         peer.promote(session)
-        to.touch(from_name)
+        to.touch(from_name, skipped_before)
         return pt
 
     if env["type"] == "PrekeyMessage":
@@ -1795,7 +1830,7 @@ def receiver_side(to, from_name, env, parties):
         to.make_room(from_name)  # only once the first message opened
         if opk_id is not None:
             del to.one_time[opk_id]  # used at most once (§11.2)
-        to.start_session(from_name, Session(new, ek, ik_a))
+        to.start_session(from_name, Session(new, ek, ik_a), skipped_before)
         return pt
     if peer is None or not peer.sessions():
         raise Refused("E2e.NoSession")

@@ -130,6 +130,25 @@ pub enum Step {
         /// The content.
         text: String,
     },
+    /// e2e: `from` encrypts `count` messages to the other client now, in its current session
+    /// (their texts are `held N`, numbered from 1 over the run), and holds them: each goes out
+    /// only when [`Step::SubmitHeld`] names it, if ever — think of messages written offline that
+    /// the application sends one by one, or never. The held envelopes are the driver's, not the
+    /// client's state (SPEC.md §18.5: the client keeps no outbox), so a restart keeps them. A
+    /// call, not a frame: the recipient sees a gap of `count` in the sender's chain.
+    Hold {
+        /// The sending client.
+        from: Party,
+        /// How many messages.
+        count: u32,
+    },
+    /// e2e: `from` submits its held message `held N` (see [`Step::Hold`]), with its next id.
+    SubmitHeld {
+        /// The sending client.
+        from: Party,
+        /// The number in its text.
+        number: u32,
+    },
     /// Attack: a network attacker delivers again, to `to`, the last frame `to` received.
     ReplayLastFrame {
         /// Who receives the replay.
@@ -248,6 +267,16 @@ pub enum Step {
         party: Party,
         /// The next prekey id, at most `2^32`.
         next_id: u64,
+    },
+    /// e2e: `party`, offline, is restarted from its own state file (SPEC.md §18) with its `peers`
+    /// (§18.3) emptied: every session with every peer, archived ones and retired base keys with
+    /// them, is gone; its identity, prekeys, pins, waiting messages and ids stay. What a client
+    /// that lost its conversations but kept its identity holds: its next message to a peer starts
+    /// a new session under the same identity, which the peer takes as a replacement of its
+    /// current session (§11.3 rule 3). A call, not a frame.
+    RestoreWithoutSessions {
+        /// The client.
+        party: Party,
     },
     /// e2e: `party`, offline, starts again from its account — its name, channel static key and
     /// last message id, which the server knows it by — with a new e2e identity and new prekeys
@@ -371,29 +400,146 @@ fn restore_with_last_id(client: &Client, last_id: u64) -> Result<Client, RunErro
     restore_rechecked(bytes)
 }
 
+/// A reader of a client's state file (SPEC.md §18) that only finds where a field starts: it
+/// steps over the fields before it, counts and flags included. `None` when the file ends first.
+struct StateCursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> StateCursor<'a> {
+    /// At the first field of the body (§18.1: magic 20, version 1, body_len 4).
+    const fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, at: 25 }
+    }
+
+    fn skip(&mut self, len: usize) -> Option<()> {
+        self.at = self.at.checked_add(len).filter(|end| *end <= self.bytes.len())?;
+        Some(())
+    }
+
+    /// A big-endian unsigned integer of `len` bytes.
+    fn int(&mut self, len: usize) -> Option<usize> {
+        let field = self.bytes.get(self.at..self.at.checked_add(len)?)?;
+        self.at += len;
+        Some(field.iter().fold(0, |value, byte| value << 8 | usize::from(*byte)))
+    }
+
+    fn name(&mut self) -> Option<()> {
+        let len = self.int(1)?;
+        self.skip(len)
+    }
+
+    /// A flag, then `len` bytes if it is set; whether it was.
+    fn optional(&mut self, len: usize) -> Option<bool> {
+        let present = self.int(1)? == 1;
+        if present {
+            self.skip(len)?;
+        }
+        Some(present)
+    }
+
+    /// From the body's start to its e2e flag (§18.2): name, static_key, server_key, last_id, then
+    /// the windows — clock, count, and per sender Name, highest, seen, at.
+    fn past_windows(&mut self) -> Option<()> {
+        self.name()?;
+        self.skip(32 + 32 + 8 + 8)?;
+        for _ in 0..self.int(2)? {
+            self.name()?;
+            self.skip(24)?;
+        }
+        Some(())
+    }
+
+    /// From the e2e flag to the `peers` count of §18.3: the flag, ik, isk, Prekeys (next_id,
+    /// uploaded_through, the signed prekey, the previous one, the one-time prekeys), clock.
+    fn past_prekeys(&mut self) -> Option<()> {
+        self.skip(1 + 32 + 32 + 8 + 4 + 4 + 32)?;
+        self.optional(4 + 32)?;
+        let one_time = self.int(2)?;
+        self.skip(one_time.checked_mul(4 + 32)?)?;
+        self.skip(8)
+    }
+
+    /// Over one PeerSession of §18.3: IK, base_key, the prekey ids, then the Ratchet.
+    fn session(&mut self) -> Option<()> {
+        self.skip(64 + 32)?;
+        if self.optional(4)? {
+            self.optional(4)?;
+        }
+        self.skip(32)?;
+        for _ in 0..4 {
+            self.optional(32)?; // DHs, DHr, CKs, CKr
+        }
+        self.skip(12)?;
+        let ad = self.int(1)?;
+        self.skip(ad)?;
+        let skipped = self.int(2)?;
+        self.skip(skipped.checked_mul(32 + 4 + 32)?)
+    }
+
+    /// Over the `peers` map of §18.3, count included: per peer its Name, then PeerSessions —
+    /// last_active, the current session, the archived ones, the retired base keys.
+    fn peers(&mut self) -> Option<()> {
+        for _ in 0..self.int(2)? {
+            self.name()?;
+            self.skip(8)?;
+            if self.int(1)? == 1 {
+                self.session()?;
+            }
+            for _ in 0..self.int(1)? {
+                self.session()?;
+            }
+            let retired = self.int(1)?;
+            self.skip(retired.checked_mul(32)?)?;
+        }
+        Some(())
+    }
+}
+
 /// `client` as its state file (SPEC.md §18) restores it with its next prekey id set to `next_id`.
 fn restore_with_next_prekey_id(client: &Client, next_id: u64) -> Result<Client, RunError> {
     let mut bytes = client.export_state().as_bytes().to_vec();
-    let name_at = |bytes: &[u8], at: usize| Some(at + 1 + usize::from(*bytes.get(at)?));
-    // §18.2: name, static_key, server_key, last_id, then the windows: clock, count, and per
-    // sender Name, highest, seen, at.
-    let windows_at = |bytes: &[u8]| {
-        let mut at = name_at(bytes, 25)? + 32 + 32 + 8 + 8;
-        let count = u16::from_be_bytes(<[u8; 2]>::try_from(bytes.get(at..at + 2)?).ok()?);
-        at += 2;
-        for _ in 0..count {
-            at = name_at(bytes, at)? + 24;
-        }
-        Some(at)
-    };
-    let at =
-        windows_at(&bytes).ok_or(RunError::BadRestart("the state file ends in the windows"))?;
+    let mut cursor = StateCursor::new(&bytes);
+    let at = cursor
+        .past_windows()
+        .map(|()| cursor.at)
+        .ok_or(RunError::BadRestart("the state file ends in the windows"))?;
     // The e2e flag, then §18.3: ik, isk, and Prekeys.next_id.
     if bytes.get(at) != Some(&1) {
         return Err(RunError::BadRestart("prekey ids of a client without e2e state"));
     }
     raise_u64(&mut bytes, at + 1 + 32 + 32, next_id, "next prekey id below the client's own")?;
     restore_rechecked(bytes)
+}
+
+/// `client` as its state file (SPEC.md §18) restores it with no peer in §18.3's `peers` — no
+/// session, archived session or retired base key — and everything else as it was.
+fn restore_without_sessions(client: &Client) -> Result<Client, RunError> {
+    let bytes = client.export_state().as_bytes().to_vec();
+    let mut cursor = StateCursor::new(&bytes);
+    cursor.past_windows().ok_or(RunError::BadRestart("the state file ends in the windows"))?;
+    if bytes.get(cursor.at) != Some(&1) {
+        return Err(RunError::BadRestart("sessions of a client without e2e state"));
+    }
+    let (start, end) = cursor
+        .past_prekeys()
+        .map(|()| cursor.at)
+        .and_then(|start| cursor.peers().map(|()| (start, cursor.at)))
+        .ok_or(RunError::BadRestart("the state file ends in the e2e state"))?;
+    // The map is replaced by its count, 0: body_len (§18.1) shrinks by what it held.
+    let body_len = end
+        .checked_sub(start + 2)
+        .and_then(|removed| bytes.len().checked_sub(25 + 32 + removed))
+        .and_then(|len| u32::try_from(len).ok())
+        .ok_or(RunError::BadRestart("the state file's peers do not fit its body"))?;
+    let mut edited = Vec::with_capacity(bytes.len());
+    edited.extend_from_slice(bytes.get(..21).unwrap_or_default());
+    edited.extend_from_slice(&body_len.to_be_bytes());
+    edited.extend_from_slice(bytes.get(25..start).unwrap_or_default());
+    edited.extend_from_slice(&[0, 0]);
+    edited.extend_from_slice(bytes.get(end..).unwrap_or_default());
+    restore_rechecked(edited)
 }
 
 /// Restores a state file whose body was edited, after writing its checksum again (SPEC.md §18.1:
@@ -782,6 +928,8 @@ struct World<'o, P: ContentPolicy> {
     waiting: BTreeMap<Party, VecDeque<String>>,
     /// e2e envelopes sealed now and submitted after the sender's next `Send`.
     late: Vec<(Party, Late, String)>,
+    /// Every message of [`Step::Hold`], per sender, `held N` at index `N − 1`; `None` once sent.
+    held: BTreeMap<Party, Vec<Option<Envelope>>>,
     /// The last frame each party received, and its sender: what [`Step::ReplayLastFrame`] replays.
     last_frame_to: BTreeMap<Party, (Party, Vec<u8>)>,
     /// After a [`Step::ReplayHandshakeOnNewLink`]: the party whose handshake the attacker's open
@@ -909,6 +1057,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             texts: BTreeMap::new(),
             waiting: BTreeMap::new(),
             late: Vec::new(),
+            held: BTreeMap::new(),
             last_frame_to: BTreeMap::new(),
             last_handshake_of: BTreeMap::new(),
             last_sent_by: BTreeMap::new(),
@@ -945,10 +1094,17 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     fn step(&mut self, step: &Step) -> Result<(), RunError> {
         match step {
             Step::RestoreWithLastId { party, last_id } => {
-                self.restart_with(*party, "last_id", *last_id, restore_with_last_id)
+                self.restart_with(*party, ("last_id", last_id.to_string()), |client| {
+                    restore_with_last_id(client, *last_id)
+                })
             }
             Step::RestoreWithNextPrekeyId { party, next_id } => {
-                self.restart_with(*party, "next_prekey_id", *next_id, restore_with_next_prekey_id)
+                self.restart_with(*party, ("next_prekey_id", next_id.to_string()), |client| {
+                    restore_with_next_prekey_id(client, *next_id)
+                })
+            }
+            Step::RestoreWithoutSessions { party } => {
+                self.restart_with(*party, ("peers", "none".to_owned()), restore_without_sessions)
             }
             Step::NewIdentity { party } => self.new_identity(*party),
             other => Ok(self.act(other)?),
@@ -961,6 +1117,7 @@ impl<'o, P: ContentPolicy> World<'o, P> {
             // Restarts, in `Self::step`.
             Step::RestoreWithLastId { .. }
             | Step::RestoreWithNextPrekeyId { .. }
+            | Step::RestoreWithoutSessions { .. }
             | Step::NewIdentity { .. } => return Ok(()),
             Step::Connect(party) => {
                 if let Some((p, link)) = self.attacker_link
@@ -1035,6 +1192,44 @@ impl<'o, P: ContentPolicy> World<'o, P> {
                 };
                 self.late.push((*from, late, text.clone()));
                 return Ok(());
+            }
+            Step::Hold { from, count } => {
+                if self.protocol != Protocol::E2e {
+                    return Err(MisuseError::NoE2eIdentity.into());
+                }
+                let to = name(from.peer())?;
+                let held = self.held.entry(*from).or_default();
+                let first = held.len() + 1;
+                let mut envelopes = Vec::new();
+                let mut rng = self.rng.clone();
+                for number in first..first + *count as usize {
+                    let body = Body::new(format!("held {number}").into_bytes())?;
+                    envelopes.push(Some(self.client(*from)?.seal_e2e(&to, &body, &mut rng)?));
+                }
+                self.rng = rng;
+                self.rng.report(self.observer, |_| Purpose::RatchetKey(*from));
+                self.held.entry(*from).or_default().extend(envelopes);
+                let args = [("to", to.as_str().to_owned()), ("count", count.to_string())];
+                self.observer.called(&Call {
+                    party: *from,
+                    op: "seal_e2e",
+                    args: &args,
+                    outcome: Ok(()),
+                });
+                self.note = None;
+                return Ok(());
+            }
+            Step::SubmitHeld { from, number } => {
+                let envelope = usize::try_from(*number)
+                    .ok()
+                    .and_then(|n| self.held.get_mut(from)?.get_mut(n.checked_sub(1)?)?.take())
+                    .ok_or(MisuseError::NotConnected)?;
+                let to = name(from.peer())?;
+                let (id, frame) = self.client(*from)?.submit_e2e(&to, envelope)?;
+                let text = format!("held {number}");
+                self.add_note(format!("{} sends its held message {text:?}", from.label()));
+                self.record_sent(*from, id, text);
+                self.in_flight.push_back((*from, Party::Server, frame));
             }
             Step::ReplayLastFrame { to } => {
                 let (from, frame) =
@@ -1317,21 +1512,21 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     }
 
     /// Hands `text` from `from` to its client, for the other client; its frames wait in flight.
-    /// Restarts offline `party` from its own state file with one counter moved forward by `patch`
-    /// (`arg` = `value`), and reports the `restore_state` call.
+    /// Restarts offline `party` from its own state file with one field replaced by `patch`
+    /// (`arg` = `value`: a counter moved forward, or the peers emptied), and reports the
+    /// `restore_state` call.
     fn restart_with(
         &mut self,
         party: Party,
-        arg: &'static str,
-        value: u64,
-        patch: fn(&Client, u64) -> Result<Client, RunError>,
+        (arg, value): (&'static str, String),
+        patch: impl FnOnce(&Client) -> Result<Client, RunError>,
     ) -> Result<(), RunError> {
         if self.links.contains_key(&party) {
             return Err(RunError::BadRestart("the client is not offline"));
         }
-        let restored = patch(self.client(party)?, value)?;
+        let restored = patch(self.client(party)?)?;
         *self.client(party)? = restored;
-        let args = [(arg, value.to_string())];
+        let args = [(arg, value)];
         self.observer.called(&Call { party, op: "restore_state", args: &args, outcome: Ok(()) });
         Ok(())
     }

@@ -104,6 +104,33 @@ fn attack_steps_are_refused_by_their_receivers_and_impossible_ones_fail_the_run(
         run(&config(Protocol::Hop, false, script)).unwrap_err(),
         RunError::BadRestart("last_id below the client's own")
     );
+    // Sessions to drop need an e2e client, and one that is offline (a restart, SPEC.md §17.2).
+    let forget = Step::RestoreWithoutSessions { party: b };
+    let mut script = default_script(Protocol::Hop);
+    script.extend([Step::Disconnect(b), forget.clone()]);
+    assert_eq!(
+        run(&config(Protocol::Hop, false, script)).unwrap_err(),
+        RunError::BadRestart("sessions of a client without e2e state")
+    );
+    assert_eq!(never(forget, Protocol::E2e), RunError::BadRestart("the client is not offline"));
+    // Held messages are e2e, and only a held one can be submitted, once.
+    assert_eq!(
+        never(Step::Hold { from: a, count: 1 }, Protocol::Hop),
+        MisuseError::NoE2eIdentity.into()
+    );
+    assert_eq!(never(Step::SubmitHeld { from: a, number: 1 }, Protocol::E2e), not_connected);
+    let mut script = default_script(Protocol::E2e);
+    script.extend([
+        Step::Hold { from: a, count: 2 },
+        Step::SubmitHeld { from: a, number: 2 },
+        Step::SubmitHeld { from: a, number: 1 },
+    ]);
+    let transcript = run(&config(Protocol::E2e, false, script.clone())).unwrap();
+    assert!(transcript.events.iter().all(|e| e.error.is_none()), "a gap of one, then its message");
+    script.push(Step::SubmitHeld { from: a, number: 2 });
+    assert_eq!(run(&config(Protocol::E2e, false, script)).unwrap_err(), not_connected);
+    // Nothing held at all: number 0 is none either.
+    assert_eq!(never(Step::SubmitHeld { from: a, number: 0 }, Protocol::E2e), not_connected);
 }
 
 /// An observer that does not narrate safety numbers.

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use e2e_ref::vectors::{COVERAGE_FILE, FILES, generate_into, verify_dir};
 
@@ -19,6 +20,27 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// The files as this library generates them, once per test binary: a generation re-runs every
+/// transcript (thousands of frames and sessions), so the tests share one. The second, independent
+/// generation that shows the output is deterministic is `cli_generate_and_verify`'s, made by the
+/// executable in a process of its own.
+fn fresh(file: &str) -> &'static str {
+    static FRESH: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+    let files = FRESH.get_or_init(|| {
+        let dir = temp_dir("fresh");
+        generate_into(&dir).unwrap();
+        let files = FILES
+            .iter()
+            .map(|kind| kind.file)
+            .chain([COVERAGE_FILE])
+            .map(|f| (f, read(&dir.join(f))));
+        let files = files.collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        files
+    });
+    files.iter().find(|(f, _)| *f == file).map(|(_, text)| text.as_str()).unwrap()
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -29,25 +51,15 @@ fn json(path: &Path) -> serde_json::Value {
 
 #[test]
 fn committed_vectors_equal_a_fresh_generation() {
-    let dir = temp_dir("fresh");
-    generate_into(&dir).unwrap();
     for file in FILES.iter().map(|kind| kind.file).chain([COVERAGE_FILE]) {
-        let fresh = read(&dir.join(file));
+        let generated = fresh(file);
         let committed = read(&spec_vectors().join(file));
         assert!(
-            fresh == committed,
+            generated == committed,
             "spec/vectors/{file} differs from a fresh generation; if the change is intended, regenerate with \
              `cargo run --release --bin e2e-ref -- vectors generate --out spec/vectors`",
         );
     }
-    // Twice in a row: byte-identical (no clock, no hash-map order).
-    let again = temp_dir("again");
-    generate_into(&again).unwrap();
-    for file in FILES.iter().map(|kind| kind.file).chain([COVERAGE_FILE]) {
-        assert_eq!(read(&dir.join(file)), read(&again.join(file)), "{file}");
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&again);
 }
 
 #[test]
@@ -115,8 +127,13 @@ fn every_case_carries_its_expectation_and_a_unique_id() {
 /// The verifier is not a rubber stamp: a changed byte, a wrong expectation or a missing file fail.
 #[test]
 fn verify_detects_tampering() {
+    // The files the test changes, and bundles.json untouched; the transcripts are left out (each
+    // then fails as missing), since re-running them would only repeat every_committed_case_verifies.
     let dir = temp_dir("tampered");
-    generate_into(&dir).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["key_schedule.json", "wire.json", "channel.json", "bundles.json"] {
+        std::fs::write(dir.join(file), fresh(file)).unwrap();
+    }
     let path = dir.join("key_schedule.json");
     let mut file = json(&path);
     let sk =
@@ -161,13 +178,20 @@ fn cli_generate_and_verify() {
     }
     assert!(stdout.lines().last().unwrap().ends_with(" failed"), "{stdout}");
 
+    // A second generation, in a process of its own: byte-identical to the library's (no clock, no
+    // hash-map order, no state shared between the two).
     let dir = temp_dir("cli");
     let (ok, stdout) = e2e_ref(&["vectors", "generate", "--out", dir.to_str().unwrap()]);
     assert!(ok, "{stdout}");
-    for kind in &FILES {
-        assert_eq!(read(&dir.join(kind.file)), read(&spec.join(kind.file)), "{}", kind.file);
+    for file in FILES.iter().map(|kind| kind.file).chain([COVERAGE_FILE]) {
+        assert_eq!(read(&dir.join(file)), fresh(file), "{file}");
     }
+    // A failing case makes `verify` exit non-zero. Without the transcripts (each then fails as
+    // missing), so that this third verification does not re-run every transcript again.
     std::fs::write(dir.join("bundles.json"), "{}").unwrap();
+    for file in ["hop_transcript.json", "e2e_transcript.json"] {
+        std::fs::remove_file(dir.join(file)).unwrap();
+    }
     let (ok, stdout) = e2e_ref(&["vectors", "verify", dir.to_str().unwrap()]);
     assert!(!ok, "{stdout}");
     assert!(stdout.contains("bundles.json: 0 passed, 1 failed"), "{stdout}");

@@ -647,11 +647,17 @@ pub const RULES: &[Rule] = &[
         "a prekey message whose base key was retired: ReplayedPrekeyMessage",
         &["e2e_transcript#e2e-identity-seed-4/step-32 E2e.ReplayedPrekeyMessage"],
     ),
-    gap(
+    rule(
         "§11.3",
         "MAX_ARCHIVED_SESSIONS: a fifth replacement with the same identity retires the oldest archived session",
-        "six sessions with one peer under one identity: the runner starts a session again only after \
-         an identity change, which deletes the old ones",
+        &[
+            "e2e_transcript#e2e-archive-seed-9/call-01",
+            "e2e_transcript#e2e-archive-seed-9/step-25",
+            "e2e_transcript#e2e-archive-seed-9/step-51 E2e.Ratchet.Replayed",
+            "e2e_transcript#e2e-archive-seed-9/step-58",
+            "e2e_transcript#e2e-archive-seed-9/step-60 E2e.ReplayedPrekeyMessage",
+            "e2e_transcript#e2e-archive-seed-9/step-61 E2e.Ratchet.Replayed",
+        ],
     ),
     rule(
         "§11.3",
@@ -922,7 +928,26 @@ pub const RULES: &[Rule] = &[
             "e2e_transcript#e2e-retired-seed-8/step-153 E2e.ReplayedPrekeyMessage",
         ],
     ),
-    gap("§8", "MAX_SKIPPED_KEYS_PER_CLIENT at the bound", "a behaviour case at the bound"),
+    rule(
+        "§12.5, §8",
+        "MAX_SKIPPED_KEYS_PER_CLIENT: at the bound nothing is evicted; one key more evicts the oldest key \
+         of the oldest archived session; its message fails, a kept key's opens",
+        &[
+            "e2e_transcript#e2e-skipped-keys-seed-10/call-01",
+            "e2e_transcript#e2e-skipped-keys-seed-10/step-17",
+            "e2e_transcript#e2e-skipped-keys-seed-10/step-62",
+            "e2e_transcript#e2e-skipped-keys-seed-10/step-73",
+            "e2e_transcript#e2e-skipped-keys-seed-10/step-76 E2e.Ratchet.Replayed",
+            "e2e_transcript#e2e-skipped-keys-seed-10/step-79",
+            "e2e_transcript#e2e-skipped-keys-seed-10/step-82",
+        ],
+    ),
+    gap(
+        "§12.5",
+        "MAX_SKIPPED_KEYS_PER_CLIENT across peers: the least recently active peer's keys are evicted first",
+        "skipped keys with two peers at one client: in a run only the other client sends to a client, \
+         and a third sender needs a server that keeps sessions under identities of its own",
+    ),
 ];
 
 /// Every case of the vector files, by `stem#id`, with every error class it (or a step of it) expects.

@@ -12,11 +12,11 @@ use super::{CaseResult, VectorError, file_head};
 use crate::runner::{Party, Protocol, Step, default_script};
 use e2e_protocol::e2e::envelope::{EnvelopeBody, RatchetMessage};
 use e2e_protocol::e2e::identity::IdentityKeyPair;
-use e2e_protocol::e2e::ratchet::Header;
+use e2e_protocol::e2e::ratchet::{Header, MAX_SKIP, MAX_SKIPPED_KEYS};
 use e2e_protocol::e2e::x3dh::PrekeyHeader;
 use e2e_protocol::e2e::{
-    MAX_HELD_ONE_TIME_PREKEYS, MAX_ONE_TIME_PREKEYS, MAX_PEERS, MAX_PENDING,
-    ONE_TIME_PREKEYS_PER_UPLOAD, RETIRED_BASE_KEYS,
+    MAX_ARCHIVED_SESSIONS, MAX_HELD_ONE_TIME_PREKEYS, MAX_ONE_TIME_PREKEYS, MAX_PEERS, MAX_PENDING,
+    MAX_SKIPPED_KEYS_PER_CLIENT, ONE_TIME_PREKEYS_PER_UPLOAD, RETIRED_BASE_KEYS,
 };
 use e2e_protocol::suite::{PublicKey, Signature, SigningKey, VerifyingKey};
 use e2e_protocol::wire::{
@@ -83,6 +83,26 @@ fn impostor_prekey_message() -> Result<Envelope, VectorError> {
     Ok(Envelope::new(body.encode())?)
 }
 
+/// A run with the usual start — both clients connect and publish their bundles — and then
+/// `attacks`, on a server with §8's bounds and no content policy.
+fn both_connected(
+    id: &'static str,
+    comment: &'static str,
+    seed: u64,
+    attacks: Vec<Step>,
+) -> RunSpec {
+    let (a, b) = (Party::Alice, Party::Bob);
+    RunSpec {
+        id,
+        comment,
+        seed,
+        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        attacks,
+        deny_word: None,
+        server_limits: None,
+    }
+}
+
 /// The run of SPEC.md §15.2's limits on one-time prekeys: Alice's connection keeps dying before
 /// the answer to her `FetchBundle` arrives, so the server hands out one of Bob's one-time prekeys
 /// per request — one per upload of Bob's, since she is the same requester.
@@ -101,9 +121,9 @@ fn prekeys_run() -> RunSpec {
         Step::Send { from: b, text: "hello alice".to_owned() },
         Step::Send { from: a, text: "at last".to_owned() },
     ]);
-    RunSpec {
-        id: "e2e-prekeys-seed-2",
-        comment: "One-time prekeys at the server (SPEC.md §15.2). Both connect and publish bundles (Bob's \
+    both_connected(
+        "e2e-prekeys-seed-2",
+        "One-time prekeys at the server (SPEC.md §15.2). Both connect and publish bundles (Bob's \
          holds one-time prekeys 2..=11). Alice writes to Bob and asks for his bundle, but her connection \
          dies before the answer arrives: the server has handed out (and deleted) one-time prekey 2, which \
          is lost. Bob publishes his bundle again (nothing new in it: an upload all the same), Alice \
@@ -115,21 +135,18 @@ fn prekeys_run() -> RunSpec {
          already took one of Bob's one-time prekeys since his last upload: the Bundle has none, and \
          Alice's session with Bob starts without one (no DH4, SPEC.md §11.3). Bob reads her message and \
          answers; she reads the answer and writes again.",
-        seed: 2,
-        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        2,
         attacks,
-        deny_word: None,
-        server_limits: None,
-    }
+    )
 }
 
 /// The run of SPEC.md §11.3's one identity per peer and retired base keys: Alice starts again
 /// with a new identity, and Bob's sessions with her old one are deleted.
 fn identity_run() -> RunSpec {
     let (a, b) = (Party::Alice, Party::Bob);
-    RunSpec {
-        id: "e2e-identity-seed-4",
-        comment: "One identity per peer (SPEC.md §11.3). Both connect and publish bundles; Alice starts a \
+    both_connected(
+        "e2e-identity-seed-4",
+        "One identity per peer (SPEC.md §11.3). Both connect and publish bundles; Alice starts a \
          session with Bob (prekey message, her id 1), he answers, she writes again (id 2). Then Alice \
          starts again from her account with a new e2e identity (a new installation: same name, channel \
          static key and message counter, new identity and prekeys, no sessions; call new_identity), \
@@ -148,9 +165,8 @@ fn identity_run() -> RunSpec {
          and is refused before anything else (IdentityMismatch). Bob writes to alice: with no session \
          left, he asks for her bundle, which carries the pinned identity, starts a session and sends \
          a prekey message, which Alice reads; she answers.",
-        seed: 4,
-        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
-        attacks: vec![
+        4,
+        vec![
             Step::Send { from: a, text: "hello bob".to_owned() },
             Step::Send { from: b, text: "hello alice".to_owned() },
             Step::Send { from: a, text: "how are you?".to_owned() },
@@ -172,18 +188,16 @@ fn identity_run() -> RunSpec {
             Step::Send { from: b, text: "is this really you?".to_owned() },
             Step::Send { from: a, text: "it is".to_owned() },
         ],
-        deny_word: None,
-        server_limits: None,
-    }
+    )
 }
 
 /// The run of SPEC.md §11.3's archived sessions: Alice and Bob start sessions with each other at
 /// the same time and converge.
 fn simultaneous_run() -> RunSpec {
     let (a, b) = (Party::Alice, Party::Bob);
-    RunSpec {
-        id: "e2e-simultaneous-seed-5",
-        comment: "Simultaneous initiation (SPEC.md §11.3). Both connect and publish bundles; Alice and Bob \
+    both_connected(
+        "e2e-simultaneous-seed-5",
+        "Simultaneous initiation (SPEC.md §11.3). Both connect and publish bundles; Alice and Bob \
          each write to the other before either message is delivered: both ask for the other's bundle, \
          both start a session and send a prekey message. Each accepts the other's prekey message as a \
          new session, which becomes current, and archives the session it initiated. Alice's next \
@@ -191,17 +205,14 @@ fn simultaneous_run() -> RunSpec {
          session (Alice's) and opens in the archived one, which becomes current again (a message of an \
          archived session opens and makes it current). Bob's answer goes out in that session, and Alice \
          reads it: both now use the session Bob initiated.",
-        seed: 5,
-        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
-        attacks: vec![
+        5,
+        vec![
             Step::SendAtOnce { alice: "hi bob".to_owned(), bob: "hi alice".to_owned() },
             Step::Send { from: a, text: "we both wrote first".to_owned() },
             Step::Send { from: b, text: "and we agree now".to_owned() },
             Step::Send { from: a, text: "good".to_owned() },
         ],
-        deny_word: None,
-        server_limits: None,
-    }
+    )
 }
 
 /// A valid bundle the server makes up for a name nobody registered: an identity and signed prekey
@@ -263,9 +274,9 @@ fn held_prekeys_run() -> RunSpec {
     // Bob holds 10 one-time prekeys (2..=11); these make him hold MAX_HELD_ONE_TIME_PREKEYS + 1.
     let first = MAX_ONE_TIME_PREKEYS - ONE_TIME_PREKEYS_PER_UPLOAD;
     let second = MAX_HELD_ONE_TIME_PREKEYS - MAX_ONE_TIME_PREKEYS;
-    RunSpec {
-        id: "e2e-held-prekeys-seed-7",
-        comment: "MAX_HELD_ONE_TIME_PREKEYS (SPEC.md §10.2). Both connect and publish bundles (Bob's one-time \
+    both_connected(
+        "e2e-held-prekeys-seed-7",
+        "MAX_HELD_ONE_TIME_PREKEYS (SPEC.md §10.2). Both connect and publish bundles (Bob's one-time \
          prekeys 2..=11). Bob makes 90 more and uploads them: the server stores 100, MAX_ONE_TIME_PREKEYS \
          (BundleStored 100). He makes 100 more, 102..=201, and holds 200, MAX_HELD_ONE_TIME_PREKEYS; the \
          server, full, refuses the upload (BundleRefused TooManyPrekeys) and still holds 2..=101. He \
@@ -275,9 +286,8 @@ fn held_prekeys_run() -> RunSpec {
          repeats the prekey header since she has not heard back. Bob writes to Alice: he has no session \
          with her, fetches her bundle and starts one, which she accepts as a new session (her own, \
          unanswered, is archived); her answer goes out in Bob's session, and he reads it.",
-        seed: 7,
-        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
-        attacks: vec![
+        7,
+        vec![
             Step::Replenish { party: b, count: first },
             Step::Replenish { party: b, count: second },
             Step::Replenish { party: b, count: 1 },
@@ -286,9 +296,7 @@ fn held_prekeys_run() -> RunSpec {
             Step::Send { from: b, text: "hello alice".to_owned() },
             Step::Send { from: a, text: "there you are".to_owned() },
         ],
-        deny_word: None,
-        server_limits: None,
-    }
+    )
 }
 
 /// The run of SPEC.md §11.3's bound on retired base keys: Alice starts again with a new identity
@@ -311,9 +319,9 @@ fn retired_run() -> RunSpec {
         Step::ServerReplaysDelivery { to: b, id: 2, new_id: Some(101) },
         Step::Send { from: b, text: "which phone is it now?".to_owned() },
     ]);
-    RunSpec {
-        id: "e2e-retired-seed-8",
-        comment: "RETIRED_BASE_KEYS (SPEC.md §11.3). Both connect and publish bundles; Alice writes to Bob \
+    both_connected(
+        "e2e-retired-seed-8",
+        "RETIRED_BASE_KEYS (SPEC.md §11.3). Both connect and publish bundles; Alice writes to Bob \
          (her id 1, a prekey message with Bob's one-time prekey 2). Then, 17 times over, Alice starts \
          again with a new identity (call new_identity), reconnects and writes to Bob (ids 2..=18): each \
          time she fetches his bundle (without a one-time prekey: alice took one since his last upload, \
@@ -325,12 +333,122 @@ fn retired_run() -> RunSpec {
          first use (UnknownPrekey, nothing changes). Her second (id 2), whose base key is the oldest \
          still retired, is refused as a replay (ReplayedPrekeyMessage). Bob then answers in his \
          current session, and Alice, under her 18th identity, reads it.",
-        seed: 8,
-        script: vec![Step::Connect(a), Step::Connect(b), Step::Upload(a), Step::Upload(b)],
+        8,
         attacks,
-        deny_word: None,
-        server_limits: None,
+    )
+}
+
+/// The run of SPEC.md §11.3's bound on archived sessions: Alice loses her sessions but keeps her
+/// identity, five times over, and each of her new sessions replaces Bob's current one, until the
+/// oldest leaves his archive.
+fn archive_run() -> RunSpec {
+    let (a, b) = (Party::Alice, Party::Bob);
+    let restart = |text: &str| {
+        [
+            Step::Disconnect(a),
+            Step::RestoreWithoutSessions { party: a },
+            Step::Connect(a),
+            Step::Send { from: a, text: text.to_owned() },
+        ]
+    };
+    let mut attacks = vec![
+        Step::Send { from: a, text: "hello bob".to_owned() },
+        Step::Send { from: b, text: "hello alice".to_owned() },
+    ];
+    // Sessions 2..=MAX_ARCHIVED_SESSIONS + 1 fill Bob's archive with the ones before them.
+    for _ in 1..=MAX_ARCHIVED_SESSIONS {
+        attacks.extend(restart("lost my chats, same alice"));
     }
+    attacks.push(Step::ServerReplaysDelivery { to: b, id: 1, new_id: Some(100) });
+    // One replacement more retires session 1, and session 2 is the oldest kept.
+    attacks.extend(restart("lost them again"));
+    attacks.extend([
+        Step::ServerReplaysDelivery { to: b, id: 1, new_id: Some(101) },
+        Step::ServerReplaysDelivery { to: b, id: 2, new_id: Some(102) },
+        Step::Send { from: b, text: "which chat is this?".to_owned() },
+    ]);
+    both_connected(
+        "e2e-archive-seed-9",
+        "MAX_ARCHIVED_SESSIONS (SPEC.md §11.3). Both connect and publish bundles; Alice writes to \
+         Bob (her id 1, a prekey message: session 1) and he answers. Then Alice restarts from her state \
+         file without her sessions (call restore_state, peers = none: she keeps her identity and \
+         prekeys, SPEC.md §17.2), reconnects and writes to Bob (id 2): with no session she fetches his \
+         bundle (without a one-time prekey: alice took one since his last upload, §15.2) and sends a \
+         prekey message with a new base key under the same identity. Bob takes it as a new session \
+         (§11.3 rule 3), which becomes current, and archives session 1. Three times more (ids 3, 4, \
+         5): Bob keeps session 5 and archives 4, 3, 2, 1 — MAX_ARCHIVED_SESSIONS = 4. The server \
+         delivers Alice's first prekey message (id 1) again, under a new id: its base key is session \
+         1's, which Bob still keeps (rule 1), and the session refuses the used key (Replayed). Alice \
+         loses her sessions a fifth time and writes (id 6): session 6 is current, 5, 4, 3, 2 are \
+         archived, and session 1, the oldest archived, is retired (its base key joins the retired \
+         list). The same prekey message again now finds no session, and its retired base key makes \
+         it a replay (ReplayedPrekeyMessage); Alice's second prekey message (id 2), of session 2, the \
+         oldest still archived, is still routed to its session, which refuses the used key \
+         (Replayed). Bob answers in session 6 and Alice reads it.",
+        9,
+        attacks,
+    )
+}
+
+/// The run of SPEC.md §12.5's bound on a client's skipped keys: Alice leaves gaps of `MAX_SKIP`
+/// in her sending chains — messages she encrypts and holds — until Bob stores
+/// `MAX_SKIPPED_KEYS_PER_CLIENT` keys over five of her sessions, and one key more evicts the
+/// oldest key of his oldest archived session with her.
+fn skipped_keys_run() -> RunSpec {
+    let a = Party::Alice;
+    let restart =
+        [Step::Disconnect(a), Step::RestoreWithoutSessions { party: a }, Step::Connect(a)];
+    let send = |text: &str| Step::Send { from: a, text: text.to_owned() };
+    // Each session stores MAX_SKIPPED_KEYS at Bob: two gaps of MAX_SKIP, each closed by a message;
+    // four sessions fill the client.
+    const GAPS: u32 = 2;
+    const SESSIONS: u32 = 4;
+    const _: () = assert!(
+        (GAPS * MAX_SKIP) as usize == MAX_SKIPPED_KEYS
+            && (SESSIONS * GAPS * MAX_SKIP) as usize == MAX_SKIPPED_KEYS_PER_CLIENT
+    );
+    let mut attacks = Vec::new();
+    for session in 1..=SESSIONS {
+        if session > 1 {
+            attacks.extend(restart.clone());
+        }
+        attacks.push(send(&format!("session {session}")));
+        for _ in 0..GAPS {
+            attacks.push(Step::Hold { from: a, count: MAX_SKIP });
+            attacks.push(send("after a gap"));
+        }
+    }
+    // At the bound; one gap of one more key, in a fifth session, crosses it.
+    // Held messages are numbered over the run: session k's first is (k - 1) · GAPS · MAX_SKIP + 1.
+    let (held_1, held_2) = (1, GAPS * MAX_SKIP + 1);
+    attacks.extend(restart);
+    attacks.extend([
+        send("session 5"),
+        Step::Hold { from: a, count: 1 },
+        send("one more"),
+        Step::SubmitHeld { from: a, number: held_1 },
+        Step::SubmitHeld { from: a, number: held_1 + 1 },
+        Step::SubmitHeld { from: a, number: held_2 },
+    ]);
+    both_connected(
+        "e2e-skipped-keys-seed-10",
+        "MAX_SKIPPED_KEYS_PER_CLIENT (SPEC.md §12.5). Both connect and publish bundles; Alice writes \
+         to Bob (session 1, n = 0), then encrypts 1000 messages (MAX_SKIP) and holds them (call \
+         seal_e2e: held 1..=1000, n = 1..=1000), and writes again (n = 1001): Bob skips the gap and \
+         stores 1000 keys. Again: held 1001..=2000 and a message at n = 2002, and Bob stores 2000 \
+         keys for session 1 (MAX_SKIPPED_KEYS: none evicted). Alice restarts without her sessions \
+         (call restore_state, peers = none), reconnects and does the same in a new session, which \
+         replaces Bob's current one (SPEC.md §11.3); sessions 2, 3 and 4 (held 2001..=8000). Bob now \
+         stores 8000 keys over four sessions with alice: MAX_SKIPPED_KEYS_PER_CLIENT, at the bound, \
+         nothing evicted. In a fifth session Alice holds one message (held 8001, n = 1) and writes at \
+         n = 2: Bob stores one key more, 8001, and evicts one — from the least recently active peer \
+         (alice, his only one), her oldest archived session (session 1), its oldest key (held 1's). \
+         Alice then sends held 1: no session of Bob's opens it, and the error is the current \
+         session's (§11.3); held 2, whose key was kept, opens in session 1, which becomes current; \
+         held 2001, of session 2, opens too.",
+        10,
+        attacks,
+    )
 }
 
 fn runs() -> Result<Vec<RunSpec>, VectorError> {
@@ -445,6 +563,8 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
         peers_run()?,
         held_prekeys_run(),
         retired_run(),
+        archive_run(),
+        skipped_keys_run(),
     ])
 }
 

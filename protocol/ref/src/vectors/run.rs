@@ -866,6 +866,12 @@ fn describe(step: &Step) -> Value {
         Step::SendLate { from, text } => {
             format!("{} writes {text:?} now and it goes out after its next send", from.label())
         }
+        Step::Hold { from, count } => {
+            format!("{} encrypts {count} messages now and holds them", from.label())
+        }
+        Step::SubmitHeld { from, number } => {
+            format!("{} sends its held message \"held {number}\"", from.label())
+        }
         Step::ReplayLastFrame { to } => {
             format!("network attacker: replays the last frame {} received", to.label())
         }
@@ -909,6 +915,9 @@ fn describe(step: &Step) -> Value {
         }
         Step::RestoreWithNextPrekeyId { party, next_id } => {
             format!("{} restarts from its state file with next prekey id {next_id}", party.label())
+        }
+        Step::RestoreWithoutSessions { party } => {
+            format!("{} restarts from its state file without its sessions", party.label())
         }
         Step::VerifyPeer { party, peer } => format!(
             "{}'s user pins the identity {} holds now (compared in person)",
