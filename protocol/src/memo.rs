@@ -59,8 +59,11 @@ const CAP: usize = 1 << 20;
 #[cfg(not(feature = "model-memo"))]
 const CAP: usize = 1 << 16;
 
+/// A memo's entries: (active flaws, the function's whole input) → its output.
+type Entries<K, V> = HashMap<(u128, K), V, KeyHasher>;
+
 /// One memo: a map from a function's whole input to its output, shared by the checker's threads.
-pub(crate) struct Memo<K, V>(LazyLock<Mutex<HashMap<(u128, K), V, KeyHasher>>>);
+pub(crate) struct Memo<K, V>(LazyLock<Mutex<Entries<K, V>>>);
 
 /// The seeded flaws active now, one bit per [`crate::flaws::Flaw::ALL`] entry (none without the
 /// feature `insecure-seeded-flaws`).
