@@ -483,13 +483,18 @@ impl E2eModel {
             self.note_sealed(s, w, &frame);
         }
         if !self.server_attacker() {
-            let draw = self.draw(s, 2);
+            // As a client's delivery: the counter advances only when the server's call succeeds
+            // (spec/MODEL.md §1), so a refused frame leaves the server's state as it was.
+            let draw = self.next_draw(s, 2);
             match self.steps.serve(&mut s.server, w.link(), &frame.bytes, draw) {
                 None => {
                     Self::unsealed();
                     s.ghost.forgery_rejected |= frame.injected;
                 }
-                Some(out) => self.route(s, Some(w), &frame, out),
+                Some(out) => {
+                    s.draws[2] = s.draws[2].wrapping_add(1);
+                    self.route(s, Some(w), &frame, out);
+                }
             }
             return Some(());
         }
