@@ -627,6 +627,9 @@ mod tests {
         let before = bob.clone();
         assert!(!bob.advance_receiving_index(0));
         assert_eq!(bob, before);
+        // To `Nr` itself: allowed, and nothing moves.
+        assert!(bob.advance_receiving_index(1));
+        assert_eq!(bob, before);
         assert!(bob.advance_receiving_index(2));
         // Message 1 was skipped without storing its key: it is now a replay.
         assert_eq!(bob.decrypt(&h1, &ct1), Err(RatchetError::Replayed));
