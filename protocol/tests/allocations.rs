@@ -7,8 +7,9 @@
 
 use allocation_counter::{AllocationInfo, measure};
 use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::e2e::ratchet::Session;
 use e2e_protocol::roles::{Client, LinkId, Server};
-use e2e_protocol::suite::PrivateKey;
+use e2e_protocol::suite::{PrivateKey, Secret};
 use e2e_protocol::wire::{Body, Name};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -156,5 +157,23 @@ fn receivers_keep_nothing_per_message() {
         let held: i64 =
             steps[3..].iter().map(|s| s.receive.bytes_current + s.ack.bytes_current).sum();
         assert_eq!(held, 0, "e2e: {e2e}");
+    }
+}
+
+/// `Session::encrypt` allocates its ciphertext once, with room for the tag, at every plaintext
+/// length — also those shorter than the tag, where a buffer sized from the plaintext alone would
+/// grow when the tag is appended.
+#[test]
+fn a_ratchet_message_is_sealed_in_one_allocation() {
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let spk = PrivateKey::generate(&mut rng);
+    let mut alice = Session::initiator(Secret::new([1; 32]), b"AD".to_vec(), spk.public_key());
+    alice.encrypt(b"first", &mut rng).unwrap(); // turns the ratchet
+    for len in [0, 1, 15, 16, 17, 1000] {
+        let plaintext = vec![7; len];
+        let mut sealed = None;
+        let info = measure(|| sealed = Some(alice.encrypt(&plaintext, &mut rng).unwrap()));
+        assert_eq!(info.count_total, 1, "{len} bytes");
+        assert_eq!(sealed.unwrap().1.len(), len + 16);
     }
 }
