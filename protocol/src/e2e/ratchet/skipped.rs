@@ -281,4 +281,24 @@ mod tests {
         assert_ne!(plain, stored(&[0]));
         assert_ne!(plain, stored(&[0, 2]));
     }
+
+    /// `evict_oldest(count)` (the client-wide bound, §12.5) takes the `count` oldest keys in
+    /// insertion order, never more than are stored, and says how many it took.
+    #[test]
+    fn evict_oldest_takes_that_many_oldest_first() {
+        let mut store = SkippedKeys::new();
+        for (byte, n) in [(1, 5), (1, 3), (2, 0), (1, 4)] {
+            store.insert(dh(byte), n, mk(n));
+        }
+        let before = store.clone();
+        assert_eq!(store.evict_oldest(0), 0);
+        assert_eq!(store, before);
+        assert_eq!(store.evict_oldest(2), 2);
+        assert_eq!(store.len(), 2);
+        assert!(!store.contains(&dh(1), 5) && !store.contains(&dh(1), 3));
+        assert!(store.contains(&dh(2), 0) && store.contains(&dh(1), 4));
+        assert!(store.is_consistent());
+        assert_eq!(store.evict_oldest(5), 2);
+        assert_eq!(store, SkippedKeys::new());
+    }
 }
