@@ -6,10 +6,14 @@
 //! The counting allocator is installed by the `allocation-counter` crate in this test binary only.
 
 use allocation_counter::{AllocationInfo, measure};
+use e2e_protocol::e2e::identity::IdentityKeyPair;
 use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::e2e::prekeys::PrekeyStore;
+use e2e_protocol::e2e::ratchet::Session;
+use e2e_protocol::e2e::{bundle, x3dh};
 use e2e_protocol::roles::{Client, LinkId, Server};
-use e2e_protocol::suite::PrivateKey;
-use e2e_protocol::wire::{Body, Name};
+use e2e_protocol::suite::{PrivateKey, Secret};
+use e2e_protocol::wire::{Body, FetchedBundle, Name};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -157,4 +161,55 @@ fn receivers_keep_nothing_per_message() {
             steps[3..].iter().map(|s| s.receive.bytes_current + s.ack.bytes_current).sum();
         assert_eq!(held, 0, "e2e: {e2e}");
     }
+}
+
+/// `Session::encrypt` allocates its ciphertext once, with room for the tag, at every plaintext
+/// length — also those shorter than the tag, where a buffer sized from the plaintext alone would
+/// grow when the tag is appended.
+#[test]
+fn a_ratchet_message_is_sealed_in_one_allocation() {
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let spk = PrivateKey::generate(&mut rng);
+    let mut alice = Session::initiator(Secret::new([1; 32]), b"AD".to_vec(), spk.public_key());
+    alice.encrypt(b"first", &mut rng).unwrap(); // turns the ratchet
+    for len in [0, 1, 15, 16, 17, 1000] {
+        let plaintext = vec![7; len];
+        let mut sealed = None;
+        let info = measure(|| sealed = Some(alice.encrypt(&plaintext, &mut rng).unwrap()));
+        assert_eq!(info.count_total, 1, "{len} bytes");
+        assert_eq!(sealed.unwrap().1.len(), len + 16);
+    }
+}
+
+/// X3DH's key material — the prefix and up to four DH outputs — goes into one buffer of its final
+/// size, erased when dropped: never reallocated, which would free a copy of it unerased. So each
+/// side, with a one-time prekey (the longest input), allocates two buffers: that one and the `AD`.
+#[test]
+fn x3dh_holds_its_key_material_in_one_allocation() {
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let (alice, bob) = (IdentityKeyPair::generate(&mut rng), IdentityKeyPair::generate(&mut rng));
+    let mut store = PrekeyStore::generate(&bob, &mut rng);
+    let upload = store.prepare_upload(&bob).unwrap();
+    let fetched = FetchedBundle {
+        identity: *upload.identity(),
+        signed_prekey: *upload.signed_prekey(),
+        one_time_prekey: upload.one_time_prekeys().first().copied(),
+    };
+    let (alice_name, bob_name) = (name("alice"), name("bob"));
+    let verified = bundle::verify_fetched(&bob_name, &fetched, None).unwrap();
+    let ephemeral = PrivateKey::generate(&mut rng);
+    let mut initiated = None;
+    let info = measure(|| {
+        initiated = Some(x3dh::initiate(&alice, &alice_name, &verified, ephemeral).unwrap());
+    });
+    assert_eq!(info.count_total, 2, "initiate");
+    let initiated = initiated.unwrap();
+    let header = initiated.header();
+    assert!(header.one_time_prekey_id.is_some());
+    let mut responded = None;
+    let info = measure(|| {
+        responded = Some(x3dh::respond(&bob, &bob_name, &alice_name, &store, &header).unwrap());
+    });
+    assert_eq!(info.count_total, 2, "respond");
+    assert_eq!(responded.unwrap().shared_secret(), initiated.shared_secret());
 }

@@ -733,6 +733,37 @@ fn each_prekey_id_rule_has_its_error() {
     assert!(with(161, &11u32.to_be_bytes()).is_ok());
 }
 
+/// After a rotation the state holds a previous signed prekey, which must be an assigned id older
+/// than the current one (SPEC.md §10.2): id 0, the current id or a later one is refused.
+#[test]
+fn a_previous_signed_prekey_must_be_older_than_the_current_one() {
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    let server_key = PrivateKey::generate(&mut rng).public_key();
+    let key = PrivateKey::generate(&mut rng);
+    let mut peers = Peers::generate(&mut rng);
+    peers.rotate_signed_prekey(&mut rng).unwrap();
+    let client = Client::with_e2e(name("alice"), key, server_key, peers);
+    let bytes = client.export_state();
+    let body = body_of(bytes.as_bytes()).to_vec();
+    assert_eq!(&body[165..169], &12u32.to_be_bytes(), "spk_id: the rotation's");
+    assert_eq!(&body[201..206], &[1, 0, 0, 0, 1], "the previous spk, id 1");
+    let with_previous = |id: u32| {
+        let mut changed = body.clone();
+        changed[202..206].copy_from_slice(&id.to_be_bytes());
+        Client::restore_state(&seal(STATE_VERSION, &changed))
+    };
+    for id in [0, 12, 13] {
+        assert_eq!(
+            with_previous(id),
+            Err(StateError::Inconsistent {
+                what: "previous signed prekey not older than the current one"
+            }),
+            "previous id {id}"
+        );
+    }
+    assert!(with_previous(1).is_ok());
+}
+
 /// A session's `AD` names both parties (SPEC.md §11.1): a state whose client name was changed no
 /// longer fits its sessions.
 #[test]

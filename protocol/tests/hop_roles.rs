@@ -776,3 +776,46 @@ fn bundle_upload_is_reported_and_a_durable_server_hands_over_the_entry() {
         }
     }
 }
+
+/// SPEC.md §15.2: a fetch that leaves the owner `PREKEYS_LOW_WATER` = 5 one-time prekeys or fewer
+/// tells the owner, who is online, `PrekeysLow` — and the owner replenishes; a fetch that leaves
+/// more says nothing to the owner.
+#[test]
+fn the_owner_hears_prekeys_low_once_a_fetch_leaves_five() {
+    let mut w = world();
+    let peers = Peers::generate(&mut w.rng);
+    let key = PrivateKey::generate(&mut w.rng);
+    w.alice = Client::with_e2e(name("alice"), key, w.server.public_key(), peers);
+    w.connect(ALICE);
+    let upload = w.alice.upload_bundle().unwrap();
+    let stored = w.server.handle(ALICE, &upload, &mut w.rng).unwrap();
+    w.deliver(stored);
+    assert_eq!(w.server.one_time_prekeys(&name("alice")), 10);
+    for k in 1..=5 {
+        // A new fetcher each time: a client fetches a bundle once, for its first message.
+        let link = LinkId(10 + k);
+        let (peers, key) = (Peers::generate(&mut w.rng), PrivateKey::generate(&mut w.rng));
+        let mut fetcher =
+            Client::with_e2e(name(&format!("f{k}")), key, w.server.public_key(), peers);
+        let mut in_flight: Vec<_> = {
+            let init = fetcher.connect(&mut w.rng).unwrap();
+            w.server.handle(link, &init, &mut w.rng).unwrap().transmit
+        };
+        while let Some((_, frame)) = in_flight.pop() {
+            for reply in fetcher.handle(&frame, &mut w.rng).unwrap().transmit {
+                in_flight.extend(w.server.handle(link, &reply, &mut w.rng).unwrap().transmit);
+            }
+        }
+        let fetch = fetcher.send_e2e(&name("alice"), body("hi"), &mut w.rng).unwrap().transmit;
+        let out = w.server.handle(link, &fetch[0], &mut w.rng).unwrap();
+        assert_eq!(w.server.one_time_prekeys(&name("alice")), 10 - k as usize);
+        let to_alice: Vec<_> = out.transmit.iter().filter(|(l, _)| *l == ALICE).collect();
+        if k < 5 {
+            assert!(to_alice.is_empty(), "{} left", 10 - k);
+        } else {
+            assert_eq!(to_alice.len(), 1);
+            let heard = events(&mut w.alice, &to_alice[0].1);
+            assert_eq!(heard, [ClientEvent::PrekeysReplenished { made: 10 }]);
+        }
+    }
+}

@@ -179,3 +179,45 @@ impl core::fmt::Display for E2eError {
 }
 
 impl std::error::Error for E2eError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each error prints what failed, with the name, id or bound involved, and a wrapped error
+    /// prints as itself.
+    #[test]
+    fn errors_print_what_failed() {
+        let bob = Name::new("bob").unwrap();
+        for (error, shown) in [
+            (E2eError::Bundle(BundleRefusal::BadSignature), "bundle refused: BadSignature"),
+            (
+                E2eError::IdentityMismatch { name: bob.clone() },
+                "the identity offered for bob is not the one verified for bob",
+            ),
+            (E2eError::UnknownPrekey { id: 7 }, "unknown prekey id 7"),
+            (E2eError::ReplayedPrekeyMessage, "replayed prekey message"),
+            (E2eError::NoSession { name: bob.clone() }, "no session with bob"),
+            (E2eError::NoBundle { name: bob.clone() }, "bob has published no bundle"),
+            (E2eError::Ratchet(RatchetError::Replayed), "ratchet: message key already used"),
+            (
+                E2eError::Crypto(CryptoError::NonContributory),
+                "X25519 result is all zero (low-order public key)",
+            ),
+            (E2eError::TooManyPeers, "sessions with more than 256 peers"),
+            (
+                E2eError::SafetyNumberMismatch { name: bob },
+                "the safety number is not the one of the session with bob",
+            ),
+            (E2eError::PrekeyIdsExhausted, "prekey ids exhausted"),
+            (
+                E2eError::Envelope(WireError::TrailingBytes { extra: 1 }),
+                &format!("malformed envelope: {}", WireError::TrailingBytes { extra: 1 }),
+            ),
+            (E2eError::PendingFull, "too many messages already wait for bundles"),
+            (E2eError::TooManyPinned, "1024 names are already pinned"),
+        ] {
+            assert_eq!(error.to_string(), shown);
+        }
+    }
+}

@@ -472,4 +472,23 @@ mod tests {
         assert!(!shown.contains(&secret), "{shown}");
         assert!(shown.contains("[redacted]"));
     }
+
+    #[test]
+    fn exhaustion_says_what_ran_out() {
+        assert_eq!(PrekeyIdsExhausted.to_string(), "every prekey id has been used");
+    }
+
+    /// §10.2: the store holds at most `MAX_HELD_ONE_TIME_PREKEYS` one-time prekeys — up to the
+    /// bound, every one; beyond it, the oldest (lowest ids) go first.
+    #[test]
+    fn held_one_time_prekeys_are_bounded_keeping_the_newest() {
+        let (_, mut store, mut rng) = setup(11); // one-time prekeys 2..=11
+        store.replenish(&mut rng, MAX_HELD_ONE_TIME_PREKEYS - ONE_TIME_PREKEYS_PER_UPLOAD).unwrap();
+        assert_eq!(store.one_time_count(), MAX_HELD_ONE_TIME_PREKEYS);
+        assert!(store.one_time_prekey(2).is_some(), "at the bound, nothing goes");
+        store.replenish(&mut rng, 3).unwrap();
+        assert_eq!(store.one_time_count(), MAX_HELD_ONE_TIME_PREKEYS);
+        assert!((2..5).all(|id| store.one_time_prekey(id).is_none()));
+        assert!(store.one_time_prekey(5).is_some());
+    }
 }

@@ -187,6 +187,8 @@ mod tests {
         assert_eq!(MAX_SKIP, 1000);
         assert_eq!(MAX_SKIPPED_KEYS, 2000);
         assert_eq!(MAX_SKIPPED_KEYS, 2 * MAX_SKIP as usize);
+        assert_eq!(MAX_ENVELOPE_CHAIN_STEPS, 2000);
+        assert_eq!(WorkBudget::per_envelope().steps_left(), MAX_ENVELOPE_CHAIN_STEPS);
     }
 
     #[test]

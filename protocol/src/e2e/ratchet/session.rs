@@ -627,6 +627,9 @@ mod tests {
         let before = bob.clone();
         assert!(!bob.advance_receiving_index(0));
         assert_eq!(bob, before);
+        // To `Nr` itself: allowed, and nothing moves.
+        assert!(bob.advance_receiving_index(1));
+        assert_eq!(bob, before);
         assert!(bob.advance_receiving_index(2));
         // Message 1 was skipped without storing its key: it is now a replay.
         assert_eq!(bob.decrypt(&h1, &ct1), Err(RatchetError::Replayed));
@@ -800,5 +803,54 @@ mod tests {
             bob.decrypt(h, ct).unwrap();
         }
         assert_eq!(bob.skipped_key_count(), 0);
+    }
+
+    /// §12.5: an attempt is charged its two `SKIP` gaps — the rest of the old chain (`pn − Nr`)
+    /// only when the header turns the ratchet, and the gap before `n` in the chain it opens in —
+    /// and nothing for an in-order message.
+    #[test]
+    fn an_attempt_is_charged_its_two_gaps_and_no_more() {
+        let Pair { mut alice, mut bob, mut rng } = pair(12);
+        let charged = |bob: &mut Session, (header, ct): &(Header, Vec<u8>)| {
+            let mut budget = WorkBudget::per_envelope();
+            let mut buffer = ct.clone();
+            bob.decrypt_within(header, &mut buffer, 0, &mut budget).unwrap();
+            crate::e2e::ratchet::MAX_ENVELOPE_CHAIN_STEPS - budget.steps_left()
+        };
+        let first: Vec<_> = (0..4).map(|_| alice.encrypt(b"a", &mut rng).unwrap()).collect();
+        assert_eq!(charged(&mut bob, &first[0]), 0, "in order");
+        assert_eq!(charged(&mut bob, &first[2]), 1, "one message skipped");
+        let (r, ct) = bob.encrypt(b"r", &mut rng).unwrap();
+        alice.decrypt(&r, &ct).unwrap();
+        let second: Vec<_> = (0..3).map(|_| alice.encrypt(b"b", &mut rng).unwrap()).collect();
+        assert_eq!(second[2].0.pn, 4);
+        // Turning: message 3 of the old chain and message 0 of the new one are skipped.
+        assert_eq!(charged(&mut bob, &second[1]), 2);
+        // Not turning: `pn` (4) is past Bob's old `Nr` (3) but names a chain he has left.
+        assert_eq!(charged(&mut bob, &second[2]), 0);
+    }
+
+    /// `Ns`, `Nr` and `PN` (§12.2) as §12.3–§12.4 move them: a send counts `Ns`, a message in
+    /// order `Nr`, and the first message of a new peer chain moves `Ns` into `PN` and starts both
+    /// chains again.
+    #[test]
+    fn counters_are_ns_nr_and_pn_as_the_spec_moves_them() {
+        let Pair { mut alice, mut bob, mut rng } = pair(13);
+        let counters =
+            |s: &Session| (s.sending_index(), s.receiving_index(), s.previous_sending_chain_len());
+        assert_eq!(counters(&alice), (0, 0, 0));
+        let sent: Vec<_> = (0..3).map(|_| alice.encrypt(b"a", &mut rng).unwrap()).collect();
+        assert_eq!(counters(&alice), (3, 0, 0));
+        for (h, ct) in &sent {
+            bob.decrypt(h, ct).unwrap();
+        }
+        assert_eq!(counters(&bob), (0, 3, 0));
+        let replies: Vec<_> = (0..2).map(|_| bob.encrypt(b"b", &mut rng).unwrap()).collect();
+        assert_eq!(counters(&bob), (2, 3, 0));
+        alice.decrypt(&replies[0].0, &replies[0].1).unwrap();
+        assert_eq!(counters(&alice), (0, 1, 3));
+        let (h, _) = alice.encrypt(b"c", &mut rng).unwrap();
+        assert_eq!((h.pn, h.n), (3, 0));
+        assert_eq!(counters(&alice), (1, 1, 3));
     }
 }

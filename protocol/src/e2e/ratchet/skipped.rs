@@ -249,4 +249,56 @@ mod tests {
         assert!(!store.contains(&dh(1), 1), "slot 1 is now the oldest");
         assert_eq!(store.take(&dh(1), 0), Some(mk(42)));
     }
+
+    /// Equality and hashing see the keys and their order, not the insertion numbers: the same keys
+    /// in the same order are equal and hash alike whatever the history, and another order (another
+    /// eviction order) is another store.
+    #[test]
+    fn equality_and_hash_see_keys_and_order_not_history() {
+        use core::hash::{Hash, Hasher};
+        let hash = |store: &SkippedKeys| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            store.hash(&mut hasher);
+            hasher.finish()
+        };
+        let stored = |slots: &[u32]| {
+            let mut store = SkippedKeys::new();
+            for &n in slots {
+                store.insert(dh(1), n, mk(n));
+            }
+            store
+        };
+        let plain = stored(&[0, 1]);
+        let mut with_history = stored(&[7, 0, 1, 2]);
+        with_history.take(&dh(1), 7);
+        with_history.take(&dh(1), 2);
+        assert_eq!(plain, with_history);
+        assert_eq!(hash(&plain), hash(&with_history));
+
+        let reordered = stored(&[1, 0]);
+        assert_ne!(plain, reordered);
+        assert_ne!(hash(&plain), hash(&reordered));
+        assert_ne!(plain, stored(&[0]));
+        assert_ne!(plain, stored(&[0, 2]));
+    }
+
+    /// `evict_oldest(count)` (the client-wide bound, §12.5) takes the `count` oldest keys in
+    /// insertion order, never more than are stored, and says how many it took.
+    #[test]
+    fn evict_oldest_takes_that_many_oldest_first() {
+        let mut store = SkippedKeys::new();
+        for (byte, n) in [(1, 5), (1, 3), (2, 0), (1, 4)] {
+            store.insert(dh(byte), n, mk(n));
+        }
+        let before = store.clone();
+        assert_eq!(store.evict_oldest(0), 0);
+        assert_eq!(store, before);
+        assert_eq!(store.evict_oldest(2), 2);
+        assert_eq!(store.len(), 2);
+        assert!(!store.contains(&dh(1), 5) && !store.contains(&dh(1), 3));
+        assert!(store.contains(&dh(2), 0) && store.contains(&dh(1), 4));
+        assert!(store.is_consistent());
+        assert_eq!(store.evict_oldest(5), 2);
+        assert_eq!(store, SkippedKeys::new());
+    }
 }
