@@ -124,7 +124,8 @@ impl PeerSessions {
         self.current.iter().chain(&self.archived).map(|s| s.ratchet.skipped_key_count()).sum()
     }
 
-    /// Makes archived session `index` current again, archiving the current one in its place.
+    /// Makes archived session `index` current again; the current one goes to the front of the
+    /// archive, as the newest archived session (SPEC.md §11.3).
     fn promote(&mut self, index: usize) {
         if let Some(session) = self.archived.remove(index)
             && let Some(old) = self.current.replace(session)
