@@ -213,3 +213,51 @@ fn x3dh_holds_its_key_material_in_one_allocation() {
     assert_eq!(info.count_total, 2, "respond");
     assert_eq!(responded.unwrap().shared_secret(), initiated.shared_secret());
 }
+
+/// `Codec::encode` sizes its buffer from the frame's `body_len_hint`, so that a frame is encoded
+/// in one allocation: a link frame of every kind, and the messages of a conversation — also at the
+/// longest name with the shortest content, where a hint a byte short would reallocate.
+#[test]
+fn a_frame_is_encoded_in_one_allocation() {
+    use e2e_protocol::wire::{
+        Codec, Envelope, LinkFrame, LinkKind, MAX_NAME_LEN, Message, MessageId,
+    };
+    let longest = name(&"n".repeat(MAX_NAME_LEN));
+    let mut messages = vec![
+        Message::FetchBundle { name: longest.clone() },
+        Message::Ack { id: MessageId(1), status: e2e_protocol::wire::AckStatus::Queued },
+    ];
+    for len in [0, 1, 100, 16 * 1024] {
+        let body = Body::new(vec![7; len]).unwrap();
+        messages.push(Message::Send { id: MessageId(2), to: longest.clone(), body: body.clone() });
+        messages.push(Message::Deliver { id: MessageId(3), from: longest.clone(), body });
+        if len > 0 {
+            let envelope = Envelope::new(vec![9; len]).unwrap();
+            let to = longest.clone();
+            messages.push(Message::E2eSend { id: MessageId(4), to, envelope: envelope.clone() });
+            messages.push(Message::E2eDeliver {
+                id: MessageId(5),
+                from: longest.clone(),
+                envelope,
+            });
+        }
+    }
+    for message in &messages {
+        let mut bytes = Vec::new();
+        let info = measure(|| bytes = message.encode());
+        assert_eq!(info.count_total, 1, "{}", message.type_name());
+        assert_eq!(Message::decode(&bytes).as_ref(), Ok(message));
+    }
+    for (kind, len) in [
+        (LinkKind::HandshakeInit, 96),
+        (LinkKind::HandshakeResp, 48),
+        (LinkKind::Transport, 17),
+        (LinkKind::Transport, 5000),
+    ] {
+        let frame = LinkFrame::new(kind, vec![3; len]).unwrap();
+        let mut bytes = Vec::new();
+        let info = measure(|| bytes = frame.encode());
+        assert_eq!(info.count_total, 1, "{} of {len} bytes", frame.type_name());
+        assert_eq!(bytes.len(), e2e_protocol::wire::HEADER_LEN + len);
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use crate::wire::{Codec, Message};
+use crate::wire::{HEADER_LEN, MAX_NAME_LEN, Message};
 
 /// Most messages the server holds for one offline recipient.
 ///
@@ -15,11 +15,23 @@ pub const MAILBOX_CAPACITY: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MailboxFull;
 
+/// What every queued message counts besides its content (SPEC.md §5.4): the message header and
+/// the fields as §3.3 bounds them — id (8), name (1 + [`MAX_NAME_LEN`]) and the content's length
+/// prefix (2) — whatever the sender's name.
+pub const QUEUED_OVERHEAD: usize = HEADER_LEN + 8 + 1 + MAX_NAME_LEN + 2;
+
 /// The bytes a queued message counts against the server's [`crate::roles::MAX_QUEUED_BYTES`]:
-/// its encoded length (SPEC.md §5.4).
+/// [`QUEUED_OVERHEAD`] plus its body or envelope (SPEC.md §5.4: `49 + len(content)`).
 #[must_use]
 pub fn queued_len(message: &Message) -> usize {
-    crate::wire::HEADER_LEN + message.body_len_hint()
+    let content = match message {
+        Message::Send { body, .. } | Message::Deliver { body, .. } => body.as_bytes().len(),
+        Message::E2eSend { envelope, .. } | Message::E2eDeliver { envelope, .. } => {
+            envelope.as_bytes().len()
+        }
+        _ => 0,
+    };
+    QUEUED_OVERHEAD + content
 }
 
 /// Messages waiting for one recipient, oldest first, each exactly as it will be delivered.
@@ -103,5 +115,33 @@ impl Mailbox {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Body, Envelope, MessageId, Name};
+
+    /// SPEC.md §5.4: a queued message counts `49 + len(content)` bytes, whatever its names.
+    #[test]
+    fn a_queued_message_counts_49_bytes_and_its_content() {
+        assert_eq!(QUEUED_OVERHEAD, 49);
+        let body = Body::new(vec![7; 10]).unwrap();
+        for from in ["a", "alice", &"n".repeat(MAX_NAME_LEN)] {
+            let from = Name::new(from).unwrap();
+            let deliver =
+                Message::Deliver { id: MessageId(1), from: from.clone(), body: body.clone() };
+            assert_eq!(queued_len(&deliver), 59, "{from}");
+            let envelope = Envelope::new(vec![1]).unwrap();
+            let e2e = Message::E2eDeliver { id: MessageId(2), from, envelope };
+            assert_eq!(queued_len(&e2e), 50);
+        }
+        let empty = Message::Send {
+            id: MessageId(3),
+            to: Name::new("b").unwrap(),
+            body: Body::new(Vec::new()).unwrap(),
+        };
+        assert_eq!(queued_len(&empty), 49);
     }
 }

@@ -34,11 +34,10 @@ pub trait Codec: Sized {
     /// Any [`WireError`] about the body's fields.
     fn decode_body(frame_type: u8, body: &mut Reader<'_>) -> Result<Self, WireError>;
 
-    /// A guess at the body's length, to size buffers so that encoding does not reallocate. Only a
-    /// hint: a wrong guess costs a reallocation, never a wrong encoding.
-    fn body_len_hint(&self) -> usize {
-        64
-    }
+    /// The body's length or more, so that [`Codec::encode`] allocates its buffer once (tests/
+    /// allocations.rs counts it). Only a hint: a wrong one costs a reallocation, never a wrong
+    /// encoding.
+    fn body_len_hint(&self) -> usize;
 
     /// The complete frame: header, then body.
     #[must_use]

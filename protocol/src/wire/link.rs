@@ -164,6 +164,10 @@ impl Codec for LinkFrame {
         out.extend_from_slice(self.noise());
     }
 
+    fn body_len_hint(&self) -> usize {
+        self.noise.len()
+    }
+
     fn decode_body(frame_type: u8, body: &mut Reader<'_>) -> Result<Self, WireError> {
         let kind = LinkKind::from_code(frame_type).ok_or(WireError::UnknownType(frame_type))?;
         Self::new(kind, body.rest().to_vec())
