@@ -184,7 +184,14 @@ fn a_ratchet_message_is_sealed_in_one_allocation() {
 /// X3DH's key material — the prefix and up to four DH outputs — goes into one buffer of its final
 /// size, erased when dropped: never reallocated, which would free a copy of it unerased. So each
 /// side, with a one-time prekey (the longest input), allocates two buffers: that one and the `AD`.
+/// Counted with the default backend: AWS-LC allocates inside each X25519 (its own key objects), so
+/// under `backend-aws-lc` the count says nothing about this buffer, which is the same code above
+/// `suite/` on both backends.
 #[test]
+#[cfg_attr(
+    feature = "backend-aws-lc",
+    ignore = "AWS-LC's X25519 allocates its own key objects; counted with the default backend"
+)]
 fn x3dh_holds_its_key_material_in_one_allocation() {
     let mut rng = ChaCha20Rng::seed_from_u64(11);
     let (alice, bob) = (IdentityKeyPair::generate(&mut rng), IdentityKeyPair::generate(&mut rng));
