@@ -18,7 +18,7 @@ pub use directory::Directory;
 pub use durable::{
     Delivery, DirectoryEntry, DurableChange, Snapshot, SnapshotError, StoredMailbox,
 };
-pub use mailbox::{MAILBOX_CAPACITY, Mailbox, MailboxFull, queued_len};
+pub use mailbox::{MAILBOX_CAPACITY, Mailbox, MailboxFull, QUEUED_OVERHEAD, queued_len};
 pub use replay::{REPLAY_WINDOW, Refusal, ReplayWindow, ReplayWindows};
 pub use server::{
     LinkId, MAX_ACCOUNTS, MAX_QUEUED_BYTES, Server, ServerEvent, ServerLimits, ServerOutputs,
