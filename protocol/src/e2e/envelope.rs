@@ -239,4 +239,23 @@ mod tests {
         over[0] = 0x07;
         assert!(matches!(EnvelopeBody::decode(&over), Err(WireError::BadLength { .. })));
     }
+
+    /// SPEC.md §13: `ct ≥ 16`. A bare tag (the empty plaintext's ciphertext) parses; each shorter
+    /// ciphertext, down to none, is `BadLength` for `ciphertext`, in both kinds of envelope.
+    #[test]
+    fn a_ciphertext_shorter_than_its_tag_is_bad_length_and_a_bare_tag_parses() {
+        let header = Header { dh: PublicKey::from_bytes([1; 32]), pn: 0, n: 0 };
+        for prekey in [None, Some(prekey(Some(6)))] {
+            let bare_tag = encode_parts(prekey.as_ref(), &header, &[9; AEAD_TAG_LEN]);
+            let parsed = ParsedEnvelope::decode(&bare_tag).unwrap();
+            assert_eq!(parsed.ciphertext, &[9; AEAD_TAG_LEN][..]);
+            for len in 0..AEAD_TAG_LEN {
+                let short = encode_parts(prekey.as_ref(), &header, &vec![9; len]);
+                assert_eq!(
+                    EnvelopeBody::decode(&short),
+                    Err(WireError::BadLength { field: "ciphertext", len })
+                );
+            }
+        }
+    }
 }
