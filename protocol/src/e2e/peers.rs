@@ -887,3 +887,81 @@ fn open_in_any(
     }
     first_error.map(Err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn name(s: &str) -> Name {
+        Name::new(s).unwrap()
+    }
+
+    fn body(s: &str) -> Body {
+        Body::new(s.as_bytes().to_vec()).unwrap()
+    }
+
+    /// `peers`' bundle as a fetch gives it once its one-time prekeys are gone: every session
+    /// started from it is new, none uses up a key.
+    fn bundle(peers: &mut Peers) -> FetchedBundle {
+        let upload = peers.prepare_upload().unwrap();
+        FetchedBundle {
+            identity: *upload.identity(),
+            signed_prekey: *upload.signed_prekey(),
+            one_time_prekey: None,
+        }
+    }
+
+    /// SPEC.md §11.3: a client keeps `MAX_ARCHIVED_SESSIONS` replaced sessions per peer, so a reply
+    /// in flight across that many replacements still opens; one replacement more retires the
+    /// oldest, and its messages no longer open (refused, nothing changed).
+    #[test]
+    fn the_archive_keeps_four_replaced_sessions_and_one_more_retires_the_oldest() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let (mut alice, mut bob) = (Peers::generate(&mut rng), Peers::generate(&mut rng));
+        let (a, b) = (name("alice"), name("bob"));
+        let alices = bundle(&mut alice);
+        bob.start_session(&b, &a, &alices, &mut rng).unwrap();
+        let first = bob.encrypt(&a, &body("hello"), &mut rng).unwrap();
+        alice.decrypt(&a, &b, &first).unwrap();
+        let reply = alice.encrypt(&b, &body("reply"), &mut rng).unwrap();
+        for _ in 0..MAX_ARCHIVED_SESSIONS {
+            bob.start_session(&b, &a, &alices, &mut rng).unwrap();
+        }
+        let mut at_the_bound = bob.clone();
+        assert_eq!(at_the_bound.decrypt(&b, &a, &reply).unwrap().body, body("reply"));
+
+        bob.start_session(&b, &a, &alices, &mut rng).unwrap();
+        let before = bob.clone();
+        assert!(bob.decrypt(&b, &a, &reply).is_err());
+        assert_eq!(bob, before);
+    }
+
+    /// SPEC.md §11.3 rule 2: a replayed prekey message whose session left the archive is refused
+    /// as `ReplayedPrekeyMessage` for the next `RETIRED_BASE_KEYS` sessions, not only the next one;
+    /// refusing it changes nothing.
+    #[test]
+    fn a_replayed_prekey_message_is_refused_while_its_base_key_is_one_of_the_last_sixteen_retired()
+    {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let (mut alice, mut bob) = (Peers::generate(&mut rng), Peers::generate(&mut rng));
+        let (a, b) = (name("alice"), name("bob"));
+        let bobs = bundle(&mut bob);
+        let mut first = None;
+        for sessions in 1..=1 + MAX_ARCHIVED_SESSIONS + RETIRED_BASE_KEYS {
+            alice.start_session(&a, &b, &bobs, &mut rng).unwrap();
+            let envelope = alice.encrypt(&b, &body("hi"), &mut rng).unwrap();
+            assert!(bob.decrypt(&b, &a, &envelope).unwrap().started.is_some());
+            let first = first.get_or_insert(envelope);
+            let before = bob.clone();
+            let replayed = bob.decrypt(&b, &a, first);
+            if sessions > 1 + MAX_ARCHIVED_SESSIONS {
+                assert_eq!(replayed, Err(E2eError::ReplayedPrekeyMessage), "after {sessions}");
+            } else {
+                assert!(replayed.is_err(), "after {sessions}");
+            }
+            assert_eq!(bob, before);
+        }
+    }
+}
