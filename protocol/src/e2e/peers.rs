@@ -938,6 +938,29 @@ mod tests {
         assert_eq!(bob, before);
     }
 
+    /// SPEC.md §11.3: the session that opens a ratchet message becomes current again. Bob replaced
+    /// an answered session with one Alice has not heard of; her reply in the first makes it current,
+    /// so Bob's next message is a ratchet message of that session, which Alice opens in it.
+    #[test]
+    fn a_reply_that_opens_in_an_archived_session_makes_it_current_again() {
+        let mut rng = ChaCha20Rng::seed_from_u64(13);
+        let (mut alice, mut bob) = (Peers::generate(&mut rng), Peers::generate(&mut rng));
+        let (a, b) = (name("alice"), name("bob"));
+        let alices = bundle(&mut alice);
+        bob.start_session(&b, &a, &alices, &mut rng).unwrap();
+        let first = bob.encrypt(&a, &body("hello"), &mut rng).unwrap();
+        alice.decrypt(&a, &b, &first).unwrap();
+        let reply = alice.encrypt(&b, &body("reply"), &mut rng).unwrap();
+        bob.start_session(&b, &a, &alices, &mut rng).unwrap();
+        bob.decrypt(&b, &a, &reply).unwrap();
+
+        let next = bob.encrypt(&a, &body("again"), &mut rng).unwrap();
+        let parsed = envelope::EnvelopeBody::decode(next.as_bytes()).unwrap();
+        assert!(matches!(parsed, envelope::EnvelopeBody::Ratchet(_)));
+        let opened = alice.decrypt(&a, &b, &next).unwrap();
+        assert_eq!((opened.body, opened.started), (body("again"), None));
+    }
+
     /// SPEC.md §11.3 rule 2: a replayed prekey message whose session left the archive is refused
     /// as `ReplayedPrekeyMessage` for the next `RETIRED_BASE_KEYS` sessions, not only the next one;
     /// refusing it changes nothing.
