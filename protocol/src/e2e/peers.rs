@@ -913,6 +913,26 @@ mod tests {
         }
     }
 
+    /// SPEC.md §10.2: the keys `replenish` makes and the signed prekey `rotate_signed_prekey` makes
+    /// are what the next upload carries.
+    #[test]
+    fn replenished_and_rotated_prekeys_are_in_the_next_upload() {
+        let mut rng = ChaCha20Rng::seed_from_u64(14);
+        let mut peers = Peers::generate(&mut rng);
+        let first = peers.prepare_upload().unwrap();
+        assert_eq!(peers.prepare_upload().unwrap().one_time_prekeys(), []);
+
+        peers.replenish(&mut rng, 3).unwrap();
+        let replenished = peers.prepare_upload().unwrap();
+        assert_eq!(replenished.one_time_prekeys().len(), 3);
+        assert_eq!(replenished.signed_prekey(), first.signed_prekey());
+
+        peers.rotate_signed_prekey(&mut rng).unwrap();
+        let rotated = peers.prepare_upload().unwrap();
+        assert_ne!(rotated.signed_prekey(), first.signed_prekey());
+        assert_eq!(rotated.one_time_prekeys(), []);
+    }
+
     /// SPEC.md §11.3: a client keeps `MAX_ARCHIVED_SESSIONS` replaced sessions per peer, so a reply
     /// in flight across that many replacements still opens; one replacement more retires the
     /// oldest, and its messages no longer open (refused, nothing changed).
