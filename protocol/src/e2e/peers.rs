@@ -913,6 +913,44 @@ mod tests {
         }
     }
 
+    /// SPEC.md §15.3: messages queued for a peer wait, counted, until they are taken.
+    #[test]
+    fn pending_messages_are_counted_per_peer_until_taken() {
+        let mut peers = Peers::generate(&mut ChaCha20Rng::seed_from_u64(15));
+        let (a, c) = (name("alice"), name("carol"));
+        assert_eq!(peers.queue(&a, body("one")), Ok(true));
+        assert_eq!(peers.queue(&a, body("two")), Ok(false));
+        assert_eq!((peers.pending_count(&a), peers.pending_count(&c)), (2, 0));
+        assert_eq!(peers.take_pending(&a), [body("one"), body("two")]);
+        assert_eq!(peers.pending_count(&a), 0);
+    }
+
+    /// A ciphertext longer than the largest body and its tag is refused as `BadLength` before any
+    /// session tries it — a message that opened could not become a `Body` after the ratchet had
+    /// advanced — and nothing changes.
+    #[test]
+    fn a_ciphertext_longer_than_the_largest_body_is_refused_before_decryption() {
+        let mut rng = ChaCha20Rng::seed_from_u64(16);
+        let (mut alice, mut bob) = (Peers::generate(&mut rng), Peers::generate(&mut rng));
+        let (a, b) = (name("alice"), name("bob"));
+        let bobs = bundle(&mut bob);
+        alice.start_session(&a, &b, &bobs, &mut rng).unwrap();
+        let first = alice.encrypt(&b, &body("hi"), &mut rng).unwrap();
+        bob.decrypt(&b, &a, &first).unwrap();
+        let reply = bob.encrypt(&a, &body("hello"), &mut rng).unwrap();
+
+        let mut long = reply.into_bytes();
+        let len = MAX_BODY_LEN + AEAD_TAG_LEN + 1;
+        long.resize(1 + crate::e2e::ratchet::HEADER_LEN + len, 0);
+        let long = Envelope::new(long).unwrap();
+        let before = alice.clone();
+        assert_eq!(
+            alice.decrypt(&a, &b, &long),
+            Err(E2eError::Envelope(WireError::BadLength { field: "ciphertext", len }))
+        );
+        assert_eq!(alice, before);
+    }
+
     /// SPEC.md §10.2: the keys `replenish` makes and the signed prekey `rotate_signed_prekey` makes
     /// are what the next upload carries.
     #[test]
