@@ -925,18 +925,25 @@ mod tests {
         assert_eq!(peers.pending_count(&a), 0);
     }
 
-    /// A ciphertext longer than the largest body and its tag is refused as `BadLength` before any
-    /// session tries it — a message that opened could not become a `Body` after the ratchet had
-    /// advanced — and nothing changes.
+    /// The largest body opens (in the longest envelope, a prekey message with a one-time prekey);
+    /// a ciphertext longer than it and its tag is refused as `BadLength` before any session tries
+    /// it — a message that opened could not become a `Body` after the ratchet had advanced — and
+    /// nothing changes.
     #[test]
-    fn a_ciphertext_longer_than_the_largest_body_is_refused_before_decryption() {
+    fn the_largest_body_opens_and_a_longer_ciphertext_is_refused_before_decryption() {
         let mut rng = ChaCha20Rng::seed_from_u64(16);
         let (mut alice, mut bob) = (Peers::generate(&mut rng), Peers::generate(&mut rng));
         let (a, b) = (name("alice"), name("bob"));
-        let bobs = bundle(&mut bob);
+        let upload = bob.prepare_upload().unwrap();
+        let bobs = FetchedBundle {
+            identity: *upload.identity(),
+            signed_prekey: *upload.signed_prekey(),
+            one_time_prekey: upload.one_time_prekeys().first().copied(),
+        };
         alice.start_session(&a, &b, &bobs, &mut rng).unwrap();
-        let first = alice.encrypt(&b, &body("hi"), &mut rng).unwrap();
-        bob.decrypt(&b, &a, &first).unwrap();
+        let largest = Body::new(vec![7; MAX_BODY_LEN]).unwrap();
+        let first = alice.encrypt(&b, &largest, &mut rng).unwrap();
+        assert_eq!(bob.decrypt(&b, &a, &first).unwrap().body, largest);
         let reply = bob.encrypt(&a, &body("hello"), &mut rng).unwrap();
 
         let mut long = reply.into_bytes();
