@@ -891,6 +891,8 @@ fn open_in_any(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::e2e::ratchet::MAX_SKIP;
+    use crate::roles::MAX_STATE_BODY_LEN;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
@@ -911,6 +913,58 @@ mod tests {
             signed_prekey: *upload.signed_prekey(),
             one_time_prekey: None,
         }
+    }
+
+    /// `peers` written to a state and read back for the client `own` (SPEC.md §18.3).
+    fn restored(peers: &Peers, own: &Name) -> Result<Peers, StateError> {
+        let bytes = crate::state::export(|w| peers.write_state(w));
+        crate::state::restore(bytes.as_bytes(), MAX_STATE_BODY_LEN, |r| Peers::read_state(r, own))
+    }
+
+    /// SPEC.md §18.3: a peer is awaited only while messages wait for it; a state that awaits one
+    /// with none waiting is refused.
+    #[test]
+    fn a_state_awaiting_a_peer_with_no_message_waiting_is_refused() {
+        let mut peers = Peers::generate(&mut ChaCha20Rng::seed_from_u64(17));
+        let (a, own) = (name("alice"), name("bob"));
+        peers.queue(&a, body("one")).unwrap();
+        assert_eq!(restored(&peers, &own).as_ref(), Ok(&peers));
+        peers.pending.insert(a, Vec::new());
+        let what = "a peer awaited with no message waiting";
+        assert_eq!(restored(&peers, &own), Err(StateError::Inconsistent { what }));
+    }
+
+    /// SPEC.md §12.5, §18.3: a state whose sessions each hold no more than `MAX_SKIPPED_KEYS` but
+    /// together more than `MAX_SKIPPED_KEYS_PER_CLIENT` is refused — either bound alone fails it.
+    /// The keys are stored here past `decrypt`, which would have enforced the client's bound.
+    #[test]
+    fn a_state_over_the_client_skipped_key_bound_is_refused() {
+        let mut rng = ChaCha20Rng::seed_from_u64(18);
+        let own = name("bob");
+        let mut bob = Peers::generate(&mut rng);
+        let bobs = bundle(&mut bob);
+        let per_peer = usize::try_from(MAX_SKIP).unwrap();
+        for i in 0..=MAX_SKIPPED_KEYS_PER_CLIENT / per_peer {
+            let from = name(&format!("p{i}"));
+            let mut peer = Peers::generate(&mut rng);
+            peer.start_session(&from, &own, &bobs, &mut rng).unwrap();
+            let first = peer.encrypt(&own, &body("0"), &mut rng).unwrap();
+            bob.decrypt(&own, &from, &first).unwrap();
+            let mut last = None;
+            for _ in 0..=per_peer {
+                last = Some(peer.encrypt(&own, &body("n"), &mut rng).unwrap().into_bytes());
+            }
+            let mut buffer = last.unwrap();
+            let message = ParsedEnvelope::decode(&buffer).unwrap();
+            let (header, start) = (message.header, buffer.len() - message.ciphertext.len());
+            let session = bob.peers.get_mut(&from).unwrap().current.as_mut().unwrap();
+            let mut budget = WorkBudget::per_envelope();
+            session.ratchet.decrypt_within(&header, &mut buffer, start, &mut budget).unwrap();
+            assert_eq!(session.ratchet.skipped_key_count(), per_peer);
+        }
+        assert!(bob.skipped_key_count() > MAX_SKIPPED_KEYS_PER_CLIENT);
+        let what = "more skipped keys than the bounds allow";
+        assert_eq!(restored(&bob, &own), Err(StateError::Inconsistent { what }));
     }
 
     /// SPEC.md §15.3: messages queued for a peer wait, counted, until they are taken.
