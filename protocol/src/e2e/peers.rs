@@ -1032,12 +1032,18 @@ mod tests {
         assert_eq!(rotated.one_time_prekeys(), []);
     }
 
-    /// SPEC.md §11.3: a client keeps `MAX_ARCHIVED_SESSIONS` replaced sessions per peer, so a reply
-    /// in flight across that many replacements still opens; one replacement more retires the
-    /// oldest, and its messages no longer open (refused, nothing changed).
-    #[test]
-    fn the_archive_keeps_four_replaced_sessions_and_one_more_retires_the_oldest() {
-        let mut rng = ChaCha20Rng::seed_from_u64(11);
+    /// Bob's session with Alice, which she has answered: her reply, not yet delivered, and her
+    /// bundle, for Bob's next sessions.
+    struct Answered {
+        rng: ChaCha20Rng,
+        alice: Peers,
+        bob: Peers,
+        alices: FetchedBundle,
+        reply: Envelope,
+    }
+
+    fn answered(seed: u64) -> Answered {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let (mut alice, mut bob) = (Peers::generate(&mut rng), Peers::generate(&mut rng));
         let (a, b) = (name("alice"), name("bob"));
         let alices = bundle(&mut alice);
@@ -1045,6 +1051,16 @@ mod tests {
         let first = bob.encrypt(&a, &body("hello"), &mut rng).unwrap();
         alice.decrypt(&a, &b, &first).unwrap();
         let reply = alice.encrypt(&b, &body("reply"), &mut rng).unwrap();
+        Answered { rng, alice, bob, alices, reply }
+    }
+
+    /// SPEC.md §11.3: a client keeps `MAX_ARCHIVED_SESSIONS` replaced sessions per peer, so a reply
+    /// in flight across that many replacements still opens; one replacement more retires the
+    /// oldest, and its messages no longer open (refused, nothing changed).
+    #[test]
+    fn the_archive_keeps_four_replaced_sessions_and_one_more_retires_the_oldest() {
+        let Answered { mut rng, mut bob, alices, reply, .. } = answered(11);
+        let (a, b) = (name("alice"), name("bob"));
         for _ in 0..MAX_ARCHIVED_SESSIONS {
             bob.start_session(&b, &a, &alices, &mut rng).unwrap();
         }
@@ -1062,14 +1078,8 @@ mod tests {
     /// so Bob's next message is a ratchet message of that session, which Alice opens in it.
     #[test]
     fn a_reply_that_opens_in_an_archived_session_makes_it_current_again() {
-        let mut rng = ChaCha20Rng::seed_from_u64(13);
-        let (mut alice, mut bob) = (Peers::generate(&mut rng), Peers::generate(&mut rng));
+        let Answered { mut rng, mut alice, mut bob, alices, reply } = answered(13);
         let (a, b) = (name("alice"), name("bob"));
-        let alices = bundle(&mut alice);
-        bob.start_session(&b, &a, &alices, &mut rng).unwrap();
-        let first = bob.encrypt(&a, &body("hello"), &mut rng).unwrap();
-        alice.decrypt(&a, &b, &first).unwrap();
-        let reply = alice.encrypt(&b, &body("reply"), &mut rng).unwrap();
         bob.start_session(&b, &a, &alices, &mut rng).unwrap();
         bob.decrypt(&b, &a, &reply).unwrap();
 
