@@ -777,6 +777,23 @@ fn bundle_upload_is_reported_and_a_durable_server_hands_over_the_entry() {
     }
 }
 
+/// An upload that cannot be sent (no channel yet) gives back what preparing it changed: the
+/// one-time prekeys it marked uploaded, the signed prekey it rotated, the keys it added — the
+/// client is exactly as it was.
+#[test]
+fn an_upload_that_cannot_be_sent_leaves_the_client_as_it_was() {
+    let mut w = world();
+    let peers = Peers::generate(&mut w.rng);
+    let key = PrivateKey::generate(&mut w.rng);
+    w.alice = Client::with_e2e(name("alice"), key, w.server.public_key(), peers);
+    let before = w.alice.clone();
+    let not_connected = Err(Error::Misuse(MisuseError::NotConnected));
+    assert_eq!(w.alice.upload_bundle(), not_connected);
+    assert_eq!(w.alice.rotate_signed_prekey(&mut w.rng), not_connected);
+    assert_eq!(w.alice.replenish_prekeys(&mut w.rng, 3), not_connected);
+    assert_eq!(w.alice, before);
+}
+
 /// SPEC.md §15.2: a fetch that leaves the owner `PREKEYS_LOW_WATER` = 5 one-time prekeys or fewer
 /// tells the owner, who is online, `PrekeysLow` — and the owner replenishes; a fetch that leaves
 /// more says nothing to the owner.

@@ -130,8 +130,9 @@ impl<'a> ParsedEnvelope<'a> {
 /// `IK_A (64) || id_sig (64) || EK_A (32) || BE32(spk_id) || has_opk || BE32(opk_id)`.
 const MAX_PREKEY_FIELDS_LEN: usize = IdentityPublic::LEN + SIGNATURE_LEN + DH_LEN + 4 + 1 + 4;
 
-/// The most a prekey message adds to its ciphertext: kind, handshake fields, ratchet header (226
-/// bytes, SPEC.md §13). [`crate::wire::MAX_ENVELOPE_LEN`] leaves room for it after the longest body.
+/// The most a prekey message adds to its ciphertext: kind, handshake fields, ratchet header (210
+/// bytes; with the 16-byte tag, the 226 bytes SPEC.md §13 adds to a body).
+/// [`crate::wire::MAX_ENVELOPE_LEN`] leaves room for it after the longest body.
 pub const MAX_PREKEY_OVERHEAD: usize = 1 + MAX_PREKEY_FIELDS_LEN + HEADER_LEN;
 
 const _: () = assert!(
@@ -238,5 +239,34 @@ mod tests {
         // Checked before the kind: an unknown kind of that length is BadLength too.
         over[0] = 0x07;
         assert!(matches!(EnvelopeBody::decode(&over), Err(WireError::BadLength { .. })));
+    }
+
+    /// SPEC.md §13: a prekey message with a one-time prekey id, the longest, adds 226 bytes to its
+    /// body: 210 before the ciphertext, and the 16-byte tag.
+    #[test]
+    fn the_largest_prekey_overhead_is_226_bytes_over_a_body() {
+        assert_eq!(MAX_PREKEY_OVERHEAD + AEAD_TAG_LEN, 226);
+        let header = Header { dh: PublicKey::from_bytes([1; 32]), pn: 0, n: 0 };
+        let with_opk = encode_parts(Some(&prekey(Some(6))), &header, &[9; AEAD_TAG_LEN]);
+        assert_eq!(with_opk.len() - AEAD_TAG_LEN, MAX_PREKEY_OVERHEAD);
+    }
+
+    /// SPEC.md §13: `ct ≥ 16`. A bare tag (the empty plaintext's ciphertext) parses; each shorter
+    /// ciphertext, down to none, is `BadLength` for `ciphertext`, in both kinds of envelope.
+    #[test]
+    fn a_ciphertext_shorter_than_its_tag_is_bad_length_and_a_bare_tag_parses() {
+        let header = Header { dh: PublicKey::from_bytes([1; 32]), pn: 0, n: 0 };
+        for prekey in [None, Some(prekey(Some(6)))] {
+            let bare_tag = encode_parts(prekey.as_ref(), &header, &[9; AEAD_TAG_LEN]);
+            let parsed = ParsedEnvelope::decode(&bare_tag).unwrap();
+            assert_eq!(parsed.ciphertext, &[9; AEAD_TAG_LEN][..]);
+            for len in 0..AEAD_TAG_LEN {
+                let short = encode_parts(prekey.as_ref(), &header, &vec![9; len]);
+                assert_eq!(
+                    EnvelopeBody::decode(&short),
+                    Err(WireError::BadLength { field: "ciphertext", len })
+                );
+            }
+        }
     }
 }

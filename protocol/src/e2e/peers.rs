@@ -887,3 +887,233 @@ fn open_in_any(
     }
     first_error.map(Err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::e2e::ratchet::MAX_SKIP;
+    use crate::roles::MAX_STATE_BODY_LEN;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn name(s: &str) -> Name {
+        Name::new(s).unwrap()
+    }
+
+    fn body(s: &str) -> Body {
+        Body::new(s.as_bytes().to_vec()).unwrap()
+    }
+
+    /// `peers`' bundle as a fetch gives it once its one-time prekeys are gone: every session
+    /// started from it is new, none uses up a key.
+    fn bundle(peers: &mut Peers) -> FetchedBundle {
+        let upload = peers.prepare_upload().unwrap();
+        FetchedBundle {
+            identity: *upload.identity(),
+            signed_prekey: *upload.signed_prekey(),
+            one_time_prekey: None,
+        }
+    }
+
+    /// `peers` written to a state and read back for the client `own` (SPEC.md §18.3).
+    fn restored(peers: &Peers, own: &Name) -> Result<Peers, StateError> {
+        let bytes = crate::state::export(|w| peers.write_state(w));
+        crate::state::restore(bytes.as_bytes(), MAX_STATE_BODY_LEN, |r| Peers::read_state(r, own))
+    }
+
+    /// SPEC.md §18.3: a peer is awaited only while messages wait for it; a state that awaits one
+    /// with none waiting is refused.
+    #[test]
+    fn a_state_awaiting_a_peer_with_no_message_waiting_is_refused() {
+        let mut peers = Peers::generate(&mut ChaCha20Rng::seed_from_u64(17));
+        let (a, own) = (name("alice"), name("bob"));
+        peers.queue(&a, body("one")).unwrap();
+        assert_eq!(restored(&peers, &own).as_ref(), Ok(&peers));
+        peers.pending.insert(a, Vec::new());
+        let what = "a peer awaited with no message waiting";
+        assert_eq!(restored(&peers, &own), Err(StateError::Inconsistent { what }));
+    }
+
+    /// SPEC.md §12.5, §18.3: a state whose sessions each hold no more than `MAX_SKIPPED_KEYS` but
+    /// together more than `MAX_SKIPPED_KEYS_PER_CLIENT` is refused — either bound alone fails it.
+    /// The keys are stored here past `decrypt`, which would have enforced the client's bound.
+    #[test]
+    fn a_state_over_the_client_skipped_key_bound_is_refused() {
+        let mut rng = ChaCha20Rng::seed_from_u64(18);
+        let own = name("bob");
+        let mut bob = Peers::generate(&mut rng);
+        let bobs = bundle(&mut bob);
+        let per_peer = usize::try_from(MAX_SKIP).unwrap();
+        for i in 0..=MAX_SKIPPED_KEYS_PER_CLIENT / per_peer {
+            let from = name(&format!("p{i}"));
+            let mut peer = Peers::generate(&mut rng);
+            peer.start_session(&from, &own, &bobs, &mut rng).unwrap();
+            let first = peer.encrypt(&own, &body("0"), &mut rng).unwrap();
+            bob.decrypt(&own, &from, &first).unwrap();
+            let mut last = None;
+            for _ in 0..=per_peer {
+                last = Some(peer.encrypt(&own, &body("n"), &mut rng).unwrap().into_bytes());
+            }
+            let mut buffer = last.unwrap();
+            let message = ParsedEnvelope::decode(&buffer).unwrap();
+            let (header, start) = (message.header, buffer.len() - message.ciphertext.len());
+            let session = bob.peers.get_mut(&from).unwrap().current.as_mut().unwrap();
+            let mut budget = WorkBudget::per_envelope();
+            session.ratchet.decrypt_within(&header, &mut buffer, start, &mut budget).unwrap();
+            assert_eq!(session.ratchet.skipped_key_count(), per_peer);
+        }
+        assert!(bob.skipped_key_count() > MAX_SKIPPED_KEYS_PER_CLIENT);
+        let what = "more skipped keys than the bounds allow";
+        assert_eq!(restored(&bob, &own), Err(StateError::Inconsistent { what }));
+    }
+
+    /// SPEC.md §15.3: messages queued for a peer wait, counted, until they are taken.
+    #[test]
+    fn pending_messages_are_counted_per_peer_until_taken() {
+        let mut peers = Peers::generate(&mut ChaCha20Rng::seed_from_u64(15));
+        let (a, c) = (name("alice"), name("carol"));
+        assert_eq!(peers.queue(&a, body("one")), Ok(true));
+        assert_eq!(peers.queue(&a, body("two")), Ok(false));
+        assert_eq!((peers.pending_count(&a), peers.pending_count(&c)), (2, 0));
+        assert_eq!(peers.take_pending(&a), [body("one"), body("two")]);
+        assert_eq!(peers.pending_count(&a), 0);
+    }
+
+    /// The largest body opens (in the longest envelope, a prekey message with a one-time prekey);
+    /// a ciphertext longer than it and its tag is refused as `BadLength` before any session tries
+    /// it — a message that opened could not become a `Body` after the ratchet had advanced — and
+    /// nothing changes.
+    #[test]
+    fn the_largest_body_opens_and_a_longer_ciphertext_is_refused_before_decryption() {
+        let mut rng = ChaCha20Rng::seed_from_u64(16);
+        let (mut alice, mut bob) = (Peers::generate(&mut rng), Peers::generate(&mut rng));
+        let (a, b) = (name("alice"), name("bob"));
+        let upload = bob.prepare_upload().unwrap();
+        let bobs = FetchedBundle {
+            identity: *upload.identity(),
+            signed_prekey: *upload.signed_prekey(),
+            one_time_prekey: upload.one_time_prekeys().first().copied(),
+        };
+        alice.start_session(&a, &b, &bobs, &mut rng).unwrap();
+        let largest = Body::new(vec![7; MAX_BODY_LEN]).unwrap();
+        let first = alice.encrypt(&b, &largest, &mut rng).unwrap();
+        assert_eq!(bob.decrypt(&b, &a, &first).unwrap().body, largest);
+        let reply = bob.encrypt(&a, &body("hello"), &mut rng).unwrap();
+
+        let mut long = reply.into_bytes();
+        let len = MAX_BODY_LEN + AEAD_TAG_LEN + 1;
+        long.resize(1 + crate::e2e::ratchet::HEADER_LEN + len, 0);
+        let long = Envelope::new(long).unwrap();
+        let before = alice.clone();
+        assert_eq!(
+            alice.decrypt(&a, &b, &long),
+            Err(E2eError::Envelope(WireError::BadLength { field: "ciphertext", len }))
+        );
+        assert_eq!(alice, before);
+    }
+
+    /// SPEC.md §10.2: the keys `replenish` makes and the signed prekey `rotate_signed_prekey` makes
+    /// are what the next upload carries.
+    #[test]
+    fn replenished_and_rotated_prekeys_are_in_the_next_upload() {
+        let mut rng = ChaCha20Rng::seed_from_u64(14);
+        let mut peers = Peers::generate(&mut rng);
+        let first = peers.prepare_upload().unwrap();
+        assert_eq!(peers.prepare_upload().unwrap().one_time_prekeys(), []);
+
+        peers.replenish(&mut rng, 3).unwrap();
+        let replenished = peers.prepare_upload().unwrap();
+        assert_eq!(replenished.one_time_prekeys().len(), 3);
+        assert_eq!(replenished.signed_prekey(), first.signed_prekey());
+
+        peers.rotate_signed_prekey(&mut rng).unwrap();
+        let rotated = peers.prepare_upload().unwrap();
+        assert_ne!(rotated.signed_prekey(), first.signed_prekey());
+        assert_eq!(rotated.one_time_prekeys(), []);
+    }
+
+    /// Bob's session with Alice, which she has answered: her reply, not yet delivered, and her
+    /// bundle, for Bob's next sessions.
+    struct Answered {
+        rng: ChaCha20Rng,
+        alice: Peers,
+        bob: Peers,
+        alices: FetchedBundle,
+        reply: Envelope,
+    }
+
+    fn answered(seed: u64) -> Answered {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let (mut alice, mut bob) = (Peers::generate(&mut rng), Peers::generate(&mut rng));
+        let (a, b) = (name("alice"), name("bob"));
+        let alices = bundle(&mut alice);
+        bob.start_session(&b, &a, &alices, &mut rng).unwrap();
+        let first = bob.encrypt(&a, &body("hello"), &mut rng).unwrap();
+        alice.decrypt(&a, &b, &first).unwrap();
+        let reply = alice.encrypt(&b, &body("reply"), &mut rng).unwrap();
+        Answered { rng, alice, bob, alices, reply }
+    }
+
+    /// SPEC.md §11.3: a client keeps `MAX_ARCHIVED_SESSIONS` replaced sessions per peer, so a reply
+    /// in flight across that many replacements still opens; one replacement more retires the
+    /// oldest, and its messages no longer open (refused, nothing changed).
+    #[test]
+    fn the_archive_keeps_four_replaced_sessions_and_one_more_retires_the_oldest() {
+        let Answered { mut rng, mut bob, alices, reply, .. } = answered(11);
+        let (a, b) = (name("alice"), name("bob"));
+        for _ in 0..MAX_ARCHIVED_SESSIONS {
+            bob.start_session(&b, &a, &alices, &mut rng).unwrap();
+        }
+        let mut at_the_bound = bob.clone();
+        assert_eq!(at_the_bound.decrypt(&b, &a, &reply).unwrap().body, body("reply"));
+
+        bob.start_session(&b, &a, &alices, &mut rng).unwrap();
+        let before = bob.clone();
+        assert!(bob.decrypt(&b, &a, &reply).is_err());
+        assert_eq!(bob, before);
+    }
+
+    /// SPEC.md §11.3: the session that opens a ratchet message becomes current again. Bob replaced
+    /// an answered session with one Alice has not heard of; her reply in the first makes it current,
+    /// so Bob's next message is a ratchet message of that session, which Alice opens in it.
+    #[test]
+    fn a_reply_that_opens_in_an_archived_session_makes_it_current_again() {
+        let Answered { mut rng, mut alice, mut bob, alices, reply } = answered(13);
+        let (a, b) = (name("alice"), name("bob"));
+        bob.start_session(&b, &a, &alices, &mut rng).unwrap();
+        bob.decrypt(&b, &a, &reply).unwrap();
+
+        let next = bob.encrypt(&a, &body("again"), &mut rng).unwrap();
+        let parsed = envelope::EnvelopeBody::decode(next.as_bytes()).unwrap();
+        assert!(matches!(parsed, envelope::EnvelopeBody::Ratchet(_)));
+        let opened = alice.decrypt(&a, &b, &next).unwrap();
+        assert_eq!((opened.body, opened.started), (body("again"), None));
+    }
+
+    /// SPEC.md §11.3 rule 2: a replayed prekey message whose session left the archive is refused
+    /// as `ReplayedPrekeyMessage` for the next `RETIRED_BASE_KEYS` sessions, not only the next one;
+    /// refusing it changes nothing.
+    #[test]
+    fn a_replayed_prekey_message_is_refused_while_its_base_key_is_one_of_the_last_sixteen_retired()
+    {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let (mut alice, mut bob) = (Peers::generate(&mut rng), Peers::generate(&mut rng));
+        let (a, b) = (name("alice"), name("bob"));
+        let bobs = bundle(&mut bob);
+        let mut first = None;
+        for sessions in 1..=1 + MAX_ARCHIVED_SESSIONS + RETIRED_BASE_KEYS {
+            alice.start_session(&a, &b, &bobs, &mut rng).unwrap();
+            let envelope = alice.encrypt(&b, &body("hi"), &mut rng).unwrap();
+            assert!(bob.decrypt(&b, &a, &envelope).unwrap().started.is_some());
+            let first = first.get_or_insert(envelope);
+            let before = bob.clone();
+            let replayed = bob.decrypt(&b, &a, first);
+            if sessions > 1 + MAX_ARCHIVED_SESSIONS {
+                assert_eq!(replayed, Err(E2eError::ReplayedPrekeyMessage), "after {sessions}");
+            } else {
+                assert!(replayed.is_err(), "after {sessions}");
+            }
+            assert_eq!(bob, before);
+        }
+    }
+}
