@@ -34,9 +34,10 @@ pub trait Codec: Sized {
     /// Any [`WireError`] about the body's fields.
     fn decode_body(frame_type: u8, body: &mut Reader<'_>) -> Result<Self, WireError>;
 
-    /// The body's length or more, so that [`Codec::encode`] allocates its buffer once (tests/
-    /// allocations.rs counts it). Only a hint: a wrong one costs a reallocation, never a wrong
-    /// encoding.
+    /// The body's length or more for every link frame and every message a conversation sends, so
+    /// that [`Codec::encode`] allocates their buffer once (tests/allocations.rs counts it); for the
+    /// rarer ones (bundles, uploads) a guess. Only a hint: a wrong one costs a reallocation, never a
+    /// wrong encoding.
     fn body_len_hint(&self) -> usize;
 
     /// The complete frame: header, then body.
