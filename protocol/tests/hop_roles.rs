@@ -56,6 +56,13 @@ fn world_with<P: e2e_protocol::hop::ContentPolicy>(
 }
 
 impl<P: e2e_protocol::hop::ContentPolicy> World<P> {
+    /// Alice becomes an e2e client (new keys from the world's RNG), not yet connected.
+    fn e2e_alice(&mut self) {
+        let key = PrivateKey::generate(&mut self.rng);
+        let peers = Peers::generate(&mut self.rng);
+        self.alice = Client::with_e2e(name("alice"), key, self.server.public_key(), peers);
+    }
+
     fn client(&mut self, link: LinkId) -> &mut Client {
         if link == ALICE { &mut self.alice } else { &mut self.bob }
     }
@@ -751,9 +758,7 @@ fn bundle_upload_is_reported_and_a_durable_server_hands_over_the_entry() {
         let server = Server::new(server_key.clone());
         let server = if durable { server.durable() } else { server };
         let mut w = world_with(server, server_key, rng);
-        let key = PrivateKey::generate(&mut w.rng);
-        let peers = Peers::generate(&mut w.rng);
-        w.alice = Client::with_e2e(name("alice"), key, w.server.public_key(), peers);
+        w.e2e_alice();
         assert_eq!(w.connect(ALICE), [ClientEvent::Connected]);
 
         let upload = w.alice.upload_bundle().unwrap();
@@ -783,9 +788,7 @@ fn bundle_upload_is_reported_and_a_durable_server_hands_over_the_entry() {
 #[test]
 fn an_upload_that_cannot_be_sent_leaves_the_client_as_it_was() {
     let mut w = world();
-    let peers = Peers::generate(&mut w.rng);
-    let key = PrivateKey::generate(&mut w.rng);
-    w.alice = Client::with_e2e(name("alice"), key, w.server.public_key(), peers);
+    w.e2e_alice();
     let before = w.alice.clone();
     let not_connected = Err(Error::Misuse(MisuseError::NotConnected));
     assert_eq!(w.alice.upload_bundle(), not_connected);
@@ -800,9 +803,7 @@ fn an_upload_that_cannot_be_sent_leaves_the_client_as_it_was() {
 #[test]
 fn the_owner_hears_prekeys_low_once_a_fetch_leaves_five() {
     let mut w = world();
-    let peers = Peers::generate(&mut w.rng);
-    let key = PrivateKey::generate(&mut w.rng);
-    w.alice = Client::with_e2e(name("alice"), key, w.server.public_key(), peers);
+    w.e2e_alice();
     w.connect(ALICE);
     let upload = w.alice.upload_bundle().unwrap();
     let stored = w.server.handle(ALICE, &upload, &mut w.rng).unwrap();

@@ -21,10 +21,6 @@ the frame). `rng_draws` lists every 32-byte value drawn from the seeded RNG, in 
 became; `links` the handshake hash and Split() keys of each channel (k1 carries the client's frames). \
 The frames of the script equal those `e2e-ref run hop --json` prints.";
 
-/// What a queued message counts against `MAX_QUEUED_BYTES` besides its content (SPEC.md §5.4: the
-/// message header and fields as §3.3 bounds them).
-const QUEUED_OVERHEAD: usize = 49;
-
 fn alice() -> Result<Name, VectorError> {
     Ok(Name::new("alice")?)
 }
@@ -237,7 +233,7 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
             deny_word: None,
             server_limits: Some(ServerLimits {
                 max_accounts: MAX_ACCOUNTS,
-                max_queued_bytes: 2 * (QUEUED_OVERHEAD + 3),
+                max_queued_bytes: 2 * (e2e_protocol::roles::QUEUED_OVERHEAD + 3),
             }),
         },
         RunSpec {
