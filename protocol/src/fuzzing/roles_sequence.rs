@@ -620,9 +620,12 @@ impl Run {
     }
 
     /// The client connects (refused with `AlreadyConnected` unless offline, which `offline` says
-    /// it is: then the call must succeed).
+    /// it is: then the call must succeed). A refusal changes nothing, so it disturbs nothing; a
+    /// new link has lost nothing yet, so it is not disturbed either. The old one was marked when
+    /// the client went offline (a disconnection, or the server closing it), and its frames still
+    /// in flight are refused wherever they arrive: the server closed that link, and the client's
+    /// new channel has other keys.
     fn connect(&mut self, device: Device, offline: bool) {
-        self.disturbed[device.index()] = true;
         let rng = &mut self.rng;
         let client = &mut self.clients[device.index()];
         if let Some(frame) = transact(client, offline, "connect", |c| c.connect(rng)) {
@@ -630,6 +633,7 @@ impl Run {
             self.next_link += 1;
             self.owners.insert(link, device);
             self.current[device.index()] = Some(link);
+            self.disturbed[device.index()] = false;
             self.transmit(device, vec![frame]);
         }
     }
