@@ -90,8 +90,10 @@ impl PartialOrd for Name {
 }
 
 impl Ord for Name {
+    /// The order of their text: `str` orders by its bytes, so comparing the bytes gives that order
+    /// without checking them as UTF-8 on every comparison (names key every table of the roles).
     fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
