@@ -14,8 +14,12 @@
 //! `PrekeysLow { n }` is answered with one upload of `min(10, 100 − n)` new one-time prekeys under
 //! Bob's identity and signed prekey (`PrekeysReplenished`), or nothing if there is no room; every
 //! other message Bob handles sends nothing; and every genuine envelope still decrypts afterwards,
-//! in any order, under any id, and across Alice's session restarts, followed by a new one.
+//! in any order, under any id, and across Alice's session restarts, followed by a new one — except
+//! one that would start a session on a one-time prekey Bob no longer holds: a server that lies in
+//! `PrekeysLow` makes him draw keys past `MAX_HELD_ONE_TIME_PREKEYS`, and the oldest go (SPEC.md
+//! §10.2, §15.3), so such a prekey message fails `UnknownPrekey`, as a refusal (nothing changes).
 
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
@@ -24,10 +28,12 @@ use rand_chacha::ChaCha20Rng;
 use crate::channel::Transport;
 use crate::e2e::envelope::{EnvelopeBody, RatchetMessage};
 use crate::e2e::peers::Peers;
-use crate::e2e::{MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEYS_PER_UPLOAD};
+use crate::e2e::{
+    E2eError, MAX_HELD_ONE_TIME_PREKEYS, MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEYS_PER_UPLOAD,
+};
 use crate::error::{Error, ProtocolError};
 use crate::roles::{Client, ClientEvent, ClientOutputs, Protection};
-use crate::suite::PrivateKey;
+use crate::suite::{PrivateKey, PublicKey};
 use crate::wire::{
     Body, Codec, Envelope, FetchedBundle, Message, MessageId, Name, OneTimePrekeyPublic,
     UploadedBundle,
@@ -230,6 +236,11 @@ struct World {
     /// Bob's bundle as he uploaded it, and the index of the next one-time prekey to hand out.
     bundle: UploadedBundle,
     next_one_time: usize,
+    /// The ids of the one-time private keys Bob holds, as SPEC.md §10.2 says they go: all he made,
+    /// less those a session started with, less the oldest beyond `MAX_HELD_ONE_TIME_PREKEYS`.
+    held_one_time: BTreeSet<u32>,
+    /// The base keys of the sessions Bob started (from Alice's prekey messages he accepted).
+    started: Vec<PublicKey>,
     /// The highest id Bob accepted from alice.
     last_id: u64,
     rng: ChaCha20Rng,
@@ -252,6 +263,7 @@ fn worlds() -> &'static (World, World) {
         let Message::UploadBundle { bundle } = open(&mut server_end, &upload) else {
             fail("set-up: Bob uploaded no UploadBundle");
         };
+        let held_one_time = bundle.one_time_prekeys().iter().map(|p| p.id).collect();
         let world = World {
             bob: bob_client,
             server_end,
@@ -259,6 +271,8 @@ fn worlds() -> &'static (World, World) {
             alice: Peers::generate(&mut rng),
             bundle,
             next_one_time: 0,
+            held_one_time,
+            started: Vec::new(),
             last_id: 0,
             rng,
         };
@@ -294,6 +308,8 @@ struct Run {
     alice: Peers,
     bundle: UploadedBundle,
     next_one_time: usize,
+    held_one_time: BTreeSet<u32>,
+    started: Vec<PublicKey>,
     last_id: u64,
     rng: ChaCha20Rng,
     /// How many times Alice restarted her session in this run.
@@ -343,6 +359,8 @@ impl Run {
             alice: world.alice,
             bundle: world.bundle,
             next_one_time: world.next_one_time,
+            held_one_time: world.held_one_time,
+            started: world.started,
             last_id: world.last_id,
             rng: world.rng,
             restarts: 0,
@@ -367,6 +385,8 @@ impl Run {
             alice: self.alice.clone(),
             bundle: self.bundle.clone(),
             next_one_time: self.next_one_time,
+            held_one_time: self.held_one_time.clone(),
+            started: self.started.clone(),
             last_id: self.last_id,
             rng: self.rng.clone(),
         }
@@ -393,8 +413,17 @@ impl Run {
                 let Some(i) = usize::from(*index).checked_rem(self.waiting.len()) else { return };
                 let Some(id) = self.id(*id) else { return };
                 let (envelope, body) = self.waiting[i].clone();
+                let dropped = self.dropped_one_time_prekey(&envelope);
                 let out = self.deliver(&Message::E2eDeliver { id, from: alice(), envelope });
-                if !self.forged {
+                if self.forged {
+                    return;
+                }
+                if let Some(id) = dropped {
+                    // §10.2: the session cannot start; `deliver` checked that nothing changed.
+                    let error = Error::E2e(E2eError::UnknownPrekey { id });
+                    assert_eq!(out.events, [ClientEvent::Dropped { error }], "dropped key {id}");
+                    self.waiting.remove(i);
+                } else {
                     // §12.4: a genuine message decrypts whatever came before it, in any order, and
                     // whatever id the server gives it (§15.3: e2e ids are labels, not checked).
                     let accepted = out.events.iter().any(|e| {
@@ -527,6 +556,19 @@ impl Run {
         self.adversarial_prekey_messages <= MAX_ADVERSARIAL_PREKEY_MESSAGES
     }
 
+    /// The one-time prekey `envelope` would start Bob's session on, if he no longer holds it
+    /// (SPEC.md §10.2): a genuine prekey message whose session Bob has not started (none of its
+    /// messages was accepted) naming a key that [`Run::held_one_time`] has lost.
+    fn dropped_one_time_prekey(&self, envelope: &Envelope) -> Option<u32> {
+        let Ok(EnvelopeBody::Prekey { prekey, .. }) = EnvelopeBody::decode(envelope.as_bytes())
+        else {
+            return None;
+        };
+        let id = prekey.one_time_prekey_id?;
+        let started = self.started.contains(&prekey.base_key);
+        (!started && !self.held_one_time.contains(&id)).then_some(id)
+    }
+
     /// Seals `message` into Bob's channel and checks what he makes of it.
     fn deliver(&mut self, message: &Message) -> ClientOutputs {
         self.deliver_bytes(&message.encode())
@@ -591,6 +633,11 @@ impl Run {
             "a replenished one-time prekey was published before"
         );
         self.replenished.extend_from_slice(new);
+        // §10.2: a replenishment beyond MAX_HELD_ONE_TIME_PREKEYS drops the oldest (lowest ids).
+        self.held_one_time.extend(new.iter().map(|p| p.id));
+        while self.held_one_time.len() > MAX_HELD_ONE_TIME_PREKEYS {
+            self.held_one_time.pop_first();
+        }
     }
 
     /// Checks the `Received` events of one delivery; `message` is what was sealed, if known.
@@ -634,6 +681,15 @@ impl Run {
         };
         let (genuine, plaintext) = self.waiting.remove(i);
         assert_eq!(*body, plaintext, "decrypted to another plaintext");
+        if let Ok(EnvelopeBody::Prekey { prekey, .. }) = EnvelopeBody::decode(genuine.as_bytes()) {
+            // §11.2: the session started (or had started) on this one-time prekey, now deleted.
+            if let Some(id) = prekey.one_time_prekey_id {
+                self.held_one_time.remove(&id);
+            }
+            if !self.started.contains(&prekey.base_key) {
+                self.started.push(prekey.base_key);
+            }
+        }
         assert_eq!(*from, alice(), "accepted Alice's envelope as {from}'s: relabelled");
         self.delivered.push(genuine);
     }
