@@ -26,6 +26,7 @@ use crate::world::{
 };
 
 pub mod mallory;
+pub mod outage;
 pub mod pcs;
 pub mod setup;
 
@@ -105,6 +106,10 @@ pub enum Action {
     Connect(Who),
     /// (S, e2e) the server answers the bundle request at the head of `Who`'s link itself.
     Answer(Who, Reply),
+    /// The client's link closes (`outage.rs`): the server and the client forget the channel.
+    Close(Who),
+    /// The server restarts from its durable state; every channel is gone (`outage.rs`).
+    Restart,
 }
 
 /// How the malicious server changes a prekey message it re-encodes (spec/MODEL.md §3).
@@ -135,6 +140,8 @@ pub struct E2eModel {
     init: World,
     /// Alice's and Bob's channel static keys, learned by (C) in hop.
     static_keys: [PrivateKey; 2],
+    /// The server's static key, which a restart keeps (`outage.rs`).
+    server_key: PrivateKey,
     /// Memo of [`E2eModel::open_with_compromised`], a pure function of its key.
     cache: Arc<Mutex<Memo>>,
     /// Memo of [`E2eModel::gets_through`].
@@ -220,7 +227,8 @@ impl E2eModel {
     /// A protocol error during the honest setup, which would be a bug of the protocol crate.
     pub fn new(variant: Variant, attacker: Attacker, bounds: Bounds) -> Result<Self, Error> {
         let mut r = rng(bounds.seed, 3, 0);
-        let mut server = Server::new(PrivateKey::generate(&mut r));
+        let server_key = PrivateKey::generate(&mut r);
+        let mut server = Server::new(server_key.clone());
         let static_keys = [PrivateKey::generate(&mut r), PrivateKey::generate(&mut r)];
         let make = |w: Who, r: &mut rand_chacha::ChaCha20Rng| {
             let key = static_keys[w.index()].clone();
@@ -312,6 +320,7 @@ impl E2eModel {
             life: Life {
                 connecting: Who::BOTH.map(|w| !explored(w)),
                 uploaded: Who::BOTH.map(|w| !explored(w)),
+                ..Life::default()
             },
         };
         Ok(Self {
@@ -320,6 +329,7 @@ impl E2eModel {
             bounds,
             init,
             static_keys,
+            server_key,
             cache: Arc::default(),
             completions: Arc::default(),
             verified,
@@ -418,6 +428,11 @@ impl E2eModel {
 
     /// Routes the server's output frames; a frame relayed to the other client inherits the tag.
     fn route(&self, s: &mut World, from: Option<Who>, incoming: &Frame, out: ServerOutputs) {
+        // A restored server is durable: its mailbox leaves the store once written (SPEC.md §5.4),
+        // and pushing a frame onto a queue is writing it.
+        for delivery in &out.delivered {
+            let _removed = s.server.make_mut().settle(delivery);
+        }
         for event in &out.events {
             if matches!(event, ServerEvent::Dropped { .. } | ServerEvent::Refused { .. })
                 && incoming.injected
@@ -478,6 +493,12 @@ impl E2eModel {
                     match event {
                         ClientEvent::Received { from, body, .. } => {
                             received.push((from.as_str().to_owned(), text(body)));
+                            if *from == w.peer().name()
+                                && s.ghost.sent_bodies().contains(&text(body))
+                            {
+                                s.ghost.after_outage[0] |= s.life.closed;
+                                s.ghost.after_outage[1] |= s.life.restarted;
+                            }
                             let accept = Accept {
                                 by: w,
                                 from: from.as_str().to_owned(),
@@ -1271,6 +1292,10 @@ pub mod names {
     /// Sometimes (set-up under attack, e2e, S): a session started without a one-time prekey, and
     /// messages went both ways.
     pub const WITHOUT_ONE_TIME: &str = "sometimes: both ways without one-time prekey";
+    /// Sometimes (outages): a client accepts an honest message after a link closed.
+    pub const AFTER_RECONNECT: &str = "sometimes: delivered after a link closed";
+    /// Sometimes (outages): a client accepts an honest message after the server restarted.
+    pub const AFTER_RESTART: &str = "sometimes: delivered after a server restart";
 }
 
 fn secrecy(_: &E2eModel, s: &World) -> bool {
@@ -1350,7 +1375,7 @@ impl Model for E2eModel {
         if s.ghost.compromised.is_some() {
             return;
         }
-        self.set_up_actions(s, actions);
+        self.outage_actions(s, actions);
         for w in Who::BOTH {
             // A client sends once it is connected (until then its call fails).
             if s.ghost.sent[w.index()] < self.messages(w) && s.clients[w.index()].is_connected() {
@@ -1451,6 +1476,8 @@ impl Model for E2eModel {
             Action::CopyState(w) => self.copy_state(&mut s, *w)?,
             Action::Connect(w) => self.connect(&mut s, *w)?,
             Action::Answer(w, reply) => self.answer(&mut s, *w, *reply)?,
+            Action::Close(w) => self.close(&mut s, *w)?,
+            Action::Restart => self.restart(&mut s)?,
             other => self.inject(&mut s, other)?,
         }
         Self::sealed(&mut s, actor(&action));
@@ -1543,6 +1570,10 @@ impl Model for E2eModel {
                     setup::both_ways_without_one_time,
                 ));
             }
+        }
+        if self.bounds.outages > 0 && !self.server_attacker() {
+            p.push(Property::sometimes(names::AFTER_RECONNECT, outage::delivered_after_reconnect));
+            p.push(Property::sometimes(names::AFTER_RESTART, outage::delivered_after_restart));
         }
         // P injects nothing: no refusal to see, nor to recover from.
         if self.attacker != Attacker::PostCompromise {

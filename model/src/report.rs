@@ -402,6 +402,10 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
             };
             ("Server", to, format!("re-delivers prekey message #{i} {change}"))
         }
+        Action::Close(w) => ("Attacker", party(*w), format!("{}'s link closes", w.label())),
+        Action::Restart => {
+            ("Server", "Server", "the server restarts from its durable state".to_owned())
+        }
         Action::Connect(w) => {
             (party(*w), "Server", format!("{} starts its handshake (HandshakeInit)", w.label()))
         }

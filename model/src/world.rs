@@ -470,6 +470,9 @@ pub struct Ghost {
     /// Whether a role refused an injected frame while a client was still connecting or had not
     /// yet published its bundle: the set-up was attacked.
     pub refused_in_set_up: bool,
+    /// Whether a client accepted an honest message from its peer after a link closed, and after
+    /// the server restarted.
+    pub after_outage: [bool; 2],
 }
 
 impl Ghost {
@@ -521,6 +524,12 @@ pub struct Life {
     pub connecting: [bool; 2],
     /// Per client: whether it sent its bundle upload.
     pub uploaded: [bool; 2],
+    /// Links closed and server restarts so far (at most `--outages`).
+    pub outages: u8,
+    /// Whether a link of the run closed.
+    pub closed: bool,
+    /// Whether the server restarted.
+    pub restarted: bool,
 }
 
 /// The RNG stream of `party` (0 Alice, 1 Bob, 2 attacker, 3 setup) at draw `counter`. A copy of a

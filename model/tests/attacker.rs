@@ -14,7 +14,7 @@ mod tests {
     use stateright::Model;
 
     const SMALL: Bounds =
-        Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1, set_ups: 0 };
+        Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1, set_ups: 0, outages: 1 };
 
     /// e2e-unverified vs S: Alice's first message, a prekey message, has reached Bob honestly and
     /// is in the server's log as message #0.

@@ -15,7 +15,7 @@ mod tests {
     use stateright::Model;
 
     const ONE: Bounds =
-        Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1, set_ups: 1 };
+        Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1, set_ups: 1, outages: 1 };
 
     /// Every frame in `w`'s queue delivered, in order.
     fn deliver_all(model: &E2eModel, mut s: World, w: Who) -> World {

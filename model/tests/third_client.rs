@@ -15,7 +15,7 @@ mod tests {
     use stateright::Model;
 
     const SMALL: Bounds =
-        Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1, set_ups: 1 };
+        Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1, set_ups: 1, outages: 1 };
 
     /// Delivers every frame to Alice and Bob until none is in flight.
     fn settle(model: &E2eModel, mut s: World) -> World {

@@ -9,7 +9,7 @@
 
 use e2e_protocol::wire::{Codec, Message};
 
-use super::{Action, E2eModel};
+use super::E2eModel;
 use crate::config::{Attacker, Bounds, Variant};
 use crate::world::{Dest, Frame, Who, World};
 
@@ -44,18 +44,6 @@ pub const fn explored(w: Who, bounds: Bounds) -> bool {
 }
 
 impl E2eModel {
-    /// The set-up's steps enabled in `s`: a client that has not started its handshake starts it.
-    pub(super) fn set_up_actions(&self, s: &World, actions: &mut Vec<Action>) {
-        if !self.set_up_attacked {
-            return;
-        }
-        for w in Who::BOTH {
-            if !s.life.connecting[w.index()] {
-                actions.push(Action::Connect(w));
-            }
-        }
-    }
-
     /// `w`'s client starts its handshake (`Client::connect`): `HandshakeInit` to the server.
     pub(super) fn connect(&self, s: &mut World, w: Who) -> Option<()> {
         if s.life.connecting[w.index()] {
