@@ -42,6 +42,17 @@ mod tests {
         deliver_all(model, s, Who::Bob)
     }
 
+    /// Against N, before Bob connects: Alice sends a1, the server handles what she sent, and she
+    /// handles its answers.
+    fn alice_sends_first(variant: Variant) -> (E2eModel, World) {
+        let model = E2eModel::new(variant, Attacker::Network, ONE).expect("setup");
+        let s = model.init_states().remove(0);
+        let s = step(&model, &s, Action::Send(Who::Alice));
+        let s = serve_all(&model, s, Who::Alice);
+        let s = deliver_all(&model, s, Who::Alice);
+        (model, s)
+    }
+
     fn accepted_a1(s: &World) -> bool {
         s.ghost.accepted.iter().any(|a| a.by == Who::Bob && a.from == "alice" && a.body == "a1")
     }
@@ -69,12 +80,8 @@ mod tests {
     /// key confirmation.
     #[test]
     fn a_message_to_an_offline_client_waits_in_its_mailbox() {
-        let model = E2eModel::new(Variant::Hop, Attacker::Network, ONE).expect("setup");
-        let s = model.init_states().remove(0);
-        let s = step(&model, &s, Action::Send(Who::Alice));
-        let s = serve_all(&model, s, Who::Alice);
+        let (model, s) = alice_sends_first(Variant::Hop);
         assert!(s.net.to_client[Who::Bob.index()].is_empty(), "Bob is offline");
-        let s = deliver_all(&model, s, Who::Alice);
         assert!(!accepted_a1(&s));
         let s = bob_connects(&model, &s);
         assert!(accepted_a1(&s), "the mailbox is delivered on Ready");
@@ -84,11 +91,7 @@ mod tests {
     /// sends it again once Bob is online, and Bob accepts it.
     #[test]
     fn a_fetch_answered_no_bundle_is_retried_and_delivered() {
-        let model = E2eModel::new(Variant::E2eUnverified, Attacker::Network, ONE).expect("setup");
-        let s = model.init_states().remove(0);
-        let s = step(&model, &s, Action::Send(Who::Alice));
-        let s = serve_all(&model, s, Who::Alice);
-        let s = deliver_all(&model, s, Who::Alice);
+        let (model, s) = alice_sends_first(Variant::E2eUnverified);
         assert_eq!(s.ghost.sent[Who::Alice.index()], 0, "a1 was given up, never sealed");
         assert!(s.ghost.retried[Who::Alice.index()]);
         assert!(!holds(&model, &s, names::RETRIED));
@@ -103,17 +106,24 @@ mod tests {
         assert!(holds(&model, &s, names::AUTHENTICITY) && holds(&model, &s, names::SECRECY));
     }
 
-    /// e2e vs S: the server answers Alice's fetch with Bob's real bundle without its one-time
-    /// prekey; the session starts without one and a1 reaches Bob.
-    #[test]
-    fn a_bundle_without_one_time_prekey_starts_a_working_session() {
+    /// e2e vs S: Bob is online, Alice sends a1, and the server answers her bundle request itself
+    /// with `reply`, which Alice has handled.
+    fn answered(reply: Reply) -> (E2eModel, World) {
         let model = E2eModel::new(Variant::E2eUnverified, Attacker::Server, ONE).expect("setup");
         let s = model.init_states().remove(0);
         let s = bob_connects(&model, &s);
         let s = step(&model, &s, Action::Send(Who::Alice));
-        let s = step(&model, &s, Action::Answer(Who::Alice, Reply::WithoutOneTime));
+        let s = step(&model, &s, Action::Answer(Who::Alice, reply));
         assert_eq!(s.know.budget, 0, "the answer spends the budget");
         let s = deliver_all(&model, s, Who::Alice);
+        (model, s)
+    }
+
+    /// e2e vs S: the server answers Alice's fetch with Bob's real bundle without its one-time
+    /// prekey; the session starts without one and a1 reaches Bob.
+    #[test]
+    fn a_bundle_without_one_time_prekey_starts_a_working_session() {
+        let (model, s) = answered(Reply::WithoutOneTime);
         assert!(s.ghost.without_one_time);
         let s = serve_all(&model, s, Who::Alice);
         let s = deliver_all(&model, s, Who::Bob);
@@ -123,12 +133,7 @@ mod tests {
     /// e2e vs S: `NoBundle` from the malicious server is given up and retried like the honest one.
     #[test]
     fn a_forged_no_bundle_is_retried() {
-        let model = E2eModel::new(Variant::E2eUnverified, Attacker::Server, ONE).expect("setup");
-        let s = model.init_states().remove(0);
-        let s = bob_connects(&model, &s);
-        let s = step(&model, &s, Action::Send(Who::Alice));
-        let s = step(&model, &s, Action::Answer(Who::Alice, Reply::NoBundle));
-        let s = deliver_all(&model, s, Who::Alice);
+        let (model, s) = answered(Reply::NoBundle);
         assert!(s.ghost.retried[Who::Alice.index()]);
         let mut enabled = Vec::new();
         model.actions(&s, &mut enabled);
