@@ -143,10 +143,17 @@ pub struct Bounds {
     pub budget: u8,
     /// The seed every key is drawn from (default 1).
     pub seed: u64,
+    /// Where the set-up is attacked (N, S, C in `hop` and `e2e-unverified`, spec/MODEL.md §2):
+    /// how many clients' set-ups — handshake, key confirmation, bundle upload — are steps of the
+    /// run: 0 none (both done before it), 1 Bob's (default), 2 both.
+    pub set_ups: u8,
+    /// Links closed and server restarts, in all, where the server is honest (spec/MODEL.md §3;
+    /// default 1).
+    pub outages: u8,
 }
 
 impl Default for Bounds {
     fn default() -> Self {
-        Self { alice_messages: 1, bob_messages: 1, budget: 1, seed: 1 }
+        Self { alice_messages: 1, bob_messages: 1, budget: 1, seed: 1, set_ups: 1, outages: 1 }
     }
 }

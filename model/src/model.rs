@@ -21,15 +21,29 @@ use crate::config::{Attacker, Bounds, Variant};
 use crate::reduction;
 use crate::steps::{Draw, Steps};
 use crate::world::{
-    Accept, Dest, FORGED_BODY, Frame, Ghost, Impostor, Knowledge, Net, Party, SealLog, Seen,
+    Accept, Dest, FORGED_BODY, Frame, Ghost, Impostor, Knowledge, Life, Net, Party, SealLog, Seen,
     Shared, Tag, Who, World, body, honest_body, rng, text,
 };
 
 pub mod mallory;
+pub mod outage;
 pub mod pcs;
+pub mod setup;
+
+pub use setup::Reply;
 
 /// Memo of compromise results: (victim, fingerprint of its inputs) → bodies opened.
 type Memo = HashMap<(Who, u64), Vec<String>>;
+
+/// What an honest completion ([`E2eModel::gets_through`]) reads of a state: the roles, the
+/// frames in flight, and which clients sent their bundle.
+type CompletionInput = ([Shared<Client>; 2], Shared<Server>, Net, [bool; 2]);
+
+/// Memo of honest completions, a pure function of their input (whole, compared in full on a hit).
+type Completions = HashMap<CompletionInput, Option<bool>>;
+
+/// The most completions [`Completions`] keeps; beyond it a completion is computed, not kept.
+const MAX_COMPLETIONS: usize = 1 << 18;
 
 /// One step of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -88,6 +102,14 @@ pub enum Action {
     /// (P) the attacker copies `Who`'s whole client; from then on the copy reads every frame
     /// delivered to `Who`.
     CopyState(Who),
+    /// The client starts its handshake with the server (the set-up under attack, `setup.rs`).
+    Connect(Who),
+    /// (S, e2e) the server answers the bundle request at the head of `Who`'s link itself.
+    Answer(Who, Reply),
+    /// The client's link closes (`outage.rs`): the server and the client forget the channel.
+    Close(Who),
+    /// The server restarts from its durable state; every channel is gone (`outage.rs`).
+    Restart,
 }
 
 /// How the malicious server changes a prekey message it re-encodes (spec/MODEL.md §3).
@@ -118,8 +140,12 @@ pub struct E2eModel {
     init: World,
     /// Alice's and Bob's channel static keys, learned by (C) in hop.
     static_keys: [PrivateKey; 2],
+    /// The server's static key, which a restart keeps (`outage.rs`).
+    server_key: PrivateKey,
     /// Memo of [`E2eModel::open_with_compromised`], a pure function of its key.
     cache: Arc<Mutex<Memo>>,
+    /// Memo of [`E2eModel::gets_through`].
+    completions: Arc<Mutex<Completions>>,
     /// Memos of the roles' steps (`steps.rs`).
     steps: Arc<Steps>,
     /// `e2e-verified`: whether the users' comparison of safety numbers in the set-up pinned both
@@ -127,6 +153,8 @@ pub struct E2eModel {
     pub verified: bool,
     /// (M) the messages M's client received in the set-up, which it may relay.
     pub inbox: Vec<mallory::Received>,
+    /// Whether the set-up's handshakes and uploads are steps of the run ([`setup::attacked`]).
+    pub set_up_attacked: bool,
 }
 
 /// What the honest set-up leaves besides the roles: the frames on the wire, the seals, and every
@@ -199,7 +227,8 @@ impl E2eModel {
     /// A protocol error during the honest setup, which would be a bug of the protocol crate.
     pub fn new(variant: Variant, attacker: Attacker, bounds: Bounds) -> Result<Self, Error> {
         let mut r = rng(bounds.seed, 3, 0);
-        let mut server = Server::new(PrivateKey::generate(&mut r));
+        let server_key = PrivateKey::generate(&mut r);
+        let mut server = Server::new(server_key.clone());
         let static_keys = [PrivateKey::generate(&mut r), PrivateKey::generate(&mut r)];
         let make = |w: Who, r: &mut rand_chacha::ChaCha20Rng| {
             let key = static_keys[w.index()].clone();
@@ -215,12 +244,21 @@ impl E2eModel {
         let mut verified = false;
         let mut log = SetUpLog::default();
         let _stale = seal_log::drain();
+        let set_up_attacked = setup::attacked(variant, attacker, bounds);
+        let explored = |w: Who| set_up_attacked && setup::explored(w, bounds);
         let mut set_up =
             SetUp { server: &mut server, clients: &mut clients, mallory: None, log: &mut log };
         for w in Who::BOTH {
             let init = set_up.clients[w.index()].connect(&mut r)?;
             set_up.log.seals.record(Party::Client(w), seal_log::drain());
             set_up.pump(w.link(), init, &mut r)?;
+            if explored(w) {
+                // The name was bound on an earlier connection, which is gone: the run starts
+                // with the client offline, and connecting is a step of the run (`setup.rs`).
+                set_up.server.close_link(w.link());
+                set_up.clients[w.index()].disconnect();
+                continue;
+            }
             if variant.is_e2e() {
                 let upload = set_up.clients[w.index()].upload_bundle()?;
                 set_up.log.seals.record(Party::Client(w), seal_log::drain());
@@ -279,6 +317,11 @@ impl E2eModel {
             draws: [0; 3],
             know,
             ghost,
+            life: Life {
+                connecting: Who::BOTH.map(|w| !explored(w)),
+                uploaded: Who::BOTH.map(|w| !explored(w)),
+                ..Life::default()
+            },
         };
         Ok(Self {
             variant,
@@ -286,10 +329,13 @@ impl E2eModel {
             bounds,
             init,
             static_keys,
+            server_key,
             cache: Arc::default(),
+            completions: Arc::default(),
             verified,
             inbox,
             steps: Arc::default(),
+            set_up_attacked,
         })
     }
 
@@ -382,6 +428,11 @@ impl E2eModel {
 
     /// Routes the server's output frames; a frame relayed to the other client inherits the tag.
     fn route(&self, s: &mut World, from: Option<Who>, incoming: &Frame, out: ServerOutputs) {
+        // A restored server is durable: its mailbox leaves the store once written (SPEC.md §5.4),
+        // and pushing a frame onto a queue is writing it.
+        for delivery in &out.delivered {
+            let _removed = s.server.make_mut().settle(delivery);
+        }
         for event in &out.events {
             if matches!(event, ServerEvent::Dropped { .. } | ServerEvent::Refused { .. })
                 && incoming.injected
@@ -442,6 +493,12 @@ impl E2eModel {
                     match event {
                         ClientEvent::Received { from, body, .. } => {
                             received.push((from.as_str().to_owned(), text(body)));
+                            if *from == w.peer().name()
+                                && s.ghost.sent_bodies().contains(&text(body))
+                            {
+                                s.ghost.after_outage[0] |= s.life.closed;
+                                s.ghost.after_outage[1] |= s.life.restarted;
+                            }
                             let accept = Accept {
                                 by: w,
                                 from: from.as_str().to_owned(),
@@ -456,12 +513,19 @@ impl E2eModel {
                             let waiting = &mut s.ghost.waiting[w.index()];
                             let n = (*discarded).min(waiting.len());
                             waiting.drain(..n);
+                            Self::retry(s, w, n);
+                        }
+                        ClientEvent::SessionStarted { one_time_prekey: false, .. } => {
+                            s.ghost.without_one_time = true;
                         }
                         _ => {}
                     }
                 }
                 let sealed = count_sent(&out.events);
                 self.emit_client(s, w, out.transmit, sealed);
+                if out.events.contains(&ClientEvent::Connected) {
+                    self.on_connected(s, w);
+                }
             }
         }
         if self.attacker == Attacker::PostCompromise {
@@ -482,7 +546,9 @@ impl E2eModel {
         if self.attacker == Attacker::PostCompromise {
             self.note_sealed(s, w, &frame);
         }
-        if !self.server_attacker() {
+        if !self.server_attacker() || is_handshake(&frame) {
+            // A handshake message reaches even the malicious server's own code: it holds no
+            // channel to open it with yet, and answering it is how it gets one.
             // As a client's delivery: the counter advances only when the server's call succeeds
             // (spec/MODEL.md §1), so a refused frame leaves the server's state as it was.
             let draw = self.next_draw(s, 2);
@@ -892,62 +958,68 @@ impl E2eModel {
         Some(())
     }
 
+    /// [`Self::gets_through`], memoised: states that differ only in what a completion does not
+    /// read (the ghost log, the attacker's knowledge, the draw counters) share one.
+    fn completes(&self, s: &World) -> Option<bool> {
+        let input: CompletionInput =
+            (s.clients.clone(), s.server.clone(), s.net.clone(), s.life.uploaded);
+        if let Ok(memo) = self.completions.lock()
+            && let Some(hit) = memo.get(&input)
+        {
+            return *hit;
+        }
+        let result = self.gets_through(s);
+        if let Ok(mut memo) = self.completions.lock()
+            && memo.len() < MAX_COMPLETIONS
+        {
+            memo.insert(input, result);
+        }
+        result
+    }
+
     /// Whether the honest conversation still gets through both ways from `s` with the attacker
-    /// silent (spec/MODEL.md §4, `recovery`): on copies of the roles, each client sends one more
-    /// message to the other, the server handles every frame honestly, and every frame in flight
-    /// is delivered in order until none is left. `None` if a client accepted a frame the attacker
-    /// injected on the way (a forgery that worked: `authenticity` reports it, not this).
+    /// silent (spec/MODEL.md §4, `recovery`): on copies of the roles, a client not yet connected
+    /// connects (and in e2e publishes its bundle on `Connected`, as in the run), every frame in
+    /// flight is delivered in its queue's order until none is left, then each client sends one
+    /// more message to the other, the server handles every frame honestly, and again every frame
+    /// is delivered. `None` if a client accepted a frame the attacker injected on the way (a
+    /// forgery that worked: `authenticity` reports it, not this).
     fn gets_through(&self, s: &World) -> Option<bool> {
-        let mut clients = [Client::clone(&s.clients[0]), Client::clone(&s.clients[1])];
-        let mut server = Server::clone(&s.server);
-        let mut r = rng(self.bounds.seed, 5, 0);
-        let mut queue: VecDeque<(Dest, Vec<u8>, bool)> = VecDeque::new();
+        let mut c = Completion {
+            clients: [Client::clone(&s.clients[0]), Client::clone(&s.clients[1])],
+            server: Server::clone(&s.server),
+            r: rng(self.bounds.seed, 5, 0),
+            queue: VecDeque::new(),
+            uploaded: if self.variant.is_e2e() { s.life.uploaded } else { [true; 2] },
+            heard: [false; 2],
+        };
         for w in Who::BOTH {
             let queues = [&s.net.to_server[w.index()], &s.net.to_client[w.index()]];
             for (dest, frames) in [Dest::Server(w), Dest::Client(w)].into_iter().zip(queues) {
-                queue.extend(frames.iter().map(|f| (dest, f.bytes.clone(), f.injected)));
+                c.queue.extend(frames.iter().map(|f| (dest, f.bytes.clone(), f.injected)));
             }
         }
         for w in Who::BOTH {
+            // Fails unless the client is offline: one that is connecting or online goes on.
+            if let Ok(init) = c.clients[w.index()].connect(&mut c.r) {
+                c.queue.push_back((Dest::Server(w), init, false));
+            }
+        }
+        c.run()?;
+        for w in Who::BOTH {
             let (to, probe) = (w.peer().name(), body(&probe_body(w)));
             let Some(probe) = probe else { return Some(false) };
-            let client = &mut clients[w.index()];
+            let client = &mut c.clients[w.index()];
             let sent = if self.variant.is_e2e() {
-                client.send_e2e(&to, probe, &mut r).map(|out| out.transmit)
+                client.send_e2e(&to, probe, &mut c.r).map(|out| out.transmit)
             } else {
                 client.send(&to, probe).map(|(_, frame)| vec![frame])
             };
             let Ok(frames) = sent else { return Some(false) };
-            queue.extend(frames.into_iter().map(|f| (Dest::Server(w), f, false)));
+            c.queue.extend(frames.into_iter().map(|f| (Dest::Server(w), f, false)));
         }
-        let mut heard = [false; 2];
-        for _ in 0..MAX_COMPLETION_FRAMES {
-            let Some((dest, bytes, injected)) = queue.pop_front() else { break };
-            match dest {
-                Dest::Server(w) => {
-                    let Ok(out) = server.handle(w.link(), &bytes, &mut r) else { continue };
-                    for (link, frame) in out.transmit {
-                        if let Some(to) = Who::of_link(link) {
-                            queue.push_back((Dest::Client(to), frame, injected));
-                        }
-                    }
-                }
-                Dest::Client(w) => {
-                    let Ok(out) = clients[w.index()].handle(&bytes, &mut r) else { continue };
-                    for event in &out.events {
-                        let ClientEvent::Received { from, body, .. } = event else { continue };
-                        if injected {
-                            return None;
-                        }
-                        if *from == w.peer().name() && text(body) == probe_body(w.peer()) {
-                            heard[w.index()] = true;
-                        }
-                    }
-                    queue.extend(out.transmit.into_iter().map(|f| (Dest::Server(w), f, false)));
-                }
-            }
-        }
-        Some(heard == [true; 2])
+        c.run()?;
+        Some(c.heard == [true; 2])
     }
 
     /// (N) registers as `w` with a key of its own on a fresh link and, if the server lets it,
@@ -1002,12 +1074,72 @@ impl E2eModel {
 /// model's bounds produce, so that only a bug that makes frames beget frames reaches it.
 const MAX_COMPLETION_FRAMES: usize = 1000;
 
+/// An honest completion ([`E2eModel::gets_through`]): copies of the roles, the frames in flight
+/// (destination, bytes, whether injected), and which client heard its peer's probe.
+struct Completion {
+    clients: [Client; 2],
+    server: Server,
+    r: rand_chacha::ChaCha20Rng,
+    queue: VecDeque<(Dest, Vec<u8>, bool)>,
+    /// Per client: whether its bundle was sent (a client publishes it on `Connected`).
+    uploaded: [bool; 2],
+    heard: [bool; 2],
+}
+
+impl Completion {
+    /// Delivers every frame in flight, and every frame that causes, in order (at most
+    /// [`MAX_COMPLETION_FRAMES`]). `None` if a client accepted an injected frame.
+    fn run(&mut self) -> Option<()> {
+        for _ in 0..MAX_COMPLETION_FRAMES {
+            let Some((dest, bytes, injected)) = self.queue.pop_front() else { break };
+            match dest {
+                Dest::Server(w) => {
+                    let Ok(out) = self.server.handle(w.link(), &bytes, &mut self.r) else {
+                        continue;
+                    };
+                    for (link, frame) in out.transmit {
+                        if let Some(to) = Who::of_link(link) {
+                            self.queue.push_back((Dest::Client(to), frame, injected));
+                        }
+                    }
+                }
+                Dest::Client(w) => {
+                    let client = &mut self.clients[w.index()];
+                    let Ok(out) = client.handle(&bytes, &mut self.r) else { continue };
+                    let mut transmit = out.transmit;
+                    for event in &out.events {
+                        match event {
+                            ClientEvent::Received { .. } if injected => return None,
+                            ClientEvent::Received { from, body, .. }
+                                if *from == w.peer().name()
+                                    && text(body) == probe_body(w.peer()) =>
+                            {
+                                self.heard[w.index()] = true;
+                            }
+                            ClientEvent::Connected if !self.uploaded[w.index()] => {
+                                if let Ok(upload) = client.upload_bundle() {
+                                    self.uploaded[w.index()] = true;
+                                    transmit.push(upload);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    self.queue.extend(transmit.into_iter().map(|f| (Dest::Server(w), f, false)));
+                }
+            }
+        }
+        Some(())
+    }
+}
+
 /// The party whose calls a step makes: its seals, unless the step attributed them as it went.
 const fn actor(action: &Action) -> Party {
     match action {
-        Action::Send(w) | Action::Deliver(w) | Action::Skip(Dest::Client(w), _) => {
-            Party::Client(*w)
-        }
+        Action::Send(w)
+        | Action::Deliver(w)
+        | Action::Skip(Dest::Client(w), _)
+        | Action::Connect(w) => Party::Client(*w),
         Action::Replay(..)
         | Action::Tamper(_)
         | Action::Impersonate(_)
@@ -1017,6 +1149,12 @@ const fn actor(action: &Action) -> Party {
         | Action::CopyState(_) => Party::Attacker,
         _ => Party::Server,
     }
+}
+
+/// Whether `frame` is a handshake message (its link frame says so): the server's code answers it
+/// before any channel exists.
+fn is_handshake(frame: &Frame) -> bool {
+    LinkFrame::decode(&frame.bytes).is_ok_and(|f| f.kind() == LinkKind::HandshakeInit)
 }
 
 /// The message `from` sends in an honest completion ([`E2eModel::gets_through`]): not an honest
@@ -1145,6 +1283,19 @@ pub mod names {
     pub const COPY_READS: &str = "sometimes: copy reads before healing";
     /// Sometimes (P): the victim accepts a message its peer sent after the round trip.
     pub const HEALED: &str = "sometimes: message after healing delivered";
+    /// Sometimes (set-up under attack): a role refused an injected frame before both clients
+    /// were set up, and messages still went both ways.
+    pub const SET_UP_REFUSAL: &str = "sometimes: set-up refusal, then both ways";
+    /// Sometimes (set-up under attack, e2e): a message given up for want of a bundle was sent
+    /// again and its peer accepted a message from its sender.
+    pub const RETRIED: &str = "sometimes: delivered after a retry";
+    /// Sometimes (set-up under attack, e2e, S): a session started without a one-time prekey, and
+    /// messages went both ways.
+    pub const WITHOUT_ONE_TIME: &str = "sometimes: both ways without one-time prekey";
+    /// Sometimes (outages): a client accepts an honest message after a link closed.
+    pub const AFTER_RECONNECT: &str = "sometimes: delivered after a link closed";
+    /// Sometimes (outages): a client accepts an honest message after the server restarted.
+    pub const AFTER_RESTART: &str = "sometimes: delivered after a server restart";
 }
 
 fn secrecy(_: &E2eModel, s: &World) -> bool {
@@ -1224,8 +1375,10 @@ impl Model for E2eModel {
         if s.ghost.compromised.is_some() {
             return;
         }
+        self.outage_actions(s, actions);
         for w in Who::BOTH {
-            if s.ghost.sent[w.index()] < self.messages(w) && s.ghost.compromised.is_none() {
+            // A client sends once it is connected (until then its call fails).
+            if s.ghost.sent[w.index()] < self.messages(w) && s.clients[w.index()].is_connected() {
                 actions.push(Action::Send(w));
             }
         }
@@ -1266,6 +1419,9 @@ impl Model for E2eModel {
                     }
                     if !s.net.to_server[w.index()].is_empty() {
                         actions.push(Action::Pad(w));
+                        if self.variant.is_e2e() && self.set_up_attacked {
+                            actions.extend(Reply::ALL.map(|reply| Action::Answer(w, reply)));
+                        }
                     }
                 }
             } else {
@@ -1318,6 +1474,10 @@ impl Model for E2eModel {
             }
             Action::Compromise => self.compromise(&mut s)?,
             Action::CopyState(w) => self.copy_state(&mut s, *w)?,
+            Action::Connect(w) => self.connect(&mut s, *w)?,
+            Action::Answer(w, reply) => self.answer(&mut s, *w, *reply)?,
+            Action::Close(w) => self.close(&mut s, *w)?,
+            Action::Restart => self.restart(&mut s)?,
             other => self.inject(&mut s, other)?,
         }
         Self::sealed(&mut s, actor(&action));
@@ -1332,9 +1492,16 @@ impl Model for E2eModel {
         // answered request, a man in the middle or a forgery that worked stop the conversation
         // by other means, which the other properties judge.
         let injected = handled.is_some_and(|f| f.injected);
-        s.ghost.interfered |=
-            matches!(action, Action::Drop(_) | Action::Skip(..) | Action::Pad(_) | Action::Mitm(_))
-                || (injected && !refused_now);
+        s.ghost.interfered |= matches!(
+            action,
+            Action::Drop(_)
+                | Action::Skip(..)
+                | Action::Pad(_)
+                | Action::Mitm(_)
+                | Action::Answer(..)
+        ) || (injected && !refused_now);
+        s.ghost.refused_in_set_up |=
+            refused_now && !Who::BOTH.into_iter().all(|w| self.set_up_done(&s, w));
         // M's frames reach the server within M's step: a refusal there is checked too.
         let refused_from_m = refused_now && mallory::acts(self, &action);
         if refused_now
@@ -1342,7 +1509,7 @@ impl Model for E2eModel {
             && !s.ghost.interfered
             && s.ghost.compromised.is_none()
         {
-            match self.gets_through(&s) {
+            match self.completes(&s) {
                 Some(true) => s.ghost.recovered = true,
                 Some(false) => s.ghost.broken = true,
                 None => s.ghost.interfered = true,
@@ -1385,6 +1552,29 @@ impl Model for E2eModel {
         }
         p.push(Property::sometimes(names::DELIVERED, delivered));
         p.push(Property::sometimes(names::BOTH_WAYS, both_ways));
+        // Hop's malicious server has nothing a client refuses before both are connected: a
+        // connected hop client accepts every `Deliver` it forges.
+        if self.set_up_attacked && (self.variant.is_e2e() || !self.server_attacker()) {
+            p.push(Property::sometimes(
+                names::SET_UP_REFUSAL,
+                setup::both_ways_after_set_up_refusal,
+            ));
+        }
+        if self.set_up_attacked {
+            if self.variant.is_e2e() {
+                p.push(Property::sometimes(names::RETRIED, setup::delivered_after_retry));
+            }
+            if self.variant.is_e2e() && self.server_attacker() {
+                p.push(Property::sometimes(
+                    names::WITHOUT_ONE_TIME,
+                    setup::both_ways_without_one_time,
+                ));
+            }
+        }
+        if self.bounds.outages > 0 && !self.server_attacker() {
+            p.push(Property::sometimes(names::AFTER_RECONNECT, outage::delivered_after_reconnect));
+            p.push(Property::sometimes(names::AFTER_RESTART, outage::delivered_after_restart));
+        }
         // P injects nothing: no refusal to see, nor to recover from.
         if self.attacker != Attacker::PostCompromise {
             p.push(Property::sometimes(names::FORGERY_REJECTED, forgery_rejected));

@@ -82,11 +82,24 @@ pub fn expected(variant: Variant, attacker: Attacker, property: &str, bounds: Bo
         // of a message still fail on the replay window).
         names::REPLAY => (true, !(server && variant == Variant::Hop)),
         // e2e-unverified: "—" (the man in the middle reads everything before compromise anyway).
-        names::FORWARD_SECRECY => (true, variant != Variant::E2eUnverified),
+        // With the set-up attacked the server may hand out a bundle without its one-time
+        // prekey, and compromise then opens the initiator's first chain (SPEC.md §16.2).
+        names::FORWARD_SECRECY => (
+            !(variant == Variant::E2eUnverified
+                && crate::model::setup::attacked(variant, attacker, bounds)),
+            variant != Variant::E2eUnverified,
+        ),
         // Needs a message each way.
-        names::BOTH_WAYS | names::HEALED => {
+        names::BOTH_WAYS | names::HEALED | names::SET_UP_REFUSAL | names::WITHOUT_ONE_TIME => {
             (bounds.alice_messages > 0 && bounds.bob_messages > 0, true)
         }
+        // A fetch answered `NoBundle`: Alice's before Bob has uploaded; Bob's only before Alice
+        // has (both set-ups in the run) or from the malicious server.
+        names::RETRIED => (
+            bounds.alice_messages > 0
+                || (bounds.bob_messages > 0 && (server || bounds.set_ups >= 2)),
+            true,
+        ),
         names::COPY_READS => (bounds.alice_messages > 0 || bounds.bob_messages > 0, true),
         // Hop: violated by design (the channel keys last until the next handshake), given a
         // message each way for the round trip. e2e-unverified is measured, not claimed by
@@ -388,6 +401,20 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
                 crate::model::Edit::NoOneTimePrekey => "without its one-time prekey id",
             };
             ("Server", to, format!("re-delivers prekey message #{i} {change}"))
+        }
+        Action::Close(w) => ("Attacker", party(*w), format!("{}'s link closes", w.label())),
+        Action::Restart => {
+            ("Server", "Server", "the server restarts from its durable state".to_owned())
+        }
+        Action::Connect(w) => {
+            (party(*w), "Server", format!("{} starts its handshake (HandshakeInit)", w.label()))
+        }
+        Action::Answer(w, reply) => {
+            let answer = match reply {
+                crate::model::Reply::NoBundle => "NoBundle",
+                crate::model::Reply::WithoutOneTime => "the real bundle without one-time prekey",
+            };
+            ("Server", party(*w), format!("answers {}'s bundle request with {answer}", w.label()))
         }
         Action::Pad(w) => (
             "Server",

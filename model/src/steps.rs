@@ -191,6 +191,10 @@ enum ClientInput {
     SendHop(Name, Body),
     /// `Client::submit_e2e` of an envelope the client did not seal (M's relays).
     SubmitE2e(Name, Envelope),
+    /// `Client::connect`.
+    Connect(Draw),
+    /// `Client::upload_bundle`.
+    Upload,
 }
 
 /// What the server is given (`Server::handle`, or the malicious server's `process`).
@@ -262,6 +266,16 @@ impl Steps {
         self.one_frame(client, key, |c| c.submit_e2e(to, envelope))
     }
 
+    /// `client.connect(draw's stream)`: its `HandshakeInit` frame; `None` for an error.
+    pub fn connect(&self, client: &mut Shared<Client>, draw: Draw) -> Option<Vec<u8>> {
+        self.frame(client, ClientInput::Connect(draw), |c| c.connect(&mut draw.rng()))
+    }
+
+    /// `client.upload_bundle()`: its frame; `None` for an error.
+    pub fn upload(&self, client: &mut Shared<Client>) -> Option<Vec<u8>> {
+        self.frame(client, ClientInput::Upload, Client::upload_bundle)
+    }
+
     /// A client call that returns one frame with its id (`send`, `submit_e2e`), memoised under
     /// `key`: the frame; `None` for an error.
     fn one_frame(
@@ -270,8 +284,19 @@ impl Steps {
         key: ClientInput,
         call: impl FnOnce(&mut Client) -> Result<(MessageId, Vec<u8>), Error>,
     ) -> Option<Vec<u8>> {
+        self.frame(client, key, |c| call(c).map(|(_, frame)| frame))
+    }
+
+    /// A client call that returns one frame, memoised under `key`: the frame; `None` for an
+    /// error.
+    fn frame(
+        &self,
+        client: &mut Shared<Client>,
+        key: ClientInput,
+        call: impl FnOnce(&mut Client) -> Result<Vec<u8>, Error>,
+    ) -> Option<Vec<u8>> {
         let out = self.client.apply(&self.clients, client, key, |c| {
-            let (_, frame) = call(c).ok()?;
+            let frame = call(c).ok()?;
             Some(ClientOutputs { transmit: vec![frame], events: Vec::new() })
         });
         out?.transmit.pop()

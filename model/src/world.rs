@@ -462,6 +462,17 @@ pub struct Ghost {
     pub ratchet_keys: [BTreeSet<PublicKey>; 2],
     /// (P) set once the copy is taken.
     pub pcs: Option<Pcs>,
+    /// Per client: whether its user sent again a message its client gave up for want of a
+    /// bundle (`ClientEvent::SendFailed`; once per client, spec/MODEL.md §3).
+    pub retried: [bool; 2],
+    /// Whether a session started from a bundle without a one-time prekey.
+    pub without_one_time: bool,
+    /// Whether a role refused an injected frame while a client was still connecting or had not
+    /// yet published its bundle: the set-up was attacked.
+    pub refused_in_set_up: bool,
+    /// Whether a client accepted an honest message from its peer after a link closed, and after
+    /// the server restarted.
+    pub after_outage: [bool; 2],
 }
 
 impl Ghost {
@@ -501,6 +512,24 @@ pub struct World {
     pub know: Knowledge,
     /// The ghost log.
     pub ghost: Ghost,
+    /// Where each client's connection and its driver are (spec/MODEL.md §2–§3).
+    pub life: Life,
+}
+
+/// Each client's connection as its driver sees it: whether it has started one, and whether it
+/// published its bundle (e2e) — on its first `Connected`, as a driver does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Life {
+    /// Per client: whether it called `Client::connect` (and its link was not closed since).
+    pub connecting: [bool; 2],
+    /// Per client: whether it sent its bundle upload.
+    pub uploaded: [bool; 2],
+    /// Links closed and server restarts so far (at most `--outages`).
+    pub outages: u8,
+    /// Whether a link of the run closed.
+    pub closed: bool,
+    /// Whether the server restarted.
+    pub restarted: bool,
 }
 
 /// The RNG stream of `party` (0 Alice, 1 Bob, 2 attacker, 3 setup) at draw `counter`. A copy of a

@@ -36,6 +36,13 @@ struct Args {
     /// Seed of every key.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Where the set-up is attacked (N, S, C in hop and e2e-unverified): how many clients'
+    /// set-ups are steps of the run — 0 none, 1 Bob's, 2 both.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
+    set_ups: u8,
+    /// Links closed and server restarts, in all, where the server is honest.
+    #[arg(long, default_value_t = 1)]
+    outages: u8,
     /// Search order: `dfs` (memory: the stack and the set of state fingerprints) or `bfs`
     /// (memory: the whole frontier); both visit every reachable state.
     #[arg(long, default_value = "dfs")]
@@ -84,6 +91,8 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         bob_messages: args.bob_messages,
         budget: args.budget,
         seed: args.seed,
+        set_ups: args.set_ups,
+        outages: args.outages,
     };
     let variants = pick(&args.variant, &Variant::ALL, Variant::from_name, "variant")?;
     let attackers = pick(&args.attacker, &Attacker::ALL, Attacker::from_name, "attacker")?;

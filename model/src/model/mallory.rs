@@ -217,11 +217,14 @@ impl E2eModel {
 }
 
 /// (M) `delivery`: M cannot keep an honest message from its recipient. Against M nothing drops a
-/// frame, so once nothing is in flight and every honest message is sent, each must have been
-/// accepted by its recipient as from its sender.
+/// frame, so once nothing is in flight, both clients are online (a message for a client that is
+/// offline waits in its mailbox) and every honest message is sent, each must have been accepted
+/// by its recipient as from its sender.
 pub(super) fn delivery(model: &E2eModel, s: &World) -> bool {
     let quiet = s.net.is_empty()
-        && Who::BOTH.into_iter().all(|w| s.ghost.sent[w.index()] == model.messages(w));
+        && Who::BOTH.into_iter().all(|w| {
+            s.ghost.sent[w.index()] == model.messages(w) && s.clients[w.index()].is_connected()
+        });
     !quiet
         || Who::BOTH.into_iter().all(|w| {
             (1..=s.ghost.sent[w.index()]).all(|k| {

@@ -1,0 +1,124 @@
+//! Disconnection, reconnection and a server restart (spec/MODEL.md §3): a client's link closes
+//! (`Close`), the client connects again on a fresh channel (`Connect`, the crate's Noise IK
+//! handshake through its `Client`), messages for it wait in its mailbox meanwhile and reach it
+//! after its `Ready`; the server restarts (`Restart`) from its durable state (`Server::snapshot`,
+//! `Server::restore`: bindings, mailboxes, bundles), and every channel is gone. The server is
+//! honest in these cells; each close or restart counts against the bound `--outages`, and where
+//! the attacker holds the wire (N, and C in hop) it is the attacker's act and spends its budget
+//! too.
+
+use e2e_protocol::roles::Server;
+
+use super::{Action, E2eModel};
+use crate::world::{Dest, Who, World};
+
+impl E2eModel {
+    /// Whether outages are explored in this cell: the server is honest (the malicious server
+    /// closes and forgets what it likes anyway) and the bound allows one more.
+    fn outage_allowed(&self, s: &World) -> bool {
+        !self.server_attacker()
+            && s.life.outages < self.bounds.outages
+            && (!self.lossy() || s.know.budget > 0)
+    }
+
+    /// Counts one outage (and, where the attacker holds the wire, spends its budget).
+    fn count_outage(&self, s: &mut World) -> Option<()> {
+        if self.lossy() {
+            Self::spend(s)?;
+        }
+        s.life.outages += 1;
+        Some(())
+    }
+
+    /// Whether the network of this cell loses what is in flight when a connection ends: where
+    /// the attacker holds the wire (it could drop those frames anyway). Elsewhere (M, P: the
+    /// network is honest) a link closes, and the server restarts, only with nothing in flight on
+    /// it, so nothing is lost.
+    fn lossy(&self) -> bool {
+        self.attacker.holds_the_wire()
+    }
+
+    /// The outages enabled in `s`, and a reconnection for each client that is offline.
+    pub(super) fn outage_actions(&self, s: &World, actions: &mut Vec<Action>) {
+        for w in Who::BOTH {
+            if !s.life.connecting[w.index()] {
+                actions.push(Action::Connect(w));
+            }
+        }
+        if !self.outage_allowed(s) {
+            return;
+        }
+        for w in Who::BOTH {
+            let idle = Self::idle(s, w);
+            if s.clients[w.index()].is_connected() && (self.lossy() || idle) {
+                actions.push(Action::Close(w));
+            }
+        }
+        if self.lossy() || Who::BOTH.into_iter().all(|w| Self::idle(s, w)) {
+            actions.push(Action::Restart);
+        }
+    }
+
+    /// Whether nothing is in flight on `w`'s link.
+    fn idle(s: &World, w: Who) -> bool {
+        s.net.to_server[w.index()].is_empty() && s.net.to_client[w.index()].is_empty()
+    }
+
+    /// `w`'s connection ends: the server forgets the link, the client its channel, and the frames
+    /// in flight on it are lost (a drop: `recovery` is not judged after it).
+    pub(super) fn close(&self, s: &mut World, w: Who) -> Option<()> {
+        if !self.outage_allowed(s) || !s.clients[w.index()].is_connected() {
+            return None;
+        }
+        self.count_outage(s)?;
+        s.life.closed = true;
+        s.server.make_mut().close_link(w.link());
+        s.clients[w.index()].make_mut().disconnect();
+        s.life.connecting[w.index()] = false;
+        Self::lose(s, w);
+        Some(())
+    }
+
+    /// The server restarts from its durable state: bindings, mailboxes and bundles survive
+    /// (`Server::restore` of its `snapshot`), every channel is gone, and every client is offline.
+    pub(super) fn restart(&self, s: &mut World) -> Option<()> {
+        if !self.outage_allowed(s) {
+            return None;
+        }
+        let restored = Server::new(self.server_key.clone()).restore(s.server.snapshot()).ok()?;
+        self.count_outage(s)?;
+        s.life.restarted = true;
+        s.server = crate::world::Shared::new(restored);
+        for w in Who::BOTH {
+            s.clients[w.index()].make_mut().disconnect();
+            s.life.connecting[w.index()] = false;
+            Self::lose(s, w);
+        }
+        if let Some(mallory) = s.know.mallory.as_mut() {
+            mallory.make_mut().disconnect();
+        }
+        Some(())
+    }
+
+    /// The frames in flight on `w`'s link are lost with it.
+    fn lose(s: &mut World, w: Who) {
+        for dest in [Dest::Server(w), Dest::Client(w)] {
+            let queue = s.net.queue(dest);
+            if !queue.is_empty() {
+                queue.clear();
+                s.ghost.interfered = true;
+            }
+        }
+    }
+}
+
+/// Sometimes: a client accepted an honest message from its peer after a link of the run closed
+/// and its client connected again.
+pub(super) fn delivered_after_reconnect(_: &E2eModel, s: &World) -> bool {
+    s.ghost.after_outage[0]
+}
+
+/// Sometimes: a client accepted an honest message after the server restarted.
+pub(super) fn delivered_after_restart(_: &E2eModel, s: &World) -> bool {
+    s.ghost.after_outage[1]
+}
