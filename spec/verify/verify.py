@@ -1403,7 +1403,9 @@ class ServerBook:
 def verify_transcript_run(run: dict, results: list):
     """Re-derives a whole run: channels from the listed keys, every frame in order, and (e2e) the
     handshake and the Double Ratchet of both clients, receiving with the full §12.4 algorithm."""
-    parties = {n: Party(n, run["parties"][n]) for n in ("server", "alice", "bob")}
+    # §17.2: the server, Alice and Bob, and Carol in a run whose script names her
+    clients = ("alice", "bob") + (("carol",) if "carol" in run["parties"] else ())
+    parties = {n: Party(n, run["parties"][n]) for n in ("server",) + clients}
     parties["server"].book = ServerBook(run.get("server_limits", {"max_accounts": MAX_ACCOUNTS, "max_queued_bytes": MAX_QUEUED_BYTES}))
     draws = [H(d["bytes"]) for d in run["rng_draws"]]
     stream = rng_stream(run["seed"], 32 * len(draws))
@@ -1412,11 +1414,18 @@ def verify_transcript_run(run: dict, results: list):
     check("server static = draw 0", parties["server"].static, draws[0])
     check("alice static = draw 1", parties["alice"].static, draws[1])
     check("bob static = draw 2", parties["bob"].static, draws[2])
-    if parties["alice"].identity is not None:
+    e2e = parties["alice"].identity is not None
+    if e2e:
         for who, first in (("alice", 3), ("bob", 16)):
             p = parties[who]
             check(f"{who} ik, isk, prekeys 1..=11 = draws {first}..", [p.ik, p.isk] + [p.prekeys(i) for i in range(1, 12)], draws[first : first + 13])
-    for who in ("alice", "bob"):  # a later identity is drawn as the first ones are: ik, isk, prekeys 1..=11
+    if "carol" in parties:  # §9.1: her static key, then (e2e) her identity, after Alice's and Bob's
+        first = 29 if e2e else 3
+        check(f"carol static = draw {first}", parties["carol"].static, draws[first])
+        if e2e:
+            p = parties["carol"]
+            check(f"carol ik, isk, prekeys 1..=11 = draws {first + 1}..", [p.ik, p.isk] + [p.prekeys(i) for i in range(1, 12)], draws[first + 1 : first + 14])
+    for who in clients:  # a later identity is drawn as the first ones are: ik, isk, prekeys 1..=11
         for later in run["parties"][who].get("later_identities", []):
             p = Party(who, {**run["parties"][who], **later, "later_identities": []})
             first = draws.index(p.ik)

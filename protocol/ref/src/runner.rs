@@ -1,4 +1,5 @@
-//! The in-process runner: Alice, the Server and Bob in one process, driven from a seed.
+//! The in-process runner: Alice, the Server and Bob — and Carol, in a run that names her — in one
+//! process, driven from a seed.
 //!
 //! Frames are delivered in the order they are produced (first in, first out); each delivery is one
 //! transcript [`Event`]. What a party "reads" is what that party's own state machine reported, so the
@@ -29,7 +30,7 @@ use e2e_protocol::roles::{
     Client, ClientEvent, ClientOutputs, LinkId, Server, ServerEvent, ServerLimits, ServerOutputs,
 };
 use e2e_protocol::state::StateError;
-use e2e_protocol::suite::PrivateKey;
+use e2e_protocol::suite::{PrivateKey, PublicKey};
 use e2e_protocol::wire::{
     AckStatus, Body, Codec, Envelope, LinkFrame, LinkKind, Message, MessageId, Name,
 };
@@ -41,33 +42,42 @@ pub enum Party {
     Alice,
     /// The second client.
     Bob,
+    /// A third client, who talks to Bob. She takes part only in a run whose script names her
+    /// ([`Step::parties`]); her keys are drawn after Alice's and Bob's (see [`run`]), so a run
+    /// without her draws exactly what it drew before she existed.
+    Carol,
     /// The relay.
     Server,
 }
 
 impl Party {
+    /// Every client, in the order their keys are drawn.
+    pub const CLIENTS: [Self; 3] = [Self::Alice, Self::Bob, Self::Carol];
+
     /// Lower-case name, as used in transcripts and as the client's registered name.
     #[must_use]
     pub const fn label(self) -> &'static str {
         match self {
             Self::Alice => "alice",
             Self::Bob => "bob",
+            Self::Carol => "carol",
             Self::Server => "server",
         }
     }
 
-    /// The other client.
+    /// The client this one writes to when a step names no recipient (`Send`, `Hold`, …): Alice and
+    /// Bob write to each other, Carol to Bob.
     #[must_use]
     pub const fn peer(self) -> Self {
         match self {
-            Self::Alice => Self::Bob,
+            Self::Alice | Self::Carol => Self::Bob,
             Self::Bob | Self::Server => Self::Alice,
         }
     }
 
     /// The client registered as `name`, if any.
     fn client_named(name: &Name) -> Option<Self> {
-        [Self::Alice, Self::Bob].into_iter().find(|p| p.label() == name.as_str())
+        Self::CLIENTS.into_iter().find(|p| p.label() == name.as_str())
     }
 }
 
@@ -104,7 +114,7 @@ pub enum Step {
     Disconnect(Party),
     /// e2e: the client publishes its prekey bundle.
     Upload(Party),
-    /// The client sends `text` to the other client.
+    /// The client sends `text` to its peer ([`Party::peer`]).
     Send {
         /// The sending client.
         from: Party,
@@ -130,7 +140,7 @@ pub enum Step {
         /// The content.
         text: String,
     },
-    /// e2e: `from` encrypts `count` messages to the other client now, in its current session
+    /// e2e: `from` encrypts `count` messages to its peer now, in its current session
     /// (their texts are `held N`, numbered from 1 over the run), and holds them: each goes out
     /// only when [`Step::SubmitHeld`] names it, if ever — think of messages written offline that
     /// the application sends one by one, or never. The held envelopes are the driver's, not the
@@ -154,7 +164,7 @@ pub enum Step {
         /// Who receives the replay.
         to: Party,
     },
-    /// Attack: `from` sends `text` to the other client; a network attacker first delivers a copy of
+    /// Attack: `from` sends `text` to its peer; a network attacker first delivers a copy of
     /// the frame with its last bit flipped, then the genuine frame.
     TamperNextFrame {
         /// The sender.
@@ -181,7 +191,7 @@ pub enum Step {
         text: String,
     },
     /// The client sends `text` to `to`, a name of its choosing (in the default steps the recipient
-    /// is always the other client): a name nobody registered is refused by the server (hop) or has
+    /// is always the peer): a name nobody registered is refused by the server (hop) or has
     /// no bundle (e2e).
     SendTo {
         /// The sending client.
@@ -327,6 +337,44 @@ pub enum Step {
         /// The sender's name the server claims.
         as_from: Name,
     },
+}
+
+impl Step {
+    /// The parties this step names (not names of other clients a step writes to, such as
+    /// [`Step::SendTo`]'s `to`): a run has Carol exactly when one of its steps names her.
+    #[must_use]
+    pub fn parties(&self) -> Vec<Party> {
+        match self {
+            Self::Connect(p) | Self::Disconnect(p) | Self::Upload(p) => vec![*p],
+            Self::SendAtOnce { .. } => vec![Party::Alice, Party::Bob],
+            Self::Send { from, .. }
+            | Self::SendLate { from, .. }
+            | Self::Hold { from, .. }
+            | Self::SubmitHeld { from, .. }
+            | Self::TamperNextFrame { from, .. }
+            | Self::ServerTampersNextEnvelope { from, .. }
+            | Self::SendTo { from, .. }
+            | Self::ServerAnswersNextFetch { from, .. } => vec![*from],
+            Self::ReplayLastFrame { to }
+            | Self::ServerReplaysDelivery { to, .. }
+            | Self::ServerForges { to, .. }
+            | Self::ServerWelcomesAs { to, .. }
+            | Self::ServerRelabelsDelivery { to, .. } => vec![*to],
+            Self::VerifySafetyNumber { party, peer, .. } | Self::VerifyPeer { party, peer } => {
+                vec![*party, *peer]
+            }
+            Self::ReplayHandshakeInit { of }
+            | Self::ReplayOnNewLink { of }
+            | Self::ReplayHandshakeOnNewLink { of } => vec![*of],
+            Self::RegisterWith { party, .. }
+            | Self::RestoreWithLastId { party, .. }
+            | Self::RestoreWithNextPrekeyId { party, .. }
+            | Self::RestoreWithoutSessions { party }
+            | Self::NewIdentity { party }
+            | Self::Replenish { party, .. }
+            | Self::LoseNextFetchAnswer { party } => vec![*party],
+        }
+    }
 }
 
 /// Why a run stopped before its end.
@@ -827,8 +875,9 @@ impl Observer for () {}
 /// Runs `config`.
 ///
 /// Keys are drawn from `ChaCha20Rng::seed_from_u64(seed)` in this order: server static key; Alice's
-/// static key; Bob's static key; in e2e, Alice's then Bob's identity and prekeys (SPEC.md §10.2); with
-/// `mitm`, the server's two forged identities; then ephemerals and ratchet keys as the run needs them.
+/// static key; Bob's static key; in e2e, Alice's then Bob's identity and prekeys (SPEC.md §10.2); if
+/// the script names Carol, her static key and (e2e) her identity and prekeys; with `mitm`, the
+/// server's two forged identities; then ephemerals and ratchet keys as the run needs them.
 ///
 /// # Errors
 /// [`RunError::Role`]: a script step that is impossible (for example sending while offline, or
@@ -916,8 +965,8 @@ struct World<'o, P: ContentPolicy> {
     rng: Rng,
     observer: &'o mut dyn Observer,
     server: Server<P>,
-    alice: Client,
-    bob: Client,
+    /// Alice's and Bob's clients, and Carol's in a run that has her.
+    clients: BTreeMap<Party, Client>,
     mitm: Option<Mitm>,
     links: BTreeMap<Party, LinkId>,
     next_link: u64,
@@ -972,6 +1021,26 @@ const fn delivery_id(message: &Message) -> Option<MessageId> {
     }
 }
 
+/// `party`'s client, with the channel static key `key`, knowing the server's `server_key`; in e2e
+/// with its identity and prekeys, drawn now (SPEC.md §10.2) and reported to `observer`.
+fn new_client(
+    protocol: Protocol,
+    party: Party,
+    key: PrivateKey,
+    server_key: PublicKey,
+    rng: &mut Rng,
+    observer: &mut dyn Observer,
+) -> Result<Client, Error> {
+    Ok(match protocol {
+        Protocol::Hop => Client::new(name(party)?, key, server_key),
+        Protocol::E2e => {
+            let peers = Peers::generate(rng);
+            rng.report(observer, |i| Purpose::identity(party, i));
+            Client::with_e2e(name(party)?, key, server_key, peers)
+        }
+    })
+}
+
 /// `bytes` with the last bit flipped.
 fn flip_last(mut bytes: Vec<u8>) -> Vec<u8> {
     if let Some(b) = bytes.last_mut() {
@@ -994,34 +1063,28 @@ impl<'o, P: ContentPolicy> World<'o, P> {
         let server_key = static_key(Party::Server);
         let alice_key = static_key(Party::Alice);
         let bob_key = static_key(Party::Bob);
-        let static_keys = BTreeMap::from([
-            (Party::Server, server_key.clone()),
+        let server = Server::with_policy(server_key.clone(), config.policy.clone())
+            .with_limits(config.limits);
+        let mut static_keys = BTreeMap::from([
+            (Party::Server, server_key),
             (Party::Alice, alice_key.clone()),
             (Party::Bob, bob_key.clone()),
         ]);
-        let server =
-            Server::with_policy(server_key, config.policy.clone()).with_limits(config.limits);
-        let (mut alice, mut bob) = match config.protocol {
-            Protocol::Hop => (
-                Client::new(name(Party::Alice)?, alice_key, server.public_key()),
-                Client::new(name(Party::Bob)?, bob_key, server.public_key()),
-            ),
-            Protocol::E2e => {
-                let alice_peers = Peers::generate(&mut rng);
-                rng.report(observer, |i| Purpose::identity(Party::Alice, i));
-                let bob_peers = Peers::generate(&mut rng);
-                rng.report(observer, |i| Purpose::identity(Party::Bob, i));
-                (
-                    Client::with_e2e(
-                        name(Party::Alice)?,
-                        alice_key,
-                        server.public_key(),
-                        alice_peers,
-                    ),
-                    Client::with_e2e(name(Party::Bob)?, bob_key, server.public_key(), bob_peers),
-                )
-            }
+        let server_public = server.public_key();
+        let client = |party, key, rng: &mut Rng, observer: &mut dyn Observer| {
+            new_client(config.protocol, party, key, server_public, rng, observer)
         };
+        let mut alice = client(Party::Alice, alice_key, &mut rng, observer)?;
+        let mut bob = client(Party::Bob, bob_key, &mut rng, observer)?;
+        let mut clients = BTreeMap::new();
+        // Carol, if the script names her, draws after everything Alice and Bob drew: a run without
+        // her draws what it always did.
+        if config.script.iter().any(|step| step.parties().contains(&Party::Carol)) {
+            let carol_key = PrivateKey::generate(&mut rng);
+            rng.report(observer, |_| Purpose::ChannelStatic(Party::Carol));
+            static_keys.insert(Party::Carol, carol_key.clone());
+            clients.insert(Party::Carol, client(Party::Carol, carol_key, &mut rng, observer)?);
+        }
         let mitm = if config.mitm {
             let mitm = Mitm::new(&name(Party::Alice)?, &name(Party::Bob)?, &mut rng)?;
             rng.report(observer, |_| Purpose::ManInTheMiddle);
@@ -1043,13 +1106,14 @@ impl<'o, P: ContentPolicy> World<'o, P> {
         if config.mitm {
             notes.push("the server is malicious: it will substitute bundles and relay between two sessions");
         }
+        clients.insert(Party::Alice, alice);
+        clients.insert(Party::Bob, bob);
         Ok(Self {
             protocol: config.protocol,
             rng,
             observer,
             server,
-            alice,
-            bob,
+            clients,
             mitm,
             links: BTreeMap::new(),
             next_link: 1,
@@ -1076,11 +1140,8 @@ impl<'o, P: ContentPolicy> World<'o, P> {
     }
 
     fn client(&mut self, party: Party) -> Result<&mut Client, Error> {
-        match party {
-            Party::Alice => Ok(&mut self.alice),
-            Party::Bob => Ok(&mut self.bob),
-            Party::Server => Err(MisuseError::NotConnected.into()),
-        }
+        // The server, or Carol in a run without her, is no client to call.
+        self.clients.get_mut(&party).ok_or_else(|| MisuseError::NotConnected.into())
     }
 
     /// Notes accumulate until the next frame, which carries them.
@@ -1511,7 +1572,6 @@ impl<'o, P: ContentPolicy> World<'o, P> {
         self.texts.insert((party, id), text);
     }
 
-    /// Hands `text` from `from` to its client, for the other client; its frames wait in flight.
     /// Restarts offline `party` from its own state file with one field replaced by `patch`
     /// (`arg` = `value`: a counter moved forward, or the peers emptied), and reports the
     /// `restore_state` call.
@@ -2032,8 +2092,11 @@ impl<'o, P: ContentPolicy> World<'o, P> {
         let (Ok(alice), Ok(bob)) = (name(Party::Alice), name(Party::Bob)) else {
             return SafetyNumbers::default();
         };
-        let alice_view = self.alice.safety_number(&bob).map(|s| s.to_string());
-        let bob_view = self.bob.safety_number(&alice).map(|s| s.to_string());
+        let shown = |party, peer| {
+            let client: Option<&Client> = self.clients.get(&party);
+            client.and_then(|c| c.safety_number(peer)).map(|s| s.to_string())
+        };
+        let (alice_view, bob_view) = (shown(Party::Alice, &bob), shown(Party::Bob, &alice));
         let equal = alice_view.is_some() && alice_view == bob_view;
         SafetyNumbers { alice: alice_view, bob: bob_view, equal }
     }

@@ -59,6 +59,49 @@ fn the_observer_sees_the_transcript_and_changes_nothing() {
     }
 }
 
+/// Carol takes part only in a run whose script names her, and draws after everything Alice and Bob
+/// drew at the start: a run without her draws exactly what it would if she did not exist. She
+/// writes to Bob.
+#[test]
+fn carol_draws_after_alice_and_bob_only_in_a_run_that_names_her_and_writes_to_bob() {
+    let (a, b, c) = (Party::Alice, Party::Bob, Party::Carol);
+    for (protocol, initial) in [(Protocol::Hop, 3), (Protocol::E2e, 3 + 2 * 13)] {
+        let draws = |script: Vec<Step>| {
+            let mut seen = Seen::default();
+            let transcript = run_observed(&config(protocol, false, script), &mut seen).unwrap();
+            (seen.draws.into_iter().map(|(_, p)| p).collect::<Vec<_>>(), transcript)
+        };
+        let (without, _) = draws(vec![Step::Connect(a), Step::Connect(b)]);
+        let mut script = vec![Step::Connect(a), Step::Connect(b), Step::Connect(c)];
+        if protocol == Protocol::E2e {
+            script.push(Step::Upload(b));
+        }
+        script.push(Step::Send { from: c, text: "hi bob".to_owned() });
+        let (with, transcript) = draws(script);
+        assert_eq!(with[..initial], without[..initial], "{protocol:?}");
+        assert_eq!(with[initial], Purpose::ChannelStatic(c));
+        let carol_identity = with
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p,
+                    Purpose::IdentityKey(Party::Carol)
+                        | Purpose::IdentitySeed(Party::Carol)
+                        | Purpose::SignedPrekey { party: Party::Carol, .. }
+                        | Purpose::OneTimePrekey { party: Party::Carol, .. }
+                )
+            })
+            .count();
+        let expected = if protocol == Protocol::E2e { 13 } else { 0 };
+        assert_eq!(carol_identity, expected, "{protocol:?}");
+        if protocol == Protocol::E2e {
+            assert_eq!(with[initial + 1], Purpose::IdentityKey(c));
+        }
+        assert!(!without.iter().any(|p| p.to_string().starts_with("carol")), "{protocol:?}");
+        assert_eq!(transcript.summary.delivered, ["hi bob"], "{protocol:?}");
+    }
+}
+
 #[test]
 fn attack_steps_are_refused_by_their_receivers_and_impossible_ones_fail_the_run() {
     let (a, b) = (Party::Alice, Party::Bob);

@@ -344,12 +344,9 @@ fn retired_run() -> RunSpec {
 fn archive_run() -> RunSpec {
     let (a, b) = (Party::Alice, Party::Bob);
     let restart = |text: &str| {
-        [
-            Step::Disconnect(a),
-            Step::RestoreWithoutSessions { party: a },
-            Step::Connect(a),
-            Step::Send { from: a, text: text.to_owned() },
-        ]
+        restart_without_sessions(a)
+            .into_iter()
+            .chain([Step::Send { from: a, text: text.to_owned() }])
     };
     let mut attacks = vec![
         Step::Send { from: a, text: "hello bob".to_owned() },
@@ -390,38 +387,52 @@ fn archive_run() -> RunSpec {
     )
 }
 
+/// Gaps of `MAX_SKIP` that fill one session's skipped-key store at the recipient.
+const GAPS_PER_SESSION: u32 = 2;
+const _: () = assert!((GAPS_PER_SESSION * MAX_SKIP) as usize == MAX_SKIPPED_KEYS);
+
+/// `party`, offline, restarts from its state file without its sessions (SPEC.md §17.2), and
+/// reconnects.
+fn restart_without_sessions(party: Party) -> [Step; 3] {
+    [Step::Disconnect(party), Step::RestoreWithoutSessions { party }, Step::Connect(party)]
+}
+
+/// `sender`'s steps that make its peer store `MAX_SKIPPED_KEYS` skipped keys in each of
+/// `sessions` new sessions: per session — after a restart without sessions, but for the first —
+/// a message, then [`GAPS_PER_SESSION`] times `MAX_SKIP` held messages and a message after them.
+/// `sender`'s held messages `1 + (k − 1) · 2 · MAX_SKIP ..` are its `k`-th session's.
+fn skipped_key_sessions(sender: Party, sessions: u32) -> Vec<Step> {
+    let send = |text: &str| Step::Send { from: sender, text: text.to_owned() };
+    let mut steps = Vec::new();
+    for session in 1..=sessions {
+        if session > 1 {
+            steps.extend(restart_without_sessions(sender));
+        }
+        steps.push(send(&format!("session {session}")));
+        for _ in 0..GAPS_PER_SESSION {
+            steps.push(Step::Hold { from: sender, count: MAX_SKIP });
+            steps.push(send("after a gap"));
+        }
+    }
+    steps
+}
+
 /// The run of SPEC.md §12.5's bound on a client's skipped keys: Alice leaves gaps of `MAX_SKIP`
 /// in her sending chains — messages she encrypts and holds — until Bob stores
 /// `MAX_SKIPPED_KEYS_PER_CLIENT` keys over five of her sessions, and one key more evicts the
 /// oldest key of his oldest archived session with her.
 fn skipped_keys_run() -> RunSpec {
     let a = Party::Alice;
-    let restart =
-        [Step::Disconnect(a), Step::RestoreWithoutSessions { party: a }, Step::Connect(a)];
     let send = |text: &str| Step::Send { from: a, text: text.to_owned() };
-    // Each session stores MAX_SKIPPED_KEYS at Bob: two gaps of MAX_SKIP, each closed by a message;
-    // four sessions fill the client.
-    const GAPS: u32 = 2;
+    // Four full sessions fill the client.
     const SESSIONS: u32 = 4;
-    const _: () = assert!(
-        (GAPS * MAX_SKIP) as usize == MAX_SKIPPED_KEYS
-            && (SESSIONS * GAPS * MAX_SKIP) as usize == MAX_SKIPPED_KEYS_PER_CLIENT
-    );
-    let mut attacks = Vec::new();
-    for session in 1..=SESSIONS {
-        if session > 1 {
-            attacks.extend(restart.clone());
-        }
-        attacks.push(send(&format!("session {session}")));
-        for _ in 0..GAPS {
-            attacks.push(Step::Hold { from: a, count: MAX_SKIP });
-            attacks.push(send("after a gap"));
-        }
-    }
+    const _: () =
+        assert!((SESSIONS * GAPS_PER_SESSION * MAX_SKIP) as usize == MAX_SKIPPED_KEYS_PER_CLIENT);
+    let mut attacks = skipped_key_sessions(a, SESSIONS);
     // At the bound; one gap of one more key, in a fifth session, crosses it.
-    // Held messages are numbered over the run: session k's first is (k - 1) · GAPS · MAX_SKIP + 1.
-    let (held_1, held_2) = (1, GAPS * MAX_SKIP + 1);
-    attacks.extend(restart);
+    // Held messages are numbered over the run: session k's first is (k - 1) · GAPS_PER_SESSION · MAX_SKIP + 1.
+    let (held_1, held_2) = (1, GAPS_PER_SESSION * MAX_SKIP + 1);
+    attacks.extend(restart_without_sessions(a));
     attacks.extend([
         send("session 5"),
         Step::Hold { from: a, count: 1 },
@@ -449,6 +460,69 @@ fn skipped_keys_run() -> RunSpec {
         10,
         attacks,
     )
+}
+
+/// The run of SPEC.md §12.5's order across peers: Bob stores skipped keys of Alice's sessions and
+/// of Carol's, up to `MAX_SKIPPED_KEYS_PER_CLIENT`; Bob writes to Carol, who is then his most
+/// recently active peer, and one key more from Alice evicts Carol's oldest key, since Alice's
+/// message counts as her activity first.
+fn skipped_peers_run() -> Result<RunSpec, VectorError> {
+    let (a, b, c) = (Party::Alice, Party::Bob, Party::Carol);
+    let send = |p: Party, text: &str| Step::Send { from: p, text: text.to_owned() };
+    // Two full sessions of each sender fill the client.
+    const SESSIONS: u32 = 2;
+    const _: () = assert!(
+        (2 * SESSIONS * GAPS_PER_SESSION * MAX_SKIP) as usize == MAX_SKIPPED_KEYS_PER_CLIENT
+    );
+    let mut attacks = skipped_key_sessions(a, SESSIONS);
+    attacks.extend(skipped_key_sessions(c, SESSIONS));
+    // At the bound; Alice starts a third session, Bob writes to Carol, and one key more from Alice
+    // crosses the bound. Held messages are numbered per sender over the run.
+    attacks.extend(restart_without_sessions(a));
+    attacks.extend([
+        send(a, "session 3"),
+        Step::Hold { from: a, count: 1 },
+        Step::SendTo { from: b, to: name("carol")?, text: "hello carol".to_owned() },
+        send(a, "one more"),
+        Step::SubmitHeld { from: c, number: 1 },
+        Step::SubmitHeld { from: c, number: 2 },
+        Step::SubmitHeld { from: a, number: 1 },
+    ]);
+    Ok(RunSpec {
+        id: "e2e-skipped-peers-seed-11",
+        comment: "MAX_SKIPPED_KEYS_PER_CLIENT across peers (SPEC.md §12.5): the least recently active \
+         peer's keys go first. Three clients: alice, bob and carol (a third client, who writes to bob; \
+         SPEC.md §17.2) connect, and Alice and Bob publish bundles. Alice writes to Bob (her session 1 \
+         at Bob, n = 0), encrypts 1000 messages and holds them (call seal_e2e: held 1..=1000) and \
+         writes again (n = 1001): Bob skips the gap and stores 1000 keys; again (held 1001..=2000): \
+         2000 keys, MAX_SKIPPED_KEYS. She restarts without her sessions (call restore_state, peers = \
+         none), reconnects and does the same in session 2 (held 2001..=4000), which replaces Bob's \
+         current one. Then Carol does the same: her sessions 1 and 2 at Bob (her held 1..=4000). Bob \
+         stores 8000 keys, MAX_SKIPPED_KEYS_PER_CLIENT: at the bound, nothing evicted. Alice restarts \
+         again and writes in a third session (n = 0; a session start and a message: Alice is Bob's \
+         most recently active peer) and holds one message (her held 4001, n = 1). Bob writes to Carol \
+         in his current session with her, and she reads it: a message Bob sends is activity too \
+         (SPEC.md §11.3), so Carol is now his most recently active peer. Alice writes at n = 2: Bob \
+         stores one key more, 8001. The message is Alice's activity, and counts before the eviction: \
+         Carol is the least recently active peer, and her oldest archived session's oldest key goes \
+         (her held 1's) — had Alice's message counted only after the eviction, Alice's would have. \
+         Carol then sends her held 1: its base key routes it to her session 1 (SPEC.md §11.3 rule 1), \
+         which has no key for it (E2e.Ratchet.Replayed); her held 2, whose key was kept, opens; and \
+         Alice's held 1, the oldest key of the other peer, opens too — an implementation that evicts \
+         the most recently active peer's keys first, or the oldest keys of the client whoever their \
+         peer, refuses it.",
+        seed: 11,
+        script: vec![
+            Step::Connect(a),
+            Step::Connect(b),
+            Step::Connect(c),
+            Step::Upload(a),
+            Step::Upload(b),
+        ],
+        attacks,
+        deny_word: None,
+        server_limits: None,
+    })
 }
 
 fn runs() -> Result<Vec<RunSpec>, VectorError> {
@@ -565,6 +639,7 @@ fn runs() -> Result<Vec<RunSpec>, VectorError> {
         retired_run(),
         archive_run(),
         skipped_keys_run(),
+        skipped_peers_run()?,
     ])
 }
 

@@ -66,6 +66,9 @@ struct Chain {
 /// The e2e model of one session: from its responder's side, or from its initiator's for a
 /// session with a name that is no party of the run.
 struct SessionModel {
+    /// Who started it, and with which name.
+    initiator: Party,
+    responder: String,
     /// `EK_A`, which names the session (SPEC.md §11.3).
     base_key: PublicKey,
     sk: [u8; 32],
@@ -101,6 +104,8 @@ struct Recorder {
     /// Every 32-byte draw as a key pair, public key first (computed once per draw: runs with
     /// hundreds of sessions look keys up for every envelope).
     drawn: Vec<(PublicKey, PrivateKey)>,
+    /// Who drew each ratchet key: the author of an envelope whose header carries it.
+    ratchet_keys_of: Vec<(PublicKey, Party)>,
     statics: BTreeMap<Party, PrivateKey>,
     /// Each client's identities, in the order they were drawn.
     identities: BTreeMap<Party, Vec<Identity>>,
@@ -160,15 +165,12 @@ fn session_model(
         ("SK", hex(sk).into()),
         ("AD", hex(&ad).into()),
     ]);
-    SessionModel { base_key: prekey.base_key, sk, ad, spk_b, x3dh }
+    let responder = responder.to_owned();
+    SessionModel { initiator, responder, base_key: prekey.base_key, sk, ad, spk_b, x3dh }
 }
 
 fn name(p: Party) -> Result<Name, VectorError> {
     Ok(Name::new(p.label())?)
-}
-
-fn other(p: Party) -> Party {
-    p.peer()
 }
 
 impl Observer for Recorder {
@@ -184,6 +186,7 @@ impl Observer for Recorder {
         let key = PrivateKey::from_bytes(bytes);
         self.drawn.push((key.public_key(), key.clone()));
         match draw.purpose {
+            Purpose::RatchetKey(party) => self.ratchet_keys_of.push((key.public_key(), party)),
             Purpose::ChannelStatic(party) => {
                 self.statics.insert(party, key);
             }
@@ -283,6 +286,7 @@ impl Recorder {
             run_id: run_id.to_owned(),
             draws: Vec::new(),
             drawn: Vec::new(),
+            ratchet_keys_of: Vec::new(),
             statics: BTreeMap::new(),
             identities: BTreeMap::new(),
             link_models: Vec::new(),
@@ -294,6 +298,26 @@ impl Recorder {
             calls: 0,
             failure: None,
         }
+    }
+
+    /// The client of the run that drew `public` as a ratchet key, if one did.
+    fn author_of(&self, public: &PublicKey) -> Option<Party> {
+        self.ratchet_keys_of.iter().rev().find(|(p, _)| p == public).map(|(_, party)| *party)
+    }
+
+    /// `name`'s client, if it is a party of this run.
+    fn party_named(&self, name: &Name) -> Option<Party> {
+        Party::CLIENTS
+            .into_iter()
+            .find(|p| p.label() == name.as_str() && self.statics.contains_key(p))
+    }
+
+    /// The newest session between `party` and the name `peer`, whichever started it.
+    fn newest_session_between(&self, party: Party, peer: &Name) -> Option<usize> {
+        self.sessions.iter().rposition(|s| {
+            (s.initiator == party && s.responder == peer.as_str())
+                || (s.initiator.label() == peer.as_str() && s.responder == party.label())
+        })
     }
 
     /// The drawn private key of `public`, if a party of the run drew it.
@@ -458,7 +482,7 @@ impl Recorder {
                         if let Message::Bundle { name, bundle } = &message {
                             self.fetched.insert((to, name.clone()), *bundle);
                         }
-                        if let Some(e2e) = self.model_envelope(from, &message)? {
+                        if let Some(e2e) = self.model_envelope(from, to, &message)? {
                             details.push(("e2e", e2e));
                         }
                     }
@@ -468,17 +492,20 @@ impl Recorder {
         Ok(object(details))
     }
 
-    /// The e2e keys of an envelope, from the session model.
+    /// The e2e keys of an envelope in a frame from `from` to `to`, from the session model.
     fn model_envelope(
         &mut self,
         from: Party,
+        to: Party,
         message: &Message,
     ) -> Result<Option<Value>, VectorError> {
-        let (sender, envelope, to) = match message {
-            Message::E2eSend { envelope, to, .. } => (from, envelope, Some(to)),
-            Message::E2eDeliver { envelope, from: sender, .. } => {
-                (if sender.as_str() == "bob" { Party::Bob } else { Party::Alice }, envelope, None)
-            }
+        // The author of an E2eSend is the client that sent it; the recipient of an E2eDeliver
+        // is the client that receives it, and its author is the client that drew the ratchet key
+        // in its header — not necessarily the `from` the server names, which the server chooses
+        // (SPEC.md §5.2) and may relabel.
+        let (author, recipient, envelope) = match message {
+            Message::E2eSend { envelope, to, .. } => (Some(from), to.clone(), envelope),
+            Message::E2eDeliver { envelope, .. } => (None, name(to)?, envelope),
             _ => return Ok(None),
         };
         let Ok(body) = EnvelopeBody::decode(envelope.as_bytes()) else {
@@ -489,19 +516,23 @@ impl Recorder {
             EnvelopeBody::Ratchet(message) => (None, message),
         };
         let header = ratchet.header;
+        let Some(sender) = author.or_else(|| self.author_of(&header.dh)) else {
+            // An envelope no client of the run wrote (the server's own): nothing to model.
+            return Ok(Some(
+                json!({"envelope": envelope_json(&body), "note": "unknown ratchet key"}),
+            ));
+        };
         // The session: a prekey message names it by its base key (a new one starts a session —
         // if a party of the run drew it); a ratchet message by a ratchet key already seen, and a
-        // new ratchet key belongs to the newest session (a run's sessions follow one another).
+        // new ratchet key belongs to the newest session between its author and its recipient.
         let session_index = match prekey {
             Some(p) if self.drawn_key(&p.base_key).is_some() => {
                 match self.sessions.iter().position(|s| s.base_key == p.base_key) {
                     Some(i) => i,
                     None => {
-                        let model = match to {
-                            Some(to) if *to != name(other(sender))? => {
-                                self.start_model_with(sender, to, p)?
-                            }
-                            _ => self.start_model(sender, p)?,
+                        let model = match self.party_named(&recipient) {
+                            Some(responder) => self.start_model(sender, responder, p)?,
+                            None => self.start_model_with(sender, &recipient, p)?,
                         };
                         self.sessions.push(model);
                         self.sessions.len() - 1
@@ -510,8 +541,10 @@ impl Recorder {
             }
             _ => match self.chains.iter().find(|(_, c)| c.ratchet_public == header.dh) {
                 Some((i, _)) => *i,
-                None if self.sessions.is_empty() => return Ok(None),
-                None => self.sessions.len() - 1,
+                None => match self.newest_session_between(sender, &recipient) {
+                    Some(i) => i,
+                    None => return Ok(None),
+                },
             },
         };
         let Some(session) = self.sessions.get(session_index) else { return Ok(None) };
@@ -579,13 +612,13 @@ impl Recorder {
     }
 
     /// X3DH from the responder's side of the model, for the first prekey message of a session
-    /// `initiator` starts with the responder's current identity.
+    /// `initiator` starts with `responder`'s current identity.
     fn start_model(
         &self,
         initiator: Party,
+        responder: Party,
         prekey: &x3dh::PrekeyHeader,
     ) -> Result<SessionModel, VectorError> {
-        let responder = other(initiator);
         let identity = self
             .identities
             .get(&responder)
@@ -722,7 +755,9 @@ impl Recorder {
             })
             .collect();
         let mut parties = Vec::new();
-        for party in [Party::Server, Party::Alice, Party::Bob] {
+        // Carol only in a run that has her (runner::Party::Carol).
+        let carol = self.statics.contains_key(&Party::Carol).then_some(Party::Carol);
+        for party in [Party::Server, Party::Alice, Party::Bob].into_iter().chain(carol) {
             let key = self.statics.get(&party).ok_or_else(|| VectorError::malformed("key"))?;
             let mut fields = vec![("channel_static", key_json(key))];
             let identities = self.identities.get(&party).map_or(&[][..], Vec::as_slice);
