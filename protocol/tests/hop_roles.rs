@@ -819,6 +819,26 @@ fn an_upload_that_cannot_be_sent_leaves_the_client_as_it_was() {
     assert_eq!(w.alice, before);
 }
 
+/// A new e2e client, `f{k}` on link `10 + k`, connects and asks for Alice's bundle (for a first
+/// message to her); returns the server's outputs for the fetch. A new one each time: a client
+/// fetches a bundle once.
+fn fetch_as_newcomer(w: &mut World<e2e_protocol::hop::AllowAll>, k: u64) -> ServerOutputs {
+    let link = LinkId(10 + k);
+    let (peers, key) = (Peers::generate(&mut w.rng), PrivateKey::generate(&mut w.rng));
+    let mut fetcher = Client::with_e2e(name(&format!("f{k}")), key, w.server.public_key(), peers);
+    let mut in_flight: Vec<_> = {
+        let init = fetcher.connect(&mut w.rng).unwrap();
+        w.server.handle(link, &init, &mut w.rng).unwrap().transmit
+    };
+    while let Some((_, frame)) = in_flight.pop() {
+        for reply in fetcher.handle(&frame, &mut w.rng).unwrap().transmit {
+            in_flight.extend(w.server.handle(link, &reply, &mut w.rng).unwrap().transmit);
+        }
+    }
+    let fetch = fetcher.send_e2e(&name("alice"), body("hi"), &mut w.rng).unwrap().transmit;
+    w.server.handle(link, &fetch[0], &mut w.rng).unwrap()
+}
+
 /// SPEC.md §15.2: a fetch that leaves the owner `PREKEYS_LOW_WATER` = 5 one-time prekeys or fewer
 /// tells the owner, who is online, `PrekeysLow` — and the owner replenishes; a fetch that leaves
 /// more says nothing to the owner.
@@ -832,22 +852,7 @@ fn the_owner_hears_prekeys_low_once_a_fetch_leaves_five() {
     w.deliver(stored);
     assert_eq!(w.server.one_time_prekeys(&name("alice")), 10);
     for k in 1..=5 {
-        // A new fetcher each time: a client fetches a bundle once, for its first message.
-        let link = LinkId(10 + k);
-        let (peers, key) = (Peers::generate(&mut w.rng), PrivateKey::generate(&mut w.rng));
-        let mut fetcher =
-            Client::with_e2e(name(&format!("f{k}")), key, w.server.public_key(), peers);
-        let mut in_flight: Vec<_> = {
-            let init = fetcher.connect(&mut w.rng).unwrap();
-            w.server.handle(link, &init, &mut w.rng).unwrap().transmit
-        };
-        while let Some((_, frame)) = in_flight.pop() {
-            for reply in fetcher.handle(&frame, &mut w.rng).unwrap().transmit {
-                in_flight.extend(w.server.handle(link, &reply, &mut w.rng).unwrap().transmit);
-            }
-        }
-        let fetch = fetcher.send_e2e(&name("alice"), body("hi"), &mut w.rng).unwrap().transmit;
-        let out = w.server.handle(link, &fetch[0], &mut w.rng).unwrap();
+        let out = fetch_as_newcomer(&mut w, k);
         assert_eq!(w.server.one_time_prekeys(&name("alice")), 10 - k as usize);
         let to_alice: Vec<_> = out.transmit.iter().filter(|(l, _)| *l == ALICE).collect();
         if k < 5 {
@@ -938,6 +943,14 @@ fn a_durable_server_stores_what_it_queues_and_removes_a_mailbox_only_once_settle
     let settled = w.server.clone();
     assert_eq!(w.server.settle(&delivery), [], "a delivery settles once");
     assert_eq!(w.server, settled);
+
+    // What was removed stays removed across a restart, and positions go on from the head.
+    let snapshot = w.server.snapshot();
+    let emptied = StoredMailbox { name: name("bob"), head: 2, messages: vec![] };
+    assert_eq!(snapshot.mailboxes, [emptied]);
+    w.server = Server::new(w.server_key.clone()).restore(snapshot).unwrap();
+    w.bob.disconnect();
+    assert_eq!(w.connect(BOB), [ClientEvent::Connected]);
 
     // Relayed to an open channel: never stored. Queued again: the next position, never a reused one.
     w.alice.disconnect();
@@ -1080,4 +1093,37 @@ fn snapshot_errors_print_what_was_wrong() {
         "the stored state exceeds the server's limits"
     );
     assert_ne!(printed[1], printed[2]);
+}
+
+/// SPEC.md §5.1 step 5, §15.2: an owner that was offline while fetches left it
+/// `PREKEYS_LOW_WATER` = 5 one-time prekeys or fewer hears `PrekeysLow` when it next confirms a
+/// link, and replenishes; with six left it hears nothing.
+#[test]
+fn an_offline_owner_hears_prekeys_low_when_it_next_confirms_a_link() {
+    let mut w = world();
+    w.e2e_alice();
+    w.connect(ALICE);
+    let upload = w.alice.upload_bundle().unwrap();
+    let stored = w.server.handle(ALICE, &upload, &mut w.rng).unwrap();
+    w.deliver(stored);
+    let alice_goes_offline = |w: &mut World<_>| {
+        w.alice.disconnect();
+        w.server.close_link(ALICE);
+    };
+    alice_goes_offline(&mut w);
+    for k in 1..=4 {
+        fetch_as_newcomer(&mut w, k);
+    }
+    assert_eq!(w.server.one_time_prekeys(&name("alice")), 6);
+    assert_eq!(w.connect(ALICE), [ClientEvent::Connected]);
+    alice_goes_offline(&mut w);
+    fetch_as_newcomer(&mut w, 5);
+    assert_eq!(
+        w.connect(ALICE),
+        [
+            ClientEvent::Connected,
+            ClientEvent::PrekeysReplenished { made: 10 },
+            ClientEvent::BundleStored { one_time_prekeys: 15 }
+        ]
+    );
 }
