@@ -1127,3 +1127,27 @@ fn an_offline_owner_hears_prekeys_low_when_it_next_confirms_a_link() {
         ]
     );
 }
+
+/// SPEC.md §9.2, beyond a relay's connection limit: `Server::refuse` answers a valid
+/// `HandshakeInit` with `Refused { reason }` in handshake message 2 and changes nothing; the client
+/// reports the refusal and is offline. A frame that is not a `HandshakeInit` gets no answer.
+#[test]
+fn a_connection_turned_away_hears_refused_and_the_server_is_unchanged() {
+    let mut w = world();
+    w.connect(ALICE);
+    let before = w.server.clone();
+    let init = w.bob.connect(&mut w.rng).unwrap();
+    let answer = w.server.refuse(&init, RefusalReason::ServerFull, &mut w.rng).unwrap();
+    assert_eq!(w.server, before);
+    assert_eq!(events(&mut w.bob, &answer), [ClientEvent::Refused(RefusalReason::ServerFull)]);
+    assert!(!w.bob.is_connected());
+    assert_eq!(w.server.account(&name("bob")), None, "a refused connection binds nothing");
+
+    let (_, frame) = w.alice.send(&name("alice"), body("not a handshake")).unwrap();
+    let unexpected = ProtocolError::Unexpected { state: "no channel", got: "Transport" };
+    assert_eq!(
+        w.server.refuse(&frame, RefusalReason::ServerFull, &mut w.rng),
+        Err(unexpected.into())
+    );
+    assert_eq!(w.server.account(&name("alice")), Some(w.alice.static_public()));
+}
