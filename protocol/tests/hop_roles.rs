@@ -5,6 +5,7 @@
 
 use e2e_protocol::channel::{ChannelError, PROLOGUE, Responder, Transport};
 use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::e2e::{E2eError, MAX_ONE_TIME_PREKEYS};
 use e2e_protocol::hop::DenyWord;
 use e2e_protocol::roles::{
     Client, ClientEvent, Delivery, DurableChange, LinkId, MAILBOX_CAPACITY, Protection,
@@ -1150,4 +1151,47 @@ fn a_connection_turned_away_hears_refused_and_the_server_is_unchanged() {
         Err(unexpected.into())
     );
     assert_eq!(w.server.account(&name("alice")), Some(w.alice.static_public()));
+}
+
+/// SPEC.md §15.3: told `PrekeysLow { n }`, a client makes
+/// `min(ONE_TIME_PREKEYS_PER_UPLOAD, MAX_ONE_TIME_PREKEYS − n)` one-time prekeys and sends the
+/// upload — none, and nothing at all, once the server says it holds `MAX_ONE_TIME_PREKEYS` or
+/// more.
+#[test]
+fn prekeys_low_tops_the_server_up_to_its_bound_and_never_past_it() {
+    let mut w = world();
+    w.e2e_alice();
+    w.connect(ALICE);
+    let max = u16::try_from(MAX_ONE_TIME_PREKEYS).unwrap();
+    for (held, made) in [(0, 10), (max - 3, 3), (max - 1, 1), (max, 0), (u16::MAX, 0)] {
+        let low = Message::PrekeysLow { one_time_prekeys: held };
+        let frame = w.server.seal_transport(ALICE, &low).unwrap();
+        let out = w.alice.handle(&frame, &mut w.rng).unwrap();
+        if made == 0 {
+            assert_eq!((out.transmit.len(), out.events), (0, vec![]), "{held} held");
+        } else {
+            assert_eq!(out.events, [ClientEvent::PrekeysReplenished { made }], "{held} held");
+            assert_eq!(out.transmit.len(), 1, "the upload");
+        }
+    }
+}
+
+/// SPEC.md §15.2–§15.3: messages for a peer without a session wait for its bundle, asked for
+/// once; when the server has none (`NoBundle`), they are discarded unencrypted and counted in
+/// `SendFailed`.
+#[test]
+fn messages_waiting_for_a_bundle_the_server_lacks_are_discarded_and_counted() {
+    let mut w = world();
+    w.e2e_alice();
+    w.connect(ALICE);
+    w.connect(BOB);
+    let first = w.alice.send_e2e(&name("bob"), body("one"), &mut w.rng).unwrap();
+    let second = w.alice.send_e2e(&name("bob"), body("two"), &mut w.rng).unwrap();
+    assert_eq!((first.transmit.len(), second.transmit.len()), (1, 0), "one FetchBundle");
+    let out = w.server.handle(ALICE, &first.transmit[0], &mut w.rng).unwrap();
+    let error = E2eError::NoBundle { name: name("bob") };
+    assert_eq!(
+        w.deliver(out),
+        [ClientEvent::SendFailed { peer: name("bob"), error, discarded: 2 }]
+    );
 }
