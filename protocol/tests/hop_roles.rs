@@ -1195,3 +1195,19 @@ fn messages_waiting_for_a_bundle_the_server_lacks_are_discarded_and_counted() {
         [ClientEvent::SendFailed { peer: name("bob"), error, discarded: 2 }]
     );
 }
+
+/// SPEC.md §5.1 step 4: a client accepts `Welcome` only for the name it registered; one for another
+/// name is `WrongName`, and the client, still waiting, is unchanged.
+#[test]
+fn a_welcome_for_another_name_is_refused() {
+    let mut w = world();
+    let init = w.bob.connect(&mut w.rng).unwrap();
+    let received = Responder::new(PROLOGUE, w.server_key.clone())
+        .read_message_1(LinkFrame::decode(&init).unwrap().noise())
+        .unwrap();
+    let welcome = Message::Welcome { name: name("mallory") }.encode();
+    let (_, m2) = received.write_message_2(PrivateKey::generate(&mut w.rng), &welcome).unwrap();
+    let frame = LinkFrame::handshake_resp(m2).unwrap().encode();
+    client_refuses(&mut w.bob, &frame, Error::Protocol(ProtocolError::WrongName));
+    assert!(!w.bob.is_connected());
+}
