@@ -65,6 +65,15 @@ impl<P: e2e_protocol::hop::ContentPolicy> World<P> {
         self.alice = Client::with_e2e(name("alice"), key, self.server.public_key(), peers);
     }
 
+    /// Alice becomes an e2e client, connects and publishes her bundle (ten one-time prekeys).
+    fn e2e_alice_published(&mut self) {
+        self.e2e_alice();
+        self.connect(ALICE);
+        let upload = self.alice.upload_bundle().unwrap();
+        let stored = self.server.handle(ALICE, &upload, &mut self.rng).unwrap();
+        self.deliver(stored);
+    }
+
     fn client(&mut self, link: LinkId) -> &mut Client {
         if link == ALICE { &mut self.alice } else { &mut self.bob }
     }
@@ -601,23 +610,28 @@ fn server_drops_an_authentic_but_unexpected_message_and_stays_in_step() {
 
 // ---- a malicious server: a test-built responder holding the server's static key ----------
 
-/// Connects Bob to a hand-built server channel and returns Bob plus the server side's transport.
-fn bob_with_evil_server() -> (Client, Transport) {
-    let mut w = world();
+/// A hand-built server answers Bob's `HandshakeInit` with `Welcome { name: welcomed }`: returns
+/// the server side's transport and the handshake response, not yet handed to Bob.
+fn evil_server_welcomes(
+    w: &mut World<e2e_protocol::hop::AllowAll>,
+    welcomed: &str,
+) -> (Transport, Vec<u8>) {
     let init = w.bob.connect(&mut w.rng).unwrap();
     let received = Responder::new(PROLOGUE, w.server_key.clone())
         .read_message_1(LinkFrame::decode(&init).unwrap().noise())
         .unwrap();
-    let welcome = Message::Welcome { name: name("bob") }.encode();
+    let welcome = Message::Welcome { name: name(welcomed) }.encode();
     let (transport, m2) =
         received.write_message_2(PrivateKey::generate(&mut w.rng), &welcome).unwrap();
+    (transport, LinkFrame::handshake_resp(m2).unwrap().encode())
+}
+
+/// Connects Bob to a hand-built server channel and returns Bob plus the server side's transport.
+fn bob_with_evil_server() -> (Client, Transport) {
+    let mut w = world();
+    let (transport, frame) = evil_server_welcomes(&mut w, "bob");
     let mut bob = w.bob;
-    let out = bob
-        .handle(
-            &LinkFrame::handshake_resp(m2).unwrap().encode(),
-            &mut ChaCha20Rng::seed_from_u64(0),
-        )
-        .unwrap();
+    let out = bob.handle(&frame, &mut ChaCha20Rng::seed_from_u64(0)).unwrap();
     assert_eq!(out.events, vec![ClientEvent::Connected]);
     assert_eq!(out.transmit.len(), 1, "Bob confirms the channel with Ready");
     (bob, transport)
@@ -846,11 +860,7 @@ fn fetch_as_newcomer(w: &mut World<e2e_protocol::hop::AllowAll>, k: u64) -> Serv
 #[test]
 fn the_owner_hears_prekeys_low_once_a_fetch_leaves_five() {
     let mut w = world();
-    w.e2e_alice();
-    w.connect(ALICE);
-    let upload = w.alice.upload_bundle().unwrap();
-    let stored = w.server.handle(ALICE, &upload, &mut w.rng).unwrap();
-    w.deliver(stored);
+    w.e2e_alice_published();
     assert_eq!(w.server.one_time_prekeys(&name("alice")), 10);
     for k in 1..=5 {
         let out = fetch_as_newcomer(&mut w, k);
@@ -993,11 +1003,7 @@ fn a_server_without_a_store_reports_no_change_and_forgets_a_mailbox_once_sent() 
 /// two messages waiting for Bob; and the server's static key.
 fn stored_state() -> (PrivateKey, Snapshot) {
     let mut w = durable_world();
-    w.e2e_alice();
-    w.connect(ALICE);
-    let upload = w.alice.upload_bundle().unwrap();
-    let stored = w.server.handle(ALICE, &upload, &mut w.rng).unwrap();
-    w.deliver(stored);
+    w.e2e_alice_published();
     bob_bound_and_offline(&mut w);
     w.alice_sends("one");
     w.alice_sends("two");
@@ -1102,11 +1108,7 @@ fn snapshot_errors_print_what_was_wrong() {
 #[test]
 fn an_offline_owner_hears_prekeys_low_when_it_next_confirms_a_link() {
     let mut w = world();
-    w.e2e_alice();
-    w.connect(ALICE);
-    let upload = w.alice.upload_bundle().unwrap();
-    let stored = w.server.handle(ALICE, &upload, &mut w.rng).unwrap();
-    w.deliver(stored);
+    w.e2e_alice_published();
     let alice_goes_offline = |w: &mut World<_>| {
         w.alice.disconnect();
         w.server.close_link(ALICE);
@@ -1201,13 +1203,7 @@ fn messages_waiting_for_a_bundle_the_server_lacks_are_discarded_and_counted() {
 #[test]
 fn a_welcome_for_another_name_is_refused() {
     let mut w = world();
-    let init = w.bob.connect(&mut w.rng).unwrap();
-    let received = Responder::new(PROLOGUE, w.server_key.clone())
-        .read_message_1(LinkFrame::decode(&init).unwrap().noise())
-        .unwrap();
-    let welcome = Message::Welcome { name: name("mallory") }.encode();
-    let (_, m2) = received.write_message_2(PrivateKey::generate(&mut w.rng), &welcome).unwrap();
-    let frame = LinkFrame::handshake_resp(m2).unwrap().encode();
+    let (_, frame) = evil_server_welcomes(&mut w, "mallory");
     client_refuses(&mut w.bob, &frame, Error::Protocol(ProtocolError::WrongName));
     assert!(!w.bob.is_connected());
 }
