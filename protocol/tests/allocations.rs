@@ -268,3 +268,26 @@ fn a_frame_is_encoded_in_one_allocation() {
         assert_eq!(bytes.len(), e2e_protocol::wire::HEADER_LEN + len);
     }
 }
+
+/// A client seals a message into one buffer sized from the message's bounds (SPEC.md §3.3), not
+/// merely large enough: for a hop `Send` and an e2e `E2eSend` the frame's capacity exceeds its
+/// length by exactly what the recipient's name is shorter than `MAX_NAME_LEN`, the one field the
+/// buffer is sized for at its longest — at every body length. (A buffer a byte short would
+/// reallocate and double; one sized by a wrong formula would hold kilobytes unused per frame.)
+#[test]
+fn a_client_reserves_its_frame_for_the_longest_name_and_nothing_more() {
+    use e2e_protocol::wire::MAX_NAME_LEN;
+    let slack = MAX_NAME_LEN - "bob".len();
+    for e2e in [false, true] {
+        let mut world = World::new(e2e);
+        for len in [0, 1, 100, 16 * 1024] {
+            let body = Body::new(vec![7; len]).unwrap();
+            let frame = if e2e {
+                world.alice.send_e2e(&name("bob"), body, &mut world.rng).unwrap().transmit.remove(0)
+            } else {
+                world.alice.send(&name("bob"), body).unwrap().1
+            };
+            assert_eq!(frame.capacity(), frame.len() + slack, "e2e: {e2e}, {len} bytes");
+        }
+    }
+}

@@ -553,6 +553,58 @@ fn a_client_at_the_skipped_key_bound_round_trips() {
     round_trip(&client);
 }
 
+/// SPEC.md §15.3 with §12.5's bound: messages that waited for a bundle go out, in order, in the
+/// session the peer started meanwhile; if its sending chain runs out part-way (`Ns` reaches
+/// `2^32 − 1`), the rest are discarded and counted — exactly those not sent. The chain is brought
+/// near its end through the state file (§18.3 allows any `Ns` with a sending chain), not by
+/// `2^32` messages.
+#[test]
+fn waiting_messages_beyond_the_end_of_the_sending_chain_are_counted_as_discarded() {
+    let mut w = World::new(18, true);
+    // Alice queues three messages for Bob; her FetchBundle is lost with her connection.
+    w.server.close_link(ALICE);
+    for text in ["p1", "p2", "p3"] {
+        w.alice.send_e2e(&name("bob"), body(text), &mut w.rng).unwrap();
+    }
+    w.alice.disconnect();
+    // Bob starts a session meanwhile; his first message waits in Alice's mailbox.
+    w.send(BOB, "alice", "hello");
+    // Alice reconnects; Ready reaches the server, which delivers Bob's message, but the
+    // FetchBundle she repeats after it does not.
+    let init = w.alice.connect(&mut w.rng).unwrap();
+    let welcome = w.server.handle(ALICE, &init, &mut w.rng).unwrap().transmit;
+    let ready = w.alice.handle(&welcome[0].1, &mut w.rng).unwrap().transmit;
+    assert_eq!(ready.len(), 2, "Ready, then the FetchBundle for Bob");
+    for (_, frame) in w.server.handle(ALICE, &ready[0], &mut w.rng).unwrap().transmit {
+        w.alice.handle(&frame, &mut w.rng).unwrap();
+    }
+    // One message straight into that session (Ns = 1), and the connection is gone again.
+    w.alice.send_e2e(&name("bob"), body("direct"), &mut w.rng).unwrap();
+    w.alice.disconnect();
+    w.server.close_link(ALICE);
+
+    // Her session with Bob is the one ratchet at (Ns, Nr, PN) = (1, 1, 0): Ns becomes 2^32 − 2.
+    let bytes = w.alice.export_state();
+    let mut state = body_of(bytes.as_bytes()).to_vec();
+    let counters: Vec<u8> = [1u32, 1, 0].iter().flat_map(|n| n.to_be_bytes()).collect();
+    let at: Vec<usize> = (0..state.len() - 12).filter(|&i| state[i..i + 12] == counters).collect();
+    assert_eq!(at.len(), 1, "Ns, Nr, PN found at {at:?}");
+    state[at[0]..at[0] + 4].copy_from_slice(&(u32::MAX - 1).to_be_bytes());
+    w.alice = Client::restore_state(&seal(STATE_VERSION, &state)).unwrap();
+
+    let events: Vec<ClientEvent> =
+        w.connect(ALICE).into_iter().filter(|(l, _)| *l == ALICE).map(|(_, e)| e).collect();
+    assert!(matches!(&events[1], ClientEvent::Sent { to, .. } if *to == name("bob")), "{events:?}");
+    assert!(
+        matches!(
+            &events[2],
+            ClientEvent::SendFailed { peer, error: E2eError::Ratchet(_), discarded: 2 }
+                if *peer == name("bob")
+        ),
+        "{events:?}"
+    );
+}
+
 #[test]
 fn a_client_refuses_pinning_beyond_the_bound_as_an_error() {
     let mut w = World::new(10, true);

@@ -5,10 +5,12 @@
 
 use e2e_protocol::channel::{ChannelError, PROLOGUE, Responder, Transport};
 use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::e2e::{E2eError, MAX_ONE_TIME_PREKEYS};
 use e2e_protocol::hop::DenyWord;
 use e2e_protocol::roles::{
-    Client, ClientEvent, DurableChange, LinkId, MAILBOX_CAPACITY, Protection, Server, ServerEvent,
-    ServerOutputs,
+    Client, ClientEvent, Delivery, DurableChange, LinkId, MAILBOX_CAPACITY, Protection,
+    QUEUED_OVERHEAD, Server, ServerEvent, ServerLimits, ServerOutputs, Snapshot, SnapshotError,
+    StoredMailbox,
 };
 use e2e_protocol::suite::{CryptoError, PrivateKey};
 use e2e_protocol::wire::{
@@ -63,6 +65,15 @@ impl<P: e2e_protocol::hop::ContentPolicy> World<P> {
         self.alice = Client::with_e2e(name("alice"), key, self.server.public_key(), peers);
     }
 
+    /// Alice becomes an e2e client, connects and publishes her bundle (ten one-time prekeys).
+    fn e2e_alice_published(&mut self) {
+        self.e2e_alice();
+        self.connect(ALICE);
+        let upload = self.alice.upload_bundle().unwrap();
+        let stored = self.server.handle(ALICE, &upload, &mut self.rng).unwrap();
+        self.deliver(stored);
+    }
+
     fn client(&mut self, link: LinkId) -> &mut Client {
         if link == ALICE { &mut self.alice } else { &mut self.bob }
     }
@@ -70,17 +81,36 @@ impl<P: e2e_protocol::hop::ContentPolicy> World<P> {
     /// Connects the client on `link` and runs the exchange to the end (handshake, `Ready`, any
     /// queued messages); returns the clients' events.
     fn connect(&mut self, link: LinkId) -> Vec<ClientEvent> {
+        self.connect_seeing_the_server(link).0
+    }
+
+    /// [`World::connect`], also returning what the server produced for each frame it handled.
+    fn connect_seeing_the_server(
+        &mut self,
+        link: LinkId,
+    ) -> (Vec<ClientEvent>, Vec<ServerOutputs>) {
         let mut rng = self.rng.clone();
         let init = self.client(link).connect(&mut rng).unwrap();
         self.rng = rng;
         let out = self.server.handle(link, &init, &mut self.rng).unwrap();
-        self.deliver(out)
+        let mut outs = vec![out.clone()];
+        let (events, answers) = self.deliver_seeing_the_server(out);
+        outs.extend(answers);
+        (events, outs)
     }
 
     /// Hands every server frame to its client and every client frame back to the server, until
     /// nothing is in flight; returns the clients' events in order.
     fn deliver(&mut self, out: ServerOutputs) -> Vec<ClientEvent> {
-        let mut events = Vec::new();
+        self.deliver_seeing_the_server(out).0
+    }
+
+    /// [`World::deliver`], also returning what the server produced for each client frame.
+    fn deliver_seeing_the_server(
+        &mut self,
+        out: ServerOutputs,
+    ) -> (Vec<ClientEvent>, Vec<ServerOutputs>) {
+        let (mut events, mut answers) = (Vec::new(), Vec::new());
         let mut in_flight: std::collections::VecDeque<_> = out.transmit.into();
         // Bounded, so that a bug that makes frames beget frames fails instead of hanging.
         for pumped in 0.. {
@@ -91,10 +121,12 @@ impl<P: e2e_protocol::hop::ContentPolicy> World<P> {
             self.rng = rng;
             events.extend(client_out.events);
             for reply in client_out.transmit {
-                in_flight.extend(self.server.handle(link, &reply, &mut self.rng).unwrap().transmit);
+                let answer = self.server.handle(link, &reply, &mut self.rng).unwrap();
+                in_flight.extend(answer.transmit.iter().cloned());
+                answers.push(answer);
             }
         }
-        events
+        (events, answers)
     }
 
     /// Alice sends `text` to Bob through the server; returns the server's outputs undelivered.
@@ -578,23 +610,28 @@ fn server_drops_an_authentic_but_unexpected_message_and_stays_in_step() {
 
 // ---- a malicious server: a test-built responder holding the server's static key ----------
 
-/// Connects Bob to a hand-built server channel and returns Bob plus the server side's transport.
-fn bob_with_evil_server() -> (Client, Transport) {
-    let mut w = world();
+/// A hand-built server answers Bob's `HandshakeInit` with `Welcome { name: welcomed }`: returns
+/// the server side's transport and the handshake response, not yet handed to Bob.
+fn evil_server_welcomes(
+    w: &mut World<e2e_protocol::hop::AllowAll>,
+    welcomed: &str,
+) -> (Transport, Vec<u8>) {
     let init = w.bob.connect(&mut w.rng).unwrap();
     let received = Responder::new(PROLOGUE, w.server_key.clone())
         .read_message_1(LinkFrame::decode(&init).unwrap().noise())
         .unwrap();
-    let welcome = Message::Welcome { name: name("bob") }.encode();
+    let welcome = Message::Welcome { name: name(welcomed) }.encode();
     let (transport, m2) =
         received.write_message_2(PrivateKey::generate(&mut w.rng), &welcome).unwrap();
+    (transport, LinkFrame::handshake_resp(m2).unwrap().encode())
+}
+
+/// Connects Bob to a hand-built server channel and returns Bob plus the server side's transport.
+fn bob_with_evil_server() -> (Client, Transport) {
+    let mut w = world();
+    let (transport, frame) = evil_server_welcomes(&mut w, "bob");
     let mut bob = w.bob;
-    let out = bob
-        .handle(
-            &LinkFrame::handshake_resp(m2).unwrap().encode(),
-            &mut ChaCha20Rng::seed_from_u64(0),
-        )
-        .unwrap();
+    let out = bob.handle(&frame, &mut ChaCha20Rng::seed_from_u64(0)).unwrap();
     assert_eq!(out.events, vec![ClientEvent::Connected]);
     assert_eq!(out.transmit.len(), 1, "Bob confirms the channel with Ready");
     (bob, transport)
@@ -797,35 +834,36 @@ fn an_upload_that_cannot_be_sent_leaves_the_client_as_it_was() {
     assert_eq!(w.alice, before);
 }
 
+/// A new e2e client, `f{k}` on link `10 + k`, connects and asks for Alice's bundle (for a first
+/// message to her); returns the server's outputs for the fetch. A new one each time: a client
+/// fetches a bundle once.
+fn fetch_as_newcomer(w: &mut World<e2e_protocol::hop::AllowAll>, k: u64) -> ServerOutputs {
+    let link = LinkId(10 + k);
+    let (peers, key) = (Peers::generate(&mut w.rng), PrivateKey::generate(&mut w.rng));
+    let mut fetcher = Client::with_e2e(name(&format!("f{k}")), key, w.server.public_key(), peers);
+    let mut in_flight: Vec<_> = {
+        let init = fetcher.connect(&mut w.rng).unwrap();
+        w.server.handle(link, &init, &mut w.rng).unwrap().transmit
+    };
+    while let Some((_, frame)) = in_flight.pop() {
+        for reply in fetcher.handle(&frame, &mut w.rng).unwrap().transmit {
+            in_flight.extend(w.server.handle(link, &reply, &mut w.rng).unwrap().transmit);
+        }
+    }
+    let fetch = fetcher.send_e2e(&name("alice"), body("hi"), &mut w.rng).unwrap().transmit;
+    w.server.handle(link, &fetch[0], &mut w.rng).unwrap()
+}
+
 /// SPEC.md §15.2: a fetch that leaves the owner `PREKEYS_LOW_WATER` = 5 one-time prekeys or fewer
 /// tells the owner, who is online, `PrekeysLow` — and the owner replenishes; a fetch that leaves
 /// more says nothing to the owner.
 #[test]
 fn the_owner_hears_prekeys_low_once_a_fetch_leaves_five() {
     let mut w = world();
-    w.e2e_alice();
-    w.connect(ALICE);
-    let upload = w.alice.upload_bundle().unwrap();
-    let stored = w.server.handle(ALICE, &upload, &mut w.rng).unwrap();
-    w.deliver(stored);
+    w.e2e_alice_published();
     assert_eq!(w.server.one_time_prekeys(&name("alice")), 10);
     for k in 1..=5 {
-        // A new fetcher each time: a client fetches a bundle once, for its first message.
-        let link = LinkId(10 + k);
-        let (peers, key) = (Peers::generate(&mut w.rng), PrivateKey::generate(&mut w.rng));
-        let mut fetcher =
-            Client::with_e2e(name(&format!("f{k}")), key, w.server.public_key(), peers);
-        let mut in_flight: Vec<_> = {
-            let init = fetcher.connect(&mut w.rng).unwrap();
-            w.server.handle(link, &init, &mut w.rng).unwrap().transmit
-        };
-        while let Some((_, frame)) = in_flight.pop() {
-            for reply in fetcher.handle(&frame, &mut w.rng).unwrap().transmit {
-                in_flight.extend(w.server.handle(link, &reply, &mut w.rng).unwrap().transmit);
-            }
-        }
-        let fetch = fetcher.send_e2e(&name("alice"), body("hi"), &mut w.rng).unwrap().transmit;
-        let out = w.server.handle(link, &fetch[0], &mut w.rng).unwrap();
+        let out = fetch_as_newcomer(&mut w, k);
         assert_eq!(w.server.one_time_prekeys(&name("alice")), 10 - k as usize);
         let to_alice: Vec<_> = out.transmit.iter().filter(|(l, _)| *l == ALICE).collect();
         if k < 5 {
@@ -836,4 +874,336 @@ fn the_owner_hears_prekeys_low_once_a_fetch_leaves_five() {
             assert_eq!(heard, [ClientEvent::PrekeysReplenished { made: 10 }]);
         }
     }
+}
+
+/// A server with a store (SPEC.md §5.4, §6.2) and two clients; nobody connected yet.
+fn durable_world() -> World<e2e_protocol::hop::AllowAll> {
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let server_key = PrivateKey::generate(&mut rng);
+    world_with(Server::new(server_key.clone()).durable(), server_key, rng)
+}
+
+/// The durable changes `outs` reported, in order.
+fn changes(outs: &[ServerOutputs]) -> Vec<DurableChange> {
+    outs.iter().flat_map(|out| out.changes.iter().cloned()).collect()
+}
+
+/// The deliveries `outs` left to settle, in order.
+fn deliveries(outs: &[ServerOutputs]) -> Vec<Delivery> {
+    outs.iter().flat_map(|out| out.delivered.iter().cloned()).collect()
+}
+
+/// Bob registered once, and his connection is gone: the server binds him and queues for him.
+fn bob_bound_and_offline<P: e2e_protocol::hop::ContentPolicy>(w: &mut World<P>) {
+    w.connect(BOB);
+    w.bob.disconnect();
+    w.server.close_link(BOB);
+}
+
+/// SPEC.md §5.4's two rules and §6.2's changes, in order: a first confirmation is `Bound`, a
+/// queued message is `Queued` at the next position before its `Ack { Queued }`, a relayed one is
+/// not stored; the mailbox is sent on confirmation but kept — a restart before it is settled sends
+/// it again, and the recipient refuses the copies — until `settle` removes it, once.
+#[test]
+fn a_durable_server_stores_what_it_queues_and_removes_a_mailbox_only_once_settled() {
+    let mut w = durable_world();
+    assert!(w.server.is_durable());
+    let (_, outs) = w.connect_seeing_the_server(ALICE);
+    let alice_key = w.alice.static_public();
+    assert_eq!(changes(&outs), [DurableChange::Bound { name: name("alice"), key: alice_key }]);
+    assert_eq!(deliveries(&outs), [], "an empty mailbox leaves nothing to settle");
+    bob_bound_and_offline(&mut w);
+
+    for (position, text) in [(0, "one"), (1, "two")] {
+        let (id, out) = w.alice_sends(text);
+        let message = Message::Deliver { id, from: name("alice"), body: body(text) };
+        assert_eq!(out.changes, [DurableChange::Queued { to: name("bob"), position, message }]);
+        assert_eq!(w.deliver(out), [ClientEvent::Acked { id, status: AckStatus::Queued }]);
+    }
+    let held = 2 * QUEUED_OVERHEAD + "one".len() + "two".len();
+    assert_eq!((w.server.queued(&name("bob")), w.server.queued_bytes()), (2, held));
+
+    // Bob's key is bound already: his reconnection binds nothing; his mailbox goes out and stays.
+    let (events, outs) = w.connect_seeing_the_server(BOB);
+    let mail = [received("alice", 1, "one"), received("alice", 2, "two")];
+    assert_eq!(events, [&[ClientEvent::Connected][..], &mail].concat());
+    assert_eq!(changes(&outs), []);
+    let delivery = Delivery { link: BOB, name: name("bob"), until: 2 };
+    assert_eq!(deliveries(&outs), std::slice::from_ref(&delivery));
+    assert_eq!((w.server.queued(&name("bob")), w.server.queued_bytes()), (2, held));
+
+    // A crash before the delivery is settled: the restarted server sends the mailbox again, and
+    // Bob, who kept his replay windows, refuses both copies (§5.4 "exactly once").
+    let snapshot = w.server.snapshot();
+    w.server = Server::new(w.server_key.clone()).restore(snapshot.clone()).unwrap();
+    assert_eq!(w.server.snapshot(), snapshot);
+    assert!(!w.server.is_online(&name("bob")), "a restarted server has no links");
+    w.bob.disconnect();
+    let (events, outs) = w.connect_seeing_the_server(BOB);
+    let replayed = |id| ClientEvent::Dropped {
+        error: ProtocolError::Replayed { from: name("alice"), id: MessageId(id) }.into(),
+    };
+    assert_eq!(events, [ClientEvent::Connected, replayed(1), replayed(2)]);
+    assert_eq!(deliveries(&outs), std::slice::from_ref(&delivery));
+
+    assert_eq!(
+        w.server.settle(&delivery),
+        [DurableChange::Removed { name: name("bob"), until: 2 }]
+    );
+    assert_eq!((w.server.queued(&name("bob")), w.server.queued_bytes()), (0, 0));
+    let settled = w.server.clone();
+    assert_eq!(w.server.settle(&delivery), [], "a delivery settles once");
+    assert_eq!(w.server, settled);
+
+    // What was removed stays removed across a restart, and positions go on from the head.
+    let snapshot = w.server.snapshot();
+    let emptied = StoredMailbox { name: name("bob"), head: 2, messages: vec![] };
+    assert_eq!(snapshot.mailboxes, [emptied]);
+    w.server = Server::new(w.server_key.clone()).restore(snapshot).unwrap();
+    w.bob.disconnect();
+    assert_eq!(w.connect(BOB), [ClientEvent::Connected]);
+
+    // Relayed to an open channel: never stored. Queued again: the next position, never a reused one.
+    w.alice.disconnect();
+    w.connect(ALICE);
+    let (id, out) = w.alice_sends("three");
+    assert_eq!(out.changes, []);
+    assert_eq!(w.deliver(out)[1], ClientEvent::Acked { id, status: AckStatus::Relayed });
+    w.bob.disconnect();
+    w.server.close_link(BOB);
+    let (id, out) = w.alice_sends("four");
+    let message = Message::Deliver { id, from: name("alice"), body: body("four") };
+    assert_eq!(out.changes, [DurableChange::Queued { to: name("bob"), position: 2, message }]);
+}
+
+/// A server without a store (the default) reports no change, empties a mailbox as it sends it,
+/// and has nothing to settle: `settle` changes nothing.
+#[test]
+fn a_server_without_a_store_reports_no_change_and_forgets_a_mailbox_once_sent() {
+    let mut w = world();
+    assert!(!w.server.is_durable());
+    let (_, outs) = w.connect_seeing_the_server(ALICE);
+    assert_eq!(changes(&outs), []);
+    bob_bound_and_offline(&mut w);
+    let (_, out) = w.alice_sends("one");
+    assert_eq!(out.changes, []);
+    assert_eq!(w.server.queued_bytes(), QUEUED_OVERHEAD + "one".len());
+
+    let before = w.server.clone();
+    assert_eq!(w.server.settle(&Delivery { link: BOB, name: name("bob"), until: 1 }), []);
+    assert_eq!(w.server, before);
+
+    let (events, outs) = w.connect_seeing_the_server(BOB);
+    assert_eq!(events, [ClientEvent::Connected, received("alice", 1, "one")]);
+    assert_eq!((changes(&outs), deliveries(&outs)), (vec![], vec![]));
+    assert_eq!((w.server.queued(&name("bob")), w.server.queued_bytes()), (0, 0));
+}
+
+/// What a durable server stores with one of everything: Alice (e2e, with a bundle) and Bob bound,
+/// two messages waiting for Bob; and the server's static key.
+fn stored_state() -> (PrivateKey, Snapshot) {
+    let mut w = durable_world();
+    w.e2e_alice_published();
+    bob_bound_and_offline(&mut w);
+    w.alice_sends("one");
+    w.alice_sends("two");
+    (w.server_key, w.server.snapshot())
+}
+
+/// `Server::restore` takes back what `snapshot` gave, and refuses, with its typed error, a
+/// snapshot no server within its limits could have written (§5.1's one-to-one binding, §5.4's
+/// bounds, state only for bound names) — each bound at its edge.
+#[test]
+fn restore_takes_back_a_snapshot_and_refuses_one_no_server_could_have_written() {
+    let (key, snapshot) = stored_state();
+    let restore = |limits: ServerLimits, snapshot: &Snapshot| {
+        Server::new(key.clone()).with_limits(limits).restore(snapshot.clone())
+    };
+    let bytes = 2 * QUEUED_OVERHEAD + "one".len() + "two".len();
+    let exact = ServerLimits { max_accounts: 2, max_queued_bytes: bytes };
+    let restored = restore(exact, &snapshot).unwrap();
+    assert!(restored.is_durable());
+    assert_eq!(restored.snapshot(), snapshot);
+    assert_eq!((restored.account_count(), restored.queued(&name("bob"))), (2, 2));
+    assert_eq!(restored.queued_bytes(), bytes);
+    assert_eq!(restored.one_time_prekeys(&name("alice")), 10);
+
+    let over = |limits| assert_eq!(restore(limits, &snapshot), Err(SnapshotError::OverLimit));
+    over(ServerLimits { max_accounts: 1, ..exact });
+    over(ServerLimits { max_queued_bytes: bytes - 1, ..exact });
+
+    let carol = name("carol");
+    let bob_key = snapshot.accounts[1].1;
+    let alice_entry = snapshot.directory[0].1.clone();
+    let bob_mailbox = snapshot.mailboxes[0].clone();
+    let deliver = bob_mailbox.messages[0].clone();
+    let refused = |edit: &dyn Fn(&mut Snapshot), expected: SnapshotError| {
+        let mut bad = snapshot.clone();
+        edit(&mut bad);
+        assert_eq!(restore(ServerLimits::default(), &bad), Err(expected.clone()), "{expected}");
+    };
+    let fresh_key = PrivateKey::generate(&mut ChaCha20Rng::seed_from_u64(99)).public_key();
+    refused(
+        &|s| s.accounts.push((name("alice"), fresh_key)),
+        SnapshotError::DuplicateBinding(name("alice")),
+    );
+    refused(
+        &|s| s.accounts.push((carol.clone(), bob_key)),
+        SnapshotError::DuplicateBinding(carol.clone()),
+    );
+    refused(
+        &|s| s.mailboxes.push(StoredMailbox { name: carol.clone(), head: 0, messages: vec![] }),
+        SnapshotError::Unbound(carol.clone()),
+    );
+    refused(&|s| s.mailboxes.push(bob_mailbox.clone()), SnapshotError::BadMailbox(name("bob")));
+    let send = Message::Send { id: MessageId(1), to: name("bob"), body: body("one") };
+    refused(
+        &|s| s.mailboxes[0].messages.push(send.clone()),
+        SnapshotError::BadMailbox(name("bob")),
+    );
+    refused(
+        &|s| s.directory.push((carol.clone(), alice_entry.clone())),
+        SnapshotError::Unbound(carol.clone()),
+    );
+
+    // A mailbox holds at most MAILBOX_CAPACITY messages.
+    let mut full = snapshot.clone();
+    full.mailboxes[0].messages = vec![deliver; MAILBOX_CAPACITY];
+    assert_eq!(
+        restore(ServerLimits::default(), &full).unwrap().queued(&name("bob")),
+        MAILBOX_CAPACITY
+    );
+    refused(
+        &|s| s.mailboxes[0].messages = vec![bob_mailbox.messages[0].clone(); MAILBOX_CAPACITY + 1],
+        SnapshotError::OverLimit,
+    );
+}
+
+/// Each `SnapshotError` says what the store held wrong, naming the name concerned.
+#[test]
+fn snapshot_errors_print_what_was_wrong() {
+    let carol = name("carol");
+    let printed: Vec<String> = [
+        SnapshotError::DuplicateBinding(carol.clone()),
+        SnapshotError::Unbound(carol.clone()),
+        SnapshotError::BadMailbox(carol.clone()),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    for text in &printed {
+        assert!(text.contains("carol"), "{text}");
+    }
+    assert_eq!(printed[0], "carol is bound twice, or its key is");
+    assert_eq!(
+        SnapshotError::OverLimit.to_string(),
+        "the stored state exceeds the server's limits"
+    );
+    assert_ne!(printed[1], printed[2]);
+}
+
+/// SPEC.md §5.1 step 5, §15.2: an owner that was offline while fetches left it
+/// `PREKEYS_LOW_WATER` = 5 one-time prekeys or fewer hears `PrekeysLow` when it next confirms a
+/// link, and replenishes; with six left it hears nothing.
+#[test]
+fn an_offline_owner_hears_prekeys_low_when_it_next_confirms_a_link() {
+    let mut w = world();
+    w.e2e_alice_published();
+    let alice_goes_offline = |w: &mut World<_>| {
+        w.alice.disconnect();
+        w.server.close_link(ALICE);
+    };
+    alice_goes_offline(&mut w);
+    for k in 1..=4 {
+        fetch_as_newcomer(&mut w, k);
+    }
+    assert_eq!(w.server.one_time_prekeys(&name("alice")), 6);
+    assert_eq!(w.connect(ALICE), [ClientEvent::Connected]);
+    alice_goes_offline(&mut w);
+    fetch_as_newcomer(&mut w, 5);
+    assert_eq!(
+        w.connect(ALICE),
+        [
+            ClientEvent::Connected,
+            ClientEvent::PrekeysReplenished { made: 10 },
+            ClientEvent::BundleStored { one_time_prekeys: 15 }
+        ]
+    );
+}
+
+/// SPEC.md §9.2, beyond a relay's connection limit: `Server::refuse` answers a valid
+/// `HandshakeInit` with `Refused { reason }` in handshake message 2 and changes nothing; the client
+/// reports the refusal and is offline. A frame that is not a `HandshakeInit` gets no answer.
+#[test]
+fn a_connection_turned_away_hears_refused_and_the_server_is_unchanged() {
+    let mut w = world();
+    w.connect(ALICE);
+    let before = w.server.clone();
+    let init = w.bob.connect(&mut w.rng).unwrap();
+    let answer = w.server.refuse(&init, RefusalReason::ServerFull, &mut w.rng).unwrap();
+    assert_eq!(w.server, before);
+    assert_eq!(events(&mut w.bob, &answer), [ClientEvent::Refused(RefusalReason::ServerFull)]);
+    assert!(!w.bob.is_connected());
+    assert_eq!(w.server.account(&name("bob")), None, "a refused connection binds nothing");
+
+    let (_, frame) = w.alice.send(&name("alice"), body("not a handshake")).unwrap();
+    let unexpected = ProtocolError::Unexpected { state: "no channel", got: "Transport" };
+    assert_eq!(
+        w.server.refuse(&frame, RefusalReason::ServerFull, &mut w.rng),
+        Err(unexpected.into())
+    );
+    assert_eq!(w.server.account(&name("alice")), Some(w.alice.static_public()));
+}
+
+/// SPEC.md §15.3: told `PrekeysLow { n }`, a client makes
+/// `min(ONE_TIME_PREKEYS_PER_UPLOAD, MAX_ONE_TIME_PREKEYS − n)` one-time prekeys and sends the
+/// upload — none, and nothing at all, once the server says it holds `MAX_ONE_TIME_PREKEYS` or
+/// more.
+#[test]
+fn prekeys_low_tops_the_server_up_to_its_bound_and_never_past_it() {
+    let mut w = world();
+    w.e2e_alice();
+    w.connect(ALICE);
+    let max = u16::try_from(MAX_ONE_TIME_PREKEYS).unwrap();
+    for (held, made) in [(0, 10), (max - 3, 3), (max - 1, 1), (max, 0), (u16::MAX, 0)] {
+        let low = Message::PrekeysLow { one_time_prekeys: held };
+        let frame = w.server.seal_transport(ALICE, &low).unwrap();
+        let out = w.alice.handle(&frame, &mut w.rng).unwrap();
+        if made == 0 {
+            assert_eq!((out.transmit.len(), out.events), (0, vec![]), "{held} held");
+        } else {
+            assert_eq!(out.events, [ClientEvent::PrekeysReplenished { made }], "{held} held");
+            assert_eq!(out.transmit.len(), 1, "the upload");
+        }
+    }
+}
+
+/// SPEC.md §15.2–§15.3: messages for a peer without a session wait for its bundle, asked for
+/// once; when the server has none (`NoBundle`), they are discarded unencrypted and counted in
+/// `SendFailed`.
+#[test]
+fn messages_waiting_for_a_bundle_the_server_lacks_are_discarded_and_counted() {
+    let mut w = world();
+    w.e2e_alice();
+    w.connect(ALICE);
+    w.connect(BOB);
+    let first = w.alice.send_e2e(&name("bob"), body("one"), &mut w.rng).unwrap();
+    let second = w.alice.send_e2e(&name("bob"), body("two"), &mut w.rng).unwrap();
+    assert_eq!((first.transmit.len(), second.transmit.len()), (1, 0), "one FetchBundle");
+    let out = w.server.handle(ALICE, &first.transmit[0], &mut w.rng).unwrap();
+    let error = E2eError::NoBundle { name: name("bob") };
+    assert_eq!(
+        w.deliver(out),
+        [ClientEvent::SendFailed { peer: name("bob"), error, discarded: 2 }]
+    );
+}
+
+/// SPEC.md §5.1 step 4: a client accepts `Welcome` only for the name it registered; one for another
+/// name is `WrongName`, and the client, still waiting, is unchanged.
+#[test]
+fn a_welcome_for_another_name_is_refused() {
+    let mut w = world();
+    let (_, frame) = evil_server_welcomes(&mut w, "mallory");
+    client_refuses(&mut w.bob, &frame, Error::Protocol(ProtocolError::WrongName));
+    assert!(!w.bob.is_connected());
 }

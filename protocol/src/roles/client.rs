@@ -840,3 +840,21 @@ pub(crate) fn seal_frame(transport: &mut Transport, mut frame: Vec<u8>) -> Resul
     *transport = sealed;
     Ok(frame)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{MAX_ENVELOPE_LEN, MAX_NAME_LEN};
+
+    /// The bound `send_e2e` checks the channel against is the longest `E2eSend` there is: the
+    /// longest name and the largest envelope, encoded; its fields before the envelope are the
+    /// id, the name and the envelope's length.
+    #[test]
+    fn the_longest_e2e_send_is_what_its_bound_says() {
+        let to = Name::new(&"n".repeat(MAX_NAME_LEN)).unwrap();
+        let envelope = Envelope::new(vec![0; MAX_ENVELOPE_LEN]).unwrap();
+        let longest = Message::E2eSend { id: MessageId(u64::MAX), to, envelope }.encode();
+        assert_eq!(MAX_E2E_SEND_LEN, longest.len());
+        assert_eq!(E2E_SEND_FIELDS_LEN, longest.len() - HEADER_LEN - MAX_ENVELOPE_LEN);
+    }
+}

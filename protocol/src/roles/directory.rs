@@ -147,3 +147,96 @@ impl Directory {
         self.bundles.get(name).map_or(0, |s| s.one_time.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::e2e::peers::Peers;
+
+    fn name(s: &str) -> Name {
+        Name::new(s).unwrap()
+    }
+
+    /// The ids of the one-time prekeys held for `name`, oldest first.
+    fn held_ids(directory: &Directory, name: &Name) -> Vec<u32> {
+        directory.entry(name).map(|e| e.one_time.iter().map(|k| k.id).collect()).unwrap_or_default()
+    }
+
+    /// The ids of the one-time prekeys `upload` carries, in order.
+    fn uploaded_ids(upload: &UploadedBundle) -> Vec<u32> {
+        upload.one_time_prekeys().iter().map(|k| k.id).collect()
+    }
+
+    /// SPEC.md §15.2: an upload under the stored identity replaces the signed prekey and appends
+    /// the one-time prekeys; one under another identity replaces the bundle, dropping the old
+    /// one-time prekeys and who took them.
+    #[test]
+    fn an_upload_appends_under_the_stored_identity_and_replaces_under_another() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let (alice, bob) = (name("alice"), name("bob"));
+        let mut peers = Peers::generate(&mut rng);
+        let mut directory = Directory::default();
+        let first = peers.prepare_upload().unwrap();
+        assert_eq!(directory.upload(&alice, &first), Ok(10));
+        directory.hand_out_one_time(&alice, &bob);
+        peers.replenish(&mut rng, 3).unwrap();
+        peers.rotate_signed_prekey(&mut rng).unwrap();
+        let upload = peers.prepare_upload().unwrap();
+        assert_eq!(directory.upload(&alice, &upload), Ok(12));
+        let entry = directory.entry(&alice).unwrap();
+        assert_eq!(entry.signed_prekey, *upload.signed_prekey());
+        assert_eq!(
+            held_ids(&directory, &alice),
+            [&uploaded_ids(&first)[1..], &uploaded_ids(&upload)].concat()
+        );
+        assert_eq!(entry.takers, [], "an upload lets every requester take one again");
+
+        let other = Peers::generate(&mut rng).prepare_upload().unwrap();
+        assert_eq!(directory.upload(&alice, &other), Ok(10));
+        assert_eq!(directory.entry(&alice).unwrap().identity, *other.identity());
+        assert_eq!(held_ids(&directory, &alice), uploaded_ids(&other));
+    }
+
+    /// SPEC.md §15.2: a fetch hands out the oldest one-time prekey and deletes it; the same
+    /// requester gets none again until the owner's next upload, another requester gets the next.
+    /// Peeking shows the same and changes nothing.
+    #[test]
+    fn each_requester_takes_at_most_one_one_time_prekey_per_upload() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let (alice, bob, carol) = (name("alice"), name("bob"), name("carol"));
+        let mut peers = Peers::generate(&mut rng);
+        let mut directory = Directory::default();
+        assert_eq!(directory.fetch_for(&alice, &bob), None);
+        assert!(!directory.has_bundle(&alice));
+        let upload = peers.prepare_upload().unwrap();
+        let ids = uploaded_ids(&upload);
+        directory.upload(&alice, &upload).unwrap();
+        assert!(directory.has_bundle(&alice));
+
+        let before = directory.clone();
+        let (peeked, takes) = directory.peek_for(&alice, &bob).unwrap();
+        assert!(takes);
+        assert_eq!(directory, before, "peeking changes nothing");
+        let fetched = directory.fetch_for(&alice, &bob).unwrap();
+        assert_eq!(fetched, peeked);
+        assert_eq!(fetched.identity, peers.identity());
+        assert_eq!(fetched.one_time_prekey.map(|k| k.id), Some(ids[0]));
+        assert_eq!(directory.one_time_count(&alice), 9);
+        assert_eq!(directory.entry(&alice).unwrap().takers, std::slice::from_ref(&bob));
+
+        let again = directory.fetch_for(&alice, &bob).unwrap();
+        assert_eq!((again.one_time_prekey, again.signed_prekey), (None, fetched.signed_prekey));
+        assert_eq!(directory.peek_for(&alice, &bob).map(|(_, takes)| takes), Some(false));
+        assert_eq!(directory.one_time_count(&alice), 9);
+        let next = directory.fetch_for(&alice, &carol).unwrap().one_time_prekey;
+        assert_eq!(next.map(|k| k.id), Some(ids[1]));
+
+        peers.replenish(&mut rng, 1).unwrap();
+        directory.upload(&alice, &peers.prepare_upload().unwrap()).unwrap();
+        let after_upload = directory.fetch_for(&alice, &bob).unwrap().one_time_prekey;
+        assert_eq!(after_upload.map(|k| k.id), Some(ids[2]));
+    }
+}

@@ -144,4 +144,56 @@ mod tests {
         };
         assert_eq!(queued_len(&empty), 49);
     }
+
+    fn deliver(id: u64, text: &str) -> Message {
+        let (from, body) = (Name::new("alice").unwrap(), Body::new(text.as_bytes().to_vec()));
+        Message::Deliver { id: MessageId(id), from, body: body.unwrap() }
+    }
+
+    /// SPEC.md §5.4: a mailbox holds `MAILBOX_CAPACITY` messages and refuses one more, unchanged.
+    #[test]
+    fn a_mailbox_holds_its_capacity_and_refuses_one_more_unchanged() {
+        let mut mailbox = Mailbox::default();
+        assert!(mailbox.is_empty());
+        for id in 1..=MAILBOX_CAPACITY {
+            mailbox.push(deliver(id as u64, "m")).unwrap();
+            assert_eq!(mailbox.len(), id);
+        }
+        assert!(!mailbox.is_empty());
+        assert_eq!(mailbox.bytes(), MAILBOX_CAPACITY * (QUEUED_OVERHEAD + 1));
+        let full = mailbox.clone();
+        assert_eq!(mailbox.push(deliver(99, "m")), Err(MailboxFull));
+        assert_eq!(mailbox, full);
+    }
+
+    /// SPEC.md §5.4, a durable server: `settle(until)` removes the messages at positions below
+    /// `until`, oldest first, and returns the bytes they counted; positions already removed stay
+    /// removed, and a position past the last message removes what there is.
+    #[test]
+    fn settling_removes_the_messages_below_a_position_once() {
+        let messages = vec![deliver(1, "one"), deliver(2, "four"), deliver(3, "three")];
+        let mut mailbox = Mailbox::restored(5, messages.clone());
+        assert_eq!((mailbox.head(), mailbox.next_position(), mailbox.len()), (5, 8, 3));
+        assert_eq!(mailbox.iter().collect::<Vec<_>>(), messages.iter().collect::<Vec<_>>());
+        assert_eq!(mailbox.settle(5), 0, "nothing is below the head");
+        assert_eq!(mailbox.settle(7), 2 * QUEUED_OVERHEAD + "one".len() + "four".len());
+        assert_eq!((mailbox.head(), mailbox.next_position()), (7, 8));
+        assert_eq!(mailbox.iter().collect::<Vec<_>>(), [&messages[2]]);
+        assert_eq!(mailbox.settle(6), 0, "already removed");
+        assert_eq!(mailbox.settle(100), QUEUED_OVERHEAD + "three".len());
+        assert_eq!((mailbox.head(), mailbox.next_position()), (8, 8));
+        assert!(mailbox.is_empty());
+    }
+
+    /// A server without a store drains a mailbox as it sends it: oldest first, the head stays 0.
+    #[test]
+    fn draining_hands_out_every_message_oldest_first() {
+        let mut mailbox = Mailbox::default();
+        mailbox.push(deliver(1, "one")).unwrap();
+        mailbox.push(deliver(2, "two")).unwrap();
+        assert_eq!(mailbox.next_position(), 2);
+        assert_eq!(mailbox.drain().collect::<Vec<_>>(), [deliver(1, "one"), deliver(2, "two")]);
+        assert!(mailbox.is_empty());
+        assert_eq!((mailbox.head(), mailbox.next_position(), mailbox.bytes()), (0, 0, 0));
+    }
 }

@@ -225,4 +225,43 @@ mod tests {
         assert_eq!(windows.check(&name(1), MessageId(5)), Ok(()), "s1's window was evicted");
         assert_eq!(windows.check(&name(0), MessageId(6)), Err(Refusal::Replayed), "s0 kept");
     }
+
+    fn name(s: &str) -> Name {
+        Name::new(s).unwrap()
+    }
+
+    /// `windows` written in SPEC.md §18.2's form and read back.
+    fn reread(windows: &ReplayWindows) -> Result<ReplayWindows, StateError> {
+        let bytes = crate::state::export(|w| windows.write_state(w));
+        crate::state::restore(bytes.as_bytes(), 1 << 16, ReplayWindows::read_state)
+    }
+
+    /// SPEC.md §18.2–§18.4: the windows read back as written; a window that no sequence of
+    /// accepted ids makes — its highest id not accepted, or a bit for an id below 1 — is
+    /// `Inconsistent`, and the windows at those edges that ids do make are read back.
+    #[test]
+    fn windows_read_back_as_written_and_an_impossible_window_is_refused() {
+        let mut windows = ReplayWindows::new();
+        assert!(windows.is_empty());
+        for (from, id) in [("s", 1), ("t", 70), ("t", 10), ("s", 3)] {
+            windows.accept(&name(from), MessageId(id)).unwrap();
+        }
+        assert!(!windows.is_empty());
+        assert_eq!(windows.len(), 2);
+        assert_eq!(reread(&windows), Ok(windows.clone()));
+
+        let one = |highest, seen| ReplayWindows {
+            windows: BTreeMap::from([(name("s"), (ReplayWindow { highest, seen }, 1))]),
+            clock: 1,
+        };
+        for (highest, seen) in [(1, 1), (3, 0b111), (64, u64::MAX), (u64::MAX, u64::MAX)] {
+            assert_eq!(reread(&one(highest, seen)), Ok(one(highest, seen)), "{highest} {seen:b}");
+        }
+        let impossible = Err(StateError::Inconsistent {
+            what: "a replay window no accepted id could have made",
+        });
+        for (highest, seen) in [(0, 0), (0, 1), (5, 0b10), (3, 0b1001), (63, u64::MAX)] {
+            assert_eq!(reread(&one(highest, seen)), impossible, "{highest} {seen:b}");
+        }
+    }
 }
