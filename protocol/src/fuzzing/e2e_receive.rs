@@ -26,8 +26,9 @@ use arbitrary::Arbitrary;
 use rand_chacha::ChaCha20Rng;
 
 use crate::channel::Transport;
-use crate::e2e::envelope::{EnvelopeBody, RatchetMessage};
+use crate::e2e::envelope::{EnvelopeBody, ParsedEnvelope, RatchetMessage};
 use crate::e2e::peers::Peers;
+use crate::e2e::x3dh::PrekeyHeader;
 use crate::e2e::{
     E2eError, MAX_HELD_ONE_TIME_PREKEYS, MAX_ONE_TIME_PREKEYS, ONE_TIME_PREKEYS_PER_UPLOAD,
 };
@@ -549,7 +550,7 @@ impl Run {
     /// Whether an adversarial operation may deliver `envelope`: always a ratchet message or bytes
     /// that are not an envelope, a prekey message only within [`MAX_ADVERSARIAL_PREKEY_MESSAGES`].
     fn within_bound(&mut self, envelope: &Envelope) -> bool {
-        if !matches!(EnvelopeBody::decode(envelope.as_bytes()), Ok(EnvelopeBody::Prekey { .. })) {
+        if prekey_header(envelope).is_none() {
             return true;
         }
         self.adversarial_prekey_messages += 1;
@@ -560,10 +561,7 @@ impl Run {
     /// (SPEC.md §10.2): a genuine prekey message whose session Bob has not started (none of its
     /// messages was accepted) naming a key that [`Run::held_one_time`] has lost.
     fn dropped_one_time_prekey(&self, envelope: &Envelope) -> Option<u32> {
-        let Ok(EnvelopeBody::Prekey { prekey, .. }) = EnvelopeBody::decode(envelope.as_bytes())
-        else {
-            return None;
-        };
+        let prekey = prekey_header(envelope)?;
         let id = prekey.one_time_prekey_id?;
         let started = self.started.contains(&prekey.base_key);
         (!started && !self.held_one_time.contains(&id)).then_some(id)
@@ -681,7 +679,7 @@ impl Run {
         };
         let (genuine, plaintext) = self.waiting.remove(i);
         assert_eq!(*body, plaintext, "decrypted to another plaintext");
-        if let Ok(EnvelopeBody::Prekey { prekey, .. }) = EnvelopeBody::decode(genuine.as_bytes()) {
+        if let Some(prekey) = prekey_header(&genuine) {
             // §11.2: the session started (or had started) on this one-time prekey, now deleted.
             if let Some(id) = prekey.one_time_prekey_id {
                 self.held_one_time.remove(&id);
@@ -727,6 +725,12 @@ impl Run {
             assert_eq!(self.waiting.len(), before - 1, "a genuine envelope does not decrypt");
         }
     }
+}
+
+/// The handshake fields of `envelope` if it parses as a prekey message (without copying its
+/// ciphertext, as the receive path parses).
+fn prekey_header(envelope: &Envelope) -> Option<PrekeyHeader> {
+    ParsedEnvelope::decode(envelope.as_bytes()).ok()?.prekey
 }
 
 /// The ratchet message inside an envelope, if it parses.
