@@ -218,6 +218,12 @@ impl Peers {
         self.identity.public()
     }
 
+    /// The id of the current signed prekey: the one every upload publishes (SPEC.md §10.2).
+    #[must_use]
+    pub const fn signed_prekey_id(&self) -> u32 {
+        self.prekeys.current_signed_prekey().id
+    }
+
     /// The bundle to upload: identity, current signed prekey, one-time prekeys not yet uploaded.
     ///
     /// # Errors
@@ -1019,6 +1025,7 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(14);
         let mut peers = Peers::generate(&mut rng);
         let first = peers.prepare_upload().unwrap();
+        assert_eq!(peers.signed_prekey_id(), first.signed_prekey().id);
         assert_eq!(peers.prepare_upload().unwrap().one_time_prekeys(), []);
 
         peers.replenish(&mut rng, 3).unwrap();
@@ -1029,6 +1036,7 @@ mod tests {
         peers.rotate_signed_prekey(&mut rng).unwrap();
         let rotated = peers.prepare_upload().unwrap();
         assert_ne!(rotated.signed_prekey(), first.signed_prekey());
+        assert_eq!(peers.signed_prekey_id(), rotated.signed_prekey().id);
         assert_eq!(rotated.one_time_prekeys(), []);
     }
 

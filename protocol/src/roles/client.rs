@@ -271,6 +271,13 @@ impl Client {
         self.e2e.as_ref().map(Peers::identity)
     }
 
+    /// The id of the current signed prekey, if this client has an e2e identity: public, as every
+    /// bundle it uploads carries it (SPEC.md §10.2). Rotation changes it.
+    #[must_use]
+    pub fn signed_prekey_id(&self) -> Option<u32> {
+        self.e2e.as_ref().map(Peers::signed_prekey_id)
+    }
+
     /// The safety number of this client's session with `peer`, if there is one.
     #[must_use]
     pub fn safety_number(&self, peer: &Name) -> Option<SafetyNumber> {
