@@ -150,10 +150,27 @@ pub struct Bounds {
     /// Links closed and server restarts, in all, where the server is honest (spec/MODEL.md §3;
     /// default 1).
     pub outages: u8,
+    /// Signed-prekey rotations, in all, by Alice or Bob, in `e2e-unverified` (spec/MODEL.md §3,
+    /// §7: default 0, each rotation multiplies the cells' states).
+    pub rotations: u8,
+}
+
+impl Bounds {
+    /// The defaults of `e2e-check`: one message each way, one injection, seed 1, Bob's set-up in
+    /// the run, one outage, no rotation (spec/MODEL.md §7).
+    pub const DEFAULT: Self = Self {
+        alice_messages: 1,
+        bob_messages: 1,
+        budget: 1,
+        seed: 1,
+        set_ups: 1,
+        outages: 1,
+        rotations: 0,
+    };
 }
 
 impl Default for Bounds {
     fn default() -> Self {
-        Self { alice_messages: 1, bob_messages: 1, budget: 1, seed: 1, set_ups: 1, outages: 1 }
+        Self::DEFAULT
     }
 }

@@ -28,6 +28,7 @@ use crate::world::{
 pub mod mallory;
 pub mod outage;
 pub mod pcs;
+pub mod rotation;
 pub mod setup;
 
 pub use setup::Reply;
@@ -110,6 +111,8 @@ pub enum Action {
     Close(Who),
     /// The server restarts from its durable state; every channel is gone (`outage.rs`).
     Restart,
+    /// (e2e) The client rotates its signed prekey and uploads the new one (`rotation.rs`).
+    Rotate(Who),
 }
 
 /// How the malicious server changes a prekey message it re-encodes (spec/MODEL.md §3).
@@ -521,6 +524,7 @@ impl E2eModel {
                         _ => {}
                     }
                 }
+                Self::note_prekey_delivery(s, w, &frame, &out.events);
                 let sealed = count_sent(&out.events);
                 self.emit_client(s, w, out.transmit, sealed);
                 if out.events.contains(&ClientEvent::Connected) {
@@ -551,6 +555,7 @@ impl E2eModel {
             // channel to open it with yet, and answering it is how it gets one.
             // As a client's delivery: the counter advances only when the server's call succeeds
             // (spec/MODEL.md §1), so a refused frame leaves the server's state as it was.
+            self.note_prekey_frame(s, w, &frame);
             let draw = self.next_draw(s, 2);
             match self.steps.serve(&mut s.server, w.link(), &frame.bytes, draw) {
                 None => {
@@ -657,7 +662,12 @@ impl E2eModel {
         message: Option<&Message>,
         tag: Option<Tag>,
     ) -> Option<e2e_protocol::wire::Body> {
-        match message? {
+        let message = message?;
+        match message {
+            Message::UploadBundle { bundle } => {
+                self.keep_old_signed_prekey(s, from, bundle);
+                None
+            }
             Message::Send { id, to, body } => {
                 let to = Who::from_name(to.as_str())?;
                 s.know.seen.make_mut().push(Seen {
@@ -672,6 +682,7 @@ impl E2eModel {
                 None
             }
             Message::E2eSend { id, to, envelope } => {
+                self.note_prekey(s, message, tag);
                 let to = Who::from_name(to.as_str())?;
                 s.know.seen.make_mut().push(Seen {
                     from,
@@ -1139,7 +1150,8 @@ const fn actor(action: &Action) -> Party {
         Action::Send(w)
         | Action::Deliver(w)
         | Action::Skip(Dest::Client(w), _)
-        | Action::Connect(w) => Party::Client(*w),
+        | Action::Connect(w)
+        | Action::Rotate(w) => Party::Client(*w),
         Action::Replay(..)
         | Action::Tamper(_)
         | Action::Impersonate(_)
@@ -1292,6 +1304,14 @@ pub mod names {
     /// Sometimes (set-up under attack, e2e, S): a session started without a one-time prekey, and
     /// messages went both ways.
     pub const WITHOUT_ONE_TIME: &str = "sometimes: both ways without one-time prekey";
+    /// (rotations) No session starts from a signed prekey its responder rotated away twice.
+    pub const RETENTION: &str = "signed-prekey-retention";
+    /// Sometimes (rotations): a session started from the responder's previous signed prekey (the
+    /// bundle fetched before a rotation) delivered its first message.
+    pub const FROM_PREVIOUS: &str = "sometimes: delivered from a rotated-away signed prekey";
+    /// Sometimes (two rotations): a prekey message naming a signed prekey rotated away twice was
+    /// refused.
+    pub const PAST_RETENTION: &str = "sometimes: refused past retention";
     /// Sometimes (outages): a client accepts an honest message after a link closed.
     pub const AFTER_RECONNECT: &str = "sometimes: delivered after a link closed";
     /// Sometimes (outages): a client accepts an honest message after the server restarted.
@@ -1376,6 +1396,7 @@ impl Model for E2eModel {
             return;
         }
         self.outage_actions(s, actions);
+        self.rotation_actions(s, actions);
         for w in Who::BOTH {
             // A client sends once it is connected (until then its call fails).
             if s.ghost.sent[w.index()] < self.messages(w) && s.clients[w.index()].is_connected() {
@@ -1478,6 +1499,7 @@ impl Model for E2eModel {
             Action::Answer(w, reply) => self.answer(&mut s, *w, *reply)?,
             Action::Close(w) => self.close(&mut s, *w)?,
             Action::Restart => self.restart(&mut s)?,
+            Action::Rotate(w) => self.rotate(&mut s, *w)?,
             other => self.inject(&mut s, other)?,
         }
         Self::sealed(&mut s, actor(&action));
@@ -1568,6 +1590,16 @@ impl Model for E2eModel {
                 p.push(Property::sometimes(
                     names::WITHOUT_ONE_TIME,
                     setup::both_ways_without_one_time,
+                ));
+            }
+        }
+        if self.rotations_explored() {
+            p.push(Property::always(names::RETENTION, rotation::retention));
+            p.push(Property::sometimes(names::FROM_PREVIOUS, rotation::delivered_from_previous));
+            if self.bounds.rotations >= 2 {
+                p.push(Property::sometimes(
+                    names::PAST_RETENTION,
+                    rotation::refused_past_retention,
                 ));
             }
         }

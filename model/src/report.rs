@@ -100,7 +100,10 @@ pub fn expected(variant: Variant, attacker: Attacker, property: &str, bounds: Bo
                 || (bounds.bob_messages > 0 && (server || bounds.set_ups >= 2)),
             true,
         ),
-        names::COPY_READS => (bounds.alice_messages > 0 || bounds.bob_messages > 0, true),
+        // A prekey message must reach a client that rotated.
+        names::COPY_READS | names::FROM_PREVIOUS | names::PAST_RETENTION => {
+            (bounds.alice_messages > 0 || bounds.bob_messages > 0, true)
+        }
         // Hop: violated by design (the channel keys last until the next handshake), given a
         // message each way for the round trip. e2e-unverified is measured, not claimed by
         // DESIGN.md's table ("—").
@@ -409,10 +412,18 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
         Action::Connect(w) => {
             (party(*w), "Server", format!("{} starts its handshake (HandshakeInit)", w.label()))
         }
+        Action::Rotate(w) => (
+            party(*w),
+            "Server",
+            format!("{} rotates its signed prekey and uploads the new one", w.label()),
+        ),
         Action::Answer(w, reply) => {
             let answer = match reply {
                 crate::model::Reply::NoBundle => "NoBundle",
                 crate::model::Reply::WithoutOneTime => "the real bundle without one-time prekey",
+                crate::model::Reply::OldSignedPrekey => {
+                    "the real bundle with the signed prekey a rotation replaced"
+                }
             };
             ("Server", party(*w), format!("answers {}'s bundle request with {answer}", w.label()))
         }

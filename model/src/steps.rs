@@ -195,6 +195,8 @@ enum ClientInput {
     Connect(Draw),
     /// `Client::upload_bundle`.
     Upload,
+    /// `Client::rotate_signed_prekey`.
+    Rotate(Draw),
 }
 
 /// What the server is given (`Server::handle`, or the malicious server's `process`).
@@ -274,6 +276,12 @@ impl Steps {
     /// `client.upload_bundle()`: its frame; `None` for an error.
     pub fn upload(&self, client: &mut Shared<Client>) -> Option<Vec<u8>> {
         self.frame(client, ClientInput::Upload, Client::upload_bundle)
+    }
+
+    /// `client.rotate_signed_prekey(draw's stream)`: the upload that publishes the new signed
+    /// prekey; `None` for an error.
+    pub fn rotate(&self, client: &mut Shared<Client>, draw: Draw) -> Option<Vec<u8>> {
+        self.frame(client, ClientInput::Rotate(draw), |c| c.rotate_signed_prekey(&mut draw.rng()))
     }
 
     /// A client call that returns one frame with its id (`send`, `submit_e2e`), memoised under

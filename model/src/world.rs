@@ -11,7 +11,7 @@ use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::roles::{Client, LinkId, Server};
 use e2e_protocol::seal_log::Drained;
 use e2e_protocol::suite::{AEAD_NONCE_LEN, PublicKey};
-use e2e_protocol::wire::{Body, Envelope, MessageId, Name, UploadedBundle};
+use e2e_protocol::wire::{Body, Envelope, MessageId, Name, SignedPrekeyPublic, UploadedBundle};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -307,6 +307,9 @@ pub struct Knowledge {
     pub learned: BTreeSet<String>,
     /// Honest bodies opened with compromised long-term keys.
     pub learned_at_compromise: BTreeSet<String>,
+    /// (S, e2e) per client, the signed prekey its last rotation replaced, kept from the upload
+    /// that published it: what S may hand out as an old bundle (spec/MODEL.md §3, `Answer`).
+    pub old_signed_prekeys: [Option<SignedPrekeyPublic>; 2],
     /// (M) the third registered client, `mallory`: the protocol crate's own client.
     pub mallory: Option<Shared<Client>>,
     /// (P) the copy of the victim's whole client, taken at [`Pcs`]'s compromise.
@@ -473,6 +476,29 @@ pub struct Ghost {
     /// Whether a client accepted an honest message from its peer after a link closed, and after
     /// the server restarted.
     pub after_outage: [bool; 2],
+    /// The rotation ghost (`rotation.rs`).
+    pub rotation: Rotation,
+}
+
+/// What the ghost records of signed-prekey rotations (spec/MODEL.md §3–§4): which signed prekeys
+/// each client rotated away, which signed prekey each honest prekey message names, and which of
+/// the paths through SPEC.md §10.2's retention were taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Rotation {
+    /// Per client: the ids of the signed prekeys it rotated away, oldest first. The last one is
+    /// the previous signed prekey, which the client keeps; the others it has deleted.
+    pub retired: [Vec<u32>; 2],
+    /// The signed prekey id each honest prekey message names, read as it reaches the server.
+    pub names: BTreeMap<Tag, u32>,
+    /// Whether a session started from the responder's previous (rotated-away, kept) signed
+    /// prekey, and its first message was accepted.
+    pub from_previous: bool,
+    /// Whether a session started from a signed prekey its responder had deleted: a message
+    /// accepted past SPEC.md §10.2's retention.
+    pub past_retention_accepted: bool,
+    /// Whether a prekey message naming a deleted signed prekey was refused for it
+    /// (`UnknownPrekey`).
+    pub past_retention_refused: bool,
 }
 
 impl Ghost {
@@ -530,6 +556,8 @@ pub struct Life {
     pub closed: bool,
     /// Whether the server restarted.
     pub restarted: bool,
+    /// Signed-prekey rotations so far (at most `--rotations`).
+    pub rotations: u8,
 }
 
 /// The RNG stream of `party` (0 Alice, 1 Bob, 2 attacker, 3 setup) at draw `counter`. A copy of a

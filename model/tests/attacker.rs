@@ -13,8 +13,7 @@ mod tests {
     use e2e_model::{Action, Attacker, Bounds, E2eModel, Variant};
     use stateright::Model;
 
-    const SMALL: Bounds =
-        Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1, set_ups: 0, outages: 1 };
+    const SMALL: Bounds = Bounds { bob_messages: 0, set_ups: 0, ..Bounds::DEFAULT };
 
     /// e2e-unverified vs S: Alice's first message, a prekey message, has reached Bob honestly and
     /// is in the server's log as message #0.

@@ -20,11 +20,10 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
-    const SMALL: Bounds =
-        Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1, set_ups: 1, outages: 1 };
+    const SMALL: Bounds = Bounds { bob_messages: 0, ..Bounds::DEFAULT };
     /// Two messages and two injections: a withheld envelope re-delivered late, then again.
     const LATE: Bounds =
-        Bounds { alice_messages: 2, bob_messages: 0, budget: 2, seed: 1, set_ups: 1, outages: 1 };
+        Bounds { alice_messages: 2, bob_messages: 0, budget: 2, ..Bounds::DEFAULT };
 
     /// How a flaw is caught: on a model cell, or by a direct test of the layer (`true` = the check
     /// the flaw disables held).

@@ -13,8 +13,7 @@ mod tests {
     use e2e_model::{Action, Attacker, Bounds, E2eModel, Variant};
     use stateright::Model;
 
-    const TWO_OUTAGES: Bounds =
-        Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1, set_ups: 1, outages: 2 };
+    const TWO_OUTAGES: Bounds = Bounds { bob_messages: 0, outages: 2, ..Bounds::DEFAULT };
 
     fn drain(model: &E2eModel, mut s: World) -> World {
         loop {

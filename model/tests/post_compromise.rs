@@ -13,8 +13,7 @@ mod tests {
     use e2e_model::world::{Who, World};
     use e2e_model::{Action, Attacker, Bounds, E2eModel, Variant};
 
-    const ONE_EACH: Bounds =
-        Bounds { alice_messages: 1, bob_messages: 1, budget: 1, seed: 1, set_ups: 1, outages: 1 };
+    const ONE_EACH: Bounds = Bounds::DEFAULT;
 
     /// Bob's state is copied; Bob sends b1 (a fresh ratchet key in e2e), Alice accepts it, then
     /// sends a1, which Bob accepts.

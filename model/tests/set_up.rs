@@ -14,8 +14,7 @@ mod tests {
     use e2e_model::{Action, Attacker, Bounds, E2eModel, Variant};
     use stateright::Model;
 
-    const ONE: Bounds =
-        Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1, set_ups: 1, outages: 1 };
+    const ONE: Bounds = Bounds { bob_messages: 0, ..Bounds::DEFAULT };
 
     /// Every frame in `w`'s queue delivered, in order.
     fn deliver_all(model: &E2eModel, mut s: World, w: Who) -> World {

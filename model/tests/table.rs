@@ -6,8 +6,7 @@ mod tests {
     use e2e_model::report::{self, CheckResult};
     use e2e_model::{Attacker, Bounds, Variant};
 
-    const SMALL: Bounds =
-        Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1, set_ups: 1, outages: 1 };
+    const SMALL: Bounds = Bounds { bob_messages: 0, ..Bounds::DEFAULT };
 
     fn run(variant: Variant, attacker: Attacker) -> CheckResult {
         match report::check(variant, attacker, SMALL, 2, false) {

@@ -14,8 +14,7 @@ mod tests {
     use e2e_model::{Action, Attacker, Bounds, E2eModel, Variant};
     use stateright::Model;
 
-    const SMALL: Bounds =
-        Bounds { alice_messages: 1, bob_messages: 0, budget: 1, seed: 1, set_ups: 1, outages: 1 };
+    const SMALL: Bounds = Bounds { bob_messages: 0, ..Bounds::DEFAULT };
 
     /// Delivers every frame to Alice and Bob until none is in flight.
     fn settle(model: &E2eModel, mut s: World) -> World {

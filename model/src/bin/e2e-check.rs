@@ -43,6 +43,10 @@ struct Args {
     /// Links closed and server restarts, in all, where the server is honest.
     #[arg(long, default_value_t = 1)]
     outages: u8,
+    /// Signed-prekey rotations, in all, by Alice or Bob, in e2e-unverified (default 0: each
+    /// multiplies the state space, spec/MODEL.md §7).
+    #[arg(long, default_value_t = 0)]
+    rotations: u8,
     /// Search order: `dfs` (memory: the stack and the set of state fingerprints) or `bfs`
     /// (memory: the whole frontier); both visit every reachable state.
     #[arg(long, default_value = "dfs")]
@@ -93,6 +97,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         seed: args.seed,
         set_ups: args.set_ups,
         outages: args.outages,
+        rotations: args.rotations,
     };
     let variants = pick(&args.variant, &Variant::ALL, Variant::from_name, "variant")?;
     let attackers = pick(&args.attacker, &Attacker::ALL, Attacker::from_name, "attacker")?;

@@ -3,11 +3,11 @@
 //! their names bound on an earlier connection, and each such client's handshake (`Connect`), key
 //! confirmation (`Ready`) and bundle upload are steps of the run, interleaved with every step of
 //! the attacker. The
-//! malicious server may answer a bundle request with `NoBundle`, or with the real bundle without
-//! its one-time prekey; a user whose client gave a message up for want of a bundle sends it again,
+//! malicious server may answer a bundle request with `NoBundle`, with the real bundle without
+//! its one-time prekey, or with an old bundle (the signed prekey a rotation replaced); a user whose client gave a message up for want of a bundle sends it again,
 //! once.
 
-use e2e_protocol::wire::{Codec, Message};
+use e2e_protocol::wire::{Codec, Message, UploadedBundle};
 
 use super::E2eModel;
 use crate::config::{Attacker, Bounds, Variant};
@@ -20,11 +20,14 @@ pub enum Reply {
     NoBundle,
     /// The peer's real bundle without a one-time prekey, as when they have run out.
     WithoutOneTime,
+    /// The peer's bundle with the signed prekey its last rotation replaced, which S kept from the
+    /// upload that published it (and the one-time prekey the directory would hand out now).
+    OldSignedPrekey,
 }
 
 impl Reply {
     /// Every answer.
-    pub const ALL: [Self; 2] = [Self::NoBundle, Self::WithoutOneTime];
+    pub const ALL: [Self; 3] = [Self::NoBundle, Self::WithoutOneTime, Self::OldSignedPrekey];
 }
 
 /// Whether the set-up is explored under attack in this cell: against N, S and C, whose attacker
@@ -96,6 +99,13 @@ impl E2eModel {
                 bundle.one_time_prekey.take()?;
                 Message::Bundle { name, bundle }
             }
+            Reply::OldSignedPrekey => {
+                let owner = Who::from_name(name.as_str())?;
+                let old = s.know.old_signed_prekeys[owner.index()]?;
+                let mut bundle = server.clone().make_mut().take_bundle(&name)?;
+                bundle.signed_prekey = old;
+                Message::Bundle { name, bundle }
+            }
         };
         Self::spend(s)?;
         s.net.to_server[w.index()].remove(0);
@@ -103,6 +113,21 @@ impl E2eModel {
         let bytes = self.steps.seal(&mut s.server, w.link(), &answer)?;
         s.net.to_client[w.index()].push(Frame::injected(bytes, None));
         Some(())
+    }
+
+    /// (S) `from`'s upload `bundle` is about to reach the directory: if it replaces the signed
+    /// prekey stored now (a rotation), S keeps the one it replaces, read on a copy.
+    pub(super) fn keep_old_signed_prekey(&self, s: &mut World, from: Who, bundle: &UploadedBundle) {
+        if !self.set_up_attacked {
+            return;
+        }
+        let stored = s.server.clone().make_mut().take_bundle(&from.name());
+        if let Some(stored) = stored
+            && stored.identity == *bundle.identity()
+            && stored.signed_prekey != *bundle.signed_prekey()
+        {
+            s.know.old_signed_prekeys[from.index()] = Some(stored.signed_prekey);
+        }
     }
 
     /// Whether `w` is connected and, in e2e, has sent its bundle: its part of the set-up is done.
