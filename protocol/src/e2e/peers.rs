@@ -706,11 +706,20 @@ impl PeerSessions {
         }
     }
 
-    /// Reads [`Self::write_state`]'s form, and checks the rules of SPEC.md §11.3: at most
-    /// [`MAX_ARCHIVED_SESSIONS`] archived sessions and [`RETIRED_BASE_KEYS`] retired keys, one
-    /// identity for every session, no archive without a current session.
-    fn read_state(r: &mut Reader<'_>, own: &Own<'_>, name: &Name) -> Result<Self, StateError> {
+    /// Reads [`Self::write_state`]'s form, and checks the rules of SPEC.md §11.3: no activity
+    /// after the client's `clock`, at most [`MAX_ARCHIVED_SESSIONS`] archived sessions and
+    /// [`RETIRED_BASE_KEYS`] retired keys, one identity for every session, no archive without a
+    /// current session.
+    fn read_state(
+        r: &mut Reader<'_>,
+        own: &Own<'_>,
+        name: &Name,
+        clock: u64,
+    ) -> Result<Self, StateError> {
         let last_active = r.u64()?;
+        // Every activity sets `last_active` to the clock it advanced (§11.3): a later value is one
+        // no client wrote, and the next activity would rank this peer wrongly.
+        ensure(last_active <= clock, "a peer active after the clock")?;
         let current = if read_flag(r, "current session")? {
             Some(PeerSession::read_state(r, own, name)?)
         } else {
@@ -790,7 +799,7 @@ impl Peers {
         let mut last: Option<Name> = None;
         for _ in 0..read_count(r, "peers", MAX_PEERS)? {
             let name = read_next_name(r, last.as_ref(), "peer name order")?;
-            let sessions = PeerSessions::read_state(r, &own, &name)?;
+            let sessions = PeerSessions::read_state(r, &own, &name, clock)?;
             last = Some(name.clone());
             peers.insert(name, sessions);
         }
