@@ -330,6 +330,7 @@ fn fresh_states_are_the_bytes_the_spec_describes() {
         body.extend_from_slice(&id.to_be_bytes());
         body.extend_from_slice(&draw());
     }
+    body.push(0x00); // the signed prekey is not stored at the server yet
     body.extend_from_slice(&0u64.to_be_bytes()); // clock
     body.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // no peers, pins, or messages waiting
     let e2e =
@@ -836,7 +837,7 @@ fn clock_offsets(body: &[u8]) -> (usize, Option<usize>) {
     // flag · ik · isk · next_id · uploaded_through · spk_id · spk · previous (flag [· id · key])
     at += 1 + 32 + 32 + 8 + 4 + 4 + 32;
     at += if body[at] == 1 { 1 + 4 + 32 } else { 1 };
-    at += 2 + u16_at(at) * (4 + 32);
+    at += 2 + u16_at(at) * (4 + 32) + 1; // one-time prekeys · stored flag
     (windows, Some(at))
 }
 

@@ -500,13 +500,14 @@ impl<'a> StateCursor<'a> {
     }
 
     /// From the e2e flag to the `peers` count of §18.3: the flag, ik, isk, Prekeys (next_id,
-    /// uploaded_through, the signed prekey, the previous one, the one-time prekeys), clock.
+    /// uploaded_through, the signed prekey, the previous one, the one-time prekeys, whether the
+    /// signed prekey is stored), clock.
     fn past_prekeys(&mut self) -> Option<()> {
         self.skip(1 + 32 + 32 + 8 + 4 + 4 + 32)?;
         self.optional(4 + 32)?;
         let one_time = self.int(2)?;
         self.skip(one_time.checked_mul(4 + 32)?)?;
-        self.skip(8)
+        self.skip(1 + 8)
     }
 
     /// Over one PeerSession of §18.3: IK, base_key, the prekey ids, then the Ratchet.

@@ -251,6 +251,18 @@ impl Peers {
         Ok(())
     }
 
+    /// Whether the server said it stored an upload that carries the current signed prekey
+    /// (SPEC.md §10.2): [`crate::roles::Client`] rotates only then.
+    #[must_use]
+    pub const fn signed_prekey_stored(&self) -> bool {
+        self.prekeys.current_stored()
+    }
+
+    /// Records that the server stored an upload that carries the current signed prekey.
+    pub(crate) const fn mark_signed_prekey_stored(&mut self) {
+        self.prekeys.mark_current_stored();
+    }
+
     /// Makes `count` more one-time prekeys (SPEC.md §10.2).
     ///
     /// # Errors
