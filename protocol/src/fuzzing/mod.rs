@@ -35,6 +35,7 @@ mod channel_handshake;
 mod channel_snow;
 mod e2e_receive;
 mod frame_stream;
+mod hop_receive;
 mod hop_server;
 mod input;
 mod net;
