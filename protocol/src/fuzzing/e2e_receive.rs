@@ -18,6 +18,8 @@
 //! one that would start a session on a one-time prekey Bob no longer holds: a server that lies in
 //! `PrekeysLow` makes him draw keys past `MAX_HELD_ONE_TIME_PREKEYS`, and the oldest go (SPEC.md
 //! §10.2, §15.3), so such a prekey message fails `UnknownPrekey`, as a refusal (nothing changes).
+//!
+//! An input whose first byte has bit 1 set drives a hop-only client instead (`hop_receive`).
 
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
@@ -341,7 +343,7 @@ struct Run {
 
 /// Runs the operations decoded from `data` against Bob, then checks that genuine messages still
 /// decrypt. The first byte picks the client: bit 0 Bob's starting point (established, or his first
-/// prekey message unanswered), bit 1 a hop-only client instead, which [`hop_receive`] drives with
+/// prekey message unanswered), bit 1 a hop-only client instead, which `hop_receive` drives with
 /// the rest of the input.
 pub fn e2e_receive(data: &[u8]) {
     if let Some((mode, rest)) = data.split_first()
