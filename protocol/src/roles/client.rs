@@ -479,8 +479,9 @@ impl Client {
     }
 
     /// Runs `step`, which changes at most the prekey store and (on success only) the channel, and
-    /// puts the prekey store back if it fails: the transaction copies the prekey store (at most a
-    /// few hundred keys), not the whole client.
+    /// puts the prekey store back if it fails: the transaction keeps a reference to the shared
+    /// prekey store, which `step` copies only if it changes it (at most a few hundred keys), and
+    /// never a copy of the whole client.
     fn with_prekeys_rollback(
         &mut self,
         step: impl FnOnce(&mut Self) -> Result<Vec<u8>, Error>,
