@@ -77,6 +77,9 @@ pub enum MisuseError {
     PendingFull,
     /// e2e to oneself: with one device per name there is no second party to agree keys with.
     SendToSelf,
+    /// A signed-prekey rotation before the server stored the current signed prekey, or while an
+    /// upload is unanswered (SPEC.md §10.2): upload, and wait for `BundleStored`.
+    SignedPrekeyNotStored,
 }
 
 impl From<WireError> for Error {

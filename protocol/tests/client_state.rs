@@ -330,6 +330,7 @@ fn fresh_states_are_the_bytes_the_spec_describes() {
         body.extend_from_slice(&id.to_be_bytes());
         body.extend_from_slice(&draw());
     }
+    body.push(0x00); // the signed prekey is not stored at the server yet
     body.extend_from_slice(&0u64.to_be_bytes()); // clock
     body.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // no peers, pins, or messages waiting
     let e2e =
@@ -814,6 +815,74 @@ fn a_previous_signed_prekey_must_be_older_than_the_current_one() {
         );
     }
     assert!(with_previous(1).is_ok());
+}
+
+/// The offsets of the two activity clocks in a client state body (SPEC.md §18.2–§18.3), found by
+/// walking the fields in front of them: the hop windows' `clock`, and the e2e `clock` if the
+/// client speaks e2e.
+fn clock_offsets(body: &[u8]) -> (usize, Option<usize>) {
+    let name_len = |at: usize| 1 + usize::from(body[at]);
+    let u16_at = |at: usize| usize::from(u16::from_be_bytes([body[at], body[at + 1]]));
+    // name · static key · server key · last_id
+    let windows = name_len(0) + 32 + 32 + 8;
+    let mut at = windows + 8;
+    let count = u16_at(at);
+    at += 2;
+    for _ in 0..count {
+        at += name_len(at) + 8 + 8 + 8; // sender · highest · seen · at
+    }
+    if body[at] == 0 {
+        return (windows, None);
+    }
+    // flag · ik · isk · next_id · uploaded_through · spk_id · spk · previous (flag [· id · key])
+    at += 1 + 32 + 32 + 8 + 4 + 4 + 32;
+    at += if body[at] == 1 { 1 + 4 + 32 } else { 1 };
+    at += 2 + u16_at(at) * (4 + 32) + 1; // one-time prekeys · stored flag
+    (windows, Some(at))
+}
+
+/// Every activity stamps a replay window or a peer with the clock it advanced (SPEC.md §5.3,
+/// §11.3), so a state whose clock is behind a stamp is one no client wrote: `Inconsistent`. A clock
+/// ahead of every stamp is fine.
+#[test]
+fn a_clock_behind_its_own_stamps_is_refused() {
+    let mut hop = World::new(18, false);
+    for i in 0..3 {
+        assert_eq!(
+            received(&hop.send_hop(BOB, "alice", &format!("m{i}")), ALICE),
+            [format!("m{i}")]
+        );
+    }
+    let e2e = busy();
+    for (state, windows_used) in
+        [(hop.alice.export_state().as_bytes().to_vec(), true), (e2e.to_vec(), false)]
+    {
+        let body = body_of(&state).to_vec();
+        let (windows, e2e_clock) = clock_offsets(&body);
+        let with_clock = |at: usize, clock: u64| {
+            let mut changed = body.clone();
+            changed[at..at + 8].copy_from_slice(&clock.to_be_bytes());
+            Client::restore_state(&seal(STATE_VERSION, &changed))
+        };
+        if windows_used {
+            assert_eq!(&body[windows..windows + 8], &3u64.to_be_bytes(), "three messages accepted");
+            assert_eq!(
+                with_clock(windows, 2),
+                Err(StateError::Inconsistent { what: "a replay window accepted after the clock" })
+            );
+            assert!(with_clock(windows, u64::MAX).is_ok());
+        }
+        assert_eq!(e2e_clock.is_some(), !windows_used);
+        if let Some(at) = e2e_clock {
+            let clock = u64::from_be_bytes(body[at..at + 8].try_into().unwrap());
+            assert!(clock >= 2, "Alice was active with bob: clock {clock}");
+            assert_eq!(
+                with_clock(at, clock - 1),
+                Err(StateError::Inconsistent { what: "a peer active after the clock" })
+            );
+            assert!(with_clock(at, u64::MAX).is_ok());
+        }
+    }
 }
 
 /// A session's `AD` names both parties (SPEC.md §11.1): a state whose client name was changed no

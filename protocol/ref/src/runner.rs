@@ -500,13 +500,14 @@ impl<'a> StateCursor<'a> {
     }
 
     /// From the e2e flag to the `peers` count of §18.3: the flag, ik, isk, Prekeys (next_id,
-    /// uploaded_through, the signed prekey, the previous one, the one-time prekeys), clock.
+    /// uploaded_through, the signed prekey, the previous one, the one-time prekeys, whether the
+    /// signed prekey is stored), clock.
     fn past_prekeys(&mut self) -> Option<()> {
         self.skip(1 + 32 + 32 + 8 + 4 + 4 + 32)?;
         self.optional(4 + 32)?;
         let one_time = self.int(2)?;
         self.skip(one_time.checked_mul(4 + 32)?)?;
-        self.skip(8)
+        self.skip(1 + 8)
     }
 
     /// Over one PeerSession of §18.3: IK, base_key, the prekey ids, then the Ratchet.
@@ -685,7 +686,7 @@ pub struct RunConfig<P: ContentPolicy> {
 
 /// What a draw from the run's RNG became (SPEC.md §9: statics, identities and prekeys, then
 /// ephemerals and ratchet keys as the run needs them). Displayed as the test vectors list it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Purpose {
     /// A channel static key (the server's, then Alice's, then Bob's).
     ChannelStatic(Party),
@@ -718,8 +719,9 @@ pub enum Purpose {
     BaseKey {
         /// The initiator.
         party: Party,
-        /// The responder.
-        peer: Party,
+        /// The responder's name: a client of the run, or any name the script writes to (a name
+        /// nobody registered gets a bundle the malicious server made up).
+        peer: Name,
     },
     /// A ratchet key of a client (SPEC.md §12).
     RatchetKey(Party),
@@ -751,7 +753,7 @@ impl Purpose {
 
 impl core::fmt::Display for Purpose {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match *self {
+        match self {
             Self::ChannelStatic(p) => write!(f, "{} channel static key", p.label()),
             Self::ChannelEphemeral { party, link } => {
                 write!(f, "{} channel ephemeral key (link {})", party.label(), link.0)
@@ -763,7 +765,7 @@ impl core::fmt::Display for Purpose {
                 write!(f, "{} one-time prekey {id}", party.label())
             }
             Self::BaseKey { party, peer } => {
-                write!(f, "{} base key EK_A (session with {})", party.label(), peer.label())
+                write!(f, "{} base key EK_A (session with {peer})", party.label())
             }
             Self::RatchetKey(p) => write!(f, "{} ratchet key", p.label()),
             Self::Replenished(p) => write!(f, "{} replenished one-time prekey", p.label()),
@@ -773,7 +775,7 @@ impl core::fmt::Display for Purpose {
 }
 
 /// One draw from the run's RNG.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draw<'a> {
     /// Its position in the run, from 0.
     pub index: usize,
@@ -2023,12 +2025,14 @@ impl<'o, P: ContentPolicy> World<'o, P> {
         let out = self.client(to)?.handle(frame, &mut rng)?;
         self.rng = rng;
         // A session this client starts draws its base key, then its first ratchet key (SPEC.md §11).
-        let starts = !out.transmit.is_empty()
-            && out.events.iter().any(|e| matches!(e, ClientEvent::SessionStarted { .. }));
+        let started = out.events.iter().find_map(|e| match e {
+            ClientEvent::SessionStarted { peer, .. } if !out.transmit.is_empty() => Some(peer),
+            _ => None,
+        });
         let replenished =
             out.events.iter().any(|e| matches!(e, ClientEvent::PrekeysReplenished { .. }));
-        self.rng.report(self.observer, |i| match i {
-            0 if starts => Purpose::BaseKey { party: to, peer: to.peer() },
+        self.rng.report(self.observer, |i| match (i, started) {
+            (0, Some(peer)) => Purpose::BaseKey { party: to, peer: peer.clone() },
             _ if replenished => Purpose::Replenished(to),
             _ => Purpose::RatchetKey(to),
         });

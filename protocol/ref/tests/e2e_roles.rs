@@ -266,6 +266,12 @@ impl World {
         self.server_receives(link, &frame)
     }
 
+    /// `who` rotates its signed prekey; nothing is sent.
+    fn rotate(&mut self, who: &str) -> Result<Vec<u8>, Error> {
+        let client = &mut self.members.get_mut(who).unwrap().client;
+        client.rotate_signed_prekey(&mut self.rng)
+    }
+
     /// Connects and uploads every client named.
     fn online_with_bundles(&mut self, names: &[&str]) {
         for who in names {
@@ -1639,6 +1645,92 @@ fn rotation_keeps_the_previous_signed_prekey_and_replenishment_appends() {
     peers.start_session(&carol, &bob, &bundle_from(&first, Some(2)), &mut w.rng).unwrap();
     let envelope = peers.encrypt(&bob, &body("too old"), &mut w.rng).unwrap();
     w.assert_dropped("bob", &deliver(2, "carol", envelope), e2e(E2eError::UnknownPrekey { id: 1 }));
+}
+
+/// SPEC.md §10.2: a rotation deletes the signed prekey before the current one, so a client rotates
+/// only once the server has stored the current one (an upload carrying it answered `BundleStored`)
+/// and has answered every upload of the connection. Two rotations before the server stored the
+/// first would leave it handing out a signed prekey the client no longer holds: every session
+/// started from it would fail `UnknownPrekey` on an honest network (found by the model with
+/// rotation as a step of the run).
+#[test]
+fn a_rotation_waits_until_the_server_stored_the_current_signed_prekey() {
+    let mut w = World::new(122, &["bob"]);
+    let not_stored = Err(Error::Misuse(MisuseError::SignedPrekeyNotStored));
+    let handed_out =
+        |w: &World| w.server.clone().take_bundle(&name("bob")).map(|b| b.signed_prekey.id);
+    let (bob, bob_link) = ("bob", w.link("bob"));
+    let refused_unchanged = |w: &mut World, why: &str| {
+        let before = w.client(bob).clone();
+        assert_eq!(w.rotate(bob), not_stored, "{why}");
+        assert!(*w.client(bob) == before, "a refused rotation changed the client: {why}");
+    };
+    w.connect(bob);
+    refused_unchanged(&mut w, "nothing uploaded yet");
+    let upload = w.client(bob).upload_bundle().unwrap();
+    refused_unchanged(&mut w, "the first upload not answered yet");
+    w.server_receives(bob_link, &upload);
+    assert_eq!(handed_out(&w), Some(1));
+    // Stored, but another upload is unanswered: it could be an older one's answer that comes next.
+    let mut rng = w.rng.clone();
+    let replenish = w.client(bob).replenish_prekeys(&mut rng, 1).unwrap();
+    refused_unchanged(&mut w, "an upload unanswered");
+    w.server_receives(bob_link, &replenish);
+
+    // Stored: Bob rotates (signed prekey 13); until the server answers, not again.
+    let rotation = w.rotate(bob).unwrap();
+    refused_unchanged(&mut w, "a second rotation before the first is stored");
+    // The connection ends before the server got the rotation's upload: it still hands out 1,
+    // which Bob still holds (the previous one). Whether an upload in flight was stored is unknown
+    // to the client, so on the new connection it waits for an answer again.
+    drop(rotation);
+    w.disconnect(bob);
+    w.connect(bob);
+    assert_eq!(handed_out(&w), Some(1));
+    refused_unchanged(&mut w, "after a reconnection, nothing answered yet");
+    // An answer nothing asked for says nothing.
+    w.inject(bob, &Message::BundleStored { one_time_prekeys: 10 });
+    refused_unchanged(&mut w, "an unsolicited BundleStored");
+    // A refused upload stores nothing (the answer is the test's; the upload never reaches the
+    // server, so the connection starts again to keep the channel's nonces in step).
+    w.client(bob).upload_bundle().unwrap();
+    let refusal = BundleRefusal::TooManyPrekeys;
+    w.inject(bob, &Message::BundleRefused { reason: refusal });
+    refused_unchanged(&mut w, "the upload was refused");
+    w.disconnect(bob);
+    w.connect(bob);
+    w.upload(bob);
+    assert_eq!(handed_out(&w), Some(13));
+    // A refusal answers its upload too: with the current signed prekey stored, nothing awaited.
+    w.client(bob).upload_bundle().unwrap();
+    w.inject(bob, &Message::BundleRefused { reason: refusal });
+    w.rotate(bob).unwrap();
+    w.disconnect(bob);
+    w.connect(bob);
+    // That rotation (14) was lost with its connection: an upload on the new one, stored, and Bob
+    // may rotate again (15).
+    w.upload(bob);
+    assert_eq!(handed_out(&w), Some(14));
+    let rotation = w.rotate(bob).unwrap();
+    w.server_receives(bob_link, &rotation);
+    assert_eq!(handed_out(&w), Some(15));
+    // The state file keeps what the server stored: restored with the rotation's upload
+    // unanswered, Bob waits; restored after the answer, he may rotate at once.
+    let unanswered = w.rotate(bob).unwrap();
+    let restart = |w: &mut World| {
+        let restored = Client::restore_state(w.client(bob).export_state().as_bytes()).unwrap();
+        w.disconnect(bob);
+        *w.client(bob) = restored;
+        w.connect(bob);
+    };
+    restart(&mut w);
+    refused_unchanged(&mut w, "restored with the rotation's upload unanswered");
+    drop(unanswered);
+    w.upload(bob);
+    restart(&mut w);
+    let rotation = w.rotate(bob).unwrap();
+    w.server_receives(bob_link, &rotation);
+    assert_eq!(handed_out(&w), Some(17));
 }
 
 #[test]

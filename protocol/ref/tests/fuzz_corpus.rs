@@ -114,3 +114,21 @@ fn regression_e2e_receive_refused_takes_bob_offline() {
 fn regression_e2e_receive_lying_prekeys_low_drops_a_published_prekey() {
     replay("e2e_receive", "regression-lying-prekeys-low-drops-a-published-prekey");
 }
+
+// Seeds that reach refusals no fuzzing run had reached (README "Fuzzing", coverage): the hop mode
+// of e2e_receive checks each against its model of SPEC.md §5.3 and §5.1.
+
+/// A hop-only client's id window refuses a replayed id (`Replayed`), id 0 and an id 64 below the
+/// highest (`OutOfWindow`), each changing nothing but the channel.
+#[test]
+fn hop_client_id_window_refusals() {
+    replay("e2e_receive", "seed-hop-client-id-window");
+}
+
+/// `connect` answered with a `Welcome` under another name (`WrongName`, nothing changed, the
+/// genuine answer still connects) and with `Refused` (offline, reported).
+#[test]
+fn hop_client_connect_refusals() {
+    replay("e2e_receive", "seed-hop-client-connect-wrong-name");
+    replay("e2e_receive", "seed-hop-client-connect-refused");
+}

@@ -22,7 +22,7 @@ struct Seen {
 impl Observer for Seen {
     fn drew(&mut self, draw: &Draw<'_>) {
         assert_eq!(draw.bytes.len(), 32, "every draw is a key");
-        self.draws.push((draw.index, draw.purpose));
+        self.draws.push((draw.index, draw.purpose.clone()));
     }
 
     fn delivered(&mut self, delivery: &Delivery<'_>) {
@@ -51,7 +51,7 @@ fn the_observer_sees_the_transcript_and_changes_nothing() {
         assert_eq!(seen.events, observed.events);
         let indices: Vec<usize> = seen.draws.iter().map(|(i, _)| *i).collect();
         assert_eq!(indices, (0..seen.draws.len()).collect::<Vec<_>>());
-        let statics: Vec<Purpose> = seen.draws.iter().take(3).map(|(_, p)| *p).collect();
+        let statics: Vec<Purpose> = seen.draws.iter().take(3).map(|(_, p)| p.clone()).collect();
         assert_eq!(statics, [Party::Server, Party::Alice, Party::Bob].map(Purpose::ChannelStatic));
         let mitm_keys = seen.draws.iter().filter(|(_, p)| *p == Purpose::ManInTheMiddle).count();
         assert_eq!(mitm_keys > 0, mitm);

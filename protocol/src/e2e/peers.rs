@@ -6,6 +6,7 @@
 //! so a session is advanced in place and nothing larger than one session is ever copied.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use rand_core::CryptoRng;
 
@@ -171,7 +172,16 @@ pub struct SessionStart {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Peers {
     identity: IdentityKeyPair,
-    prekeys: PrekeyStore,
+    /// The prekey store, shared copy-on-write: cloning a client (as the model checker and the
+    /// fuzzers do with every state, and a transaction with its checkpoint) shares the store, up to
+    /// a few hundred private keys, instead of copying it, and `Arc::make_mut` copies it on the
+    /// first change while it is shared, which is rare — a one-time prekey used, a replenishment,
+    /// a rotation, an upload. Nothing else changes: `==` and `Hash` look through the `Arc` at the
+    /// store, and a private key still zeroizes when its last owner drops it — a store is dropped,
+    /// and each of its keys zeroized, when the last `Arc` to it is; a copy `make_mut` makes is a
+    /// store of its own with its own owners; and a key removed from an unshared store is dropped
+    /// there and then, as before.
+    prekeys: Arc<PrekeyStore>,
     peers: BTreeMap<Name, PeerSessions>,
     pinned: BTreeMap<Name, IdentityPublic>,
     pending: BTreeMap<Name, Vec<Body>>,
@@ -190,7 +200,12 @@ impl Peers {
 
     /// From an existing identity and prekey store.
     #[must_use]
-    pub const fn new(identity: IdentityKeyPair, prekeys: PrekeyStore) -> Self {
+    pub fn new(identity: IdentityKeyPair, prekeys: PrekeyStore) -> Self {
+        Self::sharing(identity, Arc::new(prekeys))
+    }
+
+    /// From an identity and a prekey store that may be shared with other copies.
+    const fn sharing(identity: IdentityKeyPair, prekeys: Arc<PrekeyStore>) -> Self {
         Self {
             identity,
             prekeys,
@@ -209,7 +224,7 @@ impl Peers {
     #[cfg(feature = "model-memo")]
     #[must_use]
     pub fn long_term_keys(&self) -> Self {
-        Self::new(self.identity.clone(), self.prekeys.clone())
+        Self::sharing(self.identity.clone(), Arc::clone(&self.prekeys))
     }
 
     /// This client's public identity.
@@ -229,17 +244,17 @@ impl Peers {
     /// # Errors
     /// Only if the batch could not be encoded, which the prekey store's bounds rule out.
     pub fn prepare_upload(&mut self) -> Result<UploadedBundle, E2eError> {
-        self.prekeys.prepare_upload(&self.identity)
+        Arc::make_mut(&mut self.prekeys).prepare_upload(&self.identity)
     }
 
-    /// A copy of the prekey store, to put back with [`Self::restore_prekeys`] if an upload that
-    /// changed it cannot be sent.
-    pub(crate) fn prekey_checkpoint(&self) -> PrekeyStore {
-        self.prekeys.clone()
+    /// The prekey store as it is, to put back with [`Self::restore_prekeys`] if an upload that
+    /// changed it cannot be sent: a shared reference, so the store is copied only if it changes.
+    pub(crate) fn prekey_checkpoint(&self) -> Arc<PrekeyStore> {
+        Arc::clone(&self.prekeys)
     }
 
     /// Puts back a prekey store from [`Self::prekey_checkpoint`].
-    pub(crate) fn restore_prekeys(&mut self, prekeys: PrekeyStore) {
+    pub(crate) fn restore_prekeys(&mut self, prekeys: Arc<PrekeyStore>) {
         self.prekeys = prekeys;
     }
 
@@ -251,10 +266,25 @@ impl Peers {
         &mut self,
         rng: &mut R,
     ) -> Result<(), E2eError> {
-        self.prekeys
+        Arc::make_mut(&mut self.prekeys)
             .rotate_signed(&self.identity, rng)
             .map_err(|_| E2eError::PrekeyIdsExhausted)?;
         Ok(())
+    }
+
+    /// Whether the server said it stored an upload that carries the current signed prekey
+    /// (SPEC.md §10.2): [`crate::roles::Client`] rotates only then.
+    #[must_use]
+    pub fn signed_prekey_stored(&self) -> bool {
+        self.prekeys.current_stored()
+    }
+
+    /// Records that the server stored an upload that carries the current signed prekey (copying
+    /// a shared store only if that changes it).
+    pub(crate) fn mark_signed_prekey_stored(&mut self) {
+        if !self.prekeys.current_stored() {
+            Arc::make_mut(&mut self.prekeys).mark_current_stored();
+        }
     }
 
     /// Makes `count` more one-time prekeys (SPEC.md §10.2).
@@ -266,7 +296,9 @@ impl Peers {
         rng: &mut R,
         count: usize,
     ) -> Result<(), E2eError> {
-        self.prekeys.replenish(rng, count).map_err(|_| E2eError::PrekeyIdsExhausted)
+        Arc::make_mut(&mut self.prekeys)
+            .replenish(rng, count)
+            .map_err(|_| E2eError::PrekeyIdsExhausted)
     }
 
     /// Marks `identity` as verified for `name` (SPEC.md §14.2). Every session with `name` that uses
@@ -544,7 +576,7 @@ impl Peers {
             .one_time_prekey_id
             .filter(|_| !crate::flaws::on(crate::flaws::Flaw::KeepOneTimePrekey))
         {
-            self.prekeys.remove_one_time(id);
+            Arc::make_mut(&mut self.prekeys).remove_one_time(id);
         }
         // `install` marks the peer active and bounds the skipped keys the first message stored.
         let started = self.install(from, session, prekey.one_time_prekey_id.is_some(), evicted);
@@ -712,11 +744,20 @@ impl PeerSessions {
         }
     }
 
-    /// Reads [`Self::write_state`]'s form, and checks the rules of SPEC.md §11.3: at most
-    /// [`MAX_ARCHIVED_SESSIONS`] archived sessions and [`RETIRED_BASE_KEYS`] retired keys, one
-    /// identity for every session, no archive without a current session.
-    fn read_state(r: &mut Reader<'_>, own: &Own<'_>, name: &Name) -> Result<Self, StateError> {
+    /// Reads [`Self::write_state`]'s form, and checks the rules of SPEC.md §11.3: no activity
+    /// after the client's `clock`, at most [`MAX_ARCHIVED_SESSIONS`] archived sessions and
+    /// [`RETIRED_BASE_KEYS`] retired keys, one identity for every session, no archive without a
+    /// current session.
+    fn read_state(
+        r: &mut Reader<'_>,
+        own: &Own<'_>,
+        name: &Name,
+        clock: u64,
+    ) -> Result<Self, StateError> {
         let last_active = r.u64()?;
+        // Every activity sets `last_active` to the clock it advanced (§11.3): a later value is one
+        // no client wrote, and the next activity would rank this peer wrongly.
+        ensure(last_active <= clock, "a peer active after the clock")?;
         let current = if read_flag(r, "current session")? {
             Some(PeerSession::read_state(r, own, name)?)
         } else {
@@ -796,7 +837,7 @@ impl Peers {
         let mut last: Option<Name> = None;
         for _ in 0..read_count(r, "peers", MAX_PEERS)? {
             let name = read_next_name(r, last.as_ref(), "peer name order")?;
-            let sessions = PeerSessions::read_state(r, &own, &name)?;
+            let sessions = PeerSessions::read_state(r, &own, &name, clock)?;
             last = Some(name.clone());
             peers.insert(name, sessions);
         }
@@ -821,7 +862,7 @@ impl Peers {
             last = Some(name.clone());
             pending.insert(name, bodies);
         }
-        let peers = Self { identity, prekeys, peers, pinned, pending, clock };
+        let peers = Self { identity, prekeys: Arc::new(prekeys), peers, pinned, pending, clock };
         ensure(
             peers.peers.values().all(|p| {
                 p.current
@@ -897,6 +938,7 @@ fn open_in_any(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::e2e::ONE_TIME_PREKEYS_PER_UPLOAD;
     use crate::e2e::ratchet::MAX_SKIP;
     use crate::roles::MAX_STATE_BODY_LEN;
     use rand_chacha::ChaCha20Rng;
@@ -919,6 +961,28 @@ mod tests {
             signed_prekey: *upload.signed_prekey(),
             one_time_prekey: None,
         }
+    }
+
+    /// The prekey store is shared copy-on-write: a clone shares it, and the first change to
+    /// either copy gives that copy a store of its own, leaving the other's keys as they were.
+    #[test]
+    fn a_clone_shares_the_prekey_store_until_either_changes_it() {
+        let mut rng = ChaCha20Rng::seed_from_u64(41);
+        let mut bob = Peers::generate(&mut rng);
+        let before = bob.clone();
+        assert!(Arc::ptr_eq(&bob.prekeys, &before.prekeys), "a clone copied the store");
+        let used = bob.prepare_upload().unwrap().one_time_prekeys()[0].id;
+        assert!(!Arc::ptr_eq(&bob.prekeys, &before.prekeys), "an upload changed a shared store");
+        let checkpoint = bob.clone();
+        Arc::make_mut(&mut bob.prekeys).remove_one_time(used);
+        bob.replenish(&mut rng, 3).unwrap();
+        assert_eq!(bob.prekeys.one_time_count(), ONE_TIME_PREKEYS_PER_UPLOAD + 2);
+        assert!(checkpoint.prekeys.one_time_prekey(used).is_some(), "the copy lost a key");
+        assert_eq!(checkpoint.prekeys.one_time_count(), ONE_TIME_PREKEYS_PER_UPLOAD);
+        assert_ne!(bob, checkpoint);
+        // The upload's watermark moved in Bob's store (and the checkpoint's), not in `before`'s.
+        assert_ne!(checkpoint.prekeys, before.prekeys);
+        assert_eq!(before.prekeys.one_time_count(), ONE_TIME_PREKEYS_PER_UPLOAD);
     }
 
     /// `peers` written to a state and read back for the client `own` (SPEC.md §18.3).

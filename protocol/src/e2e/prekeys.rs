@@ -10,7 +10,10 @@
 //! Ids come from **one counter starting at 1, shared by both kinds**, so no two prekeys of a client
 //! ever share an id. Each key pair is drawn from the caller's RNG in id order (§2.4). An **upload
 //! watermark** remembers which one-time prekeys the server has already been sent, so that
-//! [`PrekeyStore::prepare_upload`] sends each one once.
+//! [`PrekeyStore::prepare_upload`] sends each one once. A **stored** flag remembers whether the
+//! server has said it stored an upload carrying the current signed prekey: the client role rotates
+//! only then, so the signed prekey the server hands out is always one the client still holds
+//! (§10.2).
 //!
 //! The signed prekey's signature covers (§10.2)
 //!
@@ -96,6 +99,8 @@ pub struct PrekeyStore {
     /// The highest one-time prekey id already put into an upload (`0`: none). Every one-time prekey
     /// with a higher id is still to be uploaded.
     uploaded_through: u32,
+    /// Whether the server said it stored an upload that carries `current` (SPEC.md §10.2).
+    current_stored: bool,
 }
 
 impl PrekeyStore {
@@ -110,7 +115,14 @@ impl PrekeyStore {
             id += 1; // ids 2..=11, far from the end of the id space
             one_time.insert(id, PrivateKey::generate(rng));
         }
-        Self { current, previous: None, one_time, next_id: u64::from(id) + 1, uploaded_through: 0 }
+        Self {
+            current,
+            previous: None,
+            one_time,
+            next_id: u64::from(id) + 1,
+            uploaded_through: 0,
+            current_stored: false,
+        }
     }
 
     /// What `upload_bundle` sends (SPEC.md §15.3): the identity, the current signed prekey, and the
@@ -164,7 +176,20 @@ impl PrekeyStore {
         let id = self.reserve_ids(1)?;
         let new = SignedPrekey::generate(identity, id, rng);
         self.previous = Some(core::mem::replace(&mut self.current, new));
+        self.current_stored = false;
         Ok(id)
+    }
+
+    /// Whether the server said it stored an upload that carries the current signed prekey: until
+    /// then it may still hand out the previous one, which the next rotation would delete (§10.2).
+    #[must_use]
+    pub const fn current_stored(&self) -> bool {
+        self.current_stored
+    }
+
+    /// Records that the server stored an upload that carries the current signed prekey.
+    pub(crate) const fn mark_current_stored(&mut self) {
+        self.current_stored = true;
     }
 
     /// Replenishment (SPEC.md §10.2): makes `count` one-time prekeys with the next ids, drawn from
@@ -247,8 +272,9 @@ impl PrekeyStore {
 
     /// The persisted form (SPEC.md §18.3): `BE64(next_id) || BE32(uploaded_through)`, the current
     /// signed prekey `BE32(id) || spk (32)`, the previous one (flag, then the same), and
-    /// `count: u16` one-time prekeys `BE32(id) || opk (32)` in ascending id order. Signatures are
-    /// not stored: Ed25519 is deterministic, so [`Self::read_state`] signs again.
+    /// `count: u16` one-time prekeys `BE32(id) || opk (32)` in ascending id order, then whether the
+    /// current signed prekey is stored at the server (flag). Signatures are not stored: Ed25519 is
+    /// deterministic, so [`Self::read_state`] signs again.
     pub(crate) fn write_state(&self, w: &mut StateWriter) {
         w.u64(self.next_id);
         w.u32(self.uploaded_through);
@@ -264,6 +290,7 @@ impl PrekeyStore {
             w.u32(*id);
             w.private_key(key);
         }
+        w.flag(self.current_stored);
     }
 
     /// Reads [`Self::write_state`]'s form for `identity` (which signs the signed prekeys again),
@@ -299,6 +326,7 @@ impl PrekeyStore {
             last = Some(id);
             one_time.insert(id, read_private_key(r)?);
         }
+        let current_stored = read_flag(r, "current signed prekey stored")?;
         let assigned = |id: u32| id >= FIRST_PREKEY_ID && u64::from(id) < next_id;
         ensure(next_id <= u64::from(u32::MAX) + 1, "prekey id counter beyond 2^32")?;
         ensure(assigned(current.id), "signed prekey id never assigned")?;
@@ -313,7 +341,7 @@ impl PrekeyStore {
             "one-time prekey id never assigned, or shared with a signed prekey",
         )?;
         ensure(u64::from(uploaded_through) < next_id, "upload watermark beyond the id counter")?;
-        Ok(Self { current, previous, one_time, next_id, uploaded_through })
+        Ok(Self { current, previous, one_time, next_id, uploaded_through, current_stored })
     }
 }
 

@@ -14,7 +14,7 @@
 //! | [`channel_handshake`] | bytes as handshake message 1 / 2, transport frames   | errors change nothing; only the genuine message opens |
 //! | [`channel_snow`]      | keys, payloads, damaged handshake messages and transport frames, to the channel and to snow | both agree on every accept, every refusal and every byte written or read (but an all-zero DH, which only we refuse) |
 //! | [`hop_server`]        | any plaintext sealed in valid client channels, raw frames, handshakes | errors and refusals change nothing but the channel; every request is answered; registrations, `Ready` and relay answers agree with the §5.1/§5.4 model (bound at `Ready`, one key one name, bounded accounts and queued bytes) |
-//! | [`e2e_receive`]       | envelopes and messages sealed into Bob's channel     | errors and `Dropped` leave Bob unchanged; genuine messages still decrypt, in any order, under any id, once; hop `Deliver` refused; `PrekeysLow` answered with one upload |
+//! | [`e2e_receive`]       | envelopes and messages sealed into Bob's channel; in its hop mode, messages into a hop-only client's channel and answers to its `connect` | errors and `Dropped` leave Bob unchanged; genuine messages still decrypt, in any order, under any id, once; hop `Deliver` refused; `PrekeysLow` answered with one upload; hop mode: the id window agrees with a §5.3 model, `connect` refusals (`WrongName`, `Refused`) as §5.1 says |
 //! | [`bundle_parse`]      | prekey bundles into the server's upload and the client's fetch path | server and client agree with the §10.3/§15.2 model: one one-time prekey per requester per upload, one answer to the requester, `PrekeysLow` to the owner exactly when owed |
 //! | [`frame_stream`]      | a stream of frames cut into pieces at arbitrary points | the pieces framed with `frame_len` give the frames, and the stop, of a reader written from SPEC.md §3.1/§3.4; at most one frame buffered; a cut frame passes `split`, never fails `decode` for a header reason, and re-encodes |
 //! | [`roles_sequence`]    | operations over Alice's and Bob's e2e and hop-only clients and the server on a hostile network | nothing accepted twice; everything accepted was sent by its claimed sender, under the right protection; e2e clients refuse hop messages; `PrekeysLow` is answered; the network heals |
@@ -35,6 +35,7 @@ mod channel_handshake;
 mod channel_snow;
 mod e2e_receive;
 mod frame_stream;
+mod hop_receive;
 mod hop_server;
 mod input;
 mod net;

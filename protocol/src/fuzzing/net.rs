@@ -10,7 +10,7 @@ use crate::channel::{
 };
 use crate::error::Error;
 use crate::hop::ContentPolicy;
-use crate::roles::{Client, LinkId, Server, ServerOutputs};
+use crate::roles::{Client, ClientEvent, ClientOutputs, LinkId, Server, ServerOutputs};
 use crate::suite::PrivateKey;
 use crate::wire::{Codec, LinkFrame, LinkKind, Message, Name};
 
@@ -140,4 +140,22 @@ pub fn hand_serve(
         assert_eq!(open(&mut transport, frame), Message::Ready, "the client did not confirm");
     }
     transport
+}
+
+/// Checks that a client's refusal of authenticated content (`Dropped`, SPEC.md §7.2) moved only
+/// its channel: `after`, the client that refused with `out`, must be `==` to `before` (the client
+/// and the server end as they were before the frame was sealed) handed a message no client
+/// expects from the server (`Ready`), sealed under the same nonce. And a refusal answers nothing.
+pub fn assert_only_the_channel_moved(
+    before: (Client, Transport),
+    after: &Client,
+    out: &ClientOutputs,
+    rng: &mut ChaCha20Rng,
+) {
+    let (mut reference, mut server_end) = before;
+    let ready = seal_message(&mut server_end, &Message::Ready);
+    let ref_out = must(reference.handle(&ready, rng), "reference");
+    assert!(matches!(ref_out.events[..], [ClientEvent::Dropped { .. }]), "{ref_out:?}");
+    assert!(*after == reference, "refused content changed more than the channel: {out:?}");
+    assert!(out.transmit.is_empty() && out.events.len() == 1, "{out:?}");
 }

@@ -12,7 +12,7 @@ use crate::roles::LinkId;
 use crate::roles::Server;
 use crate::suite::PrivateKey;
 use crate::wire::{
-    AckStatus, Body, BundleRefusal, Codec, FetchedBundle, LinkFrame, Message, MessageId,
+    AckStatus, Body, BundleRefusal, Codec, Envelope, FetchedBundle, LinkFrame, Message, MessageId,
     RefusalReason, RejectReason,
 };
 
@@ -44,6 +44,7 @@ pub fn seeds() -> Vec<Seed> {
     out.extend(channel_snow());
     out.extend(hop_server());
     out.extend(e2e_receive());
+    out.extend(hop_receive());
     out.extend(bundle_parse());
     out.extend(roles_sequence());
     out
@@ -728,6 +729,80 @@ fn e2e_receive() -> Vec<Seed> {
                 Restart,
                 seal("newest"),
                 deliver(0),
+            ],
+        ),
+    ]
+}
+
+/// Seeds of `e2e_receive`'s hop mode (`hop_receive`): a first byte with bit 1 set, then the
+/// operations.
+fn hop_receive() -> Vec<Seed> {
+    use super::hop_receive::Op::{Deliver, Plaintext, Raw, Reconnect, ReplayFrame};
+    use super::hop_receive::{Answer, HopId, Reason};
+    let seed = |name: &str, ops: &[super::hop_receive::Op]| {
+        let mut seed = structured("e2e_receive", &format!("hop-client-{name}"), &(), ops);
+        seed.bytes.insert(0, 2);
+        seed
+    };
+    let deliver = |from, id| Deliver { from, id, body: small("hop") };
+    let plaintext = |message: Message| Plaintext(Bytes(message.encode()));
+    let (alice, carol) = (NameChoice::Alice, NameChoice::Carol);
+    vec![
+        // SPEC.md §5.3: in order, a replay, id 0, a jump, the window's last id and the first
+        // beyond it, another sender's window.
+        seed(
+            "id-window",
+            &[
+                deliver(alice, HopId::Next),
+                deliver(alice, HopId::Next),
+                deliver(alice, HopId::Back(1)),
+                deliver(alice, HopId::Back(0)),
+                deliver(alice, HopId::Exact(0)),
+                deliver(alice, HopId::Exact(100)),
+                deliver(alice, HopId::Back(63)),
+                deliver(alice, HopId::Back(64)),
+                deliver(alice, HopId::Back(63)),
+                deliver(carol, HopId::Exact(u64::MAX)),
+                deliver(carol, HopId::Next),
+            ],
+        ),
+        seed(
+            "connect-wrong-name",
+            &[
+                deliver(alice, HopId::Next),
+                Reconnect(Answer::WelcomeAs(carol)),
+                deliver(alice, HopId::Back(0)),
+            ],
+        ),
+        seed(
+            "connect-refused",
+            &[Reconnect(Answer::Refused(Reason::NameTaken)), deliver(alice, HopId::Next)],
+        ),
+        seed(
+            "connect-garbage",
+            &[Reconnect(Answer::Payload(Bytes(vec![1, 0x0b, 0, 0]))), ReplayFrame(0)],
+        ),
+        seed(
+            "refused-while-open",
+            &[
+                plaintext(Message::Refused { reason: RefusalReason::KeyInUse }),
+                deliver(alice, HopId::Next),
+            ],
+        ),
+        // A hop-only client has no e2e identity: every e2e message is refused, nothing answered.
+        seed(
+            "no-e2e",
+            &[
+                plaintext(Message::PrekeysLow { one_time_prekeys: 1 }),
+                plaintext(Message::NoBundle { name: name("alice") }),
+                plaintext(Message::E2eDeliver {
+                    id: MessageId(1),
+                    from: name("alice"),
+                    envelope: must(Envelope::new(vec![1, 2, 3]), "envelope"),
+                }),
+                Raw(Bytes(vec![3, 3, 0, 0, 0, 16])),
+                ReplayFrame(1),
+                deliver(alice, HopId::Next),
             ],
         ),
     ]

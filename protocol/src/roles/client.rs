@@ -174,7 +174,13 @@ pub struct ClientOutputs {
 enum Link {
     Offline,
     Handshaking(InitiatorAwaitingResponse),
-    Online(Transport),
+    Online {
+        transport: Transport,
+        /// Bundle uploads sealed on this channel that the server has not answered yet
+        /// (`BundleStored` or `BundleRefused`, in order). They go with the channel: an upload in
+        /// flight when it closes may or may not have been stored.
+        uploads_unanswered: u32,
+    },
 }
 
 impl Link {
@@ -182,7 +188,7 @@ impl Link {
         match self {
             Self::Offline => "offline",
             Self::Handshaking(_) => "handshaking",
-            Self::Online(_) => "online",
+            Self::Online { .. } => "online",
         }
     }
 }
@@ -262,7 +268,7 @@ impl Client {
     /// Whether the channel is open.
     #[must_use]
     pub const fn is_connected(&self) -> bool {
-        matches!(self.link, Link::Online(_))
+        matches!(self.link, Link::Online { .. })
     }
 
     /// The e2e identity, if this client has one.
@@ -415,12 +421,27 @@ impl Client {
     /// e2e: makes a new signed prekey (keeping the previous one, SPEC.md §10.2) and returns the
     /// upload that publishes it.
     ///
+    /// Only once the server has stored the current signed prekey — it answered `BundleStored` to
+    /// an upload that carries it — and has answered every upload of this connection: the rotation
+    /// deletes the signed prekey before the current one, so two rotations before the server stored
+    /// the first would leave it handing out a key this client no longer holds, and every session
+    /// started from it would fail (`UnknownPrekey`) on an honest network.
+    ///
     /// # Errors
-    /// As [`Client::upload_bundle`], or [`E2eError::PrekeyIdsExhausted`].
+    /// As [`Client::upload_bundle`], [`MisuseError::SignedPrekeyNotStored`] before that answer
+    /// (after a reconnection: until an upload on the new connection is answered `BundleStored`), or
+    /// [`E2eError::PrekeyIdsExhausted`]; nothing changes.
     pub fn rotate_signed_prekey<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
     ) -> Result<Vec<u8>, Error> {
+        let stored = self.peers()?.signed_prekey_stored();
+        let Link::Online { uploads_unanswered, .. } = self.link else {
+            return Err(MisuseError::NotConnected.into());
+        };
+        if !stored || uploads_unanswered > 0 {
+            return Err(MisuseError::SignedPrekeyNotStored.into());
+        }
         self.with_prekeys_rollback(|client| {
             client.peers()?.rotate_signed_prekey(rng)?;
             client.seal_upload()
@@ -442,15 +463,32 @@ impl Client {
         })
     }
 
-    /// Prepares the next upload and seals it.
+    /// Prepares the next upload and seals it; the server's answer is now awaited.
     fn seal_upload(&mut self) -> Result<Vec<u8>, Error> {
         let bundle = self.peers()?.prepare_upload()?;
-        self.seal(&Message::UploadBundle { bundle })
+        let frame = self.seal(&Message::UploadBundle { bundle })?;
+        if let Link::Online { uploads_unanswered, .. } = &mut self.link {
+            *uploads_unanswered = uploads_unanswered.saturating_add(1);
+        }
+        Ok(frame)
+    }
+
+    /// Takes the server's answer to the oldest unanswered upload of this channel; `false` if none
+    /// was awaited (an answer nothing asked for says nothing about what the server stored).
+    fn answer_upload(&mut self) -> bool {
+        match &mut self.link {
+            Link::Online { uploads_unanswered, .. } if *uploads_unanswered > 0 => {
+                *uploads_unanswered -= 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Runs `step`, which changes at most the prekey store and (on success only) the channel, and
-    /// puts the prekey store back if it fails: the transaction copies the prekey store (at most a
-    /// few hundred keys), not the whole client.
+    /// puts the prekey store back if it fails: the transaction keeps a reference to the shared
+    /// prekey store, which `step` copies only if it changes it (at most a few hundred keys), and
+    /// never a copy of the whole client.
     fn with_prekeys_rollback(
         &mut self,
         step: impl FnOnce(&mut Self) -> Result<Vec<u8>, Error>,
@@ -486,7 +524,7 @@ impl Client {
             // Encrypting advances the ratchet, which cannot be undone: first make sure the frame
             // will go out (connected, an id left, room on the channel for the largest envelope).
             let id = self.peek_id()?;
-            let Link::Online(transport) = &self.link else {
+            let Link::Online { transport, .. } = &self.link else {
                 return Err(MisuseError::NotConnected.into());
             };
             transport.check_write(MAX_E2E_SEND_LEN)?;
@@ -577,7 +615,7 @@ impl Client {
                         for name in awaited {
                             transmit.push(seal(&mut transport, &Message::FetchBundle { name })?);
                         }
-                        self.link = Link::Online(transport);
+                        self.link = Link::Online { transport, uploads_unanswered: 0 };
                         Ok(ClientOutputs { transmit, events: vec![ClientEvent::Connected] })
                     }
                     Message::Welcome { .. } => Err(ProtocolError::WrongName.into()),
@@ -593,12 +631,12 @@ impl Client {
                     }
                 }
             }
-            (Link::Online(transport), LinkKind::Transport) => {
-                let mut transport = transport.clone();
+            (Link::Online { transport, uploads_unanswered }, LinkKind::Transport) => {
+                let (mut transport, uploads_unanswered) = (transport.clone(), *uploads_unanswered);
                 let plaintext = transport.read(noise)?;
                 // The frame authenticated: the channel advances whatever the content. `on_message`
                 // commits nothing unless it succeeds, so a refusal changes nothing else.
-                self.link = Link::Online(transport);
+                self.link = Link::Online { transport, uploads_unanswered };
                 // The body (or envelope) stays in the decrypted buffer: no new allocation.
                 let result = Message::decode_owned(plaintext)
                     .map_err(Error::from)
@@ -661,10 +699,18 @@ impl Client {
                 out.events.push(ClientEvent::Refused(reason));
             }
             Message::BundleStored { one_time_prekeys } => {
+                // Every upload this channel sealed since the last rotation carries the current
+                // signed prekey: a rotation waits until no upload is unanswered.
+                if self.answer_upload()
+                    && let Some(peers) = self.e2e.as_mut()
+                {
+                    peers.mark_signed_prekey_stored();
+                }
                 out.events.push(ClientEvent::BundleStored { one_time_prekeys });
             }
             Message::BundleRefused { reason } => {
-                out.events.push(ClientEvent::BundleRefused(reason))
+                self.answer_upload();
+                out.events.push(ClientEvent::BundleRefused(reason));
             }
             Message::Bundle { name, bundle } => self.on_bundle(name, &bundle, rng, &mut out)?,
             Message::NoBundle { name } => {
@@ -732,7 +778,7 @@ impl Client {
         let waiting = self.peers()?.pending_count(&name);
         let count = u64::try_from(waiting).unwrap_or(u64::MAX);
         self.last_id.checked_add(count).ok_or(MisuseError::IdsExhausted)?;
-        let Link::Online(transport) = &self.link else {
+        let Link::Online { transport, .. } = &self.link else {
             return Err(MisuseError::NotConnected.into());
         };
         transport.check_writes(MAX_E2E_SEND_LEN, count)?;
@@ -792,7 +838,7 @@ impl Client {
 
     /// Seals `message` on the open channel.
     fn seal(&mut self, message: &Message) -> Result<Vec<u8>, Error> {
-        let Link::Online(transport) = &mut self.link else {
+        let Link::Online { transport, .. } = &mut self.link else {
             return Err(MisuseError::NotConnected.into());
         };
         seal(transport, message)
@@ -800,7 +846,7 @@ impl Client {
 
     /// Seals an encoded message on the open channel; see [`seal_frame`].
     fn seal_frame(&mut self, frame: Vec<u8>) -> Result<Vec<u8>, Error> {
-        let Link::Online(transport) = &mut self.link else {
+        let Link::Online { transport, .. } = &mut self.link else {
             return Err(MisuseError::NotConnected.into());
         };
         seal_frame(transport, frame)

@@ -150,7 +150,8 @@ impl ReplayWindows {
     }
 
     /// Reads [`Self::write_state`]'s form. A window only exists once an id was accepted, so its
-    /// highest id is at least 1 and accepted (bit 0 set), and no bit stands for an id below 1.
+    /// highest id is at least 1 and accepted (bit 0 set), no bit stands for an id below 1, and it
+    /// was stamped no later than the clock.
     ///
     /// # Errors
     /// A count over [`MAX_PEERS`], names out of order, an impossible window, or truncation.
@@ -163,6 +164,8 @@ impl ReplayWindows {
             let name = read_next_name(r, last.as_ref(), "replay window order")?;
             let window = ReplayWindow { highest: r.u64()?, seen: r.u64()? };
             let at = r.u64()?;
+            // Accepting advances the clock and stamps the window with it (SPEC.md §5.3).
+            ensure(at <= clock, "a replay window accepted after the clock")?;
             // Bit i stands for id highest − i, which must be at least 1.
             let below_one =
                 window.seen.checked_shr(u32::try_from(window.highest).unwrap_or(u32::MAX));

@@ -7,6 +7,7 @@
 //! before the call); the driver may then close the link.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rand_core::CryptoRng;
 
@@ -205,12 +206,18 @@ pub struct Server<P: ContentPolicy = AllowAll> {
     links: BTreeMap<LinkId, OpenLink>,
     /// Bound names and their static keys; `keys` is the same binding the other way round: one
     /// static key binds one name, one name one static key (SPEC.md §5.1).
-    accounts: BTreeMap<Name, PublicKey>,
-    keys: BTreeMap<PublicKey, Name>,
-    mailboxes: BTreeMap<Name, Mailbox>,
+    ///
+    /// These two, the mailboxes and the directory — what grows with the accounts, where `links`
+    /// holds only the open channels — are shared copy-on-write: a clone of the server (the model
+    /// checker's and the fuzzers' every state) shares them, and `Arc::make_mut` copies one on its
+    /// first change while it is shared. `==` and `Hash` look through the `Arc`s; none holds a
+    /// secret.
+    accounts: Arc<BTreeMap<Name, PublicKey>>,
+    keys: Arc<BTreeMap<PublicKey, Name>>,
+    mailboxes: Arc<BTreeMap<Name, Mailbox>>,
     /// What all mailboxes hold, in bytes (at most `limits.max_queued_bytes`).
     queued_bytes: usize,
-    directory: Directory,
+    directory: Arc<Directory>,
     limits: ServerLimits,
     /// Whether the server reports [`DurableChange`]s and keeps mailboxes until [`Server::settle`]
     /// (see [`Server::durable`]).
@@ -233,11 +240,11 @@ impl<P: ContentPolicy> Server<P> {
             static_key,
             policy,
             links: BTreeMap::new(),
-            accounts: BTreeMap::new(),
-            keys: BTreeMap::new(),
-            mailboxes: BTreeMap::new(),
+            accounts: Arc::default(),
+            keys: Arc::default(),
+            mailboxes: Arc::default(),
             queued_bytes: 0,
-            directory: Directory::default(),
+            directory: Arc::default(),
             limits: ServerLimits::default(),
             durable: false,
         }
@@ -261,28 +268,28 @@ impl<P: ContentPolicy> Server<P> {
     pub fn restore(mut self, snapshot: Snapshot) -> Result<Self, SnapshotError> {
         self.durable = true;
         self.links.clear();
-        self.accounts.clear();
-        self.keys.clear();
-        self.mailboxes.clear();
+        let mut accounts = BTreeMap::new();
+        let mut keys = BTreeMap::new();
+        let mut mailboxes = BTreeMap::new();
+        let mut directory = Directory::default();
         self.queued_bytes = 0;
-        self.directory = Directory::default();
         for (name, key) in snapshot.accounts {
-            if self.accounts.insert(name.clone(), key).is_some()
-                || self.keys.insert(key, name.clone()).is_some()
+            if accounts.insert(name.clone(), key).is_some()
+                || keys.insert(key, name.clone()).is_some()
             {
                 return Err(SnapshotError::DuplicateBinding(name));
             }
         }
-        if self.accounts.len() > self.limits.max_accounts {
+        if accounts.len() > self.limits.max_accounts {
             return Err(SnapshotError::OverLimit);
         }
         for stored in snapshot.mailboxes {
-            if !self.accounts.contains_key(&stored.name) {
+            if !accounts.contains_key(&stored.name) {
                 return Err(SnapshotError::Unbound(stored.name));
             }
             let relayable =
                 |m: &Message| matches!(m, Message::Deliver { .. } | Message::E2eDeliver { .. });
-            if self.mailboxes.contains_key(&stored.name) || !stored.messages.iter().all(relayable) {
+            if mailboxes.contains_key(&stored.name) || !stored.messages.iter().all(relayable) {
                 return Err(SnapshotError::BadMailbox(stored.name));
             }
             if stored.messages.len() > MAILBOX_CAPACITY {
@@ -290,17 +297,21 @@ impl<P: ContentPolicy> Server<P> {
             }
             let mailbox = Mailbox::restored(stored.head, stored.messages);
             self.queued_bytes = self.queued_bytes.saturating_add(mailbox.bytes());
-            self.mailboxes.insert(stored.name, mailbox);
+            mailboxes.insert(stored.name, mailbox);
         }
         if self.queued_bytes > self.limits.max_queued_bytes {
             return Err(SnapshotError::OverLimit);
         }
         for (name, entry) in snapshot.directory {
-            if !self.accounts.contains_key(&name) {
+            if !accounts.contains_key(&name) {
                 return Err(SnapshotError::Unbound(name));
             }
-            self.directory.restore_entry(name, entry);
+            directory.restore_entry(name, entry);
         }
+        self.accounts = Arc::new(accounts);
+        self.keys = Arc::new(keys);
+        self.mailboxes = Arc::new(mailboxes);
+        self.directory = Arc::new(directory);
         Ok(self)
     }
 
@@ -336,10 +347,13 @@ impl<P: ContentPolicy> Server<P> {
     /// Returns the change to store (none if they were already removed — by an earlier delivery of
     /// the same messages, for example). A server that is not durable has nothing to settle.
     pub fn settle(&mut self, delivery: &Delivery) -> Vec<DurableChange> {
-        let Some(mailbox) = self.mailboxes.get_mut(&delivery.name) else { return Vec::new() };
+        let Some(mailbox) = self.mailboxes.get(&delivery.name) else { return Vec::new() };
         if !self.durable || mailbox.head() >= delivery.until {
             return Vec::new();
         }
+        let Some(mailbox) = Arc::make_mut(&mut self.mailboxes).get_mut(&delivery.name) else {
+            return Vec::new();
+        };
         let freed = mailbox.settle(delivery.until);
         self.queued_bytes = self.queued_bytes.saturating_sub(freed);
         vec![DurableChange::Removed { name: delivery.name.clone(), until: mailbox.head() }]
@@ -515,13 +529,17 @@ impl<P: ContentPolicy> Server<P> {
             self.links.remove(&old);
             out.close.push(old);
         }
-        if self.durable && self.accounts.get(&name) != Some(&key) {
-            out.changes.push(DurableChange::Bound { name: name.clone(), key });
+        // Binding a name to the key it is bound to already changes nothing (`binding_refusal`
+        // let no other name hold the key): the maps are not copied for it.
+        if self.accounts.get(&name) != Some(&key) {
+            if self.durable {
+                out.changes.push(DurableChange::Bound { name: name.clone(), key });
+            }
+            Arc::make_mut(&mut self.accounts).insert(name.clone(), key);
+            Arc::make_mut(&mut self.keys).insert(key, name.clone());
         }
-        self.accounts.insert(name.clone(), key);
-        self.keys.insert(key, name.clone());
-        if !self.durable {
-            self.mailboxes.remove(&name);
+        if !self.durable && self.mailboxes.contains_key(&name) {
+            Arc::make_mut(&mut self.mailboxes).remove(&name);
         }
         self.queued_bytes = self.queued_bytes.saturating_sub(freed);
         if let Some(open) = self.links.get_mut(&link) {
@@ -643,7 +661,7 @@ impl<P: ContentPolicy> Server<P> {
     /// [`Server::open_transport`]): a man in the middle fetches the real bundle this way. It reports
     /// no [`DurableChange`]: a malicious server keeps no honest store.
     pub fn take_bundle(&mut self, name: &Name) -> Option<FetchedBundle> {
-        self.directory.fetch(name)
+        Arc::make_mut(&mut self.directory).fetch(name)
     }
 
     /// Stores an uploaded bundle and answers `BundleStored` or `BundleRefused` (SPEC.md §15.2).
@@ -655,8 +673,8 @@ impl<P: ContentPolicy> Server<P> {
         bundle: &UploadedBundle,
     ) -> Result<ServerOutputs, Error> {
         // `Directory::upload` changes nothing when it refuses, so the copy is committed either way.
-        let mut directory = self.directory.clone();
-        let (reply, event) = match directory.upload(&from, bundle) {
+        let mut directory = Arc::clone(&self.directory);
+        let (reply, event) = match Arc::make_mut(&mut directory).upload(&from, bundle) {
             Ok(count) => (
                 // The directory holds at most MAX_ONE_TIME_PREKEYS (100), which fits a u16.
                 Message::BundleStored {
@@ -729,7 +747,7 @@ impl<P: ContentPolicy> Server<P> {
         }
         // Everything fallible is done: commit.
         if takes_one_time {
-            self.directory.hand_out_one_time(&name, &by);
+            Arc::make_mut(&mut self.directory).hand_out_one_time(&name, &by);
             // The prekey is deleted in the store before the `Bundle` carrying it leaves (§9.2).
             if self.durable
                 && let Some(entry) = self.directory.entry(&name)
@@ -937,7 +955,7 @@ impl<P: ContentPolicy> Server<P> {
             self.commit_link(to_link, transport);
         }
         if let Outcome::Queued(mailbox, len) = outcome {
-            self.mailboxes.insert(to, mailbox);
+            Arc::make_mut(&mut self.mailboxes).insert(to, mailbox);
             self.queued_bytes += len;
         }
         Ok(out)

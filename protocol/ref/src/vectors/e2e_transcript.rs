@@ -1,4 +1,5 @@
-//! `e2e_transcript.json`: a whole e2e run of Alice, the server and Bob from a seed (SPEC.md §10–§15):
+//! `e2e_transcript.json`: whole e2e runs of Alice, the server and Bob (and Carol, in a run
+//! whose script names her) from a seed (SPEC.md §10–§15):
 //! every frame, every channel key, the X3DH handshake, every ratchet chain and message key, every
 //! plaintext; then a malicious server's replayed and tampered envelopes and a network attacker's
 //! replayed frame, with their expected rejections.

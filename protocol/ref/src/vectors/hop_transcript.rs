@@ -1,4 +1,5 @@
-//! `hop_transcript.json`: a whole hop run of Alice, the server and Bob from a seed (SPEC.md §5, §9):
+//! `hop_transcript.json`: whole hop runs of Alice, the server and Bob (and Carol, in a run
+//! whose script names her) from a seed (SPEC.md §5, §9):
 //! every frame on every link, every RNG draw, every channel key and nonce, every plaintext message;
 //! then a network attacker's replayed and tampered frames and a server's replayed delivery, with their
 //! expected rejections.

@@ -207,6 +207,7 @@ const fn misuse_class(e: MisuseError) -> &'static str {
         MisuseError::NoE2eIdentity => "NoE2eIdentity",
         MisuseError::PendingFull => "PendingFull",
         MisuseError::SendToSelf => "SendToSelf",
+        MisuseError::SignedPrekeyNotStored => "SignedPrekeyNotStored",
         // The library's error enums are `#[non_exhaustive]`: a variant newer than this mapping
         // shows as "Unclassified" in generated vectors, which the committed-vector test then flags.
         _ => "Unclassified",
