@@ -235,7 +235,7 @@ impl Peers {
 
     /// The id of the current signed prekey: the one every upload publishes (SPEC.md §10.2).
     #[must_use]
-    pub const fn signed_prekey_id(&self) -> u32 {
+    pub fn signed_prekey_id(&self) -> u32 {
         self.prekeys.current_signed_prekey().id
     }
 
