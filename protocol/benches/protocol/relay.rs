@@ -6,7 +6,7 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use e2e_protocol::roles::{ClientEvent, ClientOutputs};
 use e2e_protocol::wire::{Body, Name};
 
-use super::fixtures::{ALICE_LINK, BOB_LINK, SIZES, World, body, must, name};
+use super::fixtures::{ALICE_LINK, BOB_LINK, SIZES, World, body, measured, must, name};
 
 pub const GROUP: &str = "relay";
 
@@ -40,8 +40,10 @@ pub fn bench(c: &mut Criterion) {
             b.iter_batched(
                 || message.clone(),
                 |message: Body| {
-                    let (_, frame) = must(world.alice.send(&bob, message));
-                    world.relay(&frame)
+                    measured(|| {
+                        let (_, frame) = must(world.alice.send(&bob, message));
+                        world.relay(&frame)
+                    })
                 },
                 BatchSize::SmallInput,
             );
@@ -52,8 +54,10 @@ pub fn bench(c: &mut Criterion) {
             b.iter_batched(
                 || message.clone(),
                 |message: Body| {
-                    let out = must(world.alice.send_e2e(&bob, message, &mut world.rng));
-                    world.relay(&out.transmit[0])
+                    measured(|| {
+                        let out = must(world.alice.send_e2e(&bob, message, &mut world.rng));
+                        world.relay(&out.transmit[0])
+                    })
                 },
                 BatchSize::SmallInput,
             );
