@@ -103,6 +103,20 @@ pub fn bench(c: &mut Criterion, group: &str) {
         });
     });
 
+    // KDF_CK (SPEC §12.1): HMAC-SHA-256 keyed once with the chain key, then two MACs over one byte
+    // each (the message key and the next chain key), as the ratchet computes it.
+    group.bench_function("kdf_ck", |b| {
+        b.iter(|| {
+            measured(|| {
+                let mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(black_box(&key))
+                    .map_err(|_| ())?;
+                let message_key = mac.clone().chain_update([0x01]).finalize().into_bytes();
+                let chain_key = mac.chain_update([0x02]).finalize().into_bytes();
+                Ok::<_, ()>((message_key, chain_key))
+            })
+        });
+    });
+
     // SHA-256 over 64 bytes: Noise's MixHash of a key (h || 32 bytes).
     let input = [4u8; 64];
     group.bench_function("sha256_64", |b| b.iter(|| measured(|| Sha256::digest(black_box(input)))));
