@@ -30,6 +30,44 @@ use crate::suite::{
     AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, CryptoError, DH_LEN, Secret, SharedSecret,
 };
 
+/// An AWS-LC key object kept with the suite key it was built from ([`DhKey`], [`AeadObject`]),
+/// shared by the key's clones (a model checker clones states by the thousand), or none: then each
+/// call builds its own. It is a function of the key's bytes, which the suite keeps beside it, so
+/// it takes no part in equality or hashing ([`PartialEq`] is always true, [`Hash`] writes
+/// nothing); [`Zeroize`] drops this handle, and AWS-LC erases the object's memory when the last
+/// one goes (`OPENSSL_free`).
+struct KeyObject<T>(Option<Arc<T>>);
+
+impl<T> Clone for KeyObject<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> Default for KeyObject<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<T> PartialEq for KeyObject<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> Eq for KeyObject<T> {}
+
+impl<T> Hash for KeyObject<T> {
+    fn hash<H: Hasher>(&self, _: &mut H) {}
+}
+
+impl<T> Zeroize for KeyObject<T> {
+    fn zeroize(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// AWS-LC's X25519 key object for one private key, built once when the key is made
 /// ([`crate::suite::PrivateKey::from_bytes`]) and kept with it, so that each DH is one
 /// scalar multiplication: building the object derives the public key (a fixed-base
@@ -46,8 +84,8 @@ use crate::suite::{
 /// writes nothing): two `PrivateKey`s are equal exactly when their bytes are. `None` (AWS-LC
 /// could not allocate, or the handle was zeroized) means "build it per DH", as before: slower,
 /// never a different result.
-#[derive(Clone, Default)]
-pub struct DhKey(Option<Arc<agreement::PrivateKey>>);
+#[derive(Clone, Default, PartialEq, Eq, Hash, Zeroize)]
+pub struct DhKey(KeyObject<agreement::PrivateKey>);
 
 impl DhKey {
     /// The key object for `secret` and its public key `X25519(secret, 9)`.
@@ -63,8 +101,8 @@ impl DhKey {
             .and_then(|key| key.compute_public_key().ok())
             .and_then(|public| <[u8; DH_LEN]>::try_from(public.as_ref()).ok());
         match (key, public) {
-            (Some(key), Some(public)) => (Self(Some(Arc::new(key))), public),
-            _ => (Self(None), dalek::x25519_public_key(secret)),
+            (Some(key), Some(public)) => (Self(KeyObject(Some(Arc::new(key)))), public),
+            _ => (Self(KeyObject(None)), dalek::x25519_public_key(secret)),
         }
     }
 
@@ -78,28 +116,10 @@ impl DhKey {
         secret: &[u8; DH_LEN],
         their_public: &[u8; DH_LEN],
     ) -> Result<SharedSecret, CryptoError> {
-        match &self.0 {
+        match &self.0.0 {
             Some(ours) => agree(ours, their_public),
             None => x25519(secret, their_public),
         }
-    }
-}
-
-impl PartialEq for DhKey {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for DhKey {}
-
-impl Hash for DhKey {
-    fn hash<H: Hasher>(&self, _: &mut H) {}
-}
-
-impl Zeroize for DhKey {
-    fn zeroize(&mut self) {
-        self.0 = None;
     }
 }
 
@@ -156,14 +176,14 @@ fn aead_key(key: &[u8; AEAD_KEY_LEN]) -> Option<LessSafeKey> {
 /// takes no part in `==` or `Hash`; without one (AWS-LC could not allocate it, or the handle was
 /// zeroized) every call builds its own, as the free functions do: slower, never a different
 /// result.
-#[derive(Clone, Default)]
-pub struct AeadObject(Option<Arc<LessSafeKey>>);
+#[derive(Clone, Default, PartialEq, Eq, Hash, Zeroize)]
+pub struct AeadObject(KeyObject<LessSafeKey>);
 
 impl AeadObject {
     /// The key object for `key`.
     #[must_use]
     pub fn new(key: &[u8; AEAD_KEY_LEN]) -> Self {
-        Self(aead_key(key).map(Arc::new))
+        Self(KeyObject(aead_key(key).map(Arc::new)))
     }
 
     /// [`aead_seal`] with this key object, which must be the one [`Self::new`] made for `key`.
@@ -175,7 +195,7 @@ impl AeadObject {
         ad: &[u8],
         body: &mut [u8],
     ) -> Option<[u8; AEAD_TAG_LEN]> {
-        match &self.0 {
+        match &self.0.0 {
             Some(object) => seal_with(object, nonce, ad, body),
             None => aead_seal(key, nonce, ad, body),
         }
@@ -194,28 +214,10 @@ impl AeadObject {
         ciphertext: &[u8],
         tag: &[u8; AEAD_TAG_LEN],
     ) -> Result<Vec<u8>, CryptoError> {
-        match &self.0 {
+        match &self.0.0 {
             Some(object) => open_to_vec_with(object, nonce, ad, ciphertext, tag),
             None => aead_open_to_vec(key, nonce, ad, ciphertext, tag),
         }
-    }
-}
-
-impl PartialEq for AeadObject {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for AeadObject {}
-
-impl Hash for AeadObject {
-    fn hash<H: Hasher>(&self, _: &mut H) {}
-}
-
-impl Zeroize for AeadObject {
-    fn zeroize(&mut self) {
-        self.0 = None;
     }
 }
 
