@@ -109,7 +109,37 @@ fn same_aead(
 ) -> AeadRun {
     let ours = aead_run(DALEK, key, nonce, ad, plaintext, to_open);
     assert_eq!(ours, aead_run(AWS_LC, key, nonce, ad, plaintext, to_open));
+    kept_objects_agree(key, nonce, ad, plaintext, to_open, &ours);
     ours
+}
+
+/// A kept key object (`AeadObject`, what a channel key keeps) seals and opens as the per-call
+/// functions do, on both backends, and so does aws-lc's empty one (the fallback when AWS-LC
+/// cannot allocate an object: each call builds its own).
+fn kept_objects_agree(
+    key: &[u8; 32],
+    nonce: &[u8; AEAD_NONCE_LEN],
+    ad: &[u8],
+    plaintext: &[u8],
+    (ciphertext, tag): (&[u8], &[u8; AEAD_TAG_LEN]),
+    expected: &AeadRun,
+) {
+    let check = |seal: &dyn Fn(&mut [u8]) -> Option<[u8; AEAD_TAG_LEN]>,
+                 open: &dyn Fn() -> Result<Vec<u8>, CryptoError>| {
+        let mut sealed = plaintext.to_vec();
+        assert_eq!(seal(&mut sealed), expected.tag, "kept object: tag");
+        assert_eq!(sealed, expected.sealed, "kept object: ciphertext");
+        assert_eq!(open(), expected.opened_into, "kept object: open");
+    };
+    let object = dalek::AeadObject::new(key);
+    check(&|body| object.seal(key, nonce, ad, body), &|| {
+        object.open_to_vec(key, nonce, ad, ciphertext, tag)
+    });
+    for object in [aws_lc::AeadObject::new(key), aws_lc::AeadObject::default()] {
+        check(&|body| object.seal(key, nonce, ad, body), &|| {
+            object.open_to_vec(key, nonce, ad, ciphertext, tag)
+        });
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use e2e_protocol::channel::{Initiator, PROLOGUE, Responder, Transport};
 use e2e_protocol::suite::PrivateKey;
 
-use super::fixtures::{SIZES, must, rng};
+use super::fixtures::{SIZES, measured, must, rng};
 
 pub const GROUP: &str = "channel";
 
@@ -33,8 +33,10 @@ pub fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("handshake", |b| {
         b.iter(|| {
-            let ephemerals = (PrivateKey::generate(&mut rng), PrivateKey::generate(&mut rng));
-            handshake(&client, &server, ephemerals)
+            measured(|| {
+                let ephemerals = (PrivateKey::generate(&mut rng), PrivateKey::generate(&mut rng));
+                handshake(&client, &server, ephemerals)
+            })
         });
     });
 
@@ -48,7 +50,7 @@ pub fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(size as u64));
         let plaintext = vec![7u8; size];
         group.bench_with_input(BenchmarkId::new("transport", size), &size, |b, _| {
-            b.iter(|| receiver.read(&must(sender.write(&plaintext))));
+            b.iter(|| measured(|| receiver.read(&must(sender.write(&plaintext)))));
         });
     }
     group.finish();

@@ -1,6 +1,9 @@
 //! What the benches share: seeded RNGs, bodies, and a relay world (server, Alice, Bob) brought to
 //! the steady state a message path is measured in.
 
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::roles::{Client, ClientEvent, LinkId, Server};
 use e2e_protocol::suite::PrivateKey;
@@ -10,6 +13,11 @@ use rand_core::SeedableRng;
 
 /// The three message sizes of the issue: 64 B, 1 KiB and 16 KiB (the largest body, MAX_BODY_LEN).
 pub const SIZES: [usize; 3] = [64, 1024, 16 * 1024];
+
+/// Bytes of associated data the ratchet authenticates with each message of the benches' sessions
+/// (SPEC §11.1, §12.3): `IK_A || IK_B || Name(alice) || Name(bob) || header`.
+pub const RATCHET_AD_LEN: usize =
+    2 * 64 + (1 + "alice".len()) + (1 + "bob".len()) + e2e_protocol::e2e::ratchet::HEADER_LEN;
 
 /// A seeded RNG: every bench run draws the same keys.
 pub fn rng(seed: u64) -> ChaCha20Rng {
@@ -22,6 +30,27 @@ pub fn name(text: &str) -> Name {
 
 pub fn body(len: usize) -> Body {
     must(Body::new((0..len).map(|i| (i % 251) as u8).collect()))
+}
+
+/// How many times [`measured`] has run in this process.
+static MEASURED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// Runs one iteration of a bench's routine, the part criterion times. Every path and every
+/// primitive of the floor goes through it, so that an instruction counter can count exactly these
+/// iterations and nothing else: `scripts/count-instructions` runs the bench binary under
+/// callgrind collecting only inside this function (`--toggle-collect`) and divides by
+/// [`measured_runs`]. Never inlined, for that; the call costs both sides alike (a few
+/// instructions). What the routine returns is dropped in here, so that freeing it (a key
+/// object, a returned buffer) is counted as criterion times it.
+#[inline(never)]
+pub fn measured<R>(routine: impl FnOnce() -> R) {
+    MEASURED_RUNS.fetch_add(1, Ordering::Relaxed);
+    drop(black_box(routine()));
+}
+
+/// How many iterations [`measured`] has run.
+pub fn measured_runs() -> u64 {
+    MEASURED_RUNS.load(Ordering::Relaxed)
 }
 
 /// Setup code may stop the bench with a message: a failure here is a broken fixture, not a result.

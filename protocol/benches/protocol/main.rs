@@ -28,6 +28,11 @@ use std::time::{Duration, SystemTime};
 use criterion::Criterion;
 
 fn main() {
+    // `scripts/count-instructions`: the summary from instruction counts it wrote, no benches run.
+    if let Some(counts) = std::env::var_os("BENCH_INSTRUCTIONS") {
+        floor::report_instructions(std::path::Path::new(&counts));
+        return;
+    }
     let started = SystemTime::now();
     let dir = floor::criterion_dir();
     let mut c = Criterion::default()
@@ -55,4 +60,8 @@ fn main() {
     primitives(&mut c, 2);
     c.final_summary();
     floor::report(&dir, started);
+    // For `scripts/count-instructions`, which divides what callgrind counted by this.
+    if std::env::var_os("BENCH_REPORT_RUNS").is_some() {
+        eprintln!("measured runs: {}", fixtures::measured_runs());
+    }
 }

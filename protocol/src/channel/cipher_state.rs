@@ -1,17 +1,18 @@
 //! Noise `CipherState` (spec rev 34, §5.1): an optional AEAD key `k` and a 64-bit nonce counter `n`.
 
-use crate::suite::{AEAD_NONCE_LEN, AeadKey};
+use crate::suite::{AEAD_NONCE_LEN, AeadKey, KeptAeadKey};
 
 use super::ChannelError;
 
-/// `CipherState` (§5.1).
+/// `CipherState` (§5.1). The key is kept with the backend's key object for it
+/// ([`KeptAeadKey`]): a transport key serves up to `2^64 − 1` messages.
 ///
 /// `n = 2^64 − 1` is reserved: once `n` reaches it, [`Self::encrypt_with_ad`] and
 /// [`Self::decrypt_with_ad`] return [`ChannelError::NonceExhausted`] and change nothing. So at most
 /// `2^64 − 1` messages are sent under one key, nonces `0 ..= 2^64 − 2`.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub(crate) struct CipherState {
-    k: Option<AeadKey>,
+    k: Option<KeptAeadKey>,
     n: u64,
 }
 
@@ -22,8 +23,8 @@ impl CipherState {
     }
 
     /// `InitializeKey(key)`: `k = key`, `n = 0` (§5.1).
-    pub(crate) const fn new(key: AeadKey) -> Self {
-        Self { k: Some(key), n: 0 }
+    pub(crate) fn new(key: AeadKey) -> Self {
+        Self { k: Some(KeptAeadKey::new(key)), n: 0 }
     }
 
     /// The `ChaChaPoly` nonce encoding (§12.3): 32 bits of zeros followed by the little-endian 64-bit `n`.

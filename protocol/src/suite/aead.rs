@@ -1,5 +1,8 @@
 //! ChaCha20-Poly1305 (RFC 8439).
 
+use core::fmt;
+
+use super::backend::active::AeadObject;
 use super::{CryptoError, Secret};
 
 /// AEAD key length.
@@ -16,10 +19,7 @@ impl AeadKey {
     /// Encrypts `plaintext`, returning `ciphertext || tag` (`plaintext.len() + 16` bytes).
     #[must_use]
     pub fn seal(&self, nonce: &[u8; AEAD_NONCE_LEN], ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(plaintext.len() + AEAD_TAG_LEN);
-        out.extend_from_slice(plaintext);
-        self.seal_in_place(nonce, ad, &mut out, 0);
-        out
+        sealed_copy(plaintext, |buffer| self.seal_in_place(nonce, ad, buffer, 0))
     }
 
     /// Encrypts `buffer[start..]` in place and appends the tag, so that a caller can build a whole
@@ -37,11 +37,9 @@ impl AeadKey {
         buffer: &mut Vec<u8>,
         start: usize,
     ) {
-        let start = start.min(buffer.len());
-        match super::backend::active::aead_seal(self.expose(), nonce, ad, &mut buffer[start..]) {
-            Some(tag) => buffer.extend_from_slice(&tag),
-            None => buffer.truncate(start),
-        }
+        seal_into(buffer, start, |body| {
+            super::backend::active::aead_seal(self.expose(), nonce, ad, body)
+        });
     }
 
     /// Decrypts and authenticates `ciphertext || tag`.
@@ -85,6 +83,89 @@ impl AeadKey {
     }
 }
 
+/// A ChaCha20-Poly1305 key that serves many messages — a Noise `CipherState`'s key
+/// (channel/cipher_state.rs) — with the backend's key object for it, built once here rather than
+/// on every seal and open ([`AeadKey`] builds one per call, which suits the ratchet's message keys:
+/// each is used once). On the aws-lc backend that object is AWS-LC's allocated, set-up key, about
+/// a quarter of a 64-byte seal and open when built per call; on the default backend it is nothing.
+///
+/// Same bytes, same errors as [`AeadKey`] under the same key. The object is a function of the key
+/// and takes no part in `==` or `Hash` (two kept keys are equal exactly when their bytes are); it
+/// is released when the key is dropped, and AWS-LC erases its copy of the key then.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct KeptAeadKey {
+    key: AeadKey,
+    object: AeadObject,
+}
+
+impl KeptAeadKey {
+    /// Keeps `key`, with the backend's key object for it.
+    #[must_use]
+    pub fn new(key: AeadKey) -> Self {
+        let object = AeadObject::new(key.expose());
+        Self { key, object }
+    }
+
+    /// [`AeadKey::seal`] under this key.
+    #[must_use]
+    pub fn seal(&self, nonce: &[u8; AEAD_NONCE_LEN], ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        sealed_copy(plaintext, |buffer| self.seal_in_place(nonce, ad, buffer, 0))
+    }
+
+    /// [`AeadKey::seal_in_place`] under this key.
+    pub fn seal_in_place(
+        &self,
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        buffer: &mut Vec<u8>,
+        start: usize,
+    ) {
+        seal_into(buffer, start, |body| self.object.seal(self.key.expose(), nonce, ad, body));
+    }
+
+    /// [`AeadKey::open`] under this key.
+    ///
+    /// # Errors
+    /// As [`AeadKey::open`].
+    pub fn open(
+        &self,
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let (body, tag) = split_tag(sealed)?;
+        self.object.open_to_vec(self.key.expose(), nonce, ad, body, &tag)
+    }
+}
+
+impl fmt::Debug for KeptAeadKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeptAeadKey([redacted])")
+    }
+}
+
+/// `plaintext` copied into a buffer with room for the tag, then sealed by `seal_in_place`.
+fn sealed_copy(plaintext: &[u8], seal_in_place: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plaintext.len() + AEAD_TAG_LEN);
+    out.extend_from_slice(plaintext);
+    seal_in_place(&mut out);
+    out
+}
+
+/// Encrypts `buffer[start..]` in place with `seal`, which returns the tag, and appends the tag;
+/// if `seal` refuses, truncates `buffer` to `start` (see [`AeadKey::seal_in_place`]).
+fn seal_into(
+    buffer: &mut Vec<u8>,
+    start: usize,
+    seal: impl FnOnce(&mut [u8]) -> Option<[u8; AEAD_TAG_LEN]>,
+) {
+    let start = start.min(buffer.len());
+    match seal(&mut buffer[start..]) {
+        Some(tag) => buffer.extend_from_slice(&tag),
+        None => buffer.truncate(start),
+    }
+}
+
 /// `ciphertext || tag` split into the ciphertext and the tag.
 ///
 /// # Errors
@@ -94,4 +175,56 @@ fn split_tag(sealed: &[u8]) -> Result<(&[u8], [u8; AEAD_TAG_LEN]), CryptoError> 
     let (body, tag) = sealed.split_at(body_len);
     let tag = <[u8; AEAD_TAG_LEN]>::try_from(tag).map_err(|_| CryptoError::AeadTruncated)?;
     Ok((body, tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONCE: [u8; AEAD_NONCE_LEN] = [3; AEAD_NONCE_LEN];
+
+    #[test]
+    fn a_kept_key_seals_and_opens_as_the_key_does() {
+        let key = AeadKey::new([7; AEAD_KEY_LEN]);
+        let kept = KeptAeadKey::new(key.clone());
+        for len in [0, 1, 64, 1000] {
+            let plaintext = vec![0x5a; len];
+            let sealed = key.seal(&NONCE, b"ad", &plaintext);
+            assert_eq!(kept.seal(&NONCE, b"ad", &plaintext), sealed);
+            let mut framed = b"header".to_vec();
+            framed.extend_from_slice(&plaintext);
+            kept.seal_in_place(&NONCE, b"ad", &mut framed, 6);
+            assert_eq!(framed[6..], sealed[..]);
+            assert_eq!(kept.open(&NONCE, b"ad", &sealed), Ok(plaintext));
+        }
+    }
+
+    #[test]
+    fn a_kept_key_refuses_what_the_key_refuses() {
+        let key = AeadKey::new([7; AEAD_KEY_LEN]);
+        let kept = KeptAeadKey::new(key.clone());
+        let sealed = key.seal(&NONCE, b"ad", b"message");
+        let mut tampered = sealed.clone();
+        tampered[0] ^= 1;
+        for (nonce, ad, input) in [
+            (NONCE, &b"ad"[..], &tampered[..]),
+            (NONCE, b"xx", &sealed[..]),
+            ([4; AEAD_NONCE_LEN], b"ad", &sealed[..]),
+            (NONCE, b"ad", &sealed[..AEAD_TAG_LEN - 1]),
+        ] {
+            assert!(kept.open(&nonce, ad, input).is_err());
+            assert_eq!(kept.open(&nonce, ad, input), key.open(&nonce, ad, input));
+        }
+        assert_eq!(kept.open(&NONCE, b"ad", &sealed[..3]), Err(CryptoError::AeadTruncated));
+        let other = KeptAeadKey::new(AeadKey::new([8; AEAD_KEY_LEN]));
+        assert_eq!(other.open(&NONCE, b"ad", &sealed), Err(CryptoError::AeadOpen));
+    }
+
+    #[test]
+    fn a_kept_key_is_equal_by_its_bytes_and_prints_nothing_of_them() {
+        let kept = KeptAeadKey::new(AeadKey::new([7; AEAD_KEY_LEN]));
+        assert_eq!(kept, KeptAeadKey::new(AeadKey::new([7; AEAD_KEY_LEN])));
+        assert_ne!(kept, KeptAeadKey::new(AeadKey::new([8; AEAD_KEY_LEN])));
+        assert_eq!(format!("{kept:?}"), "KeptAeadKey([redacted])");
+    }
 }

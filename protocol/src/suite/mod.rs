@@ -43,7 +43,7 @@ pub mod backends {
     pub use super::backend::{aws_lc, dalek};
 }
 
-pub use aead::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadKey};
+pub use aead::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadKey, KeptAeadKey};
 pub use dh::{DH_LEN, PrivateKey, PublicKey, SharedSecret};
 pub use hash::{HASH_LEN, HmacKey, hkdf_sha256, hmac_sha256, sha256, sha512};
 pub use secret::Secret;

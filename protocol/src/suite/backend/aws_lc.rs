@@ -5,8 +5,9 @@
 //! forbidden in this crate).
 //!
 //! **Secrets.** An X25519 private key's AWS-LC key object ([`DhKey`]) lives as long as the
-//! suite's `PrivateKey` it belongs to, so that a DH does not rebuild it; AEAD key objects live for
-//! one call. AWS-LC copies a key into memory of its own, and its `OPENSSL_free` erases every
+//! suite's `PrivateKey` it belongs to, so that a DH does not rebuild it; so does a channel key's
+//! AEAD key object ([`AeadObject`], with a `suite::KeptAeadKey`); the ratchet's message keys, each
+//! used once, build theirs for the one call. AWS-LC copies a key into memory of its own, and its `OPENSSL_free` erases every
 //! allocation before freeing it (`OPENSSL_cleanse`), so no copy of a key outlives its object;
 //! the shared secret aws-lc-rs hands back is a `Zeroizing<Vec<u8>>`, copied into a [`Secret`]
 //! here.
@@ -29,6 +30,44 @@ use crate::suite::{
     AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, CryptoError, DH_LEN, Secret, SharedSecret,
 };
 
+/// An AWS-LC key object kept with the suite key it was built from ([`DhKey`], [`AeadObject`]),
+/// shared by the key's clones (a model checker clones states by the thousand), or none: then each
+/// call builds its own. It is a function of the key's bytes, which the suite keeps beside it, so
+/// it takes no part in equality or hashing ([`PartialEq`] is always true, [`Hash`] writes
+/// nothing); [`Zeroize`] drops this handle, and AWS-LC erases the object's memory when the last
+/// one goes (`OPENSSL_free`).
+struct KeyObject<T>(Option<Arc<T>>);
+
+impl<T> Clone for KeyObject<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> Default for KeyObject<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<T> PartialEq for KeyObject<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> Eq for KeyObject<T> {}
+
+impl<T> Hash for KeyObject<T> {
+    fn hash<H: Hasher>(&self, _: &mut H) {}
+}
+
+impl<T> Zeroize for KeyObject<T> {
+    fn zeroize(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// AWS-LC's X25519 key object for one private key, built once when the key is made
 /// ([`crate::suite::PrivateKey::from_bytes`]) and kept with it, so that each DH is one
 /// scalar multiplication: building the object derives the public key (a fixed-base
@@ -45,8 +84,8 @@ use crate::suite::{
 /// writes nothing): two `PrivateKey`s are equal exactly when their bytes are. `None` (AWS-LC
 /// could not allocate, or the handle was zeroized) means "build it per DH", as before: slower,
 /// never a different result.
-#[derive(Clone, Default)]
-pub struct DhKey(Option<Arc<agreement::PrivateKey>>);
+#[derive(Clone, Default, PartialEq, Eq, Hash, Zeroize)]
+pub struct DhKey(KeyObject<agreement::PrivateKey>);
 
 impl DhKey {
     /// The key object for `secret` and its public key `X25519(secret, 9)`.
@@ -62,8 +101,8 @@ impl DhKey {
             .and_then(|key| key.compute_public_key().ok())
             .and_then(|public| <[u8; DH_LEN]>::try_from(public.as_ref()).ok());
         match (key, public) {
-            (Some(key), Some(public)) => (Self(Some(Arc::new(key))), public),
-            _ => (Self(None), dalek::x25519_public_key(secret)),
+            (Some(key), Some(public)) => (Self(KeyObject(Some(Arc::new(key)))), public),
+            _ => (Self(KeyObject(None)), dalek::x25519_public_key(secret)),
         }
     }
 
@@ -77,28 +116,10 @@ impl DhKey {
         secret: &[u8; DH_LEN],
         their_public: &[u8; DH_LEN],
     ) -> Result<SharedSecret, CryptoError> {
-        match &self.0 {
+        match &self.0.0 {
             Some(ours) => agree(ours, their_public),
             None => x25519(secret, their_public),
         }
-    }
-}
-
-impl PartialEq for DhKey {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for DhKey {}
-
-impl Hash for DhKey {
-    fn hash<H: Hasher>(&self, _: &mut H) {}
-}
-
-impl Zeroize for DhKey {
-    fn zeroize(&mut self) {
-        self.0 = None;
     }
 }
 
@@ -139,9 +160,65 @@ fn agree(
     })
 }
 
-/// A ChaCha20-Poly1305 key object for one operation; `None` only if AWS-LC cannot allocate it.
+/// A ChaCha20-Poly1305 key object; `None` only if AWS-LC cannot allocate it.
 fn aead_key(key: &[u8; AEAD_KEY_LEN]) -> Option<LessSafeKey> {
     UnboundKey::new(&CHACHA20_POLY1305, key).ok().map(LessSafeKey::new)
+}
+
+/// AWS-LC's ChaCha20-Poly1305 key object for a key that serves many messages (a Noise
+/// `CipherState`'s, `suite::KeptAeadKey`), built once with the key and kept with it, as [`DhKey`]
+/// is for an X25519 key: building one allocates AWS-LC memory, sets it up and erases and frees
+/// it again, about a quarter of a 64-byte seal and open (README "Benchmarks"), which the free
+/// functions below pay on every call.
+///
+/// **Secrets**, **same value, same key**, `None`: as [`DhKey`]. AWS-LC keeps its copy of the key
+/// in memory it allocated, erased by `OPENSSL_free` when the last handle is dropped; the object
+/// takes no part in `==` or `Hash`; without one (AWS-LC could not allocate it, or the handle was
+/// zeroized) every call builds its own, as the free functions do: slower, never a different
+/// result.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Zeroize)]
+pub struct AeadObject(KeyObject<LessSafeKey>);
+
+impl AeadObject {
+    /// The key object for `key`.
+    #[must_use]
+    pub fn new(key: &[u8; AEAD_KEY_LEN]) -> Self {
+        Self(KeyObject(aead_key(key).map(Arc::new)))
+    }
+
+    /// [`aead_seal`] with this key object, which must be the one [`Self::new`] made for `key`.
+    #[must_use]
+    pub fn seal(
+        &self,
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        body: &mut [u8],
+    ) -> Option<[u8; AEAD_TAG_LEN]> {
+        match &self.0.0 {
+            Some(object) => seal_with(object, nonce, ad, body),
+            None => aead_seal(key, nonce, ad, body),
+        }
+    }
+
+    /// [`aead_open_to_vec`] with this key object, which must be the one [`Self::new`] made for
+    /// `key`.
+    ///
+    /// # Errors
+    /// [`CryptoError::AeadOpen`] if the tag does not verify.
+    pub fn open_to_vec(
+        &self,
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; AEAD_TAG_LEN],
+    ) -> Result<Vec<u8>, CryptoError> {
+        match &self.0.0 {
+            Some(object) => open_to_vec_with(object, nonce, ad, ciphertext, tag),
+            None => aead_open_to_vec(key, nonce, ad, ciphertext, tag),
+        }
+    }
 }
 
 /// Encrypts `body` in place and returns the tag, as [`dalek::aead_seal`]; `None` if AWS-LC
@@ -154,7 +231,17 @@ pub fn aead_seal(
     ad: &[u8],
     body: &mut [u8],
 ) -> Option<[u8; AEAD_TAG_LEN]> {
-    let tag = aead_key(key)?
+    seal_with(&aead_key(key)?, nonce, ad, body)
+}
+
+/// [`aead_seal`] with the key object `key`.
+fn seal_with(
+    key: &LessSafeKey,
+    nonce: &[u8; AEAD_NONCE_LEN],
+    ad: &[u8],
+    body: &mut [u8],
+) -> Option<[u8; AEAD_TAG_LEN]> {
+    let tag = key
         .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(ad), body)
         .ok()?;
     <[u8; AEAD_TAG_LEN]>::try_from(tag.as_ref()).ok()
@@ -241,16 +328,25 @@ pub fn aead_open_to_vec(
     ciphertext: &[u8],
     tag: &[u8; AEAD_TAG_LEN],
 ) -> Result<Vec<u8>, CryptoError> {
+    open_to_vec_with(&aead_key(key).ok_or(CryptoError::AeadOpen)?, nonce, ad, ciphertext, tag)
+}
+
+/// [`aead_open_to_vec`] with the key object `key`.
+fn open_to_vec_with(
+    key: &LessSafeKey,
+    nonce: &[u8; AEAD_NONCE_LEN],
+    ad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8; AEAD_TAG_LEN],
+) -> Result<Vec<u8>, CryptoError> {
     let mut out = vec![0; ciphertext.len()];
-    aead_key(key)
-        .ok_or(CryptoError::AeadOpen)?
-        .open_separate_gather(
-            Nonce::assume_unique_for_key(*nonce),
-            Aad::from(ad),
-            ciphertext,
-            tag,
-            &mut out,
-        )
-        .map_err(|_| CryptoError::AeadOpen)?;
+    key.open_separate_gather(
+        Nonce::assume_unique_for_key(*nonce),
+        Aad::from(ad),
+        ciphertext,
+        tag,
+        &mut out,
+    )
+    .map_err(|_| CryptoError::AeadOpen)?;
     Ok(out)
 }

@@ -37,6 +37,49 @@ impl DhKey {
     }
 }
 
+/// What this backend keeps with an AEAD key that serves many messages (`suite::KeptAeadKey`):
+/// nothing (setting up a RustCrypto ChaCha20-Poly1305 key is a copy of its 32 bytes); the type
+/// exists so that both backends offer the same calls.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Zeroize)]
+#[cfg_attr(any(feature = "model-memo", feature = "fuzz-memo"), allow(dead_code))]
+pub struct AeadObject;
+
+#[cfg_attr(any(feature = "model-memo", feature = "fuzz-memo"), allow(dead_code))]
+impl AeadObject {
+    /// The (empty) key object for `key`.
+    #[must_use]
+    pub const fn new(_key: &[u8; AEAD_KEY_LEN]) -> Self {
+        Self
+    }
+
+    /// [`aead_seal`].
+    #[must_use]
+    pub fn seal(
+        &self,
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        body: &mut [u8],
+    ) -> Option<[u8; AEAD_TAG_LEN]> {
+        aead_seal(key, nonce, ad, body)
+    }
+
+    /// [`aead_open_to_vec`].
+    ///
+    /// # Errors
+    /// As [`aead_open_to_vec`].
+    pub fn open_to_vec(
+        &self,
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; AEAD_TAG_LEN],
+    ) -> Result<Vec<u8>, CryptoError> {
+        aead_open_to_vec(key, nonce, ad, ciphertext, tag)
+    }
+}
+
 /// `X25519(secret, 9)`: the public key of the 32 private bytes (clamped inside, RFC 7748 §5).
 #[must_use]
 pub fn x25519_public_key(secret: &[u8; DH_LEN]) -> [u8; DH_LEN] {
