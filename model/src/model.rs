@@ -784,42 +784,61 @@ impl E2eModel {
             }
             return Some(());
         }
-        // e2e: every envelope sent before compromise — those the server opened, and those still in
-        // flight to it, which the server (the attacker) opens now on a copy, in order.
-        let mut envelopes: Vec<(Who, Who, Envelope)> = s
-            .know
-            .seen
-            .iter()
-            .filter_map(|m| m.envelope.clone().map(|e| (m.from, m.to, e)))
-            .collect();
-        let mut opener = Server::clone(&s.server);
-        for w in Who::BOTH {
-            for frame in &s.net.to_server[w.index()] {
-                if let Ok((_, plaintext)) = opener.open_transport(w.link(), &frame.bytes)
-                    && let Ok(Message::E2eSend { to, envelope, .. }) = Message::decode(&plaintext)
-                    && let Some(to) = Who::from_name(to.as_str())
-                {
-                    envelopes.push((w, to, envelope));
-                }
-            }
-        }
         for victim in Who::BOTH {
-            let mine: Vec<(Who, Envelope)> = envelopes
-                .iter()
-                .filter(|(_, to, _)| *to == victim)
-                .map(|(from, _, e)| (*from, e.clone()))
-                .collect();
-            let opened = self.open_with_compromised(s, victim, &mine);
-            for body in opened.own {
-                Self::learn(s, &body, true);
-            }
-            for body in opened.paired {
-                Self::learn_through_own_prekeys(s, body);
+            for tried in self.compromise_inputs(s, victim) {
+                let opened = self.open_with_compromised(s, victim, &tried);
+                for body in opened.own {
+                    Self::learn(s, &body, true);
+                }
+                for body in opened.paired {
+                    Self::learn_through_own_prekeys(s, body);
+                }
             }
         }
         // The oracle sealed on copies, and not at all when its memo answered.
         Self::unsealed();
         Some(())
+    }
+
+    /// The envelope lists the compromise oracle tries for `victim` (spec/MODEL.md §5), each as
+    /// (sender, envelope) in order: every e2e envelope sent to it before compromise — those the
+    /// server opened, then those still in flight to it, which the server (the attacker) opens
+    /// now on a copy — and, for each [`Edit`] that changes one of them, the same list with every
+    /// prekey message rebuilt by that edit as S's `Rebuild` builds it. Each list is tried on
+    /// fresh copies of the keys: a rebuilt message keeps its original's base key, and whichever
+    /// opened first would retire that key for the other.
+    #[must_use]
+    pub fn compromise_inputs(&self, s: &World, victim: Who) -> Vec<Vec<(Who, Envelope)>> {
+        let mut sent: Vec<(Who, Envelope)> = s
+            .know
+            .seen
+            .iter()
+            .filter(|m| m.to == victim)
+            .filter_map(|m| m.envelope.clone().map(|e| (m.from, e)))
+            .collect();
+        let mut opener = Server::clone(&s.server);
+        for w in Who::BOTH {
+            // Every frame is opened, in order: the channel's nonces move with each.
+            for frame in &s.net.to_server[w.index()] {
+                if let Ok((_, plaintext)) = opener.open_transport(w.link(), &frame.bytes)
+                    && let Ok(Message::E2eSend { to, envelope, .. }) = Message::decode(&plaintext)
+                    && Who::from_name(to.as_str()) == Some(victim)
+                {
+                    sent.push((w, envelope));
+                }
+            }
+        }
+        let mut lists = vec![sent];
+        for edit in Edit::ALL {
+            let edited: Vec<(Who, Envelope)> = lists[0]
+                .iter()
+                .map(|(from, e)| (*from, rebuilt(s, *from, e, edit).unwrap_or_else(|| e.clone())))
+                .collect();
+            if edited != lists[0] {
+                lists.push(edited);
+            }
+        }
+        lists
     }
 
     /// What `victim`'s long-term keys open among `envelopes` (sender, envelope), tried in order on
@@ -956,18 +975,7 @@ impl E2eModel {
     /// when the message is no prekey message, or has no one-time prekey id to leave out.
     fn rebuild(&self, s: &mut World, index: usize, edit: Edit) -> Option<()> {
         let seen = s.know.seen.get(index)?.clone();
-        let decoded = EnvelopeBody::decode(seen.envelope?.as_bytes()).ok()?;
-        let EnvelopeBody::Prekey { mut prekey, message } = decoded else { return None };
-        let impostor = s.know.impostors.iter().find(|i| i.impersonates == seen.from)?;
-        let theirs = impostor.peers.identity();
-        match edit {
-            Edit::ImpostorDh => prekey.identity.dh = theirs.dh,
-            Edit::ImpostorSign => prekey.identity.sign = theirs.sign,
-            Edit::NoOneTimePrekey => {
-                prekey.one_time_prekey_id.take()?;
-            }
-        }
-        let envelope = Envelope::new(EnvelopeBody::Prekey { prekey, message }.encode()).ok()?;
+        let envelope = rebuilt(s, seen.from, seen.envelope.as_ref()?, edit)?;
         let id = Self::spend(s)?;
         let message = Message::E2eDeliver { id: MessageId(id), from: seen.from.name(), envelope };
         let bytes = s.server.make_mut().seal_transport(seen.to.link(), &message).ok()?;
@@ -1234,6 +1242,25 @@ fn compare_safety_numbers(clients: &mut [Client; 2]) -> bool {
         });
     }
     pinned
+}
+
+/// `envelope`, a prekey message `from` sent, decoded and re-encoded by the crate's
+/// `EnvelopeBody` with `edit`, the identity halves it swaps taken from S's impostor of `from`
+/// (spec/MODEL.md §3, `Rebuild`). `None` when it is no prekey message, or has no one-time prekey
+/// id to leave out.
+fn rebuilt(s: &World, from: Who, envelope: &Envelope, edit: Edit) -> Option<Envelope> {
+    let decoded = EnvelopeBody::decode(envelope.as_bytes()).ok()?;
+    let EnvelopeBody::Prekey { mut prekey, message } = decoded else { return None };
+    let impostor = s.know.impostors.iter().find(|i| i.impersonates == from)?;
+    let theirs = impostor.peers.identity();
+    match edit {
+        Edit::ImpostorDh => prekey.identity.dh = theirs.dh,
+        Edit::ImpostorSign => prekey.identity.sign = theirs.sign,
+        Edit::NoOneTimePrekey => {
+            prekey.one_time_prekey_id.take()?;
+        }
+    }
+    Envelope::new(EnvelopeBody::Prekey { prekey, message }.encode()).ok()
 }
 
 /// The link the compromise oracle uses to reach its copy of `w`.
