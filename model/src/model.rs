@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use e2e_protocol::Error;
 use e2e_protocol::channel::{PROLOGUE, Responder};
 use e2e_protocol::e2e::envelope::EnvelopeBody;
-use e2e_protocol::e2e::peers::Peers;
+use e2e_protocol::e2e::identity::IdentityKeyPair;
+use e2e_protocol::e2e::prekeys::PrekeyStore;
 use e2e_protocol::roles::{Client, ClientEvent, LinkId, Server, ServerEvent, ServerOutputs};
 use e2e_protocol::seal_log;
 use e2e_protocol::suite::PrivateKey;
@@ -30,11 +31,20 @@ pub mod outage;
 pub mod pcs;
 pub mod rotation;
 pub mod setup;
+pub mod substitution;
 
 pub use setup::Reply;
 
+/// What the compromise oracle opens for one victim: with its own long-term keys, and with its
+/// identity paired with the attacker's own prekeys (`substitution.rs`).
+#[derive(Debug, Clone, Default)]
+struct Opened {
+    own: Vec<String>,
+    paired: Vec<String>,
+}
+
 /// Memo of compromise results: (victim, fingerprint of its inputs) → bodies opened.
-type Memo = HashMap<(Who, u64), Vec<String>>;
+type Memo = HashMap<(Who, u64), Opened>;
 
 /// What an honest completion ([`E2eModel::gets_through`]) reads of a state: the roles, the
 /// frames in flight, and which clients sent their bundle.
@@ -145,6 +155,10 @@ pub struct E2eModel {
     static_keys: [PrivateKey; 2],
     /// The server's static key, which a restart keeps (`outage.rs`).
     server_key: PrivateKey,
+    /// (e2e) Alice's and Bob's identities, which (C) learns and pairs with `own_prekeys`.
+    identities: Vec<IdentityKeyPair>,
+    /// (S, e2e) the prekey stores of the attacker's impostors, kept whole: its own keys.
+    own_prekeys: Vec<PrekeyStore>,
     /// Memo of [`E2eModel::open_with_compromised`], a pure function of its key.
     cache: Arc<Mutex<Memo>>,
     /// Memo of [`E2eModel::gets_through`].
@@ -233,10 +247,13 @@ impl E2eModel {
         let server_key = PrivateKey::generate(&mut r);
         let mut server = Server::new(server_key.clone());
         let static_keys = [PrivateKey::generate(&mut r), PrivateKey::generate(&mut r)];
-        let make = |w: Who, r: &mut rand_chacha::ChaCha20Rng| {
+        let mut identities = Vec::new();
+        let mut make = |w: Who, r: &mut rand_chacha::ChaCha20Rng| {
             let key = static_keys[w.index()].clone();
             if variant.is_e2e() {
-                Client::with_e2e(w.name(), key, server.public_key(), Peers::generate(r))
+                let (peers, identity, _) = substitution::generate(r);
+                identities.push(identity);
+                Client::with_e2e(w.name(), key, server.public_key(), peers)
             } else {
                 Client::new(w.name(), key, server.public_key())
             }
@@ -282,6 +299,7 @@ impl E2eModel {
         }
         let mut know = Knowledge { budget: bounds.budget, next_id: 100, ..Knowledge::default() };
         let mut inbox = Vec::new();
+        let mut own_prekeys = Vec::new();
         if attacker == Attacker::Malicious {
             let (client, received) = mallory::set_up(variant, &mut set_up, &mut r)?;
             know.mallory = Some(Shared::new(client));
@@ -290,7 +308,8 @@ impl E2eModel {
         if attacker.is_server(variant) {
             if variant.is_e2e() {
                 for w in Who::BOTH {
-                    let mut peers = Peers::generate(&mut r);
+                    let (mut peers, _, prekeys) = substitution::generate(&mut r);
+                    own_prekeys.push(prekeys);
                     let bundle = peers.prepare_upload()?;
                     know.impostors.make_mut().push(Impostor {
                         impersonates: w,
@@ -333,6 +352,8 @@ impl E2eModel {
             init,
             static_keys,
             server_key,
+            identities,
+            own_prekeys,
             cache: Arc::default(),
             completions: Arc::default(),
             verified,
@@ -525,6 +546,7 @@ impl E2eModel {
                     }
                 }
                 Self::note_prekey_delivery(s, w, &frame, &out.events);
+                Self::note_substitution_refused(s, &out.events);
                 let sealed = count_sent(&out.events);
                 self.emit_client(s, w, out.transmit, sealed);
                 if out.events.contains(&ClientEvent::Connected) {
@@ -762,33 +784,15 @@ impl E2eModel {
             }
             return Some(());
         }
-        // e2e: every envelope sent before compromise — those the server opened, and those still in
-        // flight to it, which the server (the attacker) opens now on a copy, in order.
-        let mut envelopes: Vec<(Who, Who, Envelope)> = s
-            .know
-            .seen
-            .iter()
-            .filter_map(|m| m.envelope.clone().map(|e| (m.from, m.to, e)))
-            .collect();
-        let mut opener = Server::clone(&s.server);
-        for w in Who::BOTH {
-            for frame in &s.net.to_server[w.index()] {
-                if let Ok((_, plaintext)) = opener.open_transport(w.link(), &frame.bytes)
-                    && let Ok(Message::E2eSend { to, envelope, .. }) = Message::decode(&plaintext)
-                    && let Some(to) = Who::from_name(to.as_str())
-                {
-                    envelopes.push((w, to, envelope));
-                }
-            }
-        }
         for victim in Who::BOTH {
-            let mine: Vec<(Who, Envelope)> = envelopes
-                .iter()
-                .filter(|(_, to, _)| *to == victim)
-                .map(|(from, _, e)| (*from, e.clone()))
-                .collect();
-            for body in self.open_with_compromised(s, victim, &mine) {
-                Self::learn(s, &body, true);
+            for tried in self.compromise_inputs(s, victim) {
+                let opened = self.open_with_compromised(s, victim, &tried);
+                for body in opened.own {
+                    Self::learn(s, &body, true);
+                }
+                for body in opened.paired {
+                    Self::learn_through_own_prekeys(s, body);
+                }
             }
         }
         // The oracle sealed on copies, and not at all when its memo answered.
@@ -796,14 +800,57 @@ impl E2eModel {
         Some(())
     }
 
+    /// The envelope lists the compromise oracle tries for `victim` (spec/MODEL.md §5), each as
+    /// (sender, envelope) in order: every e2e envelope sent to it before compromise — those the
+    /// server opened, then those still in flight to it, which the server (the attacker) opens
+    /// now on a copy — and, for each [`Edit`] that changes one of them, the same list with every
+    /// prekey message rebuilt by that edit as S's `Rebuild` builds it. Each list is tried on
+    /// fresh copies of the keys: a rebuilt message keeps its original's base key, and whichever
+    /// opened first would retire that key for the other.
+    #[must_use]
+    pub fn compromise_inputs(&self, s: &World, victim: Who) -> Vec<Vec<(Who, Envelope)>> {
+        let mut sent: Vec<(Who, Envelope)> = s
+            .know
+            .seen
+            .iter()
+            .filter(|m| m.to == victim)
+            .filter_map(|m| m.envelope.clone().map(|e| (m.from, e)))
+            .collect();
+        let mut opener = Server::clone(&s.server);
+        for w in Who::BOTH {
+            // Every frame is opened, in order: the channel's nonces move with each.
+            for frame in &s.net.to_server[w.index()] {
+                if let Ok((_, plaintext)) = opener.open_transport(w.link(), &frame.bytes)
+                    && let Ok(Message::E2eSend { to, envelope, .. }) = Message::decode(&plaintext)
+                    && Who::from_name(to.as_str()) == Some(victim)
+                {
+                    sent.push((w, envelope));
+                }
+            }
+        }
+        let mut lists = vec![sent];
+        for edit in Edit::ALL {
+            let edited: Vec<(Who, Envelope)> = lists[0]
+                .iter()
+                .map(|(from, e)| (*from, rebuilt(s, *from, e, edit).unwrap_or_else(|| e.clone())))
+                .collect();
+            if edited != lists[0] {
+                lists.push(edited);
+            }
+        }
+        lists
+    }
+
     /// What `victim`'s long-term keys open among `envelopes` (sender, envelope), tried in order on
-    /// one client holding only those keys ([`strip`]). A pure function of its inputs, memoised.
+    /// one client holding only those keys ([`strip`]), and what its identity opens paired with
+    /// the attacker's own prekeys ([`Self::open_with_own_prekeys`]). A pure function of its
+    /// inputs, memoised.
     fn open_with_compromised(
         &self,
         s: &World,
         victim: Who,
         envelopes: &[(Who, Envelope)],
-    ) -> Vec<String> {
+    ) -> Opened {
         let key = {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             s.clients[victim.index()].hash(&mut h);
@@ -818,6 +865,7 @@ impl E2eModel {
         let mut server = Server::clone(&s.server);
         let mut r = rng(self.bounds.seed, 4, 1 + victim.index() as u32);
         let mut bodies = Vec::new();
+        let paired = self.open_with_own_prekeys(victim, envelopes);
         if let Some(mut copy) = strip(&s.clients[victim.index()], &mut server, victim, &mut r) {
             for (i, (from, envelope)) in envelopes.iter().enumerate() {
                 let id = MessageId(1000 + i as u64);
@@ -835,10 +883,11 @@ impl E2eModel {
                 }
             }
         }
+        let opened = Opened { own: bodies, paired };
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert((victim, key), bodies.clone());
+            cache.insert((victim, key), opened.clone());
         }
-        bodies
+        opened
     }
 
     fn spend(s: &mut World) -> Option<u64> {
@@ -926,18 +975,7 @@ impl E2eModel {
     /// when the message is no prekey message, or has no one-time prekey id to leave out.
     fn rebuild(&self, s: &mut World, index: usize, edit: Edit) -> Option<()> {
         let seen = s.know.seen.get(index)?.clone();
-        let decoded = EnvelopeBody::decode(seen.envelope?.as_bytes()).ok()?;
-        let EnvelopeBody::Prekey { mut prekey, message } = decoded else { return None };
-        let impostor = s.know.impostors.iter().find(|i| i.impersonates == seen.from)?;
-        let theirs = impostor.peers.identity();
-        match edit {
-            Edit::ImpostorDh => prekey.identity.dh = theirs.dh,
-            Edit::ImpostorSign => prekey.identity.sign = theirs.sign,
-            Edit::NoOneTimePrekey => {
-                prekey.one_time_prekey_id.take()?;
-            }
-        }
-        let envelope = Envelope::new(EnvelopeBody::Prekey { prekey, message }.encode()).ok()?;
+        let envelope = rebuilt(s, seen.from, seen.envelope.as_ref()?, edit)?;
         let id = Self::spend(s)?;
         let message = Message::E2eDeliver { id: MessageId(id), from: seen.from.name(), envelope };
         let bytes = s.server.make_mut().seal_transport(seen.to.link(), &message).ok()?;
@@ -1206,6 +1244,25 @@ fn compare_safety_numbers(clients: &mut [Client; 2]) -> bool {
     pinned
 }
 
+/// `envelope`, a prekey message `from` sent, decoded and re-encoded by the crate's
+/// `EnvelopeBody` with `edit`, the identity halves it swaps taken from S's impostor of `from`
+/// (spec/MODEL.md §3, `Rebuild`). `None` when it is no prekey message, or has no one-time prekey
+/// id to leave out.
+fn rebuilt(s: &World, from: Who, envelope: &Envelope, edit: Edit) -> Option<Envelope> {
+    let decoded = EnvelopeBody::decode(envelope.as_bytes()).ok()?;
+    let EnvelopeBody::Prekey { mut prekey, message } = decoded else { return None };
+    let impostor = s.know.impostors.iter().find(|i| i.impersonates == from)?;
+    let theirs = impostor.peers.identity();
+    match edit {
+        Edit::ImpostorDh => prekey.identity.dh = theirs.dh,
+        Edit::ImpostorSign => prekey.identity.sign = theirs.sign,
+        Edit::NoOneTimePrekey => {
+            prekey.one_time_prekey_id.take()?;
+        }
+    }
+    Envelope::new(EnvelopeBody::Prekey { prekey, message }.encode()).ok()
+}
+
 /// The link the compromise oracle uses to reach its copy of `w`.
 const fn oracle_link(w: Who) -> LinkId {
     LinkId(11 + w.index() as u64)
@@ -1316,6 +1373,12 @@ pub mod names {
     pub const AFTER_RECONNECT: &str = "sometimes: delivered after a link closed";
     /// Sometimes (outages): a client accepts an honest message after the server restarted.
     pub const AFTER_RESTART: &str = "sometimes: delivered after a server restart";
+    /// (C, e2e) No honest message opens under a compromised identity paired with the attacker's
+    /// own prekeys: a session starts only on a signed prekey its peer's identity signed.
+    pub const SPK_BINDING: &str = "signed-prekey-binding";
+    /// Sometimes (S, C, set-up attacked, e2e): a client refused a bundle with the real identity
+    /// and a signed prekey of the server's own.
+    pub const SPK_REFUSED: &str = "sometimes: substituted signed prekey refused";
 }
 
 fn secrecy(_: &E2eModel, s: &World) -> bool {
@@ -1556,6 +1619,9 @@ impl Model for E2eModel {
         match self.attacker {
             Attacker::Compromise => {
                 p.push(Property::always(names::FORWARD_SECRECY, forward_secrecy));
+                if self.variant.is_e2e() {
+                    p.push(Property::always(names::SPK_BINDING, substitution::binding));
+                }
                 p.push(Property::sometimes(
                     names::COMPROMISE_AFTER_DELIVERY,
                     compromise_after_delivery,
@@ -1591,6 +1657,7 @@ impl Model for E2eModel {
                     names::WITHOUT_ONE_TIME,
                     setup::both_ways_without_one_time,
                 ));
+                p.push(Property::sometimes(names::SPK_REFUSED, substitution::refused));
             }
         }
         if self.rotations_explored() {

@@ -100,8 +100,8 @@ pub fn expected(variant: Variant, attacker: Attacker, property: &str, bounds: Bo
                 || (bounds.bob_messages > 0 && (server || bounds.set_ups >= 2)),
             true,
         ),
-        // A prekey message must reach a client that rotated.
-        names::COPY_READS | names::FROM_PREVIOUS | names::PAST_RETENTION => {
+        // A prekey message must reach a client that rotated; a fetch must be answered.
+        names::COPY_READS | names::FROM_PREVIOUS | names::PAST_RETENTION | names::SPK_REFUSED => {
             (bounds.alice_messages > 0 || bounds.bob_messages > 0, true)
         }
         // Hop: violated by design (the channel keys last until the next handshake), given a
@@ -438,6 +438,9 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
                 crate::model::Reply::OldSignedPrekey => {
                     "the real bundle with the signed prekey a rotation replaced"
                 }
+                crate::model::Reply::OwnSignedPrekey => {
+                    "the real identity with a signed prekey of its own"
+                }
             };
             ("Server", party(*w), format!("answers {}'s bundle request with {answer}", w.label()))
         }
@@ -512,6 +515,11 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
     }
     for b in after.ghost.fs_leak.difference(&before.ghost.fs_leak) {
         effects.push(format!("{b:?} (sent before compromise) opened with compromised keys"));
+    }
+    for b in after.ghost.own_prekey_leak.difference(&before.ghost.own_prekey_leak) {
+        effects.push(format!(
+            "{b:?} opened with a compromised identity and the attacker's own signed prekey"
+        ));
     }
     let (seals, old) = (&after.ghost.seals, &before.ghost.seals);
     if let Some(by) = seals.nonce_reused.filter(|_| old.nonce_reused.is_none()) {

@@ -478,6 +478,11 @@ pub struct Ghost {
     pub after_outage: [bool; 2],
     /// The rotation ghost (`rotation.rs`).
     pub rotation: Rotation,
+    /// (C, e2e) honest bodies opened only by pairing a compromised identity with prekeys of the
+    /// attacker's own (`substitution.rs`).
+    pub own_prekey_leak: BTreeSet<String>,
+    /// Whether a client refused a bundle whose signed prekey its identity did not sign.
+    pub substitution_refused: bool,
 }
 
 /// What the ghost records of signed-prekey rotations (spec/MODEL.md §3–§4): which signed prekeys

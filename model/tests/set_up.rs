@@ -129,6 +129,18 @@ mod tests {
         assert!(accepted_a1(&s));
     }
 
+    /// e2e vs S: the server answers Alice's fetch with Bob's real identity and a signed prekey of
+    /// its own. Its signature is not Bob's: Alice refuses the bundle, starts no session and gives
+    /// a1 up, which her user sends again.
+    #[test]
+    fn a_signed_prekey_of_the_servers_own_under_the_real_identity_is_refused() {
+        let (model, s) = answered(Reply::OwnSignedPrekey);
+        assert!(holds(&model, &s, names::SPK_REFUSED));
+        assert!(s.ghost.retried[Who::Alice.index()]);
+        assert!(s.clients[Who::Alice.index()].safety_number(&Who::Bob.name()).is_none());
+        assert!(s.net.to_server[Who::Alice.index()].is_empty(), "nothing sealed for Bob");
+    }
+
     /// e2e vs S: `NoBundle` from the malicious server is given up and retried like the honest one.
     #[test]
     fn a_forged_no_bundle_is_retried() {

@@ -4,10 +4,11 @@
 //! confirmation (`Ready`) and bundle upload are steps of the run, interleaved with every step of
 //! the attacker. The
 //! malicious server may answer a bundle request with `NoBundle`, with the real bundle without
-//! its one-time prekey, or with an old bundle (the signed prekey a rotation replaced); a user whose client gave a message up for want of a bundle sends it again,
-//! once.
+//! its one-time prekey, with an old bundle (the signed prekey a rotation replaced), or with the
+//! real identity and a signed prekey of its own; a user whose client gave a message up for want
+//! of a bundle sends it again, once.
 
-use e2e_protocol::wire::{Codec, Message, UploadedBundle};
+use e2e_protocol::wire::{Codec, FetchedBundle, Message, UploadedBundle};
 
 use super::E2eModel;
 use crate::config::{Attacker, Bounds, Variant};
@@ -23,11 +24,16 @@ pub enum Reply {
     /// The peer's bundle with the signed prekey its last rotation replaced, which S kept from the
     /// upload that published it (and the one-time prekey the directory would hand out now).
     OldSignedPrekey,
+    /// The peer's real identity with the signed prekey (and next one-time prekey) of S's
+    /// impostor of the peer: keys S made, whose signature — by the impostor's identity, over the
+    /// impostor's `IK_dh` — cannot verify under the peer's `IK_sig` (SPEC.md §10.3 step 3).
+    OwnSignedPrekey,
 }
 
 impl Reply {
     /// Every answer.
-    pub const ALL: [Self; 3] = [Self::NoBundle, Self::WithoutOneTime, Self::OldSignedPrekey];
+    pub const ALL: [Self; 4] =
+        [Self::NoBundle, Self::WithoutOneTime, Self::OldSignedPrekey, Self::OwnSignedPrekey];
 }
 
 /// Whether the set-up is explored under attack in this cell: against N, S and C, whose attacker
@@ -104,6 +110,14 @@ impl E2eModel {
                 let old = s.know.old_signed_prekeys[owner.index()]?;
                 let mut bundle = server.clone().make_mut().take_bundle(&name)?;
                 bundle.signed_prekey = old;
+                Message::Bundle { name, bundle }
+            }
+            Reply::OwnSignedPrekey => {
+                let owner = Who::from_name(name.as_str())?;
+                let identity = server.clone().make_mut().take_bundle(&name)?.identity;
+                let impostors = s.know.impostors.make_mut();
+                let impostor = impostors.iter_mut().find(|i| i.impersonates == owner)?;
+                let bundle = FetchedBundle { identity, ..super::fetched_bundle(impostor) };
                 Message::Bundle { name, bundle }
             }
         };
