@@ -19,7 +19,7 @@ use e2e_protocol::wire::{
 use stateright::{Model, Property};
 
 use crate::config::{Attacker, Bounds, Variant};
-use crate::reduction;
+use crate::reduction::{self, CopyKind};
 use crate::steps::{Draw, Steps};
 use crate::world::{
     Accept, Dest, FORGED_BODY, Frame, Ghost, Impostor, Knowledge, Life, Net, Party, SealLog, Seen,
@@ -81,6 +81,10 @@ pub enum Action {
     Replay(usize, Who),
     /// (N) the attacker sends a copy of observed frame `index` with its last bit flipped.
     Tamper(usize),
+    /// (N) the attacker makes copy `CopyKind` of observed frame `usize` for `Who`'s queue, drops
+    /// the frames queued to `Who` if any, and the copy is delivered at once: how the copy that
+    /// spends its last injection reaches a client (spec/MODEL.md §7.1, `reduction.rs`).
+    InjectDeliver(CopyKind, usize, Who),
     /// (N, hop) the attacker registers as `Who` with a static key of its own and sends a forgery.
     Impersonate(Who),
     /// (S, hop) the server seals a `Deliver` of a forged body to `Who`, as from its peer.
@@ -472,6 +476,7 @@ impl E2eModel {
                 tag: if relayed { incoming.tag } else { None },
                 injected: relayed && incoming.injected,
                 malformed: false,
+                copy: false,
             };
             self.push(s, Dest::Client(to), frame);
         }
@@ -897,24 +902,36 @@ impl E2eModel {
         Some(id)
     }
 
+    /// (N) spends an injection on copy `kind` of observed frame `index` (a replay on `link`'s
+    /// link), which joins its queue; returns the queue.
+    fn inject_copy(&self, s: &mut World, kind: CopyKind, index: usize, link: Who) -> Option<Dest> {
+        let (seen, frame) = s.know.observed.iter().nth(index)?;
+        let (dest, copy) = (kind.dest(*seen, link), kind.of(frame)?);
+        Self::spend(s)?;
+        s.net.queue(dest).push(copy);
+        Some(dest)
+    }
+
+    /// (N) [`Action::InjectDeliver`]: drops the frames queued to `to`, puts copy `kind` of
+    /// observed frame `index` there, and delivers it. Returns whether frames were dropped.
+    fn inject_deliver(&self, s: &mut World, kind: CopyKind, index: usize, to: Who) -> Option<bool> {
+        let queue = &mut s.net.to_client[to.index()];
+        let flushed = !queue.is_empty();
+        queue.clear();
+        if self.inject_copy(s, kind, index, to)? != Dest::Client(to) {
+            return None;
+        }
+        self.deliver(s, to)?;
+        Some(flushed)
+    }
+
     fn inject(&self, s: &mut World, action: &Action) -> Option<()> {
         match action {
             Action::Replay(index, who) => {
-                let (dest, frame) = s.know.observed.iter().nth(*index)?.clone();
-                Self::spend(s)?;
-                let dest = match dest {
-                    Dest::Server(_) => Dest::Server(*who),
-                    Dest::Client(_) => Dest::Client(*who),
-                };
-                s.net.queue(dest).push(Frame { injected: true, ..frame });
+                self.inject_copy(s, CopyKind::Replay, *index, *who)?;
             }
             Action::Tamper(index) => {
-                let (dest, frame) = s.know.observed.iter().nth(*index)?.clone();
-                Self::spend(s)?;
-                let mut bytes = frame.bytes;
-                let last = bytes.last_mut()?;
-                *last ^= 1;
-                s.net.queue(dest).push(Frame::injected(bytes, None));
+                self.inject_copy(s, CopyKind::Tamper, *index, Who::Alice)?;
             }
             Action::Impersonate(w) => {
                 Self::spend(s)?;
@@ -941,13 +958,7 @@ impl E2eModel {
                 self.redeliver(s, *index, sender, recipient, None)?;
             }
             Action::Reflect(index) => {
-                let (dest, frame) = s.know.observed.iter().nth(*index)?.clone();
-                Self::spend(s)?;
-                let back = match dest {
-                    Dest::Server(w) => Dest::Client(w),
-                    Dest::Client(w) => Dest::Server(w),
-                };
-                s.net.queue(back).push(Frame::injected(frame.bytes, None));
+                self.inject_copy(s, CopyKind::Reflect, *index, Who::Alice)?;
             }
             Action::Rebuild(index, edit) => self.rebuild(s, *index, *edit)?,
             Action::ToSelf(index) => {
@@ -1007,17 +1018,31 @@ impl E2eModel {
         Some(())
     }
 
+    /// Whether `s` breaks the conversation for good: `recovery` judges it (an injected frame was
+    /// refused on the run, and the attacker did nothing else) and its honest completion does not
+    /// get through (spec/MODEL.md §4). A function of the state alone, not of the path to it.
+    #[must_use]
+    pub fn conversation_broken(&self, s: &World) -> bool {
+        judged(s) && self.completes(s) == Some(false)
+    }
+
     /// [`Self::gets_through`], memoised: states that differ only in what a completion does not
-    /// read (the ghost log, the attacker's knowledge, the draw counters) share one.
+    /// read (the ghost log, the attacker's knowledge, the draw counters, the network attacker's
+    /// copies in flight to a client) share one.
     fn completes(&self, s: &World) -> Option<bool> {
-        let input: CompletionInput =
-            (s.clients.clone(), s.server.clone(), s.net.clone(), s.life.uploaded);
+        let mut net = s.net.clone();
+        for queue in &mut net.to_client {
+            queue.retain(|f| !f.copy);
+        }
+        let input: CompletionInput = (s.clients.clone(), s.server.clone(), net, s.life.uploaded);
         if let Ok(memo) = self.completions.lock()
             && let Some(hit) = memo.get(&input)
         {
             return *hit;
         }
-        let result = self.gets_through(s);
+        let result = self.gets_through(&input);
+        // The completion sealed on copies of the roles.
+        Self::unsealed();
         if let Ok(mut memo) = self.completions.lock()
             && memo.len() < MAX_COMPLETIONS
         {
@@ -1026,31 +1051,36 @@ impl E2eModel {
         result
     }
 
-    /// Whether the honest conversation still gets through both ways from `s` with the attacker
-    /// silent (spec/MODEL.md §4, `recovery`): on copies of the roles, a client not yet connected
-    /// connects (and in e2e publishes its bundle on `Connected`, as in the run), every frame in
-    /// flight is delivered in its queue's order until none is left, then each client sends one
-    /// more message to the other, the server handles every frame honestly, and again every frame
-    /// is delivered. `None` if a client accepted a frame the attacker injected on the way (a
-    /// forgery that worked: `authenticity` reports it, not this).
-    fn gets_through(&self, s: &World) -> Option<bool> {
+    /// Whether the honest conversation still gets through both ways from the roles and frames
+    /// of `input` with the attacker silent (spec/MODEL.md §4, `recovery`): on copies of the
+    /// roles, a client not yet connected connects (and in e2e publishes its bundle on
+    /// `Connected`, as in the run), every frame in flight — but the network attacker's copies in
+    /// flight to a client, which `input` leaves out — is delivered in its queue's order until
+    /// none is left, then each client sends one more message to the other, the server handles
+    /// every frame honestly, and again every frame is delivered. `None` if a client accepted a
+    /// frame the attacker injected on the way (a forgery that worked: `authenticity` reports it,
+    /// not this).
+    fn gets_through(&self, input: &CompletionInput) -> Option<bool> {
+        let (clients, server, net, uploaded) = input;
         let mut c = Completion {
-            clients: [Client::clone(&s.clients[0]), Client::clone(&s.clients[1])],
-            server: Server::clone(&s.server),
-            r: rng(self.bounds.seed, 5, 0),
+            clients: [Client::clone(&clients[0]), Client::clone(&clients[1])],
+            server: Server::clone(server),
+            seed: self.bounds.seed,
+            draws: 0,
             queue: VecDeque::new(),
-            uploaded: if self.variant.is_e2e() { s.life.uploaded } else { [true; 2] },
+            uploaded: if self.variant.is_e2e() { *uploaded } else { [true; 2] },
             heard: [false; 2],
         };
         for w in Who::BOTH {
-            let queues = [&s.net.to_server[w.index()], &s.net.to_client[w.index()]];
+            let queues = [&net.to_server[w.index()], &net.to_client[w.index()]];
             for (dest, frames) in [Dest::Server(w), Dest::Client(w)].into_iter().zip(queues) {
                 c.queue.extend(frames.iter().map(|f| (dest, f.bytes.clone(), f.injected)));
             }
         }
         for w in Who::BOTH {
             // Fails unless the client is offline: one that is connecting or online goes on.
-            if let Ok(init) = c.clients[w.index()].connect(&mut c.r) {
+            if let Ok(init) = c.clients[w.index()].connect(&mut c.rng()) {
+                c.drawn();
                 c.queue.push_back((Dest::Server(w), init, false));
             }
         }
@@ -1058,13 +1088,15 @@ impl E2eModel {
         for w in Who::BOTH {
             let (to, probe) = (w.peer().name(), body(&probe_body(w)));
             let Some(probe) = probe else { return Some(false) };
+            let mut r = c.rng();
             let client = &mut c.clients[w.index()];
             let sent = if self.variant.is_e2e() {
-                client.send_e2e(&to, probe, &mut c.r).map(|out| out.transmit)
+                client.send_e2e(&to, probe, &mut r).map(|out| out.transmit)
             } else {
                 client.send(&to, probe).map(|(_, frame)| vec![frame])
             };
             let Ok(frames) = sent else { return Some(false) };
+            c.drawn();
             c.queue.extend(frames.into_iter().map(|f| (Dest::Server(w), f, false)));
         }
         c.run()?;
@@ -1128,14 +1160,31 @@ const MAX_COMPLETION_FRAMES: usize = 1000;
 struct Completion {
     clients: [Client; 2],
     server: Server,
-    r: rand_chacha::ChaCha20Rng,
+    /// The seed of the completion's RNG stream ([`COMPLETION`]).
+    seed: u64,
+    /// Calls of the completion that succeeded: each draws from its own point of the stream, so a
+    /// refused input changes nothing, its draws included (as in the run, spec/MODEL.md §1).
+    draws: u32,
     queue: VecDeque<(Dest, Vec<u8>, bool)>,
     /// Per client: whether its bundle was sent (a client publishes it on `Connected`).
     uploaded: [bool; 2],
     heard: [bool; 2],
 }
 
+/// The RNG stream of honest completions (`world::rng`'s party 5).
+const COMPLETION: u64 = 5;
+
 impl Completion {
+    /// The RNG of the next call.
+    fn rng(&self) -> rand_chacha::ChaCha20Rng {
+        rng(self.seed, COMPLETION, self.draws)
+    }
+
+    /// The call just made succeeded: the next one draws from the next point of the stream.
+    fn drawn(&mut self) {
+        self.draws = self.draws.wrapping_add(1);
+    }
+
     /// Delivers every frame in flight, and every frame that causes, in order (at most
     /// [`MAX_COMPLETION_FRAMES`]). `None` if a client accepted an injected frame.
     fn run(&mut self) -> Option<()> {
@@ -1143,9 +1192,10 @@ impl Completion {
             let Some((dest, bytes, injected)) = self.queue.pop_front() else { break };
             match dest {
                 Dest::Server(w) => {
-                    let Ok(out) = self.server.handle(w.link(), &bytes, &mut self.r) else {
+                    let Ok(out) = self.server.handle(w.link(), &bytes, &mut self.rng()) else {
                         continue;
                     };
+                    self.drawn();
                     for (link, frame) in out.transmit {
                         if let Some(to) = Who::of_link(link) {
                             self.queue.push_back((Dest::Client(to), frame, injected));
@@ -1153,8 +1203,10 @@ impl Completion {
                     }
                 }
                 Dest::Client(w) => {
+                    let mut r = self.rng();
                     let client = &mut self.clients[w.index()];
-                    let Ok(out) = client.handle(&bytes, &mut self.r) else { continue };
+                    let Ok(out) = client.handle(&bytes, &mut r) else { continue };
+                    self.draws = self.draws.wrapping_add(1);
                     let mut transmit = out.transmit;
                     for event in &out.events {
                         match event {
@@ -1189,7 +1241,8 @@ const fn actor(action: &Action) -> Party {
         | Action::Deliver(w)
         | Action::Skip(Dest::Client(w), _)
         | Action::Connect(w)
-        | Action::Rotate(w) => Party::Client(*w),
+        | Action::Rotate(w)
+        | Action::InjectDeliver(_, _, w) => Party::Client(*w),
         Action::Replay(..)
         | Action::Tamper(_)
         | Action::Impersonate(_)
@@ -1416,12 +1469,23 @@ fn strict_parsing(_: &E2eModel, s: &World) -> bool {
     !s.ghost.malformed_accepted
 }
 
-fn recovery(_: &E2eModel, s: &World) -> bool {
-    !s.ghost.broken
+/// Whether `recovery` judges `s` (spec/MODEL.md §4): a role refused an injected frame on the
+/// run, the attacker did nothing but inject frames that were refused, and no compromise ended the
+/// run. Read from flags each step sets from what it did itself: the same steps in another order
+/// give the same value.
+const fn judged(s: &World) -> bool {
+    s.ghost.forgery_rejected && !s.ghost.interfered && s.ghost.compromised.is_none()
 }
 
-fn recovered(_: &E2eModel, s: &World) -> bool {
-    s.ghost.recovered
+/// `recovery`: in every state it judges, the honest completion gets through (or is
+/// inconclusive: a client accepted an injected frame on the way, which `authenticity` judges).
+fn recovery(model: &E2eModel, s: &World) -> bool {
+    !model.conversation_broken(s)
+}
+
+/// Sometimes: a state `recovery` judges whose honest completion gets through.
+fn recovered(model: &E2eModel, s: &World) -> bool {
+    judged(s) && model.completes(s) == Some(true)
 }
 
 fn forward_secrecy(_: &E2eModel, s: &World) -> bool {
@@ -1509,12 +1573,7 @@ impl Model for E2eModel {
                     }
                 }
             } else {
-                for i in 0..s.know.observed.len() {
-                    actions.push(Action::Replay(i, Who::Alice));
-                    actions.push(Action::Replay(i, Who::Bob));
-                    actions.push(Action::Tamper(i));
-                    actions.push(Action::Reflect(i));
-                }
+                reduction::copies(self, s, actions);
                 if !self.variant.is_e2e() {
                     actions.extend(Who::BOTH.map(Action::Impersonate));
                 }
@@ -1536,6 +1595,7 @@ impl Model for E2eModel {
         Self::unsealed();
         // Whether this step refuses an injected frame: the flag is collected for the step alone.
         s.ghost.forgery_rejected = false;
+        let mut flushed = false;
         match &action {
             Action::Send(w) => self.send(&mut s, *w)?,
             Action::Deliver(w) => self.deliver(&mut s, *w)?,
@@ -1563,6 +1623,9 @@ impl Model for E2eModel {
             Action::Close(w) => self.close(&mut s, *w)?,
             Action::Restart => self.restart(&mut s)?,
             Action::Rotate(w) => self.rotate(&mut s, *w)?,
+            Action::InjectDeliver(kind, index, to) => {
+                flushed = self.inject_deliver(&mut s, *kind, *index, *to)?;
+            }
             other => self.inject(&mut s, other)?,
         }
         Self::sealed(&mut s, actor(&action));
@@ -1573,35 +1636,23 @@ impl Model for E2eModel {
             Action::Serve(w) => last.net.head(Dest::Server(w)),
             _ => None,
         };
-        // Recovery is checked where the attacker only injected (§4): a drop, a withheld or
+        // Recovery is judged where the attacker only injected (§4): a drop, a withheld or
         // answered request, a man in the middle or a forgery that worked stop the conversation
         // by other means, which the other properties judge.
-        let injected = handled.is_some_and(|f| f.injected);
-        s.ghost.interfered |= matches!(
-            action,
-            Action::Drop(_)
-                | Action::Skip(..)
-                | Action::Pad(_)
-                | Action::Mitm(_)
-                | Action::Answer(..)
-        ) || (injected && !refused_now);
+        let injected =
+            handled.is_some_and(|f| f.injected) || matches!(action, Action::InjectDeliver(..));
+        s.ghost.interfered |= flushed
+            || matches!(
+                action,
+                Action::Drop(_)
+                    | Action::Skip(..)
+                    | Action::Pad(_)
+                    | Action::Mitm(_)
+                    | Action::Answer(..)
+            )
+            || (injected && !refused_now);
         s.ghost.refused_in_set_up |=
             refused_now && !Who::BOTH.into_iter().all(|w| self.set_up_done(&s, w));
-        // M's frames reach the server within M's step: a refusal there is checked too.
-        let refused_from_m = refused_now && mallory::acts(self, &action);
-        if refused_now
-            && (injected || refused_from_m)
-            && !s.ghost.interfered
-            && s.ghost.compromised.is_none()
-        {
-            match self.completes(&s) {
-                Some(true) => s.ghost.recovered = true,
-                Some(false) => s.ghost.broken = true,
-                None => s.ghost.interfered = true,
-            }
-            // The completion sealed on copies.
-            Self::unsealed();
-        }
         reduction::canonical(self, &mut s);
         Some(s)
     }

@@ -65,13 +65,115 @@ pub fn skip(s: &mut World, dest: Dest, k: usize) -> Option<()> {
     Some(())
 }
 
+/// How the network attacker copies a frame it observed (spec/MODEL.md §3): `Replay` sends the
+/// same bytes again, `Tamper` with their last bit flipped, `Reflect` back the other way on the
+/// link they travelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CopyKind {
+    /// The same bytes, towards the same kind of destination on a link of the attacker's choice.
+    Replay,
+    /// The same bytes with their last bit flipped, towards the same destination.
+    Tamper,
+    /// The same bytes, back the other way on their link: to their sender, or from a client's
+    /// queue to the server on that client's link.
+    Reflect,
+}
+
+impl CopyKind {
+    /// The queue copy `self` of a frame observed going to `seen` joins; `link` names the link of
+    /// a replay (the others keep theirs).
+    #[must_use]
+    pub const fn dest(self, seen: Dest, link: Who) -> Dest {
+        match (self, seen) {
+            (Self::Replay, Dest::Server(_)) => Dest::Server(link),
+            (Self::Replay, Dest::Client(_)) => Dest::Client(link),
+            (Self::Tamper, dest) => dest,
+            (Self::Reflect, Dest::Server(w)) => Dest::Client(w),
+            (Self::Reflect, Dest::Client(w)) => Dest::Server(w),
+        }
+    }
+
+    /// Copy `self` of `frame`: a replay keeps its ghost tag (it is an exact copy of what its
+    /// destination was sent, if it goes the same way); a tampered or reflected copy has none.
+    #[must_use]
+    pub fn of(self, frame: &Frame) -> Option<Frame> {
+        let mut bytes = frame.bytes.clone();
+        Some(match self {
+            Self::Replay => Frame::copied(bytes, frame.tag),
+            Self::Tamper => {
+                *bytes.last_mut()? ^= 1;
+                Frame::copied(bytes, None)
+            }
+            Self::Reflect => Frame::copied(bytes, None),
+        })
+    }
+}
+
+/// The network attacker's copies of the frames it observed, as actions (N, and C in hop): each
+/// observed frame replayed on either link, tampered with, and reflected. Where
+/// [`injects_at_delivery`] holds, a copy into a client's queue is offered only delivered at once
+/// ([`Action::InjectDeliver`]); a copy into a queue to the server is always a step of its own.
+pub fn copies(model: &E2eModel, s: &World, actions: &mut Vec<Action>) {
+    let at_delivery = injects_at_delivery(model, s);
+    for (index, (seen, _)) in s.know.observed.iter().enumerate() {
+        let kinds = [
+            (CopyKind::Replay, Who::Alice),
+            (CopyKind::Replay, Who::Bob),
+            (CopyKind::Tamper, Who::Alice),
+            (CopyKind::Reflect, Who::Alice),
+        ];
+        for (kind, link) in kinds {
+            actions.push(match (kind.dest(*seen, link), kind) {
+                (Dest::Client(to), _) if at_delivery => Action::InjectDeliver(kind, index, to),
+                (_, CopyKind::Replay) => Action::Replay(index, link),
+                (_, CopyKind::Tamper) => Action::Tamper(index),
+                (_, CopyKind::Reflect) => Action::Reflect(index),
+            });
+        }
+    }
+}
+
+/// Whether the network attacker's copies into a client's queue are delivered at once in `s`
+/// ([`Action::InjectDeliver`]: the queue's frames dropped, if any, the copy injected and
+/// delivered), instead of joining the queue (spec/MODEL.md §7.1). That is where the attacker
+/// holds the wire and is not the server (N, and C in hop), for the copy that spends the last
+/// injection of its budget.
+///
+/// Take a run on which copy `F` of that last injection joins client `R`'s queue at step `t` and is
+/// delivered at step `t'`. With the budget spent, every step between them is an honest step or a
+/// deferred drop (`Skip`): no injection, registration or outage. The steps among them that `F`'s
+/// delivery depends on are `R`'s own — its sends, connects and rotations, and the deliveries and
+/// drops of the frames queued ahead of `F` — which read only `R`'s client, its draw counter,
+/// `R`'s `life` and ghost entries, and those frames. Every other step — the server's, the peer's,
+/// their drops — writes none of that: it takes from the head of a queue to the server, appends to
+/// a client's queue behind `F`, and appends to no queue of `R`'s link to the server, which only
+/// `R`'s steps append to (an injection would, and there is none). So the other steps move, in
+/// their order, to just after `F`'s delivery, and `F`'s injection to just before it, when `R`'s
+/// queue is empty or holds only frames the delivery's drop removes: each step reads what it read
+/// before, and the run ends in the same state. A copy that is never delivered — dropped, or still
+/// in flight — is left out: nothing read it, and the run has one injection left. The moved run
+/// passes through other states than the run; what makes that sound for the properties is that
+/// each is a function of the state, not of the path ([`crate::model`]'s `recovery` included,
+/// whose completion leaves the copies in flight to a client out): every state of the run, with
+/// the copy in flight left out, is the last state of such a moved run of its prefix.
+///
+/// Only the last injection: an earlier one may be followed by an injection into a queue of `R`'s
+/// link to the server, made from a frame an other step put on the wire, between two frames `R`
+/// sends — a step that can move neither before nor after `F`'s delivery.
+#[must_use]
+pub fn injects_at_delivery(model: &E2eModel, s: &World) -> bool {
+    model.attacker.holds_the_wire()
+        && !model.attacker.is_server(model.variant)
+        && s.know.budget == 1
+}
+
 /// The form in which the network attacker records a frame it observed: without the `injected`
 /// flag. `Replay` and `Tamper` overwrite it (their copy is injected), and `Reflect` and
 /// `Compromise` read only the bytes; so a frame and its replayed copy are
 /// one observation, and one choice for the attacker instead of two with the same result.
 #[must_use]
 pub fn observed(frame: &Frame) -> Frame {
-    Frame { injected: false, ..frame.clone() }
+    Frame { injected: false, copy: false, ..frame.clone() }
 }
 
 /// Puts the dead parts of `s` in their canonical form (called on every new state).

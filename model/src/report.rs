@@ -314,7 +314,13 @@ fn describe_path(model: &E2eModel, path: Vec<(World, Option<Action>)>) -> Vec<St
     for (before, action) in path {
         let Some(action) = action else { continue };
         let Some(after) = model.next_state(&before, action.clone()) else { continue };
-        steps.push(describe(&before, &action, &after));
+        let mut step = describe(&before, &action, &after);
+        if model.conversation_broken(&after) && !model.conversation_broken(&before) {
+            step.effects.push(
+                "from here the honest conversation no longer gets through (recovery)".to_owned(),
+            );
+        }
+        steps.push(step);
     }
     steps
 }
@@ -363,6 +369,20 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
         Action::Tamper(i) => {
             ("Attacker", "Server", format!("injects observed frame #{i} with one bit flipped"))
         }
+        Action::InjectDeliver(kind, i, w) => (
+            "Attacker",
+            party(*w),
+            format!(
+                "{} observed frame #{i} into {}'s queue (dropping the frames there) and it is \
+                 delivered",
+                match kind {
+                    crate::reduction::CopyKind::Replay => "replays",
+                    crate::reduction::CopyKind::Tamper => "flips a bit of",
+                    crate::reduction::CopyKind::Reflect => "reflects",
+                },
+                w.label()
+            ),
+        ),
         Action::Impersonate(w) => (
             "Attacker",
             "Server",
@@ -530,10 +550,6 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
     }
     if let Some((first, then)) = seals.key_shared.filter(|_| old.key_shared.is_none()) {
         effects.push(format!("{} seals with a key {} sealed with", then.label(), first.label()));
-    }
-    if after.ghost.broken && !before.ghost.broken {
-        effects
-            .push("after this refusal the honest conversation no longer gets through".to_owned());
     }
     if after.ghost.malformed_accepted && !before.ghost.malformed_accepted {
         effects.push("the client acts on the malformed frame".to_owned());

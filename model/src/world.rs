@@ -211,19 +211,31 @@ pub struct Frame {
     /// Whether the attacker made its plaintext something no encoder gives: a message with bytes
     /// after its last field (spec/MODEL.md §3, `Pad`).
     pub malformed: bool,
+    /// Whether it is the network attacker's copy of a frame it observed — replayed, tampered with
+    /// or reflected — which no role sealed for this delivery. Withdrawn, a copy leaves every
+    /// channel as it was, so the honest completion of `recovery` leaves out the copies in flight
+    /// to a client (spec/MODEL.md §4).
+    pub copy: bool,
 }
 
 impl Frame {
     /// An honest role's frame, carrying honest message `tag` if any.
     #[must_use]
     pub const fn honest(bytes: Vec<u8>, tag: Option<Tag>) -> Self {
-        Self { bytes, tag, injected: false, malformed: false }
+        Self { bytes, tag, injected: false, malformed: false, copy: false }
     }
 
     /// A frame the attacker made or injected.
     #[must_use]
     pub const fn injected(bytes: Vec<u8>, tag: Option<Tag>) -> Self {
-        Self { bytes, tag, injected: true, malformed: false }
+        Self { bytes, tag, injected: true, malformed: false, copy: false }
+    }
+
+    /// The network attacker's copy of an observed frame: `bytes` (its own, or with one bit
+    /// flipped), carrying ghost tag `tag` if they are an exact copy of honest message `tag`.
+    #[must_use]
+    pub const fn copied(bytes: Vec<u8>, tag: Option<Tag>) -> Self {
+        Self { bytes, tag, injected: true, malformed: false, copy: true }
     }
 }
 
@@ -441,7 +453,7 @@ pub struct Ghost {
     pub waiting: [Vec<u8>; 2],
     /// Every acceptance, sorted.
     pub accepted: Vec<Accept>,
-    /// Whether an injected or tampered frame was refused by a role.
+    /// Whether an injected or tampered frame was refused by a role, at this step or before it.
     pub forgery_rejected: bool,
     /// Set at compromise: the honest bodies their recipient had accepted before it.
     pub compromised: Option<BTreeSet<String>>,
@@ -452,14 +464,10 @@ pub struct Ghost {
     /// Whether a client acted on a frame whose plaintext was not a canonical encoding.
     pub malformed_accepted: bool,
     /// Whether the attacker did more than inject frames that were refused: dropped or withheld
-    /// one, answered a request itself, played man in the middle, or had a forgery accepted.
+    /// one, answered a request itself, played man in the middle, or had an injected frame
+    /// accepted. Set by a step from what the step itself did, never by `recovery`'s completion:
+    /// the same steps in another order set it alike (spec/MODEL.md §4, §7.1).
     pub interfered: bool,
-    /// Whether, after an injected frame was refused in a run where the attacker did nothing else,
-    /// the honest conversation no longer got through (spec/MODEL.md §4, `recovery`).
-    pub broken: bool,
-    /// Whether a refusal was checked for `recovery` with the conversation getting through before
-    /// and after it (the check is not vacuous).
-    pub recovered: bool,
     /// (P) per client, the ratchet keys in the headers of its envelopes sealed before the copy:
     /// the keys a copy of its state holds (spec/MODEL.md §4, `post-compromise-security`).
     pub ratchet_keys: [BTreeSet<PublicKey>; 2],

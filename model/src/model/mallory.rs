@@ -14,7 +14,7 @@ use e2e_protocol::suite::PrivateKey;
 use e2e_protocol::wire::{Body, Envelope, Message, Name};
 
 use super::{Action, E2eModel, SetUp};
-use crate::config::{Attacker, Variant};
+use crate::config::Variant;
 use crate::world::{FORGED_BODY, Frame, Party, Who, World, body, honest_body, text};
 
 /// M's registered name.
@@ -124,12 +124,6 @@ fn pump_with(
         log: &mut *roles.log,
     };
     with_m.pump(link, frame, r)
-}
-
-/// Whether `action` is one of M's in `model`: its frames reach the server within the step.
-pub(super) fn acts(model: &E2eModel, action: &Action) -> bool {
-    model.attacker == Attacker::Malicious
-        && matches!(action, Action::MSend(_) | Action::MRelay(..) | Action::Impersonate(_))
 }
 
 impl E2eModel {
