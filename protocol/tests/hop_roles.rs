@@ -6,7 +6,7 @@
 use e2e_protocol::channel::{ChannelError, PROLOGUE, Responder, Transport};
 use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::e2e::{E2eError, MAX_ONE_TIME_PREKEYS};
-use e2e_protocol::hop::DenyWord;
+use e2e_protocol::hop::{AllowAll, DenyWord};
 use e2e_protocol::roles::{
     Client, ClientEvent, Delivery, DurableChange, LinkId, MAILBOX_CAPACITY, Protection,
     QUEUED_OVERHEAD, Server, ServerEvent, ServerLimits, ServerOutputs, Snapshot, SnapshotError,
@@ -14,8 +14,8 @@ use e2e_protocol::roles::{
 };
 use e2e_protocol::suite::{CryptoError, PrivateKey};
 use e2e_protocol::wire::{
-    AckStatus, Body, Codec, LinkFrame, Message, MessageId, Name, RefusalReason, RejectReason,
-    WireError,
+    AckStatus, Body, BundleRefusal, Codec, LinkFrame, Message, MessageId, Name, RefusalReason,
+    RejectReason, WireError,
 };
 use e2e_protocol::{Error, MisuseError, ProtocolError};
 use rand_chacha::ChaCha20Rng;
@@ -832,6 +832,91 @@ fn an_upload_that_cannot_be_sent_leaves_the_client_as_it_was() {
     assert_eq!(w.alice.rotate_signed_prekey(&mut w.rng), not_connected);
     assert_eq!(w.alice.replenish_prekeys(&mut w.rng, 3), not_connected);
     assert_eq!(w.alice, before);
+}
+
+/// SPEC.md §10.2: the signed prekey id a client reports is the one its uploads publish — the one
+/// the server hands out once it stored them — and a rotation moves it to the next id (12, after
+/// the signed prekey 1 and the one-time prekeys 2..=11); a hop-only client has none.
+#[test]
+fn a_client_reports_the_signed_prekey_its_uploads_publish() {
+    let mut w = world();
+    assert_eq!(w.alice.signed_prekey_id(), None);
+    w.e2e_alice_published();
+    let handed_out = |w: &World<AllowAll>| w.server.clone().take_bundle(&name("alice")).unwrap();
+    assert_eq!(handed_out(&w).signed_prekey.id, 1);
+    assert_eq!(w.alice.signed_prekey_id(), Some(1));
+    let rotation = w.alice.rotate_signed_prekey(&mut w.rng).unwrap();
+    let stored = w.server.handle(ALICE, &rotation, &mut w.rng).unwrap();
+    w.deliver(stored);
+    assert_eq!(handed_out(&w).signed_prekey.id, 12);
+    assert_eq!(w.alice.signed_prekey_id(), Some(12));
+}
+
+/// SPEC.md §10.2: a rotation deletes the signed prekey before the current one, so a client rotates
+/// only once the server has stored the current one (an upload that carries it answered
+/// `BundleStored`) and has answered every upload of the connection; a refused rotation changes
+/// nothing. An answer nothing asked for counts for nothing, and `BundleRefused` answers an upload
+/// without storing it. (protocol/ref/tests/e2e_roles.rs follows the same rule through lost
+/// connections and the state file; this test keeps it in the library's own tests, which judge its
+/// mutants.)
+#[test]
+fn a_client_rotates_only_once_the_server_stored_its_signed_prekey_and_answered_every_upload() {
+    let mut w = world();
+    w.e2e_alice();
+    let refused_unchanged = |w: &mut World<AllowAll>, why: &str| {
+        let before = w.alice.clone();
+        let refused = w.alice.rotate_signed_prekey(&mut w.rng);
+        assert_eq!(refused, Err(Error::Misuse(MisuseError::SignedPrekeyNotStored)), "{why}");
+        assert_eq!(w.alice, before, "a refused rotation changed the client: {why}");
+    };
+    let answer = |w: &mut World<AllowAll>, frame: &[u8]| {
+        let out = w.server.handle(ALICE, frame, &mut w.rng).unwrap();
+        w.deliver(out)
+    };
+    // The server's end of Alice's channel says `message`, which no upload of hers asked for.
+    let unasked = |w: &mut World<AllowAll>, message: &Message| {
+        let frame = w.server.seal_transport(ALICE, message).unwrap();
+        let out = w.alice.handle(&frame, &mut w.rng).unwrap();
+        assert!(out.transmit.is_empty(), "{out:?}");
+    };
+    w.connect(ALICE);
+    refused_unchanged(&mut w, "nothing uploaded yet");
+    let upload = w.alice.upload_bundle().unwrap();
+    refused_unchanged(&mut w, "the upload not answered yet");
+    answer(&mut w, &upload);
+    let mut rng = w.rng.clone();
+    let replenishment = w.alice.replenish_prekeys(&mut rng, 1).unwrap();
+    refused_unchanged(&mut w, "stored, but an upload unanswered");
+    answer(&mut w, &replenishment);
+    // Stored and nothing awaited: a rotation (signed prekey 13), and none again until it is stored.
+    let rotation = w.alice.rotate_signed_prekey(&mut w.rng).unwrap();
+    refused_unchanged(&mut w, "the rotation not stored yet");
+    answer(&mut w, &rotation);
+    assert_eq!(w.server.clone().take_bundle(&name("alice")).unwrap().signed_prekey.id, 13);
+    // A rotation (14) lost with its connection: on the new one nothing is awaited, nothing stored.
+    let reconnect = |w: &mut World<AllowAll>| {
+        w.alice.disconnect();
+        w.server.close_link(ALICE);
+        w.connect(ALICE);
+    };
+    drop(w.alice.rotate_signed_prekey(&mut w.rng).unwrap());
+    reconnect(&mut w);
+    unasked(&mut w, &Message::BundleStored { one_time_prekeys: 10 });
+    refused_unchanged(&mut w, "a BundleStored nothing asked for");
+    // A refusal answers the upload and stores nothing (the upload's frame never reaches the
+    // server: the connection starts again, to keep the channel's nonces in step).
+    let refusal = Message::BundleRefused { reason: BundleRefusal::TooManyPrekeys };
+    drop(w.alice.upload_bundle().unwrap());
+    unasked(&mut w, &refusal);
+    refused_unchanged(&mut w, "the upload was refused");
+    reconnect(&mut w);
+    let upload = w.alice.upload_bundle().unwrap();
+    answer(&mut w, &upload);
+    assert_eq!(w.server.clone().take_bundle(&name("alice")).unwrap().signed_prekey.id, 14);
+    // Stored: a refused upload of the same signed prekey is an answer, and the rotation goes.
+    w.alice.upload_bundle().unwrap();
+    unasked(&mut w, &refusal);
+    w.alice.rotate_signed_prekey(&mut w.rng).unwrap();
 }
 
 /// A new e2e client, `f{k}` on link `10 + k`, connects and asks for Alice's bundle (for a first
