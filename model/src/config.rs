@@ -153,6 +153,11 @@ pub struct Bounds {
     /// Signed-prekey rotations, in all, by Alice or Bob, in `e2e-unverified` (spec/MODEL.md §3,
     /// §7: default 0, each rotation multiplies the cells' states).
     pub rotations: u8,
+    /// In e2e, whether the set-up leaves each published client's one-time prekeys at the server
+    /// one above `PREKEYS_LOW_WATER`, so that the run's first fetch that takes one sends
+    /// `PrekeysLow` and the client tops its store up (spec/MODEL.md §2; default off: it
+    /// multiplies e2e-unverified's states by 4 to 18).
+    pub prekeys_low: bool,
 }
 
 impl Bounds {
@@ -166,6 +171,7 @@ impl Bounds {
         set_ups: 1,
         outages: 1,
         rotations: 0,
+        prekeys_low: false,
     };
 }
 

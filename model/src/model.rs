@@ -29,6 +29,7 @@ use crate::world::{
 pub mod mallory;
 pub mod outage;
 pub mod pcs;
+pub mod prekeys;
 pub mod rotation;
 pub mod setup;
 pub mod substitution;
@@ -301,6 +302,11 @@ impl E2eModel {
             }
             verified = compare_safety_numbers(set_up.clients);
         }
+        if variant.is_e2e() && bounds.prekeys_low {
+            // Other users took one-time prekeys: the first fetch of the run that takes one leaves
+            // the server low (`prekeys.rs`).
+            prekeys::drain(set_up.server, &mut r)?;
+        }
         let mut know = Knowledge { budget: bounds.budget, next_id: 100, ..Knowledge::default() };
         let mut inbox = Vec::new();
         let mut own_prekeys = Vec::new();
@@ -552,6 +558,7 @@ impl E2eModel {
                 }
                 Self::note_prekey_delivery(s, w, &frame, &out.events);
                 Self::note_substitution_refused(s, &out.events);
+                Self::note_top_up(s, w, &out.events);
                 let sealed = count_sent(&out.events);
                 self.emit_client(s, w, out.transmit, sealed);
                 if out.events.contains(&ClientEvent::Connected) {
@@ -1432,6 +1439,9 @@ pub mod names {
     /// Sometimes (S, C, set-up attacked, e2e): a client refused a bundle with the real identity
     /// and a signed prekey of the server's own.
     pub const SPK_REFUSED: &str = "sometimes: substituted signed prekey refused";
+    /// Sometimes (e2e): a client answered `PrekeysLow` with new one-time prekeys, which the
+    /// server stored.
+    pub const TOPPED_UP: &str = "sometimes: one-time prekeys topped up";
 }
 
 fn secrecy(_: &E2eModel, s: &World) -> bool {
@@ -1720,6 +1730,12 @@ impl Model for E2eModel {
                     rotation::refused_past_retention,
                 ));
             }
+        }
+        // In e2e-verified no bundle is fetched during the run but M's (spec/MODEL.md §2).
+        let fetches =
+            self.variant == Variant::E2eUnverified || self.attacker == Attacker::Malicious;
+        if self.bounds.prekeys_low && fetches {
+            p.push(Property::sometimes(names::TOPPED_UP, prekeys::topped_up));
         }
         if self.bounds.outages > 0 && !self.server_attacker() {
             p.push(Property::sometimes(names::AFTER_RECONNECT, outage::delivered_after_reconnect));

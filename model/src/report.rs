@@ -125,6 +125,26 @@ pub fn expected(variant: Variant, attacker: Attacker, property: &str, bounds: Bo
         {
             (false, true)
         }
+        // A fetch in the run must take one of a drained client's keys: the set-up drains the
+        // clients it publishes (not those whose set-up is a step of the run), and in
+        // e2e-verified no bundle is fetched but M's.
+        names::TOPPED_UP => (
+            match (variant, attacker) {
+                (Variant::E2eVerified, _) => bounds.budget > 0,
+                (_, Attacker::Malicious) => {
+                    bounds.alice_messages > 0 || bounds.bob_messages > 0 || bounds.budget > 0
+                }
+                (_, Attacker::PostCompromise) => {
+                    bounds.alice_messages > 0 || bounds.bob_messages > 0
+                }
+                _ => match bounds.set_ups {
+                    0 => bounds.alice_messages > 0 || bounds.bob_messages > 0,
+                    1 => bounds.bob_messages > 0,
+                    _ => false,
+                },
+            },
+            true,
+        ),
         _ => (true, true),
     };
     Expected { holds, claimed }

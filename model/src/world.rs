@@ -491,6 +491,10 @@ pub struct Ghost {
     pub own_prekey_leak: BTreeSet<String>,
     /// Whether a client refused a bundle whose signed prekey its identity did not sign.
     pub substitution_refused: bool,
+    /// Per client: whether it answered `PrekeysLow` with new one-time prekeys (`prekeys.rs`).
+    pub replenished: [bool; 2],
+    /// Whether a client heard `BundleStored` after such a top-up.
+    pub topped_up: bool,
 }
 
 /// What the ghost records of signed-prekey rotations (spec/MODEL.md §3–§4): which signed prekeys

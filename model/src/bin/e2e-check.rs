@@ -47,6 +47,10 @@ struct Args {
     /// multiplies the state space, spec/MODEL.md §7).
     #[arg(long, default_value_t = 0)]
     rotations: u8,
+    /// In e2e, start the run with each published client's one-time prekeys one above the
+    /// server's low-water mark, so that `PrekeysLow` and the top-up are reached (spec/MODEL.md §2).
+    #[arg(long)]
+    prekeys_low: bool,
     /// Search order: `dfs` (memory: the stack and the set of state fingerprints) or `bfs`
     /// (memory: the whole frontier); both visit every reachable state.
     #[arg(long, default_value = "dfs")]
@@ -98,6 +102,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         set_ups: args.set_ups,
         outages: args.outages,
         rotations: args.rotations,
+        prekeys_low: args.prekeys_low,
     };
     let variants = pick(&args.variant, &Variant::ALL, Variant::from_name, "variant")?;
     let attackers = pick(&args.attacker, &Attacker::ALL, Attacker::from_name, "attacker")?;
