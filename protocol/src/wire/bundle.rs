@@ -88,6 +88,9 @@ pub struct OneTimePrekeyPublic {
 }
 
 impl OneTimePrekeyPublic {
+    /// Encoded length: id (4) and key (32).
+    const LEN: usize = 4 + 32;
+
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.id.to_be_bytes());
         out.extend_from_slice(self.key.as_bytes());
@@ -161,8 +164,13 @@ impl UploadedBundle {
         if count > MAX_ENCODED_PREKEYS {
             return Err(WireError::BadLength { field: "one_time_prekeys", len: count });
         }
-        let one_time_prekeys =
-            (0..count).map(|_| OneTimePrekeyPublic::read(r)).collect::<Result<_, _>>()?;
+        // All of them at once: a short batch is `Truncated`, as reading one by one would find, and
+        // the vector is allocated once, at its length.
+        let mut batch = Reader::new(r.take(count * OneTimePrekeyPublic::LEN)?);
+        let mut one_time_prekeys = Vec::with_capacity(count);
+        for _ in 0..count {
+            one_time_prekeys.push(OneTimePrekeyPublic::read(&mut batch)?);
+        }
         Ok(Self { identity, signed_prekey, one_time_prekeys })
     }
 }

@@ -68,13 +68,19 @@ pub trait Codec: Sized {
     /// The first check that fails, as a [`WireError`].
     fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let (frame_type, body) = split::<Self>(bytes)?;
-        let mut body = Reader::new(body);
-        let value = Self::decode_body(frame_type, &mut body)?;
-        if !crate::flaws::on(crate::flaws::Flaw::AcceptTrailingBytes) {
-            body.finish()?;
-        } // seeded flaw hook
-        Ok(value)
+        decode_split(frame_type, body)
     }
+}
+
+/// The rest of [`Codec::decode`] once [`split`] has checked the header: the body's fields, then
+/// that nothing is left over.
+pub(crate) fn decode_split<C: Codec>(frame_type: u8, body: &[u8]) -> Result<C, WireError> {
+    let mut body = Reader::new(body);
+    let value = C::decode_body(frame_type, &mut body)?;
+    if !crate::flaws::on(crate::flaws::Flaw::AcceptTrailingBytes) {
+        body.finish()?;
+    } // seeded flaw hook
+    Ok(value)
 }
 
 /// The header checks of [`Codec::decode`], in its order, without decoding the body: the frame's
@@ -88,9 +94,8 @@ pub fn split<C: Codec>(bytes: &[u8]) -> Result<(u8, &[u8]), WireError> {
     if bytes.len() > max {
         return Err(WireError::Oversized { len: bytes.len(), max });
     }
-    let (frame_type, body_len) = header::<C>(bytes)?;
     let mut r = Reader::new(bytes);
-    r.take(HEADER_LEN)?;
+    let (frame_type, body_len) = header::<C>(&mut r)?;
     let body = r.take(body_len)?;
     r.finish()?;
     Ok((frame_type, body))
@@ -110,9 +115,9 @@ pub(crate) fn write_body_len(frame: &mut [u8], body_len: usize) {
     }
 }
 
-/// Checks the header of a frame of family `C` and returns its type and declared body length.
-fn header<C: Codec>(bytes: &[u8]) -> Result<(u8, usize), WireError> {
-    let mut r = Reader::new(bytes);
+/// Reads and checks the header of a frame of family `C` from `r`, and returns its type and
+/// declared body length; `r` is then at the body.
+fn header<C: Codec>(r: &mut Reader<'_>) -> Result<(u8, usize), WireError> {
     let version = r.u8()?;
     if version != VERSION {
         return Err(WireError::UnknownVersion(version));
@@ -139,5 +144,5 @@ pub fn frame_len<C: Codec>(received: &[u8]) -> Result<Option<usize>, WireError> 
     if received.len() < HEADER_LEN {
         return Ok(None);
     }
-    header::<C>(received).map(|(_, body_len)| Some(HEADER_LEN + body_len))
+    header::<C>(&mut Reader::new(received)).map(|(_, body_len)| Some(HEADER_LEN + body_len))
 }

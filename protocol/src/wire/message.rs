@@ -1,6 +1,6 @@
 //! Messages: the plaintexts carried in the handshake payloads and inside the channel.
 
-use super::codec::write_body_len;
+use super::codec::{decode_split, write_body_len};
 use super::{
     Body, Codec, Envelope, FetchedBundle, HEADER_LEN, MAX_LINK_BODY_LEN, MAX_NAME_LEN, MessageId,
     Name, Reader, UploadedBundle, VERSION, WireError, split,
@@ -260,7 +260,7 @@ impl Message {
     pub fn decode_owned(mut bytes: Vec<u8>) -> Result<Self, WireError> {
         let (frame_type, body) = split::<Self>(&bytes)?;
         if !matches!(frame_type, TYPE_SEND | TYPE_DELIVER | TYPE_E2E_SEND | TYPE_E2E_DELIVER) {
-            return Self::decode(&bytes);
+            return decode_split(frame_type, body);
         }
         let mut r = Reader::new(body);
         let (id, name, content) = read_relay(frame_type, &mut r)?;
