@@ -41,22 +41,45 @@ fn main() {
         .sample_size(50)
         .output_directory(&dir)
         .configure_from_args();
+    // `BENCH_GROUP=relay`: only that group is set up and run (`scripts/count-instructions`, which
+    // runs one bench per process under valgrind, where the other groups' fixtures — sessions,
+    // handshakes, 256 peers — would cost more than the bench itself).
+    let only = std::env::var("BENCH_GROUP").ok();
+    let wanted = |group: &str| only.as_deref().is_none_or(|only| only == group);
     // Both backends' primitives in every run of a `backend-aws-lc` build, so the summary compares
     // them; the paths run on the backend compiled in, and are priced at its floor.
     let primitives = |c: &mut Criterion, at: usize| {
-        primitives::bench(c, primitives::GROUPS[at]);
+        if wanted(primitives::GROUPS[at]) {
+            primitives::bench(c, primitives::GROUPS[at]);
+        }
         #[cfg(feature = "backend-aws-lc")]
-        primitives_aws_lc::bench(c, primitives_aws_lc::GROUPS[at]);
+        if wanted(primitives_aws_lc::GROUPS[at]) {
+            primitives_aws_lc::bench(c, primitives_aws_lc::GROUPS[at]);
+        }
     };
     primitives(&mut c, 0);
     #[cfg(feature = "backend-aws-lc")]
-    primitives_aws_lc::bench_alternatives(&mut c);
-    channel::bench(&mut c);
-    e2e::bench(&mut c);
-    attack::bench(&mut c);
+    if wanted(primitives_aws_lc::ALTERNATIVES) {
+        primitives_aws_lc::bench_alternatives(&mut c);
+    }
+    let paths: [(&str, fn(&mut Criterion)); 3] = [
+        (channel::GROUP, channel::bench),
+        (e2e::GROUP, e2e::bench),
+        (attack::GROUP, attack::bench),
+    ];
+    for (group, bench) in paths {
+        if wanted(group) {
+            bench(&mut c);
+        }
+    }
     primitives(&mut c, 1);
-    relay::bench(&mut c);
-    codec::bench(&mut c);
+    let paths: [(&str, fn(&mut Criterion)); 2] =
+        [(relay::GROUP, relay::bench), (codec::GROUP, codec::bench)];
+    for (group, bench) in paths {
+        if wanted(group) {
+            bench(&mut c);
+        }
+    }
     primitives(&mut c, 2);
     c.final_summary();
     floor::report(&dir, started);
