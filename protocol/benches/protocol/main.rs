@@ -62,24 +62,17 @@ fn main() {
     if wanted(primitives_aws_lc::ALTERNATIVES) {
         primitives_aws_lc::bench_alternatives(&mut c);
     }
-    let paths: [(&str, fn(&mut Criterion)); 3] = [
-        (channel::GROUP, channel::bench),
-        (e2e::GROUP, e2e::bench),
-        (attack::GROUP, attack::bench),
-    ];
-    for (group, bench) in paths {
-        if wanted(group) {
-            bench(&mut c);
+    let group = |c: &mut Criterion, name: &str, bench: fn(&mut Criterion)| {
+        if wanted(name) {
+            bench(c);
         }
-    }
+    };
+    group(&mut c, channel::GROUP, channel::bench);
+    group(&mut c, e2e::GROUP, e2e::bench);
+    group(&mut c, attack::GROUP, attack::bench);
     primitives(&mut c, 1);
-    let paths: [(&str, fn(&mut Criterion)); 2] =
-        [(relay::GROUP, relay::bench), (codec::GROUP, codec::bench)];
-    for (group, bench) in paths {
-        if wanted(group) {
-            bench(&mut c);
-        }
-    }
+    group(&mut c, relay::GROUP, relay::bench);
+    group(&mut c, codec::GROUP, codec::bench);
     primitives(&mut c, 2);
     c.final_summary();
     floor::report(&dir, started);
