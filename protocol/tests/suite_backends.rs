@@ -113,9 +113,9 @@ fn same_aead(
     ours
 }
 
-/// A kept key object (`AeadObject`, what a channel key keeps) seals and opens as the per-call
-/// functions do, on both backends, and so does aws-lc's empty one (the fallback when AWS-LC
-/// cannot allocate an object: each call builds its own).
+/// A kept key object (`AeadObject`, what a channel key keeps) seals and opens (out of place and
+/// in place) as the per-call functions do, on both backends, and so does aws-lc's empty one (the
+/// fallback when AWS-LC cannot allocate an object: each call builds its own).
 fn kept_objects_agree(
     key: &[u8; 32],
     nonce: &[u8; AEAD_NONCE_LEN],
@@ -124,21 +124,30 @@ fn kept_objects_agree(
     (ciphertext, tag): (&[u8], &[u8; AEAD_TAG_LEN]),
     expected: &AeadRun,
 ) {
+    type InPlace<'a> = &'a dyn Fn(&mut [u8]) -> Result<(), CryptoError>;
     let check = |seal: &dyn Fn(&mut [u8]) -> Option<[u8; AEAD_TAG_LEN]>,
-                 open: &dyn Fn() -> Result<Vec<u8>, CryptoError>| {
+                 open: &dyn Fn() -> Result<Vec<u8>, CryptoError>,
+                 open_in_place: InPlace<'_>| {
         let mut sealed = plaintext.to_vec();
         assert_eq!(seal(&mut sealed), expected.tag, "kept object: tag");
         assert_eq!(sealed, expected.sealed, "kept object: ciphertext");
         assert_eq!(open(), expected.opened_into, "kept object: open");
+        let mut buffer = ciphertext.to_vec();
+        assert_eq!(open_in_place(&mut buffer), expected.opened, "kept object: open in place");
+        assert_eq!(buffer, expected.after_open, "kept object: the buffer after opening in place");
     };
     let object = dalek::AeadObject::new(key);
-    check(&|body| object.seal(key, nonce, ad, body), &|| {
-        object.open_to_vec(key, nonce, ad, ciphertext, tag)
-    });
+    check(
+        &|body| object.seal(key, nonce, ad, body),
+        &|| object.open_to_vec(key, nonce, ad, ciphertext, tag),
+        &|body| object.open_in_place(key, nonce, ad, body, tag),
+    );
     for object in [aws_lc::AeadObject::new(key), aws_lc::AeadObject::default()] {
-        check(&|body| object.seal(key, nonce, ad, body), &|| {
-            object.open_to_vec(key, nonce, ad, ciphertext, tag)
-        });
+        check(
+            &|body| object.seal(key, nonce, ad, body),
+            &|| object.open_to_vec(key, nonce, ad, ciphertext, tag),
+            &|body| object.open_in_place(key, nonce, ad, body, tag),
+        );
     }
 }
 

@@ -12,7 +12,7 @@ use e2e_protocol::roles::{Client, ClientEvent};
 use e2e_protocol::suite::PrivateKey;
 use e2e_protocol::wire::{Envelope, FetchedBundle, Message, MessageId, Name};
 
-use super::fixtures::{BOB_LINK, World, body, must, name, rng};
+use super::fixtures::{BOB_LINK, World, body, measured, must, name, rng};
 
 pub const GROUP: &str = "attack";
 
@@ -92,7 +92,7 @@ pub fn bench(c: &mut Criterion) {
     group.bench_function("forged_envelope_worst_case", |b| {
         b.iter_batched_ref(
             || bob.clone(),
-            |bob| assert!(bob.decrypt(&bob_name, &alice_name, &forged).is_err()),
+            |bob| measured(|| assert!(bob.decrypt(&bob_name, &alice_name, &forged).is_err())),
             BatchSize::SmallInput,
         );
     });
@@ -108,8 +108,10 @@ pub fn bench(c: &mut Criterion) {
             b.iter_batched_ref(
                 || (bob.clone(), seal(&unsolicited), rng(5)),
                 |(bob, frame, rng)| {
-                    let out = must(bob.handle(frame, rng));
-                    assert!(matches!(out.events[..], [ClientEvent::Dropped { .. }]));
+                    measured(|| {
+                        let out = must(bob.handle(frame, rng));
+                        assert!(matches!(out.events[..], [ClientEvent::Dropped { .. }]));
+                    });
                 },
                 BatchSize::LargeInput,
             );
@@ -124,8 +126,10 @@ pub fn bench(c: &mut Criterion) {
             b.iter_batched_ref(
                 || (bob.clone(), seal(&stranger), rng(6)),
                 |(bob, frame, rng)| {
-                    let out = must(bob.handle(frame, rng));
-                    assert!(matches!(out.events[..], [ClientEvent::Dropped { .. }]));
+                    measured(|| {
+                        let out = must(bob.handle(frame, rng));
+                        assert!(matches!(out.events[..], [ClientEvent::Dropped { .. }]));
+                    });
                 },
                 BatchSize::LargeInput,
             );

@@ -41,22 +41,38 @@ fn main() {
         .sample_size(50)
         .output_directory(&dir)
         .configure_from_args();
+    // `BENCH_GROUP=relay`: only that group is set up and run (`scripts/count-instructions`, which
+    // runs one bench per process under valgrind, where the other groups' fixtures — sessions,
+    // handshakes, 256 peers — would cost more than the bench itself).
+    let only = std::env::var("BENCH_GROUP").ok();
+    let wanted = |group: &str| only.as_deref().is_none_or(|only| only == group);
     // Both backends' primitives in every run of a `backend-aws-lc` build, so the summary compares
     // them; the paths run on the backend compiled in, and are priced at its floor.
     let primitives = |c: &mut Criterion, at: usize| {
-        primitives::bench(c, primitives::GROUPS[at]);
+        if wanted(primitives::GROUPS[at]) {
+            primitives::bench(c, primitives::GROUPS[at]);
+        }
         #[cfg(feature = "backend-aws-lc")]
-        primitives_aws_lc::bench(c, primitives_aws_lc::GROUPS[at]);
+        if wanted(primitives_aws_lc::GROUPS[at]) {
+            primitives_aws_lc::bench(c, primitives_aws_lc::GROUPS[at]);
+        }
     };
     primitives(&mut c, 0);
     #[cfg(feature = "backend-aws-lc")]
-    primitives_aws_lc::bench_alternatives(&mut c);
-    channel::bench(&mut c);
-    e2e::bench(&mut c);
-    attack::bench(&mut c);
+    if wanted(primitives_aws_lc::ALTERNATIVES) {
+        primitives_aws_lc::bench_alternatives(&mut c);
+    }
+    let group = |c: &mut Criterion, name: &str, bench: fn(&mut Criterion)| {
+        if wanted(name) {
+            bench(c);
+        }
+    };
+    group(&mut c, channel::GROUP, channel::bench);
+    group(&mut c, e2e::GROUP, e2e::bench);
+    group(&mut c, attack::GROUP, attack::bench);
     primitives(&mut c, 1);
-    relay::bench(&mut c);
-    codec::bench(&mut c);
+    group(&mut c, relay::GROUP, relay::bench);
+    group(&mut c, codec::GROUP, codec::bench);
     primitives(&mut c, 2);
     c.final_summary();
     floor::report(&dir, started);

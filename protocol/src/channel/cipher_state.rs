@@ -96,6 +96,27 @@ impl CipherState {
         Ok(plaintext)
     }
 
+    /// `DecryptWithAd(ad, buffer[start..])` in place, the tag cut off; see
+    /// [`Self::decrypt_with_ad`]. Without a key, `buffer` is unchanged. On error `buffer` is
+    /// exactly as it was.
+    ///
+    /// # Errors
+    /// As [`Self::decrypt_with_ad`]; nothing changes.
+    pub(crate) fn decrypt_in_place(
+        &mut self,
+        ad: &[u8],
+        buffer: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), ChannelError> {
+        let Some(k) = &self.k else {
+            return Ok(());
+        };
+        let next = self.next_n()?;
+        k.open_in_place(&Self::nonce(self.n), ad, buffer, start)?;
+        self.advance(next);
+        Ok(())
+    }
+
     /// `n ← next` after a key operation.
     fn advance(&mut self, next: u64) {
         if crate::flaws::on(crate::flaws::Flaw::ChannelNonceStuck) {

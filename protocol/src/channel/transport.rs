@@ -93,13 +93,25 @@ impl Transport {
     /// [`ChannelError::NonceExhausted`] after `2^64 − 1` messages; `Crypto(AeadOpen)` if the tag
     /// does not verify.
     pub fn read(&mut self, ciphertext: &[u8]) -> Result<Vec<u8>, ChannelError> {
-        if ciphertext.len() > MAX_NOISE_MESSAGE_LEN {
-            return Err(ChannelError::MessageTooLong);
-        }
-        if ciphertext.len() < TRANSPORT_OVERHEAD {
-            return Err(ChannelError::MessageTooShort);
-        }
+        check_read_len(ciphertext.len())?;
         self.recv.decrypt_with_ad(&[], ciphertext)
+    }
+
+    /// [`Self::read`] in place: decrypts `buffer[start..]` and cuts the tag off, so that a caller
+    /// that owns the received bytes (a stream reader's buffer, reused from frame to frame) opens
+    /// them without allocating; with [`Self::write_in_place`], a message goes both ways in one
+    /// buffer.
+    ///
+    /// # Errors
+    /// As [`Self::read`], for `buffer[start..]`; `buffer` and the transport are then exactly as
+    /// they were.
+    pub fn read_in_place(
+        &mut self,
+        buffer: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), ChannelError> {
+        check_read_len(buffer.len().saturating_sub(start))?;
+        self.recv.decrypt_in_place(&[], buffer, start)
     }
 
     /// Noise `SetNonce(n)` (§5.1) on the sending `CipherState`, forward only: skips the sending
@@ -125,6 +137,22 @@ impl Transport {
     pub const fn handshake_hash(&self) -> &[u8; HASH_LEN] {
         &self.handshake_hash
     }
+}
+
+/// The length checks of a transport message of `len` bytes, before the counter and the tag
+/// (SPEC.md §4.4).
+///
+/// # Errors
+/// [`ChannelError::MessageTooLong`] over [`MAX_NOISE_MESSAGE_LEN`] bytes,
+/// [`ChannelError::MessageTooShort`] under [`TRANSPORT_OVERHEAD`].
+const fn check_read_len(len: usize) -> Result<(), ChannelError> {
+    if len > MAX_NOISE_MESSAGE_LEN {
+        return Err(ChannelError::MessageTooLong);
+    }
+    if len < TRANSPORT_OVERHEAD {
+        return Err(ChannelError::MessageTooShort);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -297,6 +325,41 @@ mod tests {
         assert_eq!(i.write_in_place(&mut frame, 3), Ok(()));
         assert_eq!(frame.len(), 3 + MAX_NOISE_MESSAGE_LEN);
         assert_eq!(r.read(&frame[3..]).unwrap(), vec![7; max]);
+    }
+
+    /// In place, a message goes both ways in one buffer (after a prefix the role's header
+    /// takes), and every refusal of `read` is refused alike, leaving the transport and the buffer
+    /// exactly as they were.
+    #[test]
+    fn read_in_place_reads_what_read_reads_and_refuses_what_it_refuses() {
+        let (mut i, mut r) = handshake(112);
+        let mut buffer = b"hdr".to_vec();
+        buffer.extend_from_slice(b"in place");
+        i.write_in_place(&mut buffer, 3).unwrap();
+        let genuine = buffer.clone();
+        let mut forged = genuine.clone();
+        forged[4] ^= 1;
+        let max = MAX_NOISE_MESSAGE_LEN;
+        for (mut bad, expected) in [
+            (forged, AEAD_OPEN),
+            (genuine[..3 + 15].to_vec(), ChannelError::MessageTooShort),
+            (genuine[..2].to_vec(), ChannelError::MessageTooShort),
+            ([&genuine[..3], &vec![0; max + 1][..]].concat(), ChannelError::MessageTooLong),
+        ] {
+            let (before, bytes) = (r.clone(), bad.clone());
+            assert_eq!(r.read_in_place(&mut bad, 3), Err(expected));
+            assert_eq!((&r, &bad), (&before, &bytes));
+        }
+        assert_eq!(r.read_in_place(&mut buffer, 3), Ok(()));
+        assert_eq!(buffer, b"hdrin place");
+        // Replayed: the counter moved on.
+        let mut replayed = genuine.clone();
+        assert_eq!(r.read_in_place(&mut replayed, 3), Err(AEAD_OPEN));
+        assert_eq!(replayed, genuine);
+        // The next message, written by `write`, reads in place too.
+        let mut next = i.write(b"next").unwrap();
+        assert_eq!(r.read_in_place(&mut next, 0), Ok(()));
+        assert_eq!(next, b"next");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! ChaCha20-Poly1305 (RFC 8439).
 
 use core::fmt;
+use std::sync::Arc;
 
 use super::backend::active::AeadObject;
 use super::{CryptoError, Secret};
@@ -74,12 +75,9 @@ impl AeadKey {
         buffer: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), CryptoError> {
-        let sealed = buffer.get_mut(start..).ok_or(CryptoError::AeadTruncated)?;
-        let (body_len, tag) = split_tag(sealed).map(|(body, tag)| (body.len(), tag))?;
-        let (body, _) = sealed.split_at_mut(body_len);
-        super::backend::active::aead_open(self.expose(), nonce, ad, body, &tag)?;
-        buffer.truncate(start + body_len);
-        Ok(())
+        open_into(buffer, start, |body, tag| {
+            super::backend::active::aead_open(self.expose(), nonce, ad, body, tag)
+        })
     }
 }
 
@@ -90,10 +88,19 @@ impl AeadKey {
 /// a quarter of a 64-byte seal and open when built per call; on the default backend it is nothing.
 ///
 /// Same bytes, same errors as [`AeadKey`] under the same key. The object is a function of the key
-/// and takes no part in `==` or `Hash` (two kept keys are equal exactly when their bytes are); it
-/// is released when the key is dropped, and AWS-LC erases its copy of the key then.
+/// and takes no part in `==` or `Hash` (two kept keys are equal exactly when their bytes are).
+///
+/// Clones share the key and its object (an [`Arc`]): a role works on a copy of its channel for
+/// every frame it seals or opens, and commits the copy only on success, so that a clone costs a
+/// reference count rather than a copy of the key and, when the copy is dropped, its erasure. The
+/// key is erased, and AWS-LC's object released (which erases AWS-LC's copy), when the last clone
+/// is dropped.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct KeptAeadKey {
+pub struct KeptAeadKey(Arc<Kept>);
+
+/// What the clones of a [`KeptAeadKey`] share.
+#[derive(PartialEq, Eq, Hash)]
+struct Kept {
     key: AeadKey,
     object: AeadObject,
 }
@@ -103,7 +110,7 @@ impl KeptAeadKey {
     #[must_use]
     pub fn new(key: AeadKey) -> Self {
         let object = AeadObject::new(key.expose());
-        Self { key, object }
+        Self(Arc::new(Kept { key, object }))
     }
 
     /// [`AeadKey::seal`] under this key.
@@ -120,7 +127,8 @@ impl KeptAeadKey {
         buffer: &mut Vec<u8>,
         start: usize,
     ) {
-        seal_into(buffer, start, |body| self.object.seal(self.key.expose(), nonce, ad, body));
+        let Kept { key, object } = &*self.0;
+        seal_into(buffer, start, |body| object.seal(key.expose(), nonce, ad, body));
     }
 
     /// [`AeadKey::open`] under this key.
@@ -134,7 +142,24 @@ impl KeptAeadKey {
         sealed: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
         let (body, tag) = split_tag(sealed)?;
-        self.object.open_to_vec(self.key.expose(), nonce, ad, body, &tag)
+        self.0.object.open_to_vec(self.0.key.expose(), nonce, ad, body, &tag)
+    }
+
+    /// [`AeadKey::open_in_place`] under this key: on error `buffer` is exactly as it was.
+    ///
+    /// # Errors
+    /// As [`AeadKey::open_in_place`].
+    pub fn open_in_place(
+        &self,
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        buffer: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), CryptoError> {
+        let Kept { key, object } = &*self.0;
+        open_into(buffer, start, |body, tag| {
+            object.open_in_place(key.expose(), nonce, ad, body, tag)
+        })
     }
 }
 
@@ -166,6 +191,22 @@ fn seal_into(
     }
 }
 
+/// Opens `buffer[start..]`, `ciphertext || tag`, in place with `open`, which gets the ciphertext
+/// and the tag and leaves the ciphertext as it was on error; on success cuts the tag off (see
+/// [`AeadKey::open_in_place`]).
+fn open_into(
+    buffer: &mut Vec<u8>,
+    start: usize,
+    open: impl FnOnce(&mut [u8], &[u8; AEAD_TAG_LEN]) -> Result<(), CryptoError>,
+) -> Result<(), CryptoError> {
+    let sealed = buffer.get_mut(start..).ok_or(CryptoError::AeadTruncated)?;
+    let (body_len, tag) = split_tag(sealed).map(|(body, tag)| (body.len(), tag))?;
+    let (body, _) = sealed.split_at_mut(body_len);
+    open(body, &tag)?;
+    buffer.truncate(start + body_len);
+    Ok(())
+}
+
 /// `ciphertext || tag` split into the ciphertext and the tag.
 ///
 /// # Errors
@@ -195,7 +236,10 @@ mod tests {
             framed.extend_from_slice(&plaintext);
             kept.seal_in_place(&NONCE, b"ad", &mut framed, 6);
             assert_eq!(framed[6..], sealed[..]);
-            assert_eq!(kept.open(&NONCE, b"ad", &sealed), Ok(plaintext));
+            assert_eq!(kept.open(&NONCE, b"ad", &sealed), Ok(plaintext.clone()));
+            let mut buffer = framed.clone();
+            assert_eq!(kept.open_in_place(&NONCE, b"ad", &mut buffer, 6), Ok(()));
+            assert_eq!((&buffer[..6], &buffer[6..]), (&b"header"[..], &plaintext[..]));
         }
     }
 
@@ -214,7 +258,15 @@ mod tests {
         ] {
             assert!(kept.open(&nonce, ad, input).is_err());
             assert_eq!(kept.open(&nonce, ad, input), key.open(&nonce, ad, input));
+            // In place, the refused ciphertext stays as it was (after a prefix `start` skips).
+            let mut buffer = [b"xy", input].concat();
+            let refused = kept.open_in_place(&nonce, ad, &mut buffer, 2);
+            assert_eq!(refused, key.open(&nonce, ad, input).map(|_| ()));
+            assert_eq!(buffer, [b"xy", input].concat());
         }
+        let mut buffer = sealed.clone();
+        let past_the_end = kept.open_in_place(&NONCE, b"ad", &mut buffer, sealed.len() + 1);
+        assert_eq!((past_the_end, buffer), (Err(CryptoError::AeadTruncated), sealed.clone()));
         assert_eq!(kept.open(&NONCE, b"ad", &sealed[..3]), Err(CryptoError::AeadTruncated));
         let other = KeptAeadKey::new(AeadKey::new([8; AEAD_KEY_LEN]));
         assert_eq!(other.open(&NONCE, b"ad", &sealed), Err(CryptoError::AeadOpen));

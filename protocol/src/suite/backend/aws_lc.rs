@@ -219,6 +219,24 @@ impl AeadObject {
             None => aead_open_to_vec(key, nonce, ad, ciphertext, tag),
         }
     }
+
+    /// [`aead_open`] with this key object, which must be the one [`Self::new`] made for `key`.
+    ///
+    /// # Errors
+    /// [`CryptoError::AeadOpen`] if the tag does not verify; `body` is then as it was.
+    pub fn open_in_place(
+        &self,
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        body: &mut [u8],
+        tag: &[u8; AEAD_TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        match &self.0.0 {
+            Some(object) => open_in_place_with(object, nonce, ad, body, tag),
+            None => aead_open(key, nonce, ad, body, tag),
+        }
+    }
 }
 
 /// Encrypts `body` in place and returns the tag, as [`dalek::aead_seal`]; `None` if AWS-LC
@@ -277,17 +295,27 @@ pub fn aead_open(
     body: &mut [u8],
     tag: &[u8; AEAD_TAG_LEN],
 ) -> Result<(), CryptoError> {
-    let key = aead_key(key).ok_or(CryptoError::AeadOpen)?;
+    open_in_place_with(&aead_key(key).ok_or(CryptoError::AeadOpen)?, nonce, ad, body, tag)
+}
+
+/// [`aead_open`] with the key object `key`.
+fn open_in_place_with(
+    key: &LessSafeKey,
+    nonce: &[u8; AEAD_NONCE_LEN],
+    ad: &[u8],
+    body: &mut [u8],
+    tag: &[u8; AEAD_TAG_LEN],
+) -> Result<(), CryptoError> {
     let reused = CIPHERTEXT_BACKUP.try_with(|backup| {
         backup
             .try_borrow_mut()
             .ok()
-            .map(|mut backup| open_restoring(&key, nonce, ad, body, tag, &mut backup))
+            .map(|mut backup| open_restoring(key, nonce, ad, body, tag, &mut backup))
     });
     match reused {
         Ok(Some(result)) => result,
         // The thread's buffer is gone (thread teardown) or in use (not re-entrant): a fresh one.
-        _ => open_restoring(&key, nonce, ad, body, tag, &mut Vec::new()),
+        _ => open_restoring(key, nonce, ad, body, tag, &mut Vec::new()),
     }
 }
 
@@ -314,10 +342,10 @@ fn open_restoring(
     opened.map_err(|_| CryptoError::AeadOpen)
 }
 
-/// [`aead_open`] out of place, as [`dalek::aead_open_to_vec`]: AWS-LC reads `ciphertext` and
-/// writes the plaintext to a new buffer only, so no backup is needed — a caller that does not have
-/// to keep its ciphertext (`AeadKey::open`) saves the copy [`aead_open`] makes. On error the buffer
-/// (which AWS-LC zeroes, `EVP_AEAD_CTX_open_gather`) is dropped.
+/// [`aead_open`] out of place, as [`dalek::aead_open_to_vec`]: a copy of `ciphertext` in a new
+/// buffer is decrypted in place, and `ciphertext` is only read, so no backup is needed — a caller
+/// that does not have to keep its ciphertext (`AeadKey::open`) saves the copy [`aead_open`] makes.
+/// On error the new buffer (which AWS-LC zeroes, `EVP_AEAD_CTX_open_gather`) is dropped.
 ///
 /// # Errors
 /// [`CryptoError::AeadOpen`] if the tag does not verify.
@@ -339,11 +367,13 @@ fn open_to_vec_with(
     ciphertext: &[u8],
     tag: &[u8; AEAD_TAG_LEN],
 ) -> Result<Vec<u8>, CryptoError> {
-    let mut out = vec![0; ciphertext.len()];
-    key.open_separate_gather(
+    // A copy of the ciphertext, decrypted in place: the buffer is this function's own, so a
+    // refused open needs no backup (AWS-LC zeroes it, and it is dropped). Copying costs what
+    // zeroing a new buffer for an out-of-place open would, without the zeroing allocation.
+    let mut out = ciphertext.to_vec();
+    key.open_in_place_separate_tag(
         Nonce::assume_unique_for_key(*nonce),
         Aad::from(ad),
-        ciphertext,
         tag,
         &mut out,
     )

@@ -78,6 +78,21 @@ impl AeadObject {
     ) -> Result<Vec<u8>, CryptoError> {
         aead_open_to_vec(key, nonce, ad, ciphertext, tag)
     }
+
+    /// [`aead_open`].
+    ///
+    /// # Errors
+    /// As [`aead_open`].
+    pub fn open_in_place(
+        &self,
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        body: &mut [u8],
+        tag: &[u8; AEAD_TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        aead_open(key, nonce, ad, body, tag)
+    }
 }
 
 /// `X25519(secret, 9)`: the public key of the 32 private bytes (clamped inside, RFC 7748 §5).
