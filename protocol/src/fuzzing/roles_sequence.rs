@@ -464,7 +464,7 @@ fn worlds() -> &'static (Run, Run) {
     })
 }
 
-/// Runs the operations decoded from `data` from the world [`Setup`] picks; heals the network at
+/// Runs the operations decoded from `data` from the world `Setup` picks; heals the network at
 /// the end if it says so, and checks that messages get through.
 pub fn roles_sequence(data: &[u8]) {
     let Some((setup, ops)) = decode_all::<Setup, Op>(data) else { return };

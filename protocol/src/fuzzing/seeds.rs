@@ -2,8 +2,9 @@
 //!
 //! `cargo run --manifest-path fuzz/Cargo.toml --example gen_corpus` writes them to
 //! `fuzz/corpus/<target>/seed-<name>`; `protocol/tests/fuzz_corpus.rs` replays the committed files
-//! and these seeds. Operation sequences are encoded with [`super::input::Encode`], and every seed is
-//! checked to decode back to exactly the operations it was made from.
+//! and these seeds. Operation sequences are encoded with `input::Encode` (a trait private to the
+//! fuzzing module), and every seed is checked to decode back to exactly the operations it was made
+//! from.
 
 use arbitrary::Arbitrary;
 
