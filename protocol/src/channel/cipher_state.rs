@@ -1,6 +1,6 @@
 //! Noise `CipherState` (spec rev 34, §5.1): an optional AEAD key `k` and a 64-bit nonce counter `n`.
 
-use crate::suite::{AEAD_NONCE_LEN, AeadKey, KeptAeadKey};
+use crate::suite::{AEAD_NONCE_LEN, AeadKey, CryptoError, KeptAeadKey};
 
 use super::ChannelError;
 
@@ -45,13 +45,8 @@ impl CipherState {
         ad: &[u8],
         plaintext: &[u8],
     ) -> Result<Vec<u8>, ChannelError> {
-        let Some(k) = &self.k else {
-            return Ok(plaintext.to_vec());
-        };
-        let next = self.next_n()?;
-        let ciphertext = k.seal(&Self::nonce(self.n), ad, plaintext);
-        self.advance(next);
-        Ok(ciphertext)
+        let sealed = self.with_key(|k, nonce| Ok(k.seal(nonce, ad, plaintext)))?;
+        Ok(sealed.unwrap_or_else(|| plaintext.to_vec()))
     }
 
     /// `EncryptWithAd(ad, buffer[start..])` in place, the tag appended to `buffer`; see
@@ -65,12 +60,10 @@ impl CipherState {
         buffer: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), ChannelError> {
-        let Some(k) = &self.k else {
-            return Ok(());
-        };
-        let next = self.next_n()?;
-        k.seal_in_place(&Self::nonce(self.n), ad, buffer, start);
-        self.advance(next);
+        self.with_key(|k, nonce| {
+            k.seal_in_place(nonce, ad, buffer, start);
+            Ok(())
+        })?;
         Ok(())
     }
 
@@ -87,13 +80,8 @@ impl CipherState {
         ad: &[u8],
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, ChannelError> {
-        let Some(k) = &self.k else {
-            return Ok(ciphertext.to_vec());
-        };
-        let next = self.next_n()?;
-        let plaintext = k.open(&Self::nonce(self.n), ad, ciphertext)?;
-        self.advance(next);
-        Ok(plaintext)
+        let opened = self.with_key(|k, nonce| k.open(nonce, ad, ciphertext))?;
+        Ok(opened.unwrap_or_else(|| ciphertext.to_vec()))
     }
 
     /// `DecryptWithAd(ad, buffer[start..])` in place, the tag cut off; see
@@ -108,13 +96,27 @@ impl CipherState {
         buffer: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), ChannelError> {
+        self.with_key(|k, nonce| k.open_in_place(nonce, ad, buffer, start))?;
+        Ok(())
+    }
+
+    /// One key operation, the rule the four above share (§5.1): without a key, `None` and nothing
+    /// happens; with one, `op` runs under nonce `n` and `n` advances only if it succeeds, so an
+    /// exhausted counter or a failed operation changes nothing.
+    ///
+    /// # Errors
+    /// [`ChannelError::NonceExhausted`] if `n = 2^64 − 1` (`op` does not run); `op`'s error.
+    fn with_key<T>(
+        &mut self,
+        op: impl FnOnce(&KeptAeadKey, &[u8; AEAD_NONCE_LEN]) -> Result<T, CryptoError>,
+    ) -> Result<Option<T>, ChannelError> {
         let Some(k) = &self.k else {
-            return Ok(());
+            return Ok(None);
         };
         let next = self.next_n()?;
-        k.open_in_place(&Self::nonce(self.n), ad, buffer, start)?;
+        let done = op(k, &Self::nonce(self.n))?;
         self.advance(next);
-        Ok(())
+        Ok(Some(done))
     }
 
     /// `n ← next` after a key operation.
