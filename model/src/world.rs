@@ -371,7 +371,13 @@ impl Party {
 /// The ghost seal log (spec/MODEL.md §4): every AEAD seal of the run, as the protocol crate's
 /// `seal_log` records it (fingerprints of the key and of the sealed input, the nonce), with the
 /// party whose call made it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+///
+/// Its hash is kept as it grows: a state's fingerprint reads the seal log's hash, and a step
+/// that seals changes the log, so hashing every entry again cost a tenth of a search
+/// (spec/MODEL.md §8). The log's two maps only ever gain entries, so `digest`, the wrapping sum
+/// of a fixed 64-bit hash of each entry, is a function of their contents (equal logs have equal
+/// digests; equality still compares the maps).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SealLog {
     /// (key, nonce) → the fingerprint of the first input (AD and plaintext) sealed under it.
     inputs: BTreeMap<(u64, [u8; AEAD_NONCE_LEN]), u64>,
@@ -383,6 +389,16 @@ pub struct SealLog {
     pub key_shared: Option<(Party, Party)>,
     /// Whether the protocol crate's log overflowed, so that the checks above saw only part of it.
     pub incomplete: bool,
+    /// The wrapping sum of [`entry_hash`] over the entries of `inputs` and `sealers`.
+    digest: u64,
+}
+
+/// A fixed 64-bit hash of one entry of a [`SealLog`] (SipHash with fixed keys, as
+/// [`Shared::content_hash`]): the same in every thread and run.
+fn entry_hash(entry: impl Hash) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    entry.hash(&mut h);
+    h.finish()
 }
 
 impl SealLog {
@@ -390,15 +406,33 @@ impl SealLog {
     pub fn record(&mut self, by: Party, drained: Drained) {
         self.incomplete |= drained.overflowed;
         for seal in drained.seals {
-            let first = *self.inputs.entry((seal.key, seal.nonce)).or_insert(seal.input);
+            let first = *self.inputs.entry((seal.key, seal.nonce)).or_insert_with(|| {
+                self.digest =
+                    self.digest.wrapping_add(entry_hash((0_u8, seal.key, seal.nonce, seal.input)));
+                seal.input
+            });
             if first != seal.input && self.nonce_reused.is_none() {
                 self.nonce_reused = Some(by);
             }
-            let owner = *self.sealers.entry(seal.key).or_insert(by);
+            let owner = *self.sealers.entry(seal.key).or_insert_with(|| {
+                self.digest = self.digest.wrapping_add(entry_hash((1_u8, seal.key, by)));
+                by
+            });
             if owner != by && self.key_shared.is_none() {
                 self.key_shared = Some((owner, by));
             }
         }
+    }
+}
+
+impl Hash for SealLog {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.digest);
+        state.write_usize(self.inputs.len());
+        state.write_usize(self.sealers.len());
+        self.nonce_reused.hash(state);
+        self.key_shared.hash(state);
+        self.incomplete.hash(state);
     }
 }
 
@@ -591,7 +625,7 @@ pub fn rng(seed: u64, party: u64, counter: u32) -> ChaCha20Rng {
 
 #[cfg(test)]
 mod tests {
-    use super::{Party, SealLog, Who};
+    use super::{Party, SealLog, Shared, Who};
     use e2e_protocol::seal_log::{Drained, Seal};
     use e2e_protocol::wire::Name;
 
@@ -599,6 +633,24 @@ mod tests {
         let seals =
             list.iter().map(|&(key, n, input)| Seal { key, nonce: [n; 12], input }).collect();
         Drained { seals, overflowed: false }
+    }
+
+    #[test]
+    fn seal_logs_with_the_same_seals_hash_alike_however_they_were_recorded() {
+        let alice = Party::Client(Who::Alice);
+        let mut one = SealLog::default();
+        one.record(alice, seals(&[(1, 0, 10), (2, 0, 20)]));
+        one.record(alice, seals(&[(1, 1, 11), (1, 0, 10)]));
+        let mut other = SealLog::default();
+        other.record(alice, seals(&[(1, 1, 11), (2, 0, 20), (1, 0, 10)]));
+        assert_eq!(one, other);
+        assert_eq!(Shared::new(one.clone()).content_hash(), Shared::new(other).content_hash());
+        // The same sizes, another input: another hash.
+        let mut twelve = one.clone();
+        twelve.record(alice, seals(&[(1, 2, 12)]));
+        let mut thirteen = one;
+        thirteen.record(alice, seals(&[(1, 2, 13)]));
+        assert_ne!(Shared::new(twelve).content_hash(), Shared::new(thirteen).content_hash());
     }
 
     #[test]
