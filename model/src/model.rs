@@ -128,6 +128,9 @@ pub enum Action {
     Restart,
     /// (e2e) The client rotates its signed prekey and uploads the new one (`rotation.rs`).
     Rotate(Who),
+    /// (S, e2e, `--prekeys-low`) the server seals a `PrekeysLow` of its own to `Who`: no fetch
+    /// left its store low (`prekeys.rs`).
+    ForgeLow(Who),
 }
 
 /// How the malicious server changes a prekey message it re-encodes (spec/MODEL.md §3).
@@ -274,6 +277,11 @@ impl E2eModel {
         let mut set_up =
             SetUp { server: &mut server, clients: &mut clients, mallory: None, log: &mut log };
         for w in Who::BOTH {
+            if explored(w) && bounds.first_registration {
+                // No earlier connection: the client's first handshake, in the run, registers
+                // its name, and the network attacker may race it (`setup.rs`).
+                continue;
+            }
             let init = set_up.clients[w.index()].connect(&mut r)?;
             set_up.log.seals.record(Party::Client(w), seal_log::drain());
             set_up.pump(w.link(), init, &mut r)?;
@@ -558,7 +566,7 @@ impl E2eModel {
                 }
                 Self::note_prekey_delivery(s, w, &frame, &out.events);
                 Self::note_substitution_refused(s, &out.events);
-                Self::note_top_up(s, w, &out.events);
+                Self::note_top_up(s, w, frame.injected, &out.events);
                 let sealed = count_sent(&out.events);
                 self.emit_client(s, w, out.transmit, sealed);
                 if out.events.contains(&ClientEvent::Connected) {
@@ -973,6 +981,7 @@ impl E2eModel {
                 self.redeliver(s, *index, sender, sender, None)?;
             }
             Action::Pad(w) => self.pad(s, *w)?,
+            Action::ForgeLow(w) => self.forge_low(s, *w)?,
             Action::MSend(to) => self.mallory_send(s, *to)?,
             Action::MRelay(index, to) => self.mallory_relay(s, *index, *to)?,
             Action::ForgeE2e(to) => {
@@ -1442,6 +1451,15 @@ pub mod names {
     /// Sometimes (e2e): a client answered `PrekeysLow` with new one-time prekeys, which the
     /// server stored.
     pub const TOPPED_UP: &str = "sometimes: one-time prekeys topped up";
+    /// Sometimes (S, e2e, `--prekeys-low`): `recovery` judged a state after a client topped up
+    /// on a forged `PrekeysLow`, and the conversation got through.
+    pub const RECOVERED_FORGED_LOW: &str = "sometimes: recovered after a forged PrekeysLow";
+    /// Sometimes (N, e2e-unverified, `--prekeys-low`, outages): `recovery` judged a state after
+    /// a top-up was lost with its link, and the conversation got through.
+    pub const RECOVERED_LOST_TOP_UP: &str = "sometimes: recovered after a lost top-up";
+    /// Sometimes (as above): a client whose top-up was lost topped up again, and the server
+    /// stored it.
+    pub const TOPPED_UP_AGAIN: &str = "sometimes: topped up again after a lost top-up";
 }
 
 fn secrecy(_: &E2eModel, s: &World) -> bool {
@@ -1479,12 +1497,17 @@ fn strict_parsing(_: &E2eModel, s: &World) -> bool {
     !s.ghost.malformed_accepted
 }
 
-/// Whether `recovery` judges `s` (spec/MODEL.md §4): a role refused an injected frame on the
-/// run, the attacker did nothing but inject frames that were refused, and no compromise ended the
-/// run. Read from flags each step sets from what it did itself: the same steps in another order
-/// give the same value.
+/// Whether `recovery` judges `s` (spec/MODEL.md §4): on the run a role refused an injected
+/// frame, a client topped up on a `PrekeysLow` the malicious server forged, or a top-up was lost
+/// with its link; the attacker did nothing else (`interfered`); and no compromise ended the run.
+/// Read from flags each step sets from what it did itself: the same steps in another order give
+/// the same value.
 const fn judged(s: &World) -> bool {
-    s.ghost.forgery_rejected && !s.ghost.interfered && s.ghost.compromised.is_none()
+    let triggered = s.ghost.forgery_rejected
+        || s.ghost.forged_notices > 0
+        || s.ghost.top_up_lost[0]
+        || s.ghost.top_up_lost[1];
+    triggered && !s.ghost.interfered && s.ghost.compromised.is_none()
 }
 
 /// `recovery`: in every state it judges, the honest completion gets through (or is
@@ -1493,8 +1516,14 @@ fn recovery(model: &E2eModel, s: &World) -> bool {
     !model.conversation_broken(s)
 }
 
-/// Sometimes: a state `recovery` judges whose honest completion gets through.
+/// Sometimes: a state `recovery` judges after a refusal, whose honest completion gets through.
 fn recovered(model: &E2eModel, s: &World) -> bool {
+    s.ghost.forgery_rejected && recovered_from(model, s)
+}
+
+/// Whether `recovery` judges `s` and its honest completion gets through: the `sometimes` rows
+/// that show `recovery` is not vacuous, one per trigger.
+fn recovered_from(model: &E2eModel, s: &World) -> bool {
     judged(s) && model.completes(s) == Some(true)
 }
 
@@ -1568,6 +1597,7 @@ impl Model for E2eModel {
                         actions.extend(Edit::ALL.map(|edit| Action::Rebuild(i, edit)));
                     }
                 }
+                self.forge_low_actions(s, actions);
                 for w in Who::BOTH {
                     // A hop `Deliver` is in the malicious server's hands in every variant: an e2e
                     // client must refuse it (SPEC.md §15.3), not show it as from its peer.
@@ -1584,7 +1614,7 @@ impl Model for E2eModel {
                 }
             } else {
                 reduction::copies(self, s, actions);
-                if !self.variant.is_e2e() {
+                if !self.variant.is_e2e() || self.registration_raced() {
                     actions.extend(Who::BOTH.map(Action::Impersonate));
                 }
             }
@@ -1641,6 +1671,9 @@ impl Model for E2eModel {
         Self::sealed(&mut s, actor(&action));
         let refused_now = s.ghost.forgery_rejected;
         s.ghost.forgery_rejected |= last.ghost.forgery_rejected;
+        // A client that topped up on a forged `PrekeysLow` acted on an injected frame, which is
+        // what `recovery` judges after, not interference (spec/MODEL.md §4).
+        let acted_on_forged_notice = s.ghost.forged_notices > last.ghost.forged_notices;
         let handled = match action {
             Action::Deliver(w) => last.net.head(Dest::Client(w)),
             Action::Serve(w) => last.net.head(Dest::Server(w)),
@@ -1660,7 +1693,7 @@ impl Model for E2eModel {
                     | Action::Mitm(_)
                     | Action::Answer(..)
             )
-            || (injected && !refused_now);
+            || (injected && !refused_now && !acted_on_forged_notice);
         s.ghost.refused_in_set_up |=
             refused_now && !Who::BOTH.into_iter().all(|w| self.set_up_done(&s, w));
         reduction::canonical(self, &mut s);
@@ -1736,6 +1769,24 @@ impl Model for E2eModel {
             self.variant == Variant::E2eUnverified || self.attacker == Attacker::Malicious;
         if self.bounds.prekeys_low && fetches {
             p.push(Property::sometimes(names::TOPPED_UP, prekeys::topped_up));
+        }
+        if self.bounds.prekeys_low && self.variant.is_e2e() && self.server_attacker() {
+            p.push(Property::sometimes(
+                names::RECOVERED_FORGED_LOW,
+                prekeys::recovered_after_forged_notice,
+            ));
+        }
+        // A top-up needs a fetch in the run, and losing it an outage of the network attacker's.
+        if self.bounds.prekeys_low
+            && self.variant == Variant::E2eUnverified
+            && self.attacker == Attacker::Network
+            && self.bounds.outages > 0
+        {
+            p.push(Property::sometimes(
+                names::RECOVERED_LOST_TOP_UP,
+                prekeys::recovered_after_lost_top_up,
+            ));
+            p.push(Property::sometimes(names::TOPPED_UP_AGAIN, prekeys::topped_up_again));
         }
         if self.bounds.outages > 0 && !self.server_attacker() {
             p.push(Property::sometimes(names::AFTER_RECONNECT, outage::delivered_after_reconnect));
