@@ -30,6 +30,7 @@ pub mod mallory;
 pub mod outage;
 pub mod pcs;
 pub mod prekeys;
+pub mod recovery;
 pub mod rotation;
 pub mod setup;
 pub mod substitution;
@@ -46,16 +47,6 @@ struct Opened {
 
 /// Memo of compromise results: (victim, fingerprint of its inputs) → bodies opened.
 type Memo = HashMap<(Who, u64), Opened>;
-
-/// What an honest completion ([`E2eModel::gets_through`]) reads of a state: the roles, the
-/// frames in flight, and which clients sent their bundle.
-type CompletionInput = ([Shared<Client>; 2], Shared<Server>, Net, [bool; 2]);
-
-/// Memo of honest completions, a pure function of their input (whole, compared in full on a hit).
-type Completions = HashMap<CompletionInput, Option<bool>>;
-
-/// The most completions [`Completions`] keeps; beyond it a completion is computed, not kept.
-const MAX_COMPLETIONS: usize = 1 << 18;
 
 /// One step of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -169,8 +160,8 @@ pub struct E2eModel {
     own_prekeys: Vec<PrekeyStore>,
     /// Memo of [`E2eModel::open_with_compromised`], a pure function of its key.
     cache: Arc<Mutex<Memo>>,
-    /// Memo of [`E2eModel::gets_through`].
-    completions: Arc<Mutex<Completions>>,
+    /// Memo of `recovery`'s honest completions (`recovery.rs`).
+    completions: Arc<recovery::Completions>,
     /// Memos of the roles' steps (`steps.rs`).
     steps: Arc<Steps>,
     /// `e2e-verified`: whether the users' comparison of safety numbers in the set-up pinned both
@@ -1034,91 +1025,6 @@ impl E2eModel {
         Some(())
     }
 
-    /// Whether `s` breaks the conversation for good: `recovery` judges it (an injected frame was
-    /// refused on the run, and the attacker did nothing else) and its honest completion does not
-    /// get through (spec/MODEL.md §4). A function of the state alone, not of the path to it.
-    #[must_use]
-    pub fn conversation_broken(&self, s: &World) -> bool {
-        judged(s) && self.completes(s) == Some(false)
-    }
-
-    /// [`Self::gets_through`], memoised: states that differ only in what a completion does not
-    /// read (the ghost log, the attacker's knowledge, the draw counters, the network attacker's
-    /// copies in flight to a client) share one.
-    fn completes(&self, s: &World) -> Option<bool> {
-        let mut net = s.net.clone();
-        for queue in &mut net.to_client {
-            queue.retain(|f| !f.copy);
-        }
-        let input: CompletionInput = (s.clients.clone(), s.server.clone(), net, s.life.uploaded);
-        if let Ok(memo) = self.completions.lock()
-            && let Some(hit) = memo.get(&input)
-        {
-            return *hit;
-        }
-        let result = self.gets_through(&input);
-        // The completion sealed on copies of the roles.
-        Self::unsealed();
-        if let Ok(mut memo) = self.completions.lock()
-            && memo.len() < MAX_COMPLETIONS
-        {
-            memo.insert(input, result);
-        }
-        result
-    }
-
-    /// Whether the honest conversation still gets through both ways from the roles and frames
-    /// of `input` with the attacker silent (spec/MODEL.md §4, `recovery`): on copies of the
-    /// roles, a client not yet connected connects (and in e2e publishes its bundle on
-    /// `Connected`, as in the run), every frame in flight — but the network attacker's copies in
-    /// flight to a client, which `input` leaves out — is delivered in its queue's order until
-    /// none is left, then each client sends one more message to the other, the server handles
-    /// every frame honestly, and again every frame is delivered. `None` if a client accepted a
-    /// frame the attacker injected on the way (a forgery that worked: `authenticity` reports it,
-    /// not this).
-    fn gets_through(&self, input: &CompletionInput) -> Option<bool> {
-        let (clients, server, net, uploaded) = input;
-        let mut c = Completion {
-            clients: [Client::clone(&clients[0]), Client::clone(&clients[1])],
-            server: Server::clone(server),
-            seed: self.bounds.seed,
-            draws: 0,
-            queue: VecDeque::new(),
-            uploaded: if self.variant.is_e2e() { *uploaded } else { [true; 2] },
-            heard: [false; 2],
-        };
-        for w in Who::BOTH {
-            let queues = [&net.to_server[w.index()], &net.to_client[w.index()]];
-            for (dest, frames) in [Dest::Server(w), Dest::Client(w)].into_iter().zip(queues) {
-                c.queue.extend(frames.iter().map(|f| (dest, f.bytes.clone(), f.injected)));
-            }
-        }
-        for w in Who::BOTH {
-            // Fails unless the client is offline: one that is connecting or online goes on.
-            if let Ok(init) = c.clients[w.index()].connect(&mut c.rng()) {
-                c.drawn();
-                c.queue.push_back((Dest::Server(w), init, false));
-            }
-        }
-        c.run()?;
-        for w in Who::BOTH {
-            let (to, probe) = (w.peer().name(), body(&probe_body(w)));
-            let Some(probe) = probe else { return Some(false) };
-            let mut r = c.rng();
-            let client = &mut c.clients[w.index()];
-            let sent = if self.variant.is_e2e() {
-                client.send_e2e(&to, probe, &mut r).map(|out| out.transmit)
-            } else {
-                client.send(&to, probe).map(|(_, frame)| vec![frame])
-            };
-            let Ok(frames) = sent else { return Some(false) };
-            c.drawn();
-            c.queue.extend(frames.into_iter().map(|f| (Dest::Server(w), f, false)));
-        }
-        c.run()?;
-        Some(c.heard == [true; 2])
-    }
-
     /// (N) registers as `w` with a key of its own on a fresh link and, if the server lets it,
     /// sends a forgery to `w`'s peer. The attacker's own client is the crate's `Client`.
     fn impersonate(&self, s: &mut World, w: Who) -> Option<()> {
@@ -1167,89 +1073,6 @@ impl E2eModel {
     }
 }
 
-/// The most frames an honest completion ([`E2eModel::gets_through`]) delivers: far more than the
-/// model's bounds produce, so that only a bug that makes frames beget frames reaches it.
-const MAX_COMPLETION_FRAMES: usize = 1000;
-
-/// An honest completion ([`E2eModel::gets_through`]): copies of the roles, the frames in flight
-/// (destination, bytes, whether injected), and which client heard its peer's probe.
-struct Completion {
-    clients: [Client; 2],
-    server: Server,
-    /// The seed of the completion's RNG stream ([`COMPLETION`]).
-    seed: u64,
-    /// Calls of the completion that succeeded: each draws from its own point of the stream, so a
-    /// refused input changes nothing, its draws included (as in the run, spec/MODEL.md §1).
-    draws: u32,
-    queue: VecDeque<(Dest, Vec<u8>, bool)>,
-    /// Per client: whether its bundle was sent (a client publishes it on `Connected`).
-    uploaded: [bool; 2],
-    heard: [bool; 2],
-}
-
-/// The RNG stream of honest completions (`world::rng`'s party 5).
-const COMPLETION: u64 = 5;
-
-impl Completion {
-    /// The RNG of the next call.
-    fn rng(&self) -> rand_chacha::ChaCha20Rng {
-        rng(self.seed, COMPLETION, self.draws)
-    }
-
-    /// The call just made succeeded: the next one draws from the next point of the stream.
-    fn drawn(&mut self) {
-        self.draws = self.draws.wrapping_add(1);
-    }
-
-    /// Delivers every frame in flight, and every frame that causes, in order (at most
-    /// [`MAX_COMPLETION_FRAMES`]). `None` if a client accepted an injected frame.
-    fn run(&mut self) -> Option<()> {
-        for _ in 0..MAX_COMPLETION_FRAMES {
-            let Some((dest, bytes, injected)) = self.queue.pop_front() else { break };
-            match dest {
-                Dest::Server(w) => {
-                    let Ok(out) = self.server.handle(w.link(), &bytes, &mut self.rng()) else {
-                        continue;
-                    };
-                    self.drawn();
-                    for (link, frame) in out.transmit {
-                        if let Some(to) = Who::of_link(link) {
-                            self.queue.push_back((Dest::Client(to), frame, injected));
-                        }
-                    }
-                }
-                Dest::Client(w) => {
-                    let mut r = self.rng();
-                    let client = &mut self.clients[w.index()];
-                    let Ok(out) = client.handle(&bytes, &mut r) else { continue };
-                    self.draws = self.draws.wrapping_add(1);
-                    let mut transmit = out.transmit;
-                    for event in &out.events {
-                        match event {
-                            ClientEvent::Received { .. } if injected => return None,
-                            ClientEvent::Received { from, body, .. }
-                                if *from == w.peer().name()
-                                    && text(body) == probe_body(w.peer()) =>
-                            {
-                                self.heard[w.index()] = true;
-                            }
-                            ClientEvent::Connected if !self.uploaded[w.index()] => {
-                                if let Ok(upload) = client.upload_bundle() {
-                                    self.uploaded[w.index()] = true;
-                                    transmit.push(upload);
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    self.queue.extend(transmit.into_iter().map(|f| (Dest::Server(w), f, false)));
-                }
-            }
-        }
-        Some(())
-    }
-}
-
 /// The party whose calls a step makes: its seals, unless the step attributed them as it went.
 const fn actor(action: &Action) -> Party {
     match action {
@@ -1274,12 +1097,6 @@ const fn actor(action: &Action) -> Party {
 /// before any channel exists.
 fn is_handshake(frame: &Frame) -> bool {
     LinkFrame::decode(&frame.bytes).is_ok_and(|f| f.kind() == LinkKind::HandshakeInit)
-}
-
-/// The message `from` sends in an honest completion ([`E2eModel::gets_through`]): not an honest
-/// message of the run.
-fn probe_body(from: Who) -> String {
-    format!("probe-{}", from.label())
 }
 
 /// `message` encoded with one byte after its last field, the header's declared length covering
@@ -1497,36 +1314,6 @@ fn strict_parsing(_: &E2eModel, s: &World) -> bool {
     !s.ghost.malformed_accepted
 }
 
-/// Whether `recovery` judges `s` (spec/MODEL.md §4): on the run a role refused an injected
-/// frame, a client topped up on a `PrekeysLow` the malicious server forged, or a top-up was lost
-/// with its link; the attacker did nothing else (`interfered`); and no compromise ended the run.
-/// Read from flags each step sets from what it did itself: the same steps in another order give
-/// the same value.
-const fn judged(s: &World) -> bool {
-    let triggered = s.ghost.forgery_rejected
-        || s.ghost.forged_notices > 0
-        || s.ghost.top_up_lost[0]
-        || s.ghost.top_up_lost[1];
-    triggered && !s.ghost.interfered && s.ghost.compromised.is_none()
-}
-
-/// `recovery`: in every state it judges, the honest completion gets through (or is
-/// inconclusive: a client accepted an injected frame on the way, which `authenticity` judges).
-fn recovery(model: &E2eModel, s: &World) -> bool {
-    !model.conversation_broken(s)
-}
-
-/// Sometimes: a state `recovery` judges after a refusal, whose honest completion gets through.
-fn recovered(model: &E2eModel, s: &World) -> bool {
-    s.ghost.forgery_rejected && recovered_from(model, s)
-}
-
-/// Whether `recovery` judges `s` and its honest completion gets through: the `sometimes` rows
-/// that show `recovery` is not vacuous, one per trigger.
-fn recovered_from(model: &E2eModel, s: &World) -> bool {
-    judged(s) && model.completes(s) == Some(true)
-}
-
 fn forward_secrecy(_: &E2eModel, s: &World) -> bool {
     s.ghost.fs_leak.is_empty()
 }
@@ -1708,7 +1495,7 @@ impl Model for E2eModel {
             Property::always(names::NONCE_UNIQUE, nonce_unique),
             Property::always(names::ONE_DIRECTION, one_direction),
             Property::always(names::STRICT_PARSING, strict_parsing),
-            Property::always(names::RECOVERY, recovery),
+            Property::always(names::RECOVERY, recovery::holds),
         ];
         match self.attacker {
             Attacker::Compromise => {
@@ -1795,7 +1582,7 @@ impl Model for E2eModel {
         // P injects nothing: no refusal to see, nor to recover from.
         if self.attacker != Attacker::PostCompromise {
             p.push(Property::sometimes(names::FORGERY_REJECTED, forgery_rejected));
-            p.push(Property::sometimes(names::RECOVERED, recovered));
+            p.push(Property::sometimes(names::RECOVERED, recovery::recovered));
         }
         p
     }

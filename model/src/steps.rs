@@ -20,13 +20,13 @@
 //! the same allocation, or equal hash and equal contents), so it returns exactly what the call
 //! returned on the same inputs, and puts the AEAD seals the call made back into the thread's
 //! ghost seal log (`e2e_protocol::seal_log`), so the log is the same as if the call had run. A memo lives in one [`crate::E2eModel`], whose seed and active
-//! seeded flaws do not change during a check. A full memo computes without storing: slower,
-//! never different.
+//! seeded flaws do not change during a check. A full shard of a memo (or of an interner) is
+//! emptied and fills again, as the primitive memos are: a long search keeps memoising the steps
+//! of the states it visits now, not only those of its first states.
 
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
 
 use e2e_protocol::Error;
@@ -78,17 +78,19 @@ impl<T: Hash + Clone + Eq> Interner<T> {
             Some(kept) if *kept == part => kept.clone(),
             Some(_) => part,
             None => {
-                if map.len() < CAP / SHARDS {
-                    map.insert(hash, part.clone());
+                if map.len() >= CAP / SHARDS {
+                    map.clear();
                 }
+                map.insert(hash, part.clone());
                 part
             }
         }
     }
 }
 
-/// Steps one memo keeps at most (and role states one interner keeps). A step holds two role states, most of them shared with the
-/// states of the run; beyond this the memo computes without storing, so memory stays bounded.
+/// Steps one memo keeps at most (and role states one interner keeps), [`SHARDS`] shards of an
+/// equal share. A step holds two role states, most of them shared with the states of the run; a
+/// full shard is emptied, so memory stays bounded.
 const CAP: usize = 1 << 18;
 
 /// One memoised step: the role before, the role after, the result, and the AEAD seals the step
@@ -132,11 +134,8 @@ impl<T: Hash + Clone + Eq, K: Hash + Eq, R: Clone> StepMemo<T, K, R> {
         step: impl FnOnce(&mut T) -> R,
     ) -> R {
         let slot = (part.content_hash(), key);
-        let shard = {
-            let mut h = DefaultHasher::new();
-            slot.hash(&mut h);
-            &self.shards[(h.finish() % SHARDS as u64) as usize]
-        };
+        // By the role's hash alone, computed already: the key is hashed once, by the map.
+        let shard = &self.shards[(slot.0 % SHARDS as u64) as usize];
         if let Some(hit) = shard.lock().unwrap_or_else(PoisonError::into_inner).get(&slot)
             && hit.before == *part
         {
@@ -155,9 +154,10 @@ impl<T: Hash + Clone + Eq, K: Hash + Eq, R: Clone> StepMemo<T, K, R> {
         // Hashed once here, the copy kept in the memo and every state given it share the hash.
         *part = interner.intern(part.clone());
         let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() < CAP / SHARDS {
-            map.insert(slot, Step { before, after: part.clone(), result: result.clone(), seals });
+        if map.len() >= CAP / SHARDS {
+            map.clear();
         }
+        map.insert(slot, Step { before, after: part.clone(), result: result.clone(), seals });
         result
     }
 }

@@ -153,13 +153,13 @@ pub(super) fn only_top_ups(server: &Server, w: Who, frames: &[Frame]) -> bool {
 /// Sometimes: `recovery` judged a state after a client topped up on a `PrekeysLow` the
 /// malicious server forged, and the conversation got through.
 pub(super) fn recovered_after_forged_notice(model: &E2eModel, s: &World) -> bool {
-    s.ghost.forged_notices > 0 && super::recovered_from(model, s)
+    s.ghost.forged_notices > 0 && super::recovery::recovered_from(model, s)
 }
 
 /// Sometimes: `recovery` judged a state after a top-up was lost with its link, and the
 /// conversation got through.
 pub(super) fn recovered_after_lost_top_up(model: &E2eModel, s: &World) -> bool {
-    s.ghost.top_up_lost.contains(&true) && super::recovered_from(model, s)
+    s.ghost.top_up_lost.contains(&true) && super::recovery::recovered_from(model, s)
 }
 
 /// Sometimes: a client whose top-up was lost topped up again — on the `PrekeysLow` the server
