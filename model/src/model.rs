@@ -119,6 +119,9 @@ pub enum Action {
     Restart,
     /// (e2e) The client rotates its signed prekey and uploads the new one (`rotation.rs`).
     Rotate(Who),
+    /// (S, e2e, `--prekeys-low`) the server seals a `PrekeysLow` of its own to `Who`: no fetch
+    /// left its store low (`prekeys.rs`).
+    ForgeLow(Who),
 }
 
 /// How the malicious server changes a prekey message it re-encodes (spec/MODEL.md §3).
@@ -265,6 +268,11 @@ impl E2eModel {
         let mut set_up =
             SetUp { server: &mut server, clients: &mut clients, mallory: None, log: &mut log };
         for w in Who::BOTH {
+            if explored(w) && bounds.first_registration {
+                // No earlier connection: the client's first handshake, in the run, registers
+                // its name, and the network attacker may race it (`setup.rs`).
+                continue;
+            }
             let init = set_up.clients[w.index()].connect(&mut r)?;
             set_up.log.seals.record(Party::Client(w), seal_log::drain());
             set_up.pump(w.link(), init, &mut r)?;
@@ -549,7 +557,7 @@ impl E2eModel {
                 }
                 Self::note_prekey_delivery(s, w, &frame, &out.events);
                 Self::note_substitution_refused(s, &out.events);
-                Self::note_top_up(s, w, &out.events);
+                Self::note_top_up(s, w, frame.injected, &out.events);
                 let sealed = count_sent(&out.events);
                 self.emit_client(s, w, out.transmit, sealed);
                 if out.events.contains(&ClientEvent::Connected) {
@@ -964,6 +972,7 @@ impl E2eModel {
                 self.redeliver(s, *index, sender, sender, None)?;
             }
             Action::Pad(w) => self.pad(s, *w)?,
+            Action::ForgeLow(w) => self.forge_low(s, *w)?,
             Action::MSend(to) => self.mallory_send(s, *to)?,
             Action::MRelay(index, to) => self.mallory_relay(s, *index, *to)?,
             Action::ForgeE2e(to) => {
@@ -1259,6 +1268,15 @@ pub mod names {
     /// Sometimes (e2e): a client answered `PrekeysLow` with new one-time prekeys, which the
     /// server stored.
     pub const TOPPED_UP: &str = "sometimes: one-time prekeys topped up";
+    /// Sometimes (S, e2e, `--prekeys-low`): `recovery` judged a state after a client topped up
+    /// on a forged `PrekeysLow`, and the conversation got through.
+    pub const RECOVERED_FORGED_LOW: &str = "sometimes: recovered after a forged PrekeysLow";
+    /// Sometimes (N, e2e-unverified, `--prekeys-low`, outages): `recovery` judged a state after
+    /// a top-up was lost with its link, and the conversation got through.
+    pub const RECOVERED_LOST_TOP_UP: &str = "sometimes: recovered after a lost top-up";
+    /// Sometimes (as above): a client whose top-up was lost topped up again, and the server
+    /// stored it.
+    pub const TOPPED_UP_AGAIN: &str = "sometimes: topped up again after a lost top-up";
 }
 
 fn secrecy(_: &E2eModel, s: &World) -> bool {
@@ -1366,6 +1384,7 @@ impl Model for E2eModel {
                         actions.extend(Edit::ALL.map(|edit| Action::Rebuild(i, edit)));
                     }
                 }
+                self.forge_low_actions(s, actions);
                 for w in Who::BOTH {
                     // A hop `Deliver` is in the malicious server's hands in every variant: an e2e
                     // client must refuse it (SPEC.md §15.3), not show it as from its peer.
@@ -1382,7 +1401,7 @@ impl Model for E2eModel {
                 }
             } else {
                 reduction::copies(self, s, actions);
-                if !self.variant.is_e2e() {
+                if !self.variant.is_e2e() || self.registration_raced() {
                     actions.extend(Who::BOTH.map(Action::Impersonate));
                 }
             }
@@ -1439,6 +1458,9 @@ impl Model for E2eModel {
         Self::sealed(&mut s, actor(&action));
         let refused_now = s.ghost.forgery_rejected;
         s.ghost.forgery_rejected |= last.ghost.forgery_rejected;
+        // A client that topped up on a forged `PrekeysLow` acted on an injected frame, which is
+        // what `recovery` judges after, not interference (spec/MODEL.md §4).
+        let acted_on_forged_notice = s.ghost.forged_notices > last.ghost.forged_notices;
         let handled = match action {
             Action::Deliver(w) => last.net.head(Dest::Client(w)),
             Action::Serve(w) => last.net.head(Dest::Server(w)),
@@ -1458,7 +1480,7 @@ impl Model for E2eModel {
                     | Action::Mitm(_)
                     | Action::Answer(..)
             )
-            || (injected && !refused_now);
+            || (injected && !refused_now && !acted_on_forged_notice);
         s.ghost.refused_in_set_up |=
             refused_now && !Who::BOTH.into_iter().all(|w| self.set_up_done(&s, w));
         reduction::canonical(self, &mut s);
@@ -1534,6 +1556,24 @@ impl Model for E2eModel {
             self.variant == Variant::E2eUnverified || self.attacker == Attacker::Malicious;
         if self.bounds.prekeys_low && fetches {
             p.push(Property::sometimes(names::TOPPED_UP, prekeys::topped_up));
+        }
+        if self.bounds.prekeys_low && self.variant.is_e2e() && self.server_attacker() {
+            p.push(Property::sometimes(
+                names::RECOVERED_FORGED_LOW,
+                prekeys::recovered_after_forged_notice,
+            ));
+        }
+        // A top-up needs a fetch in the run, and losing it an outage of the network attacker's.
+        if self.bounds.prekeys_low
+            && self.variant == Variant::E2eUnverified
+            && self.attacker == Attacker::Network
+            && self.bounds.outages > 0
+        {
+            p.push(Property::sometimes(
+                names::RECOVERED_LOST_TOP_UP,
+                prekeys::recovered_after_lost_top_up,
+            ));
+            p.push(Property::sometimes(names::TOPPED_UP_AGAIN, prekeys::topped_up_again));
         }
         if self.bounds.outages > 0 && !self.server_attacker() {
             p.push(Property::sometimes(names::AFTER_RECONNECT, outage::delivered_after_reconnect));

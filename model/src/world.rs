@@ -529,6 +529,17 @@ pub struct Ghost {
     pub replenished: [bool; 2],
     /// Whether a client heard `BundleStored` after such a top-up.
     pub topped_up: bool,
+    /// How many `PrekeysLow` notices the malicious server forged that a client acted on (made
+    /// and uploaded new one-time prekeys): each is a trigger of `recovery`, not interference
+    /// (spec/MODEL.md §4).
+    pub forged_notices: u8,
+    /// Per client: whether a top-up of its was lost with the link that carried it — the only
+    /// frames in flight to the server when the network attacker closed it — and nothing else was
+    /// lost: a trigger of `recovery`, not interference (spec/MODEL.md §4).
+    pub top_up_lost: [bool; 2],
+    /// Whether a client whose top-up was lost topped up again, on a later notice, and heard
+    /// `BundleStored` for it.
+    pub topped_up_again: bool,
 }
 
 /// What the ghost records of signed-prekey rotations (spec/MODEL.md §3–§4): which signed prekeys
