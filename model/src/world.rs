@@ -369,15 +369,20 @@ impl Party {
 }
 
 /// The ghost seal log (spec/MODEL.md §4): every AEAD seal of the run, as the protocol crate's
-/// `seal_log` records it (fingerprints of the key and of the sealed input, the nonce), with the
-/// party whose call made it.
+/// `seal_log` records it (a fingerprint of the key, the nonce), with the party whose call made
+/// it.
+///
+/// What was sealed is not kept: a (key, nonce) pair may seal once, whatever the input, so the
+/// pairs used are all `nonce-unique` needs — and two runs that sealed different frames under the
+/// same pairs (two forgeries of the malicious server, both refused) meet in one state
+/// (spec/MODEL.md §7.1).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SealLog {
-    /// (key, nonce) → the fingerprint of the first input (AD and plaintext) sealed under it.
-    inputs: BTreeMap<(u64, [u8; AEAD_NONCE_LEN]), u64>,
+    /// The (key, nonce) pairs that sealed.
+    used: BTreeSet<(u64, [u8; AEAD_NONCE_LEN])>,
     /// Key → the party that first sealed with it.
     sealers: BTreeMap<u64, Party>,
-    /// The first party found sealing a second, different input under one (key, nonce) pair.
+    /// The first party found sealing a second time under one (key, nonce) pair.
     pub nonce_reused: Option<Party>,
     /// The first two parties found sealing with one key.
     pub key_shared: Option<(Party, Party)>,
@@ -390,8 +395,7 @@ impl SealLog {
     pub fn record(&mut self, by: Party, drained: Drained) {
         self.incomplete |= drained.overflowed;
         for seal in drained.seals {
-            let first = *self.inputs.entry((seal.key, seal.nonce)).or_insert(seal.input);
-            if first != seal.input && self.nonce_reused.is_none() {
+            if !self.used.insert((seal.key, seal.nonce)) && self.nonce_reused.is_none() {
                 self.nonce_reused = Some(by);
             }
             let owner = *self.sealers.entry(seal.key).or_insert(by);
@@ -604,11 +608,25 @@ mod tests {
     #[test]
     fn seal_log_finds_a_nonce_reused_for_another_input() {
         let mut log = SealLog::default();
-        log.record(Party::Client(Who::Alice), seals(&[(1, 0, 10), (1, 1, 11), (1, 0, 10)]));
-        assert_eq!(log.nonce_reused, None, "the same input again is the same ciphertext");
+        log.record(Party::Client(Who::Alice), seals(&[(1, 0, 10), (1, 1, 11), (2, 0, 10)]));
+        assert_eq!(log.nonce_reused, None);
         log.record(Party::Client(Who::Alice), seals(&[(1, 1, 12)]));
         assert_eq!(log.nonce_reused, Some(Party::Client(Who::Alice)));
         assert_eq!(log.key_shared, None);
+    }
+
+    /// A pair may seal once: the same input again is a reuse too, and what was sealed is not
+    /// kept, so two runs that sealed different inputs under the same pairs have one log.
+    #[test]
+    fn seal_log_finds_a_nonce_reused_for_the_same_input_and_keeps_no_input() {
+        let mut log = SealLog::default();
+        log.record(Party::Server, seals(&[(1, 0, 10), (1, 0, 10)]));
+        assert_eq!(log.nonce_reused, Some(Party::Server));
+        let (mut forged, mut reflected) = (SealLog::default(), SealLog::default());
+        forged.record(Party::Server, seals(&[(1, 0, 10), (1, 1, 11)]));
+        reflected.record(Party::Server, seals(&[(1, 0, 10), (1, 1, 99)]));
+        assert_eq!(forged, reflected);
+        assert_eq!(forged.nonce_reused, None);
     }
 
     #[test]
