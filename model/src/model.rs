@@ -574,6 +574,10 @@ impl E2eModel {
     }
 
     /// The server handles the head frame on `w`'s link, honestly or as the man in the middle.
+    ///
+    /// `None` for a man in the middle that would do nothing but serve the frame honestly (a
+    /// handshake, a frame its channel does not open, a message it has no forgery for): that step
+    /// is `Serve` with `interfered` set, which a reduction leaves out (spec/MODEL.md §7.1).
     fn serve(&self, s: &mut World, w: Who, mitm: bool) -> Option<()> {
         let queue = &mut s.net.to_server[w.index()];
         if queue.is_empty() {
@@ -584,6 +588,9 @@ impl E2eModel {
             self.note_sealed(s, w, &frame);
         }
         if !self.server_attacker() || is_handshake(&frame) {
+            if mitm {
+                return None;
+            }
             // A handshake message reaches even the malicious server's own code: it holds no
             // channel to open it with yet, and answering it is how it gets one.
             // As a client's delivery: the counter advances only when the server's call succeeds
@@ -604,6 +611,9 @@ impl E2eModel {
         }
         // The malicious server: open, learn, then act.
         let Some(plaintext) = self.steps.open(&mut s.server, w.link(), &frame.bytes) else {
+            if mitm {
+                return None;
+            }
             s.ghost.forgery_rejected |= frame.injected;
             return Some(());
         };
@@ -634,7 +644,7 @@ impl E2eModel {
                     self.route(s, Some(w), &forged, out);
                     return Some(());
                 }
-                _ => {}
+                _ => return None,
             }
         }
         let out = self.steps.process(&mut s.server, w.link(), plaintext);
@@ -1209,7 +1219,7 @@ pub mod names {
     pub const REPLAY: &str = "no-replay";
     /// No message sent before compromise is learned through the compromised keys.
     pub const FORWARD_SECRECY: &str = "forward-secrecy";
-    /// No (key, nonce) pair ever seals two different inputs (the ghost seal log).
+    /// No (key, nonce) pair ever seals twice (the ghost seal log).
     pub const NONCE_UNIQUE: &str = "nonce-unique";
     /// No key seals for two parties: each key serves one direction.
     pub const ONE_DIRECTION: &str = "one-direction-per-key";

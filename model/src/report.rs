@@ -591,10 +591,8 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
     }
     let (seals, old) = (&after.ghost.seals, &before.ghost.seals);
     if let Some(by) = seals.nonce_reused.filter(|_| old.nonce_reused.is_none()) {
-        effects.push(format!(
-            "{} seals a second plaintext under a (key, nonce) already used",
-            by.label()
-        ));
+        effects
+            .push(format!("{} seals a second time under a (key, nonce) already used", by.label()));
     }
     if let Some((first, then)) = seals.key_shared.filter(|_| old.key_shared.is_none()) {
         effects.push(format!("{} seals with a key {} sealed with", then.label(), first.label()));
