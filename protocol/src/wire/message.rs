@@ -558,4 +558,104 @@ mod tests {
             assert_eq!(frame[3..], message.encode()[..], "envelope of {len} bytes");
         }
     }
+
+    /// The relay path's own encoders and decoder (the server's in-place relay, the client's
+    /// `send_into`) are the codec's: the same bytes out, and on any input — valid, or an encoding
+    /// with one byte changed, cut short or grown — the same verdict as [`Message::decode`] for a
+    /// `Send` or `E2eSend`, and `None` (the full decoder's to judge) for anything else.
+    fn relay_encodings_agree_with_the_codec(
+        e2e: bool,
+        id: u64,
+        name: &str,
+        content: &[u8],
+        edit: (usize, u8, usize),
+    ) {
+        let name = Name::new(name).unwrap();
+        let (request, delivery) = if e2e {
+            let envelope = Envelope::new(content.to_vec()).unwrap();
+            (
+                Message::E2eSend {
+                    id: MessageId(id),
+                    to: name.clone(),
+                    envelope: envelope.clone(),
+                },
+                Message::E2eDeliver { id: MessageId(id), from: name.clone(), envelope },
+            )
+        } else {
+            let body = Body::new(content.to_vec()).unwrap();
+            let mut sent = vec![0xee];
+            Message::encode_send(&mut sent, MessageId(id), &name, &body);
+            let send = Message::Send { id: MessageId(id), to: name.clone(), body: body.clone() };
+            assert_eq!(sent[1..], send.encode()[..], "encode_send");
+            (send, Message::Deliver { id: MessageId(id), from: name.clone(), body })
+        };
+        let mut delivered = vec![0xee];
+        Message::encode_delivery(&mut delivered, e2e, MessageId(id), &name, content);
+        assert_eq!(delivered[1..], delivery.encode()[..], "encode_delivery");
+
+        let encoded = request.encode();
+        let (at, byte, cut) = edit;
+        let mut changed = encoded.clone();
+        let at = at % changed.len();
+        changed[at] ^= byte.max(1);
+        let mut grown = encoded.clone();
+        grown.push(byte);
+        let short = &encoded[..cut % encoded.len()];
+        for input in [&encoded[..], &changed[..], &grown[..], short, &delivered[1..]] {
+            let expected = Message::decode(input);
+            match (Message::decode_relay_request(input), expected) {
+                (Ok(Some(got)), Ok(Message::Send { id, to, body })) => {
+                    assert_eq!(
+                        (got.e2e, got.id, got.to, got.content),
+                        (false, id, to, body.as_bytes())
+                    );
+                }
+                (Ok(Some(got)), Ok(Message::E2eSend { id, to, envelope })) => {
+                    assert_eq!(
+                        (got.e2e, got.id, got.to, got.content),
+                        (true, id, to, envelope.as_bytes())
+                    );
+                }
+                // Any other type is the full decoder's to judge (the server decodes it as a
+                // `Message` next), valid or not.
+                (Ok(None), Ok(other)) => {
+                    assert!(!matches!(other, Message::Send { .. } | Message::E2eSend { .. }));
+                }
+                (Ok(None), Err(_)) => {
+                    assert!(!matches!(input.get(1), Some(&(TYPE_SEND | TYPE_E2E_SEND))));
+                }
+                (Err(got), Err(expected)) => assert_eq!(got, expected),
+                (got, expected) => panic!("{input:02x?}: relay {got:?}, codec {expected:?}"),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        // Failures are reported, not persisted into the source tree.
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn relay_encoders_and_decoder_are_the_codec(
+            e2e in proptest::prelude::any::<bool>(),
+            id in proptest::prelude::any::<u64>(),
+            name in "[a-z0-9]{1,16}",
+            content in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..300),
+            edit in proptest::prelude::any::<(usize, u8, usize)>(),
+        ) {
+            relay_encodings_agree_with_the_codec(e2e, id, &name, &content, edit);
+        }
+    }
+
+    /// The bounds of each content type, which the random lengths above do not reach.
+    #[test]
+    fn relay_encodings_agree_with_the_codec_at_the_content_bounds() {
+        for len in [crate::wire::MAX_BODY_LEN, crate::wire::MAX_ENVELOPE_LEN] {
+            let content: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let e2e = len == crate::wire::MAX_ENVELOPE_LEN;
+            relay_encodings_agree_with_the_codec(e2e, u64::MAX, "bob", &content, (7, 1, 9));
+        }
+    }
 }
