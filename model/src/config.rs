@@ -158,6 +158,12 @@ pub struct Bounds {
     /// `PrekeysLow` and the client tops its store up (spec/MODEL.md §2; default off: it
     /// multiplies e2e-unverified's states by 4 to 18).
     pub prekeys_low: bool,
+    /// Where the set-up is attacked: whether the clients whose set-up is a step of the run
+    /// register their names in it — no earlier connection bound them — so that the network
+    /// attacker may register a name first (spec/MODEL.md §2; default off: first come, first
+    /// served, SPEC.md §16.3, then decides the table's network cells, and the seeded flaws they
+    /// catch would no longer show).
+    pub first_registration: bool,
 }
 
 impl Bounds {
@@ -172,6 +178,7 @@ impl Bounds {
         outages: 1,
         rotations: 0,
         prekeys_low: false,
+        first_registration: false,
     };
 }
 

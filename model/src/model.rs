@@ -119,6 +119,9 @@ pub enum Action {
     Restart,
     /// (e2e) The client rotates its signed prekey and uploads the new one (`rotation.rs`).
     Rotate(Who),
+    /// (S, e2e, `--prekeys-low`) the server seals a `PrekeysLow` of its own to `Who`: no fetch
+    /// left its store low (`prekeys.rs`).
+    ForgeLow(Who),
 }
 
 /// How the malicious server changes a prekey message it re-encodes (spec/MODEL.md §3).
@@ -265,6 +268,11 @@ impl E2eModel {
         let mut set_up =
             SetUp { server: &mut server, clients: &mut clients, mallory: None, log: &mut log };
         for w in Who::BOTH {
+            if explored(w) && bounds.first_registration {
+                // No earlier connection: the client's first handshake, in the run, registers
+                // its name, and the network attacker may race it (`setup.rs`).
+                continue;
+            }
             let init = set_up.clients[w.index()].connect(&mut r)?;
             set_up.log.seals.record(Party::Client(w), seal_log::drain());
             set_up.pump(w.link(), init, &mut r)?;
@@ -549,7 +557,7 @@ impl E2eModel {
                 }
                 Self::note_prekey_delivery(s, w, &frame, &out.events);
                 Self::note_substitution_refused(s, &out.events);
-                Self::note_top_up(s, w, &out.events);
+                Self::note_top_up(s, w, frame.injected, &out.events);
                 let sealed = count_sent(&out.events);
                 self.emit_client(s, w, out.transmit, sealed);
                 if out.events.contains(&ClientEvent::Connected) {
@@ -566,6 +574,10 @@ impl E2eModel {
     }
 
     /// The server handles the head frame on `w`'s link, honestly or as the man in the middle.
+    ///
+    /// `None` for a man in the middle that would do nothing but serve the frame honestly (a
+    /// handshake, a frame its channel does not open, a message it has no forgery for): that step
+    /// is `Serve` with `interfered` set, which a reduction leaves out (spec/MODEL.md §7.1).
     fn serve(&self, s: &mut World, w: Who, mitm: bool) -> Option<()> {
         let queue = &mut s.net.to_server[w.index()];
         if queue.is_empty() {
@@ -576,6 +588,9 @@ impl E2eModel {
             self.note_sealed(s, w, &frame);
         }
         if !self.server_attacker() || is_handshake(&frame) {
+            if mitm {
+                return None;
+            }
             // A handshake message reaches even the malicious server's own code: it holds no
             // channel to open it with yet, and answering it is how it gets one.
             // As a client's delivery: the counter advances only when the server's call succeeds
@@ -599,6 +614,9 @@ impl E2eModel {
         }
         // The malicious server: open, learn, then act.
         let Some(plaintext) = self.steps.open(&mut s.server, w.link(), &frame.bytes) else {
+            if mitm {
+                return None;
+            }
             s.ghost.forgery_rejected |= frame.injected;
             return Some(());
         };
@@ -629,7 +647,7 @@ impl E2eModel {
                     self.route(s, Some(w), &forged, out);
                     return Some(());
                 }
-                _ => {}
+                _ => return None,
             }
         }
         let out = self.steps.process(&mut s.server, w.link(), plaintext);
@@ -967,6 +985,7 @@ impl E2eModel {
                 self.redeliver(s, *index, sender, sender, None)?;
             }
             Action::Pad(w) => self.pad(s, *w)?,
+            Action::ForgeLow(w) => self.forge_low(s, *w)?,
             Action::MSend(to) => self.mallory_send(s, *to)?,
             Action::MRelay(index, to) => self.mallory_relay(s, *index, *to)?,
             Action::ForgeE2e(to) => {
@@ -1203,7 +1222,7 @@ pub mod names {
     pub const REPLAY: &str = "no-replay";
     /// No message sent before compromise is learned through the compromised keys.
     pub const FORWARD_SECRECY: &str = "forward-secrecy";
-    /// No (key, nonce) pair ever seals two different inputs (the ghost seal log).
+    /// No (key, nonce) pair ever seals twice (the ghost seal log).
     pub const NONCE_UNIQUE: &str = "nonce-unique";
     /// No key seals for two parties: each key serves one direction.
     pub const ONE_DIRECTION: &str = "one-direction-per-key";
@@ -1262,6 +1281,15 @@ pub mod names {
     /// Sometimes (e2e): a client answered `PrekeysLow` with new one-time prekeys, which the
     /// server stored.
     pub const TOPPED_UP: &str = "sometimes: one-time prekeys topped up";
+    /// Sometimes (S, e2e, `--prekeys-low`): `recovery` judged a state after a client topped up
+    /// on a forged `PrekeysLow`, and the conversation got through.
+    pub const RECOVERED_FORGED_LOW: &str = "sometimes: recovered after a forged PrekeysLow";
+    /// Sometimes (N, e2e-unverified, `--prekeys-low`, outages): `recovery` judged a state after
+    /// a top-up was lost with its link, and the conversation got through.
+    pub const RECOVERED_LOST_TOP_UP: &str = "sometimes: recovered after a lost top-up";
+    /// Sometimes (as above): a client whose top-up was lost topped up again, and the server
+    /// stored it.
+    pub const TOPPED_UP_AGAIN: &str = "sometimes: topped up again after a lost top-up";
 }
 
 fn secrecy(_: &E2eModel, s: &World) -> bool {
@@ -1369,6 +1397,7 @@ impl Model for E2eModel {
                         actions.extend(Edit::ALL.map(|edit| Action::Rebuild(i, edit)));
                     }
                 }
+                self.forge_low_actions(s, actions);
                 for w in Who::BOTH {
                     // A hop `Deliver` is in the malicious server's hands in every variant: an e2e
                     // client must refuse it (SPEC.md §15.3), not show it as from its peer.
@@ -1385,7 +1414,7 @@ impl Model for E2eModel {
                 }
             } else {
                 reduction::copies(self, s, actions);
-                if !self.variant.is_e2e() {
+                if !self.variant.is_e2e() || self.registration_raced() {
                     actions.extend(Who::BOTH.map(Action::Impersonate));
                 }
             }
@@ -1442,6 +1471,9 @@ impl Model for E2eModel {
         Self::sealed(&mut s, actor(&action));
         let refused_now = s.ghost.forgery_rejected;
         s.ghost.forgery_rejected |= last.ghost.forgery_rejected;
+        // A client that topped up on a forged `PrekeysLow` acted on an injected frame, which is
+        // what `recovery` judges after, not interference (spec/MODEL.md §4).
+        let acted_on_forged_notice = s.ghost.forged_notices > last.ghost.forged_notices;
         let handled = match action {
             Action::Deliver(w) => last.net.head(Dest::Client(w)),
             Action::Serve(w) => last.net.head(Dest::Server(w)),
@@ -1461,7 +1493,7 @@ impl Model for E2eModel {
                     | Action::Mitm(_)
                     | Action::Answer(..)
             )
-            || (injected && !refused_now);
+            || (injected && !refused_now && !acted_on_forged_notice);
         s.ghost.refused_in_set_up |=
             refused_now && !Who::BOTH.into_iter().all(|w| self.set_up_done(&s, w));
         reduction::canonical(self, &mut s);
@@ -1537,6 +1569,24 @@ impl Model for E2eModel {
             self.variant == Variant::E2eUnverified || self.attacker == Attacker::Malicious;
         if self.bounds.prekeys_low && fetches {
             p.push(Property::sometimes(names::TOPPED_UP, prekeys::topped_up));
+        }
+        if self.bounds.prekeys_low && self.variant.is_e2e() && self.server_attacker() {
+            p.push(Property::sometimes(
+                names::RECOVERED_FORGED_LOW,
+                prekeys::recovered_after_forged_notice,
+            ));
+        }
+        // A top-up needs a fetch in the run, and losing it an outage of the network attacker's.
+        if self.bounds.prekeys_low
+            && self.variant == Variant::E2eUnverified
+            && self.attacker == Attacker::Network
+            && self.bounds.outages > 0
+        {
+            p.push(Property::sometimes(
+                names::RECOVERED_LOST_TOP_UP,
+                prekeys::recovered_after_lost_top_up,
+            ));
+            p.push(Property::sometimes(names::TOPPED_UP_AGAIN, prekeys::topped_up_again));
         }
         if self.bounds.outages > 0 && !self.server_attacker() {
             p.push(Property::sometimes(names::AFTER_RECONNECT, outage::delivered_after_reconnect));

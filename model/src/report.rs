@@ -76,7 +76,16 @@ pub struct CheckResult {
 pub fn expected(variant: Variant, attacker: Attacker, property: &str, bounds: Bounds) -> Expected {
     let server = attacker.is_server(variant);
     let mitm_possible = server && variant != Variant::E2eVerified;
+    // `--first-registration`: the network attacker may register a name before its owner, and
+    // names are first come, first served (SPEC.md §16.3). In hop it then speaks as the owner; in
+    // e2e, whose clients refuse its hop forgery, the owner is locked out of the name.
+    let squatted = bounds.first_registration
+        && bounds.budget > 0
+        && crate::model::setup::attacked(variant, attacker, bounds)
+        && !server;
     let (holds, claimed) = match property {
+        names::AUTHENTICITY if squatted && variant == Variant::Hop => (false, true),
+        names::RECOVERY if squatted && variant == Variant::E2eUnverified => (false, true),
         names::SECRECY | names::AUTHENTICITY => (!mitm_possible, true),
         // Hop vs a malicious server: "—" (it re-delivers under new ids at will; exact replays
         // of a message still fail on the replay window).
@@ -143,6 +152,20 @@ pub fn expected(variant: Variant, attacker: Attacker, property: &str, bounds: Bo
                     _ => false,
                 },
             },
+            true,
+        ),
+        // S's forged notice spends an injection; the client tops up on it whenever connected.
+        names::RECOVERED_FORGED_LOW => (bounds.budget > 0, true),
+        // The network attacker's close spends an injection, and a top-up must be in flight:
+        // a fetch in the run takes one of a drained client's keys, as for `TOPPED_UP`.
+        names::RECOVERED_LOST_TOP_UP | names::TOPPED_UP_AGAIN => (
+            bounds.budget > 0
+                && bounds.outages > 0
+                && match bounds.set_ups {
+                    0 => bounds.alice_messages > 0 || bounds.bob_messages > 0,
+                    1 => bounds.bob_messages > 0,
+                    _ => false,
+                },
             true,
         ),
         _ => (true, true),
@@ -471,6 +494,11 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
             "Server",
             format!("{} rotates its signed prekey and uploads the new one", w.label()),
         ),
+        Action::ForgeLow(w) => (
+            "Server",
+            party(*w),
+            format!("seals PrekeysLow of its own to {}: no fetch left its store low", w.label()),
+        ),
         Action::Answer(w, reply) => {
             let answer = match reply {
                 crate::model::Reply::NoBundle => "NoBundle",
@@ -563,10 +591,8 @@ fn describe(before: &World, action: &Action, after: &World) -> Step {
     }
     let (seals, old) = (&after.ghost.seals, &before.ghost.seals);
     if let Some(by) = seals.nonce_reused.filter(|_| old.nonce_reused.is_none()) {
-        effects.push(format!(
-            "{} seals a second plaintext under a (key, nonce) already used",
-            by.label()
-        ));
+        effects
+            .push(format!("{} seals a second time under a (key, nonce) already used", by.label()));
     }
     if let Some((first, then)) = seals.key_shared.filter(|_| old.key_shared.is_none()) {
         effects.push(format!("{} seals with a key {} sealed with", then.label(), first.label()));

@@ -369,27 +369,32 @@ impl Party {
 }
 
 /// The ghost seal log (spec/MODEL.md §4): every AEAD seal of the run, as the protocol crate's
-/// `seal_log` records it (fingerprints of the key and of the sealed input, the nonce), with the
-/// party whose call made it.
+/// `seal_log` records it (a fingerprint of the key, the nonce), with the party whose call made
+/// it.
+///
+/// What was sealed is not kept: a (key, nonce) pair may seal once, whatever the input, so the
+/// pairs used are all `nonce-unique` needs — and two runs that sealed different frames under the
+/// same pairs (two forgeries of the malicious server, both refused) meet in one state
+/// (spec/MODEL.md §7.1).
 ///
 /// Its hash is kept as it grows: a state's fingerprint reads the seal log's hash, and a step
 /// that seals changes the log, so hashing every entry again cost a tenth of a search
-/// (spec/MODEL.md §8). The log's two maps only ever gain entries, so `digest`, the wrapping sum
-/// of a fixed 64-bit hash of each entry, is a function of their contents (equal logs have equal
-/// digests; equality still compares the maps).
+/// (spec/MODEL.md §8). The log's set and map only ever gain entries, so `digest`, the wrapping
+/// sum of a fixed 64-bit hash of each entry, is a function of their contents (equal logs have
+/// equal digests; equality still compares them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SealLog {
-    /// (key, nonce) → the fingerprint of the first input (AD and plaintext) sealed under it.
-    inputs: BTreeMap<(u64, [u8; AEAD_NONCE_LEN]), u64>,
+    /// The (key, nonce) pairs that sealed.
+    used: BTreeSet<(u64, [u8; AEAD_NONCE_LEN])>,
     /// Key → the party that first sealed with it.
     sealers: BTreeMap<u64, Party>,
-    /// The first party found sealing a second, different input under one (key, nonce) pair.
+    /// The first party found sealing a second time under one (key, nonce) pair.
     pub nonce_reused: Option<Party>,
     /// The first two parties found sealing with one key.
     pub key_shared: Option<(Party, Party)>,
     /// Whether the protocol crate's log overflowed, so that the checks above saw only part of it.
     pub incomplete: bool,
-    /// The wrapping sum of [`entry_hash`] over the entries of `inputs` and `sealers`.
+    /// The wrapping sum of [`entry_hash`] over the entries of `used` and `sealers`.
     digest: u64,
 }
 
@@ -406,12 +411,9 @@ impl SealLog {
     pub fn record(&mut self, by: Party, drained: Drained) {
         self.incomplete |= drained.overflowed;
         for seal in drained.seals {
-            let first = *self.inputs.entry((seal.key, seal.nonce)).or_insert_with(|| {
-                self.digest =
-                    self.digest.wrapping_add(entry_hash((0_u8, seal.key, seal.nonce, seal.input)));
-                seal.input
-            });
-            if first != seal.input && self.nonce_reused.is_none() {
+            if self.used.insert((seal.key, seal.nonce)) {
+                self.digest = self.digest.wrapping_add(entry_hash((0_u8, seal.key, seal.nonce)));
+            } else if self.nonce_reused.is_none() {
                 self.nonce_reused = Some(by);
             }
             let owner = *self.sealers.entry(seal.key).or_insert_with(|| {
@@ -428,7 +430,7 @@ impl SealLog {
 impl Hash for SealLog {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.digest);
-        state.write_usize(self.inputs.len());
+        state.write_usize(self.used.len());
         state.write_usize(self.sealers.len());
         self.nonce_reused.hash(state);
         self.key_shared.hash(state);
@@ -529,6 +531,17 @@ pub struct Ghost {
     pub replenished: [bool; 2],
     /// Whether a client heard `BundleStored` after such a top-up.
     pub topped_up: bool,
+    /// How many `PrekeysLow` notices the malicious server forged that a client acted on (made
+    /// and uploaded new one-time prekeys): each is a trigger of `recovery`, not interference
+    /// (spec/MODEL.md §4).
+    pub forged_notices: u8,
+    /// Per client: whether a top-up of its was lost with the link that carried it — the only
+    /// frames in flight to the server when the network attacker closed it — and nothing else was
+    /// lost: a trigger of `recovery`, not interference (spec/MODEL.md §4).
+    pub top_up_lost: [bool; 2],
+    /// Whether a client whose top-up was lost topped up again, on a later notice, and heard
+    /// `BundleStored` for it.
+    pub topped_up_again: bool,
 }
 
 /// What the ghost records of signed-prekey rotations (spec/MODEL.md §3–§4): which signed prekeys
@@ -647,27 +660,41 @@ mod tests {
         let alice = Party::Client(Who::Alice);
         let mut one = SealLog::default();
         one.record(alice, seals(&[(1, 0, 10), (2, 0, 20)]));
-        one.record(alice, seals(&[(1, 1, 11), (1, 0, 10)]));
+        one.record(alice, seals(&[(1, 1, 11)]));
         let mut other = SealLog::default();
         other.record(alice, seals(&[(1, 1, 11), (2, 0, 20), (1, 0, 10)]));
         assert_eq!(one, other);
         assert_eq!(Shared::new(one.clone()).content_hash(), Shared::new(other).content_hash());
-        // The same sizes, another input: another hash.
-        let mut twelve = one.clone();
-        twelve.record(alice, seals(&[(1, 2, 12)]));
-        let mut thirteen = one;
-        thirteen.record(alice, seals(&[(1, 2, 13)]));
-        assert_ne!(Shared::new(twelve).content_hash(), Shared::new(thirteen).content_hash());
+        // The same sizes, another nonce: another hash.
+        let mut two = one.clone();
+        two.record(alice, seals(&[(1, 2, 12)]));
+        let mut three = one;
+        three.record(alice, seals(&[(1, 3, 12)]));
+        assert_ne!(Shared::new(two).content_hash(), Shared::new(three).content_hash());
     }
 
     #[test]
     fn seal_log_finds_a_nonce_reused_for_another_input() {
         let mut log = SealLog::default();
-        log.record(Party::Client(Who::Alice), seals(&[(1, 0, 10), (1, 1, 11), (1, 0, 10)]));
-        assert_eq!(log.nonce_reused, None, "the same input again is the same ciphertext");
+        log.record(Party::Client(Who::Alice), seals(&[(1, 0, 10), (1, 1, 11), (2, 0, 10)]));
+        assert_eq!(log.nonce_reused, None);
         log.record(Party::Client(Who::Alice), seals(&[(1, 1, 12)]));
         assert_eq!(log.nonce_reused, Some(Party::Client(Who::Alice)));
         assert_eq!(log.key_shared, None);
+    }
+
+    /// A pair may seal once: the same input again is a reuse too, and what was sealed is not
+    /// kept, so two runs that sealed different inputs under the same pairs have one log.
+    #[test]
+    fn seal_log_finds_a_nonce_reused_for_the_same_input_and_keeps_no_input() {
+        let mut log = SealLog::default();
+        log.record(Party::Server, seals(&[(1, 0, 10), (1, 0, 10)]));
+        assert_eq!(log.nonce_reused, Some(Party::Server));
+        let (mut forged, mut reflected) = (SealLog::default(), SealLog::default());
+        forged.record(Party::Server, seals(&[(1, 0, 10), (1, 1, 11)]));
+        reflected.record(Party::Server, seals(&[(1, 0, 10), (1, 1, 99)]));
+        assert_eq!(forged, reflected);
+        assert_eq!(forged.nonce_reused, None);
     }
 
     #[test]

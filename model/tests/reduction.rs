@@ -1,6 +1,7 @@
 //! The network attacker's last injection into a client's queue, delivered at once
-//! (`Action::InjectDeliver`, spec/MODEL.md §7.1), and `recovery` as a function of the state
-//! (§4): step by step on the model's own transitions.
+//! (`Action::InjectDeliver`, spec/MODEL.md §7.1), `recovery` as a function of the state (§4),
+//! and the man in the middle offered only where it forges: step by step on the model's own
+//! transitions.
 
 mod common;
 
@@ -99,5 +100,28 @@ mod tests {
         let waiting = model.next_state(&refused, Action::Replay(i, Who::Bob)).expect("replay");
         assert!(waiting.net.to_client[Who::Bob.index()].iter().all(|f| f.copy));
         assert!(holds(&model, &waiting, RECOVERED) && holds(&model, &waiting, RECOVERY));
+    }
+
+    /// The malicious server's man in the middle is a step only where it forges something: on a
+    /// message its impostors cannot open it would be `Serve` with `interfered` set, a state
+    /// whose every future the honest service's state has too (spec/MODEL.md §7.1).
+    #[test]
+    fn the_man_in_the_middle_is_offered_only_where_it_forges() {
+        // e2e-verified: Alice's session is pinned to Bob's real identity, so S's impostor of Bob
+        // opens nothing she sends.
+        let model = E2eModel::new(Variant::E2eVerified, Attacker::Server, SMALL).expect("setup");
+        let s = model.init_states().remove(0);
+        let s = step(&model, &s, Action::Send(Who::Alice));
+        assert!(model.next_state(&s, Action::Mitm(Who::Alice)).is_none());
+        assert!(model.next_state(&s, Action::Serve(Who::Alice)).is_some());
+
+        // e2e-unverified: Alice asks for Bob's bundle first, and S answers with its impostor's.
+        let model = E2eModel::new(Variant::E2eUnverified, Attacker::Server, SMALL).expect("setup");
+        let s = model.init_states().remove(0);
+        let s = step(&model, &s, Action::Send(Who::Alice));
+        let forged = model.next_state(&s, Action::Mitm(Who::Alice)).expect("a bundle of S's own");
+        let served = model.next_state(&s, Action::Serve(Who::Alice)).expect("the real bundle");
+        assert_ne!(forged.net.to_client, served.net.to_client);
+        assert!(forged.ghost.interfered && !served.ghost.interfered);
     }
 }

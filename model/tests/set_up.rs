@@ -150,4 +150,62 @@ mod tests {
         model.actions(&s, &mut enabled);
         assert!(enabled.contains(&Action::Send(Who::Alice)), "her user sends a1 again");
     }
+
+    /// `--first-registration`, against N: Bob's name is bound by nothing before the run, and the
+    /// network attacker's `Impersonate(Bob)` registers it first, before Bob's own handshake.
+    fn bob_squatted(variant: Variant) -> (E2eModel, World) {
+        let bounds = Bounds { first_registration: true, ..ONE };
+        let model = E2eModel::new(variant, Attacker::Network, bounds).expect("setup");
+        let s = model.init_states().remove(0);
+        let s = step(&model, &s, Action::Impersonate(Who::Bob));
+        (model, s)
+    }
+
+    /// Bob's handshake, after his name was taken: the server refuses to bind it to his key.
+    fn bob_refused(model: &E2eModel, s: &World) -> World {
+        let s = step(model, s, Action::Connect(Who::Bob));
+        let s = serve_all(model, s, Who::Bob);
+        let s = deliver_all(model, s, Who::Bob);
+        assert!(!s.clients[Who::Bob.index()].is_connected(), "the name is the attacker's");
+        s
+    }
+
+    /// Hop: first come, first served (SPEC.md §16.3) — the attacker that registers `bob` first
+    /// speaks as Bob, and Alice accepts its forgery as from him.
+    #[test]
+    fn a_name_registered_first_by_the_attacker_forges_as_its_owner_in_hop() {
+        let (model, s) = bob_squatted(Variant::Hop);
+        let s = deliver_all(&model, s, Who::Alice);
+        assert!(s.ghost.accepted.iter().any(|a| a.by == Who::Alice && a.from == "bob"));
+        assert!(!holds(&model, &s, names::AUTHENTICITY));
+        let s = bob_refused(&model, &s);
+        assert!(!holds(&model, &s, names::AUTHENTICITY));
+    }
+
+    /// e2e: the squatter's hop forgery is refused (SPEC.md §15.3), but Bob can no longer
+    /// register, so `recovery`, judged after that refusal, finds the conversation broken.
+    #[test]
+    fn a_name_registered_first_by_the_attacker_locks_its_owner_out_in_e2e() {
+        let (model, s) = bob_squatted(Variant::E2eUnverified);
+        let s = deliver_all(&model, s, Who::Alice);
+        assert!(s.ghost.forgery_rejected, "Alice refuses a hop Deliver");
+        assert!(holds(&model, &s, names::AUTHENTICITY));
+        assert!(!holds(&model, &s, names::RECOVERY), "Bob cannot take his name back");
+        let s = bob_refused(&model, &s);
+        assert!(!holds(&model, &s, names::RECOVERY));
+    }
+
+    /// Without `--first-registration` the names are bound before the run: in e2e the network
+    /// attacker registers nothing, and in hop its registration under `bob` is refused.
+    #[test]
+    fn names_bound_before_the_run_are_not_raced() {
+        let model = E2eModel::new(Variant::E2eUnverified, Attacker::Network, ONE).expect("setup");
+        let mut enabled = Vec::new();
+        model.actions(&model.init_states().remove(0), &mut enabled);
+        assert!(!enabled.contains(&Action::Impersonate(Who::Bob)));
+        let model = E2eModel::new(Variant::Hop, Attacker::Network, ONE).expect("setup");
+        let s = step(&model, &model.init_states().remove(0), Action::Impersonate(Who::Bob));
+        assert!(s.ghost.forgery_rejected, "the server refuses `bob` under another key");
+        assert!(s.net.to_client[Who::Alice.index()].is_empty(), "no forgery reaches Alice");
+    }
 }

@@ -291,3 +291,119 @@ fn a_client_reserves_its_frame_for_the_longest_name_and_nothing_more() {
         }
     }
 }
+
+/// A driver of the in-place API's buffers, kept from message to message: the frame being
+/// written or read, each role's output lists (cleared, never dropped) and the pool sent frames
+/// and read bodies go back to.
+#[derive(Default)]
+struct Buffers {
+    frame: Vec<u8>,
+    server: e2e_protocol::roles::ServerOutputs,
+    client: e2e_protocol::roles::ClientOutputs,
+    pool: e2e_protocol::roles::FramePool,
+}
+
+/// `rounds` messages of `size` bytes from Alice to Bob through the in-place API, each step
+/// counted as in [`relay`]; every buffer is given back once used, as a driver that reuses them
+/// does, and what each step hands out is checked.
+fn relay_in_place(e2e: bool, size: usize, rounds: usize) -> Vec<Steps> {
+    use e2e_protocol::roles::{ClientEvent, ServerEvent};
+    let mut world = World::new(e2e);
+    let mut io = Buffers::default();
+    let bob = name("bob");
+    let body = Body::new(vec![7; size]).unwrap();
+    let mut all = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let send = measure(|| {
+            if e2e {
+                world.alice.send_e2e_into(&bob, &body, &mut world.rng, &mut io.frame).unwrap();
+            } else {
+                world.alice.send_into(&bob, &body, &mut io.frame).unwrap();
+            }
+        });
+        let server = measure(|| {
+            let (frame, out, pool) = (&mut io.frame, &mut io.server, &mut io.pool);
+            world.server.handle_in_place(ALICE, frame, &mut world.rng, out, pool).unwrap();
+        });
+        assert!(io.frame.is_empty());
+        let mut frames = std::mem::take(&mut io.server.transmit);
+        assert_eq!(frames.iter().map(|(link, _)| *link).collect::<Vec<_>>(), [BOB, ALICE]);
+        let [receive, ack] = [BOB, ALICE].map(|link| {
+            let (_, mut frame) = frames.remove(0);
+            let client = if link == BOB { &mut world.bob } else { &mut world.alice };
+            measure(|| {
+                let (out, pool) = (&mut io.client, &mut io.pool);
+                client.handle_in_place(&mut frame, &mut world.rng, out, pool).unwrap();
+                for event in out.events.drain(..) {
+                    match event {
+                        ClientEvent::Received { body: got, .. } => {
+                            assert_eq!(got, body);
+                            pool.recycle(got.into_bytes());
+                        }
+                        ClientEvent::Acked { .. } => {}
+                        other => panic!("{other:?}"),
+                    }
+                }
+                pool.recycle(frame);
+            })
+        });
+        io.server.transmit = frames;
+        for event in io.server.events.drain(..) {
+            if let ServerEvent::Read { body: read, .. } = event {
+                assert_eq!(read, body);
+                io.pool.recycle(read.into_bytes());
+            }
+        }
+        all.push(Steps { send, server, receive, ack });
+    }
+    all
+}
+
+/// Through the in-place API, with a driver that gives every frame and body back and clears its
+/// lists, a message allocates nothing on its way, hop or e2e, at any size: every buffer it
+/// travels in was there before it (the frame Alice writes, the pool's, the lists' room). The
+/// counts are of the fifth message, once the first ones have filled the pool and the lists and
+/// grown the buffers, which change hands from message to message, to the message's size.
+#[test]
+fn in_place_a_message_allocates_nothing() {
+    for size in [64, 1024, 16 * 1024] {
+        for e2e in [false, true] {
+            let steps = relay_in_place(e2e, size, 5).pop().unwrap();
+            println!("in place, e2e: {e2e}, {size} B: {steps:#?}");
+            let counts =
+                [steps.send, steps.server, steps.receive, steps.ack].map(|info| info.count_total);
+            assert_eq!(counts, [0, 0, 0, 0], "e2e: {e2e}, {size} bytes");
+        }
+    }
+}
+
+/// The server seals a delivery into one buffer sized from the message's bounds, as a client
+/// sizes its frames: the capacity exceeds the length by exactly what the sender's name is
+/// shorter than `MAX_NAME_LEN`, at every content length, hop and e2e; and the `Ack` into one
+/// sized as every short message's frame is (a 64-byte message at most: two headers, the
+/// message, the tag).
+#[test]
+fn the_server_reserves_a_delivery_for_the_longest_name_and_nothing_more() {
+    use e2e_protocol::wire::{HEADER_LEN, MAX_NAME_LEN};
+    let slack = MAX_NAME_LEN - "alice".len();
+    for e2e in [false, true] {
+        let mut world = World::new(e2e);
+        for len in [1, 100, 16 * 1024] {
+            let body = Body::new(vec![7; len]).unwrap();
+            let frame = if e2e {
+                world.alice.send_e2e(&name("bob"), body, &mut world.rng).unwrap().transmit.remove(0)
+            } else {
+                world.alice.send(&name("bob"), body).unwrap().1
+            };
+            let out = world.server.handle(ALICE, &frame, &mut world.rng).unwrap();
+            let [(to_bob, delivery), (to_alice, ack)] = &out.transmit[..] else { panic!() };
+            assert_eq!((*to_bob, *to_alice), (BOB, ALICE));
+            assert_eq!(delivery.capacity(), delivery.len() + slack, "e2e: {e2e}, {len} bytes");
+            assert_eq!(ack.capacity(), 2 * HEADER_LEN + 64 + 16, "e2e: {e2e}, {len} bytes");
+            for (link, frame) in &out.transmit {
+                let (client, rng) = world.client(*link);
+                client.handle(frame, rng).unwrap();
+            }
+        }
+    }
+}

@@ -8,9 +8,9 @@ use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::e2e::{E2eError, MAX_ONE_TIME_PREKEYS};
 use e2e_protocol::hop::{AllowAll, DenyWord};
 use e2e_protocol::roles::{
-    Client, ClientEvent, Delivery, DurableChange, LinkId, MAILBOX_CAPACITY, Protection,
-    QUEUED_OVERHEAD, Server, ServerEvent, ServerLimits, ServerOutputs, Snapshot, SnapshotError,
-    StoredMailbox,
+    Client, ClientEvent, ClientOutputs, Delivery, DurableChange, FramePool, LinkId,
+    MAILBOX_CAPACITY, Protection, QUEUED_OVERHEAD, Server, ServerEvent, ServerLimits,
+    ServerOutputs, Snapshot, SnapshotError, StoredMailbox,
 };
 use e2e_protocol::suite::{CryptoError, PrivateKey};
 use e2e_protocol::wire::{
@@ -70,7 +70,7 @@ impl<P: e2e_protocol::hop::ContentPolicy> World<P> {
         self.e2e_alice();
         self.connect(ALICE);
         let upload = self.alice.upload_bundle().unwrap();
-        let stored = self.server.handle(ALICE, &upload, &mut self.rng).unwrap();
+        let stored = server_handle(&mut self.server, ALICE, &upload, &mut self.rng).unwrap();
         self.deliver(stored);
     }
 
@@ -92,7 +92,7 @@ impl<P: e2e_protocol::hop::ContentPolicy> World<P> {
         let mut rng = self.rng.clone();
         let init = self.client(link).connect(&mut rng).unwrap();
         self.rng = rng;
-        let out = self.server.handle(link, &init, &mut self.rng).unwrap();
+        let out = server_handle(&mut self.server, link, &init, &mut self.rng).unwrap();
         let mut outs = vec![out.clone()];
         let (events, answers) = self.deliver_seeing_the_server(out);
         outs.extend(answers);
@@ -117,11 +117,11 @@ impl<P: e2e_protocol::hop::ContentPolicy> World<P> {
             assert!(pumped < 10_000, "the network did not quiet down within 10000 frames");
             let Some((link, frame)) = in_flight.pop_front() else { break };
             let mut rng = self.rng.clone();
-            let client_out = self.client(link).handle(&frame, &mut rng).unwrap();
+            let client_out = client_handle(self.client(link), &frame, &mut rng).unwrap();
             self.rng = rng;
             events.extend(client_out.events);
             for reply in client_out.transmit {
-                let answer = self.server.handle(link, &reply, &mut self.rng).unwrap();
+                let answer = server_handle(&mut self.server, link, &reply, &mut self.rng).unwrap();
                 in_flight.extend(answer.transmit.iter().cloned());
                 answers.push(answer);
             }
@@ -132,14 +132,91 @@ impl<P: e2e_protocol::hop::ContentPolicy> World<P> {
     /// Alice sends `text` to Bob through the server; returns the server's outputs undelivered.
     fn alice_sends(&mut self, text: &str) -> (MessageId, ServerOutputs) {
         let (id, frame) = self.alice.send(&name("bob"), body(text)).unwrap();
-        let out = self.server.handle(ALICE, &frame, &mut self.rng).unwrap();
+        let out = server_handle(&mut self.server, ALICE, &frame, &mut self.rng).unwrap();
         (id, out)
     }
 }
 
 /// The events `client` reports for `frame` (it must accept the frame).
 fn events(client: &mut Client, frame: &[u8]) -> Vec<ClientEvent> {
-    client.handle(frame, &mut ChaCha20Rng::seed_from_u64(0)).unwrap().events
+    client_handle(client, frame, &mut ChaCha20Rng::seed_from_u64(0)).unwrap().events
+}
+
+/// What a driver of the in-place API holds before a call: a list entry from an earlier call,
+/// which the call must keep (it pushes after it), and a buffer in the pool.
+fn sentinel_event() -> ServerEvent {
+    ServerEvent::Dropped { link: LinkId(99), error: MisuseError::UnknownLink.into() }
+}
+
+/// `server.handle(link, frame)`, checked against `Server::handle_in_place` on a copy of the
+/// server and the RNG, in lists that already hold an event and with a pool that holds a buffer:
+/// on success the same outputs (after the event), the same server, the frame consumed; on error
+/// the same error, and the copy, the frame, the lists and the pool exactly as they were.
+fn server_handle<P: e2e_protocol::hop::ContentPolicy>(
+    server: &mut Server<P>,
+    link: LinkId,
+    frame: &[u8],
+    rng: &mut ChaCha20Rng,
+) -> Result<ServerOutputs, Error> {
+    let (mut copy, mut copy_rng) = (server.clone(), rng.clone());
+    let expected = server.handle(link, frame, rng);
+    let mut buffer = frame.to_vec();
+    let mut out = ServerOutputs { events: vec![sentinel_event()], ..Default::default() };
+    let mut pool = FramePool::new();
+    pool.recycle(Vec::with_capacity(8));
+    let got = copy.handle_in_place(link, &mut buffer, &mut copy_rng, &mut out, &mut pool);
+    assert_eq!((&copy, &copy_rng), (&*server, &*rng), "in place, the server went elsewhere");
+    match &expected {
+        Ok(want) => {
+            assert_eq!(got, Ok(()));
+            assert!(buffer.is_empty(), "the frame was not consumed");
+            let mut events = vec![sentinel_event()];
+            events.extend(want.events.iter().cloned());
+            let want = ServerOutputs { events, ..want.clone() };
+            assert_eq!(out, want, "in place, other outputs");
+        }
+        Err(error) => {
+            assert_eq!(got, Err(error.clone()));
+            assert_eq!(buffer, frame, "the frame changed on error");
+            let before = ServerOutputs { events: vec![sentinel_event()], ..Default::default() };
+            assert_eq!((out, pool.len()), (before, 1), "the lists or the pool changed on error");
+        }
+    }
+    expected
+}
+
+/// `client.handle(frame)`, checked against `Client::handle_in_place` as [`server_handle`]
+/// checks the server's.
+fn client_handle(
+    client: &mut Client,
+    frame: &[u8],
+    rng: &mut ChaCha20Rng,
+) -> Result<ClientOutputs, Error> {
+    let (mut copy, mut copy_rng) = (client.clone(), rng.clone());
+    let expected = client.handle(frame, rng);
+    let mut buffer = frame.to_vec();
+    let earlier = ClientEvent::Acked { id: MessageId(99), status: AckStatus::Queued };
+    let mut out = ClientOutputs { transmit: vec![vec![9]], events: vec![earlier.clone()] };
+    let mut pool = FramePool::new();
+    pool.recycle(Vec::with_capacity(8));
+    let got = copy.handle_in_place(&mut buffer, &mut copy_rng, &mut out, &mut pool);
+    assert_eq!((&copy, &copy_rng), (&*client, &*rng), "in place, the client went elsewhere");
+    match &expected {
+        Ok(want) => {
+            assert_eq!(got, Ok(()));
+            assert!(buffer.is_empty(), "the frame was not consumed");
+            let transmit = [vec![vec![9]], want.transmit.clone()].concat();
+            let events = [vec![earlier], want.events.clone()].concat();
+            assert_eq!(out, ClientOutputs { transmit, events }, "in place, other outputs");
+        }
+        Err(error) => {
+            assert_eq!(got, Err(error.clone()));
+            assert_eq!(buffer, frame, "the frame changed on error");
+            let before = ClientOutputs { transmit: vec![vec![9]], events: vec![earlier] };
+            assert_eq!((out, pool.len()), (before, 1), "the lists or the pool changed on error");
+        }
+    }
+    expected
 }
 
 fn received(from: &str, id: u64, text: &str) -> ClientEvent {
@@ -258,7 +335,7 @@ fn unknown_recipient_is_rejected() {
     let mut w = world();
     w.connect(ALICE);
     let (id, frame) = w.alice.send(&name("carol"), body("hello?")).unwrap();
-    let out = w.server.handle(ALICE, &frame, &mut w.rng).unwrap();
+    let out = server_handle(&mut w.server, ALICE, &frame, &mut w.rng).unwrap();
     assert_eq!(
         w.deliver(out),
         vec![ClientEvent::Rejected { id, reason: RejectReason::UnknownRecipient }]
@@ -272,7 +349,7 @@ fn a_name_stays_bound_to_the_first_static_key() {
     let mut impostor =
         Client::new(name("bob"), PrivateKey::generate(&mut w.rng), w.server.public_key());
     let init = impostor.connect(&mut w.rng).unwrap();
-    let out = w.server.handle(LinkId(9), &init, &mut w.rng).unwrap();
+    let out = server_handle(&mut w.server, LinkId(9), &init, &mut w.rng).unwrap();
     assert_eq!(out.close, vec![LinkId(9)]);
     assert!(w.server.is_online(&name("bob")), "the real Bob keeps his channel");
     let (_, frame) = &out.transmit[0];
@@ -289,18 +366,18 @@ fn reconnecting_replaces_the_old_link_once_the_new_one_is_confirmed() {
     let mut rng = w.rng.clone();
     w.alice.disconnect();
     let init = w.alice.connect(&mut rng).unwrap();
-    let out = w.server.handle(LinkId(5), &init, &mut rng).unwrap();
+    let out = server_handle(&mut w.server, LinkId(5), &init, &mut rng).unwrap();
     assert!(out.close.is_empty(), "nothing is displaced before the new link is confirmed");
     assert_eq!(w.server.link_of(&name("alice")), Some(ALICE));
     let (_, resp) = &out.transmit[0];
-    let client_out = w.alice.handle(resp, &mut rng).unwrap();
+    let client_out = client_handle(&mut w.alice, resp, &mut rng).unwrap();
     let ready = &client_out.transmit[0];
-    let out = w.server.handle(LinkId(5), ready, &mut rng).unwrap();
+    let out = server_handle(&mut w.server, LinkId(5), ready, &mut rng).unwrap();
     assert_eq!(out.close, vec![ALICE], "the confirmed new link closes the old one");
     assert_eq!(w.server.link_of(&name("alice")), Some(LinkId(5)));
     // Traffic for Alice now goes to link 5, and the old link is gone.
     let (_, frame) = w.bob.send(&name("alice"), body("on the new link")).unwrap();
-    let out = w.server.handle(BOB, &frame, &mut rng).unwrap();
+    let out = server_handle(&mut w.server, BOB, &frame, &mut rng).unwrap();
     assert_eq!(out.transmit[0].0, LinkId(5));
     let (_, frame) = w.alice.send(&name("bob"), body("x")).unwrap();
     server_refuses(
@@ -311,6 +388,115 @@ fn reconnecting_replaces_the_old_link_once_the_new_one_is_confirmed() {
     );
 }
 
+/// The server routes by an index of confirmed links by name: closing a link takes its own
+/// client offline and nobody else, an unconfirmed link was never in it, and a restored server
+/// has no links.
+#[test]
+fn closing_a_link_takes_only_its_own_client_offline() {
+    let mut w = world();
+    w.connect(ALICE);
+    w.connect(BOB);
+    // A second handshake as Alice on link 5, whose connection drops before it is confirmed.
+    let mut rng = w.rng.clone();
+    let mut second = w.alice.clone();
+    second.disconnect();
+    let init = second.connect(&mut rng).unwrap();
+    server_handle(&mut w.server, LinkId(5), &init, &mut rng).unwrap();
+    w.server.close_link(LinkId(5));
+    assert_eq!(w.server.link_of(&name("alice")), Some(ALICE), "link 5 was not Alice's active link");
+    let before = w.server.clone();
+    w.server.close_link(LinkId(42));
+    assert_eq!(w.server, before, "closing a link that is not open changes nothing");
+    // Bob's link closes: a message to Bob is queued, and Alice is still online.
+    w.server.close_link(BOB);
+    assert_eq!(w.server.link_of(&name("bob")), None);
+    assert!(w.server.is_online(&name("alice")));
+    let (id, out) = w.alice_sends("while you were away");
+    assert_eq!(w.deliver(out), vec![ClientEvent::Acked { id, status: AckStatus::Queued }]);
+    // Bob reconnects: the message is delivered and later ones are routed to his new channel.
+    w.bob.disconnect();
+    assert_eq!(
+        w.connect(BOB),
+        vec![ClientEvent::Connected, received("alice", 1, "while you were away")]
+    );
+    let (id, out) = w.alice_sends("and now");
+    assert_eq!(
+        w.deliver(out),
+        vec![
+            received("alice", 2, "and now"),
+            ClientEvent::Acked { id, status: AckStatus::Relayed }
+        ]
+    );
+    // A server restored from its state has no links, so nobody is online.
+    let restored = w.server.clone().durable().restore(w.server.snapshot()).unwrap();
+    assert_eq!((restored.link_of(&name("alice")), restored.link_of(&name("bob"))), (None, None));
+}
+
+/// `send_into` appends the frame `send` returns to the caller's buffer, and refuses without
+/// touching the buffer or the client.
+#[test]
+fn send_into_appends_what_send_returns_and_refuses_leaving_the_buffer() {
+    let mut w = world();
+    let mut buffer = b"earlier".to_vec();
+    let before = w.alice.clone();
+    assert_eq!(
+        w.alice.send_into(&name("bob"), &body("x"), &mut buffer),
+        Err(Error::Misuse(MisuseError::NotConnected))
+    );
+    assert_eq!((&w.alice, &buffer[..]), (&before, &b"earlier"[..]));
+    w.connect(ALICE);
+    let mut copy = w.alice.clone();
+    let (id, frame) = copy.send(&name("bob"), body("hello")).unwrap();
+    assert_eq!(w.alice.send_into(&name("bob"), &body("hello"), &mut buffer), Ok(id));
+    assert_eq!(buffer, [&b"earlier"[..], &frame].concat());
+    assert_eq!(w.alice, copy);
+}
+
+/// `send_e2e_into` appends the frame `send_e2e` sends to the caller's buffer, and refuses —
+/// also where `send_e2e` would queue the message, without a session — leaving the buffer and
+/// the client as they were.
+#[test]
+fn send_e2e_into_appends_what_send_e2e_sends_and_refuses_leaving_the_buffer() {
+    let mut w = world();
+    let mut buffer = b"earlier".to_vec();
+    let refuses = |client: &mut Client, to: &str, buffer: &mut Vec<u8>, expected: Error| {
+        let before = client.clone();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        assert_eq!(client.send_e2e_into(&name(to), &body("x"), &mut rng, buffer), Err(expected));
+        assert_eq!((&*client, &buffer[..]), (&before, &b"earlier"[..]));
+    };
+    refuses(&mut w.bob, "alice", &mut buffer, MisuseError::NotConnected.into());
+    w.e2e_alice_published();
+    refuses(&mut w.alice, "alice", &mut buffer, MisuseError::SendToSelf.into());
+    let no_session = E2eError::NoSession { name: name("bob") };
+    refuses(&mut w.alice, "bob", &mut buffer, no_session.into());
+    // Bob publishes a bundle; Alice's first message starts the session.
+    let key = PrivateKey::generate(&mut w.rng);
+    let peers = Peers::generate(&mut w.rng);
+    w.bob = Client::with_e2e(name("bob"), key, w.server.public_key(), peers);
+    w.connect(BOB);
+    let upload = w.bob.upload_bundle().unwrap();
+    let out = server_handle(&mut w.server, BOB, &upload, &mut w.rng).unwrap();
+    w.deliver(out);
+    let first = w.alice.send_e2e(&name("bob"), body("first"), &mut w.rng).unwrap();
+    for frame in first.transmit {
+        let out = server_handle(&mut w.server, ALICE, &frame, &mut w.rng).unwrap();
+        w.deliver(out);
+    }
+    let (mut copy, mut rng) = (w.alice.clone(), w.rng.clone());
+    let sent = copy.send_e2e(&name("bob"), body("second"), &mut rng).unwrap();
+    let ClientEvent::Sent { id, .. } = sent.events[0].clone() else { panic!("{sent:?}") };
+    assert_eq!(
+        w.alice.send_e2e_into(&name("bob"), &body("second"), &mut w.rng, &mut buffer),
+        Ok(id)
+    );
+    assert_eq!(buffer, [&b"earlier"[..], &sent.transmit[0]].concat());
+    assert_eq!((&w.alice, &w.rng), (&copy, &rng));
+    buffer.truncate("earlier".len());
+    w.alice.disconnect();
+    refuses(&mut w.alice, "bob", &mut buffer, MisuseError::NotConnected.into());
+}
+
 #[test]
 fn a_replayed_handshake_neither_steals_the_mailbox_nor_kicks_the_client() {
     // A network attacker recorded Alice's HandshakeInit and replays it later on a link of its own.
@@ -318,7 +504,7 @@ fn a_replayed_handshake_neither_steals_the_mailbox_nor_kicks_the_client() {
     let mut rng = w.rng.clone();
     let recorded = w.alice.connect(&mut rng).unwrap();
     w.rng = rng;
-    let out = w.server.handle(ALICE, &recorded, &mut w.rng).unwrap();
+    let out = server_handle(&mut w.server, ALICE, &recorded, &mut w.rng).unwrap();
     w.deliver(out);
     w.connect(BOB);
     // Alice goes offline; Bob's messages queue for her.
@@ -326,14 +512,14 @@ fn a_replayed_handshake_neither_steals_the_mailbox_nor_kicks_the_client() {
     w.server.close_link(ALICE);
     for text in ["one", "two"] {
         let (_, frame) = w.bob.send(&name("alice"), body(text)).unwrap();
-        let out = w.server.handle(BOB, &frame, &mut w.rng).unwrap();
+        let out = server_handle(&mut w.server, BOB, &frame, &mut w.rng).unwrap();
         assert!(matches!(
             w.deliver(out)[..],
             [ClientEvent::Acked { status: AckStatus::Queued, .. }]
         ));
     }
     // The replay: the server answers (it cannot tell), but delivers nothing to the replayer.
-    let out = w.server.handle(LinkId(66), &recorded, &mut w.rng).unwrap();
+    let out = server_handle(&mut w.server, LinkId(66), &recorded, &mut w.rng).unwrap();
     assert_eq!(
         out.transmit.len(),
         1,
@@ -346,7 +532,7 @@ fn a_replayed_handshake_neither_steals_the_mailbox_nor_kicks_the_client() {
     let mut rng = w.rng.clone();
     let init = w.alice.connect(&mut rng).unwrap();
     w.rng = rng;
-    let out = w.server.handle(ALICE, &init, &mut w.rng).unwrap();
+    let out = server_handle(&mut w.server, ALICE, &init, &mut w.rng).unwrap();
     assert_eq!(out.close, vec![LinkId(66)]);
     let events = w.deliver(out);
     assert_eq!(
@@ -354,11 +540,11 @@ fn a_replayed_handshake_neither_steals_the_mailbox_nor_kicks_the_client() {
         vec![ClientEvent::Connected, received("bob", 1, "one"), received("bob", 2, "two")]
     );
     // A second replay while Alice is online does not displace her confirmed link.
-    let out = w.server.handle(LinkId(67), &recorded, &mut w.rng).unwrap();
+    let out = server_handle(&mut w.server, LinkId(67), &recorded, &mut w.rng).unwrap();
     assert!(out.close.is_empty());
     assert_eq!(w.server.link_of(&name("alice")), Some(ALICE));
     let (_, frame) = w.bob.send(&name("alice"), body("three")).unwrap();
-    let out = w.server.handle(BOB, &frame, &mut w.rng).unwrap();
+    let out = server_handle(&mut w.server, BOB, &frame, &mut w.rng).unwrap();
     assert_eq!(w.deliver(out)[0], received("bob", 3, "three"));
 }
 
@@ -368,7 +554,7 @@ fn a_message_to_oneself_advances_one_channel_twice() {
     let mut w = world();
     w.connect(ALICE);
     let (id, frame) = w.alice.send(&name("alice"), body("note to self")).unwrap();
-    let out = w.server.handle(ALICE, &frame, &mut w.rng).unwrap();
+    let out = server_handle(&mut w.server, ALICE, &frame, &mut w.rng).unwrap();
     assert_eq!(out.transmit.len(), 2);
     assert_ne!(out.transmit[0].1[6..], out.transmit[1].1[6..]);
     assert_eq!(
@@ -379,7 +565,7 @@ fn a_message_to_oneself_advances_one_channel_twice() {
         ]
     );
     let (_, frame) = w.alice.send(&name("alice"), body("again")).unwrap();
-    let out = w.server.handle(ALICE, &frame, &mut w.rng).unwrap();
+    let out = server_handle(&mut w.server, ALICE, &frame, &mut w.rng).unwrap();
     assert_eq!(w.deliver(out)[0], received("alice", 2, "again"));
 }
 
@@ -408,13 +594,14 @@ fn server_refuses<P: e2e_protocol::hop::ContentPolicy>(
     expected: Error,
 ) {
     let before = w.server.clone();
-    assert_eq!(w.server.handle(link, frame, &mut w.rng), Err(expected));
+    assert_eq!(server_handle(&mut w.server, link, frame, &mut w.rng), Err(expected));
     assert_eq!(w.server, before, "server state changed on error");
 }
 
 fn client_refuses(client: &mut Client, frame: &[u8], expected: Error) {
     let before = client.clone();
-    assert_eq!(client.handle(frame, &mut ChaCha20Rng::seed_from_u64(0)), Err(expected));
+    let mut rng = ChaCha20Rng::seed_from_u64(0);
+    assert_eq!(client_handle(client, frame, &mut rng), Err(expected));
     assert_eq!(*client, before, "client state changed on error");
 }
 
@@ -435,7 +622,7 @@ fn connected_with_pending_send() -> (World<e2e_protocol::hop::AllowAll>, Vec<u8>
 
 /// After bad input, the genuine frame must still go through: nothing was lost.
 fn genuine_still_works(w: &mut World<e2e_protocol::hop::AllowAll>, frame: &[u8]) {
-    let out = w.server.handle(ALICE, frame, &mut w.rng).unwrap();
+    let out = server_handle(&mut w.server, ALICE, frame, &mut w.rng).unwrap();
     assert_eq!(w.deliver(out)[0], received("alice", 1, "genuine"));
 }
 
@@ -569,10 +756,8 @@ fn server_drops_an_authentic_but_unexpected_message_and_stays_in_step() {
     let register = Message::Register { name: name("mallory") }.encode();
     let (awaiting, m1) =
         initiator.write_message_1(PrivateKey::generate(&mut rng), &register).unwrap();
-    let out = w
-        .server
-        .handle(LinkId(3), &LinkFrame::handshake_init(m1).unwrap().encode(), &mut rng)
-        .unwrap();
+    let init = LinkFrame::handshake_init(m1).unwrap().encode();
+    let out = server_handle(&mut w.server, LinkId(3), &init, &mut rng).unwrap();
     let resp = LinkFrame::decode(&out.transmit[0].1).unwrap();
     let (mut transport, _) = awaiting.read_message_2(resp.noise()).unwrap();
     let mut frame =
@@ -582,27 +767,37 @@ fn server_drops_an_authentic_but_unexpected_message_and_stays_in_step() {
         link: LinkId(3),
         error: Error::Protocol(ProtocolError::Unexpected { state, got }),
     };
-    // Before confirming: only Ready is acceptable.
-    let out = w.server.handle(LinkId(3), &frame(&spoof), &mut rng).unwrap();
+    // Before confirming: only Ready is acceptable — also no relay request, hop or e2e, which the
+    // server decodes on a path of its own (its content borrowed from the frame).
+    let out = server_handle(&mut w.server, LinkId(3), &frame(&spoof), &mut rng).unwrap();
     assert_eq!(out.events, vec![dropped("unconfirmed", "Deliver")]);
+    assert!(out.transmit.is_empty());
+    let early = Message::Send { id: MessageId(1), to: name("bob"), body: body("too early") };
+    let out = server_handle(&mut w.server, LinkId(3), &frame(&early), &mut rng).unwrap();
+    assert_eq!(out.events, vec![dropped("unconfirmed", "Send")]);
+    assert!(out.transmit.is_empty());
+    let envelope = e2e_protocol::wire::Envelope::new(vec![1; 40]).unwrap();
+    let early = Message::E2eSend { id: MessageId(2), to: name("bob"), envelope };
+    let out = server_handle(&mut w.server, LinkId(3), &frame(&early), &mut rng).unwrap();
+    assert_eq!(out.events, vec![dropped("unconfirmed", "E2eSend")]);
     assert!(out.transmit.is_empty());
     assert!(!w.server.is_online(&name("mallory")));
     // The channel stayed in step: Ready now confirms the link.
-    let out = w.server.handle(LinkId(3), &frame(&Message::Ready), &mut rng).unwrap();
+    let out = server_handle(&mut w.server, LinkId(3), &frame(&Message::Ready), &mut rng).unwrap();
     assert!(matches!(out.events[..], [ServerEvent::Online { .. }]));
     // After confirming: a server-only message is dropped, and nothing reaches Bob.
-    let out = w.server.handle(LinkId(3), &frame(&spoof), &mut rng).unwrap();
+    let out = server_handle(&mut w.server, LinkId(3), &frame(&spoof), &mut rng).unwrap();
     assert_eq!(out.events, vec![dropped("open", "Deliver")]);
     assert!(out.transmit.is_empty());
     // Authentic garbage: dropped as malformed.
     let garbage =
         LinkFrame::transport(transport.write(&[1, 0x20, 0, 0, 0, 1]).unwrap()).unwrap().encode();
-    let out = w.server.handle(LinkId(3), &garbage, &mut rng).unwrap();
+    let out = server_handle(&mut w.server, LinkId(3), &garbage, &mut rng).unwrap();
     assert!(matches!(out.events[..], [ServerEvent::Dropped { error: Error::Wire(_), .. }]));
     // And the channel is still in step: a real message goes through.
     let send = Message::Send { id: MessageId(1), to: name("bob"), body: body("hello") };
     let frame = LinkFrame::transport(transport.write(&send.encode()).unwrap()).unwrap().encode();
-    let out = w.server.handle(LinkId(3), &frame, &mut rng).unwrap();
+    let out = server_handle(&mut w.server, LinkId(3), &frame, &mut rng).unwrap();
     let (to_bob, deliver) = &out.transmit[0];
     assert_eq!(*to_bob, BOB);
     assert_eq!(events(&mut w.bob, deliver), vec![received("mallory", 1, "hello")]);
@@ -631,7 +826,7 @@ fn bob_with_evil_server() -> (Client, Transport) {
     let mut w = world();
     let (transport, frame) = evil_server_welcomes(&mut w, "bob");
     let mut bob = w.bob;
-    let out = bob.handle(&frame, &mut ChaCha20Rng::seed_from_u64(0)).unwrap();
+    let out = client_handle(&mut bob, &frame, &mut ChaCha20Rng::seed_from_u64(0)).unwrap();
     assert_eq!(out.events, vec![ClientEvent::Connected]);
     assert_eq!(out.transmit.len(), 1, "Bob confirms the channel with Ready");
     (bob, transport)
@@ -739,7 +934,7 @@ fn client_malformed_and_unauthentic_frames() {
 fn client_refuses_a_bad_handshake_response_and_keeps_waiting() {
     let mut w = world();
     let init = w.alice.connect(&mut w.rng).unwrap();
-    let out = w.server.handle(ALICE, &init, &mut w.rng).unwrap();
+    let out = server_handle(&mut w.server, ALICE, &init, &mut w.rng).unwrap();
     let genuine = out.transmit[0].1.clone();
     let mut forged = genuine.clone();
     *forged.last_mut().unwrap() ^= 1;
@@ -799,7 +994,7 @@ fn bundle_upload_is_reported_and_a_durable_server_hands_over_the_entry() {
         assert_eq!(w.connect(ALICE), [ClientEvent::Connected]);
 
         let upload = w.alice.upload_bundle().unwrap();
-        let out = w.server.handle(ALICE, &upload, &mut w.rng).unwrap();
+        let out = server_handle(&mut w.server, ALICE, &upload, &mut w.rng).unwrap();
         let held = w.server.one_time_prekeys(&name("alice"));
         assert!(held > 0);
         assert_eq!(
@@ -846,7 +1041,7 @@ fn a_client_reports_the_signed_prekey_its_uploads_publish() {
     assert_eq!(handed_out(&w).signed_prekey.id, 1);
     assert_eq!(w.alice.signed_prekey_id(), Some(1));
     let rotation = w.alice.rotate_signed_prekey(&mut w.rng).unwrap();
-    let stored = w.server.handle(ALICE, &rotation, &mut w.rng).unwrap();
+    let stored = server_handle(&mut w.server, ALICE, &rotation, &mut w.rng).unwrap();
     w.deliver(stored);
     assert_eq!(handed_out(&w).signed_prekey.id, 12);
     assert_eq!(w.alice.signed_prekey_id(), Some(12));
@@ -870,13 +1065,13 @@ fn a_client_rotates_only_once_the_server_stored_its_signed_prekey_and_answered_e
         assert_eq!(w.alice, before, "a refused rotation changed the client: {why}");
     };
     let answer = |w: &mut World<AllowAll>, frame: &[u8]| {
-        let out = w.server.handle(ALICE, frame, &mut w.rng).unwrap();
+        let out = server_handle(&mut w.server, ALICE, frame, &mut w.rng).unwrap();
         w.deliver(out)
     };
     // The server's end of Alice's channel says `message`, which no upload of hers asked for.
     let unasked = |w: &mut World<AllowAll>, message: &Message| {
         let frame = w.server.seal_transport(ALICE, message).unwrap();
-        let out = w.alice.handle(&frame, &mut w.rng).unwrap();
+        let out = client_handle(&mut w.alice, &frame, &mut w.rng).unwrap();
         assert!(out.transmit.is_empty(), "{out:?}");
     };
     w.connect(ALICE);
@@ -928,15 +1123,16 @@ fn fetch_as_newcomer(w: &mut World<e2e_protocol::hop::AllowAll>, k: u64) -> Serv
     let mut fetcher = Client::with_e2e(name(&format!("f{k}")), key, w.server.public_key(), peers);
     let mut in_flight: Vec<_> = {
         let init = fetcher.connect(&mut w.rng).unwrap();
-        w.server.handle(link, &init, &mut w.rng).unwrap().transmit
+        server_handle(&mut w.server, link, &init, &mut w.rng).unwrap().transmit
     };
     while let Some((_, frame)) = in_flight.pop() {
-        for reply in fetcher.handle(&frame, &mut w.rng).unwrap().transmit {
-            in_flight.extend(w.server.handle(link, &reply, &mut w.rng).unwrap().transmit);
+        for reply in client_handle(&mut fetcher, &frame, &mut w.rng).unwrap().transmit {
+            in_flight
+                .extend(server_handle(&mut w.server, link, &reply, &mut w.rng).unwrap().transmit);
         }
     }
     let fetch = fetcher.send_e2e(&name("alice"), body("hi"), &mut w.rng).unwrap().transmit;
-    w.server.handle(link, &fetch[0], &mut w.rng).unwrap()
+    server_handle(&mut w.server, link, &fetch[0], &mut w.rng).unwrap()
 }
 
 /// SPEC.md §15.2: a fetch that leaves the owner `PREKEYS_LOW_WATER` = 5 one-time prekeys or fewer
@@ -1253,7 +1449,7 @@ fn prekeys_low_tops_the_server_up_to_its_bound_and_never_past_it() {
     for (held, made) in [(0, 10), (max - 3, 3), (max - 1, 1), (max, 0), (u16::MAX, 0)] {
         let low = Message::PrekeysLow { one_time_prekeys: held };
         let frame = w.server.seal_transport(ALICE, &low).unwrap();
-        let out = w.alice.handle(&frame, &mut w.rng).unwrap();
+        let out = client_handle(&mut w.alice, &frame, &mut w.rng).unwrap();
         if made == 0 {
             assert_eq!((out.transmit.len(), out.events), (0, vec![]), "{held} held");
         } else {
@@ -1275,7 +1471,7 @@ fn messages_waiting_for_a_bundle_the_server_lacks_are_discarded_and_counted() {
     let first = w.alice.send_e2e(&name("bob"), body("one"), &mut w.rng).unwrap();
     let second = w.alice.send_e2e(&name("bob"), body("two"), &mut w.rng).unwrap();
     assert_eq!((first.transmit.len(), second.transmit.len()), (1, 0), "one FetchBundle");
-    let out = w.server.handle(ALICE, &first.transmit[0], &mut w.rng).unwrap();
+    let out = server_handle(&mut w.server, ALICE, &first.transmit[0], &mut w.rng).unwrap();
     let error = E2eError::NoBundle { name: name("bob") };
     assert_eq!(
         w.deliver(out),

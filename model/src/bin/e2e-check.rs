@@ -51,6 +51,11 @@ struct Args {
     /// server's low-water mark, so that `PrekeysLow` and the top-up are reached (spec/MODEL.md §2).
     #[arg(long)]
     prekeys_low: bool,
+    /// Where the set-up is attacked, the clients whose set-up is in the run register their names
+    /// in it (no earlier connection bound them): the network attacker may register one first
+    /// (spec/MODEL.md §2).
+    #[arg(long)]
+    first_registration: bool,
     /// Search order: `dfs` (memory: the stack and the set of state fingerprints) or `bfs`
     /// (memory: the whole frontier); both visit every reachable state.
     #[arg(long, default_value = "dfs")]
@@ -103,6 +108,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         outages: args.outages,
         rotations: args.rotations,
         prekeys_low: args.prekeys_low,
+        first_registration: args.first_registration,
     };
     let variants = pick(&args.variant, &Variant::ALL, Variant::from_name, "variant")?;
     let attackers = pick(&args.attacker, &Attacker::ALL, Attacker::from_name, "attacker")?;

@@ -80,10 +80,11 @@ impl E2eModel {
         }
         self.count_outage(s)?;
         s.life.closed = true;
+        let before = s.server.clone();
         s.server.make_mut().close_link(w.link());
         s.clients[w.index()].make_mut().disconnect();
         s.life.connecting[w.index()] = false;
-        Self::lose(s, w);
+        Self::lose(s, w, &before);
         Some(())
     }
 
@@ -96,11 +97,11 @@ impl E2eModel {
         let restored = Server::new(self.server_key.clone()).restore(s.server.snapshot()).ok()?;
         self.count_outage(s)?;
         s.life.restarted = true;
-        s.server = crate::world::Shared::new(restored);
+        let before = std::mem::replace(&mut s.server, crate::world::Shared::new(restored));
         for w in Who::BOTH {
             s.clients[w.index()].make_mut().disconnect();
             s.life.connecting[w.index()] = false;
-            Self::lose(s, w);
+            Self::lose(s, w, &before);
         }
         if let Some(mallory) = s.know.mallory.as_mut() {
             mallory.make_mut().disconnect();
@@ -133,12 +134,23 @@ impl E2eModel {
         }
     }
 
-    /// The frames in flight on `w`'s link are lost with it.
-    fn lose(s: &mut World, w: Who) {
+    /// The frames in flight on `w`'s link are lost with it. A loss is interference (`recovery`
+    /// is not judged after it), but for a loss of top-ups alone (`before` is the server that
+    /// held the link): they cost the directory nothing it holds, and `recovery` is judged after
+    /// them (spec/MODEL.md §4).
+    fn lose(s: &mut World, w: Who, before: &Server) {
+        let top_ups = super::prekeys::only_top_ups(before, w, &s.net.to_server[w.index()]);
         for dest in [Dest::Server(w), Dest::Client(w)] {
             let queue = s.net.queue(dest);
-            if !queue.is_empty() {
-                queue.clear();
+            if queue.is_empty() {
+                continue;
+            }
+            queue.clear();
+            if top_ups && dest == Dest::Server(w) {
+                // The ghost forgets the lost top-up: a later `BundleStored` is another's.
+                s.ghost.top_up_lost[w.index()] = true;
+                s.ghost.replenished[w.index()] = false;
+            } else {
                 s.ghost.interfered = true;
             }
         }

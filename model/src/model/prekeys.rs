@@ -7,6 +7,11 @@
 //! honest server seals `PrekeysLow` to the owner; the owner's client answers with an upload of
 //! new one-time prekeys (the top-up), an ordinary frame of the run that the network attacker may
 //! drop and the malicious server may withhold.
+//!
+//! Two ways the top-up goes wrong are explored besides (spec/MODEL.md §3–§4). The malicious
+//! server sends a `PrekeysLow` of its own (`ForgeLow`), at any time, and the client tops up on
+//! its word; and the network attacker closes a link with the top-up in flight, so that the
+//! upload is lost. Either is a trigger of `recovery`: the conversation must still get through.
 
 use e2e_protocol::Error;
 use e2e_protocol::e2e::PREKEYS_LOW_WATER;
@@ -14,10 +19,10 @@ use e2e_protocol::e2e::peers::Peers;
 use e2e_protocol::roles::{Client, ClientEvent, LinkId, Server};
 use e2e_protocol::seal_log;
 use e2e_protocol::suite::PrivateKey;
-use e2e_protocol::wire::{Body, Name};
+use e2e_protocol::wire::{Body, Codec, Message, Name};
 
-use super::E2eModel;
-use crate::world::{Who, World};
+use super::{Action, E2eModel};
+use crate::world::{Frame, Who, World};
 
 /// The first link number of the set-up's fans (clients use 1 and 2, N's registrations 3, M 4,
 /// the compromise oracle 11 and 12).
@@ -68,14 +73,48 @@ pub(super) fn drain(server: &mut Server, r: &mut rand_chacha::ChaCha20Rng) -> Re
 }
 
 impl E2eModel {
-    /// (ghost) `w` handled a frame with `events`: whether it answered `PrekeysLow` with a top-up,
+    /// (S, e2e, `--prekeys-low`) a forged `PrekeysLow` to each connected client, while the budget
+    /// lasts.
+    pub(super) fn forge_low_actions(&self, s: &World, actions: &mut Vec<Action>) {
+        if !self.bounds.prekeys_low || !self.variant.is_e2e() || !self.server_attacker() {
+            return;
+        }
+        for w in Who::BOTH {
+            if s.clients[w.index()].is_connected() {
+                actions.push(Action::ForgeLow(w));
+            }
+        }
+    }
+
+    /// (S) seals `PrekeysLow` to `w` of its own accord: no fetch took a key, or not this many.
+    /// The count is what the server really holds for `w`; a client makes
+    /// `min(ONE_TIME_PREKEYS_PER_UPLOAD, MAX_ONE_TIME_PREKEYS − n)` keys (SPEC.md §15.3), the same
+    /// batch for every `n` up to 90, so within the model's stores (at most a few dozen keys)
+    /// every lie about the count is this one (spec/MODEL.md §3).
+    pub(super) fn forge_low(&self, s: &mut World, w: Who) -> Option<()> {
+        let held = s.server.one_time_prekeys(&w.name());
+        let notice = Message::PrekeysLow { one_time_prekeys: u16::try_from(held).ok()? };
+        Self::spend(s)?;
+        let bytes = self.steps.seal(&mut s.server, w.link(), &notice)?;
+        s.net.to_client[w.index()].push(Frame::injected(bytes, None));
+        Some(())
+    }
+
+    /// (ghost) `w` handled a frame with `events`, `injected` if the attacker made it: whether it
+    /// answered `PrekeysLow` with a top-up — on a notice the attacker forged, if `injected` —
     /// and whether the server stored a top-up of its.
-    pub(super) fn note_top_up(s: &mut World, w: Who, events: &[ClientEvent]) {
+    pub(super) fn note_top_up(s: &mut World, w: Who, injected: bool, events: &[ClientEvent]) {
         for event in events {
             match event {
-                ClientEvent::PrekeysReplenished { .. } => s.ghost.replenished[w.index()] = true,
+                ClientEvent::PrekeysReplenished { .. } => {
+                    s.ghost.replenished[w.index()] = true;
+                    if injected {
+                        s.ghost.forged_notices = s.ghost.forged_notices.saturating_add(1);
+                    }
+                }
                 ClientEvent::BundleStored { .. } if s.ghost.replenished[w.index()] => {
                     s.ghost.topped_up = true;
+                    s.ghost.topped_up_again |= s.ghost.top_up_lost[w.index()];
                 }
                 _ => {}
             }
@@ -87,4 +126,45 @@ impl E2eModel {
 /// them (the client heard `BundleStored` after its top-up).
 pub(super) fn topped_up(_: &E2eModel, s: &World) -> bool {
     s.ghost.topped_up
+}
+
+/// Whether `frames`, in flight to the server on `w`'s link, are all top-ups: uploads that keep
+/// the identity and signed prekey `server` stores for `w` and add one-time prekeys, opened in
+/// order on a copy of `server` (its channel's nonces move with each). Losing only these costs
+/// the directory nothing it holds: its signed prekey stays, and so do the one-time prekeys it
+/// has left (spec/MODEL.md §4).
+pub(super) fn only_top_ups(server: &Server, w: Who, frames: &[Frame]) -> bool {
+    let mut opener = server.clone();
+    let Some(stored) = server.clone().take_bundle(&w.name()) else { return false };
+    frames.iter().all(|frame| {
+        let Ok((_, plaintext)) = opener.open_transport(w.link(), &frame.bytes) else {
+            return false;
+        };
+        matches!(
+            Message::decode(&plaintext),
+            Ok(Message::UploadBundle { bundle })
+                if *bundle.identity() == stored.identity
+                    && *bundle.signed_prekey() == stored.signed_prekey
+                    && !bundle.one_time_prekeys().is_empty()
+        )
+    })
+}
+
+/// Sometimes: `recovery` judged a state after a client topped up on a `PrekeysLow` the
+/// malicious server forged, and the conversation got through.
+pub(super) fn recovered_after_forged_notice(model: &E2eModel, s: &World) -> bool {
+    s.ghost.forged_notices > 0 && super::recovery::recovered_from(model, s)
+}
+
+/// Sometimes: `recovery` judged a state after a top-up was lost with its link, and the
+/// conversation got through.
+pub(super) fn recovered_after_lost_top_up(model: &E2eModel, s: &World) -> bool {
+    s.ghost.top_up_lost.contains(&true) && super::recovery::recovered_from(model, s)
+}
+
+/// Sometimes: a client whose top-up was lost topped up again — on the `PrekeysLow` the server
+/// sends when the client's next link is confirmed (SPEC.md §5.1 step 5) — and the server stored
+/// it.
+pub(super) fn topped_up_again(_: &E2eModel, s: &World) -> bool {
+    s.ghost.topped_up_again
 }

@@ -360,12 +360,17 @@ fn probe_body(from: Who) -> String {
     format!("probe-{}", from.label())
 }
 
-/// Whether `recovery` judges `s` (spec/MODEL.md §4): a role refused an injected frame on the
-/// run, the attacker did nothing but inject frames that were refused, and no compromise ended the
-/// run. Read from flags each step sets from what it did itself: the same steps in another order
-/// give the same value.
+/// Whether `recovery` judges `s` (spec/MODEL.md §4): on the run a role refused an injected
+/// frame, a client topped up on a `PrekeysLow` the malicious server forged, or a top-up was lost
+/// with its link; the attacker did nothing else (`interfered`); and no compromise ended the run.
+/// Read from flags each step sets from what it did itself: the same steps in another order give
+/// the same value.
 const fn judged(s: &World) -> bool {
-    s.ghost.forgery_rejected && !s.ghost.interfered && s.ghost.compromised.is_none()
+    let triggered = s.ghost.forgery_rejected
+        || s.ghost.forged_notices > 0
+        || s.ghost.top_up_lost[0]
+        || s.ghost.top_up_lost[1];
+    triggered && !s.ghost.interfered && s.ghost.compromised.is_none()
 }
 
 /// `recovery`: in every state it judges, the honest completion gets through (or is
@@ -374,7 +379,13 @@ pub(super) fn holds(model: &E2eModel, s: &World) -> bool {
     !model.conversation_broken(s)
 }
 
-/// Sometimes: a state `recovery` judges whose honest completion gets through.
+/// Sometimes: a state `recovery` judges after a refusal, whose honest completion gets through.
 pub(super) fn recovered(model: &E2eModel, s: &World) -> bool {
+    s.ghost.forgery_rejected && recovered_from(model, s)
+}
+
+/// Whether `recovery` judges `s` and its honest completion gets through: the `sometimes` rows
+/// that show `recovery` is not vacuous, one per trigger.
+pub(super) fn recovered_from(model: &E2eModel, s: &World) -> bool {
     judged(s) && model.completes(s) == Some(true)
 }

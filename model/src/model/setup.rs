@@ -146,6 +146,14 @@ impl E2eModel {
         }
     }
 
+    /// Whether a client's first registration is a step of the run (`--first-registration`), so
+    /// that the network attacker's `Impersonate` races it in e2e too: its client registers the
+    /// name with a key of its own and sends a hop forgery, which an e2e client refuses
+    /// (spec/MODEL.md §2–§3).
+    pub(super) const fn registration_raced(&self) -> bool {
+        self.set_up_attacked && self.bounds.first_registration
+    }
+
     /// Whether `w` is connected and, in e2e, has sent its bundle: its part of the set-up is done.
     pub(super) fn set_up_done(&self, s: &World, w: Who) -> bool {
         s.clients[w.index()].is_connected()

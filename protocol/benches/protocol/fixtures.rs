@@ -5,7 +5,9 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use e2e_protocol::e2e::peers::Peers;
-use e2e_protocol::roles::{Client, ClientEvent, LinkId, Server};
+use e2e_protocol::roles::{
+    Client, ClientEvent, ClientOutputs, FramePool, LinkId, Server, ServerOutputs,
+};
 use e2e_protocol::suite::PrivateKey;
 use e2e_protocol::wire::{Body, Name};
 use rand_chacha::ChaCha20Rng;
@@ -68,6 +70,18 @@ pub struct World {
     pub alice: Client,
     pub bob: Client,
     pub rng: ChaCha20Rng,
+    /// The buffers a driver of the roles' in-place API keeps from message to message.
+    pub io: Buffers,
+}
+
+/// A driver's reused buffers: the frame being written or read, the output lists of each role
+/// (cleared between calls, never dropped) and the pool sent frames go back to.
+#[derive(Default)]
+pub struct Buffers {
+    pub frame: Vec<u8>,
+    pub server: ServerOutputs,
+    pub client: ClientOutputs,
+    pub pool: FramePool,
 }
 
 pub const ALICE_LINK: LinkId = LinkId(1);
@@ -90,7 +104,7 @@ impl World {
         };
         let alice = make("alice", &mut rng);
         let bob = make("bob", &mut rng);
-        let mut world = Self { server, alice, bob, rng };
+        let mut world = Self { server, alice, bob, rng, io: Buffers::default() };
         for link in [ALICE_LINK, BOB_LINK] {
             let (client, rng) = world.client(link);
             let init = must(client.connect(rng));

@@ -57,7 +57,7 @@ mod symmetric_state;
 mod transport;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use handshake::{Initiator, InitiatorAwaitingResponse, Responder, ResponderReceived};
 pub use transport::Transport;

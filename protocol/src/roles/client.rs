@@ -25,6 +25,7 @@
 use rand_core::CryptoRng;
 use subtle::ConstantTimeEq;
 
+use super::pool::FramePool;
 use super::replay::{Refusal, ReplayWindows};
 use crate::channel::{
     Initiator, InitiatorAwaitingResponse, PROLOGUE, TRANSPORT_OVERHEAD, Transport,
@@ -402,11 +403,37 @@ impl Client {
     /// # Errors
     /// [`MisuseError::NotConnected`], [`MisuseError::IdsExhausted`], or a channel error.
     pub fn send(&mut self, to: &Name, body: Body) -> Result<(MessageId, Vec<u8>), Error> {
-        let id = self.peek_id()?;
-        // `seal` changes nothing unless it succeeds; the id is taken only then.
-        let frame = self.seal(&Message::Send { id, to: to.clone(), body })?;
-        self.last_id = id.0;
+        let mut frame = Vec::new();
+        let id = self.send_into(to, &body, &mut frame)?;
         Ok((id, frame))
+    }
+
+    /// [`Client::send`] into a buffer the caller owns: appends the frame to `frame` (a driver's
+    /// write buffer, reused from frame to frame), which grows only if it lacks the room.
+    ///
+    /// # Errors
+    /// As [`Client::send`]; the client and `frame` are then exactly as they were.
+    pub fn send_into(
+        &mut self,
+        to: &Name,
+        body: &Body,
+        frame: &mut Vec<u8>,
+    ) -> Result<MessageId, Error> {
+        let id = self.peek_id()?;
+        let Link::Online { transport, .. } = &mut self.link else {
+            return Err(MisuseError::NotConnected.into());
+        };
+        let start = frame.len();
+        // Room for the longest recipient name: what `seal` reserves for a `Send`.
+        frame
+            .reserve(2 * HEADER_LEN + SEND_FIELDS_LEN + body.as_bytes().len() + TRANSPORT_OVERHEAD);
+        frame.extend_from_slice(&[0; HEADER_LEN]);
+        Message::encode_send(frame, id, to, body);
+        // `seal_at` changes the transport only if it succeeds, and takes the message off `frame`
+        // if not; the id is taken only then.
+        seal_at(transport, frame, start)?;
+        self.last_id = id.0;
+        Ok(id)
     }
 
     /// e2e: publishes this client's bundle (or the one-time prekeys made since the last upload).
@@ -521,24 +548,8 @@ impl Client {
         }
         let mut out = ClientOutputs::default();
         if self.peers()?.has_session(to) {
-            // Encrypting advances the ratchet, which cannot be undone: first make sure the frame
-            // will go out (connected, an id left, room on the channel for the largest envelope).
-            let id = self.peek_id()?;
-            let Link::Online { transport, .. } = &self.link else {
-                return Err(MisuseError::NotConnected.into());
-            };
-            transport.check_write(MAX_E2E_SEND_LEN)?;
-            // One buffer: room for the link header, the `E2eSend` message up to its envelope, the
-            // envelope the ratchet seals after it, and the channel's tag.
-            let frame = self.peers()?.encrypt_after(to, &body, rng, |envelope_len| {
-                let head_len = 2 * HEADER_LEN + E2E_SEND_FIELDS_LEN;
-                let mut frame = Vec::with_capacity(head_len + envelope_len + TRANSPORT_OVERHEAD);
-                frame.extend_from_slice(&[0; HEADER_LEN]);
-                Message::encode_e2e_send_head(&mut frame, id, to, envelope_len);
-                frame
-            })?;
-            let frame = self.seal_frame(frame)?;
-            self.last_id = id.0;
+            let mut frame = Vec::new();
+            let id = self.send_e2e_into(to, &body, rng, &mut frame)?;
             out.transmit.push(frame);
             out.events.push(ClientEvent::Sent { to: to.clone(), id });
             return Ok(out);
@@ -554,6 +565,53 @@ impl Client {
             }
         }
         Ok(out)
+    }
+
+    /// e2e: [`Client::send_e2e`] to a peer this client has a session with, into a buffer the
+    /// caller owns: appends the frame to `frame` (a driver's write buffer, reused from frame to
+    /// frame), the envelope sealed straight into it. Returns the id the message travels under.
+    ///
+    /// # Errors
+    /// As [`Client::send_e2e`], and [`E2eError::NoSession`] without a session with `to` (where
+    /// `send_e2e` would queue the message and ask for `to`'s bundle); the client and `frame` are
+    /// then exactly as they were.
+    pub fn send_e2e_into<R: CryptoRng + ?Sized>(
+        &mut self,
+        to: &Name,
+        body: &Body,
+        rng: &mut R,
+        frame: &mut Vec<u8>,
+    ) -> Result<MessageId, Error> {
+        if *to == self.name {
+            return Err(MisuseError::SendToSelf.into());
+        }
+        // Encrypting advances the ratchet, which cannot be undone: first make sure the frame
+        // will go out (connected, an id left, room on the channel for the largest envelope).
+        let id = self.peek_id()?;
+        let Link::Online { transport, .. } = &self.link else {
+            return Err(MisuseError::NotConnected.into());
+        };
+        transport.check_write(MAX_E2E_SEND_LEN)?;
+        let start = frame.len();
+        // One buffer: room for the link header, the `E2eSend` message up to its envelope, the
+        // envelope the ratchet seals after it, and the channel's tag. `encrypt_after` takes the
+        // buffer only once nothing can fail any more.
+        let sealed = self.peers()?.encrypt_after(to, body, rng, |envelope_len| {
+            let mut buffer = std::mem::take(frame);
+            let head_len = 2 * HEADER_LEN + E2E_SEND_FIELDS_LEN;
+            buffer.reserve(head_len + envelope_len + TRANSPORT_OVERHEAD);
+            buffer.extend_from_slice(&[0; HEADER_LEN]);
+            Message::encode_e2e_send_head(&mut buffer, id, to, envelope_len);
+            buffer
+        })?;
+        *frame = sealed;
+        let Link::Online { transport, .. } = &mut self.link else {
+            return Err(MisuseError::NotConnected.into());
+        };
+        // `check_write` passed: the channel takes it.
+        seal_at(transport, frame, start)?;
+        self.last_id = id.0;
+        Ok(id)
     }
 
     /// e2e, in two steps: encrypts `body` for `to` now (it takes the next ratchet key) without
@@ -598,56 +656,115 @@ impl Client {
         frame: &[u8],
         rng: &mut R,
     ) -> Result<ClientOutputs, Error> {
+        let mut out = ClientOutputs::default();
+        // The copy of the frame is the buffer its plaintext is read in, and a body stays in.
+        self.handle_in_place(&mut frame.to_vec(), rng, &mut out, &mut FramePool::new())?;
+        Ok(out)
+    }
+
+    /// [`Client::handle`] in buffers the driver owns and reuses: the frame is decrypted in
+    /// `frame`, a message's body (or the envelope it is decrypted in) stays in `frame`'s buffer,
+    /// and the outputs are pushed onto `out`'s lists (after what they hold). A driver that clears
+    /// `out`'s lists (keeping their room) and gives a body it is done with back to `pool`
+    /// ([`crate::wire::Body::into_bytes`], [`FramePool::recycle`]) reads a message without a heap
+    /// allocation.
+    ///
+    /// On success `frame` is consumed: it is left empty (a body goes to its
+    /// [`ClientEvent::Received`] event in `frame`'s own buffer, and `frame` gets one from `pool`).
+    ///
+    /// # Errors
+    /// As [`Client::handle`]: the client, `frame`, `out` and `pool` are then exactly as they were.
+    pub fn handle_in_place<R: CryptoRng + ?Sized>(
+        &mut self,
+        frame: &mut Vec<u8>,
+        rng: &mut R,
+        out: &mut ClientOutputs,
+        pool: &mut FramePool,
+    ) -> Result<(), Error> {
         let (kind, noise) = LinkFrame::parse(frame)?;
         let state = self.link.state_name();
         match (&self.link, kind) {
-            (Link::Handshaking(awaiting), LinkKind::HandshakeResp) => {
-                let (mut transport, payload) = awaiting.read_message_2(noise)?;
-                match Message::decode(&payload)? {
-                    Message::Welcome { name } if name == self.name => {
-                        // Key confirmation: the server activates the link only once this first
-                        // transport frame proves we hold the ephemeral key (SPEC.md §5.1).
-                        let mut transmit = vec![seal(&mut transport, &Message::Ready)?];
-                        // A bundle asked for on an earlier connection may never have been answered:
-                        // ask again for every peer that messages are waiting for (SPEC.md §15.3).
-                        let awaited: Vec<Name> =
-                            self.e2e.iter().flat_map(|p| p.awaited().cloned()).collect();
-                        for name in awaited {
-                            transmit.push(seal(&mut transport, &Message::FetchBundle { name })?);
-                        }
-                        self.link = Link::Online { transport, uploads_unanswered: 0 };
-                        Ok(ClientOutputs { transmit, events: vec![ClientEvent::Connected] })
-                    }
-                    Message::Welcome { .. } => Err(ProtocolError::WrongName.into()),
-                    Message::Refused { reason } => {
-                        self.link = Link::Offline;
-                        Ok(ClientOutputs {
-                            transmit: vec![],
-                            events: vec![ClientEvent::Refused(reason)],
-                        })
-                    }
-                    other => {
-                        Err(ProtocolError::Unexpected { state, got: other.type_name() }.into())
-                    }
-                }
+            (Link::Handshaking(_), LinkKind::HandshakeResp) => {
+                let mut answered = self.on_handshake_response(noise)?;
+                out.transmit.append(&mut answered.transmit);
+                out.events.append(&mut answered.events);
             }
-            (Link::Online { transport, uploads_unanswered }, LinkKind::Transport) => {
-                let (mut transport, uploads_unanswered) = (transport.clone(), *uploads_unanswered);
-                let plaintext = transport.read(noise)?;
-                // The frame authenticated: the channel advances whatever the content. `on_message`
-                // commits nothing unless it succeeds, so a refusal changes nothing else.
-                self.link = Link::Online { transport, uploads_unanswered };
-                // The body (or envelope) stays in the decrypted buffer: no new allocation.
-                let result = Message::decode_owned(plaintext)
-                    .map_err(Error::from)
-                    .and_then(|message| self.on_message(message, rng));
-                Ok(result.unwrap_or_else(|error| ClientOutputs {
-                    transmit: vec![],
-                    events: vec![ClientEvent::Dropped { error }],
-                }))
+            (Link::Online { .. }, LinkKind::Transport) => {
+                self.read_transport(frame, rng, out, pool)?
             }
-            (_, kind) => Err(ProtocolError::Unexpected { state, got: kind.name() }.into()),
+            (_, kind) => {
+                return Err(ProtocolError::Unexpected { state, got: kind.name() }.into());
+            }
         }
+        frame.clear();
+        Ok(())
+    }
+
+    /// Reads handshake message 2 (`noise`) while handshaking: the channel opens, or the
+    /// registration was refused.
+    fn on_handshake_response(&mut self, noise: &[u8]) -> Result<ClientOutputs, Error> {
+        let state = self.link.state_name();
+        let Link::Handshaking(awaiting) = &self.link else {
+            return Err(ProtocolError::Unexpected { state, got: "HandshakeResp" }.into());
+        };
+        let (mut transport, payload) = awaiting.read_message_2(noise)?;
+        match Message::decode(&payload)? {
+            Message::Welcome { name } if name == self.name => {
+                // Key confirmation: the server activates the link only once this first
+                // transport frame proves we hold the ephemeral key (SPEC.md §5.1).
+                let mut transmit = vec![seal(&mut transport, &Message::Ready)?];
+                // A bundle asked for on an earlier connection may never have been answered:
+                // ask again for every peer that messages are waiting for (SPEC.md §15.3).
+                let awaited: Vec<Name> =
+                    self.e2e.iter().flat_map(|p| p.awaited().cloned()).collect();
+                for name in awaited {
+                    transmit.push(seal(&mut transport, &Message::FetchBundle { name })?);
+                }
+                self.link = Link::Online { transport, uploads_unanswered: 0 };
+                Ok(ClientOutputs { transmit, events: vec![ClientEvent::Connected] })
+            }
+            Message::Welcome { .. } => Err(ProtocolError::WrongName.into()),
+            Message::Refused { reason } => {
+                self.link = Link::Offline;
+                Ok(ClientOutputs { transmit: vec![], events: vec![ClientEvent::Refused(reason)] })
+            }
+            other => Err(ProtocolError::Unexpected { state, got: other.type_name() }.into()),
+        }
+    }
+
+    /// Opens the transport frame in `frame` on the open channel and acts on it, in place (see
+    /// [`Client::handle_in_place`]). Errors only before the frame authenticates, changing
+    /// nothing; refused content is reported as [`ClientEvent::Dropped`].
+    fn read_transport<R: CryptoRng + ?Sized>(
+        &mut self,
+        frame: &mut Vec<u8>,
+        rng: &mut R,
+        out: &mut ClientOutputs,
+        pool: &mut FramePool,
+    ) -> Result<(), Error> {
+        let Link::Online { transport, .. } = &mut self.link else {
+            return Err(MisuseError::NotConnected.into());
+        };
+        // Transactional: on error the transport and `frame` are as they were.
+        transport.read_in_place(frame, HEADER_LEN)?;
+        // The frame authenticated: the channel advances whatever the content. `on_message`
+        // commits nothing unless it succeeds, so a refusal changes nothing else (what it pushed
+        // onto `out` is taken off again).
+        let plaintext = frame.get(HEADER_LEN..).unwrap_or_default();
+        let message = if Message::carries_content(plaintext) {
+            // The body (or envelope) stays in the frame's buffer: no new allocation.
+            Message::decode_owned_from(std::mem::replace(frame, pool.take()), HEADER_LEN)
+        } else {
+            Message::decode(plaintext)
+        };
+        let marks = (out.transmit.len(), out.events.len());
+        let acted = message.map_err(Error::from).and_then(|m| self.on_message(m, rng, out));
+        if let Err(error) = acted {
+            out.transmit.truncate(marks.0);
+            out.events.truncate(marks.1);
+            out.events.push(ClientEvent::Dropped { error });
+        }
+        Ok(())
     }
 
     /// Acts on an authenticated message. Each branch is transactional: it changes nothing unless it
@@ -656,8 +773,8 @@ impl Client {
         &mut self,
         message: Message,
         rng: &mut R,
-    ) -> Result<ClientOutputs, Error> {
-        let mut out = ClientOutputs::default();
+        out: &mut ClientOutputs,
+    ) -> Result<(), Error> {
         match message {
             // A client that speaks e2e accepts no hop message: the server could otherwise make it
             // show anything "from" a peer whose e2e identity the user verified (SPEC.md §15.3).
@@ -681,7 +798,7 @@ impl Client {
                 let own = self.name.clone();
                 let decrypted = self.peers()?.decrypt_owned(&own, &from, envelope)?;
                 if let Some(started) = decrypted.started {
-                    self.report_start(&from, started, &mut out);
+                    self.report_start(&from, started, out);
                 }
                 let protection = Protection::E2e { identity: decrypted.identity };
                 out.events.push(ClientEvent::Received {
@@ -712,7 +829,7 @@ impl Client {
                 self.answer_upload();
                 out.events.push(ClientEvent::BundleRefused(reason));
             }
-            Message::Bundle { name, bundle } => self.on_bundle(name, &bundle, rng, &mut out)?,
+            Message::Bundle { name, bundle } => self.on_bundle(name, &bundle, rng, out)?,
             Message::NoBundle { name } => {
                 if !self.peers()?.awaiting_bundle(&name) {
                     return Err(
@@ -738,7 +855,7 @@ impl Client {
                 );
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Reports what starting a session with `peer` did: an identity change (with both safety
@@ -843,14 +960,6 @@ impl Client {
         };
         seal(transport, message)
     }
-
-    /// Seals an encoded message on the open channel; see [`seal_frame`].
-    fn seal_frame(&mut self, frame: Vec<u8>) -> Result<Vec<u8>, Error> {
-        let Link::Online { transport, .. } = &mut self.link else {
-            return Err(MisuseError::NotConnected.into());
-        };
-        seal_frame(transport, frame)
-    }
 }
 
 fn id_refusal(from: &Name, id: MessageId, refusal: Refusal) -> Error {
@@ -863,6 +972,9 @@ fn id_refusal(from: &Name, id: MessageId, refusal: Refusal) -> Error {
 
 /// The most an `E2eSend` message's fields before its envelope take: id, name, envelope length.
 const E2E_SEND_FIELDS_LEN: usize = 8 + 1 + crate::wire::MAX_NAME_LEN + 2;
+
+/// The most a `Send` message's fields before its body take: the same layout as `E2eSend`'s.
+const SEND_FIELDS_LEN: usize = E2E_SEND_FIELDS_LEN;
 
 /// The longest `E2eSend` message frame: header, id, name, and the largest envelope.
 const MAX_E2E_SEND_LEN: usize = HEADER_LEN + E2E_SEND_FIELDS_LEN + crate::wire::MAX_ENVELOPE_LEN;
@@ -887,17 +999,65 @@ pub(crate) fn seal(transport: &mut Transport, message: &Message) -> Result<Vec<u
 /// # Errors
 /// As [`seal`]; the transport is then unchanged.
 pub(crate) fn seal_frame(transport: &mut Transport, mut frame: Vec<u8>) -> Result<Vec<u8>, Error> {
-    let mut sealed = transport.clone();
-    sealed.write_in_place(&mut frame, HEADER_LEN)?;
-    finish_transport_frame(&mut frame)?;
-    *transport = sealed;
+    seal_at(transport, &mut frame, 0)?;
     Ok(frame)
+}
+
+/// [`seal_frame`] of the frame that starts at `frame[start..]`, after what the buffer holds
+/// already (a driver's write buffer): seals `frame[start + HEADER_LEN..]` and writes the link
+/// header at `start`.
+///
+/// # Errors
+/// As [`seal`]; the transport is then unchanged and `frame` cut back to its first `start`
+/// bytes, what it held before the caller appended the message.
+pub(crate) fn seal_at(
+    transport: &mut Transport,
+    frame: &mut Vec<u8>,
+    start: usize,
+) -> Result<(), Error> {
+    let mut sealed = transport.clone();
+    let finished = sealed
+        .write_in_place(frame, start + HEADER_LEN)
+        .map_err(Error::from)
+        .and_then(|()| Ok(finish_transport_frame(frame.get_mut(start..).unwrap_or_default())?));
+    if finished.is_err() {
+        frame.truncate(start);
+        return finished;
+    }
+    *transport = sealed;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::channel::testing::handshake;
+    use crate::channel::{ChannelError, MAX_NOISE_MESSAGE_LEN};
     use crate::wire::{MAX_ENVELOPE_LEN, MAX_NAME_LEN};
+
+    /// A frame appended after what a buffer holds is sealed there; one the channel refuses (one
+    /// byte too long) leaves the transport as it was and the buffer with what it held before.
+    #[test]
+    fn seal_at_seals_after_what_the_buffer_holds_or_takes_the_message_off_again() {
+        let (mut alice, mut server) = handshake(120);
+        let longest = MAX_NOISE_MESSAGE_LEN - TRANSPORT_OVERHEAD;
+        let mut buffer = b"held".to_vec();
+        buffer.extend_from_slice(&[0; HEADER_LEN]);
+        buffer.extend_from_slice(&vec![5; longest + 1]);
+        let before = alice.clone();
+        assert_eq!(
+            seal_at(&mut alice, &mut buffer, 4),
+            Err(Error::Channel(ChannelError::MessageTooLong))
+        );
+        assert_eq!((&alice, &buffer[..]), (&before, &b"held"[..]));
+        buffer.extend_from_slice(&[0; HEADER_LEN]);
+        buffer.extend_from_slice(b"sealed");
+        assert_eq!(seal_at(&mut alice, &mut buffer, 4), Ok(()));
+        assert_ne!(alice, before);
+        let (kind, noise) = LinkFrame::parse(&buffer[4..]).unwrap();
+        assert_eq!((kind, &buffer[..4]), (LinkKind::Transport, &b"held"[..]));
+        assert_eq!(server.read(noise).unwrap(), b"sealed");
+    }
 
     /// The bound `send_e2e` checks the channel against is the longest `E2eSend` there is: the
     /// longest name and the largest envelope, encoded; its fields before the envelope are the

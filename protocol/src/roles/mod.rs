@@ -9,6 +9,7 @@ mod client;
 mod directory;
 mod durable;
 mod mailbox;
+mod pool;
 mod replay;
 mod server;
 mod state_bound;
@@ -19,6 +20,7 @@ pub use durable::{
     Delivery, DirectoryEntry, DurableChange, Snapshot, SnapshotError, StoredMailbox,
 };
 pub use mailbox::{MAILBOX_CAPACITY, Mailbox, MailboxFull, QUEUED_OVERHEAD, queued_len};
+pub use pool::FramePool;
 pub use replay::{REPLAY_WINDOW, Refusal, ReplayWindow, ReplayWindows};
 pub use server::{
     LinkId, MAX_ACCOUNTS, MAX_QUEUED_BYTES, Server, ServerEvent, ServerLimits, ServerOutputs,

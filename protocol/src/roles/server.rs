@@ -11,18 +11,19 @@ use std::sync::Arc;
 
 use rand_core::CryptoRng;
 
-use super::client::{seal, seal_frame};
+use super::client::{seal, seal_at, seal_frame};
 use super::directory::Directory;
 use super::durable::{Delivery, DurableChange, Snapshot, SnapshotError};
 use super::mailbox::{MAILBOX_CAPACITY, Mailbox, queued_len};
+use super::pool::FramePool;
 use crate::channel::{PROLOGUE, Responder, TRANSPORT_OVERHEAD, Transport};
 use crate::e2e::{E2eError, PREKEYS_LOW_WATER};
 use crate::error::{Error, MisuseError, ProtocolError};
 use crate::hop::{AllowAll, ContentPolicy, Verdict};
 use crate::suite::{PrivateKey, PublicKey};
 use crate::wire::{
-    AckStatus, Body, BundleRefusal, Codec, Envelope, FetchedBundle, HEADER_LEN, LinkFrame,
-    LinkKind, Message, MessageId, Name, RefusalReason, RejectReason, UploadedBundle,
+    AckStatus, Body, BundleRefusal, Codec, FetchedBundle, HEADER_LEN, LinkFrame, LinkKind, Message,
+    MessageId, Name, RefusalReason, RejectReason, RelayRequest, UploadedBundle,
 };
 
 /// The most names a server binds (SPEC.md §5.1, §8). Each bound name costs the server a binding,
@@ -185,6 +186,17 @@ pub struct ServerOutputs {
     pub delivered: Vec<Delivery>,
 }
 
+impl ServerOutputs {
+    /// Appends `more`'s lists to these.
+    fn append(&mut self, mut more: Self) {
+        self.transmit.append(&mut more.transmit);
+        self.close.append(&mut more.close);
+        self.events.append(&mut more.events);
+        self.changes.append(&mut more.changes);
+        self.delivered.append(&mut more.delivered);
+    }
+}
+
 /// A channel with a registered client.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct OpenLink {
@@ -204,6 +216,10 @@ pub struct Server<P: ContentPolicy = AllowAll> {
     static_key: PrivateKey,
     policy: P,
     links: BTreeMap<LinkId, OpenLink>,
+    /// Each confirmed link by its client's name: `links` the other way round, for its confirmed
+    /// links only (at most one per name), kept in step wherever a link is confirmed or removed,
+    /// so that routing a message to its recipient is a look-up rather than a scan of every link.
+    online: BTreeMap<Name, LinkId>,
     /// Bound names and their static keys; `keys` is the same binding the other way round: one
     /// static key binds one name, one name one static key (SPEC.md §5.1).
     ///
@@ -240,6 +256,7 @@ impl<P: ContentPolicy> Server<P> {
             static_key,
             policy,
             links: BTreeMap::new(),
+            online: BTreeMap::new(),
             accounts: Arc::default(),
             keys: Arc::default(),
             mailboxes: Arc::default(),
@@ -268,6 +285,7 @@ impl<P: ContentPolicy> Server<P> {
     pub fn restore(mut self, snapshot: Snapshot) -> Result<Self, SnapshotError> {
         self.durable = true;
         self.links.clear();
+        self.online.clear();
         let mut accounts = BTreeMap::new();
         let mut keys = BTreeMap::new();
         let mut mailboxes = BTreeMap::new();
@@ -411,12 +429,16 @@ impl<P: ContentPolicy> Server<P> {
     /// The confirmed link on which `name` is connected, if any.
     #[must_use]
     pub fn link_of(&self, name: &Name) -> Option<LinkId> {
-        self.links.iter().find(|(_, open)| open.confirmed && &open.name == name).map(|(id, _)| *id)
+        self.online.get(name).copied()
     }
 
     /// Forgets `link` (the connection is gone). Messages for its client queue from now on.
     pub fn close_link(&mut self, link: LinkId) {
-        self.links.remove(&link);
+        if let Some(open) = self.links.remove(&link)
+            && open.confirmed
+        {
+            self.online.remove(&open.name);
+        }
     }
 
     /// Handles one frame received on `link`.
@@ -429,18 +451,102 @@ impl<P: ContentPolicy> Server<P> {
         frame: &[u8],
         rng: &mut R,
     ) -> Result<ServerOutputs, Error> {
+        let mut out = ServerOutputs::default();
+        // The copy of the frame is the buffer its plaintext is read in, and a hop body stays in.
+        self.handle_in_place(link, &mut frame.to_vec(), rng, &mut out, &mut FramePool::new())?;
+        Ok(out)
+    }
+
+    /// [`Server::handle`] in buffers the driver owns and reuses: the frame is decrypted in
+    /// `frame`, a relayed body or envelope is sealed from there into the recipient's frame, the
+    /// frames are sealed into buffers from `pool`, and the outputs are pushed onto `out`'s lists
+    /// (after what they hold). A driver that sends `out`'s frames, gives their buffers back to
+    /// `pool` ([`FramePool::recycle`]) and clears `out`'s lists, keeping their room, relays a
+    /// message without a heap allocation.
+    ///
+    /// On success `frame` is consumed: it is left empty (a hop body the server read goes to the
+    /// [`ServerEvent::Read`] event in `frame`'s own buffer, and `frame` gets one from `pool`).
+    ///
+    /// # Errors
+    /// As [`Server::handle`]: the server, `frame`, `out` and `pool` are then exactly as they were.
+    pub fn handle_in_place<R: CryptoRng + ?Sized>(
+        &mut self,
+        link: LinkId,
+        frame: &mut Vec<u8>,
+        rng: &mut R,
+        out: &mut ServerOutputs,
+        pool: &mut FramePool,
+    ) -> Result<(), Error> {
         let (kind, noise) = LinkFrame::parse(frame)?;
         match (kind, self.links.get(&link)) {
-            (LinkKind::HandshakeInit, None) => self.accept(link, noise, rng),
-            (LinkKind::Transport, Some(_)) => {
-                let (_, plaintext) = self.open_link_frame(link, kind, noise)?;
-                Ok(self.process(link, plaintext))
+            (LinkKind::HandshakeInit, None) => {
+                let accepted = self.accept(link, noise, rng)?;
+                out.append(accepted);
             }
+            (LinkKind::Transport, Some(_)) => self.read_transport(link, frame, out, pool)?,
             (kind, open) => {
                 let state = if open.is_some() { "open" } else { "no channel" };
-                Err(ProtocolError::Unexpected { state, got: kind.name() }.into())
+                return Err(ProtocolError::Unexpected { state, got: kind.name() }.into());
             }
         }
+        frame.clear();
+        Ok(())
+    }
+
+    /// Opens the transport frame in `frame` from `link`, which has a channel, and acts on it
+    /// (what [`Server::open_transport`] and [`Server::process`] do together), in place: a relay
+    /// request is decoded with its content borrowed from `frame` and never copied but into the
+    /// recipient's frame. Errors only before the frame authenticates, changing nothing; refused
+    /// content is reported as [`ServerEvent::Dropped`].
+    fn read_transport(
+        &mut self,
+        link: LinkId,
+        frame: &mut Vec<u8>,
+        out: &mut ServerOutputs,
+        pool: &mut FramePool,
+    ) -> Result<(), Error> {
+        let open = self.links.get_mut(&link).ok_or(MisuseError::UnknownLink)?;
+        // Transactional: on error the transport and `frame` are as they were.
+        open.transport.read_in_place(frame, HEADER_LEN)?;
+        let (from, confirmed, sender) = (open.name.clone(), open.confirmed, open.transport.clone());
+        let plaintext = frame.get(HEADER_LEN..).unwrap_or_default();
+        let handled = match Message::decode_relay_request(plaintext) {
+            Err(error) => Err(error.into()),
+            Ok(Some(request)) if !confirmed => {
+                let got = if request.e2e { "E2eSend" } else { "Send" };
+                Err(ProtocolError::Unexpected { state: "unconfirmed", got }.into())
+            }
+            Ok(Some(request)) => self.relay(link, sender, &from, &request, pool).map(|relayed| {
+                let RelayRequest { e2e, id, to, content } = request;
+                (relayed, e2e, id, to, content.len())
+            }),
+            Ok(None) => {
+                let handled = self.on_message(link, sender, from, confirmed, plaintext.to_vec());
+                match handled {
+                    Ok(more) => out.append(more),
+                    Err(error) => out.events.push(ServerEvent::Dropped { link, error }),
+                }
+                return Ok(());
+            }
+        };
+        let (relayed, e2e, id, to, len) = match handled {
+            Ok(handled) => handled,
+            Err(error) => {
+                out.events.push(ServerEvent::Dropped { link, error });
+                return Ok(());
+            }
+        };
+        let seen = if e2e {
+            ServerEvent::Envelope { from, to, id, len }
+        } else {
+            // The body the server read, in the frame's own buffer: moved to its front, once.
+            let mut body = std::mem::replace(frame, pool.take());
+            body.drain(..body.len().saturating_sub(len));
+            // `decode_relay_request` held it to a body's bounds: `Body::new` accepts it.
+            ServerEvent::Read { from, to, id, body: Body::new(body).unwrap_or_default() }
+        };
+        relayed.push_into(seen, out);
+        Ok(())
     }
 
     /// Acts on an authenticated message from `from` on `link`. `sender` is the link's transport
@@ -466,10 +572,17 @@ impl<P: ContentPolicy> Server<P> {
         }
         match message {
             Message::Send { id, to, body } => {
-                self.relay(link, sender, from, id, to, Payload::Hop(body))
+                let request = RelayRequest { e2e: false, id, to, content: body.as_bytes() };
+                let relayed = self.relay(link, sender, &from, &request, &mut FramePool::new())?;
+                let to = request.to;
+                Ok(relayed.into_outputs(ServerEvent::Read { from, to, id, body }))
             }
             Message::E2eSend { id, to, envelope } => {
-                self.relay(link, sender, from, id, to, Payload::E2e(envelope))
+                let content = envelope.as_bytes();
+                let request = RelayRequest { e2e: true, id, to, content };
+                let relayed = self.relay(link, sender, &from, &request, &mut FramePool::new())?;
+                let (to, len) = (request.to, content.len());
+                Ok(relayed.into_outputs(ServerEvent::Envelope { from, to, id, len }))
             }
             Message::UploadBundle { bundle } => self.store_bundle(link, sender, from, &bundle),
             Message::FetchBundle { name } => self.fetch_bundle(link, sender, from, name),
@@ -525,7 +638,7 @@ impl<P: ContentPolicy> Server<P> {
                 .push((link, seal(&mut sender, &Message::PrekeysLow { one_time_prekeys })?));
         }
         // Everything fallible is done: commit.
-        if let Some(old) = self.link_of(&name) {
+        if let Some(old) = self.online.insert(name.clone(), link) {
             self.links.remove(&old);
             out.close.push(old);
         }
@@ -847,33 +960,20 @@ impl<P: ContentPolicy> Server<P> {
     /// Relays a message: hop content is read and checked by the policy; an e2e envelope is passed
     /// on unopened (SPEC.md §5.2, §15.2). `sender` is the sender's transport after reading the
     /// request; every channel is advanced on a copy, and nothing is committed until every frame is
-    /// sealed.
+    /// sealed (into buffers from `pool`, which get back there on error). What the server saw — the
+    /// first of the two events — is the caller's to report: the body is wherever the caller holds
+    /// it, `request` only borrows it.
     fn relay(
         &mut self,
         link: LinkId,
-        sender: Transport,
-        from: Name,
-        id: MessageId,
-        to: Name,
-        payload: Payload,
-    ) -> Result<ServerOutputs, Error> {
-        // Two frames (the delivery and the sender's answer) and two events, in every outcome.
-        let mut out = ServerOutputs {
-            transmit: Vec::with_capacity(2),
-            events: Vec::with_capacity(2),
-            ..Default::default()
-        };
-        let (denied, envelope_len, deliver) = match payload {
-            Payload::Hop(body) => {
-                let denied = self.policy.check(&from, &to, body.as_bytes()) == Verdict::Deny;
-                (denied, 0, Message::Deliver { id, from: from.clone(), body })
-            }
-            Payload::E2e(envelope) => {
-                let len = envelope.as_bytes().len();
-                (false, len, Message::E2eDeliver { id, from: from.clone(), envelope })
-            }
-        };
-        let refusal = if !self.accounts.contains_key(&to) {
+        mut sender: Transport,
+        from: &Name,
+        request: &RelayRequest<'_>,
+        pool: &mut FramePool,
+    ) -> Result<Relayed, Error> {
+        let &RelayRequest { e2e, id, ref to, content } = request;
+        let denied = !e2e && self.policy.check(from, to, content) == Verdict::Deny;
+        let refusal = if !self.accounts.contains_key(to) {
             Some(RejectReason::UnknownRecipient)
         } else if denied {
             Some(RejectReason::Policy)
@@ -882,9 +982,10 @@ impl<P: ContentPolicy> Server<P> {
         };
         // Every frame is sealed on a working copy of its link's transport, one copy per link, so a
         // message to oneself advances the one channel twice instead of sealing twice under one nonce.
-        let mut sender = sender;
         let mut recipient: Option<(LinkId, Transport)> = None;
-        let outcome = match (refusal, self.link_of(&to)) {
+        let mut delivery = None;
+        let mut change = None;
+        let outcome = match (refusal, self.link_of(to)) {
             (Some(reason), _) => Outcome::Rejected(reason),
             (None, Some(to_link)) => {
                 let transport = if to_link == link {
@@ -893,47 +994,49 @@ impl<P: ContentPolicy> Server<P> {
                     let stored = self.links.get(&to_link).map(|l| l.transport.clone());
                     &mut recipient.insert((to_link, stored.ok_or(MisuseError::UnknownLink)?)).1
                 };
-                out.transmit.push((to_link, seal(transport, &deliver)?));
+                let mut frame = pool.take();
+                frame.reserve(
+                    2 * HEADER_LEN + RELAY_FIELDS_LEN + content.len() + TRANSPORT_OVERHEAD,
+                );
+                frame.extend_from_slice(&[0; HEADER_LEN]);
+                Message::encode_delivery(&mut frame, e2e, id, from, content);
+                delivery = Some((to_link, seal_in(transport, frame, pool)?));
                 Outcome::Relayed
             }
             (None, None) => {
+                // Queued: the one case where the content is kept, in a message of its own.
+                let deliver = if e2e {
+                    let envelope = crate::wire::Envelope::new(content.to_vec())?;
+                    Message::E2eDeliver { id, from: from.clone(), envelope }
+                } else {
+                    Message::Deliver { id, from: from.clone(), body: Body::new(content.to_vec())? }
+                };
                 let len = queued_len(&deliver);
                 if self.queued_bytes.saturating_add(len) > self.limits.max_queued_bytes {
                     Outcome::Rejected(RejectReason::ServerFull)
                 } else {
-                    let mut mailbox = self.mailboxes.get(&to).cloned().unwrap_or_default();
+                    let mut mailbox = self.mailboxes.get(to).cloned().unwrap_or_default();
                     let position = mailbox.next_position();
-                    match mailbox.push(deliver.clone()) {
-                        // Stored before the `Ack { Queued }` leaves (SPEC.md §9.2).
-                        Ok(()) if self.durable => {
-                            let message = deliver.clone();
-                            out.changes.push(DurableChange::Queued {
+                    let stored = self.durable.then(|| deliver.clone());
+                    match mailbox.push(deliver) {
+                        Ok(()) => {
+                            // Stored before the `Ack { Queued }` leaves (SPEC.md §9.2).
+                            change = stored.map(|message| DurableChange::Queued {
                                 to: to.clone(),
                                 position,
                                 message,
                             });
                             Outcome::Queued(mailbox, len)
                         }
-                        Ok(()) => Outcome::Queued(mailbox, len),
                         Err(_) => Outcome::Rejected(RejectReason::MailboxFull),
                     }
                 }
             }
         };
-        // What the server saw: the plaintext of a hop message (moved, not copied, into the event),
-        // only the length of an e2e envelope.
-        out.events.push(match deliver {
-            Message::Deliver { body, .. } => {
-                ServerEvent::Read { from: from.clone(), to: to.clone(), id, body }
-            }
-            _ => {
-                ServerEvent::Envelope { from: from.clone(), to: to.clone(), id, len: envelope_len }
-            }
-        });
-        let (reply, event) = match &outcome {
+        let (reply, answer) = match &outcome {
             Outcome::Rejected(reason) => (
                 Message::Reject { id, reason: *reason },
-                ServerEvent::Rejected { from, id, reason: *reason },
+                ServerEvent::Rejected { from: from.clone(), id, reason: *reason },
             ),
             Outcome::Relayed | Outcome::Queued(..) => {
                 let status = if matches!(outcome, Outcome::Queued(..)) {
@@ -943,31 +1046,82 @@ impl<P: ContentPolicy> Server<P> {
                 };
                 (
                     Message::Ack { id, status },
-                    ServerEvent::Accepted { from, to: to.clone(), id, status },
+                    ServerEvent::Accepted { from: from.clone(), to: to.clone(), id, status },
                 )
             }
         };
-        out.transmit.push((link, seal(&mut sender, &reply)?));
-        out.events.push(event);
+        let mut frame = pool.take();
+        frame.reserve(2 * HEADER_LEN + reply.body_len_hint() + TRANSPORT_OVERHEAD);
+        frame.extend_from_slice(&[0; HEADER_LEN]);
+        reply.encode_into(&mut frame);
+        let ack = match seal_in(&mut sender, frame, pool) {
+            Ok(ack) => ack,
+            Err(error) => {
+                if let Some((_, frame)) = delivery {
+                    pool.recycle(frame);
+                }
+                return Err(error);
+            }
+        };
         // Everything fallible is done: commit.
         self.commit_link(link, sender);
         if let Some((to_link, transport)) = recipient {
             self.commit_link(to_link, transport);
         }
         if let Outcome::Queued(mailbox, len) = outcome {
-            Arc::make_mut(&mut self.mailboxes).insert(to, mailbox);
+            Arc::make_mut(&mut self.mailboxes).insert(to.clone(), mailbox);
             self.queued_bytes += len;
         }
-        Ok(out)
+        Ok(Relayed { delivery, ack: (link, ack), answer, change })
     }
 }
 
-/// What a relay request carries.
-enum Payload {
-    /// Hop: the plaintext, which the server reads and checks.
-    Hop(Body),
-    /// e2e: an envelope the server cannot open.
-    E2e(Envelope),
+/// The fields of a relay message before its content, at their longest: id, name, content length.
+const RELAY_FIELDS_LEN: usize = 8 + 1 + crate::wire::MAX_NAME_LEN + 2;
+
+/// Seals `frame[HEADER_LEN..]`, an encoded message after room for the link header, in
+/// `transport` and writes the link header: [`seal_frame`] for a frame from `pool`, where it goes
+/// back if the channel refuses (the transport is then unchanged).
+fn seal_in(
+    transport: &mut Transport,
+    mut frame: Vec<u8>,
+    pool: &mut FramePool,
+) -> Result<Vec<u8>, Error> {
+    match seal_at(transport, &mut frame, 0) {
+        Ok(()) => Ok(frame),
+        Err(error) => {
+            pool.recycle(frame);
+            Err(error)
+        }
+    }
+}
+
+/// What relaying a message produced, committed already: the frames (the delivery if the recipient
+/// is online, the sender's answer), the answer's event and a durable server's change.
+struct Relayed {
+    delivery: Option<(LinkId, Vec<u8>)>,
+    ack: (LinkId, Vec<u8>),
+    answer: ServerEvent,
+    change: Option<DurableChange>,
+}
+
+impl Relayed {
+    /// Pushes the frames, then `seen` (what the server read or saw of the message) and the
+    /// answer's event, then the change, onto `out`.
+    fn push_into(self, seen: ServerEvent, out: &mut ServerOutputs) {
+        out.transmit.extend(self.delivery);
+        out.transmit.push(self.ack);
+        out.events.push(seen);
+        out.events.push(self.answer);
+        out.changes.extend(self.change);
+    }
+
+    /// The outputs of a call that relayed this message and did nothing else.
+    fn into_outputs(self, seen: ServerEvent) -> ServerOutputs {
+        let mut out = ServerOutputs::default();
+        self.push_into(seen, &mut out);
+        out
+    }
 }
 
 /// Where a relayed message went, with the mailbox to commit if it was queued.

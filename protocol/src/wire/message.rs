@@ -257,18 +257,73 @@ impl Message {
     ///
     /// # Errors
     /// As [`Codec::decode`].
-    pub fn decode_owned(mut bytes: Vec<u8>) -> Result<Self, WireError> {
-        let (frame_type, body) = split::<Self>(&bytes)?;
-        if !matches!(frame_type, TYPE_SEND | TYPE_DELIVER | TYPE_E2E_SEND | TYPE_E2E_DELIVER) {
+    pub fn decode_owned(bytes: Vec<u8>) -> Result<Self, WireError> {
+        Self::decode_owned_from(bytes, 0)
+    }
+
+    /// [`Message::decode_owned`] of `bytes[start..]`, the message after a prefix the caller is
+    /// done with (a link header): the content is moved to the buffer's front past the prefix in
+    /// the same one move.
+    pub(crate) fn decode_owned_from(mut bytes: Vec<u8>, start: usize) -> Result<Self, WireError> {
+        let (frame_type, body) = split::<Self>(bytes.get(start..).unwrap_or_default())?;
+        if !carries_content(frame_type) {
             return decode_split(frame_type, body);
         }
         let mut r = Reader::new(body);
         let (id, name, content) = read_relay(frame_type, &mut r)?;
         r.finish()?;
         // The content is the frame's last field and nothing follows it: it is the buffer's tail.
-        let start = bytes.len().saturating_sub(content.len());
-        bytes.drain(..start);
+        let content_start = bytes.len().saturating_sub(content.len());
+        bytes.drain(..content_start);
         relay_message(frame_type, id, name, bytes)
+    }
+
+    /// Whether `bytes` is (at most) the start of a relay message (`Send`, `Deliver`, `E2eSend`,
+    /// `E2eDeliver`): one whose content [`Message::decode_owned`] keeps in the buffer, where
+    /// every other type is decoded from a borrowed buffer without keeping it.
+    pub(crate) fn carries_content(bytes: &[u8]) -> bool {
+        bytes.get(1).copied().is_some_and(carries_content)
+    }
+
+    /// A `Send` or `E2eSend` decoded with its content borrowed from `bytes`: the server's relay
+    /// path, which seals the content into the recipient's frame and keeps nothing of it. `None`
+    /// for any other valid message, which the caller decodes as a [`Message`].
+    ///
+    /// # Errors
+    /// As [`Codec::decode`]: the same checks in the same order.
+    pub(crate) fn decode_relay_request(
+        bytes: &[u8],
+    ) -> Result<Option<RelayRequest<'_>>, WireError> {
+        let (frame_type, body) = split::<Self>(bytes)?;
+        let e2e = match frame_type {
+            TYPE_SEND => false,
+            TYPE_E2E_SEND => true,
+            _ => return Ok(None),
+        };
+        let mut r = Reader::new(body);
+        let (id, to, content) = read_relay(frame_type, &mut r)?;
+        r.finish()?;
+        Ok(Some(RelayRequest { e2e, id, to, content }))
+    }
+
+    /// Appends the frame the server relays `content` in — `E2eDeliver` if `e2e`, else
+    /// `Deliver` — from `from`, without a [`Body`] or [`Envelope`] to own the content: the
+    /// bytes [`Codec::encode_into`] appends for that message.
+    pub(crate) fn encode_delivery(
+        out: &mut Vec<u8>,
+        e2e: bool,
+        id: MessageId,
+        from: &Name,
+        content: &[u8],
+    ) {
+        let frame_type = if e2e { TYPE_E2E_DELIVER } else { TYPE_DELIVER };
+        encode_relay(out, frame_type, id, from, content);
+    }
+
+    /// Appends `Send { id, to, body }` for a body the caller keeps: the bytes
+    /// [`Codec::encode_into`] appends for that message.
+    pub(crate) fn encode_send(out: &mut Vec<u8>, id: MessageId, to: &Name, body: &Body) {
+        encode_relay(out, TYPE_SEND, id, to, body.as_bytes());
     }
 
     /// Writes everything of an `E2eSend { id, to, envelope }` frame but the envelope, whose length
@@ -297,6 +352,15 @@ fn write_relay_head(out: &mut Vec<u8>, id: MessageId, name: &Name, content_len: 
     name.encode(out);
     // Every content type is bounded far below u16::MAX by its constructor.
     out.extend_from_slice(&u16::try_from(content_len).unwrap_or(u16::MAX).to_be_bytes());
+}
+
+/// Appends a whole relay message of `frame_type` (see [`write_relay_head`]).
+fn encode_relay(out: &mut Vec<u8>, frame_type: u8, id: MessageId, name: &Name, content: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(&[VERSION, frame_type, 0, 0, 0, 0]);
+    write_relay_head(out, id, name, content.len());
+    out.extend_from_slice(content);
+    super::codec::set_body_len(&mut out[start..]);
 }
 
 /// Reads a relay message's fields (see [`write_relay_head`]), borrowing the content, whose length
@@ -331,6 +395,25 @@ fn relay_message(
         }
         other => return Err(WireError::UnknownType(other)),
     })
+}
+
+/// A relay request (`Send` or `E2eSend`) borrowing its content from the decoded bytes
+/// ([`Message::decode_relay_request`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct RelayRequest<'a> {
+    /// `E2eSend` (an envelope) rather than `Send` (a hop body).
+    pub(crate) e2e: bool,
+    /// The sender's id.
+    pub(crate) id: MessageId,
+    /// The recipient.
+    pub(crate) to: Name,
+    /// The body or envelope, within its type's bounds.
+    pub(crate) content: &'a [u8],
+}
+
+/// Whether a message of `frame_type` is a relay message, its content its last field.
+const fn carries_content(frame_type: u8) -> bool {
+    matches!(frame_type, TYPE_SEND | TYPE_DELIVER | TYPE_E2E_SEND | TYPE_E2E_DELIVER)
 }
 
 impl Codec for Message {

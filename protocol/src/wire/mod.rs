@@ -36,6 +36,7 @@ pub use link::{
     HANDSHAKE_INIT_MIN_LEN, HANDSHAKE_RESP_MIN_LEN, LinkFrame, LinkKind, MAX_FRAME_LEN,
     MAX_LINK_BODY_LEN, TRANSPORT_MIN_LEN,
 };
+pub(crate) use message::RelayRequest;
 pub use message::{
     AckStatus, BundleRefusal, MAX_MESSAGE_LEN, Message, RefusalReason, RejectReason,
 };

@@ -162,6 +162,14 @@ impl Body {
         &self.0
     }
 
+    /// The content, as the buffer that held it: a driver hands a body it is done with back to
+    /// the roles' in-place API ([`crate::roles::FramePool::recycle`]), which seals the next frame
+    /// into it instead of allocating.
+    #[must_use]
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
     /// Reads the field and borrows its bytes, bounds checked as [`Body::new`] checks them.
     pub(crate) fn read_ref<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], WireError> {
         read_u16_prefixed(r, "body", 0, MAX_BODY_LEN)
