@@ -601,6 +601,9 @@ impl E2eModel {
                 None => {
                     Self::unsealed();
                     s.ghost.forgery_rejected |= frame.injected;
+                    if !self.server_attacker() {
+                        Self::close_unconfirmed(s, w);
+                    }
                 }
                 Some(out) => {
                     s.draws[2] = s.draws[2].wrapping_add(1);

@@ -614,6 +614,10 @@ pub struct Life {
     pub connecting: [bool; 2],
     /// Per client: whether it sent its bundle upload.
     pub uploaded: [bool; 2],
+    /// Per client: whether it sent that upload on its current connection, behind `Ready`: if the
+    /// server refuses a frame before confirming that connection and it closes, the upload is
+    /// lost with it, and the driver sends it again on its next `Connected`.
+    pub uploaded_here: [bool; 2],
     /// Links closed and server restarts so far (at most `--outages`).
     pub outages: u8,
     /// Whether a link of the run closed.
@@ -622,6 +626,9 @@ pub struct Life {
     pub restarted: bool,
     /// Signed-prekey rotations so far (at most `--rotations`).
     pub rotations: u8,
+    /// Per client: how often the server refused a frame on its unconfirmed link, which its driver
+    /// closed (SPEC.md §7.2); it connects again at most `--budget` times.
+    pub refused_closes: [u8; 2],
 }
 
 /// The RNG stream of `party` (0 Alice, 1 Bob, 2 attacker, 3 setup) at draw `counter`. A copy of a

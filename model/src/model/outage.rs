@@ -41,7 +41,7 @@ impl E2eModel {
     /// The outages enabled in `s`, and a reconnection for each client that is offline.
     pub(super) fn outage_actions(&self, s: &World, actions: &mut Vec<Action>) {
         for w in Who::BOTH {
-            if !s.life.connecting[w.index()] {
+            if !s.life.connecting[w.index()] && self.reconnect_allowed(s, w) {
                 actions.push(Action::Connect(w));
             }
         }
@@ -57,6 +57,14 @@ impl E2eModel {
         if self.lossy() || Who::BOTH.into_iter().all(|w| Self::idle(s, w)) {
             actions.push(Action::Restart);
         }
+    }
+
+    /// Whether `w`'s client may connect after the links of its that a refusal closed: at most
+    /// `--budget` times. Every such refusal is the attacker's doing — an injected frame, or an
+    /// honest one its drop put out of step — but drops are free, so without this bound a run could
+    /// drop, refuse and reconnect for ever, each time on fresh draws (spec/MODEL.md §4).
+    pub(super) fn reconnect_allowed(&self, s: &World, w: Who) -> bool {
+        s.life.refused_closes[w.index()] <= self.bounds.budget
     }
 
     /// Whether nothing is in flight on `w`'s link.
@@ -99,6 +107,31 @@ impl E2eModel {
             mallory.make_mut().disconnect();
         }
         Some(())
+    }
+
+    /// The honest server refused a frame on `w`'s link: if the link is not confirmed, its driver
+    /// closes it (SPEC.md §7.2), and, if it was the connection of `w`'s client, the client is
+    /// offline and the frames in flight on it are lost (spec/MODEL.md §4). Not an outage: it
+    /// spends no budget, and the frames it loses are the refused frame's doing, not a drop, so
+    /// `recovery` still judges what follows. The client connects again (`Connect`), in the run as
+    /// in a completion, at most `--budget` times in a run ([`Self::reconnect_allowed`]).
+    pub(super) fn close_unconfirmed(s: &mut World, w: Who) {
+        if s.server.link_of(&w.name()) == Some(w.link()) {
+            return;
+        }
+        s.server.make_mut().close_link(w.link());
+        if s.life.connecting[w.index()] {
+            s.clients[w.index()].make_mut().disconnect();
+            s.life.connecting[w.index()] = false;
+            s.life.refused_closes[w.index()] = s.life.refused_closes[w.index()].saturating_add(1);
+            if s.life.uploaded_here[w.index()] {
+                s.life.uploaded[w.index()] = false;
+                s.life.uploaded_here[w.index()] = false;
+            }
+            for dest in [Dest::Server(w), Dest::Client(w)] {
+                s.net.queue(dest).clear();
+            }
+        }
     }
 
     /// The frames in flight on `w`'s link are lost with it. A loss is interference (`recovery`

@@ -33,6 +33,7 @@ struct Input {
     server: Shared<Server>,
     net: Net,
     uploaded: [bool; 2],
+    uploaded_here: [bool; 2],
     draws: [u32; 3],
 }
 
@@ -45,8 +46,10 @@ struct Quiet {
     clients: [Shared<Client>; 2],
     server: Shared<Server>,
     uploaded: [bool; 2],
+    uploaded_here: [bool; 2],
     draws: [u32; 3],
     heard: [bool; 2],
+    reconnects: [u8; 2],
 }
 
 /// The most quiet points [`Completions`] keeps; a full memo is emptied and fills again. Measured
@@ -128,6 +131,7 @@ impl E2eModel {
             server: s.server.clone(),
             net,
             uploaded: s.life.uploaded,
+            uploaded_here: s.life.uploaded_here,
             draws: s.draws,
         };
         let result = self.completions.get(input, |input| self.gets_through(input));
@@ -153,7 +157,9 @@ impl E2eModel {
             draws: input.draws,
             queue: VecDeque::new(),
             uploaded: if self.variant.is_e2e() { input.uploaded } else { [true; 2] },
+            uploaded_here: input.uploaded_here,
             heard: [false; 2],
+            reconnects: [0; 2],
         };
         for w in Who::BOTH {
             let queues = [&input.net.to_server[w.index()], &input.net.to_client[w.index()]];
@@ -170,6 +176,7 @@ impl E2eModel {
             let draw = c.draw(w.index());
             if let Some(init) = c.steps.connect(&mut c.clients[w.index()], draw) {
                 c.drawn(w.index());
+                c.uploaded_here[w.index()] = false;
                 c.queue.push_back((Dest::Server(w), init, false));
             }
         }
@@ -182,8 +189,10 @@ impl E2eModel {
             clients: c.clients.clone(),
             server: c.server.clone(),
             uploaded: c.uploaded,
+            uploaded_here: c.uploaded_here,
             draws: c.draws,
             heard: c.heard,
+            reconnects: c.reconnects,
         };
         self.completions.finish(quiet, || self.probe(c))
     }
@@ -216,6 +225,11 @@ impl E2eModel {
 /// model's bounds produce, so that only a bug that makes frames beget frames reaches it.
 const MAX_COMPLETION_FRAMES: usize = 1000;
 
+/// The most times a client connects again in one completion after the server refused a frame on
+/// its link before confirming it, which closes the link (SPEC.md §7.2): once per injected frame
+/// in flight would do, and the model's budgets allow at most two.
+const MAX_RECONNECTS: u8 = 2;
+
 /// The server's RNG stream in the run (`world::rng`'s party 2, which it shares with the
 /// attacker): the honest server's calls draw from it, as `Serve` does.
 const SERVER: usize = 2;
@@ -233,9 +247,14 @@ struct Completion<'m> {
     /// included.
     draws: [u32; 3],
     queue: VecDeque<(Dest, Vec<u8>, bool)>,
-    /// Per client: whether its bundle was sent (a client publishes it on `Connected`).
+    /// Per client: whether its bundle was sent (a client publishes it on `Connected`), and whether
+    /// on its current connection (lost with it if it closes unconfirmed).
     uploaded: [bool; 2],
+    uploaded_here: [bool; 2],
     heard: [bool; 2],
+    /// Per client: how often it connected again after its link closed (at most
+    /// [`MAX_RECONNECTS`]).
+    reconnects: [u8; 2],
 }
 
 impl Completion<'_> {
@@ -249,6 +268,33 @@ impl Completion<'_> {
         self.draws[party] = self.draws[party].wrapping_add(1);
     }
 
+    /// The server refused a frame on `w`'s link: as in the run's `Serve`, an unconfirmed link
+    /// closes (SPEC.md §7.2) and the frames in flight on it are lost; then `w`'s client, offline,
+    /// connects again, as its user would (at most [`MAX_RECONNECTS`] times).
+    fn close_unconfirmed(&mut self, w: Who) {
+        if self.server.link_of(&w.name()) == Some(w.link()) {
+            return;
+        }
+        self.server.make_mut().close_link(w.link());
+        self.queue.retain(|(dest, _, _)| *dest != Dest::Server(w) && *dest != Dest::Client(w));
+        let i = w.index();
+        self.clients[i].make_mut().disconnect();
+        if self.uploaded_here[i] {
+            self.uploaded[i] = false;
+            self.uploaded_here[i] = false;
+        }
+        if self.reconnects[i] >= MAX_RECONNECTS {
+            return;
+        }
+        self.reconnects[i] += 1;
+        let draw = self.draw(i);
+        if let Some(init) = self.steps.connect(&mut self.clients[i], draw) {
+            self.drawn(i);
+            self.uploaded_here[i] = false;
+            self.queue.push_back((Dest::Server(w), init, false));
+        }
+    }
+
     /// Delivers every frame in flight, and every frame that causes, in order (at most
     /// [`MAX_COMPLETION_FRAMES`]). `None` if a client accepted an injected frame.
     fn run(&mut self) -> Option<()> {
@@ -259,6 +305,7 @@ impl Completion<'_> {
                     let draw = self.draw(SERVER);
                     let Some(out) = self.steps.serve(&mut self.server, w.link(), &bytes, draw)
                     else {
+                        self.close_unconfirmed(w);
                         continue;
                     };
                     self.drawn(SERVER);
@@ -292,6 +339,7 @@ impl Completion<'_> {
                             ClientEvent::Connected if !self.uploaded[i] => {
                                 if let Some(upload) = self.steps.upload(&mut self.clients[i]) {
                                     self.uploaded[i] = true;
+                                    self.uploaded_here[i] = true;
                                     transmit.push(upload);
                                 }
                             }

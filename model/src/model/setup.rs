@@ -55,13 +55,14 @@ pub const fn explored(w: Who, bounds: Bounds) -> bool {
 impl E2eModel {
     /// `w`'s client starts its handshake (`Client::connect`): `HandshakeInit` to the server.
     pub(super) fn connect(&self, s: &mut World, w: Who) -> Option<()> {
-        if s.life.connecting[w.index()] {
+        if s.life.connecting[w.index()] || !self.reconnect_allowed(s, w) {
             return None;
         }
         let draw = self.next_draw(s, w.index());
         let frame = self.steps.connect(&mut s.clients[w.index()], draw)?;
         s.draws[w.index()] = s.draws[w.index()].wrapping_add(1);
         s.life.connecting[w.index()] = true;
+        s.life.uploaded_here[w.index()] = false;
         self.push(s, Dest::Server(w), Frame::honest(frame, None));
         Some(())
     }
@@ -74,6 +75,7 @@ impl E2eModel {
         }
         if let Some(frame) = self.steps.upload(&mut s.clients[w.index()]) {
             s.life.uploaded[w.index()] = true;
+            s.life.uploaded_here[w.index()] = true;
             self.push(s, Dest::Server(w), Frame::honest(frame, None));
         }
     }
