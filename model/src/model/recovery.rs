@@ -8,7 +8,7 @@
 //! the state's draw counters on, as the model's `Connect`, `Serve`, `Deliver` and `Send` actions
 //! would from that state. So its deliveries are steps the search takes too, found in their memos,
 //! and the completions of the states of one run, whose roles converge once their frames are
-//! delivered, share their second half, which is memoised on that quiet point ([`Quiet`]). A
+//! delivered, share their second half, which is memoised on that quiet point (`Quiet`). A
 //! state's completion is computed once for the two rows that read it (`recovery` and its
 //! `sometimes` row).
 
