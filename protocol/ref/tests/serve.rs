@@ -369,6 +369,38 @@ fn garbage_oversize_and_silent_connections_are_closed_and_others_are_served() {
     assert!(bob.pump_until(|e| matches!(e, ClientEvent::Received { .. })));
 }
 
+/// SPEC.md §7.2: a link on which the server refuses a frame before the link is confirmed is
+/// closed. Here a `HandshakeInit` (as a replay would put ahead of the client's own) is answered, and
+/// the second one on the same connection — refused as `Unexpected` — closes it, so the client
+/// connects again instead of waiting on a link nobody can confirm.
+#[test]
+fn a_refusal_before_confirmation_closes_the_connection() {
+    let dir = TempDir::new("unconfirmed");
+    let relay = Relay::start(&dir.0, &[]);
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    let mut client = Client::new(name("carol"), PrivateKey::generate(&mut rng), relay.key);
+    let init = client.connect(&mut rng).unwrap();
+    let mut stream = TcpStream::connect(relay.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(&init).unwrap();
+    let mut header = [0u8; HEADER_LEN];
+    stream.read_exact(&mut header).unwrap();
+    let len = frame_len::<LinkFrame>(&header).unwrap().unwrap();
+    let mut response = vec![0u8; len - HEADER_LEN];
+    stream.read_exact(&mut response).unwrap();
+    // The link is open and unconfirmed: a second handshake on it is refused, and the relay closes.
+    stream.write_all(&init).unwrap();
+    let mut rest = Vec::new();
+    let closed = match stream.read_to_end(&mut rest) {
+        Ok(_) => rest.is_empty(),
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "the connection closes without another frame ({} bytes came)", rest.len());
+    // The same client (the same key: seed 31) connects again on a new connection and is confirmed.
+    let mut carol = Peer::hop("carol", 31, relay.key);
+    assert!(carol.connect(relay.addr));
+}
+
 #[test]
 fn a_reader_that_never_reads_is_closed_and_others_are_served() {
     let dir = TempDir::new("slow");
