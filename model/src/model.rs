@@ -519,8 +519,8 @@ impl E2eModel {
                 Self::unsealed();
                 s.ghost.forgery_rejected |= frame.injected;
             }
-            Some(out) => {
-                s.draws[w.index()] = s.draws[w.index()].wrapping_add(1);
+            Some((out, drew)) => {
+                s.draws[w.index()] = s.draws[w.index()].wrapping_add(u32::from(drew));
                 let dropped = out.events.iter().any(|e| matches!(e, ClientEvent::Dropped { .. }));
                 s.ghost.malformed_accepted |= frame.malformed && !dropped;
                 for event in &out.events {
@@ -594,7 +594,8 @@ impl E2eModel {
             // A handshake message reaches even the malicious server's own code: it holds no
             // channel to open it with yet, and answering it is how it gets one.
             // As a client's delivery: the counter advances only when the server's call succeeds
-            // (spec/MODEL.md §1), so a refused frame leaves the server's state as it was.
+            // and drew from its stream (spec/MODEL.md §1), so a refused frame leaves the server's
+            // state as it was, and a relay does not move the point its next handshake draws at.
             self.note_prekey_frame(s, w, &frame);
             let draw = self.next_draw(s, 2);
             match self.steps.serve(&mut s.server, w.link(), &frame.bytes, draw) {
@@ -605,8 +606,8 @@ impl E2eModel {
                         Self::close_unconfirmed(s, w);
                     }
                 }
-                Some(out) => {
-                    s.draws[2] = s.draws[2].wrapping_add(1);
+                Some((out, drew)) => {
+                    s.draws[2] = s.draws[2].wrapping_add(u32::from(drew));
                     self.route(s, Some(w), &frame, out);
                 }
             }

@@ -178,13 +178,49 @@ impl Draw {
     fn rng(self) -> rand_chacha::ChaCha20Rng {
         rng(self.seed, self.party, self.counter)
     }
+
+    /// The stream, noting whether the call it is handed to draws from it.
+    fn noted(self) -> Noted {
+        Noted { stream: self.rng(), drew: false }
+    }
 }
+
+/// What a call that is handed an RNG stream returned, and whether it drew from the stream; `None`
+/// for an error.
+pub type Drawn<T> = Option<(T, bool)>;
+
+/// An RNG stream that notes whether anything was drawn from it. A call that drew nothing
+/// computed nothing from its stream, so its party's next call may be handed the same stream and
+/// still draws what no call drew before (spec/MODEL.md §1, "Randomness").
+struct Noted {
+    stream: rand_chacha::ChaCha20Rng,
+    drew: bool,
+}
+
+impl rand_core::TryRng for Noted {
+    type Error = core::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        self.drew = true;
+        self.stream.try_next_u32()
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        self.drew = true;
+        self.stream.try_next_u64()
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        self.drew = true;
+        self.stream.try_fill_bytes(dst)
+    }
+}
+
+impl rand_core::TryCryptoRng for Noted {}
 
 /// What a client is given.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ClientInput {
-    /// `Client::handle` of a frame.
-    Handle(Vec<u8>, Draw),
     /// `Client::send_e2e`.
     SendE2e(Name, Body, Draw),
     /// `Client::send` (hop).
@@ -220,21 +256,27 @@ pub struct Steps {
     servers: Interner<Server>,
     impostor_sets: Interner<Vec<Impostor>>,
     client: StepMemo<Client, ClientInput, Option<ClientOutputs>>,
-    server: StepMemo<Server, ServerInput, Option<ServerOutputs>>,
+    /// `Client::handle` of a frame, and whether it drew from its stream.
+    handled: StepMemo<Client, (Vec<u8>, Draw), Drawn<ClientOutputs>>,
+    /// `Server::handle` (whether it drew from its stream) or `Server::process` (no stream).
+    server: StepMemo<Server, ServerInput, Drawn<ServerOutputs>>,
     channel: StepMemo<Server, ChannelInput, Option<Vec<u8>>>,
     impostors: StepMemo<Vec<Impostor>, (Who, Who, Envelope), Option<Body>>,
 }
 
 impl Steps {
-    /// `client.handle(frame, draw's stream)`; `None` for an error.
+    /// `client.handle(frame, draw's stream)`, and whether it drew from the stream; `None` for an
+    /// error.
     pub fn handle(
         &self,
         client: &mut Shared<Client>,
         frame: &[u8],
         draw: Draw,
-    ) -> Option<ClientOutputs> {
-        self.client.apply(&self.clients, client, ClientInput::Handle(frame.to_vec(), draw), |c| {
-            c.handle(frame, &mut draw.rng()).ok()
+    ) -> Drawn<ClientOutputs> {
+        self.handled.apply(&self.clients, client, (frame.to_vec(), draw), |c| {
+            let mut stream = draw.noted();
+            let out = c.handle(frame, &mut stream).ok()?;
+            Some((out, stream.drew))
         })
     }
 
@@ -310,19 +352,24 @@ impl Steps {
         out?.transmit.pop()
     }
 
-    /// `server.handle(link, frame, draw's stream)`; `None` for an error.
+    /// `server.handle(link, frame, draw's stream)`, and whether it drew from the stream; `None`
+    /// for an error.
     pub fn serve(
         &self,
         server: &mut Shared<Server>,
         link: LinkId,
         frame: &[u8],
         draw: Draw,
-    ) -> Option<ServerOutputs> {
+    ) -> Drawn<ServerOutputs> {
         self.server.apply(
             &self.servers,
             server,
             ServerInput::Handle(link, frame.to_vec(), draw),
-            |s| s.handle(link, frame, &mut draw.rng()).ok(),
+            |s| {
+                let mut stream = draw.noted();
+                let out = s.handle(link, frame, &mut stream).ok()?;
+                Some((out, stream.drew))
+            },
         )
     }
 
@@ -335,7 +382,8 @@ impl Steps {
     ) -> ServerOutputs {
         let key = ServerInput::Process(link, plaintext.clone());
         self.server
-            .apply(&self.servers, server, key, |s| Some(s.process(link, plaintext)))
+            .apply(&self.servers, server, key, |s| Some((s.process(link, plaintext), false)))
+            .map(|(out, _)| out)
             .unwrap_or_default()
     }
 

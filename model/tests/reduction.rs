@@ -1,13 +1,14 @@
 //! The network attacker's last injection into a client's queue, delivered at once
 //! (`Action::InjectDeliver`, spec/MODEL.md §7.1), `recovery` as a function of the state (§4),
-//! and the man in the middle offered only where it forges: step by step on the model's own
+//! the man in the middle offered only where it forges, and a call that draws nothing from its
+//! RNG stream leaving its party's point where it was (§1, §7.1): step by step on the model's own
 //! transitions.
 
 mod common;
 
 #[cfg(test)]
 mod tests {
-    use super::common::{holds, step};
+    use super::common::{holds, run, step};
     use e2e_model::model::names::{RECOVERED, RECOVERY};
     use e2e_model::reduction::CopyKind;
     use e2e_model::world::{Dest, Who, World};
@@ -123,5 +124,36 @@ mod tests {
         let served = model.next_state(&s, Action::Serve(Who::Alice)).expect("the real bundle");
         assert_ne!(forged.net.to_client, served.net.to_client);
         assert!(forged.ghost.interfered && !served.ghost.interfered);
+    }
+
+    /// The server's RNG stream (`world::rng`'s party 2).
+    const SERVER: usize = 2;
+
+    /// A call that draws nothing from its stream leaves its party's point where it was: the
+    /// server relaying Alice's message draws nothing, its answer to Bob's handshake draws its
+    /// ephemeral key, and the two orders of these independent steps meet in one state. While
+    /// every successful call moved the point, the answer drew from a point that counted the relays
+    /// served before it, and the two orders were two states — as was every reconnection's
+    /// handshake, once per number of frames the server had served before it (spec/MODEL.md §7.1).
+    #[test]
+    fn a_call_that_draws_nothing_leaves_the_stream_and_independent_orders_meet() {
+        let model = E2eModel::new(Variant::Hop, Attacker::Network, Bounds::DEFAULT).expect("setup");
+        // Bob's set-up is in the run: he starts offline, and Alice's message waits in his mailbox.
+        let s = run(&model, &[Action::Send(Who::Alice), Action::Connect(Who::Bob)]);
+        let point = s.draws[SERVER];
+        let relayed = step(&model, &s, Action::Serve(Who::Alice));
+        assert_eq!(relayed.draws[SERVER], point, "a relay draws nothing");
+        let answered = step(&model, &s, Action::Serve(Who::Bob));
+        assert_eq!(answered.draws[SERVER], point + 1, "the answer draws an ephemeral key");
+        let one = step(&model, &relayed, Action::Serve(Who::Bob));
+        let other = step(&model, &answered, Action::Serve(Who::Alice));
+        assert_eq!(one, other, "the two orders meet in one state");
+
+        // Bob reads the answer and sends `Ready`: no draw; his next handshake draws.
+        let bob = Who::Bob.index();
+        let connected = step(&model, &one, Action::Deliver(Who::Bob));
+        assert!(connected.clients[bob].is_connected());
+        assert_eq!(connected.draws[bob], one.draws[bob], "reading the answer draws nothing");
+        assert_eq!(one.draws[bob], 1, "his handshake drew its ephemeral key");
     }
 }

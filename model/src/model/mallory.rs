@@ -179,7 +179,8 @@ impl E2eModel {
         let from_m = Frame::injected(vec![], None);
         while let Some(bytes) = queue.pop_front() {
             let draw = self.draw(s, ATTACKER);
-            let Some(mut out) = self.steps.serve(&mut s.server, MALLORY_LINK, &bytes, draw) else {
+            let Some((mut out, _)) = self.steps.serve(&mut s.server, MALLORY_LINK, &bytes, draw)
+            else {
                 Self::unsealed();
                 s.ghost.forgery_rejected = true;
                 continue;
@@ -192,7 +193,7 @@ impl E2eModel {
             for (_, frame) in to_m {
                 let draw = self.next_draw(s, ATTACKER);
                 let client = s.know.mallory.as_mut()?;
-                let Some(reply) = self.steps.handle(client, &frame, draw) else {
+                let Some((reply, _)) = self.steps.handle(client, &frame, draw) else {
                     Self::unsealed();
                     continue;
                 };

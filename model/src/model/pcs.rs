@@ -117,7 +117,7 @@ impl E2eModel {
         let Some(copy) = s.know.copy.as_mut() else { return };
         let out = self.steps.handle(copy, &frame.bytes, draw);
         Self::unsealed();
-        let Some(out) = out else { return };
+        let Some((out, _)) = out else { return };
         s.draws[ATTACKER] = s.draws[ATTACKER].wrapping_add(1);
         let read: Vec<u8> = out
             .events

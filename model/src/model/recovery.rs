@@ -243,8 +243,8 @@ struct Completion<'m> {
     clients: [Shared<Client>; 2],
     server: Shared<Server>,
     /// The next draw of Alice, Bob and the server: each advances only when that party's call
-    /// succeeds, as in the run (spec/MODEL.md §1), so a refused input changes nothing, its draws
-    /// included.
+    /// succeeds (and, for a delivery or a service, drew from its stream), as in the run
+    /// (spec/MODEL.md §1), so a refused input changes nothing, its draws included.
     draws: [u32; 3],
     queue: VecDeque<(Dest, Vec<u8>, bool)>,
     /// Per client: whether its bundle was sent (a client publishes it on `Connected`), and whether
@@ -263,7 +263,8 @@ impl Completion<'_> {
         Draw { seed: self.seed, party: party as u64, counter: self.draws[party] }
     }
 
-    /// `party`'s call just made succeeded: its next call draws from the next point of its stream.
+    /// `party`'s call just made succeeded and drew: its next call draws from the next point of
+    /// its stream.
     const fn drawn(&mut self, party: usize) {
         self.draws[party] = self.draws[party].wrapping_add(1);
     }
@@ -303,12 +304,15 @@ impl Completion<'_> {
             match dest {
                 Dest::Server(w) => {
                     let draw = self.draw(SERVER);
-                    let Some(out) = self.steps.serve(&mut self.server, w.link(), &bytes, draw)
+                    let Some((out, drew)) =
+                        self.steps.serve(&mut self.server, w.link(), &bytes, draw)
                     else {
                         self.close_unconfirmed(w);
                         continue;
                     };
-                    self.drawn(SERVER);
+                    if drew {
+                        self.drawn(SERVER);
+                    }
                     // As the run's `route`: a durable server's delivered mailbox is settled.
                     for delivery in &out.delivered {
                         let _removed = self.server.make_mut().settle(delivery);
@@ -322,10 +326,13 @@ impl Completion<'_> {
                 Dest::Client(w) => {
                     let i = w.index();
                     let draw = self.draw(i);
-                    let Some(out) = self.steps.handle(&mut self.clients[i], &bytes, draw) else {
+                    let Some((out, drew)) = self.steps.handle(&mut self.clients[i], &bytes, draw)
+                    else {
                         continue;
                     };
-                    self.drawn(i);
+                    if drew {
+                        self.drawn(i);
+                    }
                     let mut transmit = out.transmit;
                     for event in &out.events {
                         match event {
