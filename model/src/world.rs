@@ -626,8 +626,9 @@ pub struct Life {
     pub restarted: bool,
     /// Signed-prekey rotations so far (at most `--rotations`).
     pub rotations: u8,
-    /// Per client: how often the server refused a frame on its unconfirmed link, which its driver
-    /// closed (SPEC.md §7.2); it connects again at most `--budget` times.
+    /// Per client: how often its driver closed its link because the server forgot it — a frame
+    /// refused before confirmation (SPEC.md §7.2), or a newer connection of its name (§5.1); it
+    /// connects again after such closes at most `--budget` times.
     pub refused_closes: [u8; 2],
 }
 
