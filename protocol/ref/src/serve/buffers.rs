@@ -14,20 +14,41 @@ use std::sync::{Mutex, PoisonError};
 
 use e2e_protocol::roles::FramePool;
 
-/// Spare frame buffers shared by the connections and the actor, at most [`Buffers::MAX`].
+/// Spare frame buffers shared by the connections and the actor: at most [`Buffers::MAX`] of them,
+/// holding at most [`Buffers::MAX_BYTES`] between them.
 #[derive(Debug, Default)]
 pub struct Buffers {
-    spare: Mutex<Vec<Vec<u8>>>,
+    spare: Mutex<Spare>,
+}
+
+/// The spares and their capacities' sum.
+#[derive(Debug, Default)]
+struct Spare {
+    buffers: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Spare {
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        let buffer = self.buffers.pop()?;
+        self.bytes = self.bytes.saturating_sub(buffer.capacity());
+        Some(buffer)
+    }
 }
 
 impl Buffers {
-    /// The most spare buffers kept; one given back beyond it is freed. In flight, one relayed
-    /// message holds three buffers and a batch at most [`super::actor::GROUP_COMMIT`] messages, so
-    /// 128 spares cover the frames in flight between two batches with room to spare. A buffer has
-    /// the capacity of the largest frame it held (at most `MAX_FRAME_LEN`, 64 KiB, rounded up by
-    /// the allocator's growth to at most twice that), so the spares hold at most 16 MiB, and with
-    /// the usual frames of a few KiB far less.
-    pub const MAX: usize = 128;
+    /// The most spare buffers kept; one given back beyond it (or beyond [`Buffers::MAX_BYTES`]) is
+    /// freed. A relayed message holds three buffers while it crosses the relay, and every
+    /// connection may have one in flight: 4096 spares let a relay with about a thousand busy
+    /// connections (the README's load runs) keep every buffer, where a bound of a few hundred
+    /// made the relay free buffers at one moment and allocate them again at the next.
+    pub const MAX: usize = 4096;
+
+    /// The most bytes the spares hold together (their capacities). A buffer has the capacity of
+    /// the largest frame it held, up to `MAX_FRAME_LEN` (64 KiB) and the allocator's rounding
+    /// above it, so the bound on bytes, not the count, is what keeps large frames from pinning
+    /// memory: 8 MiB holds 4096 buffers of 2 KiB frames, or 64 of the largest.
+    pub const MAX_BYTES: usize = 8 << 20;
 
     /// An empty set: the first frames allocate their buffers.
     #[must_use]
@@ -41,16 +62,20 @@ impl Buffers {
         self.lock().pop().unwrap_or_default()
     }
 
-    /// Keeps `buffer` (emptied) for a later frame, unless [`Buffers::MAX`] are kept already or it
-    /// has no room to offer.
+    /// Keeps `buffer` (emptied) for a later frame, unless it has no room to offer or keeping it
+    /// would exceed [`Buffers::MAX`] or [`Buffers::MAX_BYTES`].
     pub fn give(&self, mut buffer: Vec<u8>) {
-        if buffer.capacity() == 0 {
+        let capacity = buffer.capacity();
+        if capacity == 0 {
             return;
         }
         buffer.clear();
         let mut spare = self.lock();
-        if spare.len() < Self::MAX {
-            spare.push(buffer);
+        if spare.buffers.len() < Self::MAX
+            && spare.bytes.saturating_add(capacity) <= Self::MAX_BYTES
+        {
+            spare.bytes += capacity;
+            spare.buffers.push(buffer);
         }
     }
 
@@ -70,18 +95,18 @@ impl Buffers {
     /// How many spare buffers are kept.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().buffers.len()
     }
 
     /// Whether no spare buffer is kept.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().buffers.is_empty()
     }
 
-    /// The spares. A thread that panicked holding the lock left a list of empty buffers, which is
-    /// as good as any: the poison is ignored.
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+    /// The spares. A thread that panicked holding the lock left a consistent list (each change to
+    /// it is one push or pop with its byte count), so the poison is ignored.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Spare> {
         self.spare.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -113,6 +138,22 @@ mod tests {
             buffers.give(vec![1]);
         }
         assert_eq!(buffers.len(), Buffers::MAX);
+    }
+
+    #[test]
+    fn at_most_max_bytes_are_kept_and_a_taken_buffer_frees_its_share() {
+        let buffers = Buffers::new();
+        let large = Buffers::MAX_BYTES / 4;
+        for _ in 0..5 {
+            buffers.give(Vec::with_capacity(large));
+        }
+        assert_eq!(buffers.len(), 4);
+        // Full by bytes: a buffer of one more byte is not kept.
+        buffers.give(Vec::with_capacity(1));
+        assert_eq!(buffers.len(), 4);
+        assert_eq!(buffers.take().capacity(), large);
+        buffers.give(Vec::with_capacity(1));
+        assert_eq!(buffers.len(), 4);
     }
 
     #[test]
