@@ -485,6 +485,19 @@ impl E2eModel {
             };
             self.push(s, Dest::Client(to), frame);
         }
+        // The links the server itself closed (SPEC.md §5.1: a name's newest connection wins, and
+        // it keeps one unconfirmed link per name), which its driver closes at once, as the relay
+        // does (`ServerOutputs::close`): the client on one is offline now, not when its next frame
+        // is refused. A close of the frame's own link comes with the refusal the server sends on
+        // it, which tells its client. The malicious server's driver is the attacker's, which keeps
+        // links as it likes (spec/MODEL.md §4).
+        if !self.server_attacker() {
+            for w in out.close.iter().filter_map(|link| Who::of_link(*link)) {
+                if from != Some(w) {
+                    Self::close_displaced(s, w);
+                }
+            }
+        }
     }
 
     fn send(&self, s: &mut World, w: Who) -> Option<()> {

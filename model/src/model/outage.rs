@@ -120,6 +120,17 @@ impl E2eModel {
             return;
         }
         s.server.make_mut().close_link(w.link());
+        Self::close_displaced(s, w);
+    }
+
+    /// The server forgot `w`'s link — it refused a frame on it before confirming it, or a newer
+    /// connection of `w`'s name displaced it (`ServerOutputs::close`, SPEC.md §5.1) — and its
+    /// driver closes it. If it was the connection of `w`'s client, the client is offline, the
+    /// frames in flight on it are lost, and an upload sent on it will be sent again; as for
+    /// [`Self::close_unconfirmed`], not an outage, and `w` connects again under the same bound
+    /// ([`Self::reconnect_allowed`]). A link `w`'s client is not on (an attacker's replay on it
+    /// while the client is offline) takes nothing of the client's with it.
+    pub(super) fn close_displaced(s: &mut World, w: Who) {
         if s.life.connecting[w.index()] {
             s.clients[w.index()].make_mut().disconnect();
             s.life.connecting[w.index()] = false;

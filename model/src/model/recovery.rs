@@ -277,6 +277,14 @@ impl Completion<'_> {
             return;
         }
         self.server.make_mut().close_link(w.link());
+        self.close_displaced(w);
+    }
+
+    /// The server forgot `w`'s link (a refusal before confirmation, or a newer connection of
+    /// `w`'s name: the run's `route`, spec/MODEL.md §4): its driver closes it, the frames in flight
+    /// on it are lost, and `w`'s client, offline, connects again as its user would (at most
+    /// [`MAX_RECONNECTS`] times).
+    fn close_displaced(&mut self, w: Who) {
         self.queue.retain(|(dest, _, _)| *dest != Dest::Server(w) && *dest != Dest::Client(w));
         let i = w.index();
         self.clients[i].make_mut().disconnect();
@@ -320,6 +328,11 @@ impl Completion<'_> {
                     for (link, frame) in out.transmit {
                         if let Some(to) = Who::of_link(link) {
                             self.queue.push_back((Dest::Client(to), frame, injected));
+                        }
+                    }
+                    for to in out.close.iter().filter_map(|link| Who::of_link(*link)) {
+                        if to != w {
+                            self.close_displaced(to);
                         }
                     }
                 }

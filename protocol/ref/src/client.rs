@@ -23,8 +23,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use e2e_protocol::e2e::E2eError;
 use e2e_protocol::e2e::peers::Peers;
-use e2e_protocol::roles::{Client, ClientEvent, ClientOutputs};
+use e2e_protocol::roles::{Client, ClientEvent, ClientOutputs, FramePool};
 use e2e_protocol::suite::{PrivateKey, PublicKey};
 use e2e_protocol::wire::{Body, HEADER_LEN, LinkFrame, Name, frame_len};
 use rand_chacha::ChaCha20Rng;
@@ -211,33 +212,39 @@ pub async fn run<I: AsyncRead + Unpin>(
     let stream = TcpStream::connect(config.connect).await?;
     stream.set_nodelay(true)?;
     let (mut read, mut write) = stream.into_split();
-    let mut session = Session { client, rng, state, json: config.json, e2e: config.e2e };
+    let mut session =
+        Session { client, rng, state, json: config.json, e2e: config.e2e, pool: FramePool::new() };
     let init = session.client.connect(&mut session.rng).map_err(disconnected)?;
     write.write_all(&init).await?;
     let mut lines = BufReader::new(commands).lines();
+    // The buffers kept from frame to frame (see `Session::after`): the frame read, the client's
+    // outputs, and what goes out next, written at once.
+    let mut frame = Vec::new();
+    let mut out = ClientOutputs::default();
+    let mut wire = Vec::new();
     loop {
         tokio::select! {
-            frame = read_frame(&mut read) => {
-                let Some(frame) = frame? else {
+            read = read_frame_into(&mut read, &mut frame) => {
+                if !read? {
                     return Err(ClientError::Disconnected("the relay closed the connection".into()));
-                };
-                let out = session.client.handle(&frame, &mut session.rng).map_err(disconnected)?;
-                let extra = session.after(&out)?;
-                for frame in out.transmit.iter().chain(&extra) {
-                    write.write_all(frame).await?;
                 }
+                let rng = &mut session.rng;
+                session
+                    .client
+                    .handle_in_place(&mut frame, rng, &mut out, &mut session.pool)
+                    .map_err(disconnected)?;
+                session.after(&mut out, &mut wire)?;
             }
             line = lines.next_line() => {
                 let Some(line) = line? else { return Ok(()) };
-                match session.command(line.trim())? {
-                    Step::Send(frames) => {
-                        for frame in frames {
-                            write.write_all(&frame).await?;
-                        }
-                    }
-                    Step::Quit => return Ok(()),
+                if let Step::Quit = session.command(line.trim(), &mut wire)? {
+                    return Ok(());
                 }
             }
+        }
+        if !wire.is_empty() {
+            write.write_all(&wire).await?;
+            wire.clear();
         }
     }
 }
@@ -250,28 +257,39 @@ fn disconnected(e: e2e_protocol::Error) -> ClientError {
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     read: &mut R,
 ) -> Result<Option<Vec<u8>>, ClientError> {
+    let mut frame = Vec::new();
+    Ok(read_frame_into(read, &mut frame).await?.then_some(frame))
+}
+
+/// One frame into `frame`, which grows only if it is too small: `false` when the relay closed
+/// between frames.
+async fn read_frame_into<R: AsyncRead + Unpin>(
+    read: &mut R,
+    frame: &mut Vec<u8>,
+) -> Result<bool, ClientError> {
     let mut header = [0u8; HEADER_LEN];
     match read.read_exact(&mut header).await {
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
         Err(e) => return Err(e.into()),
     }
     let len = frame_len::<LinkFrame>(&header)
         .map_err(|e| ClientError::Disconnected(e.to_string()))?
         .ok_or_else(|| ClientError::Disconnected("short header".into()))?;
-    let mut frame = vec![0u8; len];
-    let (head, body) = frame
-        .split_at_mut_checked(HEADER_LEN)
+    frame.clear();
+    frame.extend_from_slice(&header);
+    frame.resize(len, 0);
+    let body = frame
+        .get_mut(HEADER_LEN..)
         .ok_or_else(|| ClientError::Disconnected("short frame".into()))?;
-    head.copy_from_slice(&header);
     read.read_exact(body).await?;
-    Ok(Some(frame))
+    Ok(true)
 }
 
 /// What a command asks the loop to do.
 enum Step {
-    /// Write these frames (possibly none).
-    Send(Vec<Vec<u8>>),
+    /// Write what the command put on the wire (possibly nothing), and go on.
+    Write,
     /// End.
     Quit,
 }
@@ -282,40 +300,49 @@ struct Session {
     state: StateFile,
     json: bool,
     e2e: bool,
+    /// The buffers the client seals frames into and reads bodies into, given back once written
+    /// or printed.
+    pool: FramePool,
 }
 
 impl Session {
-    /// Prints `out`'s events, saves the state, and returns frames the driver sends on its own
-    /// account (an e2e client's first bundle upload, once connected).
-    fn after(&mut self, out: &ClientOutputs) -> Result<Vec<Vec<u8>>, ClientError> {
-        let mut extra = Vec::new();
-        for event in &out.events {
-            self.print_event(event);
+    /// Prints `out`'s events, saves the state, then puts `out`'s frames on `wire`, followed by the
+    /// frames the driver sends on its own account (an e2e client's first bundle upload, once
+    /// connected); empties `out`'s lists, keeping their room, and gives their buffers back to the
+    /// pool. Nothing reaches `wire` unless the state was saved (SPEC.md §18.5).
+    fn after(&mut self, out: &mut ClientOutputs, wire: &mut Vec<u8>) -> Result<(), ClientError> {
+        for event in out.events.drain(..) {
+            self.print_event(&event);
             match event {
                 ClientEvent::Connected if self.e2e => {
-                    extra.push(self.client.upload_bundle().map_err(disconnected)?);
+                    out.transmit.push(self.client.upload_bundle().map_err(disconnected)?);
                 }
                 ClientEvent::Refused(reason) => {
                     return Err(ClientError::Refused(format!("{reason:?}")));
                 }
+                ClientEvent::Received { body, .. } => self.pool.recycle(body.into_bytes()),
                 _ => {}
             }
         }
         self.state.save(&self.client)?;
-        Ok(extra)
+        for sealed in out.transmit.drain(..) {
+            wire.extend_from_slice(&sealed);
+            self.pool.recycle(sealed);
+        }
+        Ok(())
     }
 
-    /// Runs one command line. A state file that cannot be written stops the client: frames the
-    /// change produced are not sent (SPEC.md §18.5).
-    fn command(&mut self, line: &str) -> Result<Step, ClientError> {
+    /// Runs one command line, putting the frames it sends on `wire`. A state file that cannot be
+    /// written stops the client: frames the change produced are not sent (SPEC.md §18.5).
+    fn command(&mut self, line: &str, wire: &mut Vec<u8>) -> Result<Step, ClientError> {
         let mut words = line.splitn(3, ' ');
         let (verb, who, rest) = (words.next(), words.next(), words.next());
         let peer = who.and_then(|w| Name::new(w).ok());
         Ok(match (verb, peer, rest) {
             (Some("quit"), None, None) => Step::Quit,
-            (Some(""), None, None) | (None, _, _) => Step::Send(Vec::new()),
+            (Some(""), None, None) | (None, _, _) => Step::Write,
             (Some("send"), Some(to), Some(text)) => match Body::new(text.as_bytes().to_vec()) {
-                Ok(body) => self.send(&to, body)?,
+                Ok(body) => self.send(&to, body, wire)?,
                 Err(e) => self.complain(&e.to_string()),
             },
             (Some("safety-number"), Some(peer), None) => {
@@ -328,7 +355,7 @@ impl Session {
                         self.complain(&format!("no e2e session with {peer}"));
                     }
                 }
-                Step::Send(Vec::new())
+                Step::Write
             }
             (Some("verify"), Some(peer), Some(number)) => {
                 let typed: String = number.chars().filter(char::is_ascii_digit).collect();
@@ -351,7 +378,7 @@ impl Session {
                     json!({"event": "verified", "peer": peer.as_str(), "ok": verified}),
                 );
                 self.state.save(&self.client)?;
-                Step::Send(Vec::new())
+                Step::Write
             }
             _ => self.complain(
                 "commands: send NAME TEXT | safety-number NAME | verify NAME NUMBER | quit",
@@ -359,27 +386,47 @@ impl Session {
         })
     }
 
-    fn send(&mut self, to: &Name, body: Body) -> Result<Step, ClientError> {
+    /// Seals `body` for `to` onto `wire`: straight into it ([`Client::send_into`],
+    /// [`Client::send_e2e_into`]), or, for an e2e peer without a session yet, through
+    /// [`Client::send_e2e`], which asks for the peer's bundle first. A frame that was sealed stays
+    /// on `wire` only if the state is then saved.
+    fn send(&mut self, to: &Name, body: Body, wire: &mut Vec<u8>) -> Result<Step, ClientError> {
+        let start = wire.len();
         let sent = if self.e2e {
-            self.client.send_e2e(to, body, &mut self.rng).map(|out| {
-                for event in &out.events {
-                    self.print_event(event);
+            match self.client.send_e2e_into(to, &body, &mut self.rng, wire) {
+                // What `send_e2e` reports for a peer with a session.
+                Ok(id) => Ok(vec![ClientEvent::Sent { to: to.clone(), id }]),
+                Err(e2e_protocol::Error::E2e(E2eError::NoSession { .. })) => {
+                    self.client.send_e2e(to, body, &mut self.rng).map(|out| {
+                        for sealed in out.transmit {
+                            wire.extend_from_slice(&sealed);
+                        }
+                        out.events
+                    })
                 }
-                out.transmit
-            })
+                Err(e) => Err(e),
+            }
         } else {
-            self.client.send(to, body).map(|(_, frame)| vec![frame])
+            self.client.send_into(to, &body, wire).map(|_| Vec::new())
         };
-        self.state.save(&self.client)?;
+        if let Ok(events) = &sent {
+            for event in events {
+                self.print_event(event);
+            }
+        }
+        if let Err(e) = self.state.save(&self.client) {
+            wire.truncate(start);
+            return Err(e);
+        }
         Ok(match sent {
-            Ok(frames) => Step::Send(frames),
+            Ok(_) => Step::Write,
             Err(e) => self.complain(&e.to_string()),
         })
     }
 
     fn complain(&self, why: &str) -> Step {
         self.print(&format!("error: {why}"), json!({"event": "error", "error": why}));
-        Step::Send(Vec::new())
+        Step::Write
     }
 
     fn print(&self, text: &str, value: serde_json::Value) {

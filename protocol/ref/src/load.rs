@@ -28,8 +28,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use e2e_protocol::Error;
+use e2e_protocol::e2e::E2eError;
 use e2e_protocol::e2e::peers::Peers;
-use e2e_protocol::roles::{Client, ClientEvent, LinkId, Server};
+use e2e_protocol::roles::{Client, ClientEvent, ClientOutputs, FramePool, LinkId, Server};
 use e2e_protocol::suite::{PrivateKey, PublicKey};
 use e2e_protocol::wire::frame_len;
 use e2e_protocol::wire::{AckStatus, Body, HEADER_LEN, LinkFrame, MAX_BODY_LEN, MessageId, Name};
@@ -175,6 +177,9 @@ pub struct LoadReport {
     /// CPU seconds (user + system) the load process and the relay spent from the start signal to
     /// the end; `None` if `/proc` could not tell (the relay's share needs its pid).
     pub cpu_seconds: Option<f64>,
+    /// The relay's share of `cpu_seconds`: what its CPU cost per message is read from, which
+    /// neither the clients' work nor other processes on the machine move.
+    pub relay_cpu_seconds: Option<f64>,
     /// `received / cpu_seconds` divided by the floor's rate: the ratio per CPU-second consumed,
     /// which does not depend on how much of the machine other processes took.
     pub cpu_ratio: Option<f64>,
@@ -205,7 +210,8 @@ impl LoadReport {
             "relay_peak_rss_kib": self.relay_peak_rss_kib, "kills": self.kills, "kills_under_load": self.kills_under_load,
             "floor_ops": self.floor.ops, "floor_ns": self.floor.ns,
             "floor_msgs_per_s_one_core": self.floor.rate(), "ratio": self.ratio,
-            "cpu_seconds": self.cpu_seconds, "cpu_ratio": self.cpu_ratio,
+            "cpu_seconds": self.cpu_seconds, "relay_cpu_seconds": self.relay_cpu_seconds,
+            "cpu_ratio": self.cpu_ratio,
             "loadavg": self.loadavg, "nofile": self.nofile,
         })
     }
@@ -222,7 +228,7 @@ impl LoadReport {
              received {} distinct | lost Queued-acked {} | lost Relayed-acked {} | unacked that arrived {} | duplicated {}\n\
              {:.0} msgs/s over {:.2} s | latency p50 {:.2} ms, p99 {:.2} ms | relay peak RSS {rss}\n\
              floor (one core): {} = {:.2} µs/msg = {:.0} msgs/s | ratio {:.1}%\n\
-             CPU (load process + relay) {} | ratio per CPU-second {}\n\
+             CPU (load process + relay) {}, relay {} | ratio per CPU-second {}\n\
              load average {} | open files limit {}\n",
             self.protocol,
             self.clients,
@@ -250,6 +256,7 @@ impl LoadReport {
             self.floor.rate(),
             self.ratio * 100.0,
             self.cpu_seconds.map_or_else(|| "unknown".to_owned(), |c| format!("{c:.2} s")),
+            self.relay_cpu_seconds.map_or_else(|| "unknown".to_owned(), |c| format!("{c:.2} s")),
             self.cpu_ratio.map_or_else(|| "unknown".to_owned(), |r| format!("{:.1}%", r * 100.0)),
             self.loadavg,
             self.nofile,
@@ -333,6 +340,8 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
             status: vec![Status::NotSent; config.messages],
             arrivals: vec![0; config.messages],
             latencies: Vec::with_capacity(config.messages),
+            pool: FramePool::new(),
+            body: Vec::new(),
             next: 0,
             in_flight: None,
             is_ready: false,
@@ -394,6 +403,7 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
     relay_cpu = relay_cpu.zip(relay.cpu()).map(|(sum, t)| sum + t as f64);
     let own_cpu = own_cpu_start.zip(cpu_ticks("self")).map(|(a, b)| b.saturating_sub(a) as f64);
     let cpu_seconds = own_cpu.zip(relay_cpu).map(|(a, b)| (a + b) / CLOCK_TICKS);
+    let relay_cpu_seconds = relay_cpu.map(|ticks| ticks / CLOCK_TICKS);
     let _ = stop_tx.send(true);
     let mut outcomes = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -425,6 +435,7 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         kills,
         kills_under_load,
         cpu_seconds,
+        relay_cpu_seconds,
         cpu_ratio: None,
         ratio: 0.0,
         floor,
@@ -569,6 +580,10 @@ struct Driver {
     status: Vec<Status>,
     arrivals: Vec<u32>,
     latencies: Vec<u64>,
+    /// The buffers the client seals into and reads bodies into, given back once written or read.
+    pool: FramePool,
+    /// The buffer the next body is written into, kept from message to message.
+    body: Vec<u8>,
     next: usize,
     /// The message out: its sequence number and, once known, its id (an e2e message waiting for
     /// the peer's bundle has none yet).
@@ -600,6 +615,13 @@ impl Driver {
     }
 
     /// One connection, until it fails or the load stops (`Ok`).
+    ///
+    /// In place, as a driver that relays many messages should be: a frame is read into one
+    /// buffer and decrypted there ([`Client::handle_in_place`]), a message is sealed straight into
+    /// the write buffer ([`Client::send_into`], [`Client::send_e2e_into`]), and the buffers of
+    /// the frames the client sealed and of the bodies it read go back to its [`FramePool`], so that
+    /// the client role sends and receives without a heap allocation (what
+    /// `protocol/tests/allocations.rs` counts for the role itself).
     async fn session(&mut self, addr: SocketAddr) -> Result<(), ()> {
         let stream = TcpStream::connect(addr).await.map_err(|_| ())?;
         stream.set_nodelay(true).map_err(|_| ())?;
@@ -610,22 +632,27 @@ impl Driver {
         let mut stop = self.stop.clone();
         let mut go = self.go.clone();
         let mut connected = false;
+        let mut frame = Vec::new();
+        let mut out = ClientOutputs::default();
+        // What goes out next, all frames in one write.
+        let mut wire = Vec::new();
         loop {
-            let frame = tokio::select! {
-                frame = read_frame(&mut read) => frame?,
+            let read_one = tokio::select! {
+                read = read_frame(&mut read, &mut frame) => { read?; true }
                 _ = stop.changed() => return Ok(()),
-                _ = go.changed(), if !*go.borrow() => None,
+                _ = go.changed(), if !*go.borrow() => false,
             };
-            let mut transmit = Vec::new();
-            if let Some(frame) = frame {
-                let out = self.client.handle(&frame, &mut self.rng).map_err(|_| ())?;
-                transmit = out.transmit;
-                for event in out.events {
+            if read_one {
+                let rng = &mut self.rng;
+                self.client
+                    .handle_in_place(&mut frame, rng, &mut out, &mut self.pool)
+                    .map_err(|_| ())?;
+                for event in out.events.drain(..) {
                     match event {
                         ClientEvent::Connected => {
                             connected = true;
                             if self.e2e && !self.is_ready {
-                                transmit.push(self.client.upload_bundle().map_err(|_| ())?);
+                                out.transmit.push(self.client.upload_bundle().map_err(|_| ())?);
                             } else {
                                 self.ready();
                             }
@@ -634,6 +661,7 @@ impl Driver {
                         ClientEvent::Refused(_) => return Err(()),
                         ClientEvent::Received { from, body, .. } if from == self.peer => {
                             self.arrived(body.as_bytes());
+                            self.pool.recycle(body.into_bytes());
                         }
                         ClientEvent::Sent { id, .. } => {
                             if let Some((_, slot @ None)) = &mut self.in_flight {
@@ -648,17 +676,21 @@ impl Driver {
                     }
                 }
             }
+            for sealed in out.transmit.drain(..) {
+                wire.extend_from_slice(&sealed);
+                self.pool.recycle(sealed);
+            }
             if connected && *go.borrow() && self.in_flight.is_none() {
                 if self.next < self.messages {
-                    transmit.extend(self.send_next()?);
+                    self.send_next(&mut wire)?;
                 } else if !self.is_done {
                     self.is_done = true;
                     self.shared.done.fetch_add(1, Ordering::AcqRel);
                 }
             }
-            if !transmit.is_empty() {
-                let bytes: Vec<u8> = transmit.concat();
-                write.write_all(&bytes).await.map_err(|_| ())?;
+            if !wire.is_empty() {
+                write.write_all(&wire).await.map_err(|_| ())?;
+                wire.clear();
             }
         }
     }
@@ -670,30 +702,43 @@ impl Driver {
         }
     }
 
-    fn send_next(&mut self) -> Result<Vec<Vec<u8>>, ()> {
+    /// Seals the next message onto `wire`. An e2e message to a peer without a session yet (the
+    /// first) goes through [`Client::send_e2e`], which asks for the peer's bundle and sends the
+    /// message when it arrives.
+    fn send_next(&mut self, wire: &mut Vec<u8>) -> Result<(), ()> {
         let seq = self.next;
-        let mut body = vec![0u8; self.size];
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        body.resize(self.size, 0);
         let sender = u32::try_from(self.index).map_err(|_| ())?;
         let seq32 = u32::try_from(seq).map_err(|_| ())?;
         body[..4].copy_from_slice(&sender.to_le_bytes());
         body[4..8].copy_from_slice(&seq32.to_le_bytes());
         body[8..16].copy_from_slice(&self.shared.now_ns().to_le_bytes());
         let body = Body::new(body).map_err(|_| ())?;
-        let frames = if self.e2e {
-            let out = self.client.send_e2e(&self.peer, body, &mut self.rng).map_err(|_| ())?;
-            let id = out.events.iter().find_map(|e| match e {
-                ClientEvent::Sent { id, .. } => Some(*id),
-                _ => None,
-            });
-            self.in_flight = Some((seq, id));
-            out.transmit
+        let id = if self.e2e {
+            match self.client.send_e2e_into(&self.peer, &body, &mut self.rng, wire) {
+                Ok(id) => Some(id),
+                Err(Error::E2e(E2eError::NoSession { .. })) => {
+                    let out =
+                        self.client.send_e2e(&self.peer, body, &mut self.rng).map_err(|_| ())?;
+                    for sealed in out.transmit {
+                        wire.extend_from_slice(&sealed);
+                    }
+                    self.in_flight = Some((seq, None));
+                    self.next += 1;
+                    // Sent once the bundle arrives: its id comes with the `Sent` event.
+                    return Ok(());
+                }
+                Err(_) => return Err(()),
+            }
         } else {
-            let (id, frame) = self.client.send(&self.peer, body).map_err(|_| ())?;
-            self.in_flight = Some((seq, Some(id)));
-            vec![frame]
+            Some(self.client.send_into(&self.peer, &body, wire).map_err(|_| ())?)
         };
+        self.in_flight = Some((seq, id));
+        self.body = body.into_bytes();
         self.next += 1;
-        Ok(frames)
+        Ok(())
     }
 
     fn answered(&mut self, id: MessageId, status: Status) {
@@ -727,16 +772,17 @@ impl Driver {
     }
 }
 
-/// One link frame (SPEC.md §3); `Err` on EOF or a bad header.
-async fn read_frame<R: AsyncRead + Unpin>(read: &mut R) -> Result<Option<Vec<u8>>, ()> {
+/// One link frame (SPEC.md §3) into `frame`, which grows only if it is too small; `Err` on EOF or
+/// a bad header.
+async fn read_frame<R: AsyncRead + Unpin>(read: &mut R, frame: &mut Vec<u8>) -> Result<(), ()> {
     let mut header = [0u8; HEADER_LEN];
     read.read_exact(&mut header).await.map_err(|_| ())?;
     let len = frame_len::<LinkFrame>(&header).map_err(|_| ())?.ok_or(())?;
-    let mut frame = vec![0u8; len];
-    let (head, body) = frame.split_at_mut_checked(HEADER_LEN).ok_or(())?;
-    head.copy_from_slice(&header);
-    read.read_exact(body).await.map_err(|_| ())?;
-    Ok(Some(frame))
+    frame.clear();
+    frame.extend_from_slice(&header);
+    frame.resize(len, 0);
+    let body = frame.get_mut(HEADER_LEN..).ok_or(())?;
+    read.read_exact(body).await.map(|_| ()).map_err(|_| ())
 }
 
 /// The relay the load runs against.

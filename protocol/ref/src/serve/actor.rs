@@ -17,12 +17,22 @@
 //! The actor never waits on a connection: it queues frames with `try_send`, and a connection whose
 //! queue is full is a slow reader and is closed. It is a thread, not a task, because each commit
 //! waits for the disk.
+//!
+//! **In place.** The actor drives [`Server::handle_in_place`]: it decrypts each frame in the buffer
+//! the connection read it into, seals the server's frames into buffers from its [`FramePool`],
+//! and keeps one [`ServerOutputs`] for the whole batch, whose lists it empties (keeping their
+//! room) once it has handed their frames out. The buffers go round through [`Buffers`]: a reader
+//! takes one to read a frame into, the actor gives it back once the server has consumed it (and
+//! the buffer of a body the server read, once logged), a writer gives back each frame it has
+//! written, and the actor tops its pool up from them before each frame. So relaying a message
+//! allocates nothing on the relay's side of the channel once the buffers are warm
+//! (tests/serve_allocations.rs).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::interop::adversary::Adversary;
-use e2e_protocol::roles::{Delivery, DurableChange, LinkId, Server, ServerEvent, ServerOutputs};
+use e2e_protocol::roles::{Delivery, FramePool, LinkId, Server, ServerEvent, ServerOutputs};
 use e2e_protocol::suite::{PrivateKey, PublicKey};
 use e2e_protocol::wire::RefusalReason;
 use rand_chacha::ChaCha20Rng;
@@ -30,6 +40,7 @@ use rand_core::SeedableRng;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::ServeError;
+use super::buffers::Buffers;
 use super::store::Store;
 
 /// Commands queued for the actor at once, from all connections: a full queue makes the readers
@@ -53,7 +64,8 @@ pub enum Command {
     Frame {
         /// The link.
         link: LinkId,
-        /// The frame, header included.
+        /// The frame, header included, in a buffer from [`ActorHandle::buffers`] (any buffer
+        /// will do): the actor decrypts it in place and gives the buffer back.
         frame: Vec<u8>,
     },
     /// Every frame before a [`Outbound::Settle`] was written.
@@ -77,7 +89,7 @@ pub enum Command {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Outbound {
-    /// Write this frame.
+    /// Write this frame, then give its buffer back to [`ActorHandle::buffers`].
     Frame(Vec<u8>),
     /// Once everything before this is written, report [`Command::Written`] with it.
     Settle(Delivery),
@@ -89,9 +101,17 @@ pub enum Outbound {
 #[derive(Debug, Clone)]
 pub struct ActorHandle {
     tx: mpsc::Sender<Command>,
+    buffers: Arc<Buffers>,
 }
 
 impl ActorHandle {
+    /// The frame buffers the connections and the actor share: a reader takes the buffer it reads
+    /// a frame into from here, and a writer gives back each frame's buffer once it is written.
+    #[must_use]
+    pub fn buffers(&self) -> &Buffers {
+        &self.buffers
+    }
+
     /// Queues `command`, waiting while the actor's queue is full.
     ///
     /// # Errors
@@ -120,6 +140,31 @@ pub fn spawn<S: Store + Send + 'static>(
 where
     ServeError: From<S::Error>,
 {
+    let (loaded, handle, public_key) = load(store, seed, log, adversary)?;
+    let (failed_tx, failed_rx) = oneshot::channel();
+    std::thread::Builder::new().name("relay-actor".into()).spawn(move || {
+        let _ = failed_tx.send(loaded.run());
+    })?;
+    Ok((handle, public_key, failed_rx))
+}
+
+/// What [`spawn`] does before it starts the thread: loads the server from `store` (generating and
+/// storing its static key on the first start). Returns the actor, which runs on the thread that
+/// calls [`Loaded::run`], the way to it, and the server's public key. For a test that must run
+/// the actor on a thread of its own (tests/serve_allocations.rs counts that thread's
+/// allocations); the relay uses [`spawn`].
+///
+/// # Errors
+/// The RNG, the store or the stored state failed.
+pub fn load<S: Store>(
+    store: S,
+    seed: Option<u64>,
+    log: bool,
+    adversary: Option<Adversary>,
+) -> Result<(Loaded<S>, ActorHandle, PublicKey), ServeError>
+where
+    ServeError: From<S::Error>,
+{
     let mut rng = match seed {
         Some(seed) => ChaCha20Rng::seed_from_u64(seed),
         None => {
@@ -133,12 +178,36 @@ where
     let server = Server::new(static_key).restore(snapshot).map_err(ServeError::Snapshot)?;
     let public_key = server.public_key();
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let (failed_tx, failed_rx) = oneshot::channel();
-    std::thread::Builder::new().name("relay-actor".into()).spawn(move || {
-        let failure = Actor { server, store, rng, links: HashMap::new(), log, adversary }.run(rx);
-        let _ = failed_tx.send(failure);
-    })?;
-    Ok((ActorHandle { tx }, public_key, failed_rx))
+    let buffers = Arc::new(Buffers::new());
+    let actor = Actor {
+        server,
+        store,
+        rng,
+        links: HashMap::new(),
+        log,
+        adversary,
+        buffers: Arc::clone(&buffers),
+        pool: FramePool::new(),
+        out: ServerOutputs::default(),
+    };
+    Ok((Loaded { actor, rx }, ActorHandle { tx, buffers }, public_key))
+}
+
+/// The actor, loaded and not yet running (see [`load`]).
+pub struct Loaded<S> {
+    actor: Actor<S>,
+    rx: mpsc::Receiver<Command>,
+}
+
+impl<S: Store> Loaded<S>
+where
+    ServeError: From<S::Error>,
+{
+    /// Runs the actor on this thread until the store fails or every [`ActorHandle`] is gone;
+    /// returns why it stopped.
+    pub fn run(self) -> ServeError {
+        self.actor.run(self.rx)
+    }
 }
 
 struct Actor<S> {
@@ -150,6 +219,15 @@ struct Actor<S> {
     log: bool,
     /// The malicious mode of `serve --adversary`, if any.
     adversary: Option<Adversary>,
+    /// The spare buffers, shared with the connections.
+    buffers: Arc<Buffers>,
+    /// The buffers the server seals its next frames into, topped up from `buffers` to
+    /// [`SEALED_PER_FRAME`] before each frame.
+    pool: FramePool,
+    /// What the calls of the current batch produced, in order: their changes to commit, then
+    /// their frames, settle markers and closes to hand out. Emptied, keeping its room, by each
+    /// batch.
+    out: ServerOutputs,
 }
 
 /// The actor's side of one connection.
@@ -168,13 +246,9 @@ struct Connection {
 /// peer that does not read overflows its queue.
 pub const GROUP_COMMIT: usize = 32;
 
-/// What a batch of commands produced: the changes to commit in one transaction, then the outputs
-/// to hand to the connections, in order.
-#[derive(Default)]
-struct Batch {
-    changes: Vec<DurableChange>,
-    outputs: Vec<ServerOutputs>,
-}
+/// The buffers one frame takes from the pool on the relay path: the delivery, the `Ack`, and in
+/// hop the buffer that replaces the frame's own, which goes to the `Read` event with the body.
+const SEALED_PER_FRAME: usize = 3;
 
 impl<S: Store> Actor<S>
 where
@@ -186,67 +260,74 @@ where
     /// handles each, commits all their changes in one transaction, and only then hands out their
     /// frames. Nothing leaves before the transaction holding its changes is durable, exactly as
     /// with one transaction per frame; a burst of frames costs one fsync instead of one each.
+    ///
+    /// The batch's calls push their outputs onto one [`ServerOutputs`], so its frames go out
+    /// after all its calls rather than call by call: every frame for a link still follows the
+    /// frames before it, every settle marker the frames of its delivery (and perhaps later ones:
+    /// a settle that comes later only sends a mailbox again after a crash, which SPEC.md §5.4
+    /// allows), and every close the frames for its link (the server forgets a link it closes, so
+    /// no later call of the batch makes one for it).
     fn run(mut self, mut rx: mpsc::Receiver<Command>) -> ServeError {
-        let mut batch = Batch::default();
         while let Some(first) = rx.blocking_recv() {
             let mut next = Some(first);
             let mut handled = 0;
             while let Some(command) = next {
-                self.on(command, &mut batch);
+                self.on(command);
                 handled += 1;
                 next = if handled < GROUP_COMMIT { rx.try_recv().ok() } else { None };
             }
-            if let Err(failure) = self.store.commit(&batch.changes) {
+            if let Err(failure) = self.store.commit(&self.out.changes) {
                 return failure.into();
             }
-            batch.changes.clear();
-            for out in batch.outputs.drain(..) {
-                if self.log {
-                    for event in &out.events {
-                        println!("{}", describe(event));
-                    }
-                }
-                self.dispatch(out);
-            }
+            self.out.changes.clear();
+            self.dispatch();
         }
         ServeError::ActorGone
     }
 
-    fn on(&mut self, command: Command, batch: &mut Batch) {
+    fn on(&mut self, command: Command) {
         match command {
             Command::Open { link, out, kill } => {
                 self.links.insert(link, Connection { out, kill, closing: false });
             }
-            Command::Frame { link, frame } => {
+            Command::Frame { link, mut frame } => {
                 let Some(connection) = self.links.get_mut(&link).filter(|c| !c.closing) else {
-                    return; // closed or closing meanwhile: what it sent goes nowhere
+                    // Closed or closing meanwhile: what it sent goes nowhere.
+                    self.buffers.give(frame);
+                    return;
                 };
                 let handled = match &mut self.adversary {
-                    Some(adversary) => {
-                        adversary.handle(&mut self.server, link, &frame, &mut self.rng)
+                    Some(adversary) => adversary
+                        .handle(&mut self.server, link, &frame, &mut self.rng)
+                        .map(|more| append(&mut self.out, more)),
+                    None => {
+                        self.buffers.refill(&mut self.pool, SEALED_PER_FRAME);
+                        let out = &mut self.out;
+                        self.server.handle_in_place(
+                            link,
+                            &mut frame,
+                            &mut self.rng,
+                            out,
+                            &mut self.pool,
+                        )
                     }
-                    None => self.server.handle(link, &frame, &mut self.rng),
                 };
-                match handled {
-                    Ok(mut out) => {
-                        batch.changes.append(&mut out.changes);
-                        batch.outputs.push(out);
-                    }
-                    // A frame that does not parse or authenticate: the server is unchanged, and a
-                    // network driver has no reason to keep a peer that sends one (SPEC.md §7.2).
-                    // The server forgets the link now; its connection closes after the frames this
-                    // batch already made for it.
-                    Err(_) => {
-                        connection.closing = true;
-                        self.server.close_link(link);
-                        batch
-                            .outputs
-                            .push(ServerOutputs { close: vec![link], ..Default::default() });
-                    }
+                // On success the server consumed the frame and left its buffer empty; on error
+                // the frame is as it came, and goes nowhere.
+                self.buffers.give(frame);
+                // A frame that does not parse or authenticate: the server is unchanged, and a
+                // network driver has no reason to keep a peer that sends one (SPEC.md §7.2). The
+                // server forgets the link now; its connection closes after the frames this batch
+                // already made for it.
+                if handled.is_err() {
+                    connection.closing = true;
+                    self.server.close_link(link);
+                    self.out.close.push(link);
                 }
             }
             Command::Written(delivery) => {
-                batch.changes.extend(self.server.settle(&delivery));
+                let settled = self.server.settle(&delivery);
+                self.out.changes.extend(settled);
             }
             Command::Closed { link } => {
                 if self.log {
@@ -263,26 +344,51 @@ where
         }
     }
 
-    /// Queues the frames of one call (already committed), then the settle markers and closes.
-    fn dispatch(&mut self, out: ServerOutputs) {
-        for (link, frame) in out.transmit {
+    /// Logs the batch's events, then queues its frames (already committed), then its settle
+    /// markers and closes, and empties its lists, keeping their room. The buffer of a body the
+    /// server read goes back to the spares once logged.
+    fn dispatch(&mut self) {
+        // Taken out of `self` for the loops that call `&mut self` methods, and put back.
+        let mut out = std::mem::take(&mut self.out);
+        for event in out.events.drain(..) {
+            if self.log {
+                println!("{}", describe(&event));
+            }
+            if let ServerEvent::Read { body, .. } = event {
+                self.buffers.give(body.into_bytes());
+            }
+        }
+        for (link, frame) in out.transmit.drain(..) {
             self.queue(link, Outbound::Frame(frame));
         }
-        for delivery in out.delivered {
+        for delivery in out.delivered.drain(..) {
             self.queue(delivery.link, Outbound::Settle(delivery));
         }
-        for link in out.close {
+        for link in out.close.drain(..) {
             self.close(link);
         }
+        self.out = out;
     }
 
-    /// Queues `item` for `link`; a link whose queue is full is a slow reader and ends at once.
+    /// Queues `item` for `link`; a link whose queue is full is a slow reader and ends at once. A
+    /// frame that is not queued gives its buffer back.
     fn queue(&mut self, link: LinkId, item: Outbound) {
-        let Some(connection) = self.links.get(&link) else { return };
-        if connection.out.try_send(item).is_err() {
+        let Some(connection) = self.links.get(&link) else {
+            self.recycle(item);
+            return;
+        };
+        if let Err(refused) = connection.out.try_send(item) {
             connection.kill.notify_one();
             self.links.remove(&link);
             self.server.close_link(link);
+            self.recycle(refused.into_inner());
+        }
+    }
+
+    /// Gives the buffer of an item that was not queued back to the spares.
+    fn recycle(&self, item: Outbound) {
+        if let Outbound::Frame(frame) = item {
+            self.buffers.give(frame);
         }
     }
 
@@ -292,6 +398,16 @@ where
         self.links.remove(&link);
         self.server.close_link(link);
     }
+}
+
+/// Pushes `more`'s lists onto `out`'s, in order (what the adversary's calls produce, which do not
+/// push onto the batch's lists themselves).
+fn append(out: &mut ServerOutputs, mut more: ServerOutputs) {
+    out.transmit.append(&mut more.transmit);
+    out.close.append(&mut more.close);
+    out.events.append(&mut more.events);
+    out.changes.append(&mut more.changes);
+    out.delivered.append(&mut more.delivered);
 }
 
 /// One line for the operator's log: what the server did, and in hop what it read.

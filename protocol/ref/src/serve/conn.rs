@@ -2,9 +2,13 @@
 //! writes what the actor queued, in order.
 //!
 //! The reader reads a 6-byte header, checks it with [`frame_len`] (version, type, and a declared
-//! length within `MAX_FRAME_LEN`, SPEC.md §3.4 checks 2–4) *before* allocating the body, then reads
-//! exactly that many bytes. So a connection never holds more than one frame of at most 65541 bytes,
-//! and garbage or an oversized header ends it at the sixth byte.
+//! length within `MAX_FRAME_LEN`, SPEC.md §3.4 checks 2–4) *before* sizing the body's buffer, then
+//! reads exactly that many bytes. So a connection never holds more than one frame of at most 65541
+//! bytes, and garbage or an oversized header ends it at the sixth byte.
+//!
+//! Neither side allocates a frame's buffer of its own: the reader takes a spare one from
+//! [`ActorHandle::buffers`] (the actor gives it back once the server has decrypted the frame in
+//! it), and the writer gives each frame's buffer back there once the frame is written.
 
 use std::sync::Arc;
 
@@ -58,26 +62,29 @@ async fn read_frames<R: AsyncRead + Unpin>(
         } else {
             Instant::now() + limits.idle_timeout
         };
-        let Ok(Some(frame)) = read_frame(read, deadline, limits).await else { return };
+        let mut frame = actor.buffers().take();
+        let Ok(true) = read_frame(read, &mut frame, deadline, limits).await else { return };
         if actor.send(Command::Frame { link, frame }).await.is_err() {
             return;
         }
     }
 }
 
-/// One frame: its header by `deadline`, its body within `frame_timeout` after. `Ok(None)` when the
-/// peer closed cleanly between frames; `Err` for anything else (a bad header, a timeout, a
-/// connection that ended inside a frame).
+/// One frame into `frame` (an empty buffer, which grows only if it is too small): its header by
+/// `deadline`, its body within `frame_timeout` after. `Ok(true)` once it is read, `Ok(false)`
+/// when the peer closed cleanly between frames; `Err` for anything else (a bad header, a timeout,
+/// a connection that ended inside a frame).
 async fn read_frame<R: AsyncRead + Unpin>(
     read: &mut R,
+    frame: &mut Vec<u8>,
     deadline: Instant,
     limits: Limits,
-) -> Result<Option<Vec<u8>>, ConnectionEnded> {
+) -> Result<bool, ConnectionEnded> {
     let mut header = [0u8; HEADER_LEN];
     let first = timeout_at(deadline, read.read(&mut header)).await;
     let got = first.map_err(|_| ConnectionEnded)?.map_err(|_| ConnectionEnded)?;
     if got == 0 {
-        return Ok(None);
+        return Ok(false);
     }
     if got < HEADER_LEN {
         let rest = header.get_mut(got..).ok_or(ConnectionEnded)?;
@@ -86,16 +93,17 @@ async fn read_frame<R: AsyncRead + Unpin>(
             .map_err(|_| ConnectionEnded)?
             .map_err(|_| ConnectionEnded)?;
     }
-    // Checked before the body is allocated: a bad version, type or length ends the connection.
+    // Checked before the body's room is made: a bad version, type or length ends the connection.
     let len = frame_len::<LinkFrame>(&header).ok().flatten().ok_or(ConnectionEnded)?;
-    let mut frame = vec![0u8; len];
-    frame.get_mut(..HEADER_LEN).ok_or(ConnectionEnded)?.copy_from_slice(&header);
+    frame.clear();
+    frame.extend_from_slice(&header);
+    frame.resize(len, 0);
     let body = frame.get_mut(HEADER_LEN..).ok_or(ConnectionEnded)?;
     timeout(limits.frame_timeout, read.read_exact(body))
         .await
         .map_err(|_| ConnectionEnded)?
         .map_err(|_| ConnectionEnded)?;
-    Ok(Some(frame))
+    Ok(true)
 }
 
 /// The connection ended inside a frame, sent a bad header, or timed out.
@@ -114,7 +122,7 @@ async fn write_frames(
         match item {
             Outbound::Frame(frame) => {
                 match timeout(limits.frame_timeout, write.write_all(&frame)).await {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => actor.buffers().give(frame),
                     _ => return,
                 }
             }
@@ -143,7 +151,8 @@ pub async fn refuse(
     _permit: OwnedSemaphorePermit,
 ) {
     let deadline = Instant::now() + limits.handshake_timeout;
-    let Ok(Some(frame)) = read_frame(&mut stream, deadline, limits).await else { return };
+    let mut frame = Vec::new();
+    let Ok(true) = read_frame(&mut stream, &mut frame, deadline, limits).await else { return };
     let (reply, answer) = oneshot::channel();
     if actor.send(Command::Refuse { frame, reply }).await.is_err() {
         return;

@@ -10,8 +10,12 @@
 //!   per batch of calls: group commit) *before* it hands any of the call's frames to a connection
 //!   (see [`actor`]).
 //! * **one task per connection** ([`conn`]) — reads a header, checks it with
-//!   [`frame_len`](e2e_protocol::wire::frame_len) before allocating the body, reads exactly the body,
-//!   and writes what the actor queued, in order, from a bounded queue.
+//!   [`frame_len`](e2e_protocol::wire::frame_len) before sizing the body's buffer, reads exactly the
+//!   body, and writes what the actor queued, in order, from a bounded queue.
+//! * **frame buffers that go round** ([`buffers`]) — the actor drives the server in place
+//!   ([`Server::handle_in_place`]): a frame is decrypted in the buffer it was read into, the
+//!   server's frames are sealed into spare buffers, and a written frame's buffer is kept for the
+//!   next one, so a relayed message costs the relay no heap allocation once they are warm.
 //! * **bounds and timeouts** ([`Limits`]) — a connection limit (beyond it a handshake is answered
 //!   with `Refused { ServerFull }` and closed), a handshake timeout, an idle timeout, a write
 //!   timeout and a bounded outbound queue per connection (a reader too slow for either is closed).
@@ -20,10 +24,12 @@
 //! included) loses no acknowledged message, and it has no shutdown procedure to skip.
 //!
 //! [`Server`]: e2e_protocol::roles::Server
+//! [`Server::handle_in_place`]: e2e_protocol::roles::Server::handle_in_place
 //! [`LinkId`]: e2e_protocol::roles::LinkId
 //! [`DurableChange`]: e2e_protocol::roles::DurableChange
 
 pub mod actor;
+pub mod buffers;
 pub mod conn;
 pub mod store;
 
