@@ -666,7 +666,7 @@ impl Client {
     /// buffer from `pool`, a message's body (or the envelope it is decrypted in) stays in that
     /// buffer, and the outputs are pushed onto `out`'s lists (after what they hold). A driver that
     /// clears `out`'s lists (keeping their room) and gives a body it is done with back to `pool`
-    /// ([`crate::wire::Body::into_bytes`], [`FramePool::recycle`]) reads a message without a heap
+    /// ([`crate::wire::Body::into_buffer`], [`FramePool::recycle`]) reads a message without a heap
     /// allocation.
     ///
     /// On success `frame` is consumed: it is left empty, its buffer kept (a body goes to its

@@ -577,11 +577,10 @@ impl<P: ContentPolicy> Server<P> {
             }
             ServerEvent::Envelope { from, to, id, len }
         } else {
-            // The body the server read, in the buffer it was decrypted into: moved to its front.
-            let mut body = plaintext;
-            body.drain(..body.len().saturating_sub(len));
-            // `decode_relay_request` held it to a body's bounds: `Body::new` accepts it.
-            ServerEvent::Read { from, to, id, body: Body::new(body).unwrap_or_default() }
+            // The body the server read, where it was decrypted: the buffer's tail, not moved.
+            let start = plaintext.len().saturating_sub(len);
+            // `decode_relay_request` held it to a body's bounds: `Body::at` accepts it.
+            ServerEvent::Read { from, to, id, body: Body::at(plaintext, start).unwrap_or_default() }
         };
         relayed.push_into(seen, out);
         Ok(())
