@@ -338,7 +338,7 @@ fn relay_in_place(e2e: bool, size: usize, rounds: usize) -> Vec<Steps> {
                     match event {
                         ClientEvent::Received { body: got, .. } => {
                             assert_eq!(got, body);
-                            pool.recycle(got.into_bytes());
+                            pool.recycle(got.into_buffer());
                         }
                         ClientEvent::Acked { .. } => {}
                         other => panic!("{other:?}"),
@@ -351,7 +351,7 @@ fn relay_in_place(e2e: bool, size: usize, rounds: usize) -> Vec<Steps> {
         for event in io.server.events.drain(..) {
             if let ServerEvent::Read { body: read, .. } = event {
                 assert_eq!(read, body);
-                io.pool.recycle(read.into_bytes());
+                io.pool.recycle(read.into_buffer());
             }
         }
         all.push(Steps { send, server, receive, ack });

@@ -722,6 +722,56 @@ fn server_refuses_bad_tag_replay_and_wrong_state() {
     );
 }
 
+/// A pool of `held` buffers, each holding `len` bytes (stale bytes a read writes over).
+fn pool_of(held: usize, len: usize) -> FramePool {
+    let mut pool = FramePool::new();
+    for _ in 0..held {
+        pool.recycle(vec![0x55; len]);
+    }
+    pool
+}
+
+/// A frame is read into a buffer of the pool, never in place: a forged one — a flipped
+/// ciphertext byte or tag byte — leaves the frame byte for byte as it arrived, the pool with
+/// the buffers it had (none, or some as long as the frame), the lists and the role as they were,
+/// on every backend (AWS-LC erases what it decrypted when a tag fails: only the pool's buffer).
+#[test]
+fn a_forged_frame_leaves_the_frame_the_pool_and_the_role_as_they_were() {
+    let (mut w, genuine) = connected_with_pending_send();
+    let aead_open = Error::Channel(ChannelError::Crypto(CryptoError::AeadOpen));
+    let forgeries = |frame: &[u8]| {
+        [6, frame.len() - 1].map(|at| {
+            let mut forged = frame.to_vec();
+            forged[at] ^= 1;
+            forged
+        })
+    };
+    for forged in forgeries(&genuine) {
+        for held in [0, 2] {
+            let mut pool = pool_of(held, genuine.len());
+            let (before, mut frame, mut out) =
+                (w.server.clone(), forged.clone(), Default::default());
+            let got = w.server.handle_in_place(ALICE, &mut frame, &mut w.rng, &mut out, &mut pool);
+            assert_eq!(got, Err(aead_open.clone()));
+            assert_eq!((&frame, pool.len(), &out), (&forged, held, &ServerOutputs::default()));
+            assert_eq!(w.server, before, "the server changed on error");
+        }
+    }
+    let out = server_handle(&mut w.server, ALICE, &genuine, &mut w.rng).unwrap();
+    let to_bob = out.transmit.iter().find(|(link, _)| *link == BOB).unwrap().1.clone();
+    for forged in forgeries(&to_bob) {
+        for held in [0, 2] {
+            let mut pool = pool_of(held, to_bob.len());
+            let (before, mut frame, mut out) = (w.bob.clone(), forged.clone(), Default::default());
+            let got = w.bob.handle_in_place(&mut frame, &mut w.rng, &mut out, &mut pool);
+            assert_eq!(got, Err(aead_open.clone()));
+            assert_eq!((&frame, pool.len(), &out), (&forged, held, &ClientOutputs::default()));
+            assert_eq!(w.bob, before, "the client changed on error");
+        }
+    }
+    assert_eq!(events(&mut w.bob, &to_bob), vec![received("alice", 1, "genuine")]);
+}
+
 #[test]
 fn server_refuses_low_order_ephemeral_and_garbage_handshakes() {
     let mut w = world();

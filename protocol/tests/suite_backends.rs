@@ -125,9 +125,16 @@ fn kept_objects_agree(
     expected: &AeadRun,
 ) {
     type InPlace<'a> = &'a dyn Fn(&mut [u8]) -> Result<(), CryptoError>;
+    // Out of place into a buffer of the ciphertext's length that holds other bytes: on success it
+    // holds the plaintext (what `open` returns), on error it is refused alike.
+    let into = |open_into: InPlace<'_>| {
+        let mut out = vec![0xee; ciphertext.len()];
+        open_into(&mut out).map(|()| out)
+    };
     let check = |seal: &dyn Fn(&mut [u8]) -> Option<[u8; AEAD_TAG_LEN]>,
                  open: &dyn Fn() -> Result<Vec<u8>, CryptoError>,
-                 open_in_place: InPlace<'_>| {
+                 open_in_place: InPlace<'_>,
+                 open_into: InPlace<'_>| {
         let mut sealed = plaintext.to_vec();
         assert_eq!(seal(&mut sealed), expected.tag, "kept object: tag");
         assert_eq!(sealed, expected.sealed, "kept object: ciphertext");
@@ -135,18 +142,21 @@ fn kept_objects_agree(
         let mut buffer = ciphertext.to_vec();
         assert_eq!(open_in_place(&mut buffer), expected.opened, "kept object: open in place");
         assert_eq!(buffer, expected.after_open, "kept object: the buffer after opening in place");
+        assert_eq!(into(open_into), expected.opened_into, "kept object: open into a buffer");
     };
     let object = dalek::AeadObject::new(key);
     check(
         &|body| object.seal(key, nonce, ad, body),
         &|| object.open_to_vec(key, nonce, ad, ciphertext, tag),
         &|body| object.open_in_place(key, nonce, ad, body, tag),
+        &|out| object.open_into(key, nonce, ad, ciphertext, tag, out),
     );
     for object in [aws_lc::AeadObject::new(key), aws_lc::AeadObject::default()] {
         check(
             &|body| object.seal(key, nonce, ad, body),
             &|| object.open_to_vec(key, nonce, ad, ciphertext, tag),
             &|body| object.open_in_place(key, nonce, ad, body, tag),
+            &|out| object.open_into(key, nonce, ad, ciphertext, tag, out),
         );
     }
 }

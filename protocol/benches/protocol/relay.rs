@@ -37,7 +37,7 @@ impl World {
         }
         for event in io.server.events.drain(..) {
             if let ServerEvent::Read { body, .. } = event {
-                io.pool.recycle(body.into_bytes());
+                io.pool.recycle(body.into_buffer());
             }
         }
         // Checked in every iteration (a few ns): a refused message must not be timed as relayed.
@@ -46,7 +46,7 @@ impl World {
             match event {
                 ClientEvent::Received { body, .. } => {
                     received = Some(body.as_bytes().len());
-                    io.pool.recycle(body.into_bytes());
+                    io.pool.recycle(body.into_buffer());
                 }
                 ClientEvent::Acked { .. } => {}
                 other => panic!("bench fixture: {other:?}"),

@@ -84,6 +84,33 @@ impl CipherState {
         Ok(opened.unwrap_or_else(|| ciphertext.to_vec()))
     }
 
+    /// `DecryptWithAd(ad, ciphertext)` into `out`, which becomes the plaintext (see
+    /// `KeptAeadKey::open_into`); `ciphertext` is only read. Without a key, `out` becomes a copy of
+    /// `ciphertext`.
+    ///
+    /// # Errors
+    /// As [`Self::decrypt_with_ad`]; nothing changes but `out`, which is left empty.
+    pub(crate) fn decrypt_into(
+        &mut self,
+        ad: &[u8],
+        ciphertext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ChannelError> {
+        let opened = self.with_key(|k, nonce| k.open_into(nonce, ad, ciphertext, out));
+        match opened {
+            Ok(Some(())) => Ok(()),
+            Ok(None) => {
+                out.clear();
+                out.extend_from_slice(ciphertext);
+                Ok(())
+            }
+            Err(error) => {
+                out.clear();
+                Err(error)
+            }
+        }
+    }
+
     /// `DecryptWithAd(ad, buffer[start..])` in place, the tag cut off; see
     /// [`Self::decrypt_with_ad`]. Without a key, `buffer` is unchanged. On error `buffer` is
     /// exactly as it was.

@@ -114,6 +114,20 @@ impl Transport {
         self.recv.decrypt_in_place(&[], buffer, start)
     }
 
+    /// [`Self::read`] into a buffer the caller gives: `ciphertext` is only read, and `out`
+    /// becomes the plaintext, written over what it held (no zeroing first when it is long
+    /// enough, no backup of the ciphertext on any backend). A role reads a frame into a buffer of
+    /// its pool this way, so that the plaintext lands where it stays — a relayed body, the message
+    /// it acts on — and a refused frame is left as it arrived.
+    ///
+    /// # Errors
+    /// As [`Self::read`]; the transport and `ciphertext` are then as they were, and `out` is
+    /// left empty.
+    pub fn read_into(&mut self, ciphertext: &[u8], out: &mut Vec<u8>) -> Result<(), ChannelError> {
+        check_read_len(ciphertext.len()).inspect_err(|_| out.clear())?;
+        self.recv.decrypt_into(&[], ciphertext, out)
+    }
+
     /// Noise `SetNonce(n)` (§5.1) on the sending `CipherState`, forward only: skips the sending
     /// counter to `n` and returns `true`, or returns `false` and changes nothing if `n` is below
     /// the current counter (that would reuse a nonce). Skipping is harmless — the peer's receive

@@ -504,9 +504,11 @@ impl Peers {
         from: &Name,
         envelope: Envelope,
     ) -> Result<Decrypted, E2eError> {
-        let mut buffer = envelope.into_bytes();
+        // The envelope may sit at an offset in its buffer (after the rest of the `E2eDeliver`
+        // it came in): it is decrypted there, and the body stays there too.
+        let (mut buffer, offset) = envelope.into_parts();
         let (prekey, header, start) = {
-            let message = ParsedEnvelope::decode(&buffer)?;
+            let message = ParsedEnvelope::decode(buffer.get(offset..).unwrap_or_default())?;
             // Refuse before decrypting anything a body could not hold, so that nothing can fail
             // after the ratchet has advanced.
             let ciphertext_len = message.ciphertext.len();
@@ -517,11 +519,8 @@ impl Peers {
             // The ciphertext runs to the end of the envelope.
             (message.prekey, message.header, buffer.len() - ciphertext_len)
         };
-        // The plaintext replaces the ciphertext; what came before it is shifted out.
-        let into_body = |mut buffer: Vec<u8>| {
-            buffer.drain(..start);
-            Body::new(buffer)
-        };
+        // The plaintext replaces the ciphertext, and the body is the buffer's tail from there.
+        let into_body = |buffer: Vec<u8>| Body::at(buffer, start);
         let pinned = self.pinned.get(from).copied();
         let mut budget = WorkBudget::per_envelope();
         let Some(prekey) = prekey else {

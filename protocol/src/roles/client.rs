@@ -657,26 +657,39 @@ impl Client {
         rng: &mut R,
     ) -> Result<ClientOutputs, Error> {
         let mut out = ClientOutputs::default();
-        // The copy of the frame is the buffer its plaintext is read in, and a body stays in.
-        self.handle_in_place(&mut frame.to_vec(), rng, &mut out, &mut FramePool::new())?;
+        // The frame is only read: its plaintext goes to a new buffer, where a body stays.
+        self.handle_frame(frame, rng, &mut out, &mut FramePool::new())?;
         Ok(out)
     }
 
-    /// [`Client::handle`] in buffers the driver owns and reuses: the frame is decrypted in
-    /// `frame`, a message's body (or the envelope it is decrypted in) stays in `frame`'s buffer,
-    /// and the outputs are pushed onto `out`'s lists (after what they hold). A driver that clears
-    /// `out`'s lists (keeping their room) and gives a body it is done with back to `pool`
-    /// ([`crate::wire::Body::into_bytes`], [`FramePool::recycle`]) reads a message without a heap
+    /// [`Client::handle`] in buffers the driver owns and reuses: the frame is decrypted into a
+    /// buffer from `pool`, a message's body (or the envelope it is decrypted in) stays in that
+    /// buffer, and the outputs are pushed onto `out`'s lists (after what they hold). A driver that
+    /// clears `out`'s lists (keeping their room) and gives a body it is done with back to `pool`
+    /// ([`crate::wire::Body::into_buffer`], [`FramePool::recycle`]) reads a message without a heap
     /// allocation.
     ///
-    /// On success `frame` is consumed: it is left empty (a body goes to its
-    /// [`ClientEvent::Received`] event in `frame`'s own buffer, and `frame` gets one from `pool`).
+    /// On success `frame` is consumed: it is left empty, its buffer kept (a body goes to its
+    /// [`ClientEvent::Received`] event in the pool's buffer it was decrypted into).
     ///
     /// # Errors
     /// As [`Client::handle`]: the client, `frame`, `out` and `pool` are then exactly as they were.
     pub fn handle_in_place<R: CryptoRng + ?Sized>(
         &mut self,
         frame: &mut Vec<u8>,
+        rng: &mut R,
+        out: &mut ClientOutputs,
+        pool: &mut FramePool,
+    ) -> Result<(), Error> {
+        self.handle_frame(frame, rng, out, pool)?;
+        frame.clear();
+        Ok(())
+    }
+
+    /// What [`Client::handle_in_place`] does with `frame`, which it only reads.
+    fn handle_frame<R: CryptoRng + ?Sized>(
+        &mut self,
+        frame: &[u8],
         rng: &mut R,
         out: &mut ClientOutputs,
         pool: &mut FramePool,
@@ -690,13 +703,12 @@ impl Client {
                 out.events.append(&mut answered.events);
             }
             (Link::Online { .. }, LinkKind::Transport) => {
-                self.read_transport(frame, rng, out, pool)?
+                self.read_transport(noise, rng, out, pool)?
             }
             (_, kind) => {
                 return Err(ProtocolError::Unexpected { state, got: kind.name() }.into());
             }
         }
-        frame.clear();
         Ok(())
     }
 
@@ -732,12 +744,13 @@ impl Client {
         }
     }
 
-    /// Opens the transport frame in `frame` on the open channel and acts on it, in place (see
-    /// [`Client::handle_in_place`]). Errors only before the frame authenticates, changing
-    /// nothing; refused content is reported as [`ClientEvent::Dropped`].
+    /// Opens the transport message `noise` on the open channel into a buffer from `pool` and acts
+    /// on it (see [`Client::handle_in_place`]); `noise` is only read. Errors only before the
+    /// frame authenticates, changing nothing; refused content is reported as
+    /// [`ClientEvent::Dropped`].
     fn read_transport<R: CryptoRng + ?Sized>(
         &mut self,
-        frame: &mut Vec<u8>,
+        noise: &[u8],
         rng: &mut R,
         out: &mut ClientOutputs,
         pool: &mut FramePool,
@@ -745,17 +758,30 @@ impl Client {
         let Link::Online { transport, .. } = &mut self.link else {
             return Err(MisuseError::NotConnected.into());
         };
-        // Transactional: on error the transport and `frame` are as they were.
-        transport.read_in_place(frame, HEADER_LEN)?;
+        // Whether the buffer comes from the pool, and goes back to it if not kept: a buffer
+        // the pool did not have is dropped instead, so that a refused frame leaves the pool as
+        // it was and a throwaway pool (the allocating API's) does not grow a list to keep it.
+        let pooled = !pool.is_empty();
+        let mut plaintext = pool.take_filled(noise.len().saturating_sub(TRANSPORT_OVERHEAD));
+        // Transactional: on error the transport is as it was, and the buffer goes back.
+        if let Err(error) = transport.read_into(noise, &mut plaintext) {
+            if pooled {
+                pool.recycle(plaintext);
+            }
+            return Err(error.into());
+        }
         // The frame authenticated: the channel advances whatever the content. `on_message`
         // commits nothing unless it succeeds, so a refusal changes nothing else (what it pushed
         // onto `out` is taken off again).
-        let plaintext = frame.get(HEADER_LEN..).unwrap_or_default();
-        let message = if Message::carries_content(plaintext) {
-            // The body (or envelope) stays in the frame's buffer: no new allocation.
-            Message::decode_owned_from(std::mem::replace(frame, pool.take()), HEADER_LEN)
+        let message = if Message::carries_content(&plaintext) {
+            // The body (or envelope) stays in the buffer it was decrypted into.
+            Message::decode_owned(plaintext)
         } else {
-            Message::decode(plaintext)
+            let message = Message::decode(&plaintext);
+            if pooled {
+                pool.recycle(plaintext);
+            }
+            message
         };
         let marks = (out.transmit.len(), out.events.len());
         let acted = message.map_err(Error::from).and_then(|m| self.on_message(m, rng, out));

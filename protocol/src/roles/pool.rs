@@ -5,12 +5,22 @@
 /// Buffers that frames were sent from (or bodies were read from), kept for the next frames.
 ///
 /// A driver that reuses one pool and one set of output lists relays a message without a heap
-/// allocation once the pool holds as many buffers as one call seals frames (two on the relay
-/// path: the delivery and the `Ack`). A buffer keeps its capacity, so a pool of 16 KiB frames
-/// serves 64-byte ones without growing and the reverse grows a buffer once.
+/// allocation once the pool holds as many buffers as one call takes (three on the relay path:
+/// the one the frame is decrypted into, the delivery and the `Ack`). A buffer keeps its capacity,
+/// so a pool of 16 KiB frames serves 64-byte ones without growing and the reverse grows a buffer
+/// once.
+///
+/// A buffer given back with bytes in it (a body read) keeps them, and is the first one a frame is
+/// decrypted into: the decryption writes over them, where an empty buffer would first have to be
+/// zeroed to the plaintext's length (safe Rust hands out no uninitialised bytes). The bytes are
+/// never read. An empty one (a sent frame, which the roles leave empty) is the first one a frame
+/// is sealed into.
 #[derive(Debug, Default)]
 pub struct FramePool {
-    buffers: Vec<Vec<u8>>,
+    /// Kept buffers that hold no bytes.
+    empty: Vec<Vec<u8>>,
+    /// Kept buffers that still hold bytes, the most recently given back last.
+    filled: Vec<Vec<u8>>,
 }
 
 impl FramePool {
@@ -22,34 +32,54 @@ impl FramePool {
     /// An empty pool: the first calls allocate their frames.
     #[must_use]
     pub const fn new() -> Self {
-        Self { buffers: Vec::new() }
+        Self { empty: Vec::new(), filled: Vec::new() }
     }
 
-    /// Keeps `buffer` (emptied) for a later frame, unless the pool is full or the buffer has no
-    /// room to offer (a buffer that never held anything, such as the empty one a consumed frame
-    /// is left with when the pool had none).
-    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
-        if buffer.capacity() > 0 && self.buffers.len() < Self::MAX_BUFFERS {
-            buffer.clear();
-            self.buffers.push(buffer);
+    /// Keeps `buffer` for a later frame, with the bytes it holds (see the type's docs), unless
+    /// the pool is full or the buffer has no room to offer (a buffer that never held anything,
+    /// such as the empty one a new frame starts as).
+    pub fn recycle(&mut self, buffer: Vec<u8>) {
+        if buffer.capacity() == 0 || self.len() >= Self::MAX_BUFFERS {
+            return;
         }
+        if buffer.is_empty() { self.empty.push(buffer) } else { self.filled.push(buffer) }
     }
 
     /// How many buffers the pool holds.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.buffers.len()
+        self.empty.len() + self.filled.len()
     }
 
     /// Whether the pool holds no buffer.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.buffers.is_empty()
+        self.len() == 0
     }
 
-    /// An empty buffer: a kept one, or a new one (which allocates only when written to).
+    /// An empty buffer to seal a frame into: a kept empty one, else a kept one emptied, else a new
+    /// one (which allocates only when written to).
     pub(crate) fn take(&mut self) -> Vec<u8> {
-        self.buffers.pop().unwrap_or_default()
+        let mut buffer = self.empty.pop().or_else(|| self.filled.pop()).unwrap_or_default();
+        buffer.clear();
+        buffer
+    }
+
+    /// A buffer to decrypt a frame of `len` bytes into (`channel::Transport::read_into`), which
+    /// writes over the bytes it holds and zeroes only what it must add: of the kept buffers with
+    /// bytes in them, the one that holds the fewest but at least `len` (so that a short message
+    /// does not take, and cut, the buffer a long one needs), else the one that holds the most;
+    /// else an empty one, else a new one. Its bytes are stale (an earlier body's), never read.
+    pub(crate) fn take_filled(&mut self, len: usize) -> Vec<u8> {
+        let fit = |buffer: &Vec<u8>| match buffer.len().checked_sub(len) {
+            Some(spare) => (false, spare),
+            None => (true, usize::MAX - buffer.len()),
+        };
+        let best = self.filled.iter().enumerate().min_by_key(|(_, buffer)| fit(buffer));
+        match best.map(|(index, _)| index) {
+            Some(index) => self.filled.swap_remove(index),
+            None => self.empty.pop().unwrap_or_default(),
+        }
     }
 }
 
@@ -72,10 +102,46 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_is_decrypted_into_a_buffer_with_bytes_and_sealed_into_an_empty_one() {
+        let mut pool = FramePool::new();
+        assert_eq!(pool.take_filled(8).capacity(), 0);
+        pool.recycle(vec![5; 12]);
+        pool.recycle(Vec::with_capacity(9));
+        pool.recycle(vec![6; 30]);
+        assert_eq!(pool.len(), 3);
+        assert_eq!(pool.take_filled(20), vec![6; 30]);
+        let sealing = pool.take();
+        assert_eq!((sealing.len(), sealing.capacity()), (0, 9));
+        // No empty one left: a filled one, emptied.
+        let sealing = pool.take();
+        assert_eq!((sealing.len(), sealing.capacity()), (0, 12));
+        assert!(pool.is_empty());
+        // No filled one: an empty one.
+        pool.recycle(Vec::with_capacity(4));
+        assert_eq!(pool.take_filled(2).capacity(), 4);
+    }
+
+    #[test]
+    fn a_buffer_to_decrypt_into_holds_the_fewest_bytes_it_can_without_growing() {
+        let mut pool = FramePool::new();
+        for len in [5, 40, 20, 12] {
+            pool.recycle(vec![7; len]);
+        }
+        pool.recycle(Vec::with_capacity(50));
+        assert_eq!(pool.take_filled(10).len(), 12);
+        assert_eq!(pool.take_filled(12).len(), 20);
+        assert_eq!(pool.take_filled(41).len(), 40);
+        assert_eq!(pool.take_filled(1).len(), 5);
+        assert_eq!(pool.take_filled(1).capacity(), 50);
+        assert!(pool.is_empty());
+    }
+
+    #[test]
     fn the_pool_keeps_at_most_its_bound() {
         let mut pool = FramePool::new();
-        for _ in 0..FramePool::MAX_BUFFERS + 3 {
-            pool.recycle(vec![1]);
+        for i in 0..FramePool::MAX_BUFFERS + 3 {
+            // Empty and filled buffers count alike.
+            pool.recycle(if i % 3 == 0 { Vec::with_capacity(1) } else { vec![1] });
         }
         assert_eq!(pool.len(), FramePool::MAX_BUFFERS);
     }

@@ -452,20 +452,20 @@ impl<P: ContentPolicy> Server<P> {
         rng: &mut R,
     ) -> Result<ServerOutputs, Error> {
         let mut out = ServerOutputs::default();
-        // The copy of the frame is the buffer its plaintext is read in, and a hop body stays in.
-        self.handle_in_place(link, &mut frame.to_vec(), rng, &mut out, &mut FramePool::new())?;
+        // The frame is only read: its plaintext goes to a new buffer, where a hop body stays.
+        self.handle_frame(link, frame, rng, &mut out, &mut FramePool::new())?;
         Ok(out)
     }
 
-    /// [`Server::handle`] in buffers the driver owns and reuses: the frame is decrypted in
-    /// `frame`, a relayed body or envelope is sealed from there into the recipient's frame, the
-    /// frames are sealed into buffers from `pool`, and the outputs are pushed onto `out`'s lists
-    /// (after what they hold). A driver that sends `out`'s frames, gives their buffers back to
-    /// `pool` ([`FramePool::recycle`]) and clears `out`'s lists, keeping their room, relays a
-    /// message without a heap allocation.
+    /// [`Server::handle`] in buffers the driver owns and reuses: the frame is decrypted into a
+    /// buffer from `pool`, a relayed body or envelope is sealed from there into the recipient's
+    /// frame, the frames are sealed into buffers from `pool`, and the outputs are pushed onto
+    /// `out`'s lists (after what they hold). A driver that sends `out`'s frames, gives their
+    /// buffers back to `pool` ([`FramePool::recycle`]) and clears `out`'s lists, keeping their
+    /// room, relays a message without a heap allocation.
     ///
-    /// On success `frame` is consumed: it is left empty (a hop body the server read goes to the
-    /// [`ServerEvent::Read`] event in `frame`'s own buffer, and `frame` gets one from `pool`).
+    /// On success `frame` is consumed: it is left empty, its buffer kept (a hop body the server
+    /// read goes to the [`ServerEvent::Read`] event in the pool's buffer it was decrypted into).
     ///
     /// # Errors
     /// As [`Server::handle`]: the server, `frame`, `out` and `pool` are then exactly as they were.
@@ -477,51 +477,83 @@ impl<P: ContentPolicy> Server<P> {
         out: &mut ServerOutputs,
         pool: &mut FramePool,
     ) -> Result<(), Error> {
+        self.handle_frame(link, frame, rng, out, pool)?;
+        frame.clear();
+        Ok(())
+    }
+
+    /// What [`Server::handle_in_place`] does with `frame`, which it only reads.
+    fn handle_frame<R: CryptoRng + ?Sized>(
+        &mut self,
+        link: LinkId,
+        frame: &[u8],
+        rng: &mut R,
+        out: &mut ServerOutputs,
+        pool: &mut FramePool,
+    ) -> Result<(), Error> {
         let (kind, noise) = LinkFrame::parse(frame)?;
         match (kind, self.links.get(&link)) {
             (LinkKind::HandshakeInit, None) => {
                 let accepted = self.accept(link, noise, rng)?;
                 out.append(accepted);
             }
-            (LinkKind::Transport, Some(_)) => self.read_transport(link, frame, out, pool)?,
+            (LinkKind::Transport, Some(_)) => self.read_transport(link, noise, out, pool)?,
             (kind, open) => {
                 let state = if open.is_some() { "open" } else { "no channel" };
                 return Err(ProtocolError::Unexpected { state, got: kind.name() }.into());
             }
         }
-        frame.clear();
         Ok(())
     }
 
-    /// Opens the transport frame in `frame` from `link`, which has a channel, and acts on it
-    /// (what [`Server::open_transport`] and [`Server::process`] do together), in place: a relay
-    /// request is decoded with its content borrowed from `frame` and never copied but into the
-    /// recipient's frame. Errors only before the frame authenticates, changing nothing; refused
-    /// content is reported as [`ServerEvent::Dropped`].
+    /// Opens the transport message `noise` from `link`, which has a channel, and acts on it
+    /// (what [`Server::open_transport`] and [`Server::process`] do together), in buffers from
+    /// `pool`: the plaintext is decrypted into one, where a relay request's content is borrowed
+    /// from and never copied but into the recipient's frame, and where any other message is
+    /// decoded from, its content staying there. `noise` is only read. Errors only before the
+    /// frame authenticates, changing nothing; refused content is reported as
+    /// [`ServerEvent::Dropped`].
     fn read_transport(
         &mut self,
         link: LinkId,
-        frame: &mut Vec<u8>,
+        noise: &[u8],
         out: &mut ServerOutputs,
         pool: &mut FramePool,
     ) -> Result<(), Error> {
         let open = self.links.get_mut(&link).ok_or(MisuseError::UnknownLink)?;
-        // Transactional: on error the transport and `frame` are as they were.
-        open.transport.read_in_place(frame, HEADER_LEN)?;
+        // Whether the buffer comes from the pool, and goes back to it if not kept: a buffer
+        // the pool did not have is dropped instead, so that a refused frame leaves the pool as
+        // it was and a throwaway pool (the allocating API's) does not grow a list to keep it.
+        let pooled = !pool.is_empty();
+        let mut plaintext = pool.take_filled(noise.len().saturating_sub(TRANSPORT_OVERHEAD));
+        // Transactional: on error the transport is as it was, and the buffer goes back.
+        if let Err(error) = open.transport.read_into(noise, &mut plaintext) {
+            if pooled {
+                pool.recycle(plaintext);
+            }
+            return Err(error.into());
+        }
         let (from, confirmed, sender) = (open.name.clone(), open.confirmed, open.transport.clone());
-        let plaintext = frame.get(HEADER_LEN..).unwrap_or_default();
-        let handled = match Message::decode_relay_request(plaintext) {
+        // A relay request, its content (the plaintext's tail) counted rather than borrowed, so
+        // that any other message can take the buffer.
+        let request = Message::decode_relay_request(&plaintext).map(|request| {
+            request.map(|RelayRequest { e2e, id, to, content }| (e2e, id, to, content.len()))
+        });
+        let handled = match request {
             Err(error) => Err(error.into()),
-            Ok(Some(request)) if !confirmed => {
-                let got = if request.e2e { "E2eSend" } else { "Send" };
+            Ok(Some((e2e, ..))) if !confirmed => {
+                let got = if e2e { "E2eSend" } else { "Send" };
                 Err(ProtocolError::Unexpected { state: "unconfirmed", got }.into())
             }
-            Ok(Some(request)) => self.relay(link, sender, &from, &request, pool).map(|relayed| {
-                let RelayRequest { e2e, id, to, content } = request;
-                (relayed, e2e, id, to, content.len())
-            }),
+            Ok(Some((e2e, id, to, len))) => {
+                let content = plaintext.get(plaintext.len().saturating_sub(len)..);
+                let request = RelayRequest { e2e, id, to, content: content.unwrap_or_default() };
+                self.relay(link, sender, &from, &request, pool)
+                    .map(|relayed| (relayed, e2e, id, request.to, len))
+            }
             Ok(None) => {
-                let handled = self.on_message(link, sender, from, confirmed, plaintext.to_vec());
+                // The message is decoded from the buffer it was decrypted into: no copy.
+                let handled = self.on_message(link, sender, from, confirmed, plaintext);
                 match handled {
                     Ok(more) => out.append(more),
                     Err(error) => out.events.push(ServerEvent::Dropped { link, error }),
@@ -532,18 +564,23 @@ impl<P: ContentPolicy> Server<P> {
         let (relayed, e2e, id, to, len) = match handled {
             Ok(handled) => handled,
             Err(error) => {
+                if pooled {
+                    pool.recycle(plaintext);
+                }
                 out.events.push(ServerEvent::Dropped { link, error });
                 return Ok(());
             }
         };
         let seen = if e2e {
+            if pooled {
+                pool.recycle(plaintext);
+            }
             ServerEvent::Envelope { from, to, id, len }
         } else {
-            // The body the server read, in the frame's own buffer: moved to its front, once.
-            let mut body = std::mem::replace(frame, pool.take());
-            body.drain(..body.len().saturating_sub(len));
-            // `decode_relay_request` held it to a body's bounds: `Body::new` accepts it.
-            ServerEvent::Read { from, to, id, body: Body::new(body).unwrap_or_default() }
+            // The body the server read, where it was decrypted: the buffer's tail, not moved.
+            let start = plaintext.len().saturating_sub(len);
+            // `decode_relay_request` held it to a body's bounds: `Body::at` accepts it.
+            ServerEvent::Read { from, to, id, body: Body::at(plaintext, start).unwrap_or_default() }
         };
         relayed.push_into(seen, out);
         Ok(())

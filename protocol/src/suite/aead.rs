@@ -145,6 +145,31 @@ impl KeptAeadKey {
         self.0.object.open_to_vec(self.0.key.expose(), nonce, ad, body, &tag)
     }
 
+    /// [`AeadKey::open`] into a buffer the caller gives: `sealed` (`ciphertext || tag`) is only
+    /// read, and `out` becomes the plaintext. `out` is cut or grown to the plaintext's length, so
+    /// that the bytes it holds already are written over, not zeroed first: a caller that passes
+    /// a buffer at least that long (a pool's, which held an earlier frame) prepares nothing. No
+    /// backend copies the ciphertext for it — where [`Self::open_in_place`] on aws-lc backs the
+    /// ciphertext up to restore it on a refused tag (AWS-LC erases what it decrypted), here a
+    /// refusal has only `out` to erase.
+    ///
+    /// # Errors
+    /// As [`AeadKey::open`]; `sealed` is untouched and `out` is left empty (its room kept).
+    pub fn open_into(
+        &self,
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        let (ciphertext, tag) = split_tag(sealed).inspect_err(|_| out.clear())?;
+        out.resize(ciphertext.len(), 0);
+        let Kept { key, object } = &*self.0;
+        object
+            .open_into(key.expose(), nonce, ad, ciphertext, &tag, out)
+            .inspect_err(|_| out.clear())
+    }
+
     /// [`AeadKey::open_in_place`] under this key: on error `buffer` is exactly as it was.
     ///
     /// # Errors
@@ -237,6 +262,12 @@ mod tests {
             kept.seal_in_place(&NONCE, b"ad", &mut framed, 6);
             assert_eq!(framed[6..], sealed[..]);
             assert_eq!(kept.open(&NONCE, b"ad", &sealed), Ok(plaintext.clone()));
+            // Into a buffer shorter, and one longer, than the plaintext.
+            for held in [0, len + 5] {
+                let mut out = vec![0xee; held];
+                assert_eq!(kept.open_into(&NONCE, b"ad", &sealed, &mut out), Ok(()));
+                assert_eq!(out, plaintext);
+            }
             let mut buffer = framed.clone();
             assert_eq!(kept.open_in_place(&NONCE, b"ad", &mut buffer, 6), Ok(()));
             assert_eq!((&buffer[..6], &buffer[6..]), (&b"header"[..], &plaintext[..]));
@@ -263,6 +294,10 @@ mod tests {
             let refused = kept.open_in_place(&nonce, ad, &mut buffer, 2);
             assert_eq!(refused, key.open(&nonce, ad, input).map(|_| ()));
             assert_eq!(buffer, [b"xy", input].concat());
+            // Into another buffer: refused alike, nothing left in it.
+            let mut out = vec![0xee; 40];
+            assert_eq!(kept.open_into(&nonce, ad, input, &mut out), refused);
+            assert_eq!((out.len(), out.capacity() >= 40), (0, true));
         }
         let mut buffer = sealed.clone();
         let past_the_end = kept.open_in_place(&NONCE, b"ad", &mut buffer, sealed.len() + 1);

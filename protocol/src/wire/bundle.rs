@@ -213,8 +213,17 @@ impl FetchedBundle {
 
 /// An e2e envelope: 1 to [`MAX_ENVELOPE_LEN`] bytes the server relays and cannot open. Encoded as
 /// `len: u16 BE || bytes`. Its inner format (SPEC.md §13) is parsed by the recipient only.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Envelope(Vec<u8>);
+///
+/// As a [`super::Body`], it may start at an offset in the buffer that holds it (the recipient
+/// decodes an `E2eDeliver` in the buffer it decrypted the frame into, and then decrypts the
+/// envelope there): `==`, [`Hash`], `Debug` and a clone see the envelope only.
+#[derive(Default)]
+pub struct Envelope {
+    /// The buffer the envelope is the tail of.
+    buffer: Vec<u8>,
+    /// Where the envelope starts in `buffer` (at most its length).
+    start: usize,
+}
 
 impl Envelope {
     /// Bounds `bytes`.
@@ -222,22 +231,42 @@ impl Envelope {
     /// # Errors
     /// [`WireError::BadLength`] (field `envelope`) if empty or longer than [`MAX_ENVELOPE_LEN`].
     pub fn new(bytes: Vec<u8>) -> Result<Self, WireError> {
-        if bytes.is_empty() || bytes.len() > MAX_ENVELOPE_LEN {
-            return Err(WireError::BadLength { field: "envelope", len: bytes.len() });
+        Self::at(bytes, 0)
+    }
+
+    /// The envelope `buffer[start..]` (none past its end), in the buffer that holds it, bounded
+    /// as [`Envelope::new`] bounds it.
+    ///
+    /// # Errors
+    /// As [`Envelope::new`].
+    pub(crate) fn at(buffer: Vec<u8>, start: usize) -> Result<Self, WireError> {
+        let start = start.min(buffer.len());
+        let len = buffer.len() - start;
+        if len == 0 || len > MAX_ENVELOPE_LEN {
+            return Err(WireError::BadLength { field: "envelope", len });
         }
-        Ok(Self(bytes))
+        Ok(Self { buffer, start })
     }
 
     /// The bytes.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.buffer.get(self.start..).unwrap_or_default()
     }
 
-    /// The bytes, given up: the recipient decrypts the envelope in this buffer.
+    /// The bytes in a buffer of their own: the buffer that held them, the envelope moved to its
+    /// front if it did not start there.
     #[must_use]
     pub fn into_bytes(self) -> Vec<u8> {
-        self.0
+        let (mut buffer, start) = self.into_parts();
+        buffer.drain(..start);
+        buffer
+    }
+
+    /// The buffer that holds the envelope and where the envelope starts in it, given up: the
+    /// recipient decrypts the envelope in this buffer.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, usize) {
+        (self.buffer, self.start)
     }
 
     /// Reads the field and borrows its bytes, bounds checked as [`Envelope::new`] checks them.
@@ -246,8 +275,30 @@ impl Envelope {
     }
 }
 
+impl Clone for Envelope {
+    /// The envelope only, in a buffer of its own.
+    fn clone(&self) -> Self {
+        Self { buffer: self.as_bytes().to_vec(), start: 0 }
+    }
+}
+
+impl PartialEq for Envelope {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Envelope {}
+
+impl core::hash::Hash for Envelope {
+    /// The bytes, as a `Vec<u8>` of them hashes (length, then bytes).
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
 impl core::fmt::Debug for Envelope {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Envelope({} bytes)", self.0.len())
+        write!(f, "Envelope({} bytes)", self.as_bytes().len())
     }
 }

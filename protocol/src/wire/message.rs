@@ -252,20 +252,14 @@ impl Message {
     /// [`Codec::decode`] of a buffer the caller gives up: the same checks in the same order, the
     /// same errors, the same value. What differs is where the content lives: the body of a `Send`
     /// or `Deliver`, the envelope of an `E2eSend` or `E2eDeliver` — the last field of each — stays
-    /// in `bytes` (moved to its front) instead of going to a new allocation. A receiver decrypts a
-    /// channel frame into a fresh buffer; this is how that buffer becomes the message's body.
+    /// where it is in `bytes`, the buffer's tail ([`Body`] and [`Envelope`] can start at an
+    /// offset), instead of going to a new allocation or being moved. A receiver decrypts a channel
+    /// frame into a buffer of its own; this is how that buffer becomes the message's body.
     ///
     /// # Errors
     /// As [`Codec::decode`].
     pub fn decode_owned(bytes: Vec<u8>) -> Result<Self, WireError> {
-        Self::decode_owned_from(bytes, 0)
-    }
-
-    /// [`Message::decode_owned`] of `bytes[start..]`, the message after a prefix the caller is
-    /// done with (a link header): the content is moved to the buffer's front past the prefix in
-    /// the same one move.
-    pub(crate) fn decode_owned_from(mut bytes: Vec<u8>, start: usize) -> Result<Self, WireError> {
-        let (frame_type, body) = split::<Self>(bytes.get(start..).unwrap_or_default())?;
+        let (frame_type, body) = split::<Self>(&bytes)?;
         if !carries_content(frame_type) {
             return decode_split(frame_type, body);
         }
@@ -274,8 +268,7 @@ impl Message {
         r.finish()?;
         // The content is the frame's last field and nothing follows it: it is the buffer's tail.
         let content_start = bytes.len().saturating_sub(content.len());
-        bytes.drain(..content_start);
-        relay_message(frame_type, id, name, bytes)
+        relay_message(frame_type, id, name, bytes, content_start)
     }
 
     /// Whether `bytes` is (at most) the start of a relay message (`Send`, `Deliver`, `E2eSend`,
@@ -378,20 +371,22 @@ fn read_relay<'a>(
     Ok((id, name, content))
 }
 
-/// A relay message from its fields; `content` has passed [`read_relay`]'s bounds, so the
-/// constructors' identical checks pass too.
+/// A relay message from its fields, its content `buffer[start..]`, which has passed
+/// [`read_relay`]'s bounds, so the constructors' identical checks pass too. The content stays
+/// where it is in `buffer` ([`Body`] and [`Envelope`] can start at an offset).
 fn relay_message(
     frame_type: u8,
     id: MessageId,
     name: Name,
-    content: Vec<u8>,
+    buffer: Vec<u8>,
+    start: usize,
 ) -> Result<Message, WireError> {
     Ok(match frame_type {
-        TYPE_SEND => Message::Send { id, to: name, body: Body::new(content)? },
-        TYPE_DELIVER => Message::Deliver { id, from: name, body: Body::new(content)? },
-        TYPE_E2E_SEND => Message::E2eSend { id, to: name, envelope: Envelope::new(content)? },
+        TYPE_SEND => Message::Send { id, to: name, body: Body::at(buffer, start)? },
+        TYPE_DELIVER => Message::Deliver { id, from: name, body: Body::at(buffer, start)? },
+        TYPE_E2E_SEND => Message::E2eSend { id, to: name, envelope: Envelope::at(buffer, start)? },
         TYPE_E2E_DELIVER => {
-            Message::E2eDeliver { id, from: name, envelope: Envelope::new(content)? }
+            Message::E2eDeliver { id, from: name, envelope: Envelope::at(buffer, start)? }
         }
         other => return Err(WireError::UnknownType(other)),
     })
@@ -519,7 +514,7 @@ impl Codec for Message {
             TYPE_READY => Self::Ready,
             TYPE_SEND | TYPE_DELIVER => {
                 let (id, name, body) = read_relay(frame_type, r)?;
-                relay_message(frame_type, id, name, body.to_vec())?
+                relay_message(frame_type, id, name, body.to_vec(), 0)?
             }
             TYPE_ACK => Self::Ack { id: MessageId(r.u64()?), status: AckStatus::read(r)? },
             TYPE_REJECT => Self::Reject { id: MessageId(r.u64()?), reason: RejectReason::read(r)? },
@@ -532,7 +527,7 @@ impl Codec for Message {
             TYPE_PREKEYS_LOW => Self::PrekeysLow { one_time_prekeys: r.u16()? },
             TYPE_E2E_SEND | TYPE_E2E_DELIVER => {
                 let (id, name, envelope) = read_relay(frame_type, r)?;
-                relay_message(frame_type, id, name, envelope.to_vec())?
+                relay_message(frame_type, id, name, envelope.to_vec(), 0)?
             }
             other => return Err(WireError::UnknownType(other)),
         })

@@ -140,8 +140,19 @@ impl fmt::Display for Name {
 }
 
 /// Message content: 0 to [`MAX_BODY_LEN`] opaque bytes, encoded as `len: u16 BE || bytes`.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Body(Vec<u8>);
+///
+/// The content may start at an offset in the buffer that holds it: a role decodes a received
+/// message in the buffer it decrypted the message into, and the body, the message's last field,
+/// stays where it is rather than being moved to the buffer's front (a copy of the whole message,
+/// on the relay path's every hop). The bytes before it are the rest of that message, never read
+/// through a `Body`: `==`, [`Hash`], [`fmt::Debug`] and a clone see the content only.
+#[derive(Default)]
+pub struct Body {
+    /// The buffer the content is the tail of.
+    buffer: Vec<u8>,
+    /// Where the content starts in `buffer` (at most its length).
+    start: usize,
+}
 
 impl Body {
     /// Bounds `bytes`.
@@ -150,24 +161,45 @@ impl Body {
     /// [`WireError::BadLength`] (field `body`) if longer than [`MAX_BODY_LEN`] — the same error a
     /// decoder reports for such a length prefix.
     pub fn new(bytes: Vec<u8>) -> Result<Self, WireError> {
-        if bytes.len() > MAX_BODY_LEN {
-            return Err(WireError::BadLength { field: "body", len: bytes.len() });
+        Self::at(bytes, 0)
+    }
+
+    /// The content `buffer[start..]` (all of `buffer` past its end: none), in the buffer that
+    /// holds it, bounded as [`Body::new`] bounds it.
+    ///
+    /// # Errors
+    /// As [`Body::new`].
+    pub(crate) fn at(buffer: Vec<u8>, start: usize) -> Result<Self, WireError> {
+        let start = start.min(buffer.len());
+        let len = buffer.len() - start;
+        if len > MAX_BODY_LEN {
+            return Err(WireError::BadLength { field: "body", len });
         }
-        Ok(Self(bytes))
+        Ok(Self { buffer, start })
     }
 
     /// The content.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.buffer.get(self.start..).unwrap_or_default()
     }
 
-    /// The content, as the buffer that held it: a driver hands a body it is done with back to
-    /// the roles' in-place API ([`crate::roles::FramePool::recycle`]), which seals the next frame
-    /// into it instead of allocating.
+    /// The content in a buffer of its own: the buffer that held it, the content moved to its
+    /// front if it did not start there.
     #[must_use]
     pub fn into_bytes(self) -> Vec<u8> {
-        self.0
+        let Self { mut buffer, start } = self;
+        buffer.drain(..start);
+        buffer
+    }
+
+    /// The whole buffer that held the content, what came before the content included: a driver
+    /// hands a body it is done with back to the roles' in-place API
+    /// ([`crate::roles::FramePool::recycle`]), which decrypts or seals the next frame into it
+    /// instead of allocating (and, unlike [`Body::into_bytes`], moves nothing).
+    #[must_use]
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buffer
     }
 
     /// Reads the field and borrows its bytes, bounds checked as [`Body::new`] checks them.
@@ -176,11 +208,34 @@ impl Body {
     }
 }
 
+impl Clone for Body {
+    /// The content only, in a buffer of its own.
+    fn clone(&self) -> Self {
+        Self { buffer: self.as_bytes().to_vec(), start: 0 }
+    }
+}
+
+impl PartialEq for Body {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Body {}
+
+impl core::hash::Hash for Body {
+    /// The content, as a `Vec<u8>` of it hashes (length, then bytes).
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
 impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match core::str::from_utf8(&self.0) {
+        let content = self.as_bytes();
+        match core::str::from_utf8(content) {
             Ok(text) => write!(f, "{text:?}"),
-            Err(_) => write!(f, "0x{}", crate::suite::Hex(&self.0)),
+            Err(_) => write!(f, "0x{}", crate::suite::Hex(content)),
         }
     }
 }
@@ -207,5 +262,57 @@ pub struct MessageId(pub u64);
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{BuildHasher, RandomState};
+
+    use super::*;
+    use crate::wire::{Envelope, MAX_ENVELOPE_LEN};
+
+    #[test]
+    fn a_body_at_an_offset_is_its_content_alone() {
+        let hasher = RandomState::new();
+        let body = Body::at(b"headercontent".to_vec(), 6).unwrap();
+        let alone = Body::new(b"content".to_vec()).unwrap();
+        assert_eq!((body.as_bytes(), &body), (&b"content"[..], &alone));
+        assert_eq!(hasher.hash_one(&body), hasher.hash_one(&alone));
+        assert_eq!(hasher.hash_one(&body), hasher.hash_one(b"content".to_vec()));
+        assert_ne!(body, Body::new(b"other".to_vec()).unwrap());
+        assert_eq!(format!("{body:?}"), "\"content\"");
+        assert_eq!(body.clone().into_buffer(), b"content");
+        assert_eq!(body.clone().into_bytes(), b"content");
+        assert_eq!(body.into_buffer(), b"headercontent");
+        assert_eq!(Body::at(b"head".to_vec(), 9).unwrap().as_bytes(), b"");
+        assert_eq!(
+            Body::at(vec![0; MAX_BODY_LEN + 6], 6).map(|b| b.as_bytes().len()),
+            Ok(MAX_BODY_LEN)
+        );
+        let over = WireError::BadLength { field: "body", len: MAX_BODY_LEN + 1 };
+        assert_eq!(Body::at(vec![0; MAX_BODY_LEN + 6], 5), Err(over));
+    }
+
+    #[test]
+    fn an_envelope_at_an_offset_is_its_bytes_alone() {
+        let hasher = RandomState::new();
+        let envelope = Envelope::at(b"headsealed!".to_vec(), 4).unwrap();
+        let alone = Envelope::new(b"sealed!".to_vec()).unwrap();
+        assert_eq!((envelope.as_bytes(), &envelope), (&b"sealed!"[..], &alone));
+        assert_eq!(hasher.hash_one(&envelope), hasher.hash_one(&alone));
+        assert_eq!(hasher.hash_one(&envelope), hasher.hash_one(b"sealed!".to_vec()));
+        assert_ne!(envelope, Envelope::new(b"other".to_vec()).unwrap());
+        assert_eq!(format!("{envelope:?}"), "Envelope(7 bytes)");
+        assert_eq!(envelope.clone().into_parts(), (b"sealed!".to_vec(), 0));
+        assert_eq!(envelope.clone().into_bytes(), b"sealed!");
+        assert_eq!(envelope.into_parts(), (b"headsealed!".to_vec(), 4));
+        let empty = WireError::BadLength { field: "envelope", len: 0 };
+        assert_eq!(Envelope::at(b"head".to_vec(), 4), Err(empty));
+        assert_eq!(Envelope::at(b"head".to_vec(), 9), Err(empty));
+        let longest = Envelope::at(vec![0; MAX_ENVELOPE_LEN + 2], 2);
+        assert_eq!(longest.map(|e| e.as_bytes().len()), Ok(MAX_ENVELOPE_LEN));
+        let over = WireError::BadLength { field: "envelope", len: MAX_ENVELOPE_LEN + 1 };
+        assert_eq!(Envelope::at(vec![0; MAX_ENVELOPE_LEN + 2], 1), Err(over));
     }
 }

@@ -220,6 +220,26 @@ impl AeadObject {
         }
     }
 
+    /// [`aead_open_into`] with this key object, which must be the one [`Self::new`] made for
+    /// `key`.
+    ///
+    /// # Errors
+    /// [`CryptoError::AeadOpen`] if the tag does not verify; `ciphertext` is only read.
+    pub fn open_into(
+        &self,
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; AEAD_TAG_LEN],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        match &self.0.0 {
+            Some(object) => open_into_with(object, nonce, ad, ciphertext, tag, out),
+            None => aead_open_into(key, nonce, ad, ciphertext, tag, out),
+        }
+    }
+
     /// [`aead_open`] with this key object, which must be the one [`Self::new`] made for `key`.
     ///
     /// # Errors
@@ -340,6 +360,46 @@ fn open_restoring(
         *backup = Vec::new();
     }
     opened.map_err(|_| CryptoError::AeadOpen)
+}
+
+/// [`aead_open`] from one buffer into another, as [`dalek::aead_open_into`]: AWS-LC decrypts
+/// `ciphertext` into `out` (as long) while it authenticates (`EVP_AEAD_CTX_open_gather`), and on
+/// a refused tag erases `out` — which is all it writes: `ciphertext` is only read, so no backup is
+/// needed. A caller whose plaintext is to land in another buffer anyway (a role that reads a frame
+/// into a buffer of its pool, `channel::Transport::read_into`) saves the copy [`aead_open`]
+/// makes.
+///
+/// # Errors
+/// [`CryptoError::AeadOpen`] if the tag does not verify or the lengths differ; `out` is then
+/// unspecified (AWS-LC zeroes it) and holds no plaintext.
+pub fn aead_open_into(
+    key: &[u8; AEAD_KEY_LEN],
+    nonce: &[u8; AEAD_NONCE_LEN],
+    ad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8; AEAD_TAG_LEN],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    open_into_with(&aead_key(key).ok_or(CryptoError::AeadOpen)?, nonce, ad, ciphertext, tag, out)
+}
+
+/// [`aead_open_into`] with the key object `key`.
+fn open_into_with(
+    key: &LessSafeKey,
+    nonce: &[u8; AEAD_NONCE_LEN],
+    ad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8; AEAD_TAG_LEN],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    key.open_separate_gather(
+        Nonce::assume_unique_for_key(*nonce),
+        Aad::from(ad),
+        ciphertext,
+        tag,
+        out,
+    )
+    .map_err(|_| CryptoError::AeadOpen)
 }
 
 /// [`aead_open`] out of place, as [`dalek::aead_open_to_vec`]: a copy of `ciphertext` in a new

@@ -1,5 +1,6 @@
 //! The default backend: x25519-dalek and RustCrypto's chacha20poly1305.
 
+use chacha20poly1305::aead::inout::InOutBuf;
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
 use zeroize::Zeroize;
@@ -77,6 +78,22 @@ impl AeadObject {
         tag: &[u8; AEAD_TAG_LEN],
     ) -> Result<Vec<u8>, CryptoError> {
         aead_open_to_vec(key, nonce, ad, ciphertext, tag)
+    }
+
+    /// [`aead_open_into`].
+    ///
+    /// # Errors
+    /// As [`aead_open_into`].
+    pub fn open_into(
+        &self,
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; AEAD_TAG_LEN],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        aead_open_into(key, nonce, ad, ciphertext, tag, out)
     }
 
     /// [`aead_open`].
@@ -171,4 +188,24 @@ pub fn aead_open_to_vec(
     let mut out = ciphertext.to_vec();
     aead_open(key, nonce, ad, &mut out, tag)?;
     Ok(out)
+}
+
+/// [`aead_open`] from one buffer into another: verifies `tag` over `ad` and `ciphertext`, then
+/// decrypts `ciphertext` into `out`, which must be as long. `ciphertext` is only read; on error
+/// `out` is as it was (nothing is decrypted before the tag verifies).
+///
+/// # Errors
+/// [`CryptoError::AeadOpen`] if the tag does not verify or the lengths differ.
+pub fn aead_open_into(
+    key: &[u8; AEAD_KEY_LEN],
+    nonce: &[u8; AEAD_NONCE_LEN],
+    ad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8; AEAD_TAG_LEN],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    let buffer = InOutBuf::new(ciphertext, out).map_err(|_| CryptoError::AeadOpen)?;
+    ChaCha20Poly1305::new(&Key::from(*key))
+        .decrypt_inout_detached(&Nonce::from(*nonce), ad, buffer, &Tag::from(*tag))
+        .map_err(|_| CryptoError::AeadOpen)
 }

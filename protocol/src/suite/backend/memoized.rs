@@ -14,7 +14,7 @@ use zeroize::Zeroize;
 use crate::memo::Memo;
 use crate::suite::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, CryptoError, DH_LEN, SharedSecret};
 
-pub(crate) use inner::{aead_open, aead_open_to_vec};
+pub(crate) use inner::{aead_open, aead_open_into, aead_open_to_vec};
 // The fuzz targets' build has no seal log (it is the checker's): the backend's seal as it is.
 #[cfg(not(feature = "model-memo"))]
 pub(crate) use inner::aead_seal;
@@ -116,6 +116,22 @@ impl AeadObject {
         tag: &[u8; AEAD_TAG_LEN],
     ) -> Result<Vec<u8>, CryptoError> {
         aead_open_to_vec(key, nonce, ad, ciphertext, tag)
+    }
+
+    /// [`aead_open_into`].
+    ///
+    /// # Errors
+    /// As [`aead_open_into`].
+    pub(crate) fn open_into(
+        &self,
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; AEAD_TAG_LEN],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        aead_open_into(key, nonce, ad, ciphertext, tag, out)
     }
 
     /// [`aead_open`].
