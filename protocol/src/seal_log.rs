@@ -63,14 +63,9 @@ fn fingerprint(value: impl Hash) -> u64 {
     h.finish()
 }
 
-/// Records a seal under (`key`, `nonce`) in this thread's log. What it sealed — the associated
-/// data and the plaintext the backend passes — is not recorded (see the module's doc).
-pub(crate) fn record(
-    key: &[u8; AEAD_KEY_LEN],
-    nonce: &[u8; AEAD_NONCE_LEN],
-    _ad: &[u8],
-    _plaintext: &[u8],
-) {
+/// Records a seal under (`key`, `nonce`) in this thread's log. What it sealed is not recorded
+/// (see the module's doc).
+pub(crate) fn record(key: &[u8; AEAD_KEY_LEN], nonce: &[u8; AEAD_NONCE_LEN]) {
     let seal = Seal { key: fingerprint(key), nonce: *nonce };
     LOG.with(|log| {
         let mut log = log.borrow_mut();
