@@ -1041,18 +1041,26 @@ pub(crate) fn seal_at(
     frame: &mut Vec<u8>,
     start: usize,
 ) -> Result<(), Error> {
-    let mut sealed = transport.clone();
-    let finished = sealed
+    // Sealed on `transport` itself, not on a copy committed after the header: the channel's write
+    // changes nothing when it refuses, and the header cannot refuse a ciphertext the channel made
+    // (checked below, at compile time), so the transport advances only if the whole frame is made.
+    let finished = transport
         .write_in_place(frame, start + HEADER_LEN)
         .map_err(Error::from)
         .and_then(|()| Ok(finish_transport_frame(frame.get_mut(start..).unwrap_or_default())?));
     if finished.is_err() {
         frame.truncate(start);
-        return finished;
     }
-    *transport = sealed;
-    Ok(())
+    finished
 }
+
+// Every ciphertext `Transport::write_in_place` makes, `TRANSPORT_OVERHEAD ..=
+// MAX_NOISE_MESSAGE_LEN` bytes, is within a `Transport` link frame's body bounds: the header
+// `seal_at` writes after the channel has advanced cannot be refused.
+const _: () = assert!(
+    TRANSPORT_OVERHEAD >= crate::wire::TRANSPORT_MIN_LEN
+        && crate::channel::MAX_NOISE_MESSAGE_LEN <= crate::wire::MAX_LINK_BODY_LEN
+);
 
 #[cfg(test)]
 mod tests {
