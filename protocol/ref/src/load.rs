@@ -6,7 +6,16 @@
 //! when the previous one is acknowledged (`Ack`), refused, or its connection died. Every body
 //! starts with a tag — sender, sequence number, send time on this process's monotonic clock — so
 //! the receiver counts each message exactly once and measures its latency (send → receive).
-//! Measurement starts once every client is connected (e2e: its bundle stored).
+//!
+//! **Ready.** Measurement starts once every client is *ready*: the relay has processed its key
+//! confirmation (`Ready`, SPEC.md §5.1), which binds its name. Before that, a message to it is
+//! refused (`Reject { UnknownRecipient }`, §5.2) — a refusal that would only say the load started
+//! too early. `Welcome` (the client's `Connected`) comes before the relay has read `Ready`, so it
+//! is not enough: a client learns it from the relay's answer to a frame it sent after `Ready` on
+//! the same link, which the relay serves in order — in hop an empty message to itself (its
+//! `Ack`), in e2e its bundle upload (`BundleStored`). Neither counts in the figures: both are
+//! answered before the clock starts, and the message to itself is none of the `messages` and
+//! does not come from the peer.
 //!
 //! **Faults.** With a spawned relay (`--spawn-relay`), `--kill-every D --kills K` SIGKILLs the relay
 //! `K` times, `D` apart, each time restarting it on the same data directory (a new port; the clients
@@ -327,6 +336,7 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         };
         let driver = Driver {
             index: i,
+            name: client_name(i)?,
             peer: client_name(i ^ 1)?,
             client,
             rng,
@@ -350,13 +360,13 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         tasks.push(tokio::spawn(driver.run()));
     }
 
-    // Everyone connected (and, in e2e, published a bundle) before the clock starts.
+    // Every client ready — its name bound, in e2e its bundle stored — before the clock starts.
     let setup = Instant::now();
     while shared.ready.load(Ordering::Acquire) < config.clients {
         if setup.elapsed() > Duration::from_secs(120) {
             let _ = stop_tx.send(true);
             return Err(err(format!(
-                "only {} of {} clients connected within 120 s",
+                "only {} of {} clients ready within 120 s",
                 shared.ready.load(Ordering::Acquire),
                 config.clients
             )));
@@ -529,7 +539,7 @@ fn nofile() -> String {
 /// What every client task shares with the coordinator.
 struct Shared {
     base: Instant,
-    /// Clients connected (and, in e2e, with a stored bundle) for the first time.
+    /// Clients ready ([`Driver::ready`]).
     ready: AtomicUsize,
     /// Clients that sent all their messages.
     done: AtomicUsize,
@@ -567,6 +577,8 @@ struct Outcome {
 /// One client and its connection loop.
 struct Driver {
     index: usize,
+    /// This client's name: in hop it sends itself a message to learn that the relay bound it.
+    name: Name,
     peer: Name,
     client: Client,
     rng: ChaCha20Rng,
@@ -632,6 +644,8 @@ impl Driver {
         let mut stop = self.stop.clone();
         let mut go = self.go.clone();
         let mut connected = false;
+        // Hop, until ready: the id of the message to itself whose answer says its name is bound.
+        let mut confirmation = None;
         let mut frame = Vec::new();
         let mut out = ClientOutputs::default();
         // What goes out next, all frames in one write.
@@ -649,15 +663,35 @@ impl Driver {
                     .map_err(|_| ())?;
                 for event in out.events.drain(..) {
                     match event {
+                        // On `Welcome`: `Ready` is first in `out.transmit`, and the relay has not
+                        // read it yet; what this pushes after it is answered only once it has.
                         ClientEvent::Connected => {
                             connected = true;
-                            if self.e2e && !self.is_ready {
+                            if self.is_ready {
+                                // Bound already: a binding outlives the link and, being durable
+                                // state (SPEC.md §6.2), a relay restart.
+                            } else if self.e2e {
                                 out.transmit.push(self.client.upload_bundle().map_err(|_| ())?);
                             } else {
-                                self.ready();
+                                let empty = Body::new(Vec::new()).map_err(|_| ())?;
+                                let (id, sealed) =
+                                    self.client.send(&self.name, empty).map_err(|_| ())?;
+                                out.transmit.push(sealed);
+                                confirmation = Some(id);
                             }
                         }
                         ClientEvent::BundleStored { .. } => self.ready(),
+                        ClientEvent::Acked { id, .. } if confirmation == Some(id) => {
+                            confirmation = None;
+                            self.ready();
+                        }
+                        // The relay refuses a message to a bound name on its confirmed link only
+                        // by content policy (SPEC.md §5.2); one that refuses an empty message is
+                        // not one to load. This connection ends, and the next tries again until
+                        // the set-up's 120 s run out.
+                        ClientEvent::Rejected { id, .. } if confirmation == Some(id) => {
+                            return Err(());
+                        }
                         ClientEvent::Refused(_) => return Err(()),
                         ClientEvent::Received { from, body, .. } if from == self.peer => {
                             self.arrived(body.as_bytes());
@@ -695,6 +729,9 @@ impl Driver {
         }
     }
 
+    /// Counts this client ready, once: the relay has processed its key confirmation, so its name
+    /// is bound and a message to it is relayed or queued, never refused as `UnknownRecipient`
+    /// (module doc, **Ready**).
     fn ready(&mut self) {
         if !self.is_ready {
             self.is_ready = true;

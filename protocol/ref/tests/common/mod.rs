@@ -1,4 +1,4 @@
-//! Helpers shared by the relay's integration tests (tests/serve.rs, tests/store.rs).
+//! Helpers shared by the relay's integration tests (tests/serve.rs, tests/store.rs, tests/load.rs).
 
 #![allow(clippy::unwrap_used, dead_code)]
 
