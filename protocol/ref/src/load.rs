@@ -111,6 +111,10 @@ impl core::fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// How long a run may go without a message arriving or a sender finishing before it stops with an
+/// error: far longer than a relay restart and every client's reconnection take.
+const STALL: Duration = Duration::from_secs(60);
+
 fn err(what: impl core::fmt::Display) -> LoadError {
     LoadError(what.to_string())
 }
@@ -394,19 +398,33 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         }
     }
 
-    // Wait for the senders, then for arrivals to stop.
+    // Wait for the senders, then for arrivals to stop. A run in which neither a message arrives
+    // nor a sender finishes for `STALL` (a client waiting forever for an answer its relay will
+    // never send) stops with an error instead of hanging.
     let mut last = (shared.received.load(Ordering::Acquire), Instant::now());
+    let mut last_done = shared.done.load(Ordering::Acquire);
     let senders = if config.one_way { config.clients / 2 } else { config.clients };
     let expected = (senders * config.messages) as u64;
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let received = shared.received.load(Ordering::Acquire);
-        if received != last.0 {
+        let done = shared.done.load(Ordering::Acquire);
+        if received != last.0 || done != last_done {
             last = (received, Instant::now());
+            last_done = done;
         }
-        let senders_done = shared.done.load(Ordering::Acquire) == config.clients;
+        let senders_done = done == config.clients;
         if senders_done && (received >= expected || last.1.elapsed() >= config.drain) {
             break;
+        }
+        if !senders_done && last.1.elapsed() >= STALL.max(config.drain) {
+            let _ = stop_tx.send(true);
+            return Err(err(format!(
+                "no progress for {:?}: {done} of {} clients done, {received} of {expected} \
+                 messages received",
+                STALL.max(config.drain),
+                config.clients
+            )));
         }
     }
     peak_rss = peak_rss.max(relay.peak_rss());
@@ -837,6 +855,17 @@ struct Spawned {
     max_conn: usize,
 }
 
+/// A relay this command spawned dies with the run, however the run ends: an error that returns
+/// early (no clients ready in time, a stalled run) must not leave it listening.
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Relay {
     /// Starts (or restarts) the spawned relay on its data directory and reads its key and address.
     async fn start(&mut self) -> Result<(), LoadError> {
@@ -1107,4 +1136,31 @@ fn channel_plaintexts(e2e: bool, size: usize) -> Result<[usize; 3], LoadError> {
     let to_bob = answers.iter().find(|(to, _)| *to == 1).map_or(0, |a| a.1);
     let ack = answers.iter().find(|(to, _)| *to == 0).map_or(0, |a| a.1);
     Ok([frame.len() - HEADER_LEN - 16, to_bob, ack])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether process `pid` still exists (a zombie counts: it has not been reaped).
+    fn exists(pid: u32) -> bool {
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    #[test]
+    fn a_spawned_relay_is_killed_and_reaped_when_the_run_drops_it() {
+        let child = Command::new("sleep").arg("600").spawn().unwrap();
+        let pid = child.id();
+        let spawned = Spawned {
+            exe: PathBuf::from("sleep"),
+            dir: TempDir::new().unwrap(),
+            child: Some(child),
+            max_conn: 1,
+        };
+        let dir = spawned.dir.0.clone();
+        assert!(exists(pid) && dir.exists());
+        drop(spawned);
+        assert!(!exists(pid), "the relay outlived the run");
+        assert!(!dir.exists(), "the relay's data directory outlived the run");
+    }
 }
