@@ -533,7 +533,7 @@ impl<P: ContentPolicy> Server<P> {
             }
             return Err(error.into());
         }
-        let (from, confirmed, sender) = (open.name.clone(), open.confirmed, open.transport.clone());
+        let (from, confirmed) = (open.name.clone(), open.confirmed);
         // A relay request, its content (the plaintext's tail) counted rather than borrowed, so
         // that any other message can take the buffer.
         let request = Message::decode_relay_request(&plaintext).map(|request| {
@@ -548,10 +548,14 @@ impl<P: ContentPolicy> Server<P> {
             Ok(Some((e2e, id, to, len))) => {
                 let content = plaintext.get(plaintext.len().saturating_sub(len)..);
                 let request = RelayRequest { e2e, id, to, content: content.unwrap_or_default() };
-                self.relay(link, sender, &from, &request, pool)
+                // Sealed on the links' own transports, not on copies: see `relay`.
+                self.relay(link, &from, &request, pool)
                     .map(|relayed| (relayed, e2e, id, request.to, len))
             }
             Ok(None) => {
+                // Any other message is acted on with a copy of the transport, committed with the
+                // rest of what it changes (these messages are not on the relay path).
+                let sender = open.transport.clone();
                 // The message is decoded from the buffer it was decrypted into: no copy.
                 let handled = self.on_message(link, sender, from, confirmed, plaintext);
                 match handled {
@@ -586,8 +590,10 @@ impl<P: ContentPolicy> Server<P> {
         Ok(())
     }
 
-    /// Acts on an authenticated message from `from` on `link`. `sender` is the link's transport
-    /// after reading it. Commits only on success.
+    /// Acts on an authenticated message from `from` on `link`. `sender` is a copy of the link's
+    /// transport after reading it, on which the answers are sealed and which is committed with
+    /// the rest; a relay request's frames are sealed on the links' own transports instead
+    /// ([`Server::relay`]). Commits only on success.
     fn on_message(
         &mut self,
         link: LinkId,
@@ -610,14 +616,14 @@ impl<P: ContentPolicy> Server<P> {
         match message {
             Message::Send { id, to, body } => {
                 let request = RelayRequest { e2e: false, id, to, content: body.as_bytes() };
-                let relayed = self.relay(link, sender, &from, &request, &mut FramePool::new())?;
+                let relayed = self.relay(link, &from, &request, &mut FramePool::new())?;
                 let to = request.to;
                 Ok(relayed.into_outputs(ServerEvent::Read { from, to, id, body }))
             }
             Message::E2eSend { id, to, envelope } => {
                 let content = envelope.as_bytes();
                 let request = RelayRequest { e2e: true, id, to, content };
-                let relayed = self.relay(link, sender, &from, &request, &mut FramePool::new())?;
+                let relayed = self.relay(link, &from, &request, &mut FramePool::new())?;
                 let (to, len) = (request.to, content.len());
                 Ok(relayed.into_outputs(ServerEvent::Envelope { from, to, id, len }))
             }
@@ -994,16 +1000,46 @@ impl<P: ContentPolicy> Server<P> {
         Ok(out)
     }
 
+    /// Seals a relayed message's frames — the delivery on its recipient's link, if online, then
+    /// the answer on `link`, the sender's — on the links' transports themselves: each frame an
+    /// encoded message after room for the link header. Either both are sealed, or neither (and
+    /// no transport changes): a transport's write changes nothing when it refuses, so only the
+    /// answer, sealed after the delivery has advanced its channel, must not be refused; whether
+    /// `link` takes it (after the delivery, for a message to oneself: two nonces, in order) is
+    /// checked before anything is sealed. Sealing on the transports, not on copies committed
+    /// afterwards, saves copying and writing back a transport per link on every relayed message.
+    fn seal_relayed(
+        &mut self,
+        link: LinkId,
+        delivery: Option<&mut (LinkId, Vec<u8>)>,
+        ack: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let to_self = delivery.as_ref().is_some_and(|(to_link, _)| *to_link == link);
+        let writes = if to_self { 2 } else { 1 };
+        let ack_len = ack.len().saturating_sub(HEADER_LEN);
+        self.transport_mut(link)?.check_writes(ack_len, writes)?;
+        if let Some((to_link, frame)) = delivery {
+            seal_at(self.transport_mut(*to_link)?, frame, 0)?;
+        }
+        // Checked above: `link`'s transport takes the answer.
+        seal_at(self.transport_mut(link)?, ack, 0)
+    }
+
+    /// The transport of `link`, which has a channel.
+    fn transport_mut(&mut self, link: LinkId) -> Result<&mut Transport, Error> {
+        let open = self.links.get_mut(&link).ok_or(MisuseError::UnknownLink)?;
+        Ok(&mut open.transport)
+    }
+
     /// Relays a message: hop content is read and checked by the policy; an e2e envelope is passed
-    /// on unopened (SPEC.md §5.2, §15.2). `sender` is the sender's transport after reading the
-    /// request; every channel is advanced on a copy, and nothing is committed until every frame is
-    /// sealed (into buffers from `pool`, which get back there on error). What the server saw — the
-    /// first of the two events — is the caller's to report: the body is wherever the caller holds
-    /// it, `request` only borrows it.
+    /// on unopened (SPEC.md §5.2, §15.2). `link`'s transport has read the request. The frames are
+    /// sealed into buffers from `pool` (where they go back on error), on the links' transports
+    /// themselves, and nothing is committed unless every frame is sealed: see
+    /// [`Server::seal_relayed`]. What the server saw — the first of the two events — is the
+    /// caller's to report: the body is wherever the caller holds it, `request` only borrows it.
     fn relay(
         &mut self,
         link: LinkId,
-        mut sender: Transport,
         from: &Name,
         request: &RelayRequest<'_>,
         pool: &mut FramePool,
@@ -1017,27 +1053,18 @@ impl<P: ContentPolicy> Server<P> {
         } else {
             None
         };
-        // Every frame is sealed on a working copy of its link's transport, one copy per link, so a
-        // message to oneself advances the one channel twice instead of sealing twice under one nonce.
-        let mut recipient: Option<(LinkId, Transport)> = None;
         let mut delivery = None;
         let mut change = None;
         let outcome = match (refusal, self.link_of(to)) {
             (Some(reason), _) => Outcome::Rejected(reason),
             (None, Some(to_link)) => {
-                let transport = if to_link == link {
-                    &mut sender
-                } else {
-                    let stored = self.links.get(&to_link).map(|l| l.transport.clone());
-                    &mut recipient.insert((to_link, stored.ok_or(MisuseError::UnknownLink)?)).1
-                };
                 let mut frame = pool.take();
                 frame.reserve(
                     2 * HEADER_LEN + RELAY_FIELDS_LEN + content.len() + TRANSPORT_OVERHEAD,
                 );
                 frame.extend_from_slice(&[0; HEADER_LEN]);
                 Message::encode_delivery(&mut frame, e2e, id, from, content);
-                delivery = Some((to_link, seal_in(transport, frame, pool)?));
+                delivery = Some((to_link, frame));
                 Outcome::Relayed
             }
             (None, None) => {
@@ -1091,47 +1118,27 @@ impl<P: ContentPolicy> Server<P> {
         frame.reserve(2 * HEADER_LEN + reply.body_len_hint() + TRANSPORT_OVERHEAD);
         frame.extend_from_slice(&[0; HEADER_LEN]);
         reply.encode_into(&mut frame);
-        let ack = match seal_in(&mut sender, frame, pool) {
-            Ok(ack) => ack,
-            Err(error) => {
-                if let Some((_, frame)) = delivery {
-                    pool.recycle(frame);
-                }
-                return Err(error);
+        if let Err(error) = self.seal_relayed(link, delivery.as_mut(), &mut frame) {
+            // Back to the pool empty, as the sent frames they would have become go back.
+            frame.clear();
+            pool.recycle(frame);
+            if let Some((_, mut delivery)) = delivery {
+                delivery.clear();
+                pool.recycle(delivery);
             }
-        };
-        // Everything fallible is done: commit.
-        self.commit_link(link, sender);
-        if let Some((to_link, transport)) = recipient {
-            self.commit_link(to_link, transport);
+            return Err(error);
         }
+        // Everything fallible is done: commit.
         if let Outcome::Queued(mailbox, len) = outcome {
             Arc::make_mut(&mut self.mailboxes).insert(to.clone(), mailbox);
             self.queued_bytes += len;
         }
-        Ok(Relayed { delivery, ack: (link, ack), answer, change })
+        Ok(Relayed { delivery, ack: (link, frame), answer, change })
     }
 }
 
 /// The fields of a relay message before its content, at their longest: id, name, content length.
 const RELAY_FIELDS_LEN: usize = 8 + 1 + crate::wire::MAX_NAME_LEN + 2;
-
-/// Seals `frame[HEADER_LEN..]`, an encoded message after room for the link header, in
-/// `transport` and writes the link header: [`seal_frame`] for a frame from `pool`, where it goes
-/// back if the channel refuses (the transport is then unchanged).
-fn seal_in(
-    transport: &mut Transport,
-    mut frame: Vec<u8>,
-    pool: &mut FramePool,
-) -> Result<Vec<u8>, Error> {
-    match seal_at(transport, &mut frame, 0) {
-        Ok(()) => Ok(frame),
-        Err(error) => {
-            pool.recycle(frame);
-            Err(error)
-        }
-    }
-}
 
 /// What relaying a message produced, committed already: the frames (the delivery if the recipient
 /// is online, the sender's answer), the answer's event and a durable server's change.
@@ -1167,4 +1174,99 @@ enum Outcome {
     /// Queued, with the mailbox to commit and the bytes the message adds to the server's total.
     Queued(Mailbox, usize),
     Rejected(RejectReason),
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::channel::ChannelError;
+    use crate::roles::Client;
+
+    const ALICE: LinkId = LinkId(1);
+    const BOB: LinkId = LinkId(2);
+
+    fn name(s: &str) -> Name {
+        Name::new(s).unwrap()
+    }
+
+    /// A server with Alice (on [`ALICE`]) and Bob (on [`BOB`]) connected, and Alice.
+    fn alice_and_bob_online() -> (Server, Client) {
+        let mut rng = ChaCha20Rng::seed_from_u64(17);
+        let mut server = Server::new(PrivateKey::generate(&mut rng));
+        let mut alice =
+            Client::new(name("alice"), PrivateKey::generate(&mut rng), server.public_key());
+        let mut bob = Client::new(name("bob"), PrivateKey::generate(&mut rng), server.public_key());
+        for (link, client) in [(ALICE, &mut alice), (BOB, &mut bob)] {
+            let mut frames = vec![client.connect(&mut rng).unwrap()];
+            while let Some(frame) = frames.pop() {
+                for (to, answer) in server.handle(link, &frame, &mut rng).unwrap().transmit {
+                    assert_eq!(to, link);
+                    frames.extend(client.handle(&answer, &mut rng).unwrap().transmit);
+                }
+            }
+        }
+        assert!(server.is_online(&name("alice")) && server.is_online(&name("bob")));
+        (server, alice)
+    }
+
+    /// Sets the sending nonce of the server's side of `link` to `n`.
+    fn server_sends_from(server: &mut Server, link: LinkId, n: u64) {
+        assert!(server.transport_mut(link).unwrap().advance_send_nonce(n));
+    }
+
+    /// The server relays `frame` from Alice in buffers from a pool that holds enough for the
+    /// call, and must refuse to answer it with `NonceExhausted`: the frame was read — the server
+    /// is exactly as if it had only opened it ([`Server::open_transport`]) — and nothing is
+    /// sealed, on any link, nor kept from the pool.
+    fn relay_is_dropped_having_only_read(server: &mut Server, frame: &[u8]) {
+        let mut read_only = server.clone();
+        read_only.open_transport(ALICE, frame).unwrap();
+        let mut pool = FramePool::new();
+        for _ in 0..3 {
+            pool.recycle(Vec::with_capacity(256));
+        }
+        let (mut frame, mut out) = (frame.to_vec(), ServerOutputs::default());
+        let rng = &mut ChaCha20Rng::seed_from_u64(0);
+        server.handle_in_place(ALICE, &mut frame, rng, &mut out, &mut pool).unwrap();
+        let error = Error::Channel(ChannelError::NonceExhausted);
+        let dropped = ServerOutputs {
+            events: vec![ServerEvent::Dropped { link: ALICE, error }],
+            ..Default::default()
+        };
+        assert_eq!((out, pool.len()), (dropped, 3));
+        assert_eq!(*server, read_only, "a channel advanced for a frame that was not sent");
+    }
+
+    /// The `Ack` is sealed after the delivery, on the links' own transports: a sender's channel
+    /// that cannot take the `Ack` must leave the recipient's channel as it was (the delivery
+    /// is not sealed), and one with room for exactly the `Ack` relays.
+    #[test]
+    fn a_relay_whose_answer_the_channel_cannot_take_seals_nothing() {
+        let (mut server, mut alice) = alice_and_bob_online();
+        let (_, frame) = alice.send(&name("bob"), Body::new(b"hi".to_vec()).unwrap()).unwrap();
+        server_sends_from(&mut server, ALICE, u64::MAX);
+        relay_is_dropped_having_only_read(&mut server, &frame);
+
+        let (mut server, mut alice) = alice_and_bob_online();
+        let (id, frame) = alice.send(&name("bob"), Body::new(b"hi".to_vec()).unwrap()).unwrap();
+        server_sends_from(&mut server, ALICE, u64::MAX - 1);
+        let out = server.handle(ALICE, &frame, &mut ChaCha20Rng::seed_from_u64(0)).unwrap();
+        let links: Vec<LinkId> = out.transmit.iter().map(|(link, _)| *link).collect();
+        assert_eq!(links, [BOB, ALICE]);
+        let (from, to, status) = (name("alice"), name("bob"), AckStatus::Relayed);
+        assert_eq!(out.events[1], ServerEvent::Accepted { from, to, id, status });
+    }
+
+    /// A message to oneself is sealed twice on one channel, the delivery and then the `Ack`:
+    /// with room for one of them only, neither is.
+    #[test]
+    fn a_message_to_oneself_the_channel_has_room_for_once_seals_nothing() {
+        let (mut server, mut alice) = alice_and_bob_online();
+        let (_, frame) = alice.send(&name("alice"), Body::new(b"me".to_vec()).unwrap()).unwrap();
+        server_sends_from(&mut server, ALICE, u64::MAX - 1);
+        relay_is_dropped_having_only_read(&mut server, &frame);
+    }
 }
