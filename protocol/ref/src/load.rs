@@ -32,7 +32,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -710,6 +710,14 @@ impl Driver {
                         ClientEvent::Rejected { id, .. } if confirmation == Some(id) => {
                             return Err(());
                         }
+                        // An e2e message waiting for the peer's bundle was given up, unsent (no
+                        // bundle, or one the client refused): it stays `NotSent`, and the client
+                        // goes on with the next instead of waiting for an answer that never comes.
+                        ClientEvent::SendFailed { peer, .. } if peer == self.peer => {
+                            if let Some((_, None)) = self.in_flight {
+                                self.in_flight = None;
+                            }
+                        }
                         ClientEvent::Refused(_) => return Err(()),
                         ClientEvent::Received { from, body, .. } if from == self.peer => {
                             self.arrived(body.as_bytes());
@@ -855,8 +863,9 @@ struct Spawned {
     max_conn: usize,
 }
 
-/// A relay this command spawned dies with the run, however the run ends: an error that returns
-/// early (no clients ready in time, a stalled run) must not leave it listening.
+/// A relay this command spawned dies with the run whenever the run returns, with its report or an
+/// error (no clients ready in time, a stalled run, a relay that did not start): none may leave it
+/// listening. (A signal that kills this process runs no `Drop`; the relay then outlives it.)
 impl Drop for Spawned {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
@@ -868,19 +877,24 @@ impl Drop for Spawned {
 
 impl Relay {
     /// Starts (or restarts) the spawned relay on its data directory and reads its key and address.
+    /// The child is kept before its first line is read, so that whatever goes wrong from there —
+    /// a relay that says something else, or nothing for [`RELAY_START`] — the relay is killed with
+    /// the rest ([`Spawned`]'s `Drop`).
     async fn start(&mut self) -> Result<(), LoadError> {
         let Some(spawned) = self.spawned.as_mut() else { return Ok(()) };
-        let exe = spawned.exe.clone();
-        let dir = spawned.dir.0.clone();
-        let max_conn = spawned.max_conn;
-        let (child, key, addr) =
-            tokio::task::spawn_blocking(move || start_relay(&exe, &dir, max_conn))
-                .await
-                .map_err(err)??;
+        let mut child = spawn_relay(&spawned.exe, &spawned.dir.0, spawned.max_conn)?;
+        let stdout = child.stdout.take();
         self.pid = Some(child.id());
-        self.key = key;
-        self.addr = addr;
         spawned.child = Some(child);
+        let stdout = stdout.ok_or_else(|| err("relay without stdout"))?;
+        let said = tokio::time::timeout(
+            RELAY_START,
+            tokio::task::spawn_blocking(move || read_relay_greeting(stdout)),
+        )
+        .await
+        .map_err(|_| err(format!("the relay said nothing within {RELAY_START:?}")))?
+        .map_err(err)??;
+        (self.key, self.addr) = said;
         Ok(())
     }
 
@@ -915,13 +929,11 @@ impl Relay {
     }
 }
 
-fn start_relay(
-    exe: &Path,
-    dir: &Path,
-    max_conn: usize,
-) -> Result<(Child, PublicKey, SocketAddr), LoadError> {
-    use std::io::BufRead as _;
-    let mut child = Command::new(exe)
+/// How long a spawned relay may take to print its key and address.
+const RELAY_START: Duration = Duration::from_secs(30);
+
+fn spawn_relay(exe: &Path, dir: &Path, max_conn: usize) -> Result<Child, LoadError> {
+    Command::new(exe)
         .args([
             "serve",
             "--listen",
@@ -934,24 +946,28 @@ fn start_relay(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| err(format!("cannot start {}: {e}", exe.display())))?;
-    let stdout = child.stdout.take().ok_or_else(|| err("relay without stdout"))?;
+        .map_err(|e| err(format!("cannot start {}: {e}", exe.display())))
+}
+
+/// The relay's first two lines: its public key and the address it listens on.
+fn read_relay_greeting(stdout: ChildStdout) -> Result<(PublicKey, SocketAddr), LoadError> {
+    use std::io::BufRead as _;
     let mut lines = std::io::BufReader::new(stdout).lines();
     let mut line = || -> Result<String, LoadError> {
         lines.next().ok_or_else(|| err("the relay exited before it listened"))?.map_err(err)
     };
     let key_line = line()?;
-    let addr_line = line()?;
     let key: [u8; 32] = key_line
         .strip_prefix("public key: ")
         .and_then(|k| hex::decode(k).ok())
         .and_then(|k| k.try_into().ok())
         .ok_or_else(|| err(format!("relay said {key_line:?}")))?;
+    let addr_line = line()?;
     let addr = addr_line
         .strip_prefix("listening on ")
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| err(format!("relay said {addr_line:?}")))?;
-    Ok((child, PublicKey::from_bytes(key), addr))
+    Ok((PublicKey::from_bytes(key), addr))
 }
 
 /// A fresh directory, removed on drop.
@@ -1157,10 +1173,34 @@ mod tests {
             child: Some(child),
             max_conn: 1,
         };
-        let dir = spawned.dir.0.clone();
-        assert!(exists(pid) && dir.exists());
+        assert!(exists(pid));
         drop(spawned);
         assert!(!exists(pid), "the relay outlived the run");
-        assert!(!dir.exists(), "the relay's data directory outlived the run");
+    }
+
+    /// A relay that starts but says something else than its key is an error, and is killed with
+    /// the run: it was kept before its first line was read.
+    #[test]
+    fn a_relay_that_starts_wrong_is_killed_with_the_run() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let scripts = TempDir::new().unwrap();
+        let exe = scripts.0.join("not-a-relay");
+        std::fs::write(&exe, "#!/bin/sh\necho hello\nexec sleep 600\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // Before the relay: on a failed assertion the relay (and its child) must go first, or the
+        // runtime waits for the blocking read of the child's output.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut relay = Relay {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            key: PublicKey::from_bytes([9; 32]),
+            pid: None,
+            spawned: Some(Spawned { exe, dir: TempDir::new().unwrap(), child: None, max_conn: 1 }),
+        };
+        let error = runtime.block_on(relay.start()).unwrap_err();
+        assert_eq!(error.0, "relay said \"hello\"");
+        let pid = relay.pid.unwrap();
+        assert!(exists(pid), "the script was meant to stay up");
+        drop(relay);
+        assert!(!exists(pid), "the relay outlived the run");
     }
 }
