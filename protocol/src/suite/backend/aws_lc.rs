@@ -278,6 +278,7 @@ fn aead_key(key: &[u8; AEAD_KEY_LEN]) -> Option<LessSafeKey> {
 
 /// [`Backend::aead_seal`] with the key object `key`; `None` if AWS-LC refuses (a body over
 /// ChaCha20's 2^38-byte limit), and then `body` holds no plaintext but is otherwise unspecified.
+#[inline]
 fn seal_with(
     key: &LessSafeKey,
     nonce: &[u8; AEAD_NONCE_LEN],

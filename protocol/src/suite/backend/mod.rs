@@ -78,7 +78,9 @@ pub(crate) type Active = memoized::Memoized;
 /// allocates and prepares one) does that once. A key object is a function of the key's bytes:
 /// the `*_with` operations take both, the object only ever made for those bytes, and give what
 /// the per-call operation gives on the bytes. The provided methods are for a backend that keeps
-/// nothing: the object is [`Default`] and the `*_with` operations ignore it.
+/// nothing: the object is [`Default`] and the `*_with` operations ignore it. (`aead_object` is not
+/// provided: for such a backend it is an empty function, where a provided `Default::default()`
+/// would leave cargo-mutants a mutant no test can tell from it.)
 ///
 /// The operations are associated functions, not methods: a backend is a unit type, named at
 /// compile time (`Active`).
@@ -189,11 +191,9 @@ pub trait Backend {
     }
 
     /// The key object for the AEAD key `key`; the [`Default`] one (which keeps nothing) if the
-    /// backend cannot build one.
+    /// backend keeps none or cannot build one.
     #[must_use]
-    fn aead_object(_key: &[u8; AEAD_KEY_LEN]) -> Self::AeadObject {
-        Self::AeadObject::default()
-    }
+    fn aead_object(key: &[u8; AEAD_KEY_LEN]) -> Self::AeadObject;
 
     /// [`Self::aead_seal`] with the key object [`Self::aead_object`] made for `key` (or the
     /// [`Default`] one).
