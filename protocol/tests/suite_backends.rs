@@ -15,36 +15,37 @@
 #![cfg(test)]
 #![cfg(feature = "backend-aws-lc")]
 
-use e2e_protocol::suite::backends::{aws_lc, dalek};
+use e2e_protocol::suite::backends::{AwsLc, Backend, Dalek};
 use e2e_protocol::suite::{AEAD_NONCE_LEN, AEAD_TAG_LEN, CryptoError, DH_LEN};
 use proptest::prelude::*;
 
-/// X25519 through one backend: the shared secret's bytes, or the error.
-fn dh(
-    f: fn(&[u8; 32], &[u8; 32]) -> Result<e2e_protocol::suite::SharedSecret, CryptoError>,
+/// X25519 on backend `B`: the shared secret's bytes, or the error.
+fn dh<B: Backend>(
     secret: &[u8; DH_LEN],
     public: &[u8; DH_LEN],
 ) -> Result<[u8; DH_LEN], CryptoError> {
-    f(secret, public).map(|s| *s.expose())
+    B::x25519(secret, public).map(|s| *s.expose())
 }
 
 /// Both backends' DH and public key for `secret`, asserted equal; returns the DH result.
 ///
 /// The aws-lc backend is run both ways the suite can call it: with a key object built for the
-/// call, and with the one `suite::PrivateKey` keeps ([`aws_lc::DhKey`]), used twice, through a
-/// clone, and after it was zeroized (then it builds one per call again).
+/// call, and with the one `suite::PrivateKey` keeps ([`Backend::dh_object`]), used twice, through
+/// a clone, and after it was zeroized (then it builds one per call again).
 fn same_x25519(secret: &[u8; DH_LEN], public: &[u8; DH_LEN]) -> Result<[u8; DH_LEN], CryptoError> {
-    let ours = dh(dalek::x25519, secret, public);
-    assert_eq!(ours, dh(aws_lc::x25519, secret, public), "DH differs: {}", hex::encode(public));
+    let ours = dh::<Dalek>(secret, public);
+    assert_eq!(ours, dh::<AwsLc>(secret, public), "DH differs: {}", hex::encode(public));
     assert_eq!(
-        dalek::x25519_public_key(secret),
-        aws_lc::x25519_public_key(secret),
+        Dalek::x25519_public_key(secret),
+        AwsLc::x25519_public_key(secret),
         "public key differs: {}",
         hex::encode(secret)
     );
-    let (mut kept, kept_public) = aws_lc::DhKey::new(secret);
-    assert_eq!(kept_public, dalek::x25519_public_key(secret), "{}", hex::encode(secret));
-    let with_kept = |key: &aws_lc::DhKey| key.x25519(secret, public).map(|s| *s.expose());
+    let (mut kept, kept_public) = AwsLc::dh_object(secret);
+    assert_eq!(kept_public, Dalek::x25519_public_key(secret), "{}", hex::encode(secret));
+    let with_kept = |object: &<AwsLc as Backend>::DhObject| {
+        AwsLc::x25519_with(object, secret, public).map(|s| *s.expose())
+    };
     let copy = kept.clone();
     for run in [with_kept(&kept), with_kept(&kept), with_kept(&copy)] {
         assert_eq!(run, ours, "kept-key DH differs: {}", hex::encode(public));
@@ -67,15 +68,9 @@ struct AeadRun {
     opened_into: Result<Vec<u8>, CryptoError>,
 }
 
-type Seal = fn(&[u8; 32], &[u8; 12], &[u8], &mut [u8]) -> Option<[u8; AEAD_TAG_LEN]>;
-type Open =
-    fn(&[u8; 32], &[u8; 12], &[u8], &mut [u8], &[u8; AEAD_TAG_LEN]) -> Result<(), CryptoError>;
-type OpenToVec =
-    fn(&[u8; 32], &[u8; 12], &[u8], &[u8], &[u8; AEAD_TAG_LEN]) -> Result<Vec<u8>, CryptoError>;
-
-/// Seals `plaintext`, then opens `to_open` (ciphertext, tag), both under `key` and `nonce`.
-fn aead_run(
-    (seal, open, open_to_vec): (Seal, Open, OpenToVec),
+/// Seals `plaintext`, then opens `to_open` (ciphertext, tag), both under `key` and `nonce`, on
+/// backend `B`.
+fn aead_run<B: Backend>(
     key: &[u8; 32],
     nonce: &[u8; AEAD_NONCE_LEN],
     ad: &[u8],
@@ -83,21 +78,16 @@ fn aead_run(
     to_open: (&[u8], &[u8; AEAD_TAG_LEN]),
 ) -> AeadRun {
     let mut sealed = plaintext.to_vec();
-    let tag = seal(key, nonce, ad, &mut sealed);
+    let tag = B::aead_seal(key, nonce, ad, &mut sealed);
     let mut after_open = to_open.0.to_vec();
-    let opened = open(key, nonce, ad, &mut after_open, to_open.1);
+    let opened = B::aead_open(key, nonce, ad, &mut after_open, to_open.1);
     if opened.is_err() {
         assert_eq!(after_open, to_open.0, "a refused open changed its buffer");
     }
-    let opened_into = open_to_vec(key, nonce, ad, to_open.0, to_open.1);
+    let opened_into = B::aead_open_to_vec(key, nonce, ad, to_open.0, to_open.1);
     assert_eq!(opened_into, opened.map(|()| after_open.clone()), "out of place differs");
     AeadRun { sealed, tag, opened, after_open, opened_into }
 }
-
-const DALEK: (Seal, Open, OpenToVec) =
-    (dalek::aead_seal, dalek::aead_open, dalek::aead_open_to_vec);
-const AWS_LC: (Seal, Open, OpenToVec) =
-    (aws_lc::aead_seal, aws_lc::aead_open, aws_lc::aead_open_to_vec);
 
 /// Both backends on the same inputs, asserted equal.
 fn same_aead(
@@ -107,57 +97,46 @@ fn same_aead(
     plaintext: &[u8],
     to_open: (&[u8], &[u8; AEAD_TAG_LEN]),
 ) -> AeadRun {
-    let ours = aead_run(DALEK, key, nonce, ad, plaintext, to_open);
-    assert_eq!(ours, aead_run(AWS_LC, key, nonce, ad, plaintext, to_open));
-    kept_objects_agree(key, nonce, ad, plaintext, to_open, &ours);
+    let ours = aead_run::<Dalek>(key, nonce, ad, plaintext, to_open);
+    assert_eq!(ours, aead_run::<AwsLc>(key, nonce, ad, plaintext, to_open));
+    let kept = Kept { key, nonce, ad, plaintext, to_open };
+    kept.agrees::<Dalek>(&Dalek::aead_object(key), &ours);
+    kept.agrees::<AwsLc>(&AwsLc::aead_object(key), &ours);
+    kept.agrees::<AwsLc>(&Default::default(), &ours);
     ours
 }
 
-/// A kept key object (`AeadObject`, what a channel key keeps) seals and opens (out of place and
-/// in place) as the per-call functions do, on both backends, and so does aws-lc's empty one (the
-/// fallback when AWS-LC cannot allocate an object: each call builds its own).
-fn kept_objects_agree(
-    key: &[u8; 32],
-    nonce: &[u8; AEAD_NONCE_LEN],
-    ad: &[u8],
-    plaintext: &[u8],
-    (ciphertext, tag): (&[u8], &[u8; AEAD_TAG_LEN]),
-    expected: &AeadRun,
-) {
-    type InPlace<'a> = &'a dyn Fn(&mut [u8]) -> Result<(), CryptoError>;
-    // Out of place into a buffer of the ciphertext's length that holds other bytes: on success it
-    // holds the plaintext (what `open` returns), on error it is refused alike.
-    let into = |open_into: InPlace<'_>| {
-        let mut out = vec![0xee; ciphertext.len()];
-        open_into(&mut out).map(|()| out)
-    };
-    let check = |seal: &dyn Fn(&mut [u8]) -> Option<[u8; AEAD_TAG_LEN]>,
-                 open: &dyn Fn() -> Result<Vec<u8>, CryptoError>,
-                 open_in_place: InPlace<'_>,
-                 open_into: InPlace<'_>| {
+/// The inputs of one [`same_aead`], for the operations with a kept key object.
+struct Kept<'a> {
+    key: &'a [u8; 32],
+    nonce: &'a [u8; AEAD_NONCE_LEN],
+    ad: &'a [u8],
+    plaintext: &'a [u8],
+    to_open: (&'a [u8], &'a [u8; AEAD_TAG_LEN]),
+}
+
+impl Kept<'_> {
+    /// With a kept key object (what a channel key keeps, `suite::KeptAeadKey`), backend `B` seals
+    /// and opens (out of place, in place and into another buffer) as the per-call operations do
+    /// (`expected`). Run on both backends with the object each builds, and on aws-lc with the
+    /// empty one too (the fallback when AWS-LC cannot allocate an object: each call builds its
+    /// own).
+    fn agrees<B: Backend>(&self, object: &B::AeadObject, expected: &AeadRun) {
+        let Self { key, nonce, ad, plaintext, to_open: (ciphertext, tag) } = *self;
         let mut sealed = plaintext.to_vec();
-        assert_eq!(seal(&mut sealed), expected.tag, "kept object: tag");
+        assert_eq!(B::aead_seal_with(object, key, nonce, ad, &mut sealed), expected.tag, "tag");
         assert_eq!(sealed, expected.sealed, "kept object: ciphertext");
-        assert_eq!(open(), expected.opened_into, "kept object: open");
+        let opened = B::aead_open_to_vec_with(object, key, nonce, ad, ciphertext, tag);
+        assert_eq!(opened, expected.opened_into, "kept object: open");
         let mut buffer = ciphertext.to_vec();
-        assert_eq!(open_in_place(&mut buffer), expected.opened, "kept object: open in place");
+        let opened = B::aead_open_with(object, key, nonce, ad, &mut buffer, tag);
+        assert_eq!(opened, expected.opened, "kept object: open in place");
         assert_eq!(buffer, expected.after_open, "kept object: the buffer after opening in place");
-        assert_eq!(into(open_into), expected.opened_into, "kept object: open into a buffer");
-    };
-    let object = dalek::AeadObject::new(key);
-    check(
-        &|body| object.seal(key, nonce, ad, body),
-        &|| object.open_to_vec(key, nonce, ad, ciphertext, tag),
-        &|body| object.open_in_place(key, nonce, ad, body, tag),
-        &|out| object.open_into(key, nonce, ad, ciphertext, tag, out),
-    );
-    for object in [aws_lc::AeadObject::new(key), aws_lc::AeadObject::default()] {
-        check(
-            &|body| object.seal(key, nonce, ad, body),
-            &|| object.open_to_vec(key, nonce, ad, ciphertext, tag),
-            &|body| object.open_in_place(key, nonce, ad, body, tag),
-            &|out| object.open_into(key, nonce, ad, ciphertext, tag, out),
-        );
+        // Into a buffer of the ciphertext's length that holds other bytes: on success it holds
+        // the plaintext (what `open` returns), on error it is refused alike.
+        let mut out = vec![0xee; ciphertext.len()];
+        let opened = B::aead_open_into_with(object, key, nonce, ad, ciphertext, tag, &mut out);
+        assert_eq!(opened.map(|()| out), expected.opened_into, "kept object: open into a buffer");
     }
 }
 
@@ -267,7 +246,7 @@ proptest! {
 
     #[test]
     fn x25519_between_two_keys_is_the_same(a in any::<[u8; 32]>(), b in any::<[u8; 32]>()) {
-        let (pa, pb) = (aws_lc::x25519_public_key(&a), dalek::x25519_public_key(&b));
+        let (pa, pb) = (AwsLc::x25519_public_key(&a), Dalek::x25519_public_key(&b));
         let ab = same_x25519(&a, &pb);
         prop_assert_eq!(ab, same_x25519(&b, &pa));
     }
@@ -300,7 +279,7 @@ proptest! {
         plaintext in proptest::collection::vec(any::<u8>(), 0..3000),
         tamper in any::<Option<(usize, u8)>>(),
     ) {
-        let sealed = aead_run(DALEK, &key, &nonce, &ad, &plaintext, (&[], &[0; 16]));
+        let sealed = aead_run::<Dalek>(&key, &nonce, &ad, &plaintext, (&[], &[0; 16]));
         let tag = sealed.tag.expect("sealed");
         let mut body = sealed.sealed.clone();
         let mut tag_bytes = tag;
@@ -332,7 +311,7 @@ proptest! {
         at in any::<usize>(),
     ) {
         let ad = b"associated".to_vec();
-        let sealed = aead_run(AWS_LC, &key, &nonce, &ad, &plaintext, (&[], &[0; 16]));
+        let sealed = aead_run::<AwsLc>(&key, &nonce, &ad, &plaintext, (&[], &[0; 16]));
         let tag = sealed.tag.expect("sealed");
         let (mut key2, mut nonce2, mut ad2) = (key, nonce, ad.clone());
         match which {
@@ -353,7 +332,7 @@ fn large_and_block_edge_lengths_are_the_same() {
     let sizes = (0..=260).chain([511, 512, 513, 1024, 4095, 4096, 16384, 16385, 65535, 65551]);
     for size in sizes {
         let plaintext: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
-        let sealed = aead_run(DALEK, &key, &nonce, b"ad", &plaintext, (&[], &[0; 16]));
+        let sealed = aead_run::<Dalek>(&key, &nonce, b"ad", &plaintext, (&[], &[0; 16]));
         let tag = sealed.tag.expect("sealed");
         let run = same_aead(&key, &nonce, b"ad", &plaintext, (&sealed.sealed, &tag));
         assert_eq!((run.opened, run.after_open), (Ok(()), plaintext), "{size} bytes");

@@ -3,7 +3,7 @@
 use core::fmt;
 use std::sync::Arc;
 
-use super::backend::active::AeadObject;
+use super::backend::{Active, Backend};
 use super::{CryptoError, Secret};
 
 /// AEAD key length.
@@ -38,9 +38,7 @@ impl AeadKey {
         buffer: &mut Vec<u8>,
         start: usize,
     ) {
-        seal_into(buffer, start, |body| {
-            super::backend::active::aead_seal(self.expose(), nonce, ad, body)
-        });
+        seal_into(buffer, start, |body| Active::aead_seal(self.expose(), nonce, ad, body));
     }
 
     /// Decrypts and authenticates `ciphertext || tag`.
@@ -57,14 +55,14 @@ impl AeadKey {
         // Out of place: the plaintext goes to a fresh buffer, so no backend has to keep a copy of
         // the ciphertext to restore (`sealed` is only read).
         let (body, tag) = split_tag(sealed)?;
-        super::backend::active::aead_open_to_vec(self.expose(), nonce, ad, body, &tag)
+        Active::aead_open_to_vec(self.expose(), nonce, ad, body, &tag)
     }
 
     /// [`Self::open`] in place: `buffer[start..]` is `ciphertext || tag`; on success it becomes the
     /// plaintext (the tag is cut off). On error `buffer` is exactly as it was (a caller can try
-    /// another key on it): each backend keeps that promise its own way (`backend::dalek::aead_open`
-    /// verifies before it decrypts, `backend::aws_lc::aead_open` restores the ciphertext), and the
-    /// Wycheproof tests check it for every case on both.
+    /// another key on it): each backend keeps that promise its own way (the dalek backend verifies
+    /// before it decrypts, the aws-lc one restores the ciphertext), and the Wycheproof tests check
+    /// it for every case on both.
     ///
     /// # Errors
     /// As [`Self::open`], for `buffer[start..]`.
@@ -75,9 +73,7 @@ impl AeadKey {
         buffer: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), CryptoError> {
-        open_into(buffer, start, |body, tag| {
-            super::backend::active::aead_open(self.expose(), nonce, ad, body, tag)
-        })
+        open_into(buffer, start, |body, tag| Active::aead_open(self.expose(), nonce, ad, body, tag))
     }
 }
 
@@ -102,15 +98,14 @@ pub struct KeptAeadKey(Arc<Kept>);
 #[derive(PartialEq, Eq, Hash)]
 struct Kept {
     key: AeadKey,
-    object: AeadObject,
+    object: <Active as Backend>::AeadObject,
 }
 
 impl KeptAeadKey {
     /// Keeps `key`, with the backend's key object for it.
     #[must_use]
     pub fn new(key: AeadKey) -> Self {
-        let object = AeadObject::new(key.expose());
-        Self(Arc::new(Kept { key, object }))
+        Self(Arc::new(Kept { object: Active::aead_object(key.expose()), key }))
     }
 
     /// [`AeadKey::seal`] under this key.
@@ -128,7 +123,9 @@ impl KeptAeadKey {
         start: usize,
     ) {
         let Kept { key, object } = &*self.0;
-        seal_into(buffer, start, |body| object.seal(key.expose(), nonce, ad, body));
+        seal_into(buffer, start, |body| {
+            Active::aead_seal_with(object, key.expose(), nonce, ad, body)
+        });
     }
 
     /// [`AeadKey::open`] under this key.
@@ -142,7 +139,8 @@ impl KeptAeadKey {
         sealed: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
         let (body, tag) = split_tag(sealed)?;
-        self.0.object.open_to_vec(self.0.key.expose(), nonce, ad, body, &tag)
+        let Kept { key, object } = &*self.0;
+        Active::aead_open_to_vec_with(object, key.expose(), nonce, ad, body, &tag)
     }
 
     /// [`AeadKey::open`] into a buffer the caller gives: `sealed` (`ciphertext || tag`) is only
@@ -165,8 +163,7 @@ impl KeptAeadKey {
         let (ciphertext, tag) = split_tag(sealed).inspect_err(|_| out.clear())?;
         out.resize(ciphertext.len(), 0);
         let Kept { key, object } = &*self.0;
-        object
-            .open_into(key.expose(), nonce, ad, ciphertext, &tag, out)
+        Active::aead_open_into_with(object, key.expose(), nonce, ad, ciphertext, &tag, out)
             .inspect_err(|_| out.clear())
     }
 
@@ -183,7 +180,7 @@ impl KeptAeadKey {
     ) -> Result<(), CryptoError> {
         let Kept { key, object } = &*self.0;
         open_into(buffer, start, |body, tag| {
-            object.open_in_place(key.expose(), nonce, ad, body, tag)
+            Active::aead_open_with(object, key.expose(), nonce, ad, body, tag)
         })
     }
 }

@@ -5,6 +5,7 @@ use rand_core::CryptoRng;
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use super::backend::{Active, Backend};
 use super::{CryptoError, Secret};
 
 /// Length of an X25519 public key, private key and shared secret (Noise's `DHLEN`).
@@ -127,15 +128,16 @@ impl fmt::Debug for PublicKey {
 ///
 /// The private scalar is held as the 32 bytes it was created from (clamping happens inside each DH,
 /// as RFC 7748 specifies), so a key generated from an RNG is exactly the 32 bytes the RNG produced.
-/// The backend may keep a key object of its own next to them (`backend::aws_lc::DhKey`), built
-/// once here so that a DH is one scalar multiplication; it is a function of the bytes, takes no
-/// part in `==` or `Hash`, and is released when the key is zeroized or dropped.
+/// The backend may keep a key object of its own next to them (`Backend::DhObject`: AWS-LC's key
+/// object on the aws-lc backend, nothing on the default one), built once here so that a DH is one
+/// scalar multiplication; it is a function of the bytes, takes no part in `==` or `Hash`, and is
+/// released when the key is zeroized or dropped.
 #[derive(Clone, PartialEq, Eq, Hash, Zeroize, ZeroizeOnDrop)]
 pub struct PrivateKey {
     secret: Secret<DH_LEN>,
     #[zeroize(skip)]
     public: PublicKey,
-    prepared: super::backend::active::DhKey,
+    prepared: <Active as Backend>::DhObject,
 }
 
 impl PrivateKey {
@@ -151,7 +153,7 @@ impl PrivateKey {
     /// Builds a key from its 32 private bytes (for example a test vector's `init_static`).
     #[must_use]
     pub fn from_bytes(bytes: [u8; DH_LEN]) -> Self {
-        let (prepared, public) = super::backend::active::DhKey::new(&bytes);
+        let (prepared, public) = Active::dh_object(&bytes);
         Self { secret: Secret::new(bytes), public: PublicKey(public), prepared }
     }
 
@@ -173,7 +175,7 @@ impl PrivateKey {
     /// [`CryptoError::NonContributory`] if the result is all zero, which happens exactly when
     /// `their_public` has small order. The check is constant time.
     pub fn diffie_hellman(&self, their_public: &PublicKey) -> Result<SharedSecret, CryptoError> {
-        let shared = self.prepared.x25519(self.secret.expose(), &their_public.0);
+        let shared = Active::x25519_with(&self.prepared, self.secret.expose(), &their_public.0);
         if shared == Err(CryptoError::NonContributory)
             && crate::flaws::on(crate::flaws::Flaw::AcceptLowOrderPoint)
         {

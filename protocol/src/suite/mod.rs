@@ -35,12 +35,14 @@ impl core::fmt::Display for Hex<'_> {
     }
 }
 
-/// Not part of the API: both backends' primitives side by side, for the test that compares them
-/// (tests/suite_backends.rs) and the benches. Only with the feature `backend-aws-lc`.
+/// Not part of the API: both backends side by side, with the trait they implement, for the test
+/// that compares them (tests/suite_backends.rs). Only with the feature `backend-aws-lc`.
 #[doc(hidden)]
 #[cfg(feature = "backend-aws-lc")]
 pub mod backends {
-    pub use super::backend::{aws_lc, dalek};
+    pub use super::backend::Backend;
+    pub use super::backend::aws_lc::AwsLc;
+    pub use super::backend::dalek::Dalek;
 }
 
 pub use aead::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadKey, KeptAeadKey};

@@ -4,13 +4,13 @@
 //! vectorized assembly. Both are called through aws-lc-rs's safe API only (`unsafe` stays
 //! forbidden in this crate).
 //!
-//! **Secrets.** An X25519 private key's AWS-LC key object ([`DhKey`]) lives as long as the
-//! suite's `PrivateKey` it belongs to, so that a DH does not rebuild it; so does a channel key's
-//! AEAD key object ([`AeadObject`], with a `suite::KeptAeadKey`); the ratchet's message keys, each
-//! used once, build theirs for the one call. AWS-LC copies a key into memory of its own, and its `OPENSSL_free` erases every
-//! allocation before freeing it (`OPENSSL_cleanse`), so no copy of a key outlives its object;
-//! the shared secret aws-lc-rs hands back is a `Zeroizing<Vec<u8>>`, copied into a [`Secret`]
-//! here.
+//! **Secrets.** An X25519 private key's AWS-LC key object ([`AwsLc::dh_object`]) lives as long
+//! as the suite's `PrivateKey` it belongs to, so that a DH does not rebuild it; so does a channel
+//! key's AEAD key object ([`AwsLc::aead_object`], with a `suite::KeptAeadKey`); the ratchet's
+//! message keys, each used once, build theirs for the one call. AWS-LC copies a key into memory
+//! of its own, and its `OPENSSL_free` erases every allocation before freeing it
+//! (`OPENSSL_cleanse`), so no copy of a key outlives its object; the shared secret aws-lc-rs hands
+//! back is a `Zeroizing<Vec<u8>>`, copied into a [`Secret`] here.
 //!
 //! **Same rules, same bytes.** Clamping happens inside AWS-LC's `X25519` exactly as RFC 7748 §5
 //! says, as in x25519-dalek, and bit 255 of a peer key is ignored by both; the private bytes come
@@ -25,18 +25,32 @@ use aws_lc_rs::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::agreement::{self, X25519};
 use zeroize::Zeroize;
 
-use super::dalek;
+use super::Backend;
+use super::dalek::Dalek;
 use crate::suite::{
     AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, CryptoError, DH_LEN, Secret, SharedSecret,
 };
 
-/// An AWS-LC key object kept with the suite key it was built from ([`DhKey`], [`AeadObject`]),
-/// shared by the key's clones (a model checker clones states by the thousand), or none: then each
-/// call builds its own. It is a function of the key's bytes, which the suite keeps beside it, so
-/// it takes no part in equality or hashing ([`PartialEq`] is always true, [`Hash`] writes
-/// nothing); [`Zeroize`] drops this handle, and AWS-LC erases the object's memory when the last
-/// one goes (`OPENSSL_free`).
-struct KeyObject<T>(Option<Arc<T>>);
+/// aws-lc-rs's X25519 and ChaCha20-Poly1305, with AWS-LC's key objects kept for the keys that
+/// serve many calls (`KeyObject`).
+pub struct AwsLc;
+
+/// An AWS-LC key object kept with the suite key it was built from ([`AwsLc`]'s
+/// [`Backend::DhObject`] and [`Backend::AeadObject`]), shared by the key's clones, or none: then
+/// each call builds its own.
+///
+/// **Secrets.** The object holds AWS-LC's copy of the key (for X25519 the private scalar and the
+/// public key) in memory AWS-LC allocated. [`Zeroize`] drops this handle at once; when the last
+/// handle is gone (clones share the object through an [`Arc`]: a model checker clones states by
+/// the thousand), AWS-LC frees the key with `OPENSSL_free`, which erases the whole allocation
+/// (`OPENSSL_cleanse`) before freeing it. No copy of a key is ever read back out of it.
+///
+/// **Same value, same key.** The object is a function of the key's bytes, which the suite keeps
+/// beside it, so it takes no part in equality or hashing ([`PartialEq`] is always true and
+/// [`Hash`] writes nothing): two suite keys are equal exactly when their bytes are. `None`
+/// (AWS-LC could not allocate it, or the handle was zeroized) means "build it per call": slower,
+/// never a different result.
+pub struct KeyObject<T>(Option<Arc<T>>);
 
 impl<T> Clone for KeyObject<T> {
     fn clone(&self) -> Self {
@@ -68,79 +82,176 @@ impl<T> Zeroize for KeyObject<T> {
     }
 }
 
-/// AWS-LC's X25519 key object for one private key, built once when the key is made
-/// ([`crate::suite::PrivateKey::from_bytes`]) and kept with it, so that each DH is one
-/// scalar multiplication: building the object derives the public key (a fixed-base
-/// multiplication), which is the key generation's work and need not be repeated per DH.
-///
-/// **Secrets.** The object holds AWS-LC's copy of the private scalar (and the public key) in
-/// memory AWS-LC allocated. [`Zeroize`] drops this handle at once; when the last handle is gone
-/// (clones share the object through an [`Arc`]: a model checker clones states by the thousand),
-/// `EVP_PKEY_free` frees the key with `OPENSSL_free`, which erases the whole allocation
-/// (`OPENSSL_cleanse`) before freeing it. No copy of the scalar is ever read back out of it.
-///
-/// **Same value, same key.** The object is a function of the private bytes the suite keeps next
-/// to it, so it takes no part in equality or hashing ([`PartialEq`] is always true and [`Hash`]
-/// writes nothing): two `PrivateKey`s are equal exactly when their bytes are. `None` (AWS-LC
-/// could not allocate, or the handle was zeroized) means "build it per DH", as before: slower,
-/// never a different result.
-#[derive(Clone, Default, PartialEq, Eq, Hash, Zeroize)]
-pub struct DhKey(KeyObject<agreement::PrivateKey>);
+impl Backend for AwsLc {
+    /// AWS-LC's X25519 key object, so that each DH is one scalar multiplication: building the
+    /// object derives the public key (a fixed-base multiplication), which is the key generation's
+    /// work and need not be repeated per DH.
+    type DhObject = KeyObject<agreement::PrivateKey>;
 
-impl DhKey {
-    /// The key object for `secret` and its public key `X25519(secret, 9)`.
-    ///
+    /// AWS-LC's ChaCha20-Poly1305 key object: building one allocates AWS-LC memory, sets it up
+    /// and erases and frees it again, about a quarter of a 64-byte seal and open (README
+    /// "Benchmarks"), which the per-call operations pay on every call.
+    type AeadObject = KeyObject<LessSafeKey>;
+
+    /// Through [`Self::dh_object`].
+    fn x25519_public_key(secret: &[u8; DH_LEN]) -> [u8; DH_LEN] {
+        Self::dh_object(secret).1
+    }
+
+    /// With a key object built for this one call ([`Self::x25519_with`] reuses one).
+    fn x25519(
+        secret: &[u8; DH_LEN],
+        their_public: &[u8; DH_LEN],
+    ) -> Result<SharedSecret, CryptoError> {
+        let ours = agreement::PrivateKey::from_private_key(&X25519, secret)
+            .map_err(|_| CryptoError::NonContributory)?;
+        agree(&ours, their_public)
+    }
+
     /// AWS-LC refuses only on an allocation failure of its own; then the dalek backend computes
-    /// the same public key, and DH builds the object per call, so this stays total without a
-    /// panic.
-    #[must_use]
-    pub fn new(secret: &[u8; DH_LEN]) -> (Self, [u8; DH_LEN]) {
+    /// the same public key, and each DH builds the object, so this stays total without a panic.
+    fn dh_object(secret: &[u8; DH_LEN]) -> (Self::DhObject, [u8; DH_LEN]) {
         let key = agreement::PrivateKey::from_private_key(&X25519, secret).ok();
         let public = key
             .as_ref()
             .and_then(|key| key.compute_public_key().ok())
             .and_then(|public| <[u8; DH_LEN]>::try_from(public.as_ref()).ok());
         match (key, public) {
-            (Some(key), Some(public)) => (Self(KeyObject(Some(Arc::new(key)))), public),
-            _ => (Self(KeyObject(None)), dalek::x25519_public_key(secret)),
+            (Some(key), Some(public)) => (KeyObject(Some(Arc::new(key))), public),
+            _ => (KeyObject(None), Dalek::x25519_public_key(secret)),
         }
     }
 
-    /// `X25519(secret, their_public)` with this key object, which must be the one [`Self::new`]
-    /// made for `secret`; as [`x25519`].
-    ///
-    /// # Errors
-    /// [`CryptoError::NonContributory`] if the output is all zero.
-    pub fn x25519(
-        &self,
+    fn x25519_with(
+        object: &Self::DhObject,
         secret: &[u8; DH_LEN],
         their_public: &[u8; DH_LEN],
     ) -> Result<SharedSecret, CryptoError> {
-        match &self.0.0 {
+        match &object.0 {
             Some(ours) => agree(ours, their_public),
-            None => x25519(secret, their_public),
+            None => Self::x25519(secret, their_public),
         }
     }
-}
 
-/// `X25519(secret, 9)`, as [`dalek::x25519_public_key`] (through [`DhKey::new`]).
-#[must_use]
-pub fn x25519_public_key(secret: &[u8; DH_LEN]) -> [u8; DH_LEN] {
-    DhKey::new(secret).1
-}
+    fn aead_seal(
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        body: &mut [u8],
+    ) -> Option<[u8; AEAD_TAG_LEN]> {
+        seal_with(&aead_key(key)?, nonce, ad, body)
+    }
 
-/// `X25519(secret, their_public)`, refused if the result is all zero, as [`dalek::x25519`]: the
-/// key object built for this one call ([`DhKey::x25519`] reuses one).
-///
-/// # Errors
-/// [`CryptoError::NonContributory`] if the output is all zero.
-pub fn x25519(
-    secret: &[u8; DH_LEN],
-    their_public: &[u8; DH_LEN],
-) -> Result<SharedSecret, CryptoError> {
-    let ours = agreement::PrivateKey::from_private_key(&X25519, secret)
-        .map_err(|_| CryptoError::NonContributory)?;
-    agree(&ours, their_public)
+    /// AWS-LC decrypts while it authenticates and erases its output when the tag does not verify
+    /// (`EVP_AEAD_CTX_open_gather`), which would destroy a ciphertext the caller may still try
+    /// another key on. So the ciphertext is copied first and put back on failure
+    /// ([`open_in_place_with`]).
+    fn aead_open(
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        body: &mut [u8],
+        tag: &[u8; AEAD_TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        open_in_place_with(&aead_key(key).ok_or(CryptoError::AeadOpen)?, nonce, ad, body, tag)
+    }
+
+    /// AWS-LC decrypts `ciphertext` into `out` while it authenticates
+    /// (`EVP_AEAD_CTX_open_gather`), and on a refused tag erases `out` — which is all it writes,
+    /// so no backup is needed. A caller whose plaintext is to land in another buffer anyway (a
+    /// role that reads a frame into a buffer of its pool, `channel::Transport::read_into`) saves
+    /// the copy [`Self::aead_open`] makes.
+    fn aead_open_into(
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; AEAD_TAG_LEN],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        open_into_with(
+            &aead_key(key).ok_or(CryptoError::AeadOpen)?,
+            nonce,
+            ad,
+            ciphertext,
+            tag,
+            out,
+        )
+    }
+
+    /// A copy of `ciphertext` decrypted in place without the backup [`Self::aead_open`] makes:
+    /// the new buffer is this function's own (AWS-LC zeroes it on a refusal, and it is dropped).
+    /// A caller that does not have to keep its ciphertext (`AeadKey::open`) saves that copy.
+    fn aead_open_to_vec(
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; AEAD_TAG_LEN],
+    ) -> Result<Vec<u8>, CryptoError> {
+        open_to_vec_with(&aead_key(key).ok_or(CryptoError::AeadOpen)?, nonce, ad, ciphertext, tag)
+    }
+
+    /// `None` inside (the per-call operations then) if AWS-LC cannot allocate it.
+    fn aead_object(key: &[u8; AEAD_KEY_LEN]) -> Self::AeadObject {
+        KeyObject(aead_key(key).map(Arc::new))
+    }
+
+    fn aead_seal_with(
+        object: &Self::AeadObject,
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        body: &mut [u8],
+    ) -> Option<[u8; AEAD_TAG_LEN]> {
+        match &object.0 {
+            Some(object) => seal_with(object, nonce, ad, body),
+            None => Self::aead_seal(key, nonce, ad, body),
+        }
+    }
+
+    fn aead_open_with(
+        object: &Self::AeadObject,
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        body: &mut [u8],
+        tag: &[u8; AEAD_TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        match &object.0 {
+            Some(object) => open_in_place_with(object, nonce, ad, body, tag),
+            None => Self::aead_open(key, nonce, ad, body, tag),
+        }
+    }
+
+    fn aead_open_into_with(
+        object: &Self::AeadObject,
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; AEAD_TAG_LEN],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        match &object.0 {
+            Some(object) => open_into_with(object, nonce, ad, ciphertext, tag, out),
+            None => Self::aead_open_into(key, nonce, ad, ciphertext, tag, out),
+        }
+    }
+
+    fn aead_open_to_vec_with(
+        object: &Self::AeadObject,
+        key: &[u8; AEAD_KEY_LEN],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        ad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; AEAD_TAG_LEN],
+    ) -> Result<Vec<u8>, CryptoError> {
+        match &object.0 {
+            Some(object) => open_to_vec_with(object, nonce, ad, ciphertext, tag),
+            None => Self::aead_open_to_vec(key, nonce, ad, ciphertext, tag),
+        }
+    }
 }
 
 /// The DH itself.
@@ -165,114 +276,9 @@ fn aead_key(key: &[u8; AEAD_KEY_LEN]) -> Option<LessSafeKey> {
     UnboundKey::new(&CHACHA20_POLY1305, key).ok().map(LessSafeKey::new)
 }
 
-/// AWS-LC's ChaCha20-Poly1305 key object for a key that serves many messages (a Noise
-/// `CipherState`'s, `suite::KeptAeadKey`), built once with the key and kept with it, as [`DhKey`]
-/// is for an X25519 key: building one allocates AWS-LC memory, sets it up and erases and frees
-/// it again, about a quarter of a 64-byte seal and open (README "Benchmarks"), which the free
-/// functions below pay on every call.
-///
-/// **Secrets**, **same value, same key**, `None`: as [`DhKey`]. AWS-LC keeps its copy of the key
-/// in memory it allocated, erased by `OPENSSL_free` when the last handle is dropped; the object
-/// takes no part in `==` or `Hash`; without one (AWS-LC could not allocate it, or the handle was
-/// zeroized) every call builds its own, as the free functions do: slower, never a different
-/// result.
-#[derive(Clone, Default, PartialEq, Eq, Hash, Zeroize)]
-pub struct AeadObject(KeyObject<LessSafeKey>);
-
-impl AeadObject {
-    /// The key object for `key`.
-    #[must_use]
-    pub fn new(key: &[u8; AEAD_KEY_LEN]) -> Self {
-        Self(KeyObject(aead_key(key).map(Arc::new)))
-    }
-
-    /// [`aead_seal`] with this key object, which must be the one [`Self::new`] made for `key`.
-    #[must_use]
-    pub fn seal(
-        &self,
-        key: &[u8; AEAD_KEY_LEN],
-        nonce: &[u8; AEAD_NONCE_LEN],
-        ad: &[u8],
-        body: &mut [u8],
-    ) -> Option<[u8; AEAD_TAG_LEN]> {
-        match &self.0.0 {
-            Some(object) => seal_with(object, nonce, ad, body),
-            None => aead_seal(key, nonce, ad, body),
-        }
-    }
-
-    /// [`aead_open_to_vec`] with this key object, which must be the one [`Self::new`] made for
-    /// `key`.
-    ///
-    /// # Errors
-    /// [`CryptoError::AeadOpen`] if the tag does not verify.
-    pub fn open_to_vec(
-        &self,
-        key: &[u8; AEAD_KEY_LEN],
-        nonce: &[u8; AEAD_NONCE_LEN],
-        ad: &[u8],
-        ciphertext: &[u8],
-        tag: &[u8; AEAD_TAG_LEN],
-    ) -> Result<Vec<u8>, CryptoError> {
-        match &self.0.0 {
-            Some(object) => open_to_vec_with(object, nonce, ad, ciphertext, tag),
-            None => aead_open_to_vec(key, nonce, ad, ciphertext, tag),
-        }
-    }
-
-    /// [`aead_open_into`] with this key object, which must be the one [`Self::new`] made for
-    /// `key`.
-    ///
-    /// # Errors
-    /// [`CryptoError::AeadOpen`] if the tag does not verify; `ciphertext` is only read.
-    pub fn open_into(
-        &self,
-        key: &[u8; AEAD_KEY_LEN],
-        nonce: &[u8; AEAD_NONCE_LEN],
-        ad: &[u8],
-        ciphertext: &[u8],
-        tag: &[u8; AEAD_TAG_LEN],
-        out: &mut [u8],
-    ) -> Result<(), CryptoError> {
-        match &self.0.0 {
-            Some(object) => open_into_with(object, nonce, ad, ciphertext, tag, out),
-            None => aead_open_into(key, nonce, ad, ciphertext, tag, out),
-        }
-    }
-
-    /// [`aead_open`] with this key object, which must be the one [`Self::new`] made for `key`.
-    ///
-    /// # Errors
-    /// [`CryptoError::AeadOpen`] if the tag does not verify; `body` is then as it was.
-    pub fn open_in_place(
-        &self,
-        key: &[u8; AEAD_KEY_LEN],
-        nonce: &[u8; AEAD_NONCE_LEN],
-        ad: &[u8],
-        body: &mut [u8],
-        tag: &[u8; AEAD_TAG_LEN],
-    ) -> Result<(), CryptoError> {
-        match &self.0.0 {
-            Some(object) => open_in_place_with(object, nonce, ad, body, tag),
-            None => aead_open(key, nonce, ad, body, tag),
-        }
-    }
-}
-
-/// Encrypts `body` in place and returns the tag, as [`dalek::aead_seal`]; `None` if AWS-LC
-/// refuses (a body over ChaCha20's 2^38-byte limit, or an allocation failure): then `body` holds
-/// no plaintext but is otherwise unspecified, and the caller discards it.
-#[must_use]
-pub fn aead_seal(
-    key: &[u8; AEAD_KEY_LEN],
-    nonce: &[u8; AEAD_NONCE_LEN],
-    ad: &[u8],
-    body: &mut [u8],
-) -> Option<[u8; AEAD_TAG_LEN]> {
-    seal_with(&aead_key(key)?, nonce, ad, body)
-}
-
-/// [`aead_seal`] with the key object `key`.
+/// [`Backend::aead_seal`] with the key object `key`; `None` if AWS-LC refuses (a body over
+/// ChaCha20's 2^38-byte limit), and then `body` holds no plaintext but is otherwise unspecified.
+#[inline]
 fn seal_with(
     key: &LessSafeKey,
     nonce: &[u8; AEAD_NONCE_LEN],
@@ -285,40 +291,21 @@ fn seal_with(
     <[u8; AEAD_TAG_LEN]>::try_from(tag.as_ref()).ok()
 }
 
-/// How much of the ciphertext backup [`aead_open`] keeps between calls: every link frame fits
-/// (`wire::MAX_FRAME_LEN` is 64 KiB and a few bytes), so a thread that only opens protocol frames
-/// allocates it once; a larger one is freed after its call.
+/// How much of the ciphertext backup [`open_in_place_with`] keeps between calls: every link
+/// frame fits (`wire::MAX_FRAME_LEN` is 64 KiB and a few bytes), so a thread that only opens
+/// protocol frames allocates it once; a larger one is freed after its call.
 const BACKUP_KEPT: usize = 1 << 17;
 
 std::thread_local! {
-    /// The ciphertext [`aead_open`] restores on failure. It only ever holds ciphertext, which is
-    /// public (it crossed the network), never a plaintext or a key.
+    /// The ciphertext [`open_in_place_with`] restores on failure. It only ever holds ciphertext,
+    /// which is public (it crossed the network), never a plaintext or a key.
     static CIPHERTEXT_BACKUP: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Verifies `tag` and decrypts `body` in place, as [`dalek::aead_open`]: on error `body` is
-/// exactly as it was.
-///
-/// AWS-LC decrypts while it authenticates and erases its output when the tag does not verify
-/// (`EVP_AEAD_CTX_open_gather`), which would destroy a ciphertext the caller may still try
-/// another key on (the e2e ratchet tries an envelope in several sessions). So the ciphertext is
-/// copied first and put back on failure. The copy goes to a buffer of this thread that is reused
-/// from call to call, so that opening a message allocates nothing, as with the dalek backend
-/// (tests/allocations.rs counts it).
-///
-/// # Errors
-/// [`CryptoError::AeadOpen`] if the tag does not verify.
-pub fn aead_open(
-    key: &[u8; AEAD_KEY_LEN],
-    nonce: &[u8; AEAD_NONCE_LEN],
-    ad: &[u8],
-    body: &mut [u8],
-    tag: &[u8; AEAD_TAG_LEN],
-) -> Result<(), CryptoError> {
-    open_in_place_with(&aead_key(key).ok_or(CryptoError::AeadOpen)?, nonce, ad, body, tag)
-}
-
-/// [`aead_open`] with the key object `key`.
+/// [`Backend::aead_open`] with the key object `key`: the ciphertext is backed up and restored on
+/// failure ([`AwsLc::aead_open`] says why). The backup goes to a buffer of this thread that is
+/// reused from call to call, so that opening a message allocates nothing, as with the dalek
+/// backend (tests/allocations.rs counts it).
 fn open_in_place_with(
     key: &LessSafeKey,
     nonce: &[u8; AEAD_NONCE_LEN],
@@ -339,7 +326,7 @@ fn open_in_place_with(
     }
 }
 
-/// [`aead_open`] with `backup` as the place to save the ciphertext in.
+/// [`open_in_place_with`] with `backup` as the place to save the ciphertext in.
 fn open_restoring(
     key: &LessSafeKey,
     nonce: &[u8; AEAD_NONCE_LEN],
@@ -362,28 +349,7 @@ fn open_restoring(
     opened.map_err(|_| CryptoError::AeadOpen)
 }
 
-/// [`aead_open`] from one buffer into another, as [`dalek::aead_open_into`]: AWS-LC decrypts
-/// `ciphertext` into `out` (as long) while it authenticates (`EVP_AEAD_CTX_open_gather`), and on
-/// a refused tag erases `out` — which is all it writes: `ciphertext` is only read, so no backup is
-/// needed. A caller whose plaintext is to land in another buffer anyway (a role that reads a frame
-/// into a buffer of its pool, `channel::Transport::read_into`) saves the copy [`aead_open`]
-/// makes.
-///
-/// # Errors
-/// [`CryptoError::AeadOpen`] if the tag does not verify or the lengths differ; `out` is then
-/// unspecified (AWS-LC zeroes it) and holds no plaintext.
-pub fn aead_open_into(
-    key: &[u8; AEAD_KEY_LEN],
-    nonce: &[u8; AEAD_NONCE_LEN],
-    ad: &[u8],
-    ciphertext: &[u8],
-    tag: &[u8; AEAD_TAG_LEN],
-    out: &mut [u8],
-) -> Result<(), CryptoError> {
-    open_into_with(&aead_key(key).ok_or(CryptoError::AeadOpen)?, nonce, ad, ciphertext, tag, out)
-}
-
-/// [`aead_open_into`] with the key object `key`.
+/// [`Backend::aead_open_into`] with the key object `key` ([`AwsLc::aead_open_into`]).
 fn open_into_with(
     key: &LessSafeKey,
     nonce: &[u8; AEAD_NONCE_LEN],
@@ -402,24 +368,7 @@ fn open_into_with(
     .map_err(|_| CryptoError::AeadOpen)
 }
 
-/// [`aead_open`] out of place, as [`dalek::aead_open_to_vec`]: a copy of `ciphertext` in a new
-/// buffer is decrypted in place, and `ciphertext` is only read, so no backup is needed — a caller
-/// that does not have to keep its ciphertext (`AeadKey::open`) saves the copy [`aead_open`] makes.
-/// On error the new buffer (which AWS-LC zeroes, `EVP_AEAD_CTX_open_gather`) is dropped.
-///
-/// # Errors
-/// [`CryptoError::AeadOpen`] if the tag does not verify.
-pub fn aead_open_to_vec(
-    key: &[u8; AEAD_KEY_LEN],
-    nonce: &[u8; AEAD_NONCE_LEN],
-    ad: &[u8],
-    ciphertext: &[u8],
-    tag: &[u8; AEAD_TAG_LEN],
-) -> Result<Vec<u8>, CryptoError> {
-    open_to_vec_with(&aead_key(key).ok_or(CryptoError::AeadOpen)?, nonce, ad, ciphertext, tag)
-}
-
-/// [`aead_open_to_vec`] with the key object `key`.
+/// [`Backend::aead_open_to_vec`] with the key object `key` ([`AwsLc::aead_open_to_vec`]).
 fn open_to_vec_with(
     key: &LessSafeKey,
     nonce: &[u8; AEAD_NONCE_LEN],
@@ -439,4 +388,51 @@ fn open_to_vec_with(
     )
     .map_err(|_| CryptoError::AeadOpen)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the suite's keys rely on, which the same bytes from both backends
+    /// (tests/suite_backends.rs) cannot show: an object is built and kept, clones share it rather
+    /// than build their own, `==` ignores it, and zeroizing drops this handle only.
+    fn kept_shared_and_released<T>(mut object: KeyObject<T>) {
+        let built = object.0.clone().expect("AWS-LC built the key object");
+        let copy = object.clone();
+        assert!(copy.0.as_ref().is_some_and(|shared| Arc::ptr_eq(shared, &built)));
+        assert!(object == KeyObject::default(), "a key object takes no part in `==`");
+        object.zeroize();
+        assert!(object.0.is_none(), "zeroizing drops the handle");
+        assert!(copy.0.is_some(), "and only this one");
+    }
+
+    #[test]
+    fn key_objects_are_kept_shared_and_released() {
+        let (dh, public) = AwsLc::dh_object(&[7; DH_LEN]);
+        assert_eq!(public, Dalek::x25519_public_key(&[7; DH_LEN]));
+        kept_shared_and_released(dh);
+        kept_shared_and_released(AwsLc::aead_object(&[7; AEAD_KEY_LEN]));
+    }
+
+    /// The bytes of the ciphertext backup's buffer that this thread keeps after an open in place
+    /// of `len` bytes (a test runs in a thread of its own, so the buffer starts empty).
+    fn backup_kept_after_opening(len: usize) -> usize {
+        let (key, nonce) = ([7; AEAD_KEY_LEN], [9; AEAD_NONCE_LEN]);
+        let mut body = vec![0x5a; len];
+        let tag = AwsLc::aead_seal(&key, &nonce, b"ad", &mut body).expect("sealed");
+        assert_eq!(AwsLc::aead_open(&key, &nonce, b"ad", &mut body, &tag), Ok(()));
+        CIPHERTEXT_BACKUP.with(|backup| backup.borrow().capacity())
+    }
+
+    #[test]
+    fn the_backup_of_a_link_frame_is_kept() {
+        assert!(backup_kept_after_opening(1000) >= 1000);
+        assert!(backup_kept_after_opening(BACKUP_KEPT) >= BACKUP_KEPT);
+    }
+
+    #[test]
+    fn a_larger_backup_is_freed() {
+        assert_eq!(backup_kept_after_opening(BACKUP_KEPT + 1), 0);
+    }
 }
