@@ -16,13 +16,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::TempDir;
-use std::io::{BufRead, BufReader, Read, Write};
+use common::{Relay, TempDir, read_frame};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-use e2e_protocol::wire::{HEADER_LEN, LinkFrame, frame_len};
 
 /// How long one `e2e-ref load` of these tests may take before it fails.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -114,40 +112,6 @@ fn e2e_survives_sigkill_without_loss_or_duplicates() {
     fault_run("e2e");
 }
 
-/// A running `e2e-ref serve` on loopback with a fresh data directory; killed on drop.
-struct Relay {
-    child: Child,
-    addr: SocketAddr,
-    key: String,
-    _data: TempDir,
-}
-
-impl Relay {
-    fn start() -> Self {
-        let data = TempDir::new("load");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-ref"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(&data.0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let key_line = lines.next().unwrap().unwrap();
-        let addr_line = lines.next().unwrap().unwrap();
-        let key = key_line.strip_prefix("public key: ").unwrap().to_owned();
-        let addr = addr_line.strip_prefix("listening on ").unwrap().parse().unwrap();
-        Self { child, addr, key, _data: data }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A TCP proxy on loopback in front of `relay`. Of the first connection it accepts, it passes the
 /// first frame (the client's `HandshakeInit`) on at once and everything after it — the client's
 /// `Ready` first — [`LAG`] later, in order; every other byte, both ways, at once. So the relay
@@ -183,27 +147,18 @@ fn lagging_proxy(relay: SocketAddr) -> SocketAddr {
     addr
 }
 
-/// Reads one link frame: header, length check, body. `None` on EOF or error.
-fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut header = [0u8; HEADER_LEN];
-    stream.read_exact(&mut header).ok()?;
-    let len = frame_len::<LinkFrame>(&header).ok()??;
-    let mut frame = vec![0u8; len];
-    frame[..HEADER_LEN].copy_from_slice(&header);
-    stream.read_exact(&mut frame[HEADER_LEN..]).ok()?;
-    Some(frame)
-}
-
 /// Two clients, one of them behind the lag: its peer must not send before the relay has bound
 /// the lagging client's name, so nothing is refused and every message arrives.
 fn lagging_run(protocol: &str) {
-    let relay = Relay::start();
+    let data = TempDir::new("load");
+    let relay = Relay::start(&data.0, &[]);
+    let key = hex::encode(relay.key.as_bytes());
     let proxy = lagging_proxy(relay.addr).to_string();
     let report = load(&[
         "--connect",
         &proxy,
         "--server-key",
-        &relay.key,
+        &key,
         "--clients",
         "2",
         "--messages",

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::TempDir;
+use common::{Relay, TempDir, read_frame};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -23,59 +23,8 @@ use rand_core::SeedableRng;
 /// How long any single wait in these tests may take before it fails.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A running `e2e-ref serve`; killed (SIGKILL) on drop.
-struct Relay {
-    child: Child,
-    addr: SocketAddr,
-    key: PublicKey,
-}
-
-impl Relay {
-    fn start(data: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-ref"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let key_line = lines.next().unwrap().unwrap();
-        let addr_line = lines.next().unwrap().unwrap();
-        let key = key_line.strip_prefix("public key: ").unwrap();
-        let key: [u8; 32] = hex::decode(key).unwrap().try_into().unwrap();
-        let addr = addr_line.strip_prefix("listening on ").unwrap().parse().unwrap();
-        Self { child, addr, key: PublicKey::from_bytes(key) }
-    }
-
-    /// SIGKILL, as a crash: no destructor, no flush, nothing.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn name(s: &str) -> Name {
     Name::new(s).unwrap()
-}
-
-/// Reads one link frame as the relay does: header, length check, body. `None` on EOF or error.
-fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut header = [0u8; HEADER_LEN];
-    stream.read_exact(&mut header).ok()?;
-    let len = frame_len::<LinkFrame>(&header).ok()??;
-    let mut frame = vec![0u8; len];
-    frame[..HEADER_LEN].copy_from_slice(&header);
-    stream.read_exact(&mut frame[HEADER_LEN..]).ok()?;
-    Some(frame)
 }
 
 /// A library `Client` on a TCP connection; keeps every event it saw.
